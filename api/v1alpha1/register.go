@@ -16,6 +16,8 @@ var SchemeGroupVersion = schema.GroupVersion{Group: GroupName, Version: "v1alpha
 func AddToScheme(s *runtime.Scheme) error {
 	s.AddKnownTypes(SchemeGroupVersion,
 		&WorkloadEntry{}, &WorkloadEntryList{},
+		&TrafficPolicy{}, &TrafficPolicyList{},
+		&AuthorizationPolicy{}, &AuthorizationPolicyList{},
 	)
 	metav1.AddToGroupVersion(s, SchemeGroupVersion)
 	return nil
