@@ -1,0 +1,52 @@
+// Package file is the registry of local mode: it reads the mesh from one
+// multi-document YAML file in Kubernetes' shape and follows the file as it
+// changes.
+//
+// # Kinds
+//
+//   - v1 Service: selector, ports (name, port, targetPort as a number or a
+//     name, protocol), optional clusterIP. A Service with a selector has as
+//     endpoints the WorkloadEntries its selector matches in its namespace,
+//     as a Service selects Pods; a named targetPort resolves against each
+//     entry's ports.
+//   - discovery.k8s.io/v1 EndpointSlice: more endpoints for the Service its
+//     kubernetes.io/service-name label names, for endpoints that run no
+//     sidecar (dialled directly). Slice ports match Service ports by name;
+//     the conditions ready, serving and terminating are kept.
+//   - weft.dev/v1alpha1 WorkloadEntry: a workload (local process, VM) with
+//     its address, service account, ports, locality and weight. Each one
+//     runs a sidecar whose xDS node id is <name>.<namespace>.
+//
+// Objects are decoded with the Kubernetes API types and the API server's
+// strictness (sigs.k8s.io/yaml to JSON, sigs.k8s.io/json case-sensitive
+// with unknown and duplicate fields rejected). A missing namespace is
+// "default". Adding a kind takes a slice in objects, an entry in knownKinds
+// (kinds.go) with a validate function, and its use in build.go.
+//
+// # Checks
+//
+// Besides decoding, Parse rejects: an unknown apiVersion/kind; a missing
+// required field; invalid names, labels, ports and addresses; two objects of
+// one kind with the same namespace/name; a duplicate port or port name in
+// one Service or WorkloadEntry; two WorkloadEntries with one address; two
+// Services with one clusterIP; a workload port or a Service targetPort in the
+// sidecar's reserved range (mesh.ReservedPortFirst-Last, 15000-15020); a
+// Service selector that matches no WorkloadEntry; a named targetPort that a
+// selected entry does not declare; an EndpointSlice of an unknown Service or
+// port, or with an endpoint at a WorkloadEntry's address. Each problem is an
+// *Error with file, line, object, field and reason:
+//
+//	mesh.yaml:23: Service shop/payment: spec.ports[1].port: duplicate port 8080
+//
+// # Following the file
+//
+// Source.Run reads the file every 100 ms (WithPollInterval) and parses it
+// when its content hash changed, so an edit reaches the xds debouncer within
+// one interval whether the editor writes in place or renames over the file.
+// A bad content is logged and reported once and never pushed: the last good
+// state stays in force.
+//
+// Parse is pure and exported for weftctl and the local launcher, which learn
+// the WorkloadEntries (name, namespace, serviceAccount, address, labels,
+// annotations, ports) from State.Workloads.
+package file

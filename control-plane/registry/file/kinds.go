@@ -1,0 +1,132 @@
+package file
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/weftmesh/weft/api/v1alpha1"
+)
+
+// objects holds the decoded objects of a file, by kind, in file order.
+// Adding a kind: a slice here, an entry in knownKinds with its validate
+// function, and its use in build.
+type objects struct {
+	services        []decoded[corev1.Service]
+	endpointSlices  []decoded[discoveryv1.EndpointSlice]
+	workloadEntries []decoded[v1alpha1.WorkloadEntry]
+}
+
+// decoded is one object and the document it came from (for error lines).
+type decoded[T any] struct {
+	doc *document
+	obj *T
+}
+
+// kind is one apiVersion/kind the file registry reads.
+type kind struct {
+	apiVersion string
+	kind       string
+	decode     func(p *parser, d *document, data []byte)
+}
+
+// knownKinds is the table of every kind a mesh file may hold.
+func knownKinds() []kind {
+	return []kind{
+		register("v1", "Service", validation.IsDNS1035Label,
+			func(o *objects) *[]decoded[corev1.Service] { return &o.services }, validateService),
+		register("discovery.k8s.io/v1", "EndpointSlice", validation.IsDNS1123Subdomain,
+			func(o *objects) *[]decoded[discoveryv1.EndpointSlice] { return &o.endpointSlices }, validateEndpointSlice),
+		register(v1alpha1.SchemeGroupVersion.String(), "WorkloadEntry", validation.IsDNS1123Subdomain,
+			func(o *objects) *[]decoded[v1alpha1.WorkloadEntry] { return &o.workloadEntries }, validateWorkloadEntry),
+	}
+}
+
+func knownKindList() string {
+	var names []string
+	for _, k := range knownKinds() {
+		names = append(names, k.apiVersion+" "+k.kind)
+	}
+	return strings.Join(names, ", ")
+}
+
+// register builds the kind entry for a Go type: strict decoding, the checks
+// every object gets (metadata, duplicates), then the kind's own validate.
+func register[T any, PT interface {
+	*T
+	metav1.Object
+}](apiVersion, kindName string, nameCheck func(string) []string, list func(*objects) *[]decoded[T], validate func(*parser, *document, *T)) kind {
+	return kind{apiVersion: apiVersion, kind: kindName, decode: func(p *parser, d *document, data []byte) {
+		obj := new(T)
+		if !p.decodeStrict(d, data, obj) {
+			return
+		}
+		meta := PT(obj)
+		if meta.GetNamespace() == "" {
+			meta.SetNamespace(metav1.NamespaceDefault)
+		}
+		d.object = kindName + " " + meta.GetNamespace() + "/" + meta.GetName()
+		ok := p.validateMeta(d, kindName, meta, nameCheck)
+		before := len(p.errs)
+		validate(p, d, obj)
+		if ok && len(p.errs) == before {
+			*list(&p.objs) = append(*list(&p.objs), decoded[T]{doc: d, obj: obj})
+		}
+	}}
+}
+
+func (p *parser) validateMeta(d *document, kindName string, meta metav1.Object, nameCheck func(string) []string) bool {
+	before := len(p.errs)
+	if meta.GetName() == "" {
+		p.errorf(d, "metadata.name", "required")
+	} else if msgs := nameCheck(meta.GetName()); len(msgs) > 0 {
+		p.errorf(d, "metadata.name", "invalid name %q: %s", meta.GetName(), strings.Join(msgs, "; "))
+	}
+	if msgs := validation.IsDNS1123Label(meta.GetNamespace()); len(msgs) > 0 {
+		p.errorf(d, "metadata.namespace", "invalid namespace %q: %s", meta.GetNamespace(), strings.Join(msgs, "; "))
+	}
+	p.fieldErrors(d, metav1validation.ValidateLabels(meta.GetLabels(), field.NewPath("metadata", "labels")))
+	if len(p.errs) > before {
+		return false
+	}
+	key := kindName + " " + meta.GetNamespace() + "/" + meta.GetName()
+	if first, dup := p.seen[key]; dup {
+		p.errorf(d, "metadata.name", "duplicate %s %s/%s (first declared on line %d)", kindName, meta.GetNamespace(), meta.GetName(), first)
+		return false
+	}
+	p.seen[key] = d.line("metadata.name")
+	return true
+}
+
+// fieldErrors reports apimachinery validation errors.
+func (p *parser) fieldErrors(d *document, errs field.ErrorList) {
+	for _, e := range errs {
+		p.errorf(d, e.Field, "%s", e.ErrorBody())
+	}
+}
+
+func checkPort(port int32) string {
+	switch {
+	case port == 0:
+		return "required"
+	case port < 0 || port > 65535:
+		return fmt.Sprintf("port %d is not in 1-65535", port)
+	}
+	return ""
+}
+
+func protocolOf(p corev1.Protocol) (corev1.Protocol, bool) {
+	switch p {
+	case "":
+		return corev1.ProtocolTCP, true
+	case corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP:
+		return p, true
+	}
+	return p, false
+}
