@@ -70,19 +70,16 @@ func Start(ctx context.Context, meshFile, binDir string, opts ...Option) (*Mesh,
 	if err != nil {
 		return nil, fmt.Errorf("launch: %w", err)
 	}
-	data, err := os.ReadFile(absFile)
-	if err != nil {
-		return nil, fmt.Errorf("launch: %w", err)
-	}
-	entries, err := workloadEntries(absFile, data)
+	workloads, err := ReadWorkloads(absFile, absBin)
 	if err != nil {
 		return nil, err
 	}
 	m := &Mesh{
-		cfg:      cfg,
-		meshFile: absFile,
-		binDir:   absBin,
-		runDir:   cfg.runDir,
+		cfg:       cfg,
+		meshFile:  absFile,
+		binDir:    absBin,
+		runDir:    cfg.runDir,
+		workloads: workloads,
 		client: &http.Client{
 			Timeout:   time.Second,
 			Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
@@ -93,19 +90,6 @@ func Start(ctx context.Context, meshFile, binDir string, opts ...Option) (*Mesh,
 	if cfg.output != nil {
 		m.out = &syncWriter{out: cfg.output}
 	}
-	seen := map[string]bool{}
-	for _, e := range entries {
-		w, err := workloadFromEntry(e, absBin)
-		if err != nil {
-			return nil, err
-		}
-		if seen[w.NodeID()] {
-			return nil, fmt.Errorf("launch: %s: WorkloadEntry %s appears twice", absFile, w.NodeID())
-		}
-		seen[w.NodeID()] = true
-		m.workloads = append(m.workloads, w)
-	}
-	sort.Slice(m.workloads, func(i, j int) bool { return m.workloads[i].NodeID() < m.workloads[j].NodeID() })
 	if m.runDir == "" {
 		if m.runDir, err = os.MkdirTemp("", "weft-local-"); err != nil {
 			return nil, fmt.Errorf("launch: %w", err)
@@ -120,6 +104,35 @@ func Start(ctx context.Context, meshFile, binDir string, opts ...Option) (*Mesh,
 		return nil, errors.Join(err, m.Stop(stopCtx))
 	}
 	return m, nil
+}
+
+// ReadWorkloads parses and validates a mesh file as the control plane does
+// and returns what Start would run for it, sorted by node id; binDir fills
+// {{.BinDir}} in the entries' commands.
+func ReadWorkloads(meshFile, binDir string) ([]Workload, error) {
+	data, err := os.ReadFile(meshFile) //nolint:gosec // G304: the user's mesh file.
+	if err != nil {
+		return nil, fmt.Errorf("launch: %w", err)
+	}
+	entries, err := workloadEntries(meshFile, data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Workload, 0, len(entries))
+	seen := map[string]bool{}
+	for _, e := range entries {
+		w, err := workloadFromEntry(e, binDir)
+		if err != nil {
+			return nil, err
+		}
+		if seen[w.NodeID()] {
+			return nil, fmt.Errorf("launch: %s: WorkloadEntry %s appears twice", meshFile, w.NodeID())
+		}
+		seen[w.NodeID()] = true
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].NodeID() < out[j].NodeID() })
+	return out, nil
 }
 
 func (m *Mesh) start(ctx context.Context) error {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/control-plane/model"
 )
 
 func TestSplitCommand(t *testing.T) {
@@ -79,7 +80,11 @@ func TestWorkloadsFromFile(t *testing.T) {
 	if len(entries) != 2 {
 		t.Fatalf("got %d entries, want 2", len(entries))
 	}
-	w, err := workloadFromEntry(entries[0], "/bin/dir")
+	byName := map[string]model.Workload{}
+	for _, e := range entries {
+		byName[e.Name] = e
+	}
+	w, err := workloadFromEntry(byName["payment-1"], "/bin/dir")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +95,7 @@ func TestWorkloadsFromFile(t *testing.T) {
 	if w.NodeID() != "payment-1.shop" || w.AdminAddress() != "127.0.0.10:15000" {
 		t.Errorf("node id %q admin %q", w.NodeID(), w.AdminAddress())
 	}
-	c, err := workloadFromEntry(entries[1], "/bin/dir")
+	c, err := workloadFromEntry(byName["client"], "/bin/dir")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +118,7 @@ func TestWorkloadErrors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = workloadFromEntry(entries[0], "/bin")
+			_, err = workloadFromEntry(entries[len(entries)-1], "/bin") // payment-1.shop sorts last
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
 			}

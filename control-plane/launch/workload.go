@@ -12,7 +12,7 @@ import (
 	"text/template"
 
 	"github.com/weftmesh/weft/api/mesh"
-	"github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/control-plane/model"
 )
 
 // Workload is one WorkloadEntry as the launcher runs it: its sidecar on the
@@ -90,13 +90,13 @@ func (d commandData) Port(name string) (int, error) {
 }
 
 // workloadFromEntry checks an entry and expands its command.
-func workloadFromEntry(e *v1alpha1.WorkloadEntry, binDir string) (Workload, error) {
+func workloadFromEntry(e model.Workload, binDir string) (Workload, error) {
 	w := Workload{
 		Name:           e.Name,
 		Namespace:      e.Namespace,
-		ServiceAccount: e.Spec.ServiceAccount,
-		Address:        e.Spec.Address,
-		Ports:          make(map[string]int, len(e.Spec.Ports)),
+		ServiceAccount: e.ServiceAccount,
+		Address:        e.Address,
+		Ports:          make(map[string]int, len(e.Ports)),
 	}
 	if w.Namespace == "" {
 		w.Namespace = "default"
@@ -115,7 +115,7 @@ func workloadFromEntry(e *v1alpha1.WorkloadEntry, binDir string) (Workload, erro
 	if !addr.IsLoopback() {
 		return Workload{}, fmt.Errorf("launch: %s: spec.address %s is not a loopback address (local mode runs everything on this machine)", where, addr)
 	}
-	for _, p := range e.Spec.Ports {
+	for _, p := range e.Ports {
 		w.Ports[p.Name] = int(p.Port)
 	}
 	cmdline, ok := e.Annotations[mesh.AnnotationLocalCommand]
