@@ -1,0 +1,49 @@
+// Package xds serves the mesh's configuration to the sidecars over ADS
+// (go-control-plane v0.14 server/v3: state of the world and delta on the
+// same Aggregated Discovery Service) from a snapshot cache holding one
+// snapshot per connected node.
+//
+// # Flow
+//
+//	registry.Source --Update(state)--> [pending: latest wins]
+//	    --kick--> debouncer (Run's goroutine; 100 ms of quiet, at most 1 s)
+//	    --Push--> for each connected node: translate.Build, hash per type,
+//	              SetSnapshot when a type changed
+//	    --> snapshot cache --> SotW and delta ADS streams
+//
+// Update never blocks the registry: it stores the state and wakes the
+// debouncer, so bursts of edits are coalesced into one push.
+//
+// # Versions
+//
+// Every push has a sequence number. Each node keeps, per type URL, the hash
+// of its resources (deterministic protobuf marshalling) and the version they
+// got when they last changed: a push sets a new snapshot only for nodes
+// whose resources changed, and in it only the changed types carry the new
+// version, so an endpoint change re-sends EDS alone (SotW compares versions
+// per type; delta sends only the resources whose hash changed, which the
+// snapshot cache computes itself).
+//
+// # Nodes
+//
+// The status callbacks see a node when its stream's first request names it
+// (node.id = mesh.NodeID(workload, namespace)). Its snapshot is built right
+// then, on that stream's goroutine and before the server opens the watch, so
+// the first response does not wait for the next push. A node id with no
+// workload in the registry gets an empty snapshot until one appears; before
+// the first registry state no node gets anything. When a node's last stream
+// closes its snapshot is dropped.
+//
+// Goroutines: Run owns the debouncer and Push runs on it; the callbacks run
+// on go-control-plane's stream goroutines. One mutex serializes building
+// snapshots; the status has its own and never holds it while calling back.
+// When Run returns it cancels the context of every ADS stream, so that a
+// graceful gRPC stop completes.
+//
+// # Status
+//
+// Proxies lists each connected node with, per type URL, the last version
+// sent, the last version ACKed and the error_detail of its last NACK
+// (cleared by a later ACK); ConfigDump renders a node's current snapshot.
+// The debug package serves both as JSON.
+package xds

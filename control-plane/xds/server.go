@@ -1,0 +1,308 @@
+package xds
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/api/meshconfig"
+	"github.com/weftmesh/weft/control-plane/model"
+	"github.com/weftmesh/weft/control-plane/translate"
+)
+
+// TypeURLs are the resource types Weft serves, in push order.
+var typeURLs = [...]string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType}
+
+// ErrUnknownProxy is returned by ConfigDump for a node that has no snapshot.
+var ErrUnknownProxy = errors.New("xds: no such proxy")
+
+// Server serves ADS (state of the world and delta) from a snapshot cache
+// holding one snapshot per connected node. See the package doc.
+type Server struct {
+	log      *slog.Logger
+	mc       meshconfig.Config
+	delay    time.Duration
+	maxDelay time.Duration
+	now      func() time.Time
+
+	cache  cache.SnapshotCache
+	ads    serverv3.Server
+	status *status
+	kick   chan struct{}
+
+	// streamCtx ends every ADS stream when Run returns.
+	streamCtx     context.Context
+	cancelStreams context.CancelFunc
+
+	mu      sync.Mutex // serializes snapshot building; guards the fields below
+	pending *model.State
+	state   *model.State
+	seq     uint64
+	nodes   map[string]*nodeState
+}
+
+// nodeState is what the server remembers of a connected node's snapshot.
+type nodeState struct {
+	hashes   map[string][sha256.Size]byte
+	versions map[string]string
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
+
+// WithDebounce sets how long the server waits for quiet after a registry
+// update before it pushes (default mesh.DefaultDebounce); a continuous
+// stream of updates is still pushed every 10 × delay.
+func WithDebounce(d time.Duration) Option {
+	return func(s *Server) { s.delay, s.maxDelay = d, 10*d }
+}
+
+// WithClock sets the time source of ConnectedAt (tests).
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// New returns a Server for the mesh config. It serves nothing until
+// Register and pushes nothing until Run.
+func New(mc meshconfig.Config, opts ...Option) *Server {
+	s := &Server{
+		log:   slog.New(slog.DiscardHandler),
+		mc:    mc.WithDefaults(),
+		delay: mesh.DefaultDebounce, maxDelay: 10 * mesh.DefaultDebounce,
+		now:   time.Now,
+		kick:  make(chan struct{}, 1),
+		nodes: map[string]*nodeState{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.streamCtx, s.cancelStreams = context.WithCancel(context.Background())
+	s.status = newStatus(s.now, s.nodeConnected, s.nodeDisconnected)
+	s.cache = cache.NewSnapshotCache(true, cache.IDHash{}, cacheLogger{s.log})
+	s.ads = serverv3.NewServer(s.streamCtx, s.cache, s.status)
+	return s
+}
+
+// Register adds the Aggregated Discovery Service (both its SotW and its
+// delta method) to a gRPC server.
+func (s *Server) Register(g *grpc.Server) {
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.ads)
+}
+
+// Update hands the server a new registry state. It never blocks: the
+// latest state wins and the debouncer pushes it.
+func (s *Server) Update(st model.State) {
+	s.mu.Lock()
+	s.pending = &st
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run debounces updates and pushes them until ctx is done; then it ends
+// every open ADS stream (so a graceful gRPC stop can finish) and returns nil.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.cancelStreams()
+	d := &debouncer{delay: s.delay, maxDelay: s.maxDelay, push: s.Push}
+	d.run(ctx, s.kick)
+	return nil
+}
+
+// Ready reports whether a registry state has been pushed.
+func (s *Server) Ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state != nil
+}
+
+// Proxies lists the connected proxies with their per-type versions.
+func (s *Server) Proxies() []ProxyStatus { return s.status.Proxies() }
+
+// Push translates the latest Update for every connected node and sets a
+// new snapshot for each node whose resources changed. The debouncer calls
+// it; tests may call it directly.
+func (s *Server) Push() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending == nil {
+		return
+	}
+	s.state, s.pending = s.pending, nil
+	s.seq++
+	changed := 0
+	for id, n := range s.nodes {
+		if s.syncNode(id, n) {
+			changed++
+		}
+	}
+	s.log.Info("xds push", "version", s.seq, "proxies", len(s.nodes), "changed", changed)
+}
+
+// nodeConnected runs when a node's first stream names it.
+func (s *Server) nodeConnected(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := &nodeState{hashes: map[string][sha256.Size]byte{}, versions: map[string]string{}}
+	s.nodes[id] = n
+	s.log.Info("proxy connected", "proxy", id)
+	s.syncNode(id, n)
+}
+
+// nodeDisconnected runs when a node's last stream closes.
+func (s *Server) nodeDisconnected(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.nodes, id)
+	s.cache.ClearSnapshot(id)
+	s.log.Info("proxy disconnected", "proxy", id)
+}
+
+// syncNode builds the node's resources from the current state and sets a
+// snapshot if any type changed; each type keeps its version while its
+// content stays the same. A node id without a workload gets an empty
+// snapshot. When translation fails the node keeps its previous snapshot.
+// s.mu is held.
+func (s *Server) syncNode(id string, n *nodeState) bool {
+	if s.state == nil {
+		return false
+	}
+	byType := map[string][]types.Resource{}
+	if w, ok := s.state.Workload(id); ok {
+		res, err := translate.Build(*s.state, w, s.mc)
+		if err != nil {
+			s.log.Error("translate failed; proxy keeps its previous config", "proxy", id, "err", err)
+			return false
+		}
+		byType = resourcesByType(res)
+	}
+	version := strconv.FormatUint(s.seq, 10)
+	snap := &cache.Snapshot{}
+	changed := false
+	for _, typ := range typeURLs {
+		items := byType[typ]
+		h, err := hashResources(items)
+		if err != nil {
+			s.log.Error("hash failed; proxy keeps its previous config", "proxy", id, "err", err)
+			return false
+		}
+		if n.versions[typ] == "" || n.hashes[typ] != h {
+			n.hashes[typ], n.versions[typ] = h, version
+			changed = true
+		}
+		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(n.versions[typ], items)
+	}
+	if !changed {
+		return false
+	}
+	if err := snap.Consistent(); err != nil {
+		s.log.Error("inconsistent snapshot; proxy keeps its previous config", "proxy", id, "err", err)
+		return false
+	}
+	if err := s.cache.SetSnapshot(s.streamCtx, id, snap); err != nil {
+		s.log.Error("set snapshot", "proxy", id, "err", err)
+		return false
+	}
+	return true
+}
+
+func resourcesByType(r *translate.Resources) map[string][]types.Resource {
+	out := map[string][]types.Resource{}
+	for _, l := range r.Listeners {
+		out[resource.ListenerType] = append(out[resource.ListenerType], l)
+	}
+	for _, rc := range r.Routes {
+		out[resource.RouteType] = append(out[resource.RouteType], rc)
+	}
+	for _, c := range r.Clusters {
+		out[resource.ClusterType] = append(out[resource.ClusterType], c)
+	}
+	for _, e := range r.Endpoints {
+		out[resource.EndpointType] = append(out[resource.EndpointType], e)
+	}
+	return out
+}
+
+// hashResources hashes resources (already sorted by name) by their
+// deterministic wire form.
+func hashResources(items []types.Resource) ([sha256.Size]byte, error) {
+	h := sha256.New()
+	opts := proto.MarshalOptions{Deterministic: true}
+	var buf []byte
+	for _, it := range items {
+		var err error
+		buf, err = opts.MarshalAppend(buf[:0], it)
+		if err != nil {
+			return [sha256.Size]byte{}, fmt.Errorf("xds: hash %s: %w", cache.GetResourceName(it), err)
+		}
+		var n [8]byte
+		for i, l := 0, len(buf); i < 8; i++ {
+			n[i] = byte(l >> (8 * i))
+		}
+		h.Write(n[:])
+		h.Write(buf)
+	}
+	var out [sha256.Size]byte
+	copy(out[:], h.Sum(nil))
+	return out, nil
+}
+
+// ConfigDump is one node's current snapshot, as GET
+// /debug/config_dump?proxy=<node id> renders it.
+type ConfigDump struct {
+	ID string `json:"id"`
+	// Resources by type URL.
+	Resources map[string]TypeDump `json:"resources"`
+}
+
+// TypeDump is the resources of one type and their version.
+type TypeDump struct {
+	Version string `json:"version"`
+	// Items are the resources in protojson, sorted by name.
+	Items []json.RawMessage `json:"items"`
+}
+
+// ConfigDump returns the snapshot of a connected node, or ErrUnknownProxy.
+func (s *Server) ConfigDump(id string) (*ConfigDump, error) {
+	snap, err := s.cache.GetSnapshot(id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownProxy, id)
+	}
+	out := &ConfigDump{ID: id, Resources: map[string]TypeDump{}}
+	for _, typ := range typeURLs {
+		items := snap.GetResources(typ)
+		names := make([]string, 0, len(items))
+		for name := range items {
+			names = append(names, name)
+		}
+		sortStrings(names)
+		td := TypeDump{Version: snap.GetVersion(typ), Items: []json.RawMessage{}}
+		for _, name := range names {
+			b, err := protojson.Marshal(items[name])
+			if err != nil {
+				return nil, fmt.Errorf("xds: config dump %s %q: %w", typ, name, err)
+			}
+			td.Items = append(td.Items, b)
+		}
+		out.Resources[typ] = td
+	}
+	return out, nil
+}

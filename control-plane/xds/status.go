@@ -1,0 +1,235 @@
+package xds
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+)
+
+// ProxyStatus is one connected proxy as GET /debug/proxies lists it.
+type ProxyStatus struct {
+	// ID is the xDS node id, <workload>.<namespace>.
+	ID string `json:"id"`
+	// ConnectedAt is when its first open stream sent its node.
+	ConnectedAt time.Time `json:"connectedAt"`
+	// Versions by type URL.
+	Versions map[string]TypeStatus `json:"versions"`
+}
+
+// TypeStatus is a proxy's state for one resource type.
+type TypeStatus struct {
+	// Acked is the last version the proxy ACKed ("" before the first ACK).
+	Acked string `json:"acked"`
+	// Nack is the error_detail message of the proxy's last NACK; it is
+	// cleared by a later ACK.
+	Nack string `json:"nack,omitempty"`
+	// Sent is the last version sent to the proxy.
+	Sent string `json:"sent,omitempty"`
+}
+
+// streamKey names a stream: the SotW and the delta server count stream ids
+// separately.
+type streamKey struct {
+	delta bool
+	id    int64
+}
+
+type sent struct{ nonce, version string }
+
+type streamState struct {
+	node string
+	sent map[string]sent // by type URL: the last response
+}
+
+type proxyState struct {
+	streams     int
+	connectedAt time.Time
+	types       map[string]*TypeStatus
+}
+
+// status implements the go-control-plane server callbacks: it follows which
+// nodes are connected (calling connect when a node's first stream names it,
+// disconnect when its last stream closes) and records, per node and type,
+// what was sent, ACKed and NACKed. Callbacks run on the streams' goroutines;
+// connect and disconnect are called without status's lock held, before the
+// server goes on with the request, so a node's snapshot exists before its
+// first watch.
+type status struct {
+	now        func() time.Time
+	connect    func(node string)
+	disconnect func(node string)
+
+	mu      sync.Mutex
+	streams map[streamKey]*streamState
+	proxies map[string]*proxyState
+}
+
+var _ serverv3.Callbacks = (*status)(nil)
+
+func newStatus(now func() time.Time, connect, disconnect func(string)) *status {
+	return &status{
+		now: now, connect: connect, disconnect: disconnect,
+		streams: map[streamKey]*streamState{},
+		proxies: map[string]*proxyState{},
+	}
+}
+
+// Proxies lists the connected proxies sorted by id.
+func (s *status) Proxies() []ProxyStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ProxyStatus, 0, len(s.proxies))
+	for id, p := range s.proxies {
+		ps := ProxyStatus{ID: id, ConnectedAt: p.connectedAt, Versions: map[string]TypeStatus{}}
+		for typ, ts := range p.types {
+			ps.Versions[typ] = *ts
+		}
+		out = append(out, ps)
+	}
+	slices.SortFunc(out, func(a, b ProxyStatus) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+func (s *status) open(k streamKey) error {
+	s.mu.Lock()
+	s.streams[k] = &streamState{sent: map[string]sent{}}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *status) closed(k streamKey) {
+	s.mu.Lock()
+	st := s.streams[k]
+	delete(s.streams, k)
+	gone := ""
+	if st != nil && st.node != "" {
+		if p := s.proxies[st.node]; p != nil {
+			p.streams--
+			if p.streams <= 0 {
+				delete(s.proxies, st.node)
+				gone = st.node
+			}
+		}
+	}
+	s.mu.Unlock()
+	if gone != "" {
+		s.disconnect(gone)
+	}
+}
+
+// request records a request: the node of a new stream, and an ACK or NACK
+// of the response whose nonce it carries.
+func (s *status) request(k streamKey, node *core.Node, typeURL, nonce string, errorDetail string, nack bool) {
+	s.mu.Lock()
+	st := s.streams[k]
+	if st == nil {
+		s.mu.Unlock()
+		return
+	}
+	joined := ""
+	if st.node == "" && node.GetId() != "" {
+		st.node = node.GetId()
+		p := s.proxies[st.node]
+		if p == nil {
+			p = &proxyState{connectedAt: s.now(), types: map[string]*TypeStatus{}}
+			s.proxies[st.node] = p
+			joined = st.node
+		}
+		p.streams++
+	}
+	if nonce != "" && st.node != "" {
+		if last, ok := st.sent[typeURL]; ok && last.nonce == nonce {
+			ts := s.typeStatus(st.node, typeURL)
+			if nack {
+				ts.Nack = errorDetail
+			} else {
+				ts.Acked, ts.Nack = last.version, ""
+			}
+		}
+	}
+	s.mu.Unlock()
+	if joined != "" {
+		s.connect(joined)
+	}
+}
+
+func (s *status) response(k streamKey, typeURL, nonce, version string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[k]
+	if st == nil {
+		return
+	}
+	st.sent[typeURL] = sent{nonce: nonce, version: version}
+	if st.node != "" {
+		s.typeStatus(st.node, typeURL).Sent = version
+	}
+}
+
+// typeStatus returns the proxy's status for a type; s.mu is held.
+func (s *status) typeStatus(node, typeURL string) *TypeStatus {
+	p := s.proxies[node]
+	if p == nil {
+		return &TypeStatus{}
+	}
+	ts := p.types[typeURL]
+	if ts == nil {
+		ts = &TypeStatus{}
+		p.types[typeURL] = ts
+	}
+	return ts
+}
+
+// OnStreamOpen implements sotw.Callbacks.
+func (s *status) OnStreamOpen(_ context.Context, id int64, _ string) error {
+	return s.open(streamKey{id: id})
+}
+
+// OnStreamClosed implements sotw.Callbacks.
+func (s *status) OnStreamClosed(id int64, _ *core.Node) { s.closed(streamKey{id: id}) }
+
+// OnStreamRequest implements sotw.Callbacks.
+func (s *status) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
+	s.request(streamKey{id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
+		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	return nil
+}
+
+// OnStreamResponse implements sotw.Callbacks.
+func (s *status) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
+	s.response(streamKey{id: id}, resp.GetTypeUrl(), resp.GetNonce(), resp.GetVersionInfo())
+}
+
+// OnDeltaStreamOpen implements delta.Callbacks.
+func (s *status) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error {
+	return s.open(streamKey{delta: true, id: id})
+}
+
+// OnDeltaStreamClosed implements delta.Callbacks.
+func (s *status) OnDeltaStreamClosed(id int64, _ *core.Node) { s.closed(streamKey{delta: true, id: id}) }
+
+// OnStreamDeltaRequest implements delta.Callbacks. Only a stream's first
+// request is sure to carry the node.
+func (s *status) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
+	s.request(streamKey{delta: true, id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
+		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+	return nil
+}
+
+// OnStreamDeltaResponse implements delta.Callbacks; the delta response's
+// system_version_info is the snapshot version of its type.
+func (s *status) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
+	s.response(streamKey{delta: true, id: id}, resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
+}
+
+// OnFetchRequest implements rest.Callbacks (REST is not served).
+func (s *status) OnFetchRequest(context.Context, *discovery.DiscoveryRequest) error { return nil }
+
+// OnFetchResponse implements rest.Callbacks.
+func (s *status) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}
