@@ -138,8 +138,8 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(reply)
 }
 
-func (s *server) call(ctx context.Context, u upstream, trace http.Header) Call {
-	c := Call{Service: u.service, URL: u.url}
+func (s *server) call(ctx context.Context, u upstream, trace http.Header) (c Call) {
+	c = Call{Service: u.service, URL: u.url}
 	start := time.Now()
 	defer func() { c.LatencyMS = float64(time.Since(start).Microseconds()) / 1000 }()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)

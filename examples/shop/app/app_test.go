@@ -62,6 +62,9 @@ func TestChainReportsInstancesAndPropagatesTrace(t *testing.T) {
 			t.Fatalf("call %+v", c)
 		}
 		got[c.Service] = c.Reply.Instance
+		if c.LatencyMS <= 0 {
+			t.Errorf("%s: latency %v not recorded", c.Service, c.LatencyMS)
+		}
 		if c.Reply.Trace["traceparent"] != tp || c.Reply.Trace["x-b3-sampled"] != "1" {
 			t.Errorf("%s got trace %v", c.Service, c.Reply.Trace)
 		}

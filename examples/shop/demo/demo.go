@@ -82,6 +82,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
+	if err := os.MkdirAll(cfg.RunDir, 0o750); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	meshFile := filepath.Join(cfg.RunDir, "mesh.yaml")
 	data, err := os.ReadFile(cfg.MeshFile)
 	if err != nil {
