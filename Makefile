@@ -1,0 +1,189 @@
+# Weft — build, test, lint, demo and benchmark entry points.
+#
+#   make build           every binary of the workspace into ./bin
+#   make test            fmt-check vet lint generate-check unit e2e (what CI runs)
+#   make demo            build, then run the shop demo (bounded load, exits 0 only if no request failed)
+#   make bench           Go benchmarks + the data-path benchmark (direct / nginx pair / Weft pair),
+#                        results into BENCHMARKS.md (about 10 minutes)
+#   make lint            golangci-lint (pinned, installed into ./.cache/tools/bin) over every module
+#   make generate        deepcopy + CRD YAML for api/v1alpha1 (controller-gen, pinned)
+#   make clean
+#
+# Modules come from go.work: `go test ./...` at the workspace root does not
+# span modules, so every target iterates over them (or names them by path).
+
+SHELL        := /usr/bin/env bash
+.SHELLFLAGS  := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+GO           ?= go
+ROOT         := $(CURDIR)
+BIN          := $(ROOT)/bin
+TOOLS        := $(ROOT)/.cache/tools/bin
+export PATH  := $(TOOLS):/usr/local/go/bin:$(PATH)
+
+# Pinned tools.
+GOLANGCI_LINT_VERSION  := v2.15.0
+CONTROLLER_GEN         := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
+# fortio: later versions need a module the proxy refuses.
+FORTIO_VERSION         := v1.65.0
+
+GOLANGCI_LINT := $(TOOLS)/golangci-lint
+FORTIO        := $(TOOLS)/fortio
+
+# Workspace modules (relative dirs) and their import paths, from go.work.
+MODULES      := $(shell $(GO) work edit -json | sed -n 's/.*"DiskPath": "\.\/\(.*\)".*/\1/p')
+MODULE_PATHS := $(shell $(GO) list -m -f '{{.Path}}')
+# Modules that hold at least one Go file (golangci-lint refuses an empty one).
+GO_MODULES    = $(foreach m,$(MODULES),$(if $(shell find $(m) -name '*.go' -not -path '*/testdata/*' -print -quit),$(m)))
+ALL_PKGS      = $(addsuffix /...,$(MODULE_PATHS))
+
+# Tunables.
+UNIT_TIMEOUT ?= 10m
+E2E_TIMEOUT  ?= 20m
+E2E_RACE     ?= -race
+GOTESTFLAGS  ?=
+BENCHTIME    ?= 2s
+
+section = @printf '\n==> %s\n' "$(1)"
+
+.PHONY: all build generate generate-check fmt fmt-check vet lint unit e2e test demo \
+        bench bench-go bench-data bench-deps tools lint-tools clean modules help
+
+all: build
+
+help:
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+
+modules:
+	@printf '%s\n' $(MODULES)
+
+## ---------------------------------------------------------------- build
+
+build:
+	$(call section,build: every main package of the workspace -> ./bin)
+	@mkdir -p $(BIN)
+	@mains=$$($(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' $(ALL_PKGS) | sort); \
+	if [[ -z $$mains ]]; then echo "no main packages yet"; exit 0; fi; \
+	$(GO) build -trimpath -o $(BIN)/ $$mains; \
+	for p in $$mains; do printf '  bin/%-28s %s\n' "$${p##*/}" "$$p"; done
+
+## ---------------------------------------------------------------- generate
+
+generate:
+	$(call section,generate: controller-gen object + crd (api/))
+	cd api && $(GO) run $(CONTROLLER_GEN) object paths=./v1alpha1/... crd:crdVersions=v1 output:crd:dir=./crds
+	@echo "generated api/v1alpha1/zz_generated.deepcopy.go and api/crds/"
+
+# Regenerates into the tree, then fails if anything under api/ changed or
+# appeared. Run on a clean checkout (CI); locally, commit or stash api/ first.
+generate-check: generate
+	$(call section,generate-check: generated files are up to date)
+	@if ! git diff --exit-code --stat -- api/ || [[ -n $$(git status --porcelain --untracked-files=all -- api/) ]]; then \
+	  git status --short -- api/; \
+	  echo "FAIL: generated files in api/ are stale: run 'make generate' and commit the result"; exit 1; \
+	fi
+	@echo "ok: api/ generated files are current"
+
+## ---------------------------------------------------------------- format, vet, lint
+
+fmt: $(GOLANGCI_LINT)
+	$(call section,fmt: gofmt -s + golangci-lint fmt (gofumpt, goimports local prefix))
+	gofmt -s -w $(MODULES)
+	@for m in $(GO_MODULES); do (cd $$m && $(GOLANGCI_LINT) fmt --config $(ROOT)/.golangci.yml ./...); done
+
+fmt-check:
+	$(call section,fmt-check: gofmt -s -l)
+	@out=$$(gofmt -s -l $(MODULES)); \
+	if [[ -n $$out ]]; then echo "$$out"; echo "FAIL: files above need gofmt (make fmt)"; exit 1; fi
+	@echo "ok: gofmt clean"
+
+vet:
+	$(call section,vet: go vet over every module)
+	$(GO) vet $(ALL_PKGS)
+	@echo "ok: go vet clean"
+
+tools: $(GOLANGCI_LINT) $(FORTIO)
+lint-tools: $(GOLANGCI_LINT)
+
+# Installed with `go install` into ./.cache/tools/bin; reused while the version matches.
+$(GOLANGCI_LINT): FORCE
+	@if ! [[ -x $@ ]] || ! $@ version 2>/dev/null | grep -q "version $(GOLANGCI_LINT_VERSION:v%=%) "; then \
+	  echo "installing golangci-lint $(GOLANGCI_LINT_VERSION) into $(TOOLS)"; \
+	  GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); \
+	fi
+
+$(FORTIO): FORCE
+	@if ! [[ -x $@ ]] || ! $@ version 2>/dev/null | grep -q "$(FORTIO_VERSION:v%=%)"; then \
+	  echo "installing fortio $(FORTIO_VERSION) into $(TOOLS)"; \
+	  GOBIN=$(TOOLS) $(GO) install fortio.org/fortio@$(FORTIO_VERSION); \
+	fi
+
+FORCE:
+
+lint: $(GOLANGCI_LINT)
+	$(call section,lint: golangci-lint $(GOLANGCI_LINT_VERSION) per module)
+	@rc=0; for m in $(GO_MODULES); do \
+	  echo "--- $$m"; \
+	  (cd $$m && $(GOLANGCI_LINT) run --config $(ROOT)/.golangci.yml ./...) || rc=1; \
+	done; \
+	if ((rc)); then echo "FAIL: lint findings above"; exit 1; fi; echo "ok: lint clean"
+
+## ---------------------------------------------------------------- tests
+
+unit:
+	$(call section,unit: go test -race over every module (e2e excluded))
+	@pkgs=$$($(GO) list $(ALL_PKGS) | { grep -v '/tests/e2e/' || true; }); \
+	if [[ -z $$pkgs ]]; then echo "no packages"; exit 0; fi; \
+	$(GO) test -race -count=1 -timeout $(UNIT_TIMEOUT) $(GOTESTFLAGS) $$pkgs
+
+e2e: build
+	$(call section,e2e: tests/e2e/... against the binaries in ./bin)
+	@pkgs=$$($(GO) list github.com/weftmesh/weft/tests/e2e/...); \
+	if [[ -z $$pkgs ]]; then echo "SKIP: no e2e packages yet (tests/e2e)"; exit 0; fi; \
+	WEFT_BIN_DIR=$(BIN) $(GO) test $(E2E_RACE) -count=1 -timeout $(E2E_TIMEOUT) $(GOTESTFLAGS) $$pkgs
+
+test: fmt-check vet lint generate-check unit e2e
+	$(call section,test: all passed)
+
+## ---------------------------------------------------------------- demo
+
+DEMO_MESH ?= examples/shop/mesh.yaml
+demo: build
+	$(call section,demo: shop through the mesh (bin/shop-demo))
+	@[[ -x $(BIN)/shop-demo ]] || { echo "FAIL: bin/shop-demo not built (examples/shop/cmd/shop-demo)"; exit 1; }
+	$(BIN)/shop-demo -f $(DEMO_MESH) -bin $(BIN)
+
+## ---------------------------------------------------------------- benchmarks
+
+BENCH_OUT  ?= $(ROOT)/BENCHMARKS.md
+BENCH_RUN  ?= $(ROOT)/.cache/bench
+BENCH_ARGS ?=
+
+bench-deps: $(FORTIO)
+	$(call section,bench-deps: wrk + nginx-light (apt, packaged services not started), fortio $(FORTIO_VERSION))
+	@$(ROOT)/hack/apt-install.sh wrk nginx-light
+
+# Go testing.B benchmarks that exist in the modules (packages with a func Benchmark*).
+bench-go:
+	$(call section,bench-go: Go benchmarks (-benchtime=$(BENCHTIME)))
+	@mkdir -p $(BENCH_RUN)
+	@dirs=$$(grep -rl --include='*_test.go' -E '^func Benchmark[A-Z_]' $(MODULES) 2>/dev/null | xargs -r -n1 dirname | sort -u); \
+	if [[ -z $$dirs ]]; then echo "no Go benchmarks in the workspace yet" | tee $(BENCH_RUN)/gobench.txt; exit 0; fi; \
+	pkgs=$$(for d in $$dirs; do (cd $$d && $(GO) list .); done); \
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) -count=1 -timeout 10m $$pkgs 2>&1 | tee $(BENCH_RUN)/gobench.txt
+
+bench-data: build bench-deps
+	$(call section,bench-data: data path A direct / B nginx pair / W Weft sidecar pair)
+	$(BIN)/weft-bench -bin $(BIN) -tools $(TOOLS) -run $(BENCH_RUN) -out $(BENCH_OUT) \
+	  -gobench $(BENCH_RUN)/gobench.txt $(BENCH_ARGS)
+
+bench: bench-go bench-data
+	$(call section,bench: done; results in $(BENCH_OUT))
+
+## ---------------------------------------------------------------- clean
+
+clean:
+	$(call section,clean)
+	rm -rf $(BIN) $(ROOT)/.cache/bench
+	@echo "kept $(TOOLS) (pinned tools); rm -rf .cache to drop them"

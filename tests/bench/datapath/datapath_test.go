@@ -1,0 +1,208 @@
+package datapath
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFortio(t *testing.T) {
+	const js = `{"ActualQPS": 999.2, "NumThreads": 16, "RetCodes": {"200": 19990, "503": 10},
+	  "DurationHistogram": {"Count": 20000, "Avg": 0.000124,
+	    "Percentiles": [{"Percentile": 50, "Value": 0.000130}, {"Percentile": 90, "Value": 0.000221},
+	                    {"Percentile": 99, "Value": 0.000350}, {"Percentile": 99.9, "Value": 0.00225}]}}`
+	r, err := parseFortio([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Errors() != 10 || r.Requests() != 20016 || math.Abs(r.Pct["99.9"]-2250) > 1e-6 || math.Abs(r.Pct["50"]-130) > 1e-6 {
+		t.Fatalf("parsed %+v", r)
+	}
+	if _, err := parseFortio([]byte(`{"DurationHistogram": {"Count": 5, "Percentiles": []}}`)); err == nil {
+		t.Fatal("missing percentiles: want an error")
+	}
+}
+
+func TestParseWrk(t *testing.T) {
+	const out = `Running 10s test @ http://127.0.90.21:8080/1k
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.38ms  386.93us  12.12ms   83.20%
+    Req/Sec    23.01k   612.88    24.05k    74.00%
+  Latency Distribution
+     50%    1.32ms
+     75%    1.55ms
+     90%    1.89ms
+     99%    2.67ms
+  228405 requests in 10.00s, 263.21MB read
+  Socket errors: connect 0, read 3, write 0, timeout 0
+  Non-2xx or 3xx responses: 7
+Requests/sec:  22830.03
+Transfer/sec:     26.31MB
+`
+	r, err := parseWrk(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RPS != 22830.03 || r.Count != 228405 || r.Non2xx != 7 || r.Lat["99"] != "2.67ms" || !strings.Contains(r.SockErr, "read 3") {
+		t.Fatalf("parsed %+v", r)
+	}
+	if _, err := parseWrk("unable to connect to 127.0.90.21:8080 Connection refused"); err == nil {
+		t.Fatal("no summary: want an error")
+	}
+}
+
+func TestMedianMinMax(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{7}, 7},
+	} {
+		if got := median(tc.in); got != tc.want {
+			t.Errorf("median(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if !math.IsNaN(median(nil)) {
+		t.Error("median of nothing should be NaN")
+	}
+	if lo, hi := minMax([]float64{3, -1, 9}); lo != -1 || hi != 9 {
+		t.Errorf("minMax = %v..%v", lo, hi)
+	}
+}
+
+func TestSpliceInto(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	if err := spliceInto(file, "first\n"); err != nil {
+		t.Fatal(err)
+	}
+	// Hand-written text around the section survives a second run.
+	b, _ := os.ReadFile(file)
+	edited := "intro by a human\n\n" + string(b) + "\nnotes after\n"
+	if err := os.WriteFile(file, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := spliceInto(file, "second\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(file)
+	s := string(b)
+	for _, want := range []string{"intro by a human", "second", "notes after", beginMarker, endMarker} {
+		if !strings.Contains(s, want) {
+			t.Errorf("missing %q in:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "first") || strings.Count(s, beginMarker) != 1 {
+		t.Errorf("old section not replaced:\n%s", s)
+	}
+}
+
+// synthetic builds a report over two rounds in which B adds 100 µs and W
+// adds 50 µs at every percentile, B saturates at 20k and W at 15k.
+func synthetic() *report {
+	cfg := DefaultConfig()
+	cfg.Rounds, cfg.Sizes, cfg.Command = 2, []string{"1k"}, "make bench"
+	r := &report{cfg: cfg, idleRSS: map[string]int64{"client proxy": 10 * 1024, "server proxy": 11 * 1024}}
+	add := map[string]float64{"A": 0, "B": 100, "W": 50}
+	sat := map[string]float64{"A": 90000, "B": 20000, "W": 15000}
+	for _, id := range []string{"A", "B", "W"} {
+		p := &benchPath{id: id, desc: pathDescriptions[id], hop: "test"}
+		if id != "A" {
+			p.watched = []watched{{role: "client proxy", proxy: true}, {role: "server proxy", proxy: true}}
+		}
+		r.paths = append(r.paths, p)
+		for round := 1; round <= 2; round++ {
+			base := float64(100 * round)
+			lat := latencyResult{QPS: 1000, Count: 10000, OK: 10000, Conns: 16, Pct: map[string]float64{}}
+			for _, pct := range percentiles {
+				lat.Pct[pct] = base + add[id]
+			}
+			cpu := map[string]float64{"client proxy": 1.0, "server proxy": 0.5}
+			rss := map[string]int64{"client proxy": 12 * 1024, "server proxy": 30 * 1024}
+			r.samples = append(r.samples,
+				sample{round: round, size: "1k", path: id, qps: 1000, lat: lat, cpu: cpu, rss: rss},
+				sample{round: round, size: "1k", path: id, sat: saturationResult{RPS: sat[id], Count: 100000}, cpu: cpu, rss: rss})
+		}
+	}
+	return r
+}
+
+func TestReportMarkdown(t *testing.T) {
+	md := synthetic().markdown()
+	for _, want := range []string{
+		"| added p99 latency, µs | 100 | 50 | 0.50 | ≤ nginx and < 500 µs | yes |",
+		"| requests/s at saturation | 20000 | 15000 | 0.75 | ≥ 0.60 × nginx | yes |",
+		// 30 MiB peak RSS on the server side misses the 20 MB target.
+		"| peak RSS at 1000 requests/s, server proxy, MiB | 30.0 | 30.0 | 1.00 | ≤ 20 MB | **no** |",
+		"| idle RSS (ready, before load), client proxy, MiB | | 10.0 | | ≤ 15 MB | yes |",
+		"| B | 1k | 20000 | 20000..20000 | 0.22 | – | 0 |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestPKIAndNginxConfig(t *testing.T) {
+	dir := t.TempDir()
+	pk, err := mintPKI(filepath.Join(dir, "pki"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The certificates make a working mutual TLS 1.3 handshake.
+	srvCert, err := tls.LoadX509KeyPair(pk.ServerCert, pk.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cliCert, err := tls.LoadX509KeyPair(pk.ClientCert, pk.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(pk.CA)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	_ = a.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = b.SetDeadline(time.Now().Add(10 * time.Second))
+	srv := tls.Server(a, &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: roots, MinVersion: tls.VersionTLS13})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.HandshakeContext(t.Context()) }()
+	cli := tls.Client(b, &tls.Config{Certificates: []tls.Certificate{cliCert}, RootCAs: roots, ServerName: serverName, MinVersion: tls.VersionTLS13})
+	if err := cli.HandshakeContext(t.Context()); err != nil {
+		t.Fatalf("client handshake: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("server handshake: %v", err)
+	}
+
+	for _, role := range []string{"client", "server"} {
+		conf, err := writeNginxConf(nginxConf{Role: role, Dir: filepath.Join(dir, role), Listen: "127.0.90.99:8080", Next: "127.0.90.98:8443", ServerName: serverName, PKI: pk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(conf)
+		for _, want := range []string{"worker_processes 1;", "keepalive_requests 1000000;", "TLSv1.3", "proxy_max_temp_file_size 0;"} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("%s config lacks %q", role, want)
+			}
+		}
+		if _, err := exec.LookPath("nginx"); err != nil {
+			continue // syntax check only where nginx is installed
+		}
+		out, err := exec.CommandContext(t.Context(), "nginx", "-t", "-q", "-e", "stderr", "-p", filepath.Dir(conf), "-c", conf).CombinedOutput()
+		if err != nil {
+			t.Errorf("nginx -t %s: %v\n%s", role, err, out)
+		}
+	}
+}
