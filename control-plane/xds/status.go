@@ -212,7 +212,9 @@ func (s *status) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error 
 }
 
 // OnDeltaStreamClosed implements delta.Callbacks.
-func (s *status) OnDeltaStreamClosed(id int64, _ *core.Node) { s.closed(streamKey{delta: true, id: id}) }
+func (s *status) OnDeltaStreamClosed(id int64, _ *core.Node) {
+	s.closed(streamKey{delta: true, id: id})
+}
 
 // OnStreamDeltaRequest implements delta.Callbacks. Only a stream's first
 // request is sure to carry the node.

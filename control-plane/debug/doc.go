@@ -1,0 +1,26 @@
+// Package debug is the control plane's debug HTTP server (default
+// 127.0.0.1:15014). Every response is JSON unless said otherwise.
+//
+//	GET /healthz
+//	    200 "ok" once the first good registry state has been pushed,
+//	    503 before.
+//	GET /debug/proxies
+//	    The connected proxies, sorted by id:
+//	    [{"id": "payment-1.shop",
+//	      "connectedAt": "2026-11-23T08:30:00Z",
+//	      "versions": {"type.googleapis.com/envoy.config.cluster.v3.Cluster":
+//	                     {"acked": "3", "nack": "reason", "sent": "4"}, ...}}]
+//	    acked is the last version the proxy ACKed ("" before its first ACK),
+//	    nack the error_detail message of its last NACK (omitted when a later
+//	    ACK cleared it), sent the last version sent to it.
+//	GET /debug/config_dump?proxy=<node id>
+//	    The proxy's current snapshot:
+//	    {"id": "payment-1.shop",
+//	     "resources": {"<type URL>": {"version": "4", "items": [<protojson>, ...]}}}
+//	    for the Cluster, ClusterLoadAssignment, Listener and
+//	    RouteConfiguration type URLs, items sorted by name. 400 without
+//	    proxy, 404 for a proxy that is not connected.
+//	GET /metrics
+//	    Prometheus text: weft_xds_connected_proxies,
+//	    weft_registry_errors_total.
+package debug
