@@ -26,6 +26,9 @@ type TypeVersion struct {
 	// Nack is the error detail of the last NACK, if the latest push was
 	// rejected.
 	Nack string `json:"nack,omitempty"`
+	// Sent is the last version sent (ahead of Acked while a push is in
+	// flight or was rejected).
+	Sent string `json:"sent,omitempty"`
 }
 
 // ProxyStatus is one connected proxy as /debug/proxies lists it.
@@ -151,6 +154,11 @@ func cell(v TypeVersion) string {
 		return v.Acked + " (NACK: " + oneLine(v.Nack) + ")"
 	case v.Nack != "":
 		return "NACK: " + oneLine(v.Nack)
+	case v.Sent != "" && v.Sent != v.Acked:
+		if v.Acked == "" {
+			return "(sent " + v.Sent + ")"
+		}
+		return v.Acked + " (sent " + v.Sent + ")"
 	case v.Acked != "":
 		return v.Acked
 	default:

@@ -15,7 +15,8 @@ func TestProxiesAndTable(t *testing.T) {
 		case "/debug/proxies":
 			_, _ = w.Write([]byte(`[
 			 {"id":"payment-1.shop","connectedAt":"2026-01-01T00:00:00Z","versions":{
-			   "type.googleapis.com/envoy.config.listener.v3.Listener":{"acked":"3"},
+			   "type.googleapis.com/envoy.config.listener.v3.Listener":{"acked":"3","sent":"3"},
+			   "type.googleapis.com/envoy.config.cluster.v3.Cluster":{"acked":"4","sent":"5"},
 			   "type.googleapis.com/envoy.config.route.v3.RouteConfiguration":{"acked":"2","nack":"route \"outbound\":\n bad"},
 			   "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment":{"nack":"no"}}},
 			 {"id":"api-gateway-1.shop","connectedAt":"2026-01-01T00:00:50Z","versions":{}}]`))
@@ -46,9 +47,9 @@ func TestProxiesAndTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"PROXY               CONNECTED  LDS  RDS                              CDS  EDS",
-		"api-gateway-1.shop  10s ago    -    -                                -    -",
-		`payment-1.shop      1m0s ago   3    2 (NACK: route "outbound": bad)  -    NACK: no`,
+		"PROXY               CONNECTED  LDS  RDS                              CDS         EDS",
+		"api-gateway-1.shop  10s ago    -    -                                -           -",
+		`payment-1.shop      1m0s ago   3    2 (NACK: route "outbound": bad)  4 (sent 5)  NACK: no`,
 	}
 	got := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
 	for i := range want {
