@@ -39,7 +39,7 @@ func TestHandler(t *testing.T) {
 	h := NewHandler(f, fakeCounters{}, slog.New(slog.DiscardHandler))
 	do := func(path string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		h.ServeHTTP(rec, httptest.NewRequestWithContext(t.Context(), http.MethodGet, path, nil))
 		return rec
 	}
 	if rec := do("/healthz"); rec.Code != http.StatusServiceUnavailable {

@@ -190,7 +190,8 @@ func socketAddress(ip string, port uint32) *core.Address {
 func typed(m interface {
 	proto.Message
 	ValidateAll() error
-}) (*anypb.Any, error) {
+},
+) (*anypb.Any, error) {
 	if err := m.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("%s: %w", m.ProtoReflect().Descriptor().FullName(), err)
 	}

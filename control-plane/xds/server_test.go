@@ -70,7 +70,8 @@ func startServer(t *testing.T) (*Server, *grpc.ClientConn) {
 	s := New(meshconfig.Default())
 	g := grpc.NewServer()
 	s.Register(g)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	lis, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,21 +14,23 @@ import (
 	"syscall"
 )
 
-func main() {
+func main() { os.Exit(mainErr()) }
+
+func mainErr() int {
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
-		return
+		return 0
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "weft-control-plane:", err)
-		os.Exit(2)
+		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := Run(ctx, cfg, log); err != nil {
 		log.Error("weft-control-plane failed", "err", err)
-		stop()
-		os.Exit(1) //nolint:gocritic // stop() ran above
+		return 1
 	}
+	return 0
 }

@@ -181,6 +181,9 @@ func (p *parser) sliceEndpoints(es decoded[discoveryv1.EndpointSlice], ms *model
 					"%s is the address of WorkloadEntry %s/%s: select it with the Service's selector instead", addr, we.obj.Namespace, we.obj.Name)
 				continue
 			}
+			if hasEndpoint(ms.Ports[target].Endpoints, addr, uint32(*sp.Port)) {
+				continue // listed by another slice too
+			}
 			ready := ep.Conditions.Ready == nil || *ep.Conditions.Ready
 			serving := ready
 			if ep.Conditions.Serving != nil {
@@ -203,4 +206,13 @@ func (p *parser) sliceEndpoints(es decoded[discoveryv1.EndpointSlice], ms *model
 			})
 		}
 	}
+}
+
+func hasEndpoint(eps []model.Endpoint, addr string, port uint32) bool {
+	for _, e := range eps {
+		if e.Address == addr && e.Port == port {
+			return true
+		}
+	}
+	return false
 }

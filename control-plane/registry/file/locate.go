@@ -65,10 +65,10 @@ type segment struct {
 func splitPath(path string) []segment {
 	var out []segment
 	for path != "" {
-		switch {
-		case path[0] == '.':
+		switch path[0] {
+		case '.':
 			path = path[1:]
-		case path[0] == '[':
+		case '[':
 			end := strings.IndexByte(path, ']')
 			if end < 0 {
 				return out

@@ -93,8 +93,8 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "unknown field",
-			data: weDoc + "  adress: 127.0.0.9\n---\n" + svcDoc,
-			want: "mesh.yaml:10: WorkloadEntry shop/payment-1: spec.adress: unknown field",
+			data: weDoc + "  portz: 127.0.0.9\n---\n" + svcDoc,
+			want: "mesh.yaml:10: WorkloadEntry shop/payment-1: spec.portz: unknown field",
 		},
 		{
 			name: "unknown kind",

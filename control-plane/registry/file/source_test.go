@@ -140,10 +140,10 @@ func TestSourceFollowsEdits(t *testing.T) {
 	t.Logf("in-place write seen after %v", time.Since(start))
 
 	// A bad file is reported with line and field, and nothing is pushed.
-	writeAtomic(t, path, twoWorkloads+"---\napiVersion: weft.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {name: c, namespace: shop}\nspec:\n  address: 127.0.0.9\n  adress: x\n")
+	writeAtomic(t, path, twoWorkloads+"---\napiVersion: weft.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {name: c, namespace: shop}\nspec:\n  address: 127.0.0.9\n  portz: x\n")
 	err := w.waitErr(t, 1, deadline)
 	var fe *Error
-	if !errors.As(err, &fe) || fe.Line != 16 || fe.Field != "spec.adress" || !strings.Contains(err.Error(), "unknown field") {
+	if !errors.As(err, &fe) || fe.Line != 16 || fe.Field != "spec.portz" || !strings.Contains(err.Error(), "unknown field") {
 		t.Fatalf("bad file error = %v", err)
 	}
 	// A missing file is reported too; the last good state stays.
