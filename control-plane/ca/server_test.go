@@ -27,7 +27,7 @@ import (
 func startServer(t *testing.T, a *Authority, auth Authenticator) (cav1.CertificateServiceClient, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,7 +50,7 @@ func (s *caService) CreateCertificate(ctx context.Context, req *cav1.CreateCerti
 // serveCA serves the CA service on addr ("127.0.0.1:0" for a new port).
 func serveCA(t *testing.T, addr string, svc *caService) (*grpc.Server, string) {
 	t.Helper()
-	lis, err := net.Listen("tcp", addr)
+	lis, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func startEcho(t *testing.T, cfg *tls.Config) *echoServer {
 				defer s.wg.Done()
 				defer conn.Close()
 				_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-				if conn.Handshake() != nil {
+				if conn.HandshakeContext(context.Background()) != nil {
 					return
 				}
 				s.mu.Lock()
@@ -83,7 +83,7 @@ func startEcho(t *testing.T, cfg *tls.Config) *echoServer {
 			}(c.(*tls.Conn))
 		}
 	}()
-	t.Cleanup(func() { lis.Close(); s.wg.Wait() })
+	t.Cleanup(func() { _ = lis.Close(); s.wg.Wait() })
 	return s
 }
 
@@ -240,7 +240,7 @@ func TestRootRotationUnderHandshakes(t *testing.T) {
 			c, err := dialEcho(loadCtx, srv.lis.Addr().String(), clientCfg)
 			if err == nil {
 				err = c.roundTrip("x")
-				c.Close()
+				_ = c.Close()
 			}
 			switch {
 			case err == nil:

@@ -17,7 +17,7 @@ import (
 const ALPNH2 = "h2"
 
 // ServerTLSConfig is the inbound side of sidecar-to-sidecar mTLS: TLS 1.3
-// only, ALPN h2, a client certificate required, and any SPIFFE ID of the
+// only, ALPN h2 required, a client certificate required, and any SPIFFE ID of the
 // trust domain td accepted (which peer may do what is the authorization
 // filter's job: read the verified ID with PeerID). The certificate and the
 // bundle are read from the sources at each handshake, so a rotation needs
@@ -39,15 +39,30 @@ func ClientTLSConfig(svid x509svid.Source, bundle x509bundle.Source, allowed []s
 
 func finish(cfg *tls.Config, side string, log *slog.Logger) *tls.Config {
 	cfg.MinVersion = tls.VersionTLS13
+	// A resumed session skips VerifyPeerCertificate: no resumption, so every
+	// connection is verified against the bundle and the authorizer as they
+	// are now.
+	cfg.SessionTicketsDisabled = true
 	cfg.NextProtos = []string{ALPNH2}
 	verify := cfg.VerifyPeerCertificate
-	cfg.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error { //nolint:gosec // G123: no session resumption tickets carry our identity decisions; go-spiffe verifies here
+	cfg.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
 		err := verify(raw, chains)
 		if err != nil {
 			if log != nil {
 				log.Warn("identity: refused peer certificate", "side", side, "peer_id", claimedID(raw), "reason", err.Error())
 			}
 			return fmt.Errorf("identity: %s: refused peer: %w", side, err)
+		}
+		return nil
+	}
+	// Go accepts a peer that offers no ALPN protocol, or only http/1.1;
+	// the sidecar hop speaks h2 and nothing else.
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if cs.NegotiatedProtocol != ALPNH2 {
+			if log != nil {
+				log.Warn("identity: refused peer without ALPN h2", "side", side, "alpn", cs.NegotiatedProtocol)
+			}
+			return fmt.Errorf("identity: %s: refused peer: ALPN %q negotiated, want %q", side, cs.NegotiatedProtocol, ALPNH2)
 		}
 		return nil
 	}

@@ -46,7 +46,7 @@ func handshake(t *testing.T, serverCfg, clientCfg *tls.Config) handshakeResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func handshake(t *testing.T, serverCfg, clientCfg *tls.Config) handshakeResult {
 				res.clientErr = err
 			}
 		}
-		conn.Close()
+		_ = conn.Close()
 	}
 	wg.Wait()
 	return res
@@ -122,6 +122,8 @@ func TestMTLSHandshake(t *testing.T) {
 		clientBundle  x509bundle.Source
 		allowed       []spiffeid.ID
 		noClientCert  bool
+		tweakClient   func(*tls.Config)
+		tweakServer   func(*tls.Config)
 		wantServerErr string // the refusing side's error says this
 		wantClientErr string
 		wantLog       string // the server's log says this
@@ -143,6 +145,9 @@ func TestMTLSHandshake(t *testing.T) {
 		{name: "server certificate from a rogue CA claiming the allowed ID", serverSVID: rogueServer, allowed: allowPayment, wantClientErr: "certificate signed by unknown authority"},
 		{name: "server ID not in the allowed set", allowed: []spiffeid.ID{cartID}, wantClientErr: `unexpected ID "spiffe://cluster.local/ns/shop/sa/payment"`},
 		{name: "empty allowed set", allowed: nil, wantClientErr: "unexpected ID"},
+		{name: "client capped at TLS 1.2", allowed: allowPayment, tweakClient: func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS12, tls.VersionTLS12 }, wantServerErr: "unsupported versions"},
+		{name: "client offering only http/1.1", allowed: allowPayment, tweakClient: func(c *tls.Config) { c.NextProtos, c.VerifyConnection = []string{"http/1.1"}, nil }, wantServerErr: `ALPN "" negotiated, want "h2"`},
+		{name: "server not speaking h2", allowed: allowPayment, tweakServer: func(c *tls.Config) { c.NextProtos, c.VerifyConnection = nil, nil }, wantClientErr: `ALPN "" negotiated, want "h2"`},
 		{name: "client without a certificate", allowed: allowPayment, noClientCert: true, wantServerErr: "client didn't provide a certificate"},
 	}
 	for _, tc := range tests {
@@ -163,7 +168,13 @@ func TestMTLSHandshake(t *testing.T) {
 			serverCfg := ServerTLSConfig(serverSVID, server, td, serverLog)
 			clientCfg := ClientTLSConfig(clientSVID, clientBundle, tc.allowed, nil)
 			if tc.noClientCert {
-				clientCfg = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, NextProtos: []string{ALPNH2}} //nolint:gosec // the test's point
+				clientCfg = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, NextProtos: []string{ALPNH2}}
+			}
+			if tc.tweakServer != nil {
+				tc.tweakServer(serverCfg)
+			}
+			if tc.tweakClient != nil {
+				tc.tweakClient(clientCfg)
 			}
 			res := handshake(t, serverCfg, clientCfg)
 			if tc.wantServerErr == "" && tc.wantClientErr == "" {
