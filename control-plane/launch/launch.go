@@ -439,7 +439,7 @@ func (m *Mesh) poll(ctx context.Context, p *process, what string, check func(con
 }
 
 func (m *Mesh) exitError(p *process) error {
-	return fmt.Errorf("launch: %s exited: %v%s", p.name, p.err, logTail(p.logFile.Name(), 20))
+	return fmt.Errorf("launch: %s exited: %w%s", p.name, exitErr(p.err), logTail(p.logFile.Name(), 20))
 }
 
 // logTail returns the last n lines of a log file, indented, for an error.
@@ -453,4 +453,12 @@ func logTail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return "\n  last lines of " + path + ":\n    " + strings.Join(lines, "\n    ")
+}
+
+// exitErr is a process's exit error; a clean exit is still unexpected here.
+func exitErr(err error) error {
+	if err == nil {
+		return errors.New("exit status 0")
+	}
+	return err
 }

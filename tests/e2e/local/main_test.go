@@ -12,10 +12,10 @@ import (
 )
 
 // binDir holds the binaries every test runs; set by TestMain.
-var binDir string //nolint:gochecknoglobals // set once by TestMain, read-only after.
+var binDir string // set once by TestMain, read-only after
 
 // binaries are what the suite builds: package -> file name.
-var binaries = map[string]string{ //nolint:gochecknoglobals // constant table.
+var binaries = map[string]string{
 	"github.com/weftmesh/weft/control-plane/cmd/weft-control-plane": mesh.BinaryControlPlane,
 	"github.com/weftmesh/weft/sidecar/cmd/weft-sidecar":             mesh.BinarySidecar,
 	"github.com/weftmesh/weft/examples/shop/cmd/shop":               "shop",
