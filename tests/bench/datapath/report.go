@@ -152,8 +152,10 @@ func f1(v float64) string {
 	return fmt.Sprintf("%.1f", v)
 }
 
+// ratio is a/b, shown only when both are positive (an added latency can
+// come out negative in a noisy round; its ratio means nothing).
 func ratio(a, b float64) string {
-	if math.IsNaN(a) || math.IsNaN(b) || b == 0 {
+	if math.IsNaN(a) || math.IsNaN(b) || a <= 0 || b <= 0 {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f", a/b)
@@ -190,7 +192,7 @@ func (r *report) markdown() string {
 		P("- %s", l)
 	}
 	P("- **Pinning:** %s", r.pinning())
-	P("- **Method:** %d rounds; in each round every path runs each load in turn (interleaved), so drift hits all paths alike. "+
+	P("- **Method:** %d round(s); in each round every path runs each load in turn (interleaved), so drift hits all paths alike. "+
 		"Latency: fortio, constant %s requests/s, uniform spacing, %d keep-alive HTTP/1.1 connections, %s per run, 10 µs histogram resolution. "+
 		"Saturation: wrk -t1 -c%d, %s per run. Figures are medians over rounds; *added* is the path's percentile minus direct's in the same round, median over rounds. "+
 		"CPU: utime+stime from /proc/<pid>/stat (10 ms ticks) over the run, divided by requests served; nginx counts master + worker. "+
@@ -208,41 +210,9 @@ func (r *report) markdown() string {
 	}
 	P("")
 
-	// Headline: Weft against nginx.
-	if r.hasPath("W") && r.hasPath("B") {
-		P("### Weft pair against the nginx pair (%s bodies, %d requests/s)", head, q0)
-		P("")
-		P("| metric | nginx pair (B) | Weft pair (W) | W / B | issue 11 target | met |")
-		P("|---|---:|---:|---:|---|---|")
-		for _, pct := range percentiles {
-			bv, wv := median(r.added(head, q0, "B", pct)), median(r.added(head, q0, "W", pct))
-			target, met := "", ""
-			if pct == "99" {
-				target, met = "≤ nginx and < 500 µs", check(wv <= bv && wv < 500)
-			}
-			P("| added p%s latency, µs | %s | %s | %s | %s | %s |", pct, f0(bv), f0(wv), ratio(wv, bv), target, met)
-		}
-		bs, ws := median(r.satRPS(head, "B")), median(r.satRPS(head, "W"))
-		P("| requests/s at saturation | %s | %s | %s | ≥ 0.60 × nginx | %s |", f0(bs), f0(ws), ratio(ws, bs), check(ws >= 0.6*bs))
-		for _, role := range []string{"client proxy", "server proxy"} {
-			bc, wc := median(r.cpuPer1k(head, 0, "B", role)), median(r.cpuPer1k(head, 0, "W", role))
-			P("| CPU ms per 1000 requests at saturation, %s | %s | %s | %s | ≤ 2 × nginx | %s |", role, f1(bc), f1(wc), ratio(wc, bc), check(wc <= 2*bc))
-		}
-		for _, role := range []string{"client proxy", "server proxy"} {
-			bc, wc := median(r.cpuPer1k(head, q0, "B", role)), median(r.cpuPer1k(head, q0, "W", role))
-			P("| CPU ms per 1000 requests at %d requests/s, %s | %s | %s | %s | | |", q0, role, f1(bc), f1(wc), ratio(wc, bc))
-		}
-		for _, role := range []string{"client proxy", "server proxy"} {
-			bm, wm := median(r.rssMiB(head, q0, "B", role)), median(r.rssMiB(head, q0, "W", role))
-			P("| peak RSS at %d requests/s, %s, MiB | %s | %s | %s | ≤ 20 MB | %s |", q0, role, f1(bm), f1(wm), ratio(wm, bm), check(wm*1.048576 <= 20))
-		}
-		for _, role := range []string{"client proxy", "server proxy"} {
-			if kb, ok := r.idleRSS[role]; ok {
-				v := float64(kb) / 1024
-				P("| idle RSS (ready, before load), %s, MiB | | %s | | ≤ 15 MB | %s |", role, f1(v), check(v*1.048576 <= 15))
-			}
-		}
-		P("")
+	// Headline: the Weft pair against direct and the nginx pair.
+	if r.hasPath("W") {
+		r.headline(P, head, q0)
 	}
 
 	// Latency per size and rate.
@@ -355,6 +325,87 @@ func (r *report) markdown() string {
 	}
 	r.rendered = b.String()
 	return r.rendered
+}
+
+// headline is the summary table: Weft against direct (issue 3's ratios) and
+// against the nginx pair (issue 11's targets) for the first size and rate.
+func (r *report) headline(P func(string, ...any), size string, qps int) {
+	hasB := r.hasPath("B")
+	absPct := func(path, pct string) float64 {
+		var v []float64
+		for _, s := range r.pick(size, qps, path) {
+			v = append(v, s.lat.Pct[pct])
+		}
+		return median(v)
+	}
+	val := func(path string, f func(string) float64) float64 {
+		if path == "B" && !hasB {
+			return math.NaN()
+		}
+		return f(path)
+	}
+	row := func(metric string, f func(path string) float64, format func(float64) string, withA bool, target string, met func(b, w float64) bool) {
+		a, b, w := math.NaN(), val("B", f), val("W", f)
+		if withA {
+			a = f("A")
+		}
+		m := ""
+		if met != nil && !(math.IsNaN(w) || (hasB && math.IsNaN(b))) {
+			m = check(met(b, w))
+		}
+		P("| %s | %s | %s | %s | %s | %s | %s | %s |", metric, format(a), format(b), format(w), ratio(w, b), ratio(w, a), target, m)
+	}
+	P("### Summary: Weft pair against direct and the nginx pair (%s bodies, %d requests/s)", size, qps)
+	P("")
+	P("| metric | direct (A) | nginx pair (B) | Weft pair (W) | W / B | W / A | issue 11 target | met |")
+	P("|---|---:|---:|---:|---:|---:|---|---|")
+	for _, pct := range []string{"50", "99"} {
+		row("p"+pct+" latency, µs", func(p string) float64 { return absPct(p, pct) }, f0, true, "", nil)
+	}
+	for _, pct := range percentiles {
+		target := ""
+		var met func(b, w float64) bool
+		if pct == "99" {
+			target = "< 500 µs and ≤ nginx"
+			met = func(b, w float64) bool { return w < 500 && (!hasB || w <= b) }
+		}
+		row("added p"+pct+" latency, µs", func(p string) float64 { return median(r.added(size, qps, p, pct)) }, f0, false, target, met)
+	}
+	row("requests/s at saturation", func(p string) float64 { return median(r.satRPS(size, p)) }, f0, true,
+		"≥ 0.60 × nginx", func(b, w float64) bool { return hasB && w >= 0.6*b })
+	for _, role := range []string{"client proxy", "server proxy"} {
+		row("CPU ms per 1000 requests at saturation, "+role, func(p string) float64 { return median(r.cpuPer1k(size, 0, p, role)) }, f1, false,
+			"≤ 2 × nginx", func(b, w float64) bool { return hasB && w <= 2*b })
+	}
+	for _, role := range []string{"client proxy", "server proxy"} {
+		row(fmt.Sprintf("CPU ms per 1000 requests at %d requests/s, %s", qps, role), func(p string) float64 { return median(r.cpuPer1k(size, qps, p, role)) }, f1, false, "", nil)
+	}
+	for _, role := range []string{"client proxy", "server proxy"} {
+		row(fmt.Sprintf("peak RSS at %d requests/s, %s, MiB", qps, role), func(p string) float64 { return median(r.rssMiB(size, qps, p, role)) }, f1, false,
+			"≤ 20 MB", func(_, w float64) bool { return w*1.048576 <= 20 })
+	}
+	for _, role := range []string{"client proxy", "server proxy"} {
+		if kb, ok := r.idleRSS[role]; ok {
+			v := float64(kb) / 1024
+			P("| idle RSS (ready, before load), %s, MiB | | | %s | | | ≤ 15 MB | %s |", role, f1(v), check(v*1.048576 <= 15))
+		}
+	}
+	P("")
+	if hasB {
+		var hb, hw string
+		for _, p := range r.paths {
+			switch p.id {
+			case "B":
+				hb = p.hop
+			case "W":
+				hw = p.hop
+			}
+		}
+		if !strings.Contains(hw, "TLS") {
+			P("Not yet like for like: the nginx hop is %s, the Weft hop is %s (mTLS between sidecars arrives with the identity work).", hb, hw)
+			P("")
+		}
+	}
 }
 
 func (r *report) pinning() string {
