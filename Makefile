@@ -75,15 +75,20 @@ generate:
 	cd api && $(GO) run $(CONTROLLER_GEN) object paths=./v1alpha1/... crd:crdVersions=v1 output:crd:dir=./crds
 	@echo "generated api/v1alpha1/zz_generated.deepcopy.go and api/crds/"
 
-# Regenerates into the tree, then fails if anything under api/ changed or
-# appeared. Run on a clean checkout (CI); locally, commit or stash api/ first.
-generate-check: generate
+# Fails if regenerating changes any generated file (deepcopy, CRD YAML):
+# compares against a copy taken just before, so it works on a dirty tree too
+# (CI runs it on a clean clone, where it is the same as `git diff --exit-code`).
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go api/crds
+generate-check:
 	$(call section,generate-check: generated files are up to date)
-	@if ! git diff --exit-code --stat -- api/ || [[ -n $$(git status --porcelain --untracked-files=all -- api/) ]]; then \
-	  git status --short -- api/; \
-	  echo "FAIL: generated files in api/ are stale: run 'make generate' and commit the result"; exit 1; \
+	@snap=$$(mktemp -d); trap 'rm -rf "$$snap"' EXIT; \
+	mkdir -p "$$snap/before/crds" && cp api/v1alpha1/zz_generated.deepcopy.go "$$snap/before/" && cp -r api/crds/. "$$snap/before/crds/"; \
+	$(MAKE) --no-print-directory generate; \
+	mkdir -p "$$snap/after/crds" && cp api/v1alpha1/zz_generated.deepcopy.go "$$snap/after/" && cp -r api/crds/. "$$snap/after/crds/"; \
+	if ! diff -ru "$$snap/before" "$$snap/after"; then \
+	  echo "FAIL: generated files in api/ were stale (now regenerated): review and commit $(GENERATED)"; exit 1; \
 	fi
-	@echo "ok: api/ generated files are current"
+	@echo "ok: $(GENERATED) are current"
 
 ## ---------------------------------------------------------------- format, vet, lint
 
