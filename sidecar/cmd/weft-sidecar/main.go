@@ -1,0 +1,63 @@
+// Command weft-sidecar is the Weft data plane proxy. It takes its
+// configuration from the control plane over xDS; see package sidecar.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/weftmesh/weft/sidecar"
+)
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "weft-sidecar:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := sidecar.Run(ctx, cfg); err != nil {
+		cfg.Logger.Error("weft-sidecar failed", "error", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+// parseFlags reads the command line into a sidecar.Config with its logger.
+func parseFlags(args []string, stderr io.Writer) (sidecar.Config, error) {
+	var cfg sidecar.Config
+	fs := flag.NewFlagSet("weft-sidecar", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Workload, "workload", "", "workload name (required)")
+	fs.StringVar(&cfg.Namespace, "namespace", "", "workload namespace (required)")
+	fs.StringVar(&cfg.ServiceAccount, "service-account", "default", "workload service account")
+	fs.StringVar(&cfg.IP, "ip", "", "workload address; listeners, admin and health bind on it (required)")
+	fs.StringVar(&cfg.XDSAddress, "xds-address", sidecar.DefaultXDSAddress, "control plane xDS address, host:port")
+	fs.StringVar(&cfg.AdminAddress, "admin-address", "", "admin address (default <ip>:15000)")
+	fs.StringVar(&cfg.HealthAddress, "health-address", "", "health address (default <ip>:15020)")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", sidecar.DefaultDrainTimeout, "how long shutdown waits for in-flight requests")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		return cfg, fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	return cfg, nil
+}

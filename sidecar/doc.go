@@ -1,0 +1,33 @@
+// Package sidecar assembles the Weft sidecar: Run wires the xDS client to
+// the routing table, binds the listeners LDS asks for, and serves admin and
+// health, until its context ends.
+//
+// # The request path
+//
+//	app ──HTTP──▶ outbound listener (<ip>:15001, HTTP proxy; package outbound)
+//	      route by Host: router.Table (immutable, swapped atomically)
+//	      cluster ─▶ lb.Picker (round robin) ─▶ endpoint
+//	      transport: h2c to <peer ip>:<tunnel_port> with x-weft-target-port,
+//	                 or HTTP/1.1 to an endpoint without a sidecar
+//	peer ──h2c──▶ inbound listener (<ip>:15006; package inbound)
+//	      filter chain by target port ─▶ inbound|<port>|| ─▶ app (HTTP/1.1 pool)
+//
+// # Configuration flow
+//
+// xdsclient.Client (one goroutine) accepts a response, then calls the
+// validator, which compiles the candidate snapshot with router.Compile (a
+// compile error NACKs the response), then, when the snapshot is published,
+// the update handler, which stores the compiled table in an
+// atomic.Pointer[router.Table] and nudges the listener manager. Requests
+// load the pointer once and see one whole configuration; nothing on the
+// request path takes a lock.
+//
+// # Goroutines
+//
+// Run owns one errgroup: the xDS client's Run; the listener manager, which
+// alone binds, rebinds and drains the outbound and inbound servers (each
+// server's Serve runs in a goroutine the manager waits for); and the admin
+// and health servers. When the context ends, readiness turns false, the
+// listeners stop accepting and drain in-flight requests for up to
+// Config.DrainTimeout, then admin and health stop and Run returns.
+package sidecar

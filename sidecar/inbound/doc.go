@@ -1,0 +1,24 @@
+// Package inbound is the sidecar's inbound listener: where peer sidecars'
+// tunnels arrive (LDS listener "inbound", <ip>:15006), serving h2c and
+// HTTP/1.1.
+//
+// Request path: the handler reads the workload port the request is for from
+// mesh.HeaderTargetPort (with iptables capture the original destination
+// will give it), loads the current router.Table (one atomic load), selects
+// the inbound listener's filter chain for that port, routes by the chain's
+// inline route configuration (domains "*", prefix "/") to the port's
+// inbound cluster, removes the mesh headers, and forwards to the cluster's
+// static endpoint, the app, over pooled keep-alive HTTP/1.1
+// (proxy.Forwarder with the sidecar's transport; the app endpoint has no
+// tunnel port, so it is dialled directly).
+//
+// The sidecar answers itself, with a "weft: ..." text body: 421 when the
+// request carries no target port or the port has no filter chain (this
+// workload does not serve it), 400 for a malformed port, 404 when no route
+// matches, 503 before the first configuration or when the app cluster is
+// missing, 502 when the app cannot be reached.
+//
+// Goroutines: net/http's server runs one goroutine per HTTP/1.1 connection
+// and one per h2c stream; the handler runs on it. The sidecar binds, serves
+// and drains the server (NewServer) as LDS says.
+package inbound

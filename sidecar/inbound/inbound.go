@@ -1,0 +1,100 @@
+package inbound
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/weftmesh/weft/api/mesh"
+
+	"github.com/weftmesh/weft/sidecar/proxy"
+	"github.com/weftmesh/weft/sidecar/router"
+)
+
+// Tables gives the current routing table (an *atomic.Pointer[router.Table]).
+type Tables interface {
+	Load() *router.Table
+}
+
+// Handler serves requests arriving from peer sidecars.
+type Handler struct {
+	tables Tables
+	fwd    *proxy.Forwarder
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns the inbound handler; t should dial the app directly.
+func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger) *Handler {
+	return &Handler{tables: tables, fwd: proxy.NewForwarder(t, log.With("listener", "inbound"))}
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	tbl := h.tables.Load()
+	if tbl == nil || tbl.Inbound == nil {
+		proxy.Error(w, http.StatusServiceUnavailable, "no inbound configuration yet")
+		return
+	}
+	v, ok := proxy.TargetPort(r.Header)
+	if !ok {
+		proxy.Error(w, http.StatusMisdirectedRequest, "request has no %s header", mesh.HeaderTargetPort)
+		return
+	}
+	port, err := strconv.ParseUint(v, 10, 16)
+	if err != nil || port == 0 {
+		proxy.Error(w, http.StatusBadRequest, "bad %s %q", mesh.HeaderTargetPort, v)
+		return
+	}
+	chain := tbl.Inbound.Chain(uint32(port))
+	if chain == nil {
+		proxy.Error(w, http.StatusMisdirectedRequest, "port %d is not served here (no inbound filter chain)", port)
+		return
+	}
+	if chain.Routes == nil {
+		proxy.Error(w, http.StatusServiceUnavailable, "no inbound routes for port %d yet", port)
+		return
+	}
+	vh := chain.Routes.VirtualHost(r.Host)
+	var rt *router.Route
+	if vh != nil {
+		rt = vh.Route(r)
+	}
+	if rt == nil {
+		proxy.Error(w, http.StatusNotFound, "no inbound route for %s%s on port %d", r.Host, r.URL.Path, port)
+		return
+	}
+	if rt.Cluster == nil {
+		proxy.Error(w, http.StatusServiceUnavailable, "cluster %s not found", rt.ClusterName)
+		return
+	}
+	ep := rt.Cluster.Picker.Pick()
+	if ep == nil {
+		proxy.Error(w, http.StatusServiceUnavailable, "no app endpoint for %s", rt.ClusterName)
+		return
+	}
+	proxy.RemoveMeshHeaders(r.Header)
+	h.fwd.Forward(w, r, ep, rt.ClusterName)
+}
+
+// NewServer returns the inbound HTTP server for h: h2c (the tunnel) and
+// HTTP/1.1.
+func NewServer(h http.Handler, log *slog.Logger) *http.Server {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Handler:           h,
+		Protocols:         p,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: 1000,
+			SendPingTimeout:      30 * time.Second,
+			PingTimeout:          10 * time.Second,
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}

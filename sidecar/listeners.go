@@ -1,0 +1,156 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weftmesh/weft/api/mesh"
+
+	"github.com/weftmesh/weft/sidecar/router"
+)
+
+// bindRetry is how often a listener that failed to bind is tried again.
+const bindRetry = time.Second
+
+// listenerManager binds the listeners the current table names, rebinds one
+// whose address changed (the new socket first, then the old one drains),
+// and drains removed ones. Its run goroutine alone touches servers.
+type listenerManager struct {
+	log     *slog.Logger
+	drain   time.Duration
+	tables  *atomic.Pointer[router.Table]
+	servers map[string]func() *http.Server
+
+	wake chan struct{}
+	// bound is true when a table was applied and every listener it names
+	// is bound.
+	bound atomic.Bool
+	// done is closed when run returned: every listener drained.
+	done chan struct{}
+
+	running map[string]*served
+	wg      sync.WaitGroup
+}
+
+type served struct {
+	addr string
+	srv  *http.Server
+}
+
+func newListenerManager(log *slog.Logger, drain time.Duration, tables *atomic.Pointer[router.Table], servers map[string]func() *http.Server) *listenerManager {
+	return &listenerManager{
+		log:     log.With("component", "listeners"),
+		drain:   drain,
+		tables:  tables,
+		servers: servers,
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		running: map[string]*served{},
+	}
+}
+
+// notify asks run to look at the current table. It never blocks.
+func (m *listenerManager) notify() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *listenerManager) ready() bool { return m.bound.Load() }
+
+// run applies tables until ctx ends, then drains every listener.
+func (m *listenerManager) run(ctx context.Context) error {
+	defer close(m.done)
+	retry := time.NewTimer(bindRetry)
+	retry.Stop()
+	for {
+		if !m.apply(ctx, m.tables.Load()) {
+			retry.Reset(bindRetry)
+		}
+		select {
+		case <-ctx.Done():
+			m.bound.Store(false)
+			for name, s := range m.running {
+				m.stop(name, s)
+			}
+			m.wg.Wait()
+			return nil
+		case <-m.wake:
+		case <-retry.C:
+		}
+	}
+}
+
+// apply reconciles the running listeners with t. It reports false when a
+// listener could not be bound (run retries).
+func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
+	if t == nil {
+		return true
+	}
+	want := map[string]string{}
+	if t.Outbound != nil {
+		want[mesh.ListenerOutbound] = t.Outbound.Address
+	}
+	if t.Inbound != nil {
+		want[mesh.ListenerInbound] = t.Inbound.Address
+	}
+	ok := true
+	for name, addr := range want {
+		cur := m.running[name]
+		if cur != nil && cur.addr == addr {
+			continue
+		}
+		newSrv := m.servers[name]
+		if newSrv == nil {
+			continue
+		}
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+		if err != nil {
+			m.log.Warn("cannot bind listener; retrying", "listener", name, "address", addr, "error", err)
+			ok = false
+			continue
+		}
+		srv := newSrv()
+		m.wg.Go(func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				m.log.Error("listener stopped", "listener", name, "address", addr, "error", err)
+			}
+		})
+		m.running[name] = &served{addr: addr, srv: srv}
+		if cur != nil {
+			m.log.Info("listener moved", "listener", name, "from", cur.addr, "to", addr)
+			m.stop(name, cur)
+		} else {
+			m.log.Info("listener bound", "listener", name, "address", addr)
+		}
+	}
+	for name, s := range m.running {
+		if _, keep := want[name]; !keep {
+			m.log.Info("listener removed", "listener", name, "address", s.addr)
+			delete(m.running, name)
+			m.stop(name, s)
+		}
+	}
+	m.bound.Store(ok)
+	return ok
+}
+
+// stop drains s in the background: it stops accepting at once and waits
+// up to the drain timeout for in-flight requests, then closes the rest.
+func (m *listenerManager) stop(name string, s *served) {
+	m.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), m.drain)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			m.log.Warn("listener drain timed out; closing connections", "listener", name, "address", s.addr, "error", err)
+			s.srv.Close()
+		}
+	})
+}

@@ -1,0 +1,89 @@
+package outbound
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/weftmesh/weft/sidecar/proxy"
+	"github.com/weftmesh/weft/sidecar/router"
+)
+
+// Tables gives the current routing table (an *atomic.Pointer[router.Table]).
+type Tables interface {
+	Load() *router.Table
+}
+
+// Handler routes and forwards the app's outbound requests.
+type Handler struct {
+	tables Tables
+	fwd    *proxy.Forwarder
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns the outbound handler.
+func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger) *Handler {
+	return &Handler{tables: tables, fwd: proxy.NewForwarder(t, log.With("listener", "outbound"))}
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		proxy.Error(w, http.StatusMethodNotAllowed, "CONNECT is not supported; send plain HTTP requests through the proxy")
+		return
+	}
+	tbl := h.tables.Load()
+	if tbl == nil || tbl.Outbound == nil {
+		proxy.Error(w, http.StatusServiceUnavailable, "no outbound configuration yet")
+		return
+	}
+	// One chain for any port today; with capture the original destination
+	// port selects it.
+	chain := tbl.Outbound.Chain(0)
+	if chain == nil || chain.Routes == nil {
+		proxy.Error(w, http.StatusServiceUnavailable, "no outbound routes yet")
+		return
+	}
+	if r.Host == "" {
+		proxy.Error(w, http.StatusBadRequest, "request has no host")
+		return
+	}
+	vh := chain.Routes.VirtualHost(r.Host)
+	if vh == nil {
+		proxy.Error(w, http.StatusNotFound, "no route to host %q: not a known service name", r.Host)
+		return
+	}
+	rt := vh.Route(r)
+	if rt == nil {
+		proxy.Error(w, http.StatusNotFound, "no route for %s%s", r.Host, r.URL.Path)
+		return
+	}
+	if rt.Cluster == nil {
+		proxy.Error(w, http.StatusServiceUnavailable, "cluster %s not found", rt.ClusterName)
+		return
+	}
+	ep := rt.Cluster.Picker.Pick()
+	if ep == nil {
+		proxy.Error(w, http.StatusServiceUnavailable, "no healthy endpoints for %s", rt.ClusterName)
+		return
+	}
+	proxy.RemoveMeshHeaders(r.Header)
+	h.fwd.Forward(w, r, ep, rt.ClusterName)
+}
+
+// NewServer returns the outbound HTTP server for h: HTTP/1.1 keep-alive and
+// h2c, no read or write deadline on bodies (they stream).
+func NewServer(h http.Handler, log *slog.Logger) *http.Server {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Handler:           h,
+		Protocols:         p,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}

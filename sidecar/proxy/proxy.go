@@ -1,0 +1,227 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/weftmesh/weft/api/mesh"
+
+	"github.com/weftmesh/weft/sidecar/lb"
+	"github.com/weftmesh/weft/sidecar/transport"
+)
+
+// Transport sends a request to an endpoint. req.URL carries the path and
+// query; the transport sets scheme and host for the hop it takes.
+type Transport interface {
+	RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, error)
+}
+
+var _ Transport = (*transport.Mesh)(nil)
+
+// Forwarder forwards requests through a Transport.
+type Forwarder struct {
+	t   Transport
+	log *slog.Logger
+}
+
+// NewForwarder returns a Forwarder that sends with t.
+func NewForwarder(t Transport, log *slog.Logger) *Forwarder {
+	return &Forwarder{t: t, log: log}
+}
+
+// Canonical forms of the mesh headers.
+var (
+	headerTargetPort   = http.CanonicalHeaderKey(mesh.HeaderTargetPort)
+	headerPeerIdentity = http.CanonicalHeaderKey(mesh.HeaderPeerIdentity)
+)
+
+// hopHeaders are removed on every hop (RFC 9110, 7.6.1, and the usual
+// proxy extras).
+var hopHeaders = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// Forward sends r to ep and copies the response to w. cluster names the
+// upstream in errors and logs.
+func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint, cluster string) {
+	out := r.WithContext(transport.WithEndpoint(r.Context(), ep))
+	out.URL = &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	out.RequestURI = ""
+	out.Close = false
+	if r.ContentLength == 0 {
+		out.Body = nil
+	}
+	teTrailers := hasToken(r.Header["Te"], "trailers")
+	RemoveHopHeaders(out.Header)
+	if teTrailers {
+		out.Header["Te"] = []string{"trailers"}
+	}
+
+	resp, err := f.t.RoundTrip(out, ep)
+	if err != nil {
+		f.fail(w, r, err, ep, cluster)
+		return
+	}
+	defer resp.Body.Close()
+
+	RemoveHopHeaders(resp.Header)
+	dst := w.Header()
+	for k, vv := range resp.Header {
+		dst[k] = vv
+	}
+	if len(resp.Trailer) > 0 {
+		names := make([]string, 0, len(resp.Trailer))
+		for k := range resp.Trailer {
+			names = append(names, k)
+		}
+		dst["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(resp.StatusCode)
+
+	if err := copyBody(w, resp, r.Method); err != nil {
+		if r.Context().Err() == nil {
+			f.log.Debug("upstream response body failed; aborting the response", "cluster", cluster, "endpoint", ep.Addr, "error", err)
+		}
+		// The status line is out: abort so the client does not take a
+		// truncated body for a whole one.
+		panic(http.ErrAbortHandler)
+	}
+	for k, vv := range resp.Trailer {
+		dst[http.TrailerPrefix+k] = vv
+	}
+}
+
+// copyBody copies the response body, flushing after each read when the
+// length is unknown. It reports upstream read errors only; a client that
+// stops reading ends the copy quietly.
+func copyBody(w http.ResponseWriter, resp *http.Response, method string) error {
+	if method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		return nil
+	}
+	flusher, _ := w.(http.Flusher)
+	stream := flusher != nil && (resp.ContentLength < 0 || strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream"))
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil
+			}
+			if stream {
+				flusher.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+func (f *Forwarder) fail(w http.ResponseWriter, r *http.Request, err error, ep *lb.Endpoint, cluster string) {
+	if r.Context().Err() != nil {
+		// The client went away; nobody reads an answer.
+		f.log.Debug("client gone before the upstream answered", "cluster", cluster, "endpoint", ep.Addr, "error", err)
+		return
+	}
+	var de *transport.DialError
+	if errors.As(err, &de) {
+		f.log.Info("upstream connect failed", "cluster", cluster, "endpoint", ep.Addr, "error", de.Err)
+		Error(w, http.StatusBadGateway, "upstream connect error: %s: %v", de.Addr, de.Err)
+		return
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		Error(w, http.StatusGatewayTimeout, "upstream timeout: %s", ep.Addr)
+		return
+	}
+	f.log.Info("upstream request failed", "cluster", cluster, "endpoint", ep.Addr, "error", err)
+	Error(w, http.StatusBadGateway, "upstream request failed: %s: %v", ep.Addr, shortError(err))
+}
+
+// shortError drops the net/http and url prefixes that repeat the method and
+// URL.
+func shortError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// Error answers a request the sidecar itself rejects: code and a one-line
+// text body "weft: <message>".
+func Error(w http.ResponseWriter, code int, format string, args ...any) {
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	h["X-Content-Type-Options"] = []string{"nosniff"}
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "weft: "+format+"\n", args...)
+}
+
+// RemoveHopHeaders deletes the hop-by-hop headers from h, including those
+// the Connection header names.
+func RemoveHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for v != "" {
+			var name string
+			name, v, _ = strings.Cut(v, ",")
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+// RemoveMeshHeaders deletes the headers only sidecars may set: the target
+// port and the peer identity.
+func RemoveMeshHeaders(h http.Header) {
+	delete(h, headerTargetPort)
+	delete(h, headerPeerIdentity)
+}
+
+// TargetPort returns the value of the target port header.
+func TargetPort(h http.Header) (string, bool) {
+	v := h[headerTargetPort]
+	if len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
+}
+
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			t, _, _ = strings.Cut(t, ";")
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,26 @@
+// Package transport carries a request from the sidecar to the endpoint the
+// load balancer picked: the last stage of the request path.
+//
+// Two hops exist:
+//
+//   - The tunnel, to an endpoint that runs a sidecar (its EDS metadata has
+//     filter_metadata["weft"]["tunnel_port"]): the request goes over HTTP/2 to
+//     <endpoint ip>:<tunnel_port>, the peer's inbound listener, with the
+//     endpoint's own port in the mesh.HeaderTargetPort header. The default
+//     Tunnel is cleartext HTTP/2 with prior knowledge (h2c); one connection
+//     per peer address carries every concurrent request to that peer
+//     (a second one is opened only when the peer's stream limit is reached).
+//     The identity issue swaps in an mTLS Tunnel with WithTunnel, without
+//     touching anything else; the endpoint, including its expected SPIFFE ID,
+//     is in the request context (EndpointFromContext) for such a dialer.
+//   - Direct, to an endpoint without a sidecar, and to the local app from the
+//     inbound listener: HTTP/1.1 over a keep-alive connection pool.
+//
+// Addresses are IP literals from xDS; nothing on this path resolves names.
+// A failure to connect is returned as a *DialError so callers can answer 502
+// and know the request never reached the upstream.
+//
+// Goroutines: net/http's Transport owns the connection goroutines (one reader
+// per HTTP/2 connection, one reader and one writer per HTTP/1.1 connection);
+// RoundTrip runs on the caller's goroutine. A Mesh is safe for concurrent use.
+package transport

@@ -1,0 +1,204 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/weftmesh/weft/api/mesh"
+
+	"github.com/weftmesh/weft/sidecar/lb"
+)
+
+// Tunnel sends requests to a peer sidecar's inbound listener. It receives the
+// request with its URL already pointing at ep.TunnelAddr and the target port
+// header set.
+type Tunnel interface {
+	RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, error)
+	CloseIdleConnections()
+}
+
+// DialError says the transport could not connect to an upstream: the request
+// was not sent, so it is always safe to retry elsewhere.
+type DialError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DialError) Error() string { return "transport: connect to " + e.Addr + ": " + e.Err.Error() }
+
+func (e *DialError) Unwrap() error { return e.Err }
+
+type endpointKey struct{}
+
+// WithEndpoint returns a context that carries ep to the transport's dialers
+// (for the connect timeout now, for the peer identity with mTLS).
+func WithEndpoint(ctx context.Context, ep *lb.Endpoint) context.Context {
+	return context.WithValue(ctx, endpointKey{}, ep)
+}
+
+// EndpointFromContext returns the endpoint set by WithEndpoint, or nil.
+func EndpointFromContext(ctx context.Context) *lb.Endpoint {
+	ep, _ := ctx.Value(endpointKey{}).(*lb.Endpoint)
+	return ep
+}
+
+// Option configures a Mesh.
+type Option func(*options)
+
+type options struct {
+	connectTimeout  time.Duration
+	tunnel          Tunnel
+	maxIdlePerHost  int
+	idleConnTimeout time.Duration
+}
+
+// WithConnectTimeout sets the dial timeout used when an endpoint has none
+// (default mesh.DefaultConnectTimeout).
+func WithConnectTimeout(d time.Duration) Option { return func(o *options) { o.connectTimeout = d } }
+
+// WithTunnel replaces the h2c tunnel (the identity issue passes its mTLS one).
+func WithTunnel(t Tunnel) Option { return func(o *options) { o.tunnel = t } }
+
+// WithMaxIdleConnsPerHost bounds the idle HTTP/1.1 connections kept per
+// direct upstream (default 256).
+func WithMaxIdleConnsPerHost(n int) Option { return func(o *options) { o.maxIdlePerHost = n } }
+
+// Mesh is the sidecar's transport: the tunnel for sidecar endpoints, pooled
+// HTTP/1.1 for the rest.
+type Mesh struct {
+	tunnel Tunnel
+	direct *http.Transport
+}
+
+// New returns a Mesh transport.
+func New(opts ...Option) *Mesh {
+	o := options{
+		connectTimeout:  mesh.DefaultConnectTimeout,
+		maxIdlePerHost:  256,
+		idleConnTimeout: 90 * time.Second,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	d := NewDialer(o.connectTimeout)
+	if o.tunnel == nil {
+		o.tunnel = NewH2C(d)
+	}
+	direct := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            d.DialContext,
+		MaxIdleConns:           0, // no global limit; per host below
+		MaxIdleConnsPerHost:    o.maxIdlePerHost,
+		IdleConnTimeout:        o.idleConnTimeout,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true, // a proxy passes Accept-Encoding through untouched
+		MaxResponseHeaderBytes: 1 << 20,
+		Protocols:              protocols(true, false),
+	}
+	return &Mesh{tunnel: o.tunnel, direct: direct}
+}
+
+// RoundTrip sends req to ep. req.URL carries path and query only; RoundTrip
+// sets scheme and host. req.Host is sent as the Host (:authority) header.
+func (m *Mesh) RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, error) {
+	req.URL.Scheme = "http"
+	if ep.TunnelAddr != "" {
+		req.URL.Host = ep.TunnelAddr
+		req.Header[headerTargetPort] = []string{ep.TargetPort}
+		return m.tunnel.RoundTrip(req, ep)
+	}
+	req.URL.Host = ep.Addr
+	return m.direct.RoundTrip(req)
+}
+
+// CloseIdleConnections closes idle connections of both hops.
+func (m *Mesh) CloseIdleConnections() {
+	m.tunnel.CloseIdleConnections()
+	m.direct.CloseIdleConnections()
+}
+
+var headerTargetPort = http.CanonicalHeaderKey(mesh.HeaderTargetPort)
+
+// H2C is the plaintext HTTP/2 tunnel: prior-knowledge HTTP/2 over TCP.
+type H2C struct {
+	t *http.Transport
+}
+
+var _ Tunnel = (*H2C)(nil)
+
+// NewH2C returns an h2c tunnel that dials with d (nil: a Dialer with
+// mesh.DefaultConnectTimeout).
+func NewH2C(d *Dialer) *H2C {
+	if d == nil {
+		d = NewDialer(mesh.DefaultConnectTimeout)
+	}
+	return &H2C{t: &http.Transport{
+		Proxy:              nil,
+		DialContext:        d.DialContext,
+		DisableCompression: true,
+		IdleConnTimeout:    5 * time.Minute,
+		Protocols:          protocols(false, true),
+		HTTP2: &http.HTTP2Config{
+			// A ping after 30 s of silence, and the connection is dropped
+			// when the peer does not answer within 10 s: a dead peer is
+			// noticed even when no request is in flight.
+			SendPingTimeout: 30 * time.Second,
+			PingTimeout:     10 * time.Second,
+		},
+	}}
+}
+
+// RoundTrip implements Tunnel.
+func (h *H2C) RoundTrip(req *http.Request, _ *lb.Endpoint) (*http.Response, error) {
+	return h.t.RoundTrip(req)
+}
+
+// CloseIdleConnections implements Tunnel.
+func (h *H2C) CloseIdleConnections() { h.t.CloseIdleConnections() }
+
+func protocols(http1, h2c bool) *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(http1)
+	p.SetUnencryptedHTTP2(h2c)
+	return p
+}
+
+// Dialer dials IP literals with a per-endpoint timeout and wraps failures in
+// a DialError. Tunnel implementations use it so that connect failures look
+// the same on every hop.
+type Dialer struct {
+	timeout time.Duration
+}
+
+// NewDialer returns a Dialer whose timeout, when the endpoint in the context
+// has none, is defaultTimeout.
+func NewDialer(defaultTimeout time.Duration) *Dialer {
+	if defaultTimeout <= 0 {
+		defaultTimeout = mesh.DefaultConnectTimeout
+	}
+	return &Dialer{timeout: defaultTimeout}
+}
+
+// DialContext dials addr, bounding the dial by the endpoint's connect timeout
+// (from the request context) or the default.
+func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	timeout := d.timeout
+	if ep := EndpointFromContext(ctx); ep != nil && ep.ConnectTimeout > 0 {
+		timeout = ep.ConnectTimeout
+	}
+	nd := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	c, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		// "dial tcp 1.2.3.4:5: connect: connection refused" reads as
+		// "connect: connection refused": the address is in the DialError.
+		var op *net.OpError
+		if errors.As(err, &op) && op.Err != nil {
+			err = op.Err
+		}
+		return nil, &DialError{Addr: addr, Err: err}
+	}
+	return c, nil
+}

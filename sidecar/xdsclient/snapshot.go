@@ -1,0 +1,221 @@
+package xdsclient
+
+import (
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// Snapshot is one accepted configuration: every resource in it passed
+// validation and every reference that is checked on arrival resolved.
+//
+// A Snapshot is immutable. Its maps and the protos they hold are shared with
+// later snapshots and must never be modified; a new update makes a new
+// Snapshot with new maps for the types it changed.
+type Snapshot struct {
+	// Listeners (LDS) by name.
+	Listeners map[string]*Listener
+	// Routes (RDS) by name: the route configurations the listeners name.
+	Routes map[string]*route.RouteConfiguration
+	// Clusters (CDS) by name.
+	Clusters map[string]*Cluster
+	// Endpoints (EDS) by EDS service name: the assignments EDS clusters name.
+	Endpoints map[string]*Assignment
+	// Versions are the ACKed version of each type in this snapshot.
+	Versions Versions
+	// Complete is true once LDS and CDS were accepted and every route
+	// configuration a listener names and every assignment an EDS cluster
+	// names has arrived.
+	Complete bool
+}
+
+// Versions holds one version per resource type ("" until accepted).
+type Versions struct {
+	Listeners, Routes, Clusters, Endpoints string
+}
+
+// Listener is a validated LDS resource.
+type Listener struct {
+	Name string
+	// Address is host:port, the listener's socket address.
+	Address string
+	// Chains are the filter chains, each with one HTTP connection manager.
+	Chains   []FilterChain
+	Resource *listener.Listener
+}
+
+// FilterChain is one filter chain of a listener: a destination port match
+// and the routes its HTTP connection manager uses.
+type FilterChain struct {
+	Name string
+	// DestinationPort is filter_chain_match.destination_port; 0 matches
+	// any port.
+	DestinationPort uint32
+	// RouteName is the RDS route configuration name, when the chain uses
+	// RDS; empty when the route configuration is inline.
+	RouteName string
+	// Route is the inline route configuration, or nil with RDS.
+	Route *route.RouteConfiguration
+}
+
+// Cluster is a validated CDS resource.
+type Cluster struct {
+	Name string
+	// EDSName is the EDS service name of an EDS cluster (service_name, or
+	// the cluster name when that is empty); empty for STATIC clusters.
+	EDSName string
+	// Static is the inline load_assignment of a STATIC cluster.
+	Static *Assignment
+	// ConnectTimeout is connect_timeout (zero when unset).
+	ConnectTimeout time.Duration
+	Resource       *cluster.Cluster
+}
+
+// Assignment is a validated ClusterLoadAssignment with its endpoints
+// decoded.
+type Assignment struct {
+	Name      string
+	Endpoints []Endpoint
+	Resource  *endpoint.ClusterLoadAssignment
+}
+
+// Endpoint is one LbEndpoint of an assignment.
+type Endpoint struct {
+	// IP and Port are the endpoint's socket address (an IP literal).
+	IP   string
+	Port uint32
+	// TunnelPort is filter_metadata["weft"]["tunnel_port"], 0 when unset:
+	// the endpoint runs a sidecar whose inbound listener is at IP:TunnelPort.
+	TunnelPort uint32
+	// Workload and Identity are filter_metadata["weft"]["workload"] and
+	// ["identity"], empty when unset.
+	Workload string
+	Identity string
+	// Weight is load_balancing_weight, 1 when unset.
+	Weight uint32
+	Health core.HealthStatus
+	// Priority is the locality's priority (0 is the highest).
+	Priority uint32
+}
+
+// RouteNames returns the sorted RDS names the listeners reference.
+func (s *Snapshot) RouteNames() []string { return routeNames(s.Listeners) }
+
+// EndpointNames returns the sorted EDS names the clusters reference.
+func (s *Snapshot) EndpointNames() []string { return endpointNames(s.Clusters) }
+
+func routeNames(ls map[string]*Listener) []string {
+	set := map[string]bool{}
+	for _, l := range ls {
+		for _, fc := range l.Chains {
+			if fc.RouteName != "" {
+				set[fc.RouteName] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+func endpointNames(cs map[string]*Cluster) []string {
+	set := map[string]bool{}
+	for _, c := range cs {
+		if c.EDSName != "" {
+			set[c.EDSName] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
+// complete computes Snapshot.Complete.
+func (s *Snapshot) complete(haveLDS, haveCDS bool) bool {
+	if !haveLDS || !haveCDS {
+		return false
+	}
+	for _, n := range s.RouteNames() {
+		if s.Routes[n] == nil {
+			return false
+		}
+	}
+	for _, n := range s.EndpointNames() {
+		if s.Endpoints[n] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+func emptySnapshot() *Snapshot {
+	return &Snapshot{
+		Listeners: map[string]*Listener{},
+		Routes:    map[string]*route.RouteConfiguration{},
+		Clusters:  map[string]*Cluster{},
+		Endpoints: map[string]*Assignment{},
+	}
+}
+
+// with returns a shallow copy of s (maps shared; replace the ones you change).
+func (s *Snapshot) with() *Snapshot {
+	c := *s
+	return &c
+}
+
+// NewSnapshot validates resources exactly as the client validates responses
+// (clusters, endpoints, listeners, routes in ADS order) and returns the
+// snapshot they make, with empty versions. Endpoints and routes that no
+// cluster or listener names are left out. It is for tests and tools.
+func NewSnapshot(ls []*listener.Listener, rs []*route.RouteConfiguration, cs []*cluster.Cluster, es []*endpoint.ClusterLoadAssignment) (*Snapshot, error) {
+	c := &Client{state: emptySnapshot(), types: newTypes(), log: slog.New(slog.DiscardHandler)}
+	steps := []struct {
+		url  string
+		msgs []proto.Message
+	}{
+		{TypeCluster, protos(cs)},
+		{TypeEndpoint, protos(es)},
+		{TypeListener, protos(ls)},
+		{TypeRoute, protos(rs)},
+	}
+	for _, st := range steps {
+		ts := c.types[st.url]
+		switch st.url {
+		case TypeEndpoint:
+			ts.names = c.state.EndpointNames()
+		case TypeRoute:
+			ts.names = c.state.RouteNames()
+		}
+		resp := &discovery.DiscoveryResponse{TypeUrl: st.url}
+		for _, m := range st.msgs {
+			a, err := anypb.New(m)
+			if err != nil {
+				return nil, fmt.Errorf("xdsclient: %w", err)
+			}
+			resp.Resources = append(resp.Resources, a)
+		}
+		cand, err := c.candidate(ts, resp)
+		if err != nil {
+			return nil, err
+		}
+		c.state = cand
+		c.haveLDS = c.haveLDS || st.url == TypeListener
+		c.haveCDS = c.haveCDS || st.url == TypeCluster
+	}
+	return c.state, nil
+}
+
+func protos[M proto.Message](ms []M) []proto.Message {
+	out := make([]proto.Message, len(ms))
+	for i, m := range ms {
+		out[i] = m
+	}
+	return out
+}
