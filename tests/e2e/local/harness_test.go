@@ -33,8 +33,6 @@ const (
 // env is one running mesh and a client that sends through its "client"
 // workload's sidecar.
 type env struct {
-	t        *testing.T
-	params   meshParams
 	meshFile string
 	m        *launch.Mesh
 	client   *http.Client
@@ -46,8 +44,8 @@ type env struct {
 func startMesh(t *testing.T, p meshParams) *env {
 	t.Helper()
 	dir := t.TempDir()
-	e := &env{t: t, params: p, dir: dir, meshFile: filepath.Join(dir, "mesh.yaml")}
-	e.writeFile(renderMesh(t, p))
+	e := &env{dir: dir, meshFile: filepath.Join(dir, "mesh.yaml")}
+	e.writeFile(t, renderMesh(t, p))
 	start := time.Now()
 	m, err := launch.Start(t.Context(), e.meshFile, binDir,
 		launch.WithControlPlaneIP(p.IP(1)),
@@ -62,7 +60,7 @@ func startMesh(t *testing.T, p meshParams) *env {
 	e.m = m
 	t.Cleanup(func() {
 		if t.Failed() {
-			e.dumpLogs()
+			e.dumpLogs(t)
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 20*time.Second)
 		defer cancel()
@@ -84,23 +82,22 @@ func startMesh(t *testing.T, p meshParams) *env {
 
 // writeFile replaces the mesh file atomically (sibling + rename) and
 // returns when it did.
-func (e *env) writeFile(data []byte) time.Time {
-	e.t.Helper()
+func (e *env) writeFile(t testing.TB, data []byte) time.Time {
+	t.Helper()
 	tmp := e.meshFile + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, e.meshFile); err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return time.Now()
 }
 
 // writeMesh renders p into the mesh file.
-func (e *env) writeMesh(p meshParams) time.Time {
-	e.t.Helper()
-	e.params = p
-	return e.writeFile(renderMesh(e.t, p))
+func (e *env) writeMesh(t testing.TB, p meshParams) time.Time {
+	t.Helper()
+	return e.writeFile(t, renderMesh(t, p))
 }
 
 // get sends GET url through the client sidecar and decodes the shop reply.
@@ -130,9 +127,9 @@ func (e *env) get(ctx context.Context, url string) (app.Reply, int, error) {
 
 // waitServedBy sends GET url until instance serves it, and returns how long
 // after since that took. Any failed request fails the test.
-func (e *env) waitServedBy(url, instance string, since time.Time, deadline time.Duration) time.Duration {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(e.t.Context(), deadline)
+func (e *env) waitServedBy(t testing.TB, url, instance string, since time.Time, deadline time.Duration) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), deadline)
 	defer cancel()
 	for ctx.Err() == nil {
 		r, _, err := e.get(ctx, url)
@@ -140,22 +137,22 @@ func (e *env) waitServedBy(url, instance string, since time.Time, deadline time.
 			if ctx.Err() != nil {
 				break
 			}
-			e.t.Fatalf("request failed while waiting for %s: %v", instance, err)
+			t.Fatalf("request failed while waiting for %s: %v", instance, err)
 		}
 		if r.Instance == instance {
 			return time.Since(since)
 		}
 	}
-	e.t.Fatalf("%s did not serve %s within %s", instance, url, deadline)
+	t.Fatalf("%s did not serve %s within %s", instance, url, deadline)
 	return 0
 }
 
 // waitDrained sends GET url until streak requests in a row were not served
 // by instance, and returns how long after since the streak began (0 if it
 // began before since). Any failed request fails the test.
-func (e *env) waitDrained(url, instance string, since time.Time, streak int, deadline time.Duration) time.Duration {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(e.t.Context(), deadline)
+func (e *env) waitDrained(t testing.TB, url, instance string, since time.Time, streak int, deadline time.Duration) time.Duration {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), deadline)
 	defer cancel()
 	run, runStart := 0, since
 	for ctx.Err() == nil {
@@ -165,7 +162,7 @@ func (e *env) waitDrained(url, instance string, since time.Time, streak int, dea
 			if ctx.Err() != nil {
 				break
 			}
-			e.t.Fatalf("request failed while draining %s: %v", instance, err)
+			t.Fatalf("request failed while draining %s: %v", instance, err)
 		}
 		if r.Instance == instance {
 			run = 0
@@ -178,7 +175,7 @@ func (e *env) waitDrained(url, instance string, since time.Time, streak int, dea
 			return max(0, runStart.Sub(since))
 		}
 	}
-	e.t.Fatalf("%s still served %s after %s", instance, url, deadline)
+	t.Fatalf("%s still served %s after %s", instance, url, deadline)
 	return 0
 }
 
@@ -215,7 +212,7 @@ func (e *env) waitLogLine(name string, offset int64, deadline time.Duration, mat
 	}
 }
 
-func (e *env) dumpLogs() {
+func (e *env) dumpLogs(t testing.TB) {
 	entries, err := os.ReadDir(e.m.RunDir())
 	if err != nil {
 		return
@@ -229,7 +226,7 @@ func (e *env) dumpLogs() {
 		if len(lines) > 40 {
 			lines = lines[len(lines)-40:]
 		}
-		e.t.Logf("--- %s (last %d lines)\n%s", de.Name(), len(lines), strings.Join(lines, "\n"))
+		t.Logf("--- %s (last %d lines)\n%s", de.Name(), len(lines), strings.Join(lines, "\n"))
 	}
 }
 
@@ -244,8 +241,8 @@ type load struct {
 	wg         sync.WaitGroup
 }
 
-func (e *env) startLoad(url string, workers int) *load {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.t.Context()), time.Minute)
+func (e *env) startLoad(t testing.TB, url string, workers int) *load {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), time.Minute)
 	l := &load{cancel: cancel}
 	var budget atomic.Int64
 	budget.Store(200000)
@@ -269,7 +266,7 @@ func (e *env) startLoad(url string, workers int) *load {
 			}
 		})
 	}
-	e.t.Cleanup(l.stop)
+	t.Cleanup(l.stop)
 	return l
 }
 
@@ -338,10 +335,10 @@ func (e *env) proxies(ctx context.Context) ([]proxyInfo, error) {
 
 // waitAllConnected waits until every workload's sidecar is connected to the
 // control plane and has ACKed something.
-func (e *env) waitAllConnected(deadline time.Duration) time.Duration {
-	e.t.Helper()
+func (e *env) waitAllConnected(t testing.TB, deadline time.Duration) time.Duration {
+	t.Helper()
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(e.t.Context(), deadline)
+	ctx, cancel := context.WithTimeout(t.Context(), deadline)
 	defer cancel()
 	var last string
 	for {
@@ -370,7 +367,7 @@ func (e *env) waitAllConnected(deadline time.Duration) time.Duration {
 		}
 		select {
 		case <-ctx.Done():
-			e.t.Fatalf("sidecars did not all reconnect within %s: %s", deadline, last)
+			t.Fatalf("sidecars did not all reconnect within %s: %s", deadline, last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

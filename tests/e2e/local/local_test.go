@@ -62,7 +62,7 @@ func TestEndpointChangesWithinOneSecond(t *testing.T) {
 	p := meshParams{Base: randomBase(), Payment2: "no"}
 	e := startMesh(t, p)
 	// Traffic through order's sidecar runs all along and must not fail.
-	bg := e.startLoad(orderURL, 2)
+	bg := e.startLoad(t, orderURL, 2)
 	bg.waitOK(t, 20, 10*time.Second)
 
 	steps := []struct {
@@ -78,13 +78,13 @@ func TestEndpointChangesWithinOneSecond(t *testing.T) {
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
 			p.Payment2 = s.payment2
-			at := e.writeMesh(p)
+			at := e.writeMesh(t, p)
 			var took time.Duration
 			if s.serving {
-				took = e.waitServedBy(paymentLong, "payment-2", at, 10*time.Second)
+				took = e.waitServedBy(t, paymentLong, "payment-2", at, 10*time.Second)
 				t.Logf("payment-2 serving %s after the file changed", took.Round(time.Millisecond))
 			} else {
-				took = e.waitDrained(paymentLong, "payment-2", at, 20, 10*time.Second)
+				took = e.waitDrained(t, paymentLong, "payment-2", at, 20, 10*time.Second)
 				t.Logf("payment-2 drained %s after the file changed", took.Round(time.Millisecond))
 			}
 			if took >= changeBound {
@@ -98,7 +98,7 @@ func TestEndpointChangesWithinOneSecond(t *testing.T) {
 func TestBadFilesAreRejectedWhileTrafficContinues(t *testing.T) {
 	p := meshParams{Base: randomBase(), Payment2: "no"}
 	e := startMesh(t, p)
-	bg := e.startLoad(orderURL, 2)
+	bg := e.startLoad(t, orderURL, 2)
 	bg.waitOK(t, 20, 10*time.Second)
 	base := filepath.Base(e.meshFile)
 
@@ -147,7 +147,7 @@ func TestBadFilesAreRejectedWhileTrafficContinues(t *testing.T) {
 			}
 			loc := regexp.MustCompile(regexp.QuoteMeta(base) + ":(" + strings.Join(lines, "|") + `)\b`)
 			off := e.logOffset("control-plane")
-			e.writeFile(data)
+			e.writeFile(t, data)
 			msg, ok := e.waitLogLine("control-plane", off, 5*time.Second, func(l string) bool {
 				return loc.MatchString(l) && strings.Contains(l, c.field)
 			})
@@ -160,14 +160,14 @@ func TestBadFilesAreRejectedWhileTrafficContinues(t *testing.T) {
 				t.Fatalf("after the bad file: %+v %v", r, err)
 			}
 			bg.waitOK(t, 10, 5*time.Second)
-			e.writeMesh(p)
+			e.writeMesh(t, p)
 		})
 	}
 	t.Run("a good file after the bad ones is applied", func(t *testing.T) {
 		good := p
 		good.Payment2 = "yes"
-		at := e.writeMesh(good)
-		took := e.waitServedBy(paymentLong, "payment-2", at, 10*time.Second)
+		at := e.writeMesh(t, good)
+		took := e.waitServedBy(t, paymentLong, "payment-2", at, 10*time.Second)
 		t.Logf("payment-2 serving %s after the good file", took.Round(time.Millisecond))
 	})
 	bg.report(t, "traffic during bad files")
@@ -180,7 +180,7 @@ func TestControlPlaneKilledUnderLoad(t *testing.T) {
 	for _, w := range e.m.Workloads() {
 		pids[w.NodeID()] = e.m.SidecarPID(w.NodeID())
 	}
-	bg := e.startLoad(orderURL, 4)
+	bg := e.startLoad(t, orderURL, 4)
 	bg.waitOK(t, 50, 10*time.Second)
 
 	if err := e.m.KillControlPlane(); err != nil {
@@ -194,13 +194,13 @@ func TestControlPlaneKilledUnderLoad(t *testing.T) {
 	if err := e.m.StartControlPlane(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	took := e.waitAllConnected(20 * time.Second)
+	took := e.waitAllConnected(t, 20 * time.Second)
 	t.Logf("control plane restarted; all sidecars reconnected and ACKed in %s", took.Round(time.Millisecond))
 
 	// A change made now reaches the sidecars that never restarted.
 	p.Payment2 = "yes"
-	at := e.writeMesh(p)
-	took = e.waitServedBy(paymentLong, "payment-2", at, 10*time.Second)
+	at := e.writeMesh(t, p)
+	took = e.waitServedBy(t, paymentLong, "payment-2", at, 10*time.Second)
 	t.Logf("new change (payment-2 added) serving through the same client sidecar %s after the edit", took.Round(time.Millisecond))
 	// And through order's sidecar: order's calls to payment reach payment-2.
 	deadline := time.Now().Add(10 * time.Second)
