@@ -194,7 +194,7 @@ func TestControlPlaneKilledUnderLoad(t *testing.T) {
 	if err := e.m.StartControlPlane(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	took := e.waitAllConnected(t, 20 * time.Second)
+	took := e.waitAllConnected(t, 20*time.Second)
 	t.Logf("control plane restarted; all sidecars reconnected and ACKed in %s", took.Round(time.Millisecond))
 
 	// A change made now reaches the sidecars that never restarted.
