@@ -16,6 +16,12 @@ type State struct {
 	Services []Service
 	// Workloads sorted by namespace, then name.
 	Workloads []Workload
+	// Routes (HTTPRoutes bound to Services) sorted by namespace, then name;
+	// set with WithTraffic.
+	Routes []HTTPRoute
+	// Policies (one TrafficPolicy per Service at most) sorted by namespace,
+	// then target Service; set with WithTraffic.
+	Policies []TrafficPolicy
 }
 
 // Service is a Kubernetes-style service: a name that load-balances over the

@@ -83,7 +83,12 @@ func (p *parser) build() model.State {
 		}
 		p.sliceEndpoints(es, &services[i], byAddress)
 	}
-	return model.NewState(services, workloads)
+	byName := make(map[string]*model.Service, len(services))
+	for i := range services {
+		byName[services[i].Namespace+"/"+services[i].Name] = &services[i]
+	}
+	routes, policies := p.buildTraffic(byName)
+	return model.NewState(services, workloads).WithTraffic(routes, policies)
 }
 
 func workloadOf(we *v1alpha1.WorkloadEntry) model.Workload {

@@ -10,6 +10,7 @@ import (
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/weftmesh/weft/api/v1alpha1"
 )
@@ -21,6 +22,8 @@ type objects struct {
 	services        []decoded[corev1.Service]
 	endpointSlices  []decoded[discoveryv1.EndpointSlice]
 	workloadEntries []decoded[v1alpha1.WorkloadEntry]
+	httpRoutes      []decoded[gwv1.HTTPRoute]
+	trafficPolicies []decoded[v1alpha1.TrafficPolicy]
 }
 
 // decoded is one object and the document it came from (for error lines).
@@ -45,6 +48,10 @@ func knownKinds() []kind {
 			func(o *objects) *[]decoded[discoveryv1.EndpointSlice] { return &o.endpointSlices }, validateEndpointSlice),
 		register(v1alpha1.SchemeGroupVersion.String(), "WorkloadEntry", validation.IsDNS1123Subdomain,
 			func(o *objects) *[]decoded[v1alpha1.WorkloadEntry] { return &o.workloadEntries }, validateWorkloadEntry),
+		register(gwv1.GroupVersion.String(), "HTTPRoute", validation.IsDNS1123Subdomain,
+			func(o *objects) *[]decoded[gwv1.HTTPRoute] { return &o.httpRoutes }, validateHTTPRoute),
+		register(v1alpha1.SchemeGroupVersion.String(), "TrafficPolicy", validation.IsDNS1123Subdomain,
+			func(o *objects) *[]decoded[v1alpha1.TrafficPolicy] { return &o.trafficPolicies }, validateTrafficPolicy),
 	}
 }
 
