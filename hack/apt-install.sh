@@ -33,22 +33,18 @@ export DEBIAN_FRONTEND=noninteractive
 apt_opts=(-q -y -o Dpkg::Use-Pty=0 -o APT::Install-Recommends=false
   -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 
-# A fresh machine has no package lists; refresh them at most once an hour.
-stamp=/var/lib/apt/periodic/update-success-stamp
-lists=$(find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' 2>/dev/null | head -1)
-if [[ -z $lists ]] || [[ -z $(find /var/lib/apt/lists -maxdepth 0 -mmin -60 2>/dev/null) && ! -e $stamp ]]; then
-  echo "apt: update"
-  "${SUDO[@]}" apt-get -qq update >/dev/null
-fi
+# A fresh machine may have no (or old) package lists: refresh once, here,
+# only because something is missing.
+echo "apt: update"
+"${SUDO[@]}" apt-get -qq update >/dev/null
 echo "apt: installing ${missing[*]}"
-if ! "${SUDO[@]}" apt-get "${apt_opts[@]}" install "${missing[@]}" >/tmp/weft-apt-install.log 2>&1; then
-  # The lists may be stale (a package moved): update once and retry.
-  "${SUDO[@]}" apt-get -qq update >/dev/null
-  "${SUDO[@]}" apt-get "${apt_opts[@]}" install "${missing[@]}" >/tmp/weft-apt-install.log 2>&1 || {
-    tail -40 /tmp/weft-apt-install.log >&2
-    exit 1
-  }
+log=$(mktemp)
+if ! "${SUDO[@]}" apt-get "${apt_opts[@]}" install "${missing[@]}" >"$log" 2>&1; then
+  tail -40 "$log" >&2
+  rm -f "$log"
+  exit 1
 fi
+rm -f "$log"
 
 # Belt and braces for systemd machines: keep packaged services disabled.
 for svc in nginx haproxy; do
