@@ -21,7 +21,9 @@ type TrafficPolicy struct {
 	Spec TrafficPolicySpec `json:"spec"`
 }
 
-// TrafficPolicySpec is the per-destination behaviour.
+// TrafficPolicySpec is the per-destination behaviour. Unset fields take the
+// mesh defaults of api/mesh/resilience.go.
+// +kubebuilder:validation:XValidation:rule="!(has(self.retryBudget) && has(self.connectionPool) && has(self.connectionPool.maxRetries))",message="set either connectionPool.maxRetries or retryBudget, not both"
 type TrafficPolicySpec struct {
 	// TargetRef is the Service this policy applies to.
 	TargetRef TargetRef `json:"targetRef"`
@@ -107,7 +109,8 @@ type ConnectionPool struct {
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	MaxRequests *uint32 `json:"maxRequests,omitempty"`
-	// MaxRetries in flight.
+	// MaxRetries in flight: a fixed cap that replaces the retry budget
+	// (Envoy ignores max_retries when a retry budget is set).
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	MaxRetries *uint32 `json:"maxRetries,omitempty"`
@@ -159,12 +162,18 @@ type RetryPolicy struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=10
 	Attempts uint32 `json:"attempts"`
-	// On lists the conditions: connect-failure, reset, 5xx, gateway-error,
-	// retriable-status-codes (with Codes), refused-stream.
+	// RetryOn lists the conditions (Envoy's retry_on names):
+	// connect-failure, refused-stream, reset, 5xx, gateway-error,
+	// retriable-status-codes (with Codes; implied when Codes is set).
+	// Default connect-failure, refused-stream, reset. (Not "on": YAML 1.1
+	// reads an unquoted on as true.)
 	// +optional
 	// +kubebuilder:validation:MaxItems=8
-	On []string `json:"on,omitempty"`
-	// Codes retried when On has retriable-status-codes.
+	// +kubebuilder:validation:items:Enum=connect-failure;refused-stream;reset;5xx;gateway-error;retriable-status-codes
+	RetryOn []string `json:"retryOn,omitempty"`
+	// Codes (400-599) retried; they imply retriable-status-codes.
+	// +kubebuilder:validation:items:Minimum=400
+	// +kubebuilder:validation:items:Maximum=599
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
 	Codes []uint32 `json:"codes,omitempty"`

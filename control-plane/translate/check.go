@@ -69,6 +69,14 @@ func Check(r *Resources) error {
 				if c := rt.GetRoute().GetCluster(); c != "" && !clusters[c] {
 					bad("%s: virtual host %q routes to unknown cluster %q", where, vh.GetName(), c)
 				}
+				for _, wc := range rt.GetRoute().GetWeightedClusters().GetClusters() {
+					if !clusters[wc.GetName()] {
+						bad("%s: virtual host %q route %q splits to unknown cluster %q", where, vh.GetName(), rt.GetName(), wc.GetName())
+					}
+				}
+				if a := rt.GetRoute(); a != nil && a.GetCluster() == "" && len(a.GetWeightedClusters().GetClusters()) == 0 {
+					bad("%s: virtual host %q route %q has no cluster", where, vh.GetName(), rt.GetName())
+				}
 			}
 		}
 	}

@@ -71,12 +71,16 @@ func (b *builder) build() (*Resources, error) {
 				continue
 			}
 			name := mesh.OutboundClusterName(port.Port, host)
+			routes, err := b.vhostRoutes(svc, port.Port, name)
+			if err != nil {
+				return nil, err
+			}
 			outRoutes.VirtualHosts = append(outRoutes.VirtualHosts, &route.VirtualHost{
 				Name:    host + ":" + strconv.FormatUint(uint64(port.Port), 10),
 				Domains: b.domains(svc, port.Port),
-				Routes:  []*route.Route{prefixRoute(name)},
+				Routes:  routes,
 			})
-			c, err := b.outboundCluster(name)
+			c, err := b.outboundCluster(name, b.policy(svc.Namespace, svc.Name))
 			if err != nil {
 				return nil, err
 			}
@@ -295,12 +299,12 @@ func (b *builder) protocolOptions(h2 bool) (map[string]*anypb.Any, error) {
 	return map[string]*anypb.Any{httpProtocolOptionsKey: a}, nil
 }
 
-func (b *builder) outboundCluster(name string) (*cluster.Cluster, error) {
+func (b *builder) outboundCluster(name string, pol model.TrafficPolicy) (*cluster.Cluster, error) {
 	opts, err := b.protocolOptions(true)
 	if err != nil {
 		return nil, err
 	}
-	return &cluster.Cluster{
+	c := &cluster.Cluster{
 		Name:                 name,
 		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS},
 		EdsClusterConfig:     &cluster.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name},
@@ -308,7 +312,9 @@ func (b *builder) outboundCluster(name string) (*cluster.Cluster, error) {
 		LbPolicy:             cluster.Cluster_ROUND_ROBIN,
 
 		TypedExtensionProtocolOptions: opts,
-	}, nil
+	}
+	b.applyPolicy(c, pol)
+	return c, nil
 }
 
 func (b *builder) inboundCluster(port uint32) (*cluster.Cluster, error) {

@@ -349,9 +349,9 @@ func validateTrafficPolicy(p *parser, d *document, tp *v1alpha1.TrafficPolicy) {
 		if rp.Attempts > maxRetryAttempts {
 			p.errorf(d, "spec.retry.attempts", "%d is not in 0-%d", rp.Attempts, maxRetryAttempts)
 		}
-		for j, on := range rp.On {
+		for j, on := range rp.RetryOn {
 			if !slices.Contains(retryOnConditions, on) {
-				p.errorf(d, fmt.Sprintf("spec.retry.on[%d]", j), "%q is not one of %s", on, strings.Join(retryOnConditions, ", "))
+				p.errorf(d, fmt.Sprintf("spec.retry.retryOn[%d]", j), "%q is not one of %s", on, strings.Join(retryOnConditions, ", "))
 			}
 		}
 		for j, c := range rp.Codes {
@@ -359,8 +359,8 @@ func validateTrafficPolicy(p *parser, d *document, tp *v1alpha1.TrafficPolicy) {
 				p.errorf(d, fmt.Sprintf("spec.retry.codes[%d]", j), "status %d is not in 400-599", c)
 			}
 		}
-		if slices.Contains(rp.On, mesh.RetryOnRetriableStatusCodes) && len(rp.Codes) == 0 {
-			p.errorf(d, "spec.retry.codes", "required when on has %s", mesh.RetryOnRetriableStatusCodes)
+		if slices.Contains(rp.RetryOn, mesh.RetryOnRetriableStatusCodes) && len(rp.Codes) == 0 {
+			p.errorf(d, "spec.retry.codes", "required when retryOn has %s", mesh.RetryOnRetriableStatusCodes)
 		}
 		p.weftDurationOf(d, "spec.retry.perTryTimeout", rp.PerTryTimeout, true)
 		base := p.weftDurationOf(d, "spec.retry.backoffBase", rp.BackoffBase, true)
@@ -564,7 +564,7 @@ func (p *parser) policyOf(tp decoded[v1alpha1.TrafficPolicy]) model.TrafficPolic
 	if rp := spec.Retry; rp != nil {
 		mp.Retry = &model.RetryPolicy{
 			Attempts:      rp.Attempts,
-			On:            slices.Clone(rp.On),
+			On:            slices.Clone(rp.RetryOn),
 			Codes:         slices.Clone(rp.Codes),
 			PerTryTimeout: p.weftDurationOf(d, "spec.retry.perTryTimeout", rp.PerTryTimeout, true),
 			BackoffBase:   p.weftDurationOf(d, "spec.retry.backoffBase", rp.BackoffBase, true),
