@@ -187,7 +187,17 @@ type typeState struct {
 	// pending is a delayed NACK, sent at due.
 	pending *rpcstatus.Status
 	due     time.Time
+	// held is a response that names clusters not received yet, kept
+	// unanswered until the next accepted CDS response or holdUntil.
+	held      *discovery.DiscoveryResponse
+	holdUntil time.Time
 }
+
+// holdTimeout bounds how long a listener or route response that names
+// clusters not received yet waits for them before it is NACKed. Without
+// WithOrderedADS, go-control-plane's server sends the types of one push in
+// any order.
+const holdTimeout = 2 * time.Second
 
 func newTypes() map[string]*typeState {
 	return map[string]*typeState{
@@ -319,7 +329,7 @@ func (c *Client) session(ctx context.Context, ads discovery.AggregatedDiscoveryS
 	}
 	s := &session{c: c, stream: stream, first: true}
 	for _, ts := range c.types {
-		ts.nonce, ts.subscribed, ts.pending, ts.due = "", false, nil, time.Time{}
+		ts.nonce, ts.subscribed, ts.pending, ts.due, ts.held = "", false, nil, time.Time{}, nil
 	}
 	for _, url := range order {
 		ts := c.types[url]
@@ -368,12 +378,20 @@ func (c *Client) session(ctx context.Context, ads discovery.AggregatedDiscoveryS
 			return healthy, fmt.Errorf("receive: %w", err)
 		case resp := <-recv:
 			healthy = true
-			if err := s.handle(resp); err != nil {
+			if err := s.handle(resp, time.Time{}); err != nil {
 				return healthy, err
 			}
 		case now := <-timer.C:
 			for _, url := range order {
-				if ts := c.types[url]; ts.pending != nil && !now.Before(ts.due) {
+				ts := c.types[url]
+				if ts.held != nil && !now.Before(ts.holdUntil) {
+					held := ts.held
+					ts.held = nil
+					if err := s.handle(held, ts.holdUntil); err != nil {
+						return healthy, err
+					}
+				}
+				if ts.pending != nil && !now.Before(ts.due) {
 					if err := s.send(ts, ts.pending); err != nil {
 						return healthy, err
 					}
@@ -391,6 +409,9 @@ func (c *Client) armTimer(t *time.Timer) {
 	for _, ts := range c.types {
 		if ts.pending != nil && (next.IsZero() || ts.due.Before(next)) {
 			next = ts.due
+		}
+		if ts.held != nil && (next.IsZero() || ts.holdUntil.Before(next)) {
+			next = ts.holdUntil
 		}
 	}
 	if c.last != c.state && !c.warmDeadline.IsZero() && (next.IsZero() || c.warmDeadline.Before(next)) {
@@ -431,8 +452,9 @@ func (s *session) send(ts *typeState, detail *rpcstatus.Status) error {
 	return nil
 }
 
-// handle validates one response and ACKs or NACKs it.
-func (s *session) handle(resp *discovery.DiscoveryResponse) error {
+// handle validates one response and ACKs, NACKs or holds it. holdUntil is
+// the deadline of a response that was held before (zero for a new one).
+func (s *session) handle(resp *discovery.DiscoveryResponse, holdUntil time.Time) error {
 	c := s.c
 	ts := c.types[resp.GetTypeUrl()]
 	if ts == nil {
@@ -440,11 +462,24 @@ func (s *session) handle(resp *discovery.DiscoveryResponse) error {
 		return nil
 	}
 	ts.nonce = resp.GetNonce()
-	cand, err := c.candidate(ts, resp)
+	ts.held = nil
+	cand, missingOnly, err := c.candidate(ts, resp)
 	if err == nil && c.opts.validate != nil {
 		err = c.opts.validate(cand)
 	}
 	if err != nil {
+		now := time.Now()
+		if holdUntil.IsZero() {
+			holdUntil = now.Add(holdTimeout)
+		}
+		// Clusters of this push may still be on their way: wait for them,
+		// unless clusters of the same version were accepted already.
+		if missingOnly && resp.GetVersionInfo() != c.types[TypeCluster].acked && now.Before(holdUntil) {
+			c.log.Debug("holding a response that names clusters not received yet", "type", shortType(ts.url),
+				"version", resp.GetVersionInfo(), "reason", err)
+			ts.held, ts.holdUntil = resp, holdUntil
+			return nil
+		}
 		return s.nack(ts, resp, err)
 	}
 
@@ -458,7 +493,19 @@ func (s *session) handle(resp *discovery.DiscoveryResponse) error {
 	case TypeListener:
 		return s.resubscribe(c.types[TypeRoute], cand.RouteNames())
 	case TypeCluster:
-		return s.resubscribe(c.types[TypeEndpoint], cand.EndpointNames())
+		if err := s.resubscribe(c.types[TypeEndpoint], cand.EndpointNames()); err != nil {
+			return err
+		}
+		// Held listeners and routes may resolve now.
+		for _, url := range []string{TypeListener, TypeRoute} {
+			if h := c.types[url]; h.held != nil {
+				held, until := h.held, h.holdUntil
+				h.held = nil
+				if err := s.handle(held, until); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
 }
@@ -509,19 +556,20 @@ func (s *session) nack(ts *typeState, resp *discovery.DiscoveryResponse, err err
 }
 
 // candidate builds the snapshot that accepting resp would give, or the
-// reasons to reject it.
-func (c *Client) candidate(ts *typeState, resp *discovery.DiscoveryResponse) (*Snapshot, error) {
-	var errs []error
+// reasons to reject it. missingOnly reports that every reason is a route
+// naming a cluster that is not (yet) accepted.
+func (c *Client) candidate(ts *typeState, resp *discovery.DiscoveryResponse) (cand *Snapshot, missingOnly bool, err error) {
+	var errs, missing []error
 	for i, a := range resp.GetResources() {
 		if a.GetTypeUrl() != ts.url {
 			errs = append(errs, fmt.Errorf("resource %d: type %s in a %s response", i, a.GetTypeUrl(), shortType(ts.url)))
 		}
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, false, errors.Join(errs...)
 	}
 	cur := c.state
-	cand := cur.with()
+	cand = cur.with()
 	switch ts.url {
 	case TypeListener:
 		ls := make(map[string]*Listener, len(resp.GetResources()))
@@ -540,7 +588,7 @@ func (c *Client) candidate(ts *typeState, resp *discovery.DiscoveryResponse) (*S
 					continue
 				}
 				if err := checkRouteClusters(fc.Route, cur.Clusters); err != nil {
-					errs = append(errs, resourceError("listener", l.Name,
+					missing = append(missing, resourceError("listener", l.Name,
 						fmt.Errorf("filter chain %q: route %q: %w", fc.Name, fc.Route.GetName(), err)))
 				}
 			}
@@ -583,7 +631,7 @@ func (c *Client) candidate(ts *typeState, resp *discovery.DiscoveryResponse) (*S
 				continue
 			}
 			if err := checkRouteClusters(rc, cur.Clusters); err != nil {
-				errs = append(errs, resourceError("route", rc.GetName(), err))
+				missing = append(missing, resourceError("route", rc.GetName(), err))
 				continue
 			}
 			routes[rc.GetName()] = rc
@@ -608,11 +656,11 @@ func (c *Client) candidate(ts *typeState, resp *discovery.DiscoveryResponse) (*S
 		cand.Endpoints = eps
 		cand.Versions.Endpoints = resp.GetVersionInfo()
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if len(errs)+len(missing) > 0 {
+		return nil, len(errs) == 0, errors.Join(append(errs, missing...)...)
 	}
 	cand.Complete = cand.complete(c.haveLDS || ts.url == TypeListener, c.haveCDS || ts.url == TypeCluster)
-	return cand, nil
+	return cand, false, nil
 }
 
 // commit makes cand the accepted configuration and publishes it.

@@ -166,7 +166,7 @@ func TestFirstConfigAcked(t *testing.T) {
 
 	st := h.client.Status()
 	if !st.Connected || !st.Ready || st.LastNACK != nil {
-		t.Errorf("status = %+v", st)
+		t.Errorf("status = %+v, last NACK %+v", st, st.LastNACK)
 	}
 	for _, typ := range []string{xdsclient.TypeCluster, xdsclient.TypeEndpoint, xdsclient.TypeListener, xdsclient.TypeRoute} {
 		if st.Acked[typ] != "1" {
@@ -405,18 +405,76 @@ func TestHoldsIncompleteUpdate(t *testing.T) {
 	mark := h.srv.Mark()
 	h.srv.Set(nodeID, "2", r2)
 	h.srv.WaitRequest(mark, wait, xdstest.ACK(xdsclient.TypeCluster, "2"))
-	select {
-	case s := <-h.updates:
-		t.Fatalf("published incomplete snapshot %+v", s.Versions)
-	case <-time.After(200 * time.Millisecond):
+	invCluster := mesh.OutboundClusterName(9090, mesh.ServiceHost("inventory", ns, mesh.DefaultClusterDomain))
+	// Types may arrive in any order; whatever is published is complete.
+	quiet := time.After(200 * time.Millisecond)
+	for waiting := true; waiting; {
+		select {
+		case s := <-h.updates:
+			if !s.Complete || (s.Clusters[invCluster] != nil && s.Endpoints[invCluster] == nil) {
+				t.Fatalf("published incomplete snapshot %+v", s.Versions)
+			}
+		case <-quiet:
+			waiting = false
+		}
+	}
+	if s := h.client.Snapshot(); s.Clusters[invCluster] == nil || s.Complete {
+		t.Fatalf("accepted snapshot %+v: want clusters v2 accepted and incomplete", s.Versions)
 	}
 	r3 := good()
 	r3.Clusters, r3.Routes = r2.Clusters, r2.Routes
-	invCluster := mesh.OutboundClusterName(9090, mesh.ServiceHost("inventory", ns, mesh.DefaultClusterDomain))
 	r3.Endpoints = append(r3.Endpoints, xdstest.Assignment(invCluster, xdstest.Endpoint{IP: peerIP, Port: 9090}))
 	h.srv.Set(nodeID, "3", r3)
 	s := h.update(func(s *xdsclient.Snapshot) bool { return s.Complete && s.Endpoints[invCluster] != nil })
 	if len(s.Routes[mesh.RouteOutbound].GetVirtualHosts()) != 2 {
 		t.Errorf("routes = %v", s.Routes)
+	}
+}
+
+// Without WithOrderedADS the server may send a push's routes before its
+// clusters: such routes wait for the clusters instead of being NACKed, and
+// are NACKed when the clusters never come.
+func TestRoutesBeforeTheirClusters(t *testing.T) {
+	h := start(t)
+	h.srv.SetVersions(nodeID, xdstest.Versions{Listeners: "1", Routes: "1", Clusters: "1", Endpoints: "1"}, good())
+	h.update(allAt("1"))
+
+	inv := mesh.OutboundClusterName(9090, mesh.ServiceHost("inventory", ns, mesh.DefaultClusterDomain))
+	withInv := good()
+	withInv.Routes[0].VirtualHosts = append(withInv.Routes[0].VirtualHosts, xdstest.ServiceVirtualHost("inventory", ns, 9090, true))
+	mark := h.srv.Mark()
+	// Routes v2 name a cluster that only clusters v2 will bring.
+	h.srv.SetVersions(nodeID, xdstest.Versions{Listeners: "1", Routes: "2", Clusters: "1", Endpoints: "1"}, withInv)
+	time.Sleep(300 * time.Millisecond)
+	withInv.Clusters = append(withInv.Clusters, xdstest.OutboundCluster("inventory", ns, 9090))
+	withInv.Endpoints = append(withInv.Endpoints, xdstest.Assignment(inv, xdstest.Endpoint{IP: peerIP, Port: 9090}))
+	h.srv.SetVersions(nodeID, xdstest.Versions{Listeners: "1", Routes: "2", Clusters: "2", Endpoints: "2"}, withInv)
+	h.srv.WaitRequest(mark, wait, xdstest.ACK(xdsclient.TypeRoute, "2"))
+	for _, r := range h.srv.Requests()[mark:] {
+		if r.GetErrorDetail() != nil {
+			t.Fatalf("NACK while the clusters were on their way: %s", r.GetErrorDetail().GetMessage())
+		}
+	}
+	s := h.update(func(s *xdsclient.Snapshot) bool { return s.Versions.Routes == "2" })
+	if !s.Complete || s.Clusters[inv] == nil || s.Endpoints[inv] == nil {
+		t.Errorf("snapshot = %+v", s.Versions)
+	}
+
+	// Routes v3 name a cluster that never comes: NACKed after the hold.
+	ghost := good()
+	ghost.Clusters, ghost.Endpoints = withInv.Clusters, withInv.Endpoints
+	ghost.Routes[0].VirtualHosts = append(ghost.Routes[0].VirtualHosts, xdstest.ServiceVirtualHost("ghost", ns, 80, true))
+	mark = h.srv.Mark()
+	began := time.Now()
+	h.srv.SetVersions(nodeID, xdstest.Versions{Listeners: "1", Routes: "3", Clusters: "2", Endpoints: "2"}, ghost)
+	nack := h.srv.WaitRequest(mark, wait, xdstest.NACK(xdsclient.TypeRoute))
+	if d := time.Since(began); d < time.Second {
+		t.Errorf("NACKed after %v, before the hold ended", d)
+	}
+	if msg := nack.GetErrorDetail().GetMessage(); !strings.Contains(msg, `cluster "outbound|80||ghost.shop.svc.cluster.local" not found`) {
+		t.Errorf("NACK reason = %q", msg)
+	}
+	if v := h.client.Snapshot().Versions.Routes; v != "2" {
+		t.Errorf("routes version = %q, want 2", v)
 	}
 }

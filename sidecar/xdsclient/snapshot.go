@@ -152,6 +152,19 @@ func (s *Snapshot) complete(haveLDS, haveCDS bool) bool {
 			return false
 		}
 	}
+	// A cluster removal that overtook the route update that stops naming
+	// it waits here instead of answering 503.
+	for _, l := range s.Listeners {
+		for _, fc := range l.Chains {
+			rc := fc.Route
+			if rc == nil {
+				rc = s.Routes[fc.RouteName]
+			}
+			if checkRouteClusters(rc, s.Clusters) != nil {
+				return false
+			}
+		}
+	}
 	return true
 }
 
@@ -201,7 +214,7 @@ func NewSnapshot(ls []*listener.Listener, rs []*route.RouteConfiguration, cs []*
 			}
 			resp.Resources = append(resp.Resources, a)
 		}
-		cand, err := c.candidate(ts, resp)
+		cand, _, err := c.candidate(ts, resp)
 		if err != nil {
 			return nil, err
 		}

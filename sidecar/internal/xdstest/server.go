@@ -206,3 +206,31 @@ func NACK(typeURL string) func(*discovery.DiscoveryRequest) bool {
 		return r.GetTypeUrl() == typeURL && r.GetErrorDetail() != nil
 	}
 }
+
+// Versions gives each resource type its own version in SetVersions.
+type Versions struct {
+	Listeners, Routes, Clusters, Endpoints string
+}
+
+// SetVersions publishes a snapshot whose types carry different versions:
+// the server then sends only the types whose version changed, which lets a
+// test send routes before the clusters they name.
+func (s *Server) SetVersions(node string, v Versions, r Resources) {
+	s.t.Helper()
+	snap := &cachev3.Snapshot{}
+	snap.Resources[types.Listener] = cachev3.NewResources(v.Listeners, items(r.Listeners))
+	snap.Resources[types.Route] = cachev3.NewResources(v.Routes, items(r.Routes))
+	snap.Resources[types.Cluster] = cachev3.NewResources(v.Clusters, items(r.Clusters))
+	snap.Resources[types.Endpoint] = cachev3.NewResources(v.Endpoints, items(r.Endpoints))
+	if err := s.Cache.SetSnapshot(context.Background(), node, snap); err != nil {
+		s.t.Fatalf("xdstest: set snapshot: %v", err)
+	}
+}
+
+func items[M types.Resource](ms []M) []types.Resource {
+	out := make([]types.Resource, len(ms))
+	for i, m := range ms {
+		out[i] = m
+	}
+	return out
+}
