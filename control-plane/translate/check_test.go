@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftmesh/weft/api/meshconfig"
 	"github.com/weftmesh/weft/control-plane/model"
@@ -44,6 +46,14 @@ func TestCheckRejects(t *testing.T) {
 		{"unknown route cluster", func(r *Resources) {
 			r.Routes[0].VirtualHosts[0].Routes[0].GetRoute().ClusterSpecifier = &route.RouteAction_Cluster{Cluster: "nope"}
 		}, `routes to unknown cluster "nope"`},
+		{"unknown weighted cluster", func(r *Resources) {
+			r.Routes[0].VirtualHosts[0].Routes[0].GetRoute().ClusterSpecifier = &route.RouteAction_WeightedClusters{WeightedClusters: &route.WeightedCluster{
+				Clusters: []*route.WeightedCluster_ClusterWeight{{Name: "nope", Weight: wrapperspb.UInt32(1)}},
+			}}
+		}, `splits to unknown cluster "nope"`},
+		{"invalid retry policy", func(r *Resources) {
+			r.Routes[0].VirtualHosts[0].Routes[0].GetRoute().GetRetryPolicy().RetryBackOff.BaseInterval = durationpb.New(0)
+		}, "BaseInterval"},
 		{"missing RDS", func(r *Resources) { r.Routes = nil }, `RDS route "outbound" is not defined`},
 		{"invalid resource", func(r *Resources) { r.Clusters[0].Name = "" }, "Cluster.Name"},
 		{"duplicate listener", func(r *Resources) { r.Listeners = append(r.Listeners, r.Listeners[0]) }, "defined twice"},

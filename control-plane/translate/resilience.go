@@ -28,11 +28,13 @@ import (
 
 // retrySettings is the effective retry policy of one route.
 type retrySettings struct {
-	on            []string
-	attempts      uint32
-	codes         []uint32
-	perTry        time.Duration // 0: none
-	base, max     time.Duration
+	on        []string
+	attempts  uint32
+	codes     []uint32
+	perTry    time.Duration // 0: none
+	base, max time.Duration
+	// maxSet says max came from a policy's backoffMax, not from base.
+	maxSet        bool
 	nonIdempotent bool
 }
 
@@ -66,6 +68,7 @@ func defaultRetry(pol model.TrafficPolicy) retrySettings {
 	}
 	if rp.BackoffMax != nil {
 		rs.max = *rp.BackoffMax
+		rs.maxSet = true
 	}
 	rs.nonIdempotent = rp.NonIdempotent
 	return rs
@@ -88,7 +91,7 @@ func ruleRetry(def retrySettings, rule model.RouteRule) retrySettings {
 		}
 		if rt.Backoff != nil {
 			rs.base = *rt.Backoff
-			if rs.max < rs.base {
+			if !rs.maxSet || rs.max < rs.base {
 				rs.max = rs.base * mesh.RetryBackoffMaxFactor
 			}
 		}
