@@ -11,8 +11,17 @@
 //     inline RouteConfiguration "inbound|<port>" to cluster "inbound|<port>||").
 //   - RouteConfiguration "outbound": one VirtualHost "<fqdn>:<port>" per TCP
 //     service port in the mesh, with every host name an app may use for it.
-//   - Clusters "outbound|<port>||<fqdn>" (EDS over ADS, round robin, HTTP/2)
-//     and "inbound|<port>||" (STATIC, the app at <ip>:<port>, HTTP/1.1).
+//     Its routes: one per match of every HTTPRoute rule attached to that
+//     Service port, in Gateway API precedence order (resilience.go), then
+//     the "default" catch-all route to the port's own cluster. Every route
+//     carries an explicit timeout and retry_policy (the rule's, else the
+//     Service's TrafficPolicy's, else the mesh defaults of
+//     api/mesh/resilience.go), weighted_clusters for splits, and a
+//     hash_policy when a backend is RING_HASH.
+//   - Clusters "outbound|<port>||<fqdn>" (EDS over ADS, HTTP/2, lb_policy,
+//     circuit_breakers with a retry budget, outlier_detection and locality
+//     settings from the Service's TrafficPolicy or the defaults) and
+//     "inbound|<port>||" (STATIC, the app at <ip>:<port>, HTTP/1.1).
 //   - A ClusterLoadAssignment per outbound cluster; endpoints that run a
 //     sidecar carry filter_metadata["weft"] {tunnel_port, workload, identity}.
 //

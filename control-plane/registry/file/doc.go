@@ -16,6 +16,15 @@
 //   - weft.dev/v1alpha1 WorkloadEntry: a workload (local process, VM) with
 //     its address, service account, ports, locality and weight. Each one
 //     runs a sidecar whose xDS node id is <name>.<namespace>.
+//   - gateway.networking.k8s.io/v1 HTTPRoute (sigs.k8s.io/gateway-api
+//     types), bound to Services by parentRefs of kind Service (GAMMA): path,
+//     header, query-param and method matches, weighted backendRefs to
+//     Service ports of the same namespace, timeouts.request and
+//     timeouts.backendRequest, retry {attempts, codes, backoff}. Filters,
+//     sessionPersistence, hostnames and sectionName are rejected.
+//   - weft.dev/v1alpha1 TrafficPolicy: per-Service load balancing,
+//     connection-pool limits, outlier detection, retry budget, default
+//     retry and timeout; at most one per Service.
 //
 // Objects are decoded with the Kubernetes API types and the API server's
 // strictness (sigs.k8s.io/yaml to JSON, sigs.k8s.io/json case-sensitive
@@ -33,7 +42,14 @@
 // sidecar's reserved range (mesh.ReservedPortFirst-Last, 15000-15020); a
 // Service selector that matches no WorkloadEntry; a named targetPort that a
 // selected entry does not declare; an EndpointSlice of an unknown Service or
-// port, or with an endpoint at a WorkloadEntry's address. Each problem is an
+// port, or with an endpoint at a WorkloadEntry's address; an HTTPRoute whose
+// parentRef or backendRef names an unknown Service or port, whose weights
+// are all zero, whose durations are not GEP-2257 durations (or whose
+// backendRequest is longer than request), whose retry codes are outside
+// 400-599 or whose regular expressions are not RE2; a TrafficPolicy for an
+// unknown Service or a second one for a Service, RingHash without
+// consistentHash, bad durations or percentages, or maxRetries together with
+// retryBudget. Each problem is an
 // *Error with file, line, object, field and reason:
 //
 //	mesh.yaml:23: Service shop/payment: spec.ports[1].port: duplicate port 8080
