@@ -5,6 +5,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/weftmesh/weft/api/mesh"
@@ -122,12 +125,28 @@ func (m *Mesh) CloseIdleConnections() {
 
 var headerTargetPort = http.CanonicalHeaderKey(mesh.HeaderTargetPort)
 
-// H2C is the plaintext HTTP/2 tunnel: prior-knowledge HTTP/2 over TCP.
+// H2C is the plaintext HTTP/2 tunnel: prior-knowledge HTTP/2 over TCP, one
+// multiplexed connection per peer.
+//
+// net/http cannot know that a plaintext connection will speak HTTP/2 before
+// it has dialled it, so a burst of requests to a peer without a connection
+// would dial one connection each. A per-peer gate prevents that: while the
+// peer is cold, the first request dials and the others wait until it has
+// its connection, then share it.
 type H2C struct {
-	t *http.Transport
+	t     *http.Transport
+	peers sync.Map // tunnel address -> *peerGate
 }
 
 var _ Tunnel = (*H2C)(nil)
+
+// peerGate is the cold-start gate of one peer.
+type peerGate struct {
+	warm atomic.Bool
+	mu   sync.Mutex
+	// leader is closed when the leading request has its connection.
+	leader chan struct{}
+}
 
 // NewH2C returns an h2c tunnel that dials with d (nil: a Dialer with
 // mesh.DefaultConnectTimeout).
@@ -135,9 +154,17 @@ func NewH2C(d *Dialer) *H2C {
 	if d == nil {
 		d = NewDialer(mesh.DefaultConnectTimeout)
 	}
-	return &H2C{t: &http.Transport{
-		Proxy:              nil,
-		DialContext:        d.DialContext,
+	h := &H2C{}
+	h.t = &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			// A dial to a warm peer means its connection is gone: later
+			// requests wait for this one's replacement.
+			if g, ok := h.peers.Load(addr); ok {
+				g.(*peerGate).warm.Store(false)
+			}
+			return d.DialContext(ctx, network, addr)
+		},
 		DisableCompression: true,
 		IdleConnTimeout:    5 * time.Minute,
 		Protocols:          protocols(false, true),
@@ -148,11 +175,54 @@ func NewH2C(d *Dialer) *H2C {
 			SendPingTimeout: 30 * time.Second,
 			PingTimeout:     10 * time.Second,
 		},
-	}}
+	}
+	return h
 }
 
 // RoundTrip implements Tunnel.
 func (h *H2C) RoundTrip(req *http.Request, _ *lb.Endpoint) (*http.Response, error) {
+	addr := req.URL.Host
+	gv, ok := h.peers.Load(addr)
+	if !ok {
+		gv, _ = h.peers.LoadOrStore(addr, &peerGate{})
+	}
+	g := gv.(*peerGate)
+	if g.warm.Load() {
+		return h.t.RoundTrip(req)
+	}
+	g.mu.Lock()
+	switch {
+	case g.warm.Load():
+		g.mu.Unlock()
+	case g.leader != nil:
+		wait := g.leader
+		g.mu.Unlock()
+		select {
+		case <-wait:
+		case <-req.Context().Done():
+			return nil, req.Context().Err()
+		}
+	default:
+		done := make(chan struct{})
+		g.leader = done
+		g.mu.Unlock()
+		var once sync.Once
+		release := func(connected bool) {
+			once.Do(func() {
+				g.mu.Lock()
+				if connected {
+					g.warm.Store(true)
+				}
+				g.leader = nil
+				g.mu.Unlock()
+				close(done)
+			})
+		}
+		trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { release(true) }}
+		resp, err := h.t.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+		release(err == nil)
+		return resp, err
+	}
 	return h.t.RoundTrip(req)
 }
 

@@ -1,0 +1,135 @@
+package transport_test
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/api/mesh"
+
+	"github.com/weftmesh/weft/sidecar/lb"
+	"github.com/weftmesh/weft/sidecar/transport"
+)
+
+// countingListener counts accepted connections.
+type countingListener struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// serve starts an h2c + HTTP/1.1 server that echoes what it saw.
+func serve(t *testing.T, delay time.Duration) (*countingListener, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &countingListener{Listener: ln}
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: p, ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(delay)
+		w.Header().Set("X-Proto", r.Proto)
+		w.Header().Set("X-Host", r.Host)
+		w.Header().Set("X-Target-Port", r.Header.Get(mesh.HeaderTargetPort))
+		_, _ = io.WriteString(w, r.URL.RequestURI())
+	})}
+	go func() { _ = srv.Serve(cl) }()
+	t.Cleanup(func() { srv.Close() })
+	return cl, ln.Addr().String()
+}
+
+func request(t *testing.T, host, path string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://placeholder"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.URL.Host = ""
+	req.Host = host
+	return req
+}
+
+func TestTunnelIsMultiplexedH2C(t *testing.T) {
+	cl, addr := serve(t, 50*time.Millisecond)
+	m := transport.New()
+	defer m.CloseIdleConnections()
+	ep := &lb.Endpoint{Addr: "127.0.0.9:8080", TargetPort: "8080", TunnelAddr: addr}
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Go(func() {
+			resp, err := m.RoundTrip(request(t, "payment.shop:8080", "/x?y=1"), ep)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.Header.Get("X-Proto") != "HTTP/2.0" || resp.Header.Get("X-Host") != "payment.shop:8080" ||
+				resp.Header.Get("X-Target-Port") != "8080" || string(body) != "/x?y=1" {
+				t.Errorf("upstream saw proto %q host %q target port %q uri %q", resp.Header.Get("X-Proto"),
+					resp.Header.Get("X-Host"), resp.Header.Get("X-Target-Port"), body)
+			}
+		})
+	}
+	wg.Wait()
+	if n := cl.n.Load(); n != 1 {
+		t.Errorf("%d connections for 30 concurrent requests, want 1 (multiplexed)", n)
+	}
+}
+
+func TestDirectIsPooledHTTP1(t *testing.T) {
+	cl, addr := serve(t, 0)
+	m := transport.New()
+	defer m.CloseIdleConnections()
+	ep := &lb.Endpoint{Addr: addr, TargetPort: "1"}
+	for range 20 {
+		resp, err := m.RoundTrip(request(t, "app", "/"), ep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.Header.Get("X-Proto") != "HTTP/1.1" || resp.Header.Get("X-Target-Port") != "" {
+			t.Fatalf("upstream saw proto %q target port %q", resp.Header.Get("X-Proto"), resp.Header.Get("X-Target-Port"))
+		}
+	}
+	if n := cl.n.Load(); n != 1 {
+		t.Errorf("%d connections for 20 sequential requests, want 1 (keep-alive)", n)
+	}
+}
+
+func TestDialError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	m := transport.New(transport.WithConnectTimeout(time.Second))
+	for _, ep := range []*lb.Endpoint{
+		{Addr: dead, TargetPort: "1"},
+		{Addr: "127.0.0.9:1", TargetPort: "1", TunnelAddr: dead},
+	} {
+		_, err := m.RoundTrip(request(t, "x", "/"), ep)
+		var de *transport.DialError
+		if !errors.As(err, &de) || de.Addr != dead || !strings.Contains(de.Error(), "connection refused") {
+			t.Errorf("RoundTrip to %+v: error %v, want a DialError for %s", ep, err, dead)
+		}
+	}
+}
