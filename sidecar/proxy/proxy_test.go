@@ -1,0 +1,122 @@
+package proxy_test
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/weftmesh/weft/sidecar/lb"
+	"github.com/weftmesh/weft/sidecar/proxy"
+	"github.com/weftmesh/weft/sidecar/transport"
+)
+
+// fake records the request it gets and answers with resp or err.
+type fake struct {
+	got  *http.Request
+	resp *http.Response
+	err  error
+}
+
+func (f *fake) RoundTrip(req *http.Request, _ *lb.Endpoint) (*http.Response, error) {
+	f.got = req
+	return f.resp, f.err
+}
+
+func TestRemoveHopHeaders(t *testing.T) {
+	h := http.Header{
+		"Connection":       {"X-A, keep-alive", "x-b"},
+		"X-A":              {"1"},
+		"X-B":              {"2"},
+		"Keep-Alive":       {"timeout=5"},
+		"Proxy-Connection": {"keep-alive"},
+		"Upgrade":          {"websocket"},
+		"Te":               {"trailers"},
+		"X-Keep":           {"3"},
+	}
+	proxy.RemoveHopHeaders(h)
+	if len(h) != 1 || h.Get("X-Keep") != "3" {
+		t.Errorf("after RemoveHopHeaders: %v", h)
+	}
+}
+
+func TestForward(t *testing.T) {
+	ep := &lb.Endpoint{Addr: "127.0.0.9:8080"}
+	log := slog.New(slog.DiscardHandler)
+	t.Run("request and response rewriting", func(t *testing.T) {
+		upstream := &http.Response{
+			StatusCode:    http.StatusCreated,
+			Header:        http.Header{"X-Up": {"1"}, "Connection": {"close"}, "Content-Type": {"text/plain"}},
+			Body:          io.NopCloser(strings.NewReader("hello")),
+			ContentLength: -1,
+			Trailer:       http.Header{"X-Sum": {"abc"}},
+		}
+		f := &fake{resp: upstream}
+		req := httptest.NewRequest("GET", "http://payment.shop:8080/a/b?c=d", nil)
+		req.Header.Set("Te", "trailers, deflate")
+		req.Header.Set("Connection", "X-Hop")
+		req.Header.Set("X-Hop", "1")
+		req.Header.Set("X-E2e", "1")
+		w := httptest.NewRecorder()
+		proxy.NewForwarder(f, log).Forward(w, req, ep, "c")
+
+		out := f.got
+		if out.URL.Path != "/a/b" || out.URL.RawQuery != "c=d" || out.Host != "payment.shop:8080" || out.RequestURI != "" {
+			t.Errorf("upstream request URL %v host %q uri %q", out.URL, out.Host, out.RequestURI)
+		}
+		if out.Header.Get("X-Hop") != "" || out.Header.Get("Connection") != "" || out.Header.Get("Te") != "trailers" || out.Header.Get("X-E2e") != "1" {
+			t.Errorf("upstream request headers %v", out.Header)
+		}
+		if transport.EndpointFromContext(out.Context()) != ep {
+			t.Error("endpoint not in the request context")
+		}
+		res := w.Result()
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusCreated || string(body) != "hello" || res.Header.Get("X-Up") != "1" || res.Header.Get("Connection") != "" {
+			t.Errorf("response %d %q %v", res.StatusCode, body, res.Header)
+		}
+		if res.Trailer.Get("X-Sum") != "abc" {
+			t.Errorf("trailers %v", res.Trailer)
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		err    error
+		status int
+		body   string
+	}{
+		{"connect failure", &transport.DialError{Addr: "127.0.0.9:15006", Err: syscall.ECONNREFUSED}, http.StatusBadGateway, "weft: upstream connect error: 127.0.0.9:15006: connection refused"},
+		{"other failure", errors.New("stream reset"), http.StatusBadGateway, "weft: upstream request failed: 127.0.0.9:8080: stream reset"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			proxy.NewForwarder(&fake{err: tc.err}, log).Forward(w, httptest.NewRequest("GET", "/", nil), ep, "c")
+			if w.Code != tc.status || strings.TrimSpace(w.Body.String()) != tc.body {
+				t.Errorf("got %d %q, want %d %q", w.Code, w.Body.String(), tc.status, tc.body)
+			}
+		})
+	}
+	t.Run("upstream fails mid-body: the response is aborted", func(t *testing.T) {
+		f := &fake{resp: &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: 10,
+			Body: io.NopCloser(io.MultiReader(strings.NewReader("12345"), errReader{}))}}
+		defer func() {
+			if r := recover(); !errors.Is(asErr(r), http.ErrAbortHandler) {
+				t.Errorf("recovered %v, want http.ErrAbortHandler", r)
+			}
+		}()
+		proxy.NewForwarder(f, log).Forward(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), ep, "c")
+	})
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("reset") }
+
+func asErr(r any) error {
+	err, _ := r.(error)
+	return err
+}
