@@ -16,7 +16,7 @@ SHELL        := /usr/bin/env bash
 .SHELLFLAGS  := -euo pipefail -c
 .DEFAULT_GOAL := build
 
-GO           ?= go
+GO           ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 ROOT         := $(CURDIR)
 BIN          := $(ROOT)/bin
 TOOLS        := $(ROOT)/.cache/tools/bin
@@ -181,7 +181,7 @@ bench-go:
 bench-data: build bench-deps
 	$(call section,bench-data: data path A direct / B nginx pair / W Weft sidecar pair)
 	$(BIN)/weft-bench -bin $(BIN) -tools $(TOOLS) -run $(BENCH_RUN) -out $(BENCH_OUT) \
-	  -gobench $(BENCH_RUN)/gobench.txt $(BENCH_ARGS)
+	  -gobench $(BENCH_RUN)/gobench.txt -command "make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)
 
 bench: bench-go bench-data
 	$(call section,bench: done; results in $(BENCH_OUT))

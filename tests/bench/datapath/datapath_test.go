@@ -209,3 +209,13 @@ func TestPKIAndNginxConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestReportLikeForLikeNote(t *testing.T) {
+	r := synthetic()
+	for _, p := range r.paths {
+		p.hopTLS = p.id != "A"
+	}
+	if md := r.markdown(); strings.Contains(md, "Not yet like for like") {
+		t.Errorf("both hops are TLS, yet the report says they differ:\n%s", md)
+	}
+}

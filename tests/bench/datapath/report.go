@@ -24,6 +24,7 @@ type report struct {
 	idleRSS  map[string]int64
 	started  time.Time
 	elapsed  time.Duration
+	load     [2]string // load averages at start and end
 	goBench  string
 	rendered string
 }
@@ -32,6 +33,7 @@ func buildReport(st *runState) *report {
 	r := &report{
 		cfg: st.cfg, env: st.env, paths: st.paths, skipped: st.skipped, samples: st.samples,
 		idleRSS: st.idleRSS, started: st.started, elapsed: time.Since(st.started),
+		load: [2]string{st.loadStart, st.loadEnd},
 	}
 	if st.cfg.GoBenchFile != "" {
 		if b, err := os.ReadFile(st.cfg.GoBenchFile); err == nil {
@@ -192,6 +194,10 @@ func (r *report) markdown() string {
 		P("- %s", l)
 	}
 	P("- **Pinning:** %s", r.pinning())
+	if r.load[0] != "" {
+		P("- **Machine load** (load average 1/5/15 min): %s at the start, %s at the end. "+
+			"Anything well above 1 means other work shared the two CPUs: absolute figures are inflated and noisy, ratios less so.", r.load[0], r.load[1])
+	}
 	P("- **Method:** %d round(s); in each round every path runs each load in turn (interleaved), so drift hits all paths alike. "+
 		"Latency: fortio, constant %s requests/s, uniform spacing, %d keep-alive HTTP/1.1 connections, %s per run, 10 µs histogram resolution. "+
 		"Saturation: wrk -t1 -c%d, %s per run. Figures are medians over rounds; *added* is the path's percentile minus direct's in the same round, median over rounds. "+
@@ -393,15 +399,16 @@ func (r *report) headline(P func(string, ...any), size string, qps int) {
 	P("")
 	if hasB {
 		var hb, hw string
+		wTLS := false
 		for _, p := range r.paths {
 			switch p.id {
 			case "B":
 				hb = p.hop
 			case "W":
-				hw = p.hop
+				hw, wTLS = p.hop, p.hopTLS
 			}
 		}
-		if !strings.Contains(hw, "TLS") {
+		if !wTLS {
 			P("Not yet like for like: the nginx hop is %s, the Weft hop is %s (mTLS between sidecars arrives with the identity work).", hb, hw)
 			P("")
 		}
@@ -498,4 +505,17 @@ func displayPath(p string) string {
 		return rel
 	}
 	return p
+}
+
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " / ")
 }

@@ -29,6 +29,7 @@ type benchPath struct {
 	id      string
 	desc    string
 	hop     string // what the hop between the proxies is, as observed
+	hopTLS  bool   // the hop is TLS
 	target  func(size string) target
 	watched []watched
 }
@@ -65,6 +66,8 @@ type runState struct {
 	samples []sample
 	env     []string
 	started time.Time
+
+	loadStart, loadEnd string // /proc/loadavg, for the record
 }
 
 // Run measures the configured paths and writes the report to cfg.OutFile and
@@ -96,6 +99,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if err := st.preflight(ctx); err != nil {
 		return err
 	}
+	st.loadStart = loadAverage()
 	st.env = environment(ctx, cfg)
 	for _, l := range st.env {
 		st.logf("%s", strings.ReplaceAll(l, "**", ""))
@@ -112,6 +116,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if err := st.rounds(ctx); err != nil {
 		return err
 	}
+	st.loadEnd = loadAverage()
 	rep := buildReport(st)
 	md := rep.markdown()
 	fmt.Fprintln(out)
@@ -238,7 +243,7 @@ func (st *runState) startAll(ctx context.Context) error {
 		if err := waitOK(ctx, p.target("1k"), 15*time.Second); err != nil {
 			return fmt.Errorf("datapath: weft pair: %w (logs in %s)", err, w.mesh.RunDir())
 		}
-		p.hop = hopKind(ctx)
+		p.hop, p.hopTLS = hopKind(ctx)
 		// Idle: configured and ready, one request served, no load yet.
 		for _, r := range []struct {
 			role string
@@ -313,7 +318,7 @@ func (st *runState) startNginx(ctx context.Context, cpu int) (*benchPath, error)
 	if err != nil {
 		return nil, err
 	}
-	p.hop = hop
+	p.hop, p.hopTLS = hop, true
 	return p, nil
 }
 

@@ -147,18 +147,18 @@ func (w *weftPair) target(size string) target {
 
 // hopKind tells whether the server sidecar's inbound listener speaks TLS:
 // the issue-3 sidecars use plaintext HTTP/2 there until mTLS lands.
-func hopKind(ctx context.Context) string {
+func hopKind(ctx context.Context) (string, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	// Only asks whether the listener speaks TLS at all: nothing is verified.
 	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}}
 	c, err := d.DialContext(ctx, "tcp", hostPort(upstreamIP, mesh.PortInbound))
 	if err != nil {
-		return "plaintext (no TLS handshake on :" + strconv.Itoa(mesh.PortInbound) + ")"
+		return "plaintext HTTP/2 (no TLS handshake on :" + strconv.Itoa(mesh.PortInbound) + ")", false
 	}
 	defer c.Close()
 	st := c.(*tls.Conn).ConnectionState()
-	return fmt.Sprintf("%s, ALPN %q", tls.VersionName(st.Version), st.NegotiatedProtocol)
+	return fmt.Sprintf("%s, ALPN %q", tls.VersionName(st.Version), st.NegotiatedProtocol), true
 }
 
 // pinAll moves every thread of pid to cpu (taskset -a -p).

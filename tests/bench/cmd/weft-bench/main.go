@@ -37,6 +37,7 @@ func main() {
 	flag.IntVar(&cfg.SatConns, "sat-conns", cfg.SatConns, "connections of the saturation runs")
 	flag.IntVar(&cfg.LoadCPU, "load-cpu", cfg.LoadCPU, "CPU for the load generator (-1: no pinning at all)")
 	flag.IntVar(&cfg.ServerCPU, "server-cpu", cfg.ServerCPU, "CPU for the upstream, the proxies and the control plane")
+	flag.StringVar(&cfg.Command, "command", "", "the command to print with the results (default: this one)")
 	flag.Parse()
 
 	cfg.Paths = split(paths)
@@ -55,9 +56,8 @@ func main() {
 	}
 	cfg.Fortio = lookTool(tools, "fortio")
 	cfg.Wrk = lookTool(tools, "wrk")
-	cfg.Command = "make bench"
-	if args := os.Args[1:]; len(args) > 0 {
-		cfg.Command += "  # " + filepath.Base(os.Args[0]) + " " + strings.Join(relArgs(args), " ")
+	if cfg.Command == "" {
+		cfg.Command = filepath.Base(os.Args[0]) + " " + strings.Join(relArgs(os.Args[1:]), " ")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
