@@ -171,6 +171,7 @@ func startSidecar(t testing.TB, cp *xdstest.Server, workload, namespace, ip stri
 	p := &proc{ip: ip, cancel: cancel, done: make(chan error, 1)}
 	cfg := Config{
 		Workload: workload, Namespace: namespace, ServiceAccount: workload, IP: ip,
+		Plaintext:    true,
 		XDSAddress:   cp.Addr,
 		DrainTimeout: 2 * time.Second,
 		Logger:       testLogger(t).With("sidecar", workload),

@@ -25,7 +25,7 @@ type listenerManager struct {
 	log     *slog.Logger
 	drain   time.Duration
 	tables  *atomic.Pointer[router.Table]
-	servers map[string]func() *http.Server
+	servers map[string]serverSpec
 
 	wake chan struct{}
 	// bound is true when a table was applied and every listener it names
@@ -43,7 +43,14 @@ type served struct {
 	srv  *http.Server
 }
 
-func newListenerManager(log *slog.Logger, drain time.Duration, tables *atomic.Pointer[router.Table], servers map[string]func() *http.Server) *listenerManager {
+// serverSpec makes the server of one listener; wrap (may be nil) wraps its
+// socket (the inbound's TLS sniffing listener).
+type serverSpec struct {
+	newServer func() *http.Server
+	wrap      func(net.Listener) net.Listener
+}
+
+func newListenerManager(log *slog.Logger, drain time.Duration, tables *atomic.Pointer[router.Table], servers map[string]serverSpec) *listenerManager {
 	return &listenerManager{
 		log:     log.With("component", "listeners"),
 		drain:   drain,
@@ -107,8 +114,8 @@ func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
 		if cur != nil && cur.addr == addr {
 			continue
 		}
-		newSrv := m.servers[name]
-		if newSrv == nil {
+		spec, ok := m.servers[name]
+		if !ok {
 			continue
 		}
 		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
@@ -117,7 +124,10 @@ func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
 			ok = false
 			continue
 		}
-		srv := newSrv()
+		if spec.wrap != nil {
+			ln = spec.wrap(ln)
+		}
+		srv := spec.newServer()
 		m.wg.Go(func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				m.log.Error("listener stopped", "listener", name, "address", addr, "error", err)

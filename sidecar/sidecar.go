@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,11 +13,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar/admin"
+	"github.com/weftmesh/weft/sidecar/identity"
 	"github.com/weftmesh/weft/sidecar/inbound"
 	"github.com/weftmesh/weft/sidecar/outbound"
 	"github.com/weftmesh/weft/sidecar/router"
@@ -48,6 +52,20 @@ type Config struct {
 	Logger *slog.Logger
 	// XDSOptions are extra xdsclient options (tests shorten backoffs).
 	XDSOptions []xdsclient.Option
+
+	// CABundle is the trust bundle (PEM roots) that verifies the control
+	// plane at bootstrap; TokenFile holds the credential, re-read at each
+	// call. Both are required unless Plaintext.
+	CABundle  string
+	TokenFile string
+	// TrustDomain defaults to mesh.DefaultTrustDomain.
+	TrustDomain string
+	// Plaintext runs without identity: plaintext xDS, no certificate, h2c
+	// tunnels only, transport sockets NACKed. For tests and bring-up only.
+	Plaintext bool
+	// IdentityOptions are extra identity.Manager options (tests shorten
+	// lifetimes and backoffs).
+	IdentityOptions []identity.Option
 }
 
 // DefaultXDSAddress is where the control plane listens in local mode.
@@ -67,7 +85,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.TrustDomain == "" {
+		c.TrustDomain = mesh.DefaultTrustDomain
+	}
 	var errs []error
+	if !c.Plaintext && (c.CABundle == "" || c.TokenFile == "") {
+		errs = append(errs, errors.New("ca bundle and token file are required (or plaintext mode)"))
+	}
 	if c.Workload == "" {
 		errs = append(errs, errors.New("workload is required"))
 	}
@@ -100,15 +124,70 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger.With("node", mesh.NodeID(cfg.Workload, cfg.Namespace))
 
+	var (
+		sec       *secureChannel
+		mgr       *identity.Manager
+		ca        *grpc.ClientConn
+		serverTLS *tls.Config
+		trOpts    []transport.Option
+		xdsConn   atomic.Bool
+	)
+	metrics := admin.NewMetrics(nil, xdsConn.Load)
+	if !cfg.Plaintext {
+		if sec, err = newSecureChannel(cfg); err != nil {
+			return err
+		}
+		id, err := spiffeid.FromString(mesh.SPIFFEID(cfg.TrustDomain, cfg.Namespace, cfg.ServiceAccount))
+		if err != nil {
+			return fmt.Errorf("sidecar: identity: %w", err)
+		}
+		var m *admin.Metrics
+		opts := append([]identity.Option{
+			identity.WithLogger(log),
+			identity.WithRenewalHook(func(err error) {
+				r := "ok"
+				if err != nil {
+					r = "error"
+				}
+				m.Renewals.WithLabelValues(r).Inc()
+			}),
+		}, cfg.IdentityOptions...)
+		if mgr, err = identity.New(id, opts...); err != nil {
+			return fmt.Errorf("sidecar: %w", err)
+		}
+		m = admin.NewMetrics(mgr, xdsConn.Load)
+		metrics = m
+		if ca, err = grpc.NewClient(cfg.XDSAddress, sec.dialOptions(log)...); err != nil {
+			return fmt.Errorf("sidecar: ca: %w", err)
+		}
+		defer ca.Close()
+		serverTLS = identity.ServerTLSConfig(mgr, mgr, sec.td, log)
+		trOpts = append(trOpts, transport.WithTunnel(transport.NewMTLS(transport.NewDialer(mesh.DefaultConnectTimeout),
+			func(peerIDs []string) (*tls.Config, error) {
+				ids := make([]spiffeid.ID, 0, len(peerIDs))
+				for _, p := range peerIDs {
+					id, err := spiffeid.FromString(p)
+					if err != nil {
+						return nil, fmt.Errorf("sidecar: peer id %q: %w", p, err)
+					}
+					ids = append(ids, id)
+				}
+				return identity.ClientTLSConfig(mgr, mgr, ids, log), nil
+			})))
+	}
+
 	var tables atomic.Pointer[router.Table]
-	tr := transport.New()
+	tr := transport.New(trOpts...)
 	defer tr.CloseIdleConnections()
-	lm := newListenerManager(log, cfg.DrainTimeout, &tables, map[string]func() *http.Server{
-		mesh.ListenerOutbound: func() *http.Server {
+	lm := newListenerManager(log, cfg.DrainTimeout, &tables, map[string]serverSpec{
+		mesh.ListenerOutbound: {newServer: func() *http.Server {
 			return outbound.NewServer(outbound.NewHandler(&tables, tr, log), log)
-		},
-		mesh.ListenerInbound: func() *http.Server {
-			return inbound.NewServer(inbound.NewHandler(&tables, tr, log), log)
+		}},
+		mesh.ListenerInbound: {
+			newServer: func() *http.Server {
+				return inbound.NewServer(inbound.NewHandler(&tables, tr, log), log)
+			},
+			wrap: func(ln net.Listener) net.Listener { return inbound.NewListener(ln, serverTLS, log) },
 		},
 	})
 
@@ -140,6 +219,9 @@ func Run(ctx context.Context, cfg Config) error {
 			lm.notify()
 		}),
 	}, cfg.XDSOptions...)
+	if sec != nil {
+		xdsOpts = append(xdsOpts, xdsclient.WithSecrets(mgr), xdsclient.WithDialOptions(sec.dialOptions(log)...))
+	}
 	xc, err := xdsclient.New(cfg.XDSAddress, xdsclient.Node{
 		Workload: cfg.Workload, Namespace: cfg.Namespace, ServiceAccount: cfg.ServiceAccount, IP: cfg.IP,
 	}, xdsOpts...)
@@ -148,7 +230,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	var draining atomic.Bool
-	ready := func() bool { return !draining.Load() && lm.ready() }
+	ready := func() bool {
+		if mgr != nil {
+			if _, err := mgr.GetX509SVID(); err != nil {
+				return false
+			}
+		}
+		return !draining.Load() && lm.ready()
+	}
 
 	adminLn, err := net.Listen("tcp", cfg.AdminAddress)
 	if err != nil {
@@ -159,8 +248,12 @@ func Run(ctx context.Context, cfg Config) error {
 		adminLn.Close()
 		return fmt.Errorf("sidecar: health: %w", err)
 	}
-	adminSrv := admin.NewServer(admin.NewHandler(ready, xc, log), log)
-	healthSrv := admin.NewServer(admin.NewHealthHandler(ready), log)
+	var certs admin.Certs
+	if mgr != nil {
+		certs = mgr
+	}
+	adminSrv := admin.NewServer(admin.NewHandler(ready, xc, certs, log), log)
+	healthSrv := admin.NewServer(admin.NewHealthHandler(ready, metrics.Handler()), log)
 
 	log.Info("sidecar starting", "ip", cfg.IP, "xds", cfg.XDSAddress, "admin", cfg.AdminAddress, "health", cfg.HealthAddress)
 	g, gctx := errgroup.WithContext(ctx)
@@ -175,7 +268,31 @@ func Run(ctx context.Context, cfg Config) error {
 		draining.Store(true)
 		return nil
 	})
-	g.Go(func() error { return lm.run(gctx) })
+	g.Go(func() error {
+		// The data path starts with a certificate: no inbound connection
+		// is accepted before the sidecar can prove who it is.
+		if mgr != nil {
+			if err := mgr.WaitReady(gctx); err == nil {
+				log.Info("identity ready", "spiffe_id", mgr.ID().String(), "serial", mgr.Status().Serial)
+			}
+		}
+		return lm.run(gctx)
+	})
+	if mgr != nil {
+		g.Go(func() error { return mgr.Run(gctx, identity.NewGRPCCA(ca, sec.cred)) })
+	}
+	g.Go(func() error {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			xdsConn.Store(xc.Status().Connected)
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
 	for _, s := range []struct {
 		name string
 		srv  *http.Server

@@ -468,7 +468,10 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("Run(%+v) succeeded", cfg)
 		}
 	}
-	c, err := Config{Workload: "order", Namespace: "shop", IP: "127.0.0.9"}.withDefaults()
+	if _, err := (Config{Workload: "order", Namespace: "shop", IP: "127.0.0.9"}).withDefaults(); err == nil {
+		t.Error("a config without a ca bundle and token file (and not plaintext) was accepted")
+	}
+	c, err := Config{Workload: "order", Namespace: "shop", IP: "127.0.0.9", Plaintext: true}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}

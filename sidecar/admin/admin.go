@@ -26,9 +26,11 @@ type Source interface {
 type Ready func() bool
 
 // NewHandler returns the admin handler.
-func NewHandler(ready Ready, src Source, log *slog.Logger) http.Handler {
+// certs (nil without an identity) backs /certs.
+func NewHandler(ready Ready, src Source, certs Certs, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ready", readyHandler(ready))
+	mux.Handle("GET /certs", CertsHandler(certs, log))
 	mux.HandleFunc("GET /config_dump", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, log, configDump(src.Snapshot(), src.Status(), log))
 	})
@@ -44,9 +46,13 @@ func NewHandler(ready Ready, src Source, log *slog.Logger) http.Handler {
 }
 
 // NewHealthHandler returns the health handler.
-func NewHealthHandler(ready Ready) http.Handler {
+// metrics (may be nil) serves /metrics.
+func NewHealthHandler(ready Ready, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz/ready", readyHandler(ready))
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 	return mux
 }
 

@@ -53,6 +53,10 @@ func WithBackoff(initial, max time.Duration) Option {
 // WithValidity sets the lifetime asked of the CA (0: the CA's default).
 func WithValidity(d time.Duration) Option { return func(m *Manager) { m.validity = d } }
 
+// WithRenewalHook sets a function Run calls after every renewal attempt
+// with its error (nil on success), for metrics.
+func WithRenewalHook(f func(error)) Option { return func(m *Manager) { m.onRenew = f } }
+
 // Manager holds one workload's identity: its private keys (in memory only;
 // nothing here writes or returns a key except inside the SVID handed to the
 // TLS stack), its current X.509 SVID and its trust bundle. It is an
@@ -67,6 +71,7 @@ type Manager struct {
 	boInitial time.Duration
 	boMax     time.Duration
 	validity  time.Duration
+	onRenew   func(error)
 
 	failures atomic.Uint64 // renewal failures since start
 
@@ -253,6 +258,14 @@ func (m *Manager) setSVIDLocked(chain []*x509.Certificate, bundle *x509bundle.Bu
 	}
 	if id != m.id {
 		return fmt.Errorf("identity: certificate serial %s is for %s, not %s", serial(leaf.SerialNumber), id, m.id)
+	}
+	if cur := m.svid; cur != nil {
+		// The control plane pushes over SDS what the CA just returned, and
+		// may push an older chain while a renewal is in flight: neither
+		// replaces the installed certificate (nor moves its renewal point).
+		if old := cur.Certificates[0]; bytes.Equal(old.Raw, leaf.Raw) || leaf.NotAfter.Before(old.NotAfter) {
+			return nil
+		}
 	}
 	m.svid = &x509svid.SVID{ID: id, Certificates: chain, PrivateKey: key}
 	if key == m.pending {

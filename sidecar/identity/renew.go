@@ -51,6 +51,9 @@ func (m *Manager) Run(ctx context.Context, ca CA) error {
 			}
 		}
 		err := m.renew(ctx, ca)
+		if m.onRenew != nil && ctx.Err() == nil {
+			m.onRenew(err)
+		}
 		if err == nil {
 			delay = m.boInitial
 			continue

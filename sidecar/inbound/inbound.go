@@ -21,13 +21,17 @@ type Tables interface {
 type Handler struct {
 	tables Tables
 	fwd    *proxy.Forwarder
+	log    *slog.Logger
 }
+
+var headerPeerIdentity = http.CanonicalHeaderKey(mesh.HeaderPeerIdentity)
 
 var _ http.Handler = (*Handler)(nil)
 
 // NewHandler returns the inbound handler; t should dial the app directly.
 func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger) *Handler {
-	return &Handler{tables: tables, fwd: proxy.NewForwarder(t, log.With("listener", "inbound"))}
+	log = log.With("listener", "inbound")
+	return &Handler{tables: tables, fwd: proxy.NewForwarder(t, log), log: log}
 }
 
 // ServeHTTP implements http.Handler.
@@ -50,6 +54,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	chain := tbl.Inbound.Chain(uint32(port))
 	if chain == nil {
 		proxy.Error(w, http.StatusMisdirectedRequest, "port %d is not served here (no inbound filter chain)", port)
+		return
+	}
+	peer := PeerFromContext(r.Context())
+	mtls := peer != nil && !peer.ID.IsZero()
+	if !mtls && !chain.Plaintext {
+		addr := r.RemoteAddr
+		h.log.Warn("refused plaintext request to a STRICT port", "peer", addr, "port", port, "chain", chain.Name)
+		proxy.Error(w, http.StatusForbidden, "port %d accepts mTLS only (STRICT); plaintext refused", port)
 		return
 	}
 	if chain.Routes == nil {
@@ -75,17 +87,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	proxy.RemoveMeshHeaders(r.Header)
+	if mtls {
+		// From the verified certificate only; any client-sent value went
+		// with the mesh headers.
+		r.Header[headerPeerIdentity] = peer.Header
+	}
 	h.fwd.Forward(w, r, ep, rt.ClusterName)
 }
 
-// NewServer returns the inbound HTTP server for h: h2c (the tunnel) and
-// HTTP/1.1.
+// NewServer returns the inbound HTTP server for h: HTTP/2 over mTLS (the
+// tunnel; serve it on a Listener, which completes the handshakes), h2c
+// (the plaintext tunnel) and HTTP/1.1.
 func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
+	p.SetHTTP2(true)
 	return &http.Server{
 		Handler:           h,
+		ConnContext:       ConnContext,
 		Protocols:         p,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,

@@ -73,6 +73,7 @@ type options struct {
 	warmingTimeout  time.Duration
 	validate        func(*Snapshot) error
 	onUpdate        func(*Snapshot)
+	secrets         SecretSink
 }
 
 // WithLogger sets the logger (default: slog.Default()).
@@ -205,13 +206,14 @@ func newTypes() map[string]*typeState {
 		TypeEndpoint: {url: TypeEndpoint},
 		TypeListener: {url: TypeListener, wildcard: true},
 		TypeRoute:    {url: TypeRoute},
+		TypeSecret:   {url: TypeSecret},
 	}
 }
 
 // order is the order requests are sent in on a new stream: clusters and
 // their endpoints before the listeners and routes that name them (Envoy's
 // recommended ADS order), so route references resolve on arrival.
-var order = []string{TypeCluster, TypeEndpoint, TypeListener, TypeRoute}
+var order = []string{TypeCluster, TypeEndpoint, TypeListener, TypeRoute, TypeSecret}
 
 // New returns a client for the ADS server at server (host:port) that
 // identifies itself as node. It does not connect until Run.
@@ -463,6 +465,9 @@ func (s *session) handle(resp *discovery.DiscoveryResponse, holdUntil time.Time)
 	}
 	ts.nonce = resp.GetNonce()
 	ts.held = nil
+	if ts.url == TypeSecret {
+		return s.handleSecrets(ts, resp)
+	}
 	cand, missingOnly, err := c.candidate(ts, resp)
 	if err == nil && c.opts.validate != nil {
 		err = c.opts.validate(cand)
@@ -491,8 +496,14 @@ func (s *session) handle(resp *discovery.DiscoveryResponse, holdUntil time.Time)
 	}
 	switch ts.url {
 	case TypeListener:
+		if err := s.resubscribe(c.types[TypeSecret], cand.SecretNames()); err != nil {
+			return err
+		}
 		return s.resubscribe(c.types[TypeRoute], cand.RouteNames())
 	case TypeCluster:
+		if err := s.resubscribe(c.types[TypeSecret], cand.SecretNames()); err != nil {
+			return err
+		}
 		if err := s.resubscribe(c.types[TypeEndpoint], cand.EndpointNames()); err != nil {
 			return err
 		}
@@ -656,6 +667,9 @@ func (c *Client) candidate(ts *typeState, resp *discovery.DiscoveryResponse) (ca
 		cand.Endpoints = eps
 		cand.Versions.Endpoints = resp.GetVersionInfo()
 	}
+	if c.opts.secrets == nil && len(errs) == 0 {
+		errs = append(errs, checkNoTLS(cand)...)
+	}
 	if len(errs)+len(missing) > 0 {
 		return nil, len(errs) == 0, errors.Join(append(errs, missing...)...)
 	}
@@ -771,6 +785,8 @@ func shortType(url string) string {
 		return "CDS"
 	case TypeEndpoint:
 		return "EDS"
+	case TypeSecret:
+		return "SDS"
 	}
 	return url
 }

@@ -91,20 +91,27 @@ func decodeListener(a *anypb.Any) (*Listener, error) {
 		}
 		// No chains is valid: the inbound listener of a workload that no
 		// service targets serves nothing (every request gets 421).
-		ports := map[uint32]bool{}
+		// A port has at most one TLS chain and one plaintext chain; the
+		// pair (PERMISSIVE) is merged into one FilterChain that serves both.
+		type seen struct{ chain, first int } // index in out.Chains, in the listener
+		ports := map[uint32]seen{}
 		for i, fc := range l.GetFilterChains() {
 			chain, err := decodeFilterChain(fc)
 			if err != nil {
 				return fmt.Errorf("filter chain %d (%q): %w", i, fc.GetName(), err)
 			}
-			if ports[chain.DestinationPort] {
-				if chain.DestinationPort == 0 {
-					return fmt.Errorf("filter chain %d (%q): more than one chain matches any port", i, fc.GetName())
-				}
-				return fmt.Errorf("filter chain %d (%q): destination_port %d is matched by an earlier chain", i, fc.GetName(), chain.DestinationPort)
+			p, dup := ports[chain.DestinationPort]
+			if !dup {
+				ports[chain.DestinationPort] = seen{len(out.Chains), i}
+				out.Chains = append(out.Chains, chain)
+				continue
 			}
-			ports[chain.DestinationPort] = true
-			out.Chains = append(out.Chains, chain)
+			if err := mergeChains(&out.Chains[p.chain], chain, l.GetFilterChains()[p.first], fc); err != nil {
+				if chain.DestinationPort == 0 {
+					return fmt.Errorf("filter chain %d (%q): more than one chain matches any port: %w", i, fc.GetName(), err)
+				}
+				return fmt.Errorf("filter chain %d (%q): destination_port %d is matched by an earlier chain: %w", i, fc.GetName(), chain.DestinationPort, err)
+			}
 		}
 		return nil
 	}(); err != nil {
@@ -116,19 +123,35 @@ func decodeListener(a *anypb.Any) (*Listener, error) {
 func decodeFilterChain(fc *listener.FilterChain) (FilterChain, error) {
 	out := FilterChain{Name: fc.GetName()}
 	if m := fc.GetFilterChainMatch(); m != nil {
-		// Only the destination port is understood; a chain selected by
-		// anything else would catch traffic it was not meant for.
+		// Only the destination port and the transport protocol are
+		// understood; a chain selected by anything else would catch
+		// traffic it was not meant for.
 		rest := proto.Clone(m).(*listener.FilterChainMatch)
 		rest.DestinationPort = nil
+		rest.TransportProtocol = ""
 		if !proto.Equal(rest, &listener.FilterChainMatch{}) {
-			return out, errors.New("filter_chain_match: only destination_port is supported")
+			return out, errors.New("filter_chain_match: only destination_port and transport_protocol are supported")
 		}
 		out.DestinationPort = m.GetDestinationPort().GetValue()
 	}
-	if fc.GetTransportSocket() != nil {
-		// Serving plaintext where the control plane asked for TLS would
-		// fail open.
-		return out, errors.New("transport_socket: not supported by this sidecar")
+	tp := fc.GetFilterChainMatch().GetTransportProtocol()
+	switch ts := fc.GetTransportSocket(); {
+	case tp != "" && tp != TransportProtocolTLS && tp != TransportProtocolRaw:
+		return out, fmt.Errorf("filter_chain_match: transport_protocol %q is not supported (%s or %s)", tp, TransportProtocolTLS, TransportProtocolRaw)
+	case ts != nil && tp == TransportProtocolRaw:
+		return out, errors.New("transport_socket: a raw_buffer chain cannot have a TLS transport socket")
+	case ts == nil && tp == TransportProtocolTLS:
+		// Accepting TLS without terminating it is not something this
+		// sidecar does.
+		return out, errors.New("transport_socket: a tls chain needs the TLS transport socket")
+	case ts != nil:
+		t, err := decodeDownstreamTLS(ts)
+		if err != nil {
+			return out, err
+		}
+		out.TLS = t
+	default:
+		out.Plaintext = true
 	}
 	if len(fc.GetFilters()) != 1 {
 		return out, fmt.Errorf("filters: want exactly one (%s), got %d", "envoy.filters.network.http_connection_manager", len(fc.GetFilters()))
@@ -247,8 +270,15 @@ func decodeCluster(a *anypb.Any) (*Cluster, error) {
 	}
 	out := &Cluster{Name: c.GetName(), Resource: c, ConnectTimeout: c.GetConnectTimeout().AsDuration()}
 	if err := func() error {
-		if c.GetTransportSocket() != nil || len(c.GetTransportSocketMatches()) > 0 {
-			return errors.New("transport_socket: not supported by this sidecar")
+		if len(c.GetTransportSocketMatches()) > 0 {
+			return errors.New("transport_socket_matches: not supported by this sidecar")
+		}
+		if ts := c.GetTransportSocket(); ts != nil {
+			t, err := decodeUpstreamTLS(ts)
+			if err != nil {
+				return err
+			}
+			out.TLS = t
 		}
 		if c.GetLbPolicy() != cluster.Cluster_ROUND_ROBIN {
 			return fmt.Errorf("lb_policy: %s is not supported (ROUND_ROBIN only)", c.GetLbPolicy())

@@ -70,14 +70,14 @@ func TestValidation(t *testing.T) {
 			mutate: func(_ *testing.T, r *xdstest.Resources) {
 				r.Listeners[1].FilterChains[0].TransportSocket = &core.TransportSocket{Name: "envoy.transport_sockets.tls"}
 			},
-			wantErr: []string{`listener "inbound"`, "transport_socket: not supported"},
+			wantErr: []string{`listener "inbound"`, "transport_socket: typed_config"},
 		},
 		{
 			name: "filter chain matched by server name",
 			mutate: func(_ *testing.T, r *xdstest.Resources) {
 				r.Listeners[1].FilterChains[0].FilterChainMatch.ServerNames = []string{"x"}
 			},
-			wantErr: []string{"only destination_port is supported"},
+			wantErr: []string{"only destination_port and transport_protocol are supported"},
 		},
 		{
 			name: "duplicate destination port",
@@ -146,7 +146,7 @@ func TestValidation(t *testing.T) {
 			mutate: func(_ *testing.T, r *xdstest.Resources) {
 				r.Clusters[0].TransportSocket = &core.TransportSocket{Name: "envoy.transport_sockets.tls"}
 			},
-			wantErr: []string{"transport_socket: not supported"},
+			wantErr: []string{"transport_socket: typed_config"},
 		},
 		{
 			name: "duplicate cluster",

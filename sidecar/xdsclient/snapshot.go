@@ -67,6 +67,13 @@ type FilterChain struct {
 	RouteName string
 	// Route is the inline route configuration, or nil with RDS.
 	Route *route.RouteConfiguration
+	// TLS is the DownstreamTlsContext of the port's TLS chain (nil: the
+	// port has no TLS chain). Plaintext is true when the port also (or
+	// only) has a plaintext chain: transport_protocol raw_buffer, or no
+	// transport protocol and no transport socket. A STRICT port has TLS
+	// only; a PERMISSIVE one both (the two chains are merged into one).
+	TLS       *DownstreamTLS
+	Plaintext bool
 }
 
 // Cluster is a validated CDS resource.
@@ -79,7 +86,9 @@ type Cluster struct {
 	Static *Assignment
 	// ConnectTimeout is connect_timeout (zero when unset).
 	ConnectTimeout time.Duration
-	Resource       *cluster.Cluster
+	// TLS is the cluster's UpstreamTlsContext (nil: plaintext h2c tunnel).
+	TLS      *UpstreamTLS
+	Resource *cluster.Cluster
 }
 
 // Assignment is a validated ClusterLoadAssignment with its endpoints

@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/weftmesh/weft/api/mesh"
+
 	"github.com/weftmesh/weft/sidecar"
 )
 
@@ -47,6 +49,10 @@ func parseFlags(args []string, stderr io.Writer) (sidecar.Config, error) {
 	fs.StringVar(&cfg.AdminAddress, "admin-address", "", "admin address (default <ip>:15000)")
 	fs.StringVar(&cfg.HealthAddress, "health-address", "", "health address (default <ip>:15020)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", sidecar.DefaultDrainTimeout, "how long shutdown waits for in-flight requests")
+	fs.StringVar(&cfg.CABundle, "ca-bundle", "", "trust bundle (PEM roots) that verifies the control plane (required unless --xds-plaintext)")
+	fs.StringVar(&cfg.TokenFile, "token-file", "", "file holding the credential sent as a bearer token to the control plane; re-read at each use (required unless --xds-plaintext)")
+	fs.StringVar(&cfg.TrustDomain, "trust-domain", mesh.DefaultTrustDomain, "SPIFFE trust domain of the mesh")
+	fs.BoolVar(&cfg.Plaintext, "xds-plaintext", false, "run without identity: plaintext xDS, no certificates, h2c tunnels only (tests and bring-up)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

@@ -22,6 +22,7 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
 
 // Server is an ADS server backed by a snapshot cache in ADS mode.
@@ -33,6 +34,9 @@ type Server struct {
 	t    testing.TB
 	grpc *grpc.Server
 	done chan struct{}
+	// opts and register apply to every (re)start: StartWith.
+	opts     []grpc.ServerOption
+	register func(*grpc.Server)
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -42,9 +46,13 @@ type Server struct {
 
 // Start starts a server on addr ("127.0.0.1:0" for any port) and stops it
 // when the test ends.
-func Start(t testing.TB, addr string) *Server {
+func Start(t testing.TB, addr string) *Server { t.Helper(); return StartWith(t, addr, nil) }
+
+// StartWith is Start with gRPC server options (TLS credentials,
+// interceptors) and register, which adds services (the CA) next to ADS.
+func StartWith(t testing.TB, addr string, register func(*grpc.Server), opts ...grpc.ServerOption) *Server {
 	t.Helper()
-	s := &Server{t: t, Cache: cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil)}
+	s := &Server{t: t, Cache: cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil), opts: opts, register: register}
 	s.cond = sync.NewCond(&s.mu)
 	s.serve(addr)
 	t.Cleanup(s.Stop)
@@ -82,8 +90,11 @@ func (s *Server) serve(addr string) {
 			return nil
 		},
 	}
-	s.grpc = grpc.NewServer()
+	s.grpc = grpc.NewServer(s.opts...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(s.grpc, serverv3.NewServer(context.Background(), s.Cache, cb))
+	if s.register != nil {
+		s.register(s.grpc)
+	}
 	done := make(chan struct{})
 	s.done = done
 	go func() {
@@ -117,6 +128,7 @@ type Resources struct {
 	Routes    []*route.RouteConfiguration
 	Clusters  []*cluster.Cluster
 	Endpoints []*endpoint.ClusterLoadAssignment
+	Secrets   []*tlsv3.Secret
 }
 
 // Set publishes a snapshot of version for node. It does not check the
@@ -135,6 +147,9 @@ func (s *Server) Set(node, version string, r Resources) {
 	}
 	for _, e := range r.Endpoints {
 		m[resourcev3.EndpointType] = append(m[resourcev3.EndpointType], e)
+	}
+	for _, sec := range r.Secrets {
+		m[resourcev3.SecretType] = append(m[resourcev3.SecretType], sec)
 	}
 	snap, err := cachev3.NewSnapshot(version, m)
 	if err != nil {
