@@ -56,8 +56,10 @@ func (s *secureChannel) controlPlaneID() spiffeid.ID {
 	return spiffeid.RequireFromString(mesh.SPIFFEID(s.td.Name(), mesh.ControlPlaneNamespace, mesh.ControlPlaneServiceAccount))
 }
 
-// dialOptions are the gRPC options of both the ADS and the CA connection.
-func (s *secureChannel) dialOptions(log *slog.Logger) []grpc.DialOption {
+// dialOptions are the gRPC options of the ADS and the CA connection; the
+// ADS one (bearer) sends the credential on every call, the CA client
+// (identity.GRPCCA) adds it itself.
+func (s *secureChannel) dialOptions(log *slog.Logger, bearerOnEveryCall bool) []grpc.DialOption {
 	cpID := s.controlPlaneID()
 	cfg := tlsconfig.TLSClientConfig(s.bundle, tlsconfig.AuthorizeID(cpID))
 	cfg.MinVersion = tls.VersionTLS13
@@ -69,15 +71,18 @@ func (s *secureChannel) dialOptions(log *slog.Logger) []grpc.DialOption {
 		}
 		return nil
 	}
-	return []grpc.DialOption{
+	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
-		grpc.WithPerRPCCredentials(bearer{s.cred}),
 		// gRPC's default reconnect backoff reaches 120 s.
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           grpcbackoff.Config{BaseDelay: 200 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
 			MinConnectTimeout: 5 * time.Second,
 		}),
 	}
+	if bearerOnEveryCall {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer{s.cred}))
+	}
+	return opts
 }
 
 // bearer sends the credential, read at each call (a rotated token file is

@@ -157,7 +157,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		m = admin.NewMetrics(mgr, xdsConn.Load)
 		metrics = m
-		if ca, err = grpc.NewClient(cfg.XDSAddress, sec.dialOptions(log)...); err != nil {
+		if ca, err = grpc.NewClient(cfg.XDSAddress, sec.dialOptions(log, false)...); err != nil {
 			return fmt.Errorf("sidecar: ca: %w", err)
 		}
 		defer ca.Close()
@@ -220,7 +220,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}),
 	}, cfg.XDSOptions...)
 	if sec != nil {
-		xdsOpts = append(xdsOpts, xdsclient.WithSecrets(mgr), xdsclient.WithDialOptions(sec.dialOptions(log)...))
+		xdsOpts = append(xdsOpts, xdsclient.WithSecrets(mgr), xdsclient.WithDialOptions(sec.dialOptions(log, true)...))
 	}
 	xc, err := xdsclient.New(cfg.XDSAddress, xdsclient.Node{
 		Workload: cfg.Workload, Namespace: cfg.Namespace, ServiceAccount: cfg.ServiceAccount, IP: cfg.IP,
