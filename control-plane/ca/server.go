@@ -25,20 +25,46 @@ import (
 type Server struct {
 	cav1.UnimplementedCertificateServiceServer
 
-	ca   *Authority
-	auth Authenticator
-	log  *slog.Logger
+	ca     *Authority
+	auth   Authenticator
+	log    *slog.Logger
+	issued func(ctx context.Context, who Identity, issued *Issued)
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*Server)
+
+// WithIssuedHook calls f with every certificate the server signed, after
+// signing and before the response is sent (the control plane hands the
+// chain to the xds server, which pushes it over SDS). f must not block.
+func WithIssuedHook(f func(ctx context.Context, who Identity, issued *Issued)) ServerOption {
+	return func(s *Server) { s.issued = f }
 }
 
 var _ cav1.CertificateServiceServer = (*Server)(nil)
 
 // NewServer returns the service for ca, authenticating callers with auth.
 // log may be nil (slog.Default()).
-func NewServer(ca *Authority, auth Authenticator, log *slog.Logger) *Server {
+func NewServer(ca *Authority, auth Authenticator, log *slog.Logger, opts ...ServerOption) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{ca: ca, auth: auth, log: log}
+	s := &Server{ca: ca, auth: auth, log: log}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// AuthenticateContext authenticates the `authorization: Bearer <token>`
+// metadata of an incoming gRPC call (the xDS streams use it). Errors wrap
+// ErrUnauthenticated and never contain the credential.
+func AuthenticateContext(ctx context.Context, auth Authenticator) (Identity, error) {
+	cred, err := bearerToken(ctx)
+	if err != nil {
+		return Identity{}, err
+	}
+	return auth.Authenticate(ctx, cred)
 }
 
 // Register registers the service on g.
@@ -78,6 +104,9 @@ func (s *Server) CreateCertificate(ctx context.Context, req *cav1.CreateCertific
 		return nil, status.Error(codes.Internal, "ca: signing failed")
 	}
 	leaf := issued.Chain[0]
+	if s.issued != nil {
+		s.issued(ctx, who, issued)
+	}
 	s.log.InfoContext(ctx, "ca: issued certificate", "identity", who.String(), "spiffe_id", leaf.URIs[0].String(),
 		"serial", leaf.SerialNumber.Text(16), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
 	resp := &cav1.CreateCertificateResponse{}

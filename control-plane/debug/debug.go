@@ -1,11 +1,15 @@
 package debug
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 
 	"github.com/weftmesh/weft/control-plane/xds"
 )
@@ -24,10 +28,42 @@ type Counters interface {
 	RegistryErrors() uint64
 }
 
+// Option adds an optional part to the debug server.
+type Option func(*handler)
+
+// WithCertificates serves GET /debug/certs from certs.
+func WithCertificates(certs func() []xds.CertStatus) Option {
+	return func(h *handler) { h.certs = certs }
+}
+
+// RootRotator runs one root-rotation step ("add", "activate", "remove");
+// errors wrapping ErrRefused are the operator's (HTTP 409).
+type RootRotator func(ctx context.Context, step string, force bool) (any, error)
+
+// WithRootRotation serves POST /debug/ca/rotate-root?step=<step>[&force=true]
+// to loopback clients only.
+func WithRootRotation(r RootRotator, refused error) Option {
+	return func(h *handler) { h.rotate, h.refused = r, refused }
+}
+
+// WithMetrics appends more Prometheus text to GET /metrics.
+func WithMetrics(write func(io.Writer)) Option {
+	return func(h *handler) { h.extraMetrics = write }
+}
+
 // NewHandler returns the debug server's handler.
-func NewHandler(x XDS, c Counters, log *slog.Logger) http.Handler {
+func NewHandler(x XDS, c Counters, log *slog.Logger, opts ...Option) http.Handler {
 	h := &handler{x: x, c: c, log: log}
+	for _, o := range opts {
+		o(h)
+	}
 	mux := http.NewServeMux()
+	if h.certs != nil {
+		mux.HandleFunc("GET /debug/certs", h.certificates)
+	}
+	if h.rotate != nil {
+		mux.HandleFunc("POST /debug/ca/rotate-root", h.rotateRoot)
+	}
 	mux.HandleFunc("GET /healthz", h.healthz)
 	mux.HandleFunc("GET /debug/proxies", h.proxies)
 	mux.HandleFunc("GET /debug/config_dump", h.configDump)
@@ -39,6 +75,36 @@ type handler struct {
 	x   XDS
 	c   Counters
 	log *slog.Logger
+
+	certs        func() []xds.CertStatus
+	rotate       RootRotator
+	refused      error
+	extraMetrics func(io.Writer)
+}
+
+func (h *handler) certificates(w http.ResponseWriter, _ *http.Request) {
+	h.json(w, h.certs())
+}
+
+func (h *handler) rotateRoot(w http.ResponseWriter, r *http.Request) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip, perr := netip.ParseAddr(host); err != nil || perr != nil || !ip.IsLoopback() {
+		h.log.Warn("debug: root rotation refused: not a loopback client", "remote", r.RemoteAddr)
+		http.Error(w, "root rotation is served to loopback clients only", http.StatusForbidden)
+		return
+	}
+	step := r.URL.Query().Get("step")
+	res, err := h.rotate(r.Context(), step, r.URL.Query().Get("force") == "true")
+	switch {
+	case err != nil && h.refused != nil && errors.Is(err, h.refused):
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	case err != nil:
+		h.log.Error("debug: root rotation failed", "step", step, "err", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	h.json(w, res)
 }
 
 func (h *handler) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -78,6 +144,9 @@ func (h *handler) metrics(w http.ResponseWriter, _ *http.Request) {
 	_, _ = fmt.Fprintf(w, "# HELP weft_xds_connected_proxies Proxies with an open ADS stream.\n# TYPE weft_xds_connected_proxies gauge\nweft_xds_connected_proxies %d\n", len(h.x.Proxies()))
 	if h.c != nil {
 		_, _ = fmt.Fprintf(w, "# HELP weft_registry_errors_total Registry contents rejected.\n# TYPE weft_registry_errors_total counter\nweft_registry_errors_total %d\n", h.c.RegistryErrors())
+	}
+	if h.extraMetrics != nil {
+		h.extraMetrics(w)
 	}
 }
 

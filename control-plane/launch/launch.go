@@ -41,6 +41,7 @@ type Mesh struct {
 	client   *http.Client
 
 	workloads []Workload
+	sec       *security // set by prepareSecurity, read-only after
 
 	mu       sync.Mutex
 	cp       *process
@@ -136,6 +137,9 @@ func ReadWorkloads(meshFile, binDir string) ([]Workload, error) {
 }
 
 func (m *Mesh) start(ctx context.Context) error {
+	if err := m.prepareSecurity(ctx); err != nil {
+		return err
+	}
 	if err := m.StartControlPlane(ctx); err != nil {
 		return err
 	}
@@ -184,7 +188,7 @@ func sidecarName(w Workload) string { return w.NodeID() + "/sidecar" }
 func appName(w Workload) string     { return w.NodeID() + "/app" }
 
 func (m *Mesh) sidecarArgs(w Workload) []string {
-	return []string{
+	return append([]string{
 		filepath.Join(m.binDir, mesh.BinarySidecar),
 		"--workload=" + w.Name,
 		"--namespace=" + w.Namespace,
@@ -194,11 +198,11 @@ func (m *Mesh) sidecarArgs(w Workload) []string {
 		"--admin-address=" + w.AdminAddress(),
 		"--health-address=" + w.HealthAddress(),
 		"--log-level=" + m.cfg.logLevel,
-	}
+	}, m.securitySidecarArgs(w)...)
 }
 
 func (m *Mesh) controlPlaneArgs() []string {
-	return []string{
+	return append([]string{
 		filepath.Join(m.binDir, mesh.BinaryControlPlane),
 		"--registry=file",
 		"--file=" + m.meshFile,
@@ -206,7 +210,7 @@ func (m *Mesh) controlPlaneArgs() []string {
 		"--debug-address=" + m.cfg.debugAddress,
 		"--debounce=" + m.cfg.debounce.String(),
 		"--log-level=" + m.cfg.logLevel,
-	}
+	}, m.securityControlPlaneArgs()...)
 }
 
 // StartControlPlane starts the control plane if it is not running and waits

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/api/meshconfig"
 )
 
 // Option tunes Start.
@@ -25,7 +26,19 @@ type config struct {
 	readyTimeout   time.Duration
 	stopTimeout    time.Duration
 	env            []string
+	secure         secureMode
+	certLifetime   time.Duration
+	mtlsMode       meshconfig.MTLSMode
+	trustDomain    string
 }
+
+type secureMode int
+
+const (
+	secureAuto secureMode = iota // when the sidecar binary supports it
+	secureOn
+	secureOff
+)
 
 func defaultConfig() config {
 	return config{
@@ -35,6 +48,9 @@ func defaultConfig() config {
 		debounce:       mesh.DefaultDebounce,
 		readyTimeout:   mesh.DefaultLocalReadyTimeout,
 		stopTimeout:    mesh.DefaultLocalStopTimeout,
+		certLifetime:   mesh.DefaultCertLifetime,
+		mtlsMode:       meshconfig.MTLSStrict,
+		trustDomain:    defaultTrustDomain(),
 	}
 }
 
@@ -82,3 +98,21 @@ func WithStopTimeout(d time.Duration) Option { return func(c *config) { c.stopTi
 
 // WithEnv sets the environment of every process (default: the launcher's).
 func WithEnv(env []string) Option { return func(c *config) { c.env = env } }
+
+// WithCertLifetime sets the lifetime of the certificates the control
+// plane's CA issues (--cert-lifetime; tests use a few seconds).
+func WithCertLifetime(d time.Duration) Option { return func(c *config) { c.certLifetime = d } }
+
+// WithMTLSMode sets the mesh-wide mTLS mode (--mtls-mode).
+func WithMTLSMode(m meshconfig.MTLSMode) Option { return func(c *config) { c.mtlsMode = m } }
+
+// WithTrustDomain sets the mesh's trust domain.
+func WithTrustDomain(td string) Option { return func(c *config) { c.trustDomain = td } }
+
+// WithSecureXDS requires the secure channel (CA, join tokens, TLS): Start
+// fails rather than fall back when the sidecar binary lacks its flags.
+func WithSecureXDS() Option { return func(c *config) { c.secure = secureOn } }
+
+// WithInsecureXDS runs the control plane with --insecure-xds and passes no
+// identity flags to the sidecars.
+func WithInsecureXDS() Option { return func(c *config) { c.secure = secureOff } }

@@ -22,6 +22,9 @@ type State struct {
 	// Policies (one TrafficPolicy per Service at most) sorted by namespace,
 	// then target Service; set with WithTraffic.
 	Policies []TrafficPolicy
+	// Namespaces that the registry declares (with annotations), sorted by
+	// name; set with WithNamespaces.
+	Namespaces []Namespace
 }
 
 // Service is a Kubernetes-style service: a name that load-balances over the

@@ -84,6 +84,9 @@ func (b *builder) build() (*Resources, error) {
 			if err != nil {
 				return nil, err
 			}
+			if c.TransportSocket, err = b.upstreamTLS(port.Endpoints); err != nil {
+				return nil, err
+			}
 			res.Clusters = append(res.Clusters, c)
 			res.Endpoints = append(res.Endpoints, b.loadAssignment(name, port.Endpoints))
 		}
@@ -99,7 +102,7 @@ func (b *builder) build() (*Resources, error) {
 		return nil, err
 	}
 	res.Listeners = []*listener.Listener{in, out}
-	for _, port := range b.w.InboundPorts {
+	for _, port := range b.inboundPorts() {
 		c, err := b.inboundCluster(port)
 		if err != nil {
 			return nil, err
@@ -249,7 +252,7 @@ func (b *builder) inboundListener() (*listener.Listener, error) {
 		Address:          socketAddress(b.w.Address, mesh.PortInbound),
 		TrafficDirection: core.TrafficDirection_INBOUND,
 	}
-	for _, port := range b.w.InboundPorts {
+	for _, port := range b.inboundPorts() {
 		name := inboundRouteName(port)
 		f, err := hcmFilter(&hcm.HttpConnectionManager{
 			StatPrefix: name,
@@ -266,11 +269,11 @@ func (b *builder) inboundListener() (*listener.Listener, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.FilterChains = append(l.FilterChains, &listener.FilterChain{
-			Name:             name,
-			FilterChainMatch: &listener.FilterChainMatch{DestinationPort: wrapperspb.UInt32(port)},
-			Filters:          []*listener.Filter{f},
-		})
+		chains, err := b.inboundChains(name, port, []*listener.Filter{f})
+		if err != nil {
+			return nil, err
+		}
+		l.FilterChains = append(l.FilterChains, chains...)
 	}
 	return l, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	sotw "github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -27,7 +28,7 @@ import (
 )
 
 // TypeURLs are the resource types Weft serves, in push order.
-var typeURLs = [...]string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType}
+var typeURLs = [...]string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType, resource.SecretType}
 
 // ErrUnknownProxy is returned by ConfigDump for a node that has no snapshot.
 var ErrUnknownProxy = errors.New("xds: no such proxy")
@@ -40,6 +41,7 @@ type Server struct {
 	delay    time.Duration
 	maxDelay time.Duration
 	now      func() time.Time
+	auth     Authenticator
 
 	cache  cache.SnapshotCache
 	ads    serverv3.Server
@@ -55,6 +57,8 @@ type Server struct {
 	state   *model.State
 	seq     uint64
 	nodes   map[string]*nodeState
+	certs   map[string]issuedCert // by node id: the latest chain issued
+	bundle  []byte                // the trust bundle, PEM
 }
 
 // nodeState is what the server remembers of a connected node's snapshot.
@@ -76,6 +80,11 @@ func WithDebounce(d time.Duration) Option {
 	return func(s *Server) { s.delay, s.maxDelay = d, 10*d }
 }
 
+// WithAuthenticator makes every ADS stream authenticate (see Authenticator)
+// and refuses requests whose node.id is not the authenticated node. Without
+// it streams are not authenticated (tests, --insecure-xds).
+func WithAuthenticator(a Authenticator) Option { return func(s *Server) { s.auth = a } }
+
 // WithClock sets the time source of ConnectedAt (tests).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
@@ -89,6 +98,7 @@ func New(mc meshconfig.Config, opts ...Option) *Server {
 		now:   time.Now,
 		kick:  make(chan struct{}, 1),
 		nodes: map[string]*nodeState{},
+		certs: map[string]issuedCert{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -96,7 +106,14 @@ func New(mc meshconfig.Config, opts ...Option) *Server {
 	s.streamCtx, s.cancelStreams = context.WithCancel(context.Background())
 	s.status = newStatus(s.now, s.nodeConnected, s.nodeDisconnected)
 	s.cache = cache.NewSnapshotCache(true, cache.IDHash{}, cacheLogger{s.log})
-	s.ads = serverv3.NewServer(s.streamCtx, s.cache, s.status)
+	var cb serverv3.Callbacks = s.status
+	if s.auth != nil {
+		cb = newGuard(s.status, s.auth, s.log)
+	}
+	// Ordered ADS (SotW): responses go out in the order the cache produced
+	// them, CDS before EDS before LDS before RDS, so a sidecar never sees a
+	// route before its cluster.
+	s.ads = serverv3.NewServer(s.streamCtx, s.cache, cb, sotw.WithOrderedADS())
 	return s
 }
 
@@ -193,6 +210,13 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 			return false
 		}
 		byType = resourcesByType(res)
+	}
+	if sec := s.secrets(id); len(sec) > 0 {
+		if err := validateSecrets(sec); err != nil {
+			s.log.Error("secrets invalid; proxy keeps its previous config", "proxy", id, "err", err)
+			return false
+		}
+		byType[resource.SecretType] = sec
 	}
 	version := strconv.FormatUint(s.seq, 10)
 	snap := &cache.Snapshot{}

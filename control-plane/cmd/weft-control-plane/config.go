@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/weftmesh/weft/api/mesh"
@@ -35,6 +36,28 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Mesh is the mesh-wide configuration.
 	Mesh meshconfig.Config
+	// CA is the mesh CA's configuration.
+	CA CAConfig
+	// InsecureXDS serves the xDS port in plaintext without authentication
+	// (only for sidecars that predate the secure channel).
+	InsecureXDS bool
+}
+
+// CAConfig says where the CA's material comes from and how it issues.
+type CAConfig struct {
+	// Dir holds generated (or rotated) material, created on first start.
+	Dir string
+	// Cert, Key, Chain and Roots are user-supplied material instead of Dir:
+	// the signing certificate, its key, the intermediates above it and the
+	// trust bundle (optional when Cert is a self-signed root).
+	Cert, Key, Chain, Roots string
+	// CertLifetime is the lifetime of issued certificates.
+	CertLifetime time.Duration
+	// JoinTokens is the join-token hash file (weftctl up writes it); it is
+	// re-read when it changes.
+	JoinTokens string
+	// JoinTokensPoll is how often the file is checked for changes.
+	JoinTokensPoll time.Duration
 }
 
 func parseFlags(args []string, out io.Writer) (Config, error) {
@@ -53,6 +76,23 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 	fs.StringVar(&cfg.Mesh.TrustDomain, "trust-domain", cfg.Mesh.TrustDomain, "SPIFFE trust domain of the mesh")
 	fs.StringVar(&cfg.Mesh.ClusterDomain, "cluster-domain", cfg.Mesh.ClusterDomain, "DNS suffix of service names (<svc>.<ns>.svc.<domain>)")
 	fs.DurationVar(&cfg.Mesh.ConnectTimeout.Duration, "connect-timeout", cfg.Mesh.ConnectTimeout.Duration, "upstream connect timeout pushed to every sidecar")
+	fs.Func("mtls-mode", "mesh-wide inbound mTLS mode: STRICT (default) or PERMISSIVE; namespace and workload annotations "+mesh.AnnotationMTLSMode+" override it", func(v string) error {
+		switch m := meshconfig.MTLSMode(strings.ToUpper(v)); m {
+		case meshconfig.MTLSStrict, meshconfig.MTLSPermissive:
+			cfg.Mesh.MTLSMode = m
+			return nil
+		}
+		return fmt.Errorf("%q is not STRICT or PERMISSIVE", v)
+	})
+	fs.StringVar(&cfg.CA.Dir, "ca-dir", "", "CA directory: the root is generated there on first start and reloaded after (or use --ca-cert/--ca-key)")
+	fs.StringVar(&cfg.CA.Cert, "ca-cert", "", "supplied signing CA certificate (PEM), instead of --ca-dir")
+	fs.StringVar(&cfg.CA.Key, "ca-key", "", "key of --ca-cert (PEM)")
+	fs.StringVar(&cfg.CA.Chain, "ca-chain", "", "intermediates above --ca-cert (PEM, optional)")
+	fs.StringVar(&cfg.CA.Roots, "ca-roots", "", "trust bundle (PEM, optional when --ca-cert is a self-signed root)")
+	fs.DurationVar(&cfg.CA.CertLifetime, "cert-lifetime", mesh.DefaultCertLifetime, "lifetime of the certificates the CA issues")
+	fs.StringVar(&cfg.CA.JoinTokens, "join-tokens", "", "join-token hash file (written by weftctl up), re-read when it changes")
+	fs.DurationVar(&cfg.CA.JoinTokensPoll, "join-tokens-poll-interval", time.Second, "how often --join-tokens is checked for changes")
+	fs.BoolVar(&cfg.InsecureXDS, "insecure-xds", false, "serve xDS in plaintext without authentication (old sidecars only; not for production)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -78,8 +118,35 @@ func (c Config) validate() error {
 	if c.FilePollInterval <= 0 {
 		errs = append(errs, errors.New("--file-poll-interval must be positive"))
 	}
+	errs = append(errs, c.CA.validate(c.InsecureXDS)...)
 	if err := c.Mesh.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
+
+func (c CAConfig) validate(insecure bool) []error {
+	var errs []error
+	supplied := c.Cert != "" || c.Key != "" || c.Chain != "" || c.Roots != ""
+	switch {
+	case c.Dir != "" && supplied:
+		errs = append(errs, errors.New("--ca-dir and --ca-cert/--ca-key/--ca-chain/--ca-roots are exclusive"))
+	case supplied && (c.Cert == "" || c.Key == ""):
+		errs = append(errs, errors.New("--ca-cert and --ca-key go together"))
+	case !supplied && c.Dir == "" && !insecure:
+		errs = append(errs, errors.New("a CA is required: --ca-dir or --ca-cert/--ca-key (or --insecure-xds)"))
+	}
+	if c.JoinTokens == "" && !insecure {
+		errs = append(errs, errors.New("--join-tokens is required (the only authenticator in file mode), unless --insecure-xds"))
+	}
+	if c.CertLifetime <= 0 {
+		errs = append(errs, errors.New("--cert-lifetime must be positive"))
+	}
+	if c.JoinTokensPoll <= 0 {
+		errs = append(errs, errors.New("--join-tokens-poll-interval must be positive"))
+	}
+	return errs
+}
+
+// enabled reports whether a CA is configured.
+func (c CAConfig) enabled() bool { return c.Dir != "" || c.Cert != "" }

@@ -20,17 +20,19 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/weftmesh/weft/api/meshconfig"
 	"github.com/weftmesh/weft/control-plane/xds"
 )
 
 func TestParseFlags(t *testing.T) {
-	cfg, err := parseFlags([]string{"--file=m.yaml", "--debounce=50ms", "--trust-domain=example.org", "--log-level=debug"}, io.Discard)
+	cfg, err := parseFlags([]string{"--file=m.yaml", "--debounce=50ms", "--trust-domain=example.org", "--log-level=debug", "--ca-dir=ca", "--join-tokens=t.json", "--mtls-mode=permissive"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.File != "m.yaml" || cfg.Debounce != 50*time.Millisecond || cfg.Mesh.TrustDomain != "example.org" ||
 		cfg.Mesh.ClusterDomain != "cluster.local" || cfg.XDSAddress != "127.0.0.1:15012" ||
-		cfg.DebugAddress != "127.0.0.1:15014" || cfg.LogLevel != slog.LevelDebug {
+		cfg.DebugAddress != "127.0.0.1:15014" || cfg.LogLevel != slog.LevelDebug ||
+		cfg.CA.Dir != "ca" || cfg.CA.JoinTokens != "t.json" || cfg.Mesh.MTLSMode != meshconfig.MTLSPermissive || cfg.InsecureXDS {
 		t.Fatalf("cfg = %+v", cfg)
 	}
 	for _, bad := range [][]string{
@@ -39,6 +41,12 @@ func TestParseFlags(t *testing.T) {
 		{"--file=m", "--trust-domain="},    // invalid mesh config
 		{"--file=m", "--log-level=chatty"}, // bad level
 		{"--file=m", "extra"},
+		{"--file=m", "--join-tokens=t"}, // no CA
+		{"--file=m", "--ca-dir=ca"},     // no authenticator
+		{"--file=m", "--ca-dir=ca", "--ca-cert=c", "--join-tokens=t"},       // two CAs
+		{"--file=m", "--ca-cert=c", "--join-tokens=t"},                      // no key
+		{"--file=m", "--ca-dir=ca", "--join-tokens=t", "--mtls-mode=off"},   // bad mode
+		{"--file=m", "--ca-dir=ca", "--join-tokens=t", "--cert-lifetime=0"}, // bad lifetime
 	} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", bad)
@@ -80,7 +88,7 @@ func TestRun(t *testing.T) {
 	if err := os.WriteFile(path, []byte(mesh1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseFlags([]string{"--file=" + path, "--xds-address=127.0.0.1:0", "--debug-address=127.0.0.1:0"}, io.Discard)
+	cfg, err := parseFlags([]string{"--file=" + path, "--xds-address=127.0.0.1:0", "--debug-address=127.0.0.1:0", "--insecure-xds"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,8 +13,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/control-plane/ca"
 	"github.com/weftmesh/weft/control-plane/debug"
 	"github.com/weftmesh/weft/control-plane/registry"
 	"github.com/weftmesh/weft/control-plane/registry/file"
@@ -36,9 +40,33 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening listeningF
 	if err != nil {
 		return err
 	}
-	x := xds.New(cfg.Mesh, xds.WithLogger(log.With("component", "xds")), xds.WithDebounce(cfg.Debounce))
-	grpcServer := newGRPCServer()
+	sec, err := newSecurity(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	xopts := []xds.Option{xds.WithLogger(log.With("component", "xds")), xds.WithDebounce(cfg.Debounce)}
+	if sec.auth != nil && !cfg.InsecureXDS {
+		xopts = append(xopts, xds.WithAuthenticator(nodeAuth{sec.auth}))
+	}
+	x := xds.New(cfg.Mesh, xopts...)
+	grpcServer := newGRPCServer(sec.serverOptions()...)
 	x.Register(grpcServer)
+	debugOpts := []debug.Option{debug.WithCertificates(x.Certificates)}
+	if sec.authority != nil {
+		x.SetTrustBundle(sec.authority.Bundle())
+		ca.NewServer(sec.authority, sec.auth, log.With("component", "ca"), ca.WithIssuedHook(func(_ context.Context, who ca.Identity, issued *ca.Issued) {
+			if err := x.SetCertificate(mesh.NodeID(who.Workload, who.Namespace), issued.Chain); err != nil {
+				log.Error("ca: issued certificate not recorded", "identity", who.String(), "err", err)
+			}
+			x.SetTrustBundle(issued.Bundle)
+		})).Register(grpcServer)
+		rot := &rotator{dir: cfg.CA.Dir, a: sec.authority, x: x, self: sec.self, log: log.With("component", "ca")}
+		debugOpts = append(debugOpts,
+			debug.WithRootRotation(rot.Rotate, errRotation),
+			debug.WithMetrics(func(w io.Writer) {
+				sec.metrics.write(w, len(x.Certificates()), len(sec.authority.Bundle()))
+			}))
+	}
 
 	var lc net.ListenConfig
 	xdsLis, err := lc.Listen(ctx, "tcp", cfg.XDSAddress)
@@ -51,11 +79,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening listeningF
 		return fmt.Errorf("weft-control-plane: debug: %w", err)
 	}
 	httpServer := &http.Server{
-		Handler:           debug.NewHandler(x, counters{&registryErrors}, log),
+		Handler:           debug.NewHandler(x, counters{&registryErrors}, log, debugOpts...),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	log.Info("weft-control-plane listening", "xds", xdsLis.Addr().String(), "debug", debugLis.Addr().String(),
-		"registry", cfg.Registry, "file", cfg.File)
+		"registry", cfg.Registry, "file", cfg.File, "secure_xds", !cfg.InsecureXDS, "mtls_mode", string(cfg.Mesh.MTLSMode))
 	if listening != nil {
 		listening(xdsLis.Addr(), debugLis.Addr())
 	}
@@ -63,6 +91,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening listeningF
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return src.Run(ctx, x.Update) })
 	g.Go(func() error { return x.Run(ctx) })
+	if sec.self != nil {
+		g.Go(func() error { return sec.self.Run(ctx) })
+	}
+	if sec.tokens != nil {
+		g.Go(func() error { return sec.tokens.Run(ctx) })
+	}
 	g.Go(func() error {
 		if err := grpcServer.Serve(xdsLis); err != nil {
 			return fmt.Errorf("weft-control-plane: xds: %w", err)
@@ -102,14 +136,67 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening listeningF
 	return err
 }
 
-// newGRPCServer builds the gRPC server of the xDS port. It is the one place
-// where transport credentials (mTLS on the xDS channel) will be added.
-func newGRPCServer() *grpc.Server {
-	return grpc.NewServer(
+// newGRPCServer builds the gRPC server of the xDS port (ADS and the CA
+// service); extra carries the transport credentials.
+func newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append([]grpc.ServerOption{
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxConcurrentStreams(10000),
-	)
+	}, extra...)...)
+}
+
+// security is the CA, its authenticator and the control plane's own
+// certificate; every field is nil with --insecure-xds and no CA.
+type security struct {
+	authority *ca.Authority
+	auth      ca.Authenticator
+	tokens    *ca.TokenFile
+	self      *selfIdentity
+	metrics   *caMetrics
+	insecure  bool
+}
+
+func newSecurity(ctx context.Context, cfg Config, log *slog.Logger) (*security, error) {
+	s := &security{metrics: newCAMetrics(), insecure: cfg.InsecureXDS}
+	if cfg.CA.JoinTokens != "" {
+		t, err := ca.OpenTokenFile(cfg.CA.JoinTokens, cfg.CA.JoinTokensPoll, log.With("component", "ca"))
+		if err != nil {
+			return nil, fmt.Errorf("weft-control-plane: %w", err)
+		}
+		s.tokens, s.auth = t, t
+	}
+	if !cfg.CA.enabled() {
+		return s, nil
+	}
+	a, err := openAuthority(ctx, cfg, log.With("component", "ca"), s.metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.authority = a
+	if s.auth == nil {
+		s.auth = refuseAll{}
+	}
+	if s.self, err = newSelfIdentity(a, log.With("component", "identity")); err != nil {
+		return nil, fmt.Errorf("weft-control-plane: %w", err)
+	}
+	return s, nil
+}
+
+// serverOptions are the xDS port's transport credentials: TLS 1.3 with the
+// control plane's certificate, or none with --insecure-xds.
+func (s *security) serverOptions() []grpc.ServerOption {
+	if s.insecure || s.self == nil {
+		return nil
+	}
+	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(s.self.tlsConfig()))}
+}
+
+// refuseAll authenticates nobody (a CA without --join-tokens).
+type refuseAll struct{}
+
+func (refuseAll) Authenticate(context.Context, string) (ca.Identity, error) {
+	return ca.Identity{}, fmt.Errorf("ca: %w: no authenticator configured", ca.ErrUnauthenticated)
 }
 
 func newSource(cfg Config, log *slog.Logger, errs *atomic.Uint64) (registry.Source, error) {

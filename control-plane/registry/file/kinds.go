@@ -24,6 +24,7 @@ type objects struct {
 	workloadEntries []decoded[v1alpha1.WorkloadEntry]
 	httpRoutes      []decoded[gwv1.HTTPRoute]
 	trafficPolicies []decoded[v1alpha1.TrafficPolicy]
+	namespaces      []decoded[corev1.Namespace]
 }
 
 // decoded is one object and the document it came from (for error lines).
@@ -52,6 +53,8 @@ func knownKinds() []kind {
 			func(o *objects) *[]decoded[gwv1.HTTPRoute] { return &o.httpRoutes }, validateHTTPRoute),
 		register(v1alpha1.SchemeGroupVersion.String(), "TrafficPolicy", validation.IsDNS1123Subdomain,
 			func(o *objects) *[]decoded[v1alpha1.TrafficPolicy] { return &o.trafficPolicies }, validateTrafficPolicy),
+		register("v1", "Namespace", validation.IsDNS1123Label,
+			func(o *objects) *[]decoded[corev1.Namespace] { return &o.namespaces }, validateNamespace),
 	}
 }
 

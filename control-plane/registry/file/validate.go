@@ -89,6 +89,7 @@ var serviceAccountName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
 func validateWorkloadEntry(p *parser, d *document, we *v1alpha1.WorkloadEntry) {
 	spec := &we.Spec
+	validateMTLSAnnotation(p, d, we.Annotations)
 	if spec.Address == "" {
 		p.errorf(d, "spec.address", "required")
 	} else if _, err := netip.ParseAddr(spec.Address); err != nil {

@@ -20,7 +20,9 @@ func main() {
 	admin := fs.String("admin-address", "", "")
 	listen := fs.String("listen", "", "")
 	exit := fs.Bool("exit", false, "exit at once with status 3")
-	for _, f := range []string{"registry", "file", "xds-address", "debounce", "log-level", "workload", "namespace", "service-account", "ip", "health-address"} {
+	fs.Bool("insecure-xds", false, "")
+	for _, f := range []string{"registry", "file", "xds-address", "debounce", "log-level", "workload", "namespace", "service-account", "ip", "health-address",
+		"mtls-mode", "ca-dir", "join-tokens", "cert-lifetime", "trust-domain", "ca-bundle", "token-file"} {
 		fs.String(f, "", "")
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
