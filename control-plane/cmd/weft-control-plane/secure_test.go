@@ -437,4 +437,3 @@ func recvType(t *testing.T, s discovery.AggregatedDiscoveryService_StreamAggrega
 	}
 	return nil
 }
-
