@@ -64,3 +64,50 @@ func TestInspectCommands(t *testing.T) {
 		t.Error("proxy-status against nothing succeeded")
 	}
 }
+
+func TestCertsAndRotateRoot(t *testing.T) {
+	var rotated []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/debug/certs":
+			_, _ = w.Write([]byte(`[{"proxy":"order-1.shop","identity":"spiffe://cluster.local/ns/shop/sa/order","serial":"abc123",` +
+				`"notBefore":"2026-01-01T00:00:00Z","notAfter":"2026-01-02T00:00:00Z"}]`))
+		case r.Method == http.MethodPost && r.URL.Path == "/debug/ca/rotate-root":
+			rotated = append(rotated, r.URL.Query().Get("step")+"/"+r.URL.Query().Get("force"))
+			if r.URL.Query().Get("step") == "remove" && r.URL.Query().Get("force") == "" {
+				http.Error(w, "root rotation refused: proxies still hold certificates", http.StatusConflict)
+				return
+			}
+			_, _ = w.Write([]byte(`{"step":"add","roots":[{},{}]}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	out, err := run(t, "certs", "--control-plane", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"PROXY", "IDENTITY", "SERIAL", "NOT AFTER", "order-1.shop", "spiffe://cluster.local/ns/shop/sa/order", "abc123", "2026-01-02T00:00:00Z"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("certs output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := run(t, "ca", "rotate-root", "--step", "add", "--control-plane", addr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(t, "ca", "rotate-root", "--step", "remove", "--control-plane", addr); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Fatalf("refused remove: %v", err)
+	}
+	if _, err := run(t, "ca", "rotate-root", "--step", "remove", "--force", "--control-plane", addr); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rotated, ","); got != "add/,remove/,remove/true" {
+		t.Fatalf("steps sent: %s", got)
+	}
+	if _, err := run(t, "ca", "rotate-root", "--control-plane", addr); err == nil {
+		t.Fatal("rotate-root without --step succeeded")
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/api/meshconfig"
 	"github.com/weftmesh/weft/control-plane/launch"
 )
 
@@ -27,6 +28,9 @@ type upFlags struct {
 	quiet          bool
 	readyTimeout   time.Duration
 	stopTimeout    time.Duration
+	certLifetime   time.Duration
+	mtlsMode       string
+	insecureXDS    bool
 }
 
 func newUpCommand() *cobra.Command {
@@ -49,6 +53,9 @@ func newUpCommand() *cobra.Command {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "do not stream the processes' logs (they are still written under the run dir)")
 	fl.DurationVar(&f.readyTimeout, "ready-timeout", mesh.DefaultLocalReadyTimeout, "how long to wait for each process to become ready")
 	fl.DurationVar(&f.stopTimeout, "stop-timeout", mesh.DefaultLocalStopTimeout, "how long to wait after SIGTERM before SIGKILL")
+	fl.DurationVar(&f.certLifetime, "cert-lifetime", mesh.DefaultCertLifetime, "lifetime of the workload certificates the control plane's CA issues")
+	fl.StringVar(&f.mtlsMode, "mtls-mode", string(meshconfig.MTLSStrict), "mesh-wide mTLS mode: STRICT or PERMISSIVE")
+	fl.BoolVar(&f.insecureXDS, "insecure-xds", false, "run the xDS channel in plaintext without credentials (development only)")
 	_ = cmd.MarkFlagRequired("file")
 	return cmd
 }
@@ -72,6 +79,14 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 	if !f.quiet {
 		opts = append(opts, launch.WithOutput(os.Stderr))
 	}
+	mode := meshconfig.MTLSMode(strings.ToUpper(f.mtlsMode))
+	if mode != meshconfig.MTLSStrict && mode != meshconfig.MTLSPermissive {
+		return fmt.Errorf("up: --mtls-mode=%q is not STRICT or PERMISSIVE", f.mtlsMode)
+	}
+	opts = append(opts, launch.WithCertLifetime(f.certLifetime), launch.WithMTLSMode(mode))
+	if f.insecureXDS {
+		opts = append(opts, launch.WithInsecureXDS())
+	}
 	m, err := launch.Start(ctx, f.file, f.binDir, opts...)
 	if err != nil {
 		return fmt.Errorf("up: %w", err)
@@ -94,7 +109,12 @@ func runUp(ctx context.Context, out io.Writer, f upFlags) error {
 
 func printMesh(out io.Writer, m *launch.Mesh) {
 	cp := m.ControlPlane()
-	fmt.Fprintf(out, "\ncontrol plane  xDS %s  debug http://%s  (weftctl proxy-status --control-plane %s)\n\n", cp.XDSAddress, cp.DebugAddress, cp.DebugAddress)
+	fmt.Fprintf(out, "\ncontrol plane  xDS %s  debug http://%s  (weftctl proxy-status --control-plane %s)\n", cp.XDSAddress, cp.DebugAddress, cp.DebugAddress)
+	if m.Secure() {
+		fmt.Fprintf(out, "identity       CA %s  trust bundle %s  (weftctl certs --control-plane %s)\n\n", m.CADir(), m.TrustBundleFile(), cp.DebugAddress)
+	} else {
+		fmt.Fprintf(out, "identity       none: xDS in plaintext (--insecure-xds)\n\n")
+	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "WORKLOAD\tAPP\tPROXY (outbound)\tINBOUND\tADMIN")
 	for _, w := range m.Workloads() {

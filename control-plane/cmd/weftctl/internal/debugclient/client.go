@@ -124,6 +124,7 @@ var statusColumns = [...]struct{ name, typeURL string }{
 	{"RDS", resource.RouteType},
 	{"CDS", resource.ClusterType},
 	{"EDS", resource.EndpointType},
+	{"SDS", resource.SecretType},
 }
 
 // WriteStatusTable writes one row per proxy: its id, how long it has been

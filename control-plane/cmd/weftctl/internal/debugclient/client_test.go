@@ -47,9 +47,9 @@ func TestProxiesAndTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"PROXY               CONNECTED  LDS  RDS                              CDS         EDS",
-		"api-gateway-1.shop  10s ago    -    -                                -           -",
-		`payment-1.shop      1m0s ago   3    2 (NACK: route "outbound": bad)  4 (sent 5)  NACK: no`,
+		"PROXY               CONNECTED  LDS  RDS                              CDS         EDS       SDS",
+		"api-gateway-1.shop  10s ago    -    -                                -           -         -",
+		`payment-1.shop      1m0s ago   3    2 (NACK: route "outbound": bad)  4 (sent 5)  NACK: no  -`,
 	}
 	got := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
 	for i := range want {
