@@ -59,17 +59,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		proxy.Error(w, http.StatusNotFound, "no route for %s%s", r.Host, r.URL.Path)
 		return
 	}
-	if rt.Cluster == nil {
-		proxy.Error(w, http.StatusServiceUnavailable, "cluster %s not found", rt.ClusterName)
-		return
-	}
-	ep := rt.Cluster.Picker.Pick()
-	if ep == nil {
-		proxy.Error(w, http.StatusServiceUnavailable, "no healthy endpoints for %s", rt.ClusterName)
-		return
-	}
 	proxy.RemoveMeshHeaders(r.Header)
-	h.fwd.Forward(w, r, ep, rt.ClusterName)
+	h.forward(w, r, rt)
 }
 
 // NewServer returns the outbound HTTP server for h: HTTP/1.1 keep-alive and

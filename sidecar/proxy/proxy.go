@@ -59,9 +59,25 @@ var hopHeaders = []string{
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // Forward sends r to ep and copies the response to w. cluster names the
-// upstream in errors and logs.
+// upstream in errors and logs. It is one try, no retries: the inbound
+// listener's path.
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint, cluster string) {
-	out := r.WithContext(transport.WithEndpoint(r.Context(), ep))
+	out := Prepare(r)
+	resp, err := f.Send(out.WithContext(r.Context()), ep)
+	if err != nil {
+		f.Fail(w, r, err, ep, cluster)
+		return
+	}
+	f.WriteResponse(w, r, resp, ep, cluster)
+}
+
+// Prepare turns the server's request into the upstream request: a shallow
+// copy with a path-only URL and without hop-by-hop headers (the header map
+// is r's, which the handler owns). It can be sent several times (with
+// WithContext and a fresh body each time).
+func Prepare(r *http.Request) *http.Request {
+	out := new(http.Request)
+	*out = *r
 	out.URL = &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	out.RequestURI = ""
 	out.Close = false
@@ -73,12 +89,17 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ep *lb.Endpo
 	if teTrailers {
 		out.Header["Te"] = []string{"trailers"}
 	}
+	return out
+}
 
-	resp, err := f.t.RoundTrip(out, ep)
-	if err != nil {
-		f.fail(w, r, err, ep, cluster)
-		return
-	}
+// Send sends one try of out (from Prepare, with the try's context) to ep.
+func (f *Forwarder) Send(out *http.Request, ep *lb.Endpoint) (*http.Response, error) {
+	out = out.WithContext(transport.WithEndpoint(out.Context(), ep))
+	return f.t.RoundTrip(out, ep)
+}
+
+// WriteResponse copies resp (from Send) to w and closes its body.
+func (f *Forwarder) WriteResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, ep *lb.Endpoint, cluster string) {
 	defer resp.Body.Close()
 
 	RemoveHopHeaders(resp.Header)
@@ -139,7 +160,9 @@ func copyBody(w http.ResponseWriter, resp *http.Response, method string) error {
 	}
 }
 
-func (f *Forwarder) fail(w http.ResponseWriter, r *http.Request, err error, ep *lb.Endpoint, cluster string) {
+// Fail answers a try that failed without a response: 502 for a connect
+// failure or a reset, 504 for a deadline, nothing when the client is gone.
+func (f *Forwarder) Fail(w http.ResponseWriter, r *http.Request, err error, ep *lb.Endpoint, cluster string) {
 	if r.Context().Err() != nil {
 		// The client went away; nobody reads an answer.
 		f.log.Debug("client gone before the upstream answered", "cluster", cluster, "endpoint", ep.Addr, "error", err)

@@ -3,17 +3,18 @@ package router
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/api/mesh"
 
+	"github.com/weftmesh/weft/sidecar/filter/metrics"
 	"github.com/weftmesh/weft/sidecar/lb"
 	"github.com/weftmesh/weft/sidecar/xdsclient"
 )
@@ -27,7 +28,21 @@ type Table struct {
 	Clusters map[string]*Cluster
 	// Snapshot is the configuration the table was compiled from.
 	Snapshot *xdsclient.Snapshot
+	// Metrics holds every cluster's resilience counters; a table
+	// compiled with a previous one shares its registry.
+	Metrics *metrics.Registry
+	log     *slog.Logger
 }
+
+// Option configures Compile.
+type Option func(*Table)
+
+// WithMetrics makes the table count into reg (default: the previous
+// table's registry, or a new one).
+func WithMetrics(reg *metrics.Registry) Option { return func(t *Table) { t.Metrics = reg } }
+
+// WithLogger sets the logger of outlier detection (ejections).
+func WithLogger(log *slog.Logger) Option { return func(t *Table) { t.log = log } }
 
 // Listener is a compiled listener.
 type Listener struct {
@@ -54,6 +69,9 @@ type Chain struct {
 	Port uint32
 	// Routes is nil while the chain's RDS route configuration is missing.
 	Routes *Routes
+	// TLS: the port accepts mTLS; Plaintext: it accepts plaintext too
+	// (PERMISSIVE) or only (no transport socket).
+	TLS, Plaintext bool
 }
 
 // Routes is a compiled route configuration.
@@ -88,124 +106,18 @@ func (vh *VirtualHost) Route(r *http.Request) *Route {
 	return nil
 }
 
-// Route is a compiled route.
-type Route struct {
-	Match Match
-	// ClusterName is the cluster the route sends to; Cluster is nil when
-	// the cluster is gone (a route answers 503 until the control plane
-	// removes it).
-	ClusterName string
-	Cluster     *Cluster
-}
-
-// Match is the request matcher of a route. Exactly one of Prefix and Path
-// applies: Path when PathExact is set.
-type Match struct {
-	Prefix    string
-	Path      string
-	PathExact bool
-	// CaseInsensitive compares the path ignoring case (case_sensitive:
-	// false).
-	CaseInsensitive bool
-	// Headers must all match.
-	Headers []HeaderMatch
-}
-
-// Matches reports whether r matches m.
-func (m *Match) Matches(r *http.Request) bool {
-	p := r.URL.EscapedPath()
-	if p == "" {
-		p = "/"
-	}
-	switch {
-	case m.PathExact && m.CaseInsensitive:
-		if !strings.EqualFold(p, m.Path) {
-			return false
-		}
-	case m.PathExact:
-		if p != m.Path {
-			return false
-		}
-	case m.CaseInsensitive:
-		if len(p) < len(m.Prefix) || !strings.EqualFold(p[:len(m.Prefix)], m.Prefix) {
-			return false
-		}
-	default:
-		if !strings.HasPrefix(p, m.Prefix) {
-			return false
-		}
-	}
-	for i := range m.Headers {
-		if !m.Headers[i].matches(r.Header) {
-			return false
-		}
-	}
-	return true
-}
-
-// HeaderMatch matches one request header.
-type HeaderMatch struct {
-	// Name is the canonical header name.
-	Name string
-	Kind HeaderMatchKind
-	// Value is compared according to Kind (unused for Present).
-	Value      string
-	IgnoreCase bool
-	// Invert negates the result.
-	Invert bool
-}
-
-// HeaderMatchKind says how a HeaderMatch compares.
-type HeaderMatchKind int
-
-// Header match kinds.
-const (
-	HeaderPresent HeaderMatchKind = iota
-	HeaderExact
-	HeaderPrefix
-	HeaderSuffix
-	HeaderContains
-)
-
-func (h *HeaderMatch) matches(hdr http.Header) bool {
-	vs, present := hdr[h.Name]
-	var ok bool
-	if h.Kind == HeaderPresent {
-		ok = present
-	} else if present {
-		// Several values are compared joined, as Envoy does.
-		v := strings.Join(vs, ",")
-		want := h.Value
-		if h.IgnoreCase {
-			v, want = strings.ToLower(v), strings.ToLower(want)
-		}
-		switch h.Kind {
-		case HeaderExact:
-			ok = v == want
-		case HeaderPrefix:
-			ok = strings.HasPrefix(v, want)
-		case HeaderSuffix:
-			ok = strings.HasSuffix(v, want)
-		case HeaderContains:
-			ok = strings.Contains(v, want)
-		}
-	}
-	return ok != h.Invert
-}
-
-// Cluster is a compiled cluster.
-type Cluster struct {
-	Name   string
-	Picker lb.Picker
-	// from, for reuse across tables.
-	cluster    *xdsclient.Cluster
-	assignment *xdsclient.Assignment
-}
-
 // Compile builds the table for s. prev (may be nil) lends the clusters that
 // did not change.
-func Compile(s *xdsclient.Snapshot, prev *Table) (*Table, error) {
+func Compile(s *xdsclient.Snapshot, prev *Table, opts ...Option) (*Table, error) {
 	t := &Table{Clusters: make(map[string]*Cluster, len(s.Clusters)), Snapshot: s}
+	t.Metrics, t.log = metrics.NewRegistry(), slog.New(slog.DiscardHandler)
+	if prev != nil {
+		t.Metrics, t.log = prev.Metrics, prev.log
+	}
+	for _, o := range opts {
+		o(t)
+	}
+	var cerrs []error
 	for name, c := range s.Clusters {
 		var as *xdsclient.Assignment
 		if c.EDSName != "" {
@@ -213,13 +125,23 @@ func Compile(s *xdsclient.Snapshot, prev *Table) (*Table, error) {
 		} else {
 			as = c.Static
 		}
+		var old *Cluster
 		if prev != nil {
-			if old := prev.Clusters[name]; old != nil && sameCluster(old, c, as) {
-				t.Clusters[name] = &Cluster{Name: name, Picker: old.Picker, cluster: c, assignment: as}
+			old = prev.Clusters[name]
+			if old != nil && sameCluster(old, c, as) {
+				t.Clusters[name] = old.with(c, as)
 				continue
 			}
 		}
-		t.Clusters[name] = &Cluster{Name: name, Picker: lb.NewRoundRobin(endpoints(c, as)), cluster: c, assignment: as}
+		cl, err := compileCluster(c, as, old, t.Metrics, t.log)
+		if err != nil {
+			cerrs = append(cerrs, fmt.Errorf("cluster %q: %w", name, err))
+			continue
+		}
+		t.Clusters[name] = cl
+	}
+	if len(cerrs) > 0 {
+		return nil, fmt.Errorf("router: %w", errors.Join(cerrs...))
 	}
 	var errs []error
 	compiled := map[string]*Routes{}
@@ -240,7 +162,7 @@ func Compile(s *xdsclient.Snapshot, prev *Table) (*Table, error) {
 	for name, l := range s.Listeners {
 		cl := &Listener{Name: name, Address: l.Address, byPort: map[uint32]*Chain{}}
 		for _, fc := range l.Chains {
-			ch := &Chain{Name: fc.Name, Port: fc.DestinationPort}
+			ch := &Chain{Name: fc.Name, Port: fc.DestinationPort, TLS: fc.TLS != nil, Plaintext: fc.Plaintext}
 			var err error
 			if fc.Route != nil {
 				ch.Routes, err = compileRoutes(fc.Route, t.Clusters)
@@ -296,6 +218,10 @@ func endpoints(c *xdsclient.Cluster, as *xdsclient.Assignment) []*lb.Endpoint {
 		}
 	}
 	var out []*lb.Endpoint
+	var mtls *lb.MTLS
+	if c.TLS != nil {
+		mtls = &lb.MTLS{PeerIDs: c.TLS.PeerIDs, Key: c.TLS.Key}
+	}
 	for _, e := range as.Endpoints {
 		if found && e.Priority != best {
 			continue
@@ -307,7 +233,9 @@ func endpoints(c *xdsclient.Cluster, as *xdsclient.Assignment) []*lb.Endpoint {
 			Identity:       e.Identity,
 			Weight:         e.Weight,
 			Health:         e.Health,
+			Locality:       lb.Locality{Region: e.Region, Zone: e.Zone, SubZone: e.SubZone},
 			ConnectTimeout: c.ConnectTimeout,
+			MTLS:           mtls,
 		}
 		if e.TunnelPort != 0 {
 			ep.TunnelAddr = net.JoinHostPort(e.IP, strconv.FormatUint(uint64(e.TunnelPort), 10))
@@ -361,99 +289,6 @@ func compileVirtualHost(vh *route.VirtualHost, clusters map[string]*Cluster) (*V
 			return nil, fmt.Errorf("route %d (%q): %w", i, r.GetName(), err)
 		}
 		out.Routes = append(out.Routes, cr)
-	}
-	return out, nil
-}
-
-func compileRoute(r *route.Route, clusters map[string]*Cluster) (*Route, error) {
-	m, err := compileMatch(r.GetMatch())
-	if err != nil {
-		return nil, err
-	}
-	a := r.GetRoute()
-	if a == nil {
-		return nil, fmt.Errorf("action: only route is supported, got %T", r.GetAction())
-	}
-	name := a.GetCluster()
-	if name == "" {
-		return nil, fmt.Errorf("route: only cluster is supported, got %T", a.GetClusterSpecifier())
-	}
-	switch {
-	case a.GetPrefixRewrite() != "" || a.GetRegexRewrite() != nil || a.GetPathRewritePolicy() != nil:
-		return nil, errors.New("route: path rewrites are not supported")
-	case a.GetHostRewriteSpecifier() != nil:
-		return nil, errors.New("route: host rewrites are not supported")
-	}
-	return &Route{Match: m, ClusterName: name, Cluster: clusters[name]}, nil
-}
-
-func compileMatch(rm *route.RouteMatch) (Match, error) {
-	var m Match
-	switch ps := rm.GetPathSpecifier().(type) {
-	case *route.RouteMatch_Prefix:
-		m.Prefix = ps.Prefix
-	case *route.RouteMatch_Path:
-		m.Path, m.PathExact = ps.Path, true
-	default:
-		return m, fmt.Errorf("match: %T is not supported (prefix and path only)", rm.GetPathSpecifier())
-	}
-	if cs := rm.GetCaseSensitive(); cs != nil && !cs.GetValue() {
-		m.CaseInsensitive = true
-	}
-	// Anything else that narrows a match would be ignored: refuse it.
-	rest := proto.Clone(rm).(*route.RouteMatch)
-	rest.PathSpecifier, rest.CaseSensitive, rest.Headers = nil, nil, nil
-	if !proto.Equal(rest, &route.RouteMatch{}) {
-		return m, errors.New("match: only prefix, path, case_sensitive and headers are supported")
-	}
-	for _, h := range rm.GetHeaders() {
-		hm, err := compileHeader(h)
-		if err != nil {
-			return m, fmt.Errorf("match: header %q: %w", h.GetName(), err)
-		}
-		m.Headers = append(m.Headers, hm)
-	}
-	return m, nil
-}
-
-func compileHeader(h *route.HeaderMatcher) (HeaderMatch, error) {
-	out := HeaderMatch{Name: http.CanonicalHeaderKey(h.GetName()), Invert: h.GetInvertMatch()}
-	if strings.HasPrefix(h.GetName(), ":") {
-		return out, errors.New("pseudo-headers are not supported")
-	}
-	if h.GetTreatMissingHeaderAsEmpty() {
-		return out, errors.New("treat_missing_header_as_empty: not supported")
-	}
-	switch s := h.GetHeaderMatchSpecifier().(type) {
-	case *route.HeaderMatcher_PresentMatch:
-		out.Kind = HeaderPresent
-		if !s.PresentMatch {
-			out.Invert = !out.Invert
-		}
-	case *route.HeaderMatcher_ExactMatch:
-		out.Kind, out.Value = HeaderExact, s.ExactMatch
-	case *route.HeaderMatcher_PrefixMatch:
-		out.Kind, out.Value = HeaderPrefix, s.PrefixMatch
-	case *route.HeaderMatcher_SuffixMatch:
-		out.Kind, out.Value = HeaderSuffix, s.SuffixMatch
-	case *route.HeaderMatcher_ContainsMatch:
-		out.Kind, out.Value = HeaderContains, s.ContainsMatch
-	case *route.HeaderMatcher_StringMatch:
-		out.IgnoreCase = s.StringMatch.GetIgnoreCase()
-		switch p := s.StringMatch.GetMatchPattern().(type) {
-		case *matcher.StringMatcher_Exact:
-			out.Kind, out.Value = HeaderExact, p.Exact
-		case *matcher.StringMatcher_Prefix:
-			out.Kind, out.Value = HeaderPrefix, p.Prefix
-		case *matcher.StringMatcher_Suffix:
-			out.Kind, out.Value = HeaderSuffix, p.Suffix
-		case *matcher.StringMatcher_Contains:
-			out.Kind, out.Value = HeaderContains, p.Contains
-		default:
-			return out, fmt.Errorf("string_match %T is not supported", p)
-		}
-	default:
-		return out, fmt.Errorf("%T is not supported", s)
 	}
 	return out, nil
 }

@@ -219,8 +219,8 @@ func TestMatch(t *testing.T) {
 		{"prefix case", router.Match{Prefix: "/API"}, req("/api/v1"), false},
 		{"prefix ignore case", router.Match{Prefix: "/API", CaseInsensitive: true}, req("/api/v1"), true},
 		{"root", router.Match{Prefix: "/"}, req("/"), true},
-		{"path", router.Match{Path: "/x", PathExact: true}, req("/x?y=1"), true},
-		{"path miss", router.Match{Path: "/x", PathExact: true}, req("/x/"), false},
+		{"path", router.Match{Path: "/x", Kind: router.PathExact}, req("/x?y=1"), true},
+		{"path miss", router.Match{Path: "/x", Kind: router.PathExact}, req("/x/"), false},
 		{"header present", router.Match{Prefix: "/", Headers: []router.HeaderMatch{{Name: "X-Canary", Kind: router.HeaderPresent}}}, req("/", "x-canary", ""), true},
 		{"header absent", router.Match{Prefix: "/", Headers: []router.HeaderMatch{{Name: "X-Canary", Kind: router.HeaderPresent}}}, req("/"), false},
 		{"header exact", router.Match{Prefix: "/", Headers: []router.HeaderMatch{{Name: "X-V", Kind: router.HeaderExact, Value: "2"}}}, req("/", "x-v", "2"), true},
@@ -269,27 +269,27 @@ func TestCompileRejects(t *testing.T) {
 		wantErr string
 	}{
 		{
-			name: "regex path",
+			name: "bad regex path",
 			mutate: func(r *xdstest.Resources) {
-				r.Routes[0].VirtualHosts[0].Routes[0].Match.PathSpecifier = &route.RouteMatch_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: ".*"}}
+				r.Routes[0].VirtualHosts[0].Routes[0].Match.PathSpecifier = &route.RouteMatch_SafeRegex{SafeRegex: &matcher.RegexMatcher{Regex: "(["}}
 			},
-			wantErr: "RouteMatch_SafeRegex is not supported",
+			wantErr: "safe_regex \"([\"",
 		},
 		{
-			name: "query parameter match",
+			name: "query parameter match without a matcher",
 			mutate: func(r *xdstest.Resources) {
 				r.Routes[0].VirtualHosts[0].Routes[0].Match.QueryParameters = []*route.QueryParameterMatcher{{Name: "q"}}
 			},
-			wantErr: "only prefix, path, case_sensitive and headers are supported",
+			wantErr: "query parameter \"q\": <nil> is not supported",
 		},
 		{
 			name: "weighted clusters",
 			mutate: func(r *xdstest.Resources) {
 				r.Routes[0].VirtualHosts[0].Routes[0].GetRoute().ClusterSpecifier = &route.RouteAction_WeightedClusters{WeightedClusters: &route.WeightedCluster{
-					Clusters: []*route.WeightedCluster_ClusterWeight{{Name: payment80, Weight: wrapperspb.UInt32(1)}},
+					Clusters: []*route.WeightedCluster_ClusterWeight{{Name: payment80, Weight: wrapperspb.UInt32(0)}},
 				}}
 			},
-			wantErr: "only cluster is supported",
+			wantErr: "no cluster has a weight",
 		},
 		{
 			name: "prefix rewrite",

@@ -280,8 +280,8 @@ func decodeCluster(a *anypb.Any) (*Cluster, error) {
 			}
 			out.TLS = t
 		}
-		if c.GetLbPolicy() != cluster.Cluster_ROUND_ROBIN {
-			return fmt.Errorf("lb_policy: %s is not supported (ROUND_ROBIN only)", c.GetLbPolicy())
+		if err := checkLB(c); err != nil {
+			return err
 		}
 		if opts, ok := c.GetTypedExtensionProtocolOptions()[httpProtocolOptionsKey]; ok {
 			if err := unpack(opts, &upstreamhttp.HttpProtocolOptions{}); err != nil {
@@ -348,6 +348,7 @@ func decodeAssignment(cla *endpoint.ClusterLoadAssignment) (*Assignment, error) 
 				return nil, fmt.Errorf("locality %d endpoint %d: %w", li, ei, err)
 			}
 			ep.Priority = loc.GetPriority()
+			ep.Region, ep.Zone, ep.SubZone = loc.GetLocality().GetRegion(), loc.GetLocality().GetZone(), loc.GetLocality().GetSubZone()
 			out.Endpoints = append(out.Endpoints, ep)
 		}
 	}

@@ -116,6 +116,8 @@ type Endpoint struct {
 	Health core.HealthStatus
 	// Priority is the locality's priority (0 is the highest).
 	Priority uint32
+	// Region, Zone and SubZone are the locality's.
+	Region, Zone, SubZone string
 }
 
 // RouteNames returns the sorted RDS names the listeners reference.

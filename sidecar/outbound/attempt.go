@@ -1,0 +1,304 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/weftmesh/weft/api/mesh"
+
+	"github.com/weftmesh/weft/sidecar/filter/budget"
+	"github.com/weftmesh/weft/sidecar/filter/metrics"
+	"github.com/weftmesh/weft/sidecar/filter/outlier"
+	"github.com/weftmesh/weft/sidecar/filter/retry"
+	"github.com/weftmesh/weft/sidecar/filter/timeout"
+	"github.com/weftmesh/weft/sidecar/lb"
+	"github.com/weftmesh/weft/sidecar/proxy"
+	"github.com/weftmesh/weft/sidecar/router"
+)
+
+// Canonical forms of the resilience headers.
+var (
+	headerDebug      = http.CanonicalHeaderKey(mesh.HeaderDebug)
+	headerAttempts   = http.CanonicalHeaderKey(mesh.HeaderAttempts)
+	headerUpstream   = http.CanonicalHeaderKey(mesh.HeaderUpstream)
+	headerOverloaded = http.CanonicalHeaderKey(mesh.HeaderOverloaded)
+	headerTimeout    = http.CanonicalHeaderKey(mesh.HeaderTimeout)
+)
+
+// pickTries bounds the picks of one try: host_selection_retry_max_attempts
+// is applied inside the picker (it avoids tried endpoints while others
+// exist); these re-picks only skip endpoints whose breaker refused.
+const pickTries = 3
+
+// forward runs one request through the route's cluster: limits, route
+// timeout, tries with retries and backoff, and the answer.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Route) {
+	name, cl := rt.PickCluster()
+	if cl == nil {
+		proxy.Error(w, http.StatusServiceUnavailable, "cluster %s not found", name)
+		return
+	}
+	st := cl.Stats
+	st.Requests.Add(1)
+	debug := false
+	if v, ok := r.Header[headerDebug]; ok {
+		debug = len(v) > 0 && v[0] == "1"
+		delete(r.Header, headerDebug)
+	}
+	lim := cl.Limits
+	if !lim.StartRequest() {
+		st.OverflowMaxRequests.Add(1)
+		overloaded(w, string(budget.MaxRequests), "cluster %s: too many requests in flight", name)
+		return
+	}
+	defer lim.EndRequest()
+
+	ctx, cancel := timeout.Request(r.Context(), rt.Timeout)
+	defer cancel()
+	pol := rt.Retry
+	var body *retry.Body
+	replayable := false
+	if pol.NumRetries > 0 {
+		var err error
+		if body, replayable, err = retry.BufferBody(r, rt.BufferLimit); err != nil {
+			proxy.Error(w, http.StatusBadRequest, "cannot read the request body: %v", err)
+			return
+		}
+	}
+	out := proxy.Prepare(r)
+
+	var tried [4]*lb.Endpoint
+	pc := lb.Context{Tried: tried[:0]}
+	if len(rt.Hash) > 0 {
+		pc.Hash, pc.HasHash = rt.HashKey(r)
+	}
+	th := lim.Thresholds()
+	trackConns := th.MaxConnections < th.MaxRequests
+	trackPending := th.MaxPendingRequests < th.MaxRequests
+
+	var (
+		lastResp *http.Response
+		lastErr  error
+		lastEp   *lb.Endpoint
+		lastTry  int
+		retrying bool
+		endTry   func()
+	)
+	finish := func() {
+		if endTry != nil {
+			endTry()
+			endTry = nil
+		}
+		if retrying {
+			lim.EndRetry()
+			retrying = false
+		}
+	}
+	defer finish()
+	for try := 1; ; try++ {
+		if try > 1 {
+			if _, ok := lim.StartRetry(); !ok {
+				st.RetryBudgetExhausted.Add(1)
+				break
+			}
+			retrying = true
+			st.Retries.Add(1)
+			if d := pol.Backoff(try - 1); d > 0 {
+				t := time.NewTimer(d)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+			}
+			if ctx.Err() != nil {
+				h.deadline(w, r, ctx, st, debug, try-1, lastEp)
+				return
+			}
+		}
+		pc.Now = 0
+		ep, done := pick(cl, &pc)
+		if ep == nil {
+			if lastTry == 0 {
+				st.NoHealthy.Add(1)
+				overloaded(w, mesh.OverloadNoHealthy, "no healthy endpoints for %s", name)
+				return
+			}
+			break
+		}
+		if pol.AvoidPrevious {
+			pc.Tried = append(pc.Tried, ep)
+		}
+		tookConn, reason, ok := admit(lim, ep, trackConns, trackPending)
+		if !ok {
+			done(true)
+			switch reason {
+			case budget.MaxConnections:
+				st.OverflowMaxConnections.Add(1)
+			default:
+				st.OverflowMaxPendingRequests.Add(1)
+			}
+			overloaded(w, string(reason), "cluster %s: %s reached", name, reason)
+			return
+		}
+		tryCtx, tryCancel := timeout.Try(ctx, pol.PerTryTimeout)
+		req := out.WithContext(tryCtx)
+		if body != nil {
+			req.Body, req.ContentLength = body.Reader(), body.Len()
+			req.GetBody = func() (io.ReadCloser, error) { return body.Reader(), nil }
+		}
+		st.Attempts.Add(1)
+		ep.State.Begin()
+		start := time.Now()
+		resp, err := h.fwd.Send(req, ep)
+		now := time.Now()
+		var rtt time.Duration
+		if err == nil {
+			rtt = now.Sub(start)
+		}
+		ep.State.End(rtt, now.UnixNano())
+		release(lim, tookConn, trackPending)
+		endTry = tryCancel
+		lastEp, lastTry = ep, try
+
+		if err != nil {
+			switch timeout.Cause(tryCtx) {
+			case timeout.RouteTimeout:
+				done(false)
+				h.deadline(w, r, ctx, st, debug, try, ep)
+				return
+			case timeout.ClientGone:
+				done(true)
+				return
+			case timeout.TryTimeout:
+				st.PerTryTimeouts.Add(1)
+			}
+		}
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		done(err == nil && status < 500)
+		cond := retry.Classify(status, err, ep.TunnelAddr != "")
+		again := cond != 0 && try <= pol.NumRetries && pol.Retryable(r.Method, status, cond) && (replayable || cond == retry.ConnectFailure && body == nil && r.ContentLength == 0)
+		if !again {
+			lastResp, lastErr = resp, err
+			break
+		}
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+		finish()
+		lastResp, lastErr = nil, err
+		if status != 0 {
+			// Keep nothing of a retried response but the fact.
+			lastErr = errRetriedStatus{status}
+		}
+	}
+	if lastResp == nil && lastErr == nil {
+		// Nothing was tried (budget or no endpoint on the first retry):
+		// cannot happen on the first try, which answers above.
+		proxy.Error(w, http.StatusServiceUnavailable, "no endpoint for %s", name)
+		return
+	}
+	if debug {
+		setDebug(w, lastTry, lastEp)
+	}
+	if lastResp != nil {
+		h.fwd.WriteResponse(w, r, lastResp, lastEp, name)
+		return
+	}
+	var rs errRetriedStatus
+	if errors.As(lastErr, &rs) {
+		proxy.Error(w, rs.status, "upstream answered %d on every try", rs.status)
+		return
+	}
+	h.fwd.Fail(w, r, lastErr, lastEp, name)
+}
+
+// errRetriedStatus stands for a response that was retried and discarded,
+// when no later try got a response to return instead.
+type errRetriedStatus struct{ status int }
+
+func (e errRetriedStatus) Error() string { return "upstream status " + strconv.Itoa(e.status) }
+
+// pick chooses the try's endpoint and asks its breaker.
+func pick(cl *router.Cluster, pc *lb.Context) (*lb.Endpoint, outlier.Done) {
+	for range pickTries {
+		ep := cl.Picker.PickFor(pc)
+		if ep == nil {
+			return nil, nil
+		}
+		if done, ok := cl.Host(ep).Allow(); ok {
+			return ep, done
+		}
+	}
+	return nil, nil
+}
+
+// admit applies max_connections and max_pending_requests to a try. The
+// sidecar's transports hold one multiplexed connection per tunnel peer and
+// one connection per request in flight to a direct endpoint, so a try
+// needs a new connection when it is the first in flight to a tunnel peer or
+// any try to a direct endpoint; a try is pending until its response
+// arrives. Neither limit can bind when it is not below max_requests, so
+// they are only tracked then.
+func admit(lim *budget.Limits, ep *lb.Endpoint, conns, pending bool) (tookConn bool, _ budget.Reason, _ bool) {
+	if pending && !lim.StartPending() {
+		return false, budget.MaxPendingRequests, false
+	}
+	if conns && (ep.TunnelAddr == "" || ep.State.InFlight() == 0) {
+		if !lim.StartConn() {
+			if pending {
+				lim.EndPending()
+			}
+			return false, budget.MaxConnections, false
+		}
+		tookConn = true
+	}
+	return tookConn, "", true
+}
+
+// release undoes admit.
+func release(lim *budget.Limits, tookConn, pending bool) {
+	if pending {
+		lim.EndPending()
+	}
+	if tookConn {
+		lim.EndConn()
+	}
+}
+
+// deadline answers a request whose route timeout expired: 504, or nothing
+// when the client went away first.
+func (h *Handler) deadline(w http.ResponseWriter, r *http.Request, ctx context.Context, st *metrics.Stats, debug bool, try int, ep *lb.Endpoint) {
+	if r.Context().Err() != nil || timeout.Cause(ctx) != timeout.RouteTimeout {
+		return
+	}
+	st.RequestTimeouts.Add(1)
+	if debug {
+		setDebug(w, try, ep)
+	}
+	w.Header()[headerTimeout] = []string{"request"}
+	proxy.Error(w, http.StatusGatewayTimeout, "upstream request timeout")
+}
+
+func setDebug(w http.ResponseWriter, try int, ep *lb.Endpoint) {
+	w.Header()[headerAttempts] = []string{strconv.Itoa(try)}
+	if ep != nil {
+		up := ep.Addr
+		if ep.Workload != "" {
+			up = ep.Workload + " " + ep.Addr
+		}
+		w.Header()[headerUpstream] = []string{up}
+	}
+}
+
+func overloaded(w http.ResponseWriter, reason, format string, args ...any) {
+	w.Header()[headerOverloaded] = []string{reason}
+	proxy.Error(w, http.StatusServiceUnavailable, format, args...)
+}

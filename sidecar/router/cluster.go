@@ -1,0 +1,132 @@
+package router
+
+import (
+	"log/slog"
+	"strings"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+
+	"github.com/weftmesh/weft/api/mesh"
+
+	"github.com/weftmesh/weft/sidecar/filter/budget"
+	"github.com/weftmesh/weft/sidecar/filter/metrics"
+	"github.com/weftmesh/weft/sidecar/filter/outlier"
+	"github.com/weftmesh/weft/sidecar/lb"
+	"github.com/weftmesh/weft/sidecar/xdsclient"
+)
+
+// Cluster is a compiled cluster: its picker and its resilience state.
+type Cluster struct {
+	Name   string
+	Picker lb.Picker
+	// LB is how the picker was built.
+	LB lb.Config
+	// Limits are the circuit-breaker thresholds and retry budget.
+	Limits *budget.Limits
+	// Outlier is the cluster's outlier detection.
+	Outlier *outlier.Detector
+	// Stats are the cluster's counters.
+	Stats *metrics.Stats
+	// hosts and states by endpoint address: carried to the next table so
+	// breakers, in-flight counts and latency survive EDS updates.
+	hosts  map[string]*outlier.Host
+	states map[string]*lb.State
+	// from, for reuse across tables.
+	cluster    *xdsclient.Cluster
+	assignment *xdsclient.Assignment
+}
+
+// Host returns the outlier breaker of ep (nil for an endpoint the cluster
+// does not know, which Allow treats as always allowed).
+func (c *Cluster) Host(ep *lb.Endpoint) *outlier.Host { return c.hosts[ep.Addr] }
+
+// with returns a copy of c that points at the resources of the new
+// snapshot (they are equal to the old ones).
+func (c *Cluster) with(xc *xdsclient.Cluster, as *xdsclient.Assignment) *Cluster {
+	n := *c
+	n.cluster, n.assignment = xc, as
+	return &n
+}
+
+// lbConfig reads the picker configuration of a cluster.
+func lbConfig(c *cluster.Cluster) lb.Config {
+	var cfg lb.Config
+	switch c.GetLbPolicy() {
+	case cluster.Cluster_LEAST_REQUEST:
+		cfg.Policy = lb.PolicyLeastRequest
+		weft := c.GetMetadata().GetFilterMetadata()[mesh.MetadataNamespace].GetFields()
+		if weft[mesh.MetadataLB].GetStringValue() == mesh.MetadataLBLeastLatency {
+			cfg.Policy = lb.PolicyLeastLatency
+		}
+	case cluster.Cluster_RANDOM:
+		cfg.Policy = lb.PolicyRandom
+	case cluster.Cluster_RING_HASH:
+		cfg.Policy = lb.PolicyRingHash
+		cfg.MinRingSize = mesh.DefaultRingHashMinRingSize
+		if v := c.GetRingHashLbConfig().GetMinimumRingSize(); v != nil {
+			cfg.MinRingSize = int(min(v.GetValue(), 1<<23)) //nolint:gosec // G115: capped.
+		}
+	}
+	if c.GetCommonLbConfig().GetZoneAwareLbConfig() != nil {
+		loc := c.GetMetadata().GetFilterMetadata()[mesh.MetadataNamespace].GetFields()[mesh.MetadataLocality].GetStringValue()
+		parts := strings.SplitN(loc, "/", 3)
+		for len(parts) < 3 {
+			parts = append(parts, "")
+		}
+		cfg.Local = &lb.Locality{Region: parts[0], Zone: parts[1], SubZone: parts[2]}
+	}
+	return cfg
+}
+
+// compileCluster builds a cluster, carrying the endpoint state, breakers
+// and counters of old (the same cluster in the previous table, or nil).
+func compileCluster(c *xdsclient.Cluster, as *xdsclient.Assignment, old *Cluster, reg *metrics.Registry, log *slog.Logger) (*Cluster, error) {
+	stats := reg.For(c.Name)
+	odCfg := outlier.FromCluster(c.Resource.GetOutlierDetection())
+	out := &Cluster{
+		Name:       c.Name,
+		LB:         lbConfig(c.Resource),
+		Stats:      stats,
+		hosts:      map[string]*outlier.Host{},
+		states:     map[string]*lb.State{},
+		cluster:    c,
+		assignment: as,
+	}
+	var counters *budget.Counters
+	keep := false
+	if old != nil {
+		counters = old.Limits.Counters()
+		keep = old.Outlier.Config() == odCfg
+	}
+	out.Limits = budget.New(budget.FromCluster(c.Resource.GetCircuitBreakers()), counters)
+	if keep {
+		out.Outlier = old.Outlier
+	} else {
+		out.Outlier = outlier.New(c.Name, odCfg, stats, log)
+	}
+	eps := endpoints(c, as)
+	for _, ep := range eps {
+		if _, dup := out.states[ep.Addr]; dup {
+			ep.State = out.states[ep.Addr]
+			continue
+		}
+		if keep && old.states[ep.Addr] != nil {
+			ep.State = old.states[ep.Addr]
+			out.hosts[ep.Addr] = old.hosts[ep.Addr]
+		} else {
+			ep.State = new(lb.State)
+			out.hosts[ep.Addr] = out.Outlier.Host(ep.Addr, ep.State)
+		}
+		out.states[ep.Addr] = ep.State
+	}
+	if old != nil {
+		for addr, h := range old.hosts {
+			if !keep || out.hosts[addr] == nil {
+				h.Forget()
+			}
+		}
+	}
+	out.Picker = lb.New(out.LB, eps)
+	out.Outlier.SetSize(len(out.Picker.Endpoints()))
+	return out, nil
+}
