@@ -62,10 +62,10 @@ type Capture struct {
 // AppProbe is one original HTTP probe, as the proxy's health port calls it
 // (the values of mesh.EnvAppProbes, keyed by the rewritten path).
 type AppProbe struct {
-	Port        int32                `json:"port"`
-	Path        string               `json:"path,omitempty"`
-	Scheme      corev1.URIScheme     `json:"scheme,omitempty"`
-	Host        string               `json:"host,omitempty"`
+	Port        int32               `json:"port"`
+	Path        string              `json:"path,omitempty"`
+	Scheme      corev1.URIScheme    `json:"scheme,omitempty"`
+	Host        string              `json:"host,omitempty"`
 	HTTPHeaders []corev1.HTTPHeader `json:"httpHeaders,omitempty"`
 }
 
