@@ -55,15 +55,22 @@ func (p *LeastRequest) PickFor(c *Context) *Endpoint {
 	now := c.now()
 	return pickTwice(c, func(c *Context, strict bool) *Endpoint {
 		var a, b *Endpoint
-		for range 4 {
-			ep := eps[p.r.index()]
-			if !c.ok(ep, strict) {
-				continue
+		n := len(eps)
+		for range 2 {
+			// Two distinct candidates: one weighted draw, one other.
+			i := p.r.index()
+			j := (i + 1 + rand.IntN(n-1)) % n //nolint:gosec // G404: load spreading, not security.
+			if c.ok(eps[i], strict) {
+				a = eps[i]
 			}
-			if a == nil {
-				a = ep
-			} else if ep != a {
-				b = ep
+			if c.ok(eps[j], strict) {
+				if a == nil {
+					a = eps[j]
+				} else {
+					b = eps[j]
+				}
+			}
+			if a != nil {
 				break
 			}
 		}

@@ -1,0 +1,116 @@
+package retry
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/sidecar/transport"
+)
+
+func TestRetryable(t *testing.T) {
+	def := Default()
+	codes := &Policy{On: RetriableCodes | ConnectFailure, Codes: []int{503}, NumRetries: 2}
+	fivexx := &Policy{On: Status5xx, NumRetries: 2}
+	nonIdem := &Policy{On: Status5xx, NumRetries: 2, NonIdempotent: true}
+	dial := &transport.DialError{Addr: "x", Err: errors.New("refused")}
+	tests := []struct {
+		name   string
+		p      *Policy
+		method string
+		status int
+		err    error
+		via    bool
+		want   bool
+	}{
+		{"connect failure GET", def, "GET", 0, dial, false, true},
+		{"connect failure POST", def, "POST", 0, dial, false, true},
+		{"reset GET", def, "GET", 0, errors.New("stream reset"), false, true},
+		{"reset POST", def, "POST", 0, errors.New("stream reset"), false, false},
+		{"refused stream POST", def, "POST", 0, errors.New("stream error: REFUSED_STREAM"), false, true},
+		{"421 from a sidecar POST", def, "POST", 421, nil, true, true},
+		{"421 from an app", def, "GET", 421, nil, false, false},
+		{"503 not configured", def, "GET", 503, nil, false, false},
+		{"503 listed", codes, "GET", 503, nil, false, true},
+		{"500 not listed", codes, "GET", 500, nil, false, false},
+		{"5xx GET", fivexx, "GET", 500, nil, false, true},
+		{"5xx POST", fivexx, "POST", 500, nil, false, false},
+		{"5xx POST non-idempotent allowed", nonIdem, "POST", 500, nil, false, true},
+		{"200", fivexx, "GET", 200, nil, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Classify(tc.status, tc.err, tc.via)
+			if got := tc.p.Retryable(tc.method, tc.status, c); got != tc.want {
+				t.Errorf("Retryable = %v, want %v (condition %b)", got, tc.want, c)
+			}
+		})
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	p := &Policy{BackoffBase: 25 * time.Millisecond, BackoffMax: 250 * time.Millisecond}
+	for n := 1; n <= 8; n++ {
+		d := min(p.BackoffBase<<(n-1), p.BackoffMax)
+		for range 200 {
+			got := p.Backoff(n)
+			if got < p.BackoffBase || got > p.BackoffMax || got < d || got >= d+d/2+1 && got != p.BackoffMax {
+				t.Fatalf("Backoff(%d) = %s, want in [%s, min(%s, max)]", n, got, d, d+d/2)
+			}
+		}
+	}
+}
+
+func TestCompile(t *testing.T) {
+	p, err := Compile(&route.RetryPolicy{
+		RetryOn:              "connect-failure,retriable-status-codes,5xx",
+		NumRetries:           wrapperspb.UInt32(3),
+		PerTryTimeout:        durationpb.New(time.Second),
+		RetriableStatusCodes: []uint32{503},
+		RetryBackOff:         &route.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(10 * time.Millisecond)},
+	}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.On != ConnectFailure|RetriableCodes|Status5xx || p.NumRetries != 3 || p.PerTryTimeout != time.Second ||
+		p.BackoffBase != 10*time.Millisecond || p.BackoffMax != 100*time.Millisecond || len(p.Codes) != 1 {
+		t.Errorf("got %+v", p)
+	}
+	if _, err := Compile(&route.RetryPolicy{RetryOn: "envoy-ratelimited"}, false); err == nil {
+		t.Error("unknown condition accepted")
+	}
+	if p, _ := Compile(nil, false); p.NumRetries != 0 {
+		t.Errorf("nil policy: %d retries", p.NumRetries)
+	}
+}
+
+func TestBufferBody(t *testing.T) {
+	small, _ := http.NewRequest(http.MethodPost, "http://x/", stringsReader("hello"))
+	b, ok, err := BufferBody(small, 10)
+	if err != nil || !ok || b.Len() != 5 {
+		t.Fatalf("small: %v %v %v", b, ok, err)
+	}
+	big, _ := http.NewRequest(http.MethodPost, "http://x/", stringsReader("hello world, too big"))
+	big.ContentLength = -1
+	b, ok, err = BufferBody(big, 10)
+	if err != nil || ok || b != nil {
+		t.Fatalf("big: %v %v %v", b, ok, err)
+	}
+	all := make([]byte, 64)
+	n, _ := big.Body.Read(all)
+	for n < 20 {
+		m, err := big.Body.Read(all[n:])
+		n += m
+		if err != nil {
+			break
+		}
+	}
+	if string(all[:n]) != "hello world, too big" {
+		t.Errorf("streamed body %q", all[:n])
+	}
+}
