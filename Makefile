@@ -110,6 +110,7 @@ vet:
 
 tools: $(GOLANGCI_LINT) $(FORTIO)
 lint-tools: $(GOLANGCI_LINT)
+	@echo "ok: $$($(GOLANGCI_LINT) version | cut -d' ' -f1-4)"
 
 # Installed with `go install` into ./.cache/tools/bin; reused while the version matches.
 $(GOLANGCI_LINT): FORCE
