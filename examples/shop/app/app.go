@@ -53,7 +53,9 @@ type Config struct {
 	OrderURL, PaymentURL, InventoryURL string
 	// Timeout bounds each outbound call.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// Fault injects failures (tests); the zero value injects none.
+	Fault  Fault
+	Logger *slog.Logger
 }
 
 // Reply is every role's answer.
@@ -110,7 +112,10 @@ func Handler(cfg Config, client *http.Client) (http.Handler, error) {
 	}
 	mux.HandleFunc("GET "+path, s.serve)
 	mux.HandleFunc("GET /{$}", s.serve)
-	return mux, nil
+	if err := cfg.Fault.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg.Fault.wrap(mux), nil
 }
 
 func (s *server) serve(w http.ResponseWriter, r *http.Request) {

@@ -21,6 +21,11 @@
 // tracestate, baggage, B3 single and multi, x-request-id) are copied from the
 // inbound request to every outbound call.
 //
+// Faults for resilience tests (Config.Fault, flags --fault-*): a share of
+// requests answered with an error status, extra latency, hanging forever, a
+// share of connections closed without an answer; a dead upstream is simply
+// a process that is not running. /healthz is never faulted.
+//
 // Lifecycle: Run serves until its context ends, then shuts the server down
 // gracefully; the handler goroutines are the net/http server's.
 package app

@@ -26,6 +26,11 @@ func main() {
 	fs.StringVar(&cfg.PaymentURL, "payment-url", app.DefaultPaymentURL, "order: the payment service")
 	fs.StringVar(&cfg.InventoryURL, "inventory-url", app.DefaultInventoryURL, "order: the inventory service")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "bound on each outbound call")
+	fs.Float64Var(&cfg.Fault.ErrorRate, "fault-error-rate", 0, "fault injection: share of requests (0..1) answered with --fault-error-code")
+	fs.IntVar(&cfg.Fault.ErrorCode, "fault-error-code", 503, "fault injection: status of an injected error")
+	fs.DurationVar(&cfg.Fault.Delay, "fault-delay", 0, "fault injection: extra latency before every answer")
+	fs.BoolVar(&cfg.Fault.Hang, "fault-hang", false, "fault injection: never answer (until the client gives up)")
+	fs.Float64Var(&cfg.Fault.ResetRate, "fault-reset-rate", 0, "fault injection: share of requests (0..1) whose connection is closed without an answer")
 	_ = fs.Parse(os.Args[1:])
 	if cfg.Instance == "" {
 		cfg.Instance = cfg.Role
