@@ -76,7 +76,26 @@
 //     the root the current signer chains to. The bundle is {new}.
 //
 // With a Store every step is saved, so a restart between steps resumes the
-// rotation where it stopped. With supplied material (no store), supply the
+// rotation where it stopped.
+//
+// Operators run the steps against the control plane (with --ca-dir):
+// `weftctl ca rotate-root --step add|activate|remove`, which calls POST
+// /debug/ca/rotate-root?step=<step> on the loopback-only debug address.
+// add generates the new root into <ca-dir>/next/ (so a restart between
+// add and activate keeps it) and calls AddRoot; activate calls
+// RotateSigner with it, removes next/ and re-issues the control plane's own
+// certificate at once; remove calls RemoveRoot for every root the signer
+// does not chain to, and is refused (409) while any proxy's latest
+// certificate still chains to one of them (force=true overrides). Each
+// step pushes the bundle to every proxy over SDS (Secret ROOTCA).
+//
+// # Control plane wiring
+//
+// Server.CreateCertificate calls the WithIssuedHook function with every
+// signed chain; the control plane hands it to the xds server, which pushes
+// it to that node as SDS Secret "default". AuthenticateContext reads the
+// same bearer metadata for the ADS streams. TokenFile is the JoinTokens
+// store behind --join-tokens, re-read when the file changes. With supplied material (no store), supply the
 // new material at the next start instead of calling RotateSigner, after the
 // bundle you supply has carried both roots for a certificate lifetime.
 package ca

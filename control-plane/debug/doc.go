@@ -20,7 +20,16 @@
 //	    for the Cluster, ClusterLoadAssignment, Listener and
 //	    RouteConfiguration type URLs, items sorted by name. 400 without
 //	    proxy, 404 for a proxy that is not connected.
+//	GET /debug/certs (WithCertificates)
+//	    The latest unexpired certificate issued to each proxy, never a key:
+//	    [{"proxy": "payment-1.shop", "identity": "spiffe://...",
+//	      "serial": "<hex>", "notBefore": "...", "notAfter": "..."}]
+//	POST /debug/ca/rotate-root?step=add|activate|remove[&force=true]
+//	    (WithRootRotation; loopback clients only, 403 otherwise) one root
+//	    rotation step; 409 when refused, with the reason.
 //	GET /metrics
 //	    Prometheus text: weft_xds_connected_proxies,
-//	    weft_registry_errors_total.
+//	    weft_registry_errors_total, and whatever WithMetrics adds (the CA's
+//	    weft_ca_signings_total{result}, weft_ca_certificates,
+//	    weft_ca_trust_bundle_roots).
 package debug

@@ -18,6 +18,14 @@
 // StopControlPlane and StartControlPlane act on the control plane alone, with
 // the same addresses and file, so the sidecars can be seen reconnecting.
 //
+// Identity (security.go): Start makes <run dir>/ca with the mesh CA, one
+// join token per workload (hashes for the control plane's --join-tokens,
+// each token in a 0600 file for its sidecar's --token-file) and passes the
+// sidecars --ca-bundle and --trust-domain; WithCertLifetime and
+// WithMTLSMode reach the control plane. It falls back to --insecure-xds
+// only when the sidecar binary lacks the flags (WithSecureXDS forbids the
+// fallback, WithInsecureXDS forces it).
+//
 // Output: each process's stdout and stderr go to <run dir>/<name>.log
 // (appended across restarts) and, with WithOutput, line by line to a shared
 // writer, prefixed with the process's name.

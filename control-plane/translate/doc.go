@@ -7,8 +7,16 @@
 //
 //   - Listeners "outbound" (<ip>:15001, one HttpConnectionManager chain using
 //     RDS "outbound" over ADS) and "inbound" (<ip>:15006, one chain per
-//     workload port a Service targets, matched on destination_port, with an
-//     inline RouteConfiguration "inbound|<port>" to cluster "inbound|<port>||").
+//     inbound port — every TCP port the workload declares and every workload
+//     port a Service targets — matched on destination_port and
+//     transport_protocol "tls" with a DownstreamTlsContext, plus a
+//     "raw_buffer" chain in PERMISSIVE mode, with an inline
+//     RouteConfiguration "inbound|<port>" to cluster "inbound|<port>||").
+//   - Transport sockets (tls.go): an UpstreamTlsContext on every outbound
+//     cluster with sidecar endpoints, allowing exactly their SPIFFE IDs;
+//     certificates and roots by SDS name (Secrets "default" and "ROOTCA"),
+//     never inline. The mTLS mode is the workload's weft.dev/mtls-mode
+//     annotation, else its Namespace's, else the mesh config's.
 //   - RouteConfiguration "outbound": one VirtualHost "<fqdn>:<port>" per TCP
 //     service port in the mesh, with every host name an app may use for it.
 //     Its routes: one per match of every HTTPRoute rule attached to that

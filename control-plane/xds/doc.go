@@ -40,6 +40,26 @@
 // When Run returns it cancels the context of every ADS stream, so that a
 // graceful gRPC stop completes.
 //
+// # Identity
+//
+// With WithAuthenticator (the daemon's default), a guard wraps the status
+// callbacks: OnStreamOpen/OnDeltaStreamOpen authenticate the stream's
+// bearer token into a node id (Unauthenticated otherwise) and every
+// request's node.id must be that node (PermissionDenied otherwise; both
+// logged). A refused stream never reaches status, so it is never connected
+// and never gets a snapshot.
+//
+// SetCertificate (the CA's issued hook) records the latest chain issued to
+// a node and SetTrustBundle the bundle; both take a new push number and
+// re-sync the affected connected nodes at once, on the caller's goroutine
+// under the snapshot mutex. Each node's snapshot carries SDS Secrets
+// "default" (its chain, no key) and "ROOTCA" (the bundle), hashed and
+// versioned like the other types. Certificates lists them for
+// /debug/certs.
+//
+// ADS is ordered (sotw.WithOrderedADS): a SotW stream gets the types of one
+// snapshot in push order, clusters before routes.
+//
 // # Status
 //
 // Proxies lists each connected node with, per type URL, the last version

@@ -22,6 +22,8 @@
 //     Service ports of the same namespace, timeouts.request and
 //     timeouts.backendRequest, retry {attempts, codes, backoff}. Filters,
 //     sessionPersistence, hostnames and sectionName are rejected.
+//   - v1 Namespace: only its annotations, for weft.dev/mtls-mode (STRICT or
+//     PERMISSIVE), which WorkloadEntries may also carry.
 //   - weft.dev/v1alpha1 TrafficPolicy: per-Service load balancing,
 //     connection-pool limits, outlier detection, retry budget, default
 //     retry and timeout; at most one per Service.
