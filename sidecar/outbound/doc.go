@@ -12,10 +12,25 @@
 // to proxy.Forwarder, whose transport tunnels it to the peer sidecar (h2c)
 // or sends it directly (HTTP/1.1).
 //
+// Resilience (attempt.go, package filter): the route picks the cluster
+// (weighted split), the cluster's max_requests admits the request (else 503
+// with x-weft-overloaded), the route timeout bounds everything after, the
+// body is buffered up to request_body_buffer_limit, and each try picks an
+// endpoint avoiding those already tried, asks its breaker, applies
+// max_pending_requests / max_connections, sends with the per-try timeout,
+// and records the outcome (breaker, latency). A failed try is retried when
+// retry_on, the method rule, num_retries and the retry budget allow, after
+// the backoff; a 421 from a peer sidecar (port not served there yet or any
+// more) counts as refused-stream. x-weft-debug: 1 on the request adds
+// x-weft-attempts and x-weft-upstream to the response.
+//
 // The sidecar answers itself, with a "weft: ..." text body: 404 when no
 // virtual host or route matches, 503 before the first configuration, when a
 // route's cluster is gone or the cluster has no healthy endpoint, 502 when
-// the upstream cannot be reached, 405 for CONNECT (not supported yet).
+// the upstream cannot be reached, 504 (x-weft-timeout: request) when the
+// route timeout expires, 503 with x-weft-overloaded when a cluster limit
+// refuses the request or every endpoint is ejected, 405 for CONNECT (not
+// supported yet).
 //
 // Goroutines: net/http's server runs one goroutine per connection (HTTP/1.1)
 // or per stream (h2c); the handler runs on it and blocks until the response

@@ -15,11 +15,23 @@
 // endpoints did not change keeps its *Cluster (and its picker's position)
 // from the previous table.
 //
-// Compile rejects what the data path cannot serve as configured (regex
-// matches, rewrites, weighted clusters, domain wildcards other than "*",
-// duplicate domains): the error becomes the NACK's reason and the previous
-// table stays. Retry and timeout settings on a route are accepted and not yet
-// applied (the resilience issue applies them).
+// Matching (docs/architecture.md, Resilience contract): routes in order,
+// first match wins; path exact, prefix, path_separated_prefix or safe_regex
+// (whole path), headers (exact, prefix, suffix, contains, whole-value regex,
+// ":method"), query parameters (first value). A route carries its cluster
+// or weighted_clusters (Route.PickCluster), its timeout, its compiled retry
+// policy (filter/retry), request_body_buffer_limit and hash_policy.
+//
+// A Cluster carries its lb.Picker, its circuit-breaker limits and retry
+// budget (filter/budget), its outlier detector (filter/outlier) and its
+// counters (filter/metrics, in Table.Metrics). When only the endpoints
+// change, the per-endpoint state (in-flight counts, latency, breakers) and
+// the limit counters carry over by address.
+//
+// Compile rejects what the data path cannot serve as configured (rewrites,
+// cluster_header splits, unknown retry conditions or host predicates,
+// domain wildcards other than "*", duplicate domains): the error becomes
+// the NACK's reason and the previous table stays.
 //
 // Goroutines: none. Compile runs on the xDS client's goroutine; a Table is
 // read concurrently by every request goroutine and never written.
