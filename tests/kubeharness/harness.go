@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -156,7 +155,7 @@ func (c *Cluster) stop(t testing.TB) {
 func (c *Cluster) start(ctx context.Context, o options) error {
 	// A random loopback address per cluster: tests on this machine run
 	// concurrently and must not share ports.
-	c.Host = net.IPv4(127, byte(100+rand.IntN(151)), byte(rand.IntN(256)), byte(1+rand.IntN(250)))
+	c.Host = RandomLoopback()
 	ports := make([]int, 5)
 	for i := range ports {
 		p, err := freePort(c.Host)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -163,3 +164,15 @@ func (c *Cluster) StartProcess(t testing.TB, name, bin string, args ...string) *
 
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
+
+// LogPath is the file the process logs to.
+func (p *Process) LogPath() string { return p.logPath }
+
+// RandomLoopback returns a random address in 127.100-250.x.y, for a test
+// that needs ports of its own (all of 127.0.0.0/8 routes to lo on Linux).
+func RandomLoopback() net.IP {
+	return net.IPv4(127, byte(100+rand.IntN(151)), byte(rand.IntN(256)), byte(1+rand.IntN(250)))
+}
+
+// FreePort returns a port that was free on ip a moment ago.
+func FreePort(ip net.IP) (int, error) { return freePort(ip) }
