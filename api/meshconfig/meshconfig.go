@@ -46,6 +46,8 @@ type Config struct {
 	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
 	// Tracing settings.
 	Tracing Tracing `json:"tracing,omitempty"`
+	// AccessLog settings (telemetry.go).
+	AccessLog AccessLog `json:"accessLog,omitzero"`
 }
 
 // Tracing configures span export.
@@ -56,6 +58,9 @@ type Tracing struct {
 	// SamplingRate in [0,1] for requests that arrive without a sampling
 	// decision.
 	SamplingRate float64 `json:"samplingRate,omitempty"`
+	// B3 makes the sidecars emit B3 headers (single and multi) besides
+	// W3C traceparent; B3 is always accepted on input.
+	B3 bool `json:"b3,omitempty"`
 }
 
 // Duration is a time.Duration that reads and writes as "1s", "250ms".
@@ -82,7 +87,7 @@ func Default() Config {
 		MTLSMode:       MTLSStrict,
 		OutboundPolicy: OutboundRegistryOnly,
 		ConnectTimeout: Duration{mesh.DefaultConnectTimeout},
-		Tracing:        Tracing{SamplingRate: 0.01},
+		Tracing:        Tracing{SamplingRate: mesh.TracingDefaultSamplingRate},
 	}
 }
 
@@ -129,8 +134,8 @@ func (c Config) Validate() error {
 	if c.ConnectTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("connectTimeout: must be positive"))
 	}
-	if c.Tracing.SamplingRate < 0 || c.Tracing.SamplingRate > 1 {
-		errs = append(errs, fmt.Errorf("tracing.samplingRate: %v is not in [0,1]", c.Tracing.SamplingRate))
+	if err := c.Telemetry().Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("meshconfig: %w", errors.Join(errs...))
