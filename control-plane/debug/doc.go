@@ -17,8 +17,9 @@
 //	    The proxy's current snapshot:
 //	    {"id": "payment-1.shop",
 //	     "resources": {"<type URL>": {"version": "4", "items": [<protojson>, ...]}}}
-//	    for the Cluster, ClusterLoadAssignment, Listener and
-//	    RouteConfiguration type URLs, items sorted by name. 400 without
+//	    for the Cluster, ClusterLoadAssignment, Listener, RouteConfiguration
+//	    and Secret type URLs (Secrets hold certificate chains and roots,
+//	    never a key), items sorted by name. 400 without
 //	    proxy, 404 for a proxy that is not connected.
 //	GET /debug/certs (WithCertificates)
 //	    The latest unexpired certificate issued to each proxy, never a key:

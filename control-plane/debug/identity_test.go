@@ -19,8 +19,10 @@ func TestCertsAndRootRotation(t *testing.T) {
 	var steps []string
 	h := NewHandler(&fakeXDS{ready: true}, nil, slog.New(slog.DiscardHandler),
 		WithCertificates(func() []xds.CertStatus {
-			return []xds.CertStatus{{Proxy: "a.ns", Identity: "spiffe://td/ns/ns/sa/a", Serial: "ff",
-				NotBefore: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)}}
+			return []xds.CertStatus{{
+				Proxy: "a.ns", Identity: "spiffe://td/ns/ns/sa/a", Serial: "ff",
+				NotBefore: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC),
+			}}
 		}),
 		WithRootRotation(func(_ context.Context, step string, force bool) (any, error) {
 			steps = append(steps, step)

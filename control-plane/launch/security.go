@@ -34,7 +34,7 @@ import (
 const (
 	caDirName      = "ca"
 	tokensDirName  = "tokens"
-	joinTokensFile = "join-tokens.json"
+	joinTokensFile = "join-tokens.json" //nolint:gosec // G101: a file name; the file holds token hashes only.
 )
 
 // security is what Start prepared for the secure channel.

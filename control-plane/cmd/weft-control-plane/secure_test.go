@@ -110,8 +110,10 @@ func startSecure(t *testing.T) *secureCP {
 	if err := jt.WriteFile(filepath.Join(dir, "tokens.json")); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseFlags([]string{"--file=" + path, "--xds-address=127.0.0.1:0", "--debug-address=127.0.0.1:0",
-		"--ca-dir=" + s.caDir, "--join-tokens=" + filepath.Join(dir, "tokens.json"), "--cert-lifetime=1h"}, os.Stderr)
+	cfg, err := parseFlags([]string{
+		"--file=" + path, "--xds-address=127.0.0.1:0", "--debug-address=127.0.0.1:0",
+		"--ca-dir=" + s.caDir, "--join-tokens=" + filepath.Join(dir, "tokens.json"), "--cert-lifetime=1h",
+	}, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,8 +321,10 @@ func TestSecureXDSSecretsAndRotation(t *testing.T) {
 	}
 	ack := func(r *discovery.DiscoveryResponse) {
 		t.Helper()
-		if err := st.Send(&discovery.DiscoveryRequest{TypeUrl: resource.SecretType, ResourceNames: []string{mesh.SecretWorkloadCert, mesh.SecretRootCA},
-			VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()}); err != nil {
+		if err := st.Send(&discovery.DiscoveryRequest{
+			TypeUrl: resource.SecretType, ResourceNames: []string{mesh.SecretWorkloadCert, mesh.SecretRootCA},
+			VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce(),
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -346,8 +350,8 @@ func TestSecureXDSSecretsAndRotation(t *testing.T) {
 	ack(r)
 
 	// Root rotation: add pushes a two-root bundle.
-	if code, body := post(t, s.debug+"/debug/ca/rotate-root?step=add"); code != http.StatusOK {
-		t.Fatalf("add: %d %s", code, body)
+	if code, b := post(t, s.debug+"/debug/ca/rotate-root?step=add"); code != http.StatusOK {
+		t.Fatalf("add: %d %s", code, b)
 	}
 	r = recvType(t, st, resource.SecretType)
 	if n := countPEM(secretsOf(t, r)[mesh.SecretRootCA].GetValidationContext().GetTrustedCa().GetInlineBytes()); n != 2 {
@@ -355,20 +359,20 @@ func TestSecureXDSSecretsAndRotation(t *testing.T) {
 	}
 	ack(r)
 	oldRoot := cpRoot(t, s)
-	if code, body := post(t, s.debug+"/debug/ca/rotate-root?step=activate"); code != http.StatusOK {
-		t.Fatalf("activate: %d %s", code, body)
+	if code, b := post(t, s.debug+"/debug/ca/rotate-root?step=activate"); code != http.StatusOK {
+		t.Fatalf("activate: %d %s", code, b)
 	}
 	// The control plane's own certificate moves to the new root.
 	waitUntil(t, "control plane certificate from the new root", func() bool { return !cpRoot(t, s).Equal(oldRoot) })
 	// client.shop still holds a certificate from the old root: remove waits.
-	if code, body := post(t, s.debug+"/debug/ca/rotate-root?step=remove"); code != http.StatusConflict || !strings.Contains(string(body), "client.shop") {
-		t.Fatalf("remove with an old certificate in use: %d %s, want 409 naming client.shop", code, body)
+	if code, b := post(t, s.debug+"/debug/ca/rotate-root?step=remove"); code != http.StatusConflict || !strings.Contains(string(b), "client.shop") {
+		t.Fatalf("remove with an old certificate in use: %d %s, want 409 naming client.shop", code, b)
 	}
 	issue()
 	r = recvType(t, st, resource.SecretType)
 	ack(r)
-	if code, body := post(t, s.debug+"/debug/ca/rotate-root?step=remove"); code != http.StatusOK {
-		t.Fatalf("remove: %d %s", code, body)
+	if code, b := post(t, s.debug+"/debug/ca/rotate-root?step=remove"); code != http.StatusOK {
+		t.Fatalf("remove: %d %s", code, b)
 	}
 	r = recvType(t, st, resource.SecretType)
 	if n := countPEM(secretsOf(t, r)[mesh.SecretRootCA].GetValidationContext().GetTrustedCa().GetInlineBytes()); n != 1 {
