@@ -219,3 +219,11 @@ func TestReportLikeForLikeNote(t *testing.T) {
 		t.Errorf("both hops are TLS, yet the report says they differ:\n%s", md)
 	}
 }
+
+func TestBusyLoad(t *testing.T) {
+	for in, want := range map[string]bool{"0.20 / 0.30 / 0.10": false, "1.50 / 2 / 2": false, "8.87 / 10.34 / 7.44": true, "": false} {
+		if got := busyLoad(in); got != want {
+			t.Errorf("busyLoad(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

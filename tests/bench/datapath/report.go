@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -197,6 +198,10 @@ func (r *report) markdown() string {
 	if r.load[0] != "" {
 		P("- **Machine load** (load average 1/5/15 min): %s at the start, %s at the end. "+
 			"Anything well above 1 means other work shared the two CPUs: absolute figures are inflated and noisy, ratios less so.", r.load[0], r.load[1])
+		if busyLoad(r.load[0]) || busyLoad(r.load[1]) {
+			P("")
+			P("> **Warning: this run shared the machine with other work** (load average above 1.5): treat it as a smoke test of the harness, not as a measurement; rerun `make bench` on an idle machine.")
+		}
 	}
 	P("- **Method:** %d round(s); in each round every path runs each load in turn (interleaved), so drift hits all paths alike. "+
 		"Latency: fortio, constant %s requests/s, uniform spacing, %d keep-alive HTTP/1.1 connections, %s per run, 10 µs histogram resolution. "+
@@ -518,4 +523,11 @@ func loadAverage() string {
 		return ""
 	}
 	return strings.Join(f[:3], " / ")
+}
+
+// busyLoad reports whether a loadAverage string's 1-minute figure is above 1.5.
+func busyLoad(s string) bool {
+	one, _, _ := strings.Cut(s, " ")
+	v, err := strconv.ParseFloat(one, 64)
+	return err == nil && v > 1.5
 }
