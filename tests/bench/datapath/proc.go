@@ -138,24 +138,31 @@ func cpuTicks(pid int) (int64, error) {
 
 // statusKB reads a "Key:   N kB" line of /proc/<pid>/status (VmHWM, VmRSS).
 func statusKB(pid int, key string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	v, err := statusField(pid, key)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("%s of %d: %w", key, pid, err)
+	}
+	return n, nil
+}
+
+// statusField is the value of one "Key:\tvalue" line of /proc/<pid>/status.
+func statusField(pid int, key string) (string, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "", fmt.Errorf("%s of %d: %w", key, pid, err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || k != key {
-			continue
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && k == key {
+			return strings.TrimSpace(v), nil
 		}
-		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s of %d: %w", key, pid, err)
-		}
-		return n, nil
 	}
-	return 0, fmt.Errorf("%s of %d: not found", key, pid)
+	return "", fmt.Errorf("%s of %d: not found", key, pid)
 }
 
 // resetPeakRSS resets VmHWM to the current RSS (proc(5): clear_refs value 5).

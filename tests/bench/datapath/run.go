@@ -107,6 +107,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	if err := st.startAll(ctx); err != nil {
 		return err
 	}
+	st.logProcesses()
 	if err := st.sanity(ctx); err != nil {
 		return err
 	}
@@ -320,6 +321,23 @@ func (st *runState) startNginx(ctx context.Context, cpu int) (*benchPath, error)
 	}
 	p.hop, p.hopTLS = hop, true
 	return p, nil
+}
+
+// logProcesses prints every watched process with the CPUs it may run on.
+func (st *runState) logProcesses() {
+	seen := map[int]bool{}
+	for _, p := range st.paths {
+		for _, w := range p.watched {
+			for _, pid := range w.cpuPIDs {
+				if seen[pid] {
+					continue
+				}
+				seen[pid] = true
+				cpus, _ := statusField(pid, "Cpus_allowed_list")
+				st.logf("process  path %s  %-13s pid %-7d CPUs %s", p.id, w.role, pid, cpus)
+			}
+		}
+	}
 }
 
 // sanity checks every path answers 200 with the right body for every size.
