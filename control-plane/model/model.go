@@ -25,6 +25,9 @@ type State struct {
 	// Namespaces that the registry declares (with annotations), sorted by
 	// name; set with WithNamespaces.
 	Namespaces []Namespace
+	// Authz holds NetworkPolicies, AuthorizationPolicies and namespace
+	// labels; set with WithAuthz (policy.go).
+	Authz Authz
 }
 
 // Service is a Kubernetes-style service: a name that load-balances over the

@@ -88,7 +88,8 @@ func (p *parser) build() model.State {
 		byName[services[i].Namespace+"/"+services[i].Name] = &services[i]
 	}
 	routes, policies := p.buildTraffic(byName)
-	return model.NewState(services, workloads).WithTraffic(routes, policies).WithNamespaces(p.namespaces())
+	return model.NewState(services, workloads).WithTraffic(routes, policies).WithNamespaces(p.namespaces()).
+		WithAuthz(p.buildAuthz(workloads))
 }
 
 func workloadOf(we *v1alpha1.WorkloadEntry) model.Workload {

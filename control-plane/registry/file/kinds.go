@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -25,6 +26,9 @@ type objects struct {
 	httpRoutes      []decoded[gwv1.HTTPRoute]
 	trafficPolicies []decoded[v1alpha1.TrafficPolicy]
 	namespaces      []decoded[corev1.Namespace]
+
+	networkPolicies       []decoded[networkingv1.NetworkPolicy]
+	authorizationPolicies []decoded[v1alpha1.AuthorizationPolicy]
 }
 
 // decoded is one object and the document it came from (for error lines).
@@ -43,6 +47,10 @@ type kind struct {
 // knownKinds is the table of every kind a mesh file may hold.
 func knownKinds() []kind {
 	return []kind{
+		register("networking.k8s.io/v1", "NetworkPolicy", validation.IsDNS1123Subdomain,
+			func(o *objects) *[]decoded[networkingv1.NetworkPolicy] { return &o.networkPolicies }, validateNetworkPolicy),
+		register(v1alpha1.SchemeGroupVersion.String(), "AuthorizationPolicy", validation.IsDNS1123Subdomain,
+			func(o *objects) *[]decoded[v1alpha1.AuthorizationPolicy] { return &o.authorizationPolicies }, validateAuthorizationPolicy),
 		register("v1", "Service", validation.IsDNS1035Label,
 			func(o *objects) *[]decoded[corev1.Service] { return &o.services }, validateService),
 		register("discovery.k8s.io/v1", "EndpointSlice", validation.IsDNS1123Subdomain,
