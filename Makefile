@@ -131,7 +131,7 @@ lint: $(GOLANGCI_LINT)
 	$(call section,lint: golangci-lint $(GOLANGCI_LINT_VERSION) per module)
 	@rc=0; for m in $(GO_MODULES); do \
 	  echo "--- $$m"; \
-	  (cd $$m && $(GOLANGCI_LINT) run --config $(ROOT)/.golangci.yml ./...) || rc=1; \
+	  (cd $$m && $(GOLANGCI_LINT) run --allow-parallel-runners --config $(ROOT)/.golangci.yml ./...) || rc=1; \
 	done; \
 	if ((rc)); then echo "FAIL: lint findings above"; exit 1; fi; echo "ok: lint clean"
 
