@@ -64,6 +64,7 @@ type builder struct {
 func (b *builder) build() (*Resources, error) {
 	res := &Resources{}
 	outRoutes := &route.RouteConfiguration{Name: mesh.RouteOutbound}
+	scope := b.egressScope() // nil: not egress-isolated (rbac.go)
 	for _, svc := range b.state.Services {
 		host := mesh.ServiceHost(svc.Name, svc.Namespace, b.mc.ClusterDomain)
 		for _, port := range svc.Ports {
@@ -71,27 +72,31 @@ func (b *builder) build() (*Resources, error) {
 				continue
 			}
 			name := mesh.OutboundClusterName(port.Port, host)
-			routes, err := b.vhostRoutes(svc, port.Port, name)
-			if err != nil {
-				return nil, err
+			eps := scope.scopedEndpoints(name, port.Endpoints)
+			if scope.reaches(name) {
+				routes, err := b.vhostRoutes(svc, port.Port, name)
+				if err != nil {
+					return nil, err
+				}
+				outRoutes.VirtualHosts = append(outRoutes.VirtualHosts, &route.VirtualHost{
+					Name:    host + ":" + strconv.FormatUint(uint64(port.Port), 10),
+					Domains: b.domains(svc, port.Port),
+					Routes:  routes,
+				})
 			}
-			outRoutes.VirtualHosts = append(outRoutes.VirtualHosts, &route.VirtualHost{
-				Name:    host + ":" + strconv.FormatUint(uint64(port.Port), 10),
-				Domains: b.domains(svc, port.Port),
-				Routes:  routes,
-			})
 			c, err := b.outboundCluster(name, b.policy(svc.Namespace, svc.Name))
 			if err != nil {
 				return nil, err
 			}
-			if c.TransportSocket, err = b.upstreamTLS(port.Endpoints); err != nil {
+			if c.TransportSocket, err = b.upstreamTLS(eps); err != nil {
 				return nil, err
 			}
 			res.Clusters = append(res.Clusters, c)
-			res.Endpoints = append(res.Endpoints, b.loadAssignment(name, port.Endpoints))
+			res.Endpoints = append(res.Endpoints, b.loadAssignment(name, eps))
 		}
 	}
 	res.Routes = append(res.Routes, outRoutes)
+	scope.prune(res, outRoutes)
 
 	out, err := b.outboundListener()
 	if err != nil {
@@ -218,7 +223,7 @@ func hcmFilter(m *hcm.HttpConnectionManager) (*listener.Filter, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.HttpFilters = filters
+	m.HttpFilters = append(m.HttpFilters, filters...)
 	a, err := typed(m)
 	if err != nil {
 		return nil, err
@@ -227,9 +232,14 @@ func hcmFilter(m *hcm.HttpConnectionManager) (*listener.Filter, error) {
 }
 
 func (b *builder) outboundListener() (*listener.Listener, error) {
+	egress, err := b.egressRBAC(b.egressScope())
+	if err != nil {
+		return nil, err
+	}
 	f, err := hcmFilter(&hcm.HttpConnectionManager{
-		StatPrefix: mesh.ListenerOutbound,
-		CodecType:  hcm.HttpConnectionManager_AUTO,
+		HttpFilters: egress,
+		StatPrefix:  mesh.ListenerOutbound,
+		CodecType:   hcm.HttpConnectionManager_AUTO,
 		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
 			ConfigSource:    adsSource(),
 			RouteConfigName: mesh.RouteOutbound,
@@ -254,9 +264,14 @@ func (b *builder) inboundListener() (*listener.Listener, error) {
 	}
 	for _, port := range b.inboundPorts() {
 		name := inboundRouteName(port)
+		authz, err := b.inboundRBAC(port)
+		if err != nil {
+			return nil, err
+		}
 		f, err := hcmFilter(&hcm.HttpConnectionManager{
-			StatPrefix: name,
-			CodecType:  hcm.HttpConnectionManager_AUTO,
+			HttpFilters: authz,
+			StatPrefix:  name,
+			CodecType:   hcm.HttpConnectionManager_AUTO,
 			RouteSpecifier: &hcm.HttpConnectionManager_RouteConfig{RouteConfig: &route.RouteConfiguration{
 				Name: name,
 				VirtualHosts: []*route.VirtualHost{{
