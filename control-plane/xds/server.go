@@ -65,6 +65,10 @@ type Server struct {
 type nodeState struct {
 	hashes   map[string][sha256.Size]byte
 	versions map[string]string
+	// config is the translation of builtFrom for this node (every type but
+	// Secrets), reused when only its certificate or the bundle changed.
+	config    map[string][]types.Resource
+	builtFrom *model.State
 }
 
 // Option configures a Server.
@@ -202,14 +206,21 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 	if s.state == nil {
 		return false
 	}
-	byType := map[string][]types.Resource{}
-	if w, ok := s.state.Workload(id); ok {
-		res, err := translate.Build(*s.state, w, s.mc)
-		if err != nil {
-			s.log.Error("translate failed; proxy keeps its previous config", "proxy", id, "err", err)
-			return false
+	if n.builtFrom != s.state || n.config == nil {
+		config := map[string][]types.Resource{}
+		if w, ok := s.state.Workload(id); ok {
+			res, err := translate.Build(*s.state, w, s.mc)
+			if err != nil {
+				s.log.Error("translate failed; proxy keeps its previous config", "proxy", id, "err", err)
+				return false
+			}
+			config = resourcesByType(res)
 		}
-		byType = resourcesByType(res)
+		n.config, n.builtFrom = config, s.state
+	}
+	byType := make(map[string][]types.Resource, len(n.config)+1)
+	for typ, items := range n.config {
+		byType[typ] = items
 	}
 	if sec := s.secrets(id); len(sec) > 0 {
 		if err := validateSecrets(sec); err != nil {
