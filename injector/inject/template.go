@@ -97,8 +97,10 @@ func (t Template) Validate() error {
 		errs = append(errs, errors.New("trustBundleConfigMap: must be set"))
 	}
 	for _, q := range []struct{ name, v string }{
-		{"proxyCPU", t.ProxyCPU}, {"proxyMemory", t.ProxyMemory},
-		{"proxyCPULimit", t.ProxyCPULimit}, {"proxyMemoryLimit", t.ProxyMemoryLimit},
+		{"proxyCPU", t.ProxyCPU},
+		{"proxyMemory", t.ProxyMemory},
+		{"proxyCPULimit", t.ProxyCPULimit},
+		{"proxyMemoryLimit", t.ProxyMemoryLimit},
 	} {
 		if q.v == "" {
 			continue

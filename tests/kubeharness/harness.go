@@ -158,7 +158,7 @@ func (c *Cluster) start(ctx context.Context, o options) error {
 	c.Host = RandomLoopback()
 	ports := make([]int, 5)
 	for i := range ports {
-		p, err := freePort(c.Host)
+		p, err := freePort(ctx, c.Host)
 		if err != nil {
 			return err
 		}

@@ -111,7 +111,7 @@ func (p *Process) WaitReady(ctx context.Context, client *http.Client, url string
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("kubeharness: %s exited (%v) before it was ready; log %s:\n%s", p.name, p.err, p.logPath, p.Tail(30))
+			return fmt.Errorf("kubeharness: %s exited (%w) before it was ready; log %s:\n%s", p.name, p.err, p.logPath, p.Tail(30))
 		case <-ctx.Done():
 			return fmt.Errorf("kubeharness: %s not ready at %s after %s (last: %s); log %s:\n%s",
 				p.name, url, time.Since(start).Round(time.Millisecond), last, p.logPath, p.Tail(30))
@@ -131,9 +131,9 @@ func truncate(s string, n int) string {
 // the random loopback address per cluster, collisions with concurrent tests
 // are unlikely; a process that still fails to bind makes Start fail with
 // its log.
-func freePort(ip net.IP) (int, error) {
+func freePort(ctx context.Context, ip net.IP) (int, error) {
 	var lc net.ListenConfig
-	ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(ip.String(), "0"))
+	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(ip.String(), "0"))
 	if err != nil {
 		return 0, fmt.Errorf("kubeharness: free port on %s: %w", ip, err)
 	}
@@ -175,4 +175,4 @@ func RandomLoopback() net.IP {
 }
 
 // FreePort returns a port that was free on ip a moment ago.
-func FreePort(ip net.IP) (int, error) { return freePort(ip) }
+func FreePort(ctx context.Context, ip net.IP) (int, error) { return freePort(ctx, ip) }

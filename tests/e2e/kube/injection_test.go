@@ -45,7 +45,7 @@ func TestInjection(t *testing.T) {
 	// The real weft-injector on a loopback address of its own, serving a
 	// certificate from the cluster CA.
 	ip := kubeharness.RandomLoopback()
-	port, err := kubeharness.FreePort(ip)
+	port, err := kubeharness.FreePort(ctx, ip)
 	if err != nil {
 		t.Fatal(err)
 	}
