@@ -20,6 +20,7 @@ import (
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar/admin"
+	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
 	"github.com/weftmesh/weft/sidecar/identity"
 	"github.com/weftmesh/weft/sidecar/inbound"
 	"github.com/weftmesh/weft/sidecar/outbound"
@@ -179,13 +180,16 @@ func Run(ctx context.Context, cfg Config) error {
 	var tables atomic.Pointer[router.Table]
 	tr := transport.New(trOpts...)
 	defer tr.CloseIdleConnections()
+	// One authorization filter for both listeners; its denial counter is
+	// served with the sidecar's metrics.
+	az := authzfilter.New(log, authzfilter.WithRegisterer(metrics.Registry))
 	lm := newListenerManager(log, cfg.DrainTimeout, &tables, map[string]serverSpec{
 		mesh.ListenerOutbound: {newServer: func() *http.Server {
-			return outbound.NewServer(outbound.NewHandler(&tables, tr, log), log)
+			return outbound.NewServer(outbound.NewHandler(&tables, tr, log, outbound.WithAuthz(az)), log)
 		}},
 		mesh.ListenerInbound: {
 			newServer: func() *http.Server {
-				return inbound.NewServer(inbound.NewHandler(&tables, tr, log), log)
+				return inbound.NewServer(inbound.NewHandler(&tables, tr, log, inbound.WithAuthz(az)), log)
 			},
 			wrap: func(ln net.Listener) net.Listener { return inbound.NewListener(ln, serverTLS, log) },
 		},

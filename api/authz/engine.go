@@ -3,7 +3,9 @@ package authz
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/netip"
+	"net/textproto"
 	"regexp"
 	"slices"
 	"strings"
@@ -25,9 +27,9 @@ type Filter struct {
 // SPIFFE ID ("" when the connection has no verified certificate); Source is
 // the connection's remote address; DestinationIP/Port the address the
 // request was for (the inbound: the workload port). Path is the normalized
-// path without the query. Header returns a request header's values (nil
-// when absent); the pseudo-headers :method, :authority and :path are read
-// from the fields above.
+// path without the query. Headers are the request headers (canonical keys,
+// as net/http keeps them); the pseudo-headers :method, :authority and
+// :path are read from the fields above.
 type Request struct {
 	Principal       string
 	Source          netip.Addr
@@ -36,10 +38,12 @@ type Request struct {
 	Method          string
 	Authority       string
 	Path            string
-	Header          func(name string) []string
+	Headers         http.Header
 }
 
-func (r *Request) header(name string) (string, bool) {
+// header returns the value of a header by its lower-case name and its
+// canonical key (precomputed at compile time).
+func (r *Request) header(name, key string) (string, bool) {
 	switch name {
 	case ":method":
 		return r.Method, true
@@ -48,10 +52,7 @@ func (r *Request) header(name string) (string, bool) {
 	case ":path":
 		return r.Path, true
 	}
-	if r.Header == nil {
-		return "", false
-	}
-	v := r.Header(name)
+	v := r.Headers[key]
 	if v == nil {
 		return "", false
 	}
@@ -477,6 +478,7 @@ func cidr(addr string, bits uint32) (netip.Prefix, error) {
 // headerMatcher is a compiled route.v3.HeaderMatcher.
 type headerMatcher struct {
 	name           string
+	key            string
 	present        *bool
 	str            *stringMatcher
 	invert         bool
@@ -484,7 +486,7 @@ type headerMatcher struct {
 }
 
 func (h headerMatcher) match(r *Request) bool {
-	v, ok := r.header(h.name)
+	v, ok := r.header(h.name, h.key)
 	if !ok && h.missingAsEmpty {
 		v, ok = "", true
 	}
@@ -509,7 +511,7 @@ func (h headerMatcher) match(r *Request) bool {
 }
 
 func compileHeader(h *routev3.HeaderMatcher) (headerMatcher, error) {
-	out := headerMatcher{name: strings.ToLower(h.GetName()), invert: h.GetInvertMatch(), missingAsEmpty: h.GetTreatMissingHeaderAsEmpty()}
+	out := headerMatcher{name: strings.ToLower(h.GetName()), key: textproto.CanonicalMIMEHeaderKey(h.GetName()), invert: h.GetInvertMatch(), missingAsEmpty: h.GetTreatMissingHeaderAsEmpty()}
 	var sm *matcher.StringMatcher
 	switch spec := h.GetHeaderMatchSpecifier().(type) {
 	case *routev3.HeaderMatcher_StringMatch:

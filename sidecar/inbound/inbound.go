@@ -8,8 +8,10 @@ import (
 
 	"github.com/weftmesh/weft/api/mesh"
 
+	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
+	"github.com/weftmesh/weft/sidecar/xdsclient"
 )
 
 // Tables gives the current routing table (an *atomic.Pointer[router.Table]).
@@ -22,16 +24,31 @@ type Handler struct {
 	tables Tables
 	fwd    *proxy.Forwarder
 	log    *slog.Logger
+	authz  *authzfilter.Filter
 }
+
+// Option configures NewHandler.
+type Option func(*Handler)
+
+// WithAuthz sets the authorization filter (default: one whose denial
+// counter is not exported).
+func WithAuthz(f *authzfilter.Filter) Option { return func(h *Handler) { h.authz = f } }
 
 var headerPeerIdentity = http.CanonicalHeaderKey(mesh.HeaderPeerIdentity)
 
 var _ http.Handler = (*Handler)(nil)
 
 // NewHandler returns the inbound handler; t should dial the app directly.
-func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger) *Handler {
+func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Option) *Handler {
 	log = log.With("listener", "inbound")
-	return &Handler{tables: tables, fwd: proxy.NewForwarder(t, log), log: log}
+	h := &Handler{tables: tables, fwd: proxy.NewForwarder(t, log), log: log}
+	for _, o := range opts {
+		o(h)
+	}
+	if h.authz == nil {
+		h.authz = authzfilter.New(log)
+	}
+	return h
 }
 
 // ServeHTTP implements http.Handler.
@@ -62,6 +79,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		addr := r.RemoteAddr
 		h.log.Warn("refused plaintext request to a STRICT port", "peer", addr, "port", port, "chain", chain.Name)
 		proxy.Error(w, http.StatusForbidden, "port %d accepts mTLS only (STRICT); plaintext refused", port)
+		return
+	}
+	// Authorization before routing: the chain's RBAC filters, by the
+	// verified identity only (fails closed without a compiled engine).
+	var principal string
+	if mtls {
+		principal = peer.ID.String()
+	}
+	var lds *xdsclient.Listener
+	if tbl.Snapshot != nil {
+		lds = tbl.Snapshot.Listeners[mesh.ListenerInbound]
+	}
+	if !h.authz.Inbound(w, r, authzfilter.ChainEngine(lds, uint32(port)), principal, uint32(port)) {
 		return
 	}
 	if chain.Routes == nil {

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/weftmesh/weft/api/mesh"
+
+	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
 )
@@ -18,13 +21,28 @@ type Tables interface {
 type Handler struct {
 	tables Tables
 	fwd    *proxy.Forwarder
+	authz  *authzfilter.Filter
 }
+
+// Option configures NewHandler.
+type Option func(*Handler)
+
+// WithAuthz sets the authorization filter (default: one whose denial
+// counter is not exported).
+func WithAuthz(f *authzfilter.Filter) Option { return func(h *Handler) { h.authz = f } }
 
 var _ http.Handler = (*Handler)(nil)
 
 // NewHandler returns the outbound handler.
-func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger) *Handler {
-	return &Handler{tables: tables, fwd: proxy.NewForwarder(t, log.With("listener", "outbound"))}
+func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Option) *Handler {
+	h := &Handler{tables: tables, fwd: proxy.NewForwarder(t, log.With("listener", "outbound"))}
+	for _, o := range opts {
+		o(h)
+	}
+	if h.authz == nil {
+		h.authz = authzfilter.New(log.With("listener", "outbound"))
+	}
+	return h
 }
 
 // ServeHTTP implements http.Handler.
@@ -47,6 +65,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Host == "" {
 		proxy.Error(w, http.StatusBadRequest, "request has no host")
+		return
+	}
+	// The egress allowlist (NetworkPolicy) before routing.
+	if tbl.Snapshot != nil && !h.authz.Outbound(w, r, authzfilter.ChainEngine(tbl.Snapshot.Listeners[mesh.ListenerOutbound], 0)) {
 		return
 	}
 	vh := chain.Routes.VirtualHost(r.Host)

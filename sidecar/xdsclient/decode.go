@@ -12,6 +12,7 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	rbacfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	upstreamhttp "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
@@ -19,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/weftmesh/weft/api/authz"
 	"github.com/weftmesh/weft/api/mesh"
 )
 
@@ -168,9 +170,11 @@ func decodeFilterChain(fc *listener.FilterChain) (FilterChain, error) {
 	if err := unpack(tc, m); err != nil {
 		return out, fmt.Errorf("filter %q: %w", f.GetName(), err)
 	}
-	if err := checkHTTPFilters(m.GetHttpFilters()); err != nil {
+	engine, err := checkHTTPFilters(m.GetHttpFilters())
+	if err != nil {
 		return out, err
 	}
+	out.Authz = engine
 	switch rs := m.GetRouteSpecifier().(type) {
 	case *hcm.HttpConnectionManager_Rds:
 		if rs.Rds.GetConfigSource().GetAds() == nil {
@@ -188,32 +192,49 @@ func decodeFilterChain(fc *listener.FilterChain) (FilterChain, error) {
 	return out, nil
 }
 
-// checkHTTPFilters accepts the router and optional filters. A required filter
-// the sidecar does not implement (authorization, say) must not be skipped
-// silently: that would fail open.
-func checkHTTPFilters(fs []*hcm.HttpFilter) error {
+// checkHTTPFilters accepts the router, RBAC filters before it (compiled
+// into the chain's authorization engine: one that does not decode,
+// validate or compile NACKs the listener) and optional filters. A required
+// filter the sidecar does not implement must not be skipped silently: that
+// would fail open.
+func checkHTTPFilters(fs []*hcm.HttpFilter) (*authz.Engine, error) {
 	routerURL := "type.googleapis.com/" + string((&router.Router{}).ProtoReflect().Descriptor().FullName())
+	rbacURL := "type.googleapis.com/" + string((&rbacfilter.RBAC{}).ProtoReflect().Descriptor().FullName())
 	haveRouter := false
+	var rbac []authz.Filter
 	for i, f := range fs {
 		if f.GetConfigDiscovery() != nil {
-			return fmt.Errorf("http filter %d (%q): config_discovery is not supported", i, f.GetName())
+			return nil, fmt.Errorf("http filter %d (%q): config_discovery is not supported", i, f.GetName())
 		}
 		tc := f.GetTypedConfig()
 		switch {
 		case tc.GetTypeUrl() == routerURL:
 			if err := unpack(tc, &router.Router{}); err != nil {
-				return fmt.Errorf("http filter %d (%q): %w", i, f.GetName(), err)
+				return nil, fmt.Errorf("http filter %d (%q): %w", i, f.GetName(), err)
 			}
 			haveRouter = true
+		case tc.GetTypeUrl() == rbacURL:
+			if haveRouter {
+				return nil, fmt.Errorf("http filter %d (%q): an RBAC filter after the router would never run", i, f.GetName())
+			}
+			c := &rbacfilter.RBAC{}
+			if err := unpack(tc, c); err != nil {
+				return nil, fmt.Errorf("http filter %d (%q): %w", i, f.GetName(), err)
+			}
+			rbac = append(rbac, authz.Filter{Name: f.GetName(), Config: c})
 		case f.GetIsOptional():
 		default:
-			return fmt.Errorf("http filter %d (%q): unsupported filter %s", i, f.GetName(), tc.GetTypeUrl())
+			return nil, fmt.Errorf("http filter %d (%q): unsupported filter %s", i, f.GetName(), tc.GetTypeUrl())
 		}
 	}
 	if !haveRouter {
-		return errors.New("http_filters: the router filter is required")
+		return nil, errors.New("http_filters: the router filter is required")
 	}
-	return nil
+	engine, err := authz.Compile(rbac)
+	if err != nil {
+		return nil, err
+	}
+	return engine, nil
 }
 
 // decodeRoute unmarshals and validates one RDS resource.

@@ -15,6 +15,8 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weftmesh/weft/api/authz"
 )
 
 // Snapshot is one accepted configuration: every resource in it passed
@@ -74,6 +76,10 @@ type FilterChain struct {
 	// only; a PERMISSIVE one both (the two chains are merged into one).
 	TLS       *DownstreamTLS
 	Plaintext bool
+	// Authz is the compiled RBAC filters of the chain's HTTP connection
+	// manager, in order (api/authz); never nil for a decoded chain (an
+	// engine with no filter allows everything).
+	Authz *authz.Engine
 }
 
 // Cluster is a validated CDS resource.
