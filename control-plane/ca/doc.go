@@ -86,7 +86,9 @@
 // RotateSigner with it, removes next/ and re-issues the control plane's own
 // certificate at once; remove calls RemoveRoot for every root the signer
 // does not chain to, and is refused (409) while any proxy's latest
-// certificate still chains to one of them (force=true overrides). Each
+// certificate still chains to one of them, or while a root added by add
+// waits in next/ (force=true overrides both; with next/ it abandons the
+// rotation and drops the new root). Each
 // step pushes the bundle to every proxy over SDS (Secret ROOTCA).
 //
 // # Control plane wiring

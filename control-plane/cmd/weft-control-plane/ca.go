@@ -184,6 +184,14 @@ func (r *rotator) Rotate(ctx context.Context, step string, force bool) (any, err
 		}
 		r.self.RenewNow()
 	case "remove":
+		if _, err := next.Load(ctx); err == nil {
+			if !force {
+				return nil, fmt.Errorf("%w: a new root was added but not activated: activate it first (force drops the new root and abandons the rotation)", errRotation)
+			}
+			if err := os.RemoveAll(filepath.Join(r.dir, nextDir)); err != nil {
+				return nil, fmt.Errorf("ca: %w", err)
+			}
+		}
 		signer := r.a.SigningCertificate()
 		var old []*x509.Certificate
 		for _, root := range r.a.Bundle() {

@@ -358,6 +358,10 @@ func TestSecureXDSSecretsAndRotation(t *testing.T) {
 		t.Fatalf("after add, ROOTCA holds %d roots, want 2", n)
 	}
 	ack(r)
+	// remove before activate would drop the new root: refused.
+	if code, b := post(t, s.debug+"/debug/ca/rotate-root?step=remove"); code != http.StatusConflict || !strings.Contains(string(b), "not activated") {
+		t.Fatalf("remove before activate: %d %s, want 409", code, b)
+	}
 	oldRoot := cpRoot(t, s)
 	if code, b := post(t, s.debug+"/debug/ca/rotate-root?step=activate"); code != http.StatusOK {
 		t.Fatalf("activate: %d %s", code, b)

@@ -48,7 +48,7 @@ func newCACommand() *cobra.Command {
 			"  activate  sign with the new root (the control plane's own certificate moves at once);\n" +
 			"            wait one certificate lifetime, until every certificate comes from the new root (weftctl certs)\n" +
 			"  remove    drop the old root from the bundle; refused while a proxy still holds a certificate from it\n" +
-			"            (--force overrides)\n" +
+			"            or while an added root waits to be activated (--force overrides; it then abandons the rotation)\n" +
 			"The control plane must use --ca-dir, and serves this on its loopback-only debug address.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
