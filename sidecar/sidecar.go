@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,10 +22,12 @@ import (
 
 	"github.com/weftmesh/weft/sidecar/admin"
 	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
+	"github.com/weftmesh/weft/sidecar/filter/tracing"
 	"github.com/weftmesh/weft/sidecar/identity"
 	"github.com/weftmesh/weft/sidecar/inbound"
 	"github.com/weftmesh/weft/sidecar/outbound"
 	"github.com/weftmesh/weft/sidecar/router"
+	"github.com/weftmesh/weft/sidecar/telemetry"
 	"github.com/weftmesh/weft/sidecar/transport"
 	"github.com/weftmesh/weft/sidecar/xdsclient"
 )
@@ -67,6 +70,10 @@ type Config struct {
 	// IdentityOptions are extra identity.Manager options (tests shorten
 	// lifetimes and backoffs).
 	IdentityOptions []identity.Option
+	// TracingOptions are extra tracing.Tracer options (tests); the
+	// access log goes to AccessLogOutput (default os.Stdout).
+	TracingOptions  []tracing.Option
+	AccessLogOutput io.Writer
 }
 
 // DefaultXDSAddress is where the control plane listens in local mode.
@@ -183,13 +190,14 @@ func Run(ctx context.Context, cfg Config) error {
 	// One authorization filter for both listeners; its denial counter is
 	// served with the sidecar's metrics.
 	az := authzfilter.New(log, authzfilter.WithRegisterer(metrics.Registry))
+	obs, tracer := newTelemetry(cfg, log, metrics, &tables)
 	lm := newListenerManager(log, cfg.DrainTimeout, &tables, map[string]serverSpec{
 		mesh.ListenerOutbound: {newServer: func() *http.Server {
-			return outbound.NewServer(outbound.NewHandler(&tables, tr, log, outbound.WithAuthz(az)), log)
+			return outbound.NewServer(outbound.NewHandler(&tables, tr, log, outbound.WithAuthz(az), outbound.WithTelemetry(obs)), log)
 		}},
 		mesh.ListenerInbound: {
 			newServer: func() *http.Server {
-				return inbound.NewServer(inbound.NewHandler(&tables, tr, log, inbound.WithAuthz(az)), log)
+				return inbound.NewServer(inbound.NewHandler(&tables, tr, log, inbound.WithAuthz(az), inbound.WithTelemetry(obs)), log)
 			},
 			wrap: func(ln net.Listener) net.Listener { return inbound.NewListener(ln, serverTLS, log) },
 		},
@@ -206,6 +214,9 @@ func Run(ctx context.Context, cfg Config) error {
 			if err != nil {
 				return err
 			}
+			if _, _, err := telemetry.Parse(s); err != nil {
+				return err
+			}
 			compiled = t
 			return nil
 		}),
@@ -220,6 +231,9 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 			}
 			tables.Store(t)
+			if err := obs.Apply(s); err != nil {
+				log.Warn("telemetry configuration not applied", "error", err)
+			}
 			lm.notify()
 		}),
 	}, cfg.XDSOptions...)
@@ -271,6 +285,11 @@ func Run(ctx context.Context, cfg Config) error {
 		<-gctx.Done()
 		draining.Store(true)
 		return nil
+	})
+	g.Go(func() error {
+		// Flushes the spans at the end, after the listeners drained.
+		<-lm.done
+		return tracer.Run(gctx)
 	})
 	g.Go(func() error {
 		// The data path starts with a certificate: no inbound connection

@@ -30,3 +30,9 @@ const (
 	// arrive without a sampling decision.
 	TracingDefaultSamplingRate = 0.01
 )
+
+// HeaderSourceWorkload carries the calling sidecar's workload
+// (<name>.<namespace>) to the peer's inbound sidecar, which trusts it only
+// on an mTLS connection (for the source_workload metric label) and removes
+// it before the app.
+const HeaderSourceWorkload = "x-weft-source-workload"

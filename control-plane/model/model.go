@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/api/meshconfig"
 )
 
 // State is one consistent view of the mesh. Build it with NewState; treat it
@@ -25,6 +26,9 @@ type State struct {
 	// Namespaces that the registry declares (with annotations), sorted by
 	// name; set with WithNamespaces.
 	Namespaces []Namespace
+	// Telemetry, when set (the registry's mesh ConfigMap), replaces the
+	// mesh config's tracing and access log; set with WithTelemetry.
+	Telemetry *meshconfig.Telemetry
 	// Authz holds NetworkPolicies, AuthorizationPolicies and namespace
 	// labels; set with WithAuthz (policy.go).
 	Authz Authz

@@ -44,6 +44,9 @@ var httpProtocolOptionsKey = string((&upstreamhttp.HttpProtocolOptions{}).ProtoR
 // their defaults. Build is pure and safe for concurrent use.
 func Build(state model.State, w model.Workload, mc meshconfig.Config) (*Resources, error) {
 	mc = mc.WithDefaults()
+	if state.Telemetry != nil {
+		mc = mc.WithTelemetry(*state.Telemetry)
+	}
 	b := &builder{state: state, w: w, mc: mc}
 	res, err := b.build()
 	if err != nil {
@@ -236,7 +239,7 @@ func (b *builder) outboundListener() (*listener.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := hcmFilter(&hcm.HttpConnectionManager{
+	m := &hcm.HttpConnectionManager{
 		HttpFilters: egress,
 		StatPrefix:  mesh.ListenerOutbound,
 		CodecType:   hcm.HttpConnectionManager_AUTO,
@@ -244,7 +247,11 @@ func (b *builder) outboundListener() (*listener.Listener, error) {
 			ConfigSource:    adsSource(),
 			RouteConfigName: mesh.RouteOutbound,
 		}},
-	})
+	}
+	if err := b.observe(m); err != nil {
+		return nil, err
+	}
+	f, err := hcmFilter(m)
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +259,7 @@ func (b *builder) outboundListener() (*listener.Listener, error) {
 		Name:             mesh.ListenerOutbound,
 		Address:          socketAddress(b.w.Address, mesh.PortOutbound),
 		TrafficDirection: core.TrafficDirection_OUTBOUND,
+		Metadata:         b.listenerMetadata(),
 		FilterChains:     []*listener.FilterChain{{Filters: []*listener.Filter{f}}},
 	}, nil
 }
@@ -261,6 +269,7 @@ func (b *builder) inboundListener() (*listener.Listener, error) {
 		Name:             mesh.ListenerInbound,
 		Address:          socketAddress(b.w.Address, mesh.PortInbound),
 		TrafficDirection: core.TrafficDirection_INBOUND,
+		Metadata:         b.listenerMetadata(),
 	}
 	for _, port := range b.inboundPorts() {
 		name := inboundRouteName(port)
@@ -268,7 +277,7 @@ func (b *builder) inboundListener() (*listener.Listener, error) {
 		if err != nil {
 			return nil, err
 		}
-		f, err := hcmFilter(&hcm.HttpConnectionManager{
+		m := &hcm.HttpConnectionManager{
 			HttpFilters: authz,
 			StatPrefix:  name,
 			CodecType:   hcm.HttpConnectionManager_AUTO,
@@ -280,7 +289,11 @@ func (b *builder) inboundListener() (*listener.Listener, error) {
 					Routes:  []*route.Route{prefixRoute(mesh.InboundClusterName(port))},
 				}},
 			}},
-		})
+		}
+		if err := b.observe(m); err != nil {
+			return nil, err
+		}
+		f, err := hcmFilter(m)
 		if err != nil {
 			return nil, err
 		}

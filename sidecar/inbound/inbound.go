@@ -11,6 +11,7 @@ import (
 	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
+	"github.com/weftmesh/weft/sidecar/telemetry"
 	"github.com/weftmesh/weft/sidecar/xdsclient"
 )
 
@@ -24,15 +25,19 @@ type Handler struct {
 	tables Tables
 	fwd    *proxy.Forwarder
 	log    *slog.Logger
+	obs    *telemetry.Observer
 	authz  *authzfilter.Filter
 }
-
-// Option configures NewHandler.
-type Option func(*Handler)
 
 // WithAuthz sets the authorization filter (default: one whose denial
 // counter is not exported).
 func WithAuthz(f *authzfilter.Filter) Option { return func(h *Handler) { h.authz = f } }
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithTelemetry makes the handler trace, measure and log every request.
+func WithTelemetry(o *telemetry.Observer) Option { return func(h *Handler) { h.obs = o } }
 
 var headerPeerIdentity = http.CanonicalHeaderKey(mesh.HeaderPeerIdentity)
 
@@ -53,6 +58,11 @@ func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Opti
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.obs != nil {
+		var rq *telemetry.Request
+		w, r, rq = h.obs.Inbound(w, r)
+		defer h.obs.Finish(rq)
+	}
 	tbl := h.tables.Load()
 	if tbl == nil || tbl.Inbound == nil {
 		proxy.Error(w, http.StatusServiceUnavailable, "no inbound configuration yet")
@@ -117,6 +127,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	proxy.RemoveMeshHeaders(r.Header)
+	if h.obs != nil {
+		var id string
+		if mtls {
+			id = peer.ID.String()
+		}
+		telemetry.FromContext(r.Context()).Note(rt.Name, rt.ClusterName, ep, id)
+	}
 	if mtls {
 		// From the verified certificate only; any client-sent value went
 		// with the mesh headers.

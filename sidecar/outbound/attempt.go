@@ -18,6 +18,7 @@ import (
 	"github.com/weftmesh/weft/sidecar/lb"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
+	"github.com/weftmesh/weft/sidecar/telemetry"
 )
 
 // Canonical forms of the resilience headers.
@@ -44,6 +45,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 	}
 	st := cl.Stats
 	st.Requests.Add(1)
+	rq := telemetry.FromContext(r.Context())
+	rq.Note(rt.Name, name, nil, "")
 	debug := false
 	if v, ok := r.Header[headerDebug]; ok {
 		debug = len(v) > 0 && v[0] == "1"
@@ -153,9 +156,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 		}
 		st.Attempts.Add(1)
 		ep.State.Begin()
+		req, span := rq.StartAttempt(req, ep, try)
 		start := time.Now()
 		resp, err := h.fwd.Send(req, ep)
 		now := time.Now()
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		rq.EndAttempt(span, start, status, err)
 		var rtt time.Duration
 		if err == nil {
 			rtt = now.Sub(start)
@@ -177,10 +186,6 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 			case timeout.TryTimeout:
 				st.PerTryTimeouts.Add(1)
 			}
-		}
-		status := 0
-		if err == nil {
-			status = resp.StatusCode
 		}
 		done(err == nil && status < 500)
 		cond := retry.Classify(status, err, ep.TunnelAddr != "")

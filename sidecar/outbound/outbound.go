@@ -10,6 +10,7 @@ import (
 	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
+	"github.com/weftmesh/weft/sidecar/telemetry"
 )
 
 // Tables gives the current routing table (an *atomic.Pointer[router.Table]).
@@ -21,15 +22,20 @@ type Tables interface {
 type Handler struct {
 	tables Tables
 	fwd    *proxy.Forwarder
+	obs    *telemetry.Observer
 	authz  *authzfilter.Filter
 }
-
-// Option configures NewHandler.
-type Option func(*Handler)
 
 // WithAuthz sets the authorization filter (default: one whose denial
 // counter is not exported).
 func WithAuthz(f *authzfilter.Filter) Option { return func(h *Handler) { h.authz = f } }
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithTelemetry makes the handler trace each try and measure and log
+// every request.
+func WithTelemetry(o *telemetry.Observer) Option { return func(h *Handler) { h.obs = o } }
 
 var _ http.Handler = (*Handler)(nil)
 
@@ -47,6 +53,11 @@ func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Opti
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.obs != nil {
+		var rq *telemetry.Request
+		w, r, rq = h.obs.Outbound(w, r)
+		defer h.obs.Finish(rq)
+	}
 	if r.Method == http.MethodConnect {
 		proxy.Error(w, http.StatusMethodNotAllowed, "CONNECT is not supported; send plain HTTP requests through the proxy")
 		return

@@ -88,7 +88,7 @@ func (p *parser) build() model.State {
 		byName[services[i].Namespace+"/"+services[i].Name] = &services[i]
 	}
 	routes, policies := p.buildTraffic(byName)
-	return model.NewState(services, workloads).WithTraffic(routes, policies).WithNamespaces(p.namespaces()).
+	return model.NewState(services, workloads).WithTraffic(routes, policies).WithNamespaces(p.namespaces()).WithTelemetry(p.telemetry()).
 		WithAuthz(p.buildAuthz(workloads))
 }
 

@@ -26,6 +26,7 @@ type objects struct {
 	httpRoutes      []decoded[gwv1.HTTPRoute]
 	trafficPolicies []decoded[v1alpha1.TrafficPolicy]
 	namespaces      []decoded[corev1.Namespace]
+	configMaps      []decoded[corev1.ConfigMap]
 
 	networkPolicies       []decoded[networkingv1.NetworkPolicy]
 	authorizationPolicies []decoded[v1alpha1.AuthorizationPolicy]
@@ -63,6 +64,8 @@ func knownKinds() []kind {
 			func(o *objects) *[]decoded[v1alpha1.TrafficPolicy] { return &o.trafficPolicies }, validateTrafficPolicy),
 		register("v1", "Namespace", validation.IsDNS1123Label,
 			func(o *objects) *[]decoded[corev1.Namespace] { return &o.namespaces }, validateNamespace),
+		register("v1", "ConfigMap", validation.IsDNS1123Subdomain,
+			func(o *objects) *[]decoded[corev1.ConfigMap] { return &o.configMaps }, validateConfigMap),
 	}
 }
 

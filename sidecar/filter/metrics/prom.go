@@ -1,0 +1,96 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Request labels (docs/architecture.md, "Observability contract"): bounded
+// by the mesh's workloads, services and identities; never paths or IPs.
+var requestLabels = []string{
+	"direction",
+	"source_workload", "source_namespace", "source_identity",
+	"destination_workload", "destination_namespace", "destination_service", "destination_identity",
+	"response_code",
+}
+
+// Size buckets: 64 B to 16 MiB by 4.
+var sizeBuckets = prometheus.ExponentialBuckets(64, 4, 10)
+
+// Requests are the per-request golden metrics.
+type Requests struct {
+	Total    *prometheus.CounterVec
+	Duration *prometheus.HistogramVec
+	ReqSize  *prometheus.HistogramVec
+	RespSize *prometheus.HistogramVec
+}
+
+// NewRequests registers the request metrics on reg.
+func NewRequests(reg prometheus.Registerer) *Requests {
+	r := &Requests{
+		Total: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weft_requests_total", Help: "HTTP requests by direction, source, destination and response code.",
+		}, requestLabels),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "weft_request_duration_seconds", Help: "HTTP request duration as the sidecar saw it.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, requestLabels),
+		ReqSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "weft_request_bytes", Help: "HTTP request body sizes.", Buckets: sizeBuckets,
+		}, requestLabels),
+		RespSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "weft_response_bytes", Help: "HTTP response body sizes.", Buckets: sizeBuckets,
+		}, requestLabels),
+	}
+	reg.MustRegister(r.Total, r.Duration, r.ReqSize, r.RespSize)
+	return r
+}
+
+// Observe records one request; labels in requestLabels order.
+func (r *Requests) Observe(labels []string, seconds float64, reqBytes, respBytes int64) {
+	r.Total.WithLabelValues(labels...).Inc()
+	r.Duration.WithLabelValues(labels...).Observe(seconds)
+	r.ReqSize.WithLabelValues(labels...).Observe(float64(reqBytes))
+	r.RespSize.WithLabelValues(labels...).Observe(float64(respBytes))
+}
+
+// Collector exports every cluster's resilience counters at scrape time as
+// weft_cluster_<counter>{cluster} (e.g. weft_cluster_retries_total).
+type Collector struct {
+	src  func() Source
+	desc map[string]*prometheus.Desc
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// NewCollector reads the counters of src() (nil: none yet) at each scrape.
+func NewCollector(src func() Source) *Collector {
+	c := &Collector{src: src, desc: map[string]*prometheus.Desc{}}
+	for name := range new(Stats).Snapshot() {
+		c.desc[name] = prometheus.NewDesc("weft_cluster_"+name, "Resilience counter "+name+" of the cluster.", []string{"cluster"}, nil)
+	}
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.desc {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	src := c.src()
+	if src == nil {
+		return
+	}
+	for _, cl := range src.Clusters() {
+		st := src.Stats(cl)
+		if st == nil {
+			continue
+		}
+		for name, v := range st.Snapshot() {
+			ch <- prometheus.MustNewConstMetric(c.desc[name], prometheus.CounterValue, float64(v), cl)
+		}
+	}
+}

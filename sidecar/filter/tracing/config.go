@@ -1,0 +1,119 @@
+package tracing
+
+import (
+	"errors"
+	"fmt"
+
+	trace "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weftmesh/weft/api/mesh"
+
+	"github.com/weftmesh/weft/sidecar/xdsclient"
+)
+
+// Config is the tracing of one proxy; the zero value is tracing off.
+type Config struct {
+	// Endpoint is the OTLP/gRPC collector (host:port); empty: off.
+	Endpoint string
+	// Rate in [0,1] samples requests without a parent decision.
+	Rate float64
+	// B3 emits B3 headers besides W3C.
+	B3 bool
+	// ServiceName is the resource service.name of the spans.
+	ServiceName string
+}
+
+// Enabled reports whether spans are made.
+func (c Config) Enabled() bool { return c.Endpoint != "" }
+
+// HCMs returns the HttpConnectionManagers of the listeners, outbound
+// first, then inbound chains in order.
+func HCMs(ls map[string]*xdsclient.Listener) ([]*hcm.HttpConnectionManager, error) {
+	var out []*hcm.HttpConnectionManager
+	for _, name := range []string{mesh.ListenerOutbound, mesh.ListenerInbound} {
+		l := ls[name]
+		if l == nil || l.Resource == nil {
+			continue
+		}
+		for _, fc := range l.Resource.GetFilterChains() {
+			for _, f := range fc.GetFilters() {
+				m := &hcm.HttpConnectionManager{}
+				if err := anypb.UnmarshalTo(f.GetTypedConfig(), m, proto.UnmarshalOptions{}); err != nil {
+					return nil, fmt.Errorf("listener %q: filter %q: %w", name, f.GetName(), err)
+				}
+				out = append(out, m)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Parse reads the tracing of the accepted listeners: the first
+// HttpConnectionManager with tracing decides (they all carry the same), and
+// trace_b3 from the outbound (else inbound) listener's metadata. It refuses
+// what the sidecar cannot do (the error NACKs the configuration).
+func Parse(ls map[string]*xdsclient.Listener) (Config, error) {
+	ms, err := HCMs(ls)
+	if err != nil {
+		return Config{}, fmt.Errorf("tracing: %w", err)
+	}
+	var cfg Config
+	for _, m := range ms {
+		t := m.GetTracing()
+		if t == nil {
+			continue
+		}
+		c, err := parseTracing(t)
+		if err != nil {
+			return Config{}, fmt.Errorf("tracing: %w", err)
+		}
+		if !cfg.Enabled() {
+			cfg = c
+		}
+	}
+	for _, name := range []string{mesh.ListenerOutbound, mesh.ListenerInbound} {
+		if l := ls[name]; l != nil && l.Resource != nil {
+			md := l.Resource.GetMetadata().GetFilterMetadata()[mesh.MetadataNamespace]
+			if md.GetFields()[mesh.MetadataTraceB3].GetBoolValue() {
+				cfg.B3 = true
+			}
+		}
+	}
+	if !cfg.Enabled() {
+		cfg.B3 = false
+	}
+	return cfg, nil
+}
+
+func parseTracing(t *hcm.HttpConnectionManager_Tracing) (Config, error) {
+	p := t.GetProvider()
+	if p == nil {
+		return Config{}, errors.New("provider is required")
+	}
+	if p.GetName() != mesh.TracerOpenTelemetry {
+		return Config{}, fmt.Errorf("provider %q is not supported (%s)", p.GetName(), mesh.TracerOpenTelemetry)
+	}
+	oc := &trace.OpenTelemetryConfig{}
+	if err := anypb.UnmarshalTo(p.GetTypedConfig(), oc, proto.UnmarshalOptions{}); err != nil {
+		return Config{}, fmt.Errorf("provider %q: %w", p.GetName(), err)
+	}
+	if err := oc.ValidateAll(); err != nil {
+		return Config{}, fmt.Errorf("provider %q: %w", p.GetName(), err)
+	}
+	target := oc.GetGrpcService().GetGoogleGrpc().GetTargetUri()
+	if target == "" {
+		return Config{}, errors.New("opentelemetry: grpc_service.google_grpc.target_uri is required")
+	}
+	rate := 1.0
+	if rs := t.GetRandomSampling(); rs != nil {
+		rate = rs.GetValue() / 100
+	}
+	if os := t.GetOverallSampling(); os != nil && os.GetValue() < 100 {
+		rate *= os.GetValue() / 100
+	}
+	rate = min(max(rate, 0), 1)
+	return Config{Endpoint: target, Rate: rate, ServiceName: oc.GetServiceName()}, nil
+}

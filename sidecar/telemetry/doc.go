@@ -1,0 +1,24 @@
+// Package telemetry joins the sidecar's three observability outputs for
+// each request — spans (filter/tracing), Prometheus metrics
+// (filter/metrics.Requests) and access logs (accesslog) — so the listeners
+// make one call at the start of a request and one at its end
+// (docs/architecture.md, "Observability contract").
+//
+// Flow on the inbound listener: Inbound extracts the incoming trace
+// context (W3C or B3), starts the SERVER span, writes its context into the
+// request headers the app receives, and wraps the ResponseWriter to see the
+// status and bytes; the handler adds what it decided (Note: route,
+// cluster, endpoint, verified peer identity); Finish ends the span,
+// observes the metrics and writes the access log line. On the outbound
+// listener Outbound does the same without a span, and each try of the
+// request is a CLIENT span (StartAttempt / EndAttempt) whose context is
+// injected into that try's headers, so every retry is visible.
+//
+// A Request is pooled and lives on the request goroutine from Inbound or
+// Outbound to Finish; the handler finds it with FromContext. With tracing
+// off and access logs off a request costs one context value, the
+// ResponseWriter wrapper and the metric observations.
+//
+// Goroutines: none. Configuration (Apply) comes from the xDS client's
+// goroutine and is swapped atomically by the tracer and the logger.
+package telemetry
