@@ -120,6 +120,7 @@ type Request struct {
 	flags     uint8
 	upstreamD time.Duration
 	upFailed  bool
+	sc        trace.SpanContext
 }
 
 type ctxKey struct{}
@@ -251,6 +252,7 @@ func (rq *Request) StartAttempt(req *http.Request, ep *lb.Endpoint, try int) (*h
 		return req, nil
 	}
 	rq.o.tracer.Inject(ctx, req.Header)
+	rq.sc = sp.SpanContext()
 	if sp.IsRecording() {
 		sp.SetAttributes(
 			attribute.String("http.request.method", req.Method),
@@ -375,10 +377,12 @@ func (rq *Request) entry(status int, d time.Duration) *accesslog.Entry {
 		SourceWorkload: rq.srcWL, DestinationWorkload: rq.dstWL, BytesReceived: rq.body.n, BytesSent: rq.rw.n,
 		DurationMS: float64(d.Microseconds()) / 1000, UpstreamDurationMS: float64(rq.upstreamD.Microseconds()) / 1000,
 	}
-	if sc := rq.span; sc != nil {
-		if c := sc.SpanContext(); c.IsValid() {
-			e.TraceID, e.SpanID = c.TraceID().String(), c.SpanID().String()
-		}
+	c := rq.sc
+	if rq.span != nil {
+		c = rq.span.SpanContext()
+	}
+	if c.IsValid() {
+		e.TraceID, e.SpanID = c.TraceID().String(), c.SpanID().String()
 	}
 	return e
 }
