@@ -1,0 +1,237 @@
+package local
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/tests/jaegerharness"
+)
+
+// tracingExtra adds api-gateway (calling order) and the mesh ConfigMap
+// that points every sidecar at Jaeger.
+func tracingExtra(p meshParams, otlp string, rate string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: api-gateway
+  namespace: shop
+spec:
+  selector:
+    app: api-gateway
+  ports:
+    - name: http
+      port: 8080
+      targetPort: http
+---
+apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata:
+  name: api-gateway-1
+  namespace: shop
+  labels:
+    app: api-gateway
+  annotations:
+    local.weft.dev/command: >-
+      {{.BinDir}}/shop --role=api-gateway --instance={{.Name}} --listen={{.Address}}:{{.Port "http"}} --proxy={{.ProxyURL}}
+spec:
+  address: %s
+  serviceAccount: api-gateway
+  ports:
+    - name: http
+      port: 8080
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: weft-mesh-config
+  namespace: weft-system
+data:
+  mesh: |
+    tracing: {endpoint: "%s", samplingRate: %s}
+    accessLog: {enabled: true}
+`, p.IP(15), otlp, rate)
+}
+
+func newTraceParent(sampled bool) (traceID, header string) {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	traceID = hex.EncodeToString(b[:16])
+	flags := "00"
+	if sampled {
+		flags = "01"
+	}
+	return traceID, "00-" + traceID + "-" + hex.EncodeToString(b[16:]) + "-" + flags
+}
+
+func (e *env) getWithHeader(ctx context.Context, url, k, v string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if k != "" {
+		req.Header.Set(k, v)
+	}
+	return e.client.Do(req)
+}
+
+// TestTracingAcrossTheMesh: one request to api-gateway is one trace in a
+// real Jaeger with the client and server spans of every hop (client ->
+// api-gateway -> order -> payment and inventory), linked parent to child,
+// with verified identities; then a sampling change pushed at run time
+// takes effect.
+func TestTracingAcrossTheMesh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a Jaeger build")
+	}
+	p := meshParams{Base: randomBase(), Payment2: "absent"}
+	j := jaegerharness.Start(t, p.IP(200))
+	p.Extra = tracingExtra(p, j.OTLPGRPC(), "1")
+	e := startSecureMesh(t, p)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	url := "http://api-gateway.shop:8080/checkout"
+	traceID, tp := newTraceParent(true)
+	for {
+		resp, err := e.getWithHeader(ctx, url, "traceparent", tp)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("api-gateway never answered 200: %v", err)
+		}
+		traceID, tp = newTraceParent(true)
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Every sidecar exports within its batch interval; wait for all hops.
+	want := map[string]bool{ // "<service>/<kind>" seen
+		"client.shop/client": false, "api-gateway.shop/server": false, "api-gateway.shop/client": false,
+		"order.shop/server": false, "order.shop/client": false, "payment.shop/server": false, "inventory.shop/server": false,
+	}
+	var tr jaegerharness.Trace
+	for {
+		var err error
+		tr, err = j.Trace(ctx, traceID)
+		if err == nil {
+			for k := range want {
+				want[k] = false
+			}
+			for _, s := range tr.Spans {
+				want[tr.Processes[s.ProcessID].ServiceName+"/"+s.Tag("span.kind")] = true
+			}
+			all := true
+			for _, ok := range want {
+				all = all && ok
+			}
+			if all {
+				break
+			}
+		} else if !errors.Is(err, jaegerharness.ErrNotFound) {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("trace %s incomplete in Jaeger: %v (spans %d)", traceID, want, len(tr.Spans))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	byID := map[string]jaegerharness.Span{}
+	for _, s := range tr.Spans {
+		if s.TraceID != traceID {
+			t.Errorf("span %s in trace %s", s.SpanID, s.TraceID)
+		}
+		byID[s.SpanID] = s
+	}
+	svc := func(s jaegerharness.Span) string { return tr.Processes[s.ProcessID].ServiceName }
+	// Each server span's parent is a client span of the caller's sidecar,
+	// with the caller's verified identity.
+	callers := map[string]string{"api-gateway.shop": "client.shop", "order.shop": "api-gateway.shop", "payment.shop": "order.shop", "inventory.shop": "order.shop"}
+	for _, s := range tr.Spans {
+		if s.Tag("span.kind") != "server" {
+			continue
+		}
+		parent, ok := byID[s.Parent()]
+		if !ok {
+			t.Errorf("%s server span %s: parent %q not in the trace", svc(s), s.SpanID, s.Parent())
+			continue
+		}
+		if parent.Tag("span.kind") != "client" || svc(parent) != callers[svc(s)] {
+			t.Errorf("%s server span's parent is %s/%s, want %s/client", svc(s), svc(parent), parent.Tag("span.kind"), callers[svc(s)])
+		}
+		caller := strings.TrimSuffix(callers[svc(s)], ".shop")
+		if got, want := s.Tag("weft.source.identity"), "spiffe://cluster.local/ns/shop/sa/"+caller; got != want {
+			t.Errorf("%s server span: source identity %q, want %q", svc(s), got, want)
+		}
+		if got := parent.Tag("weft.destination.identity"); got != s.Tag("weft.destination.identity") || got == "" {
+			t.Errorf("%s: client span names destination %q, server span %q", svc(s), got, s.Tag("weft.destination.identity"))
+		}
+	}
+	// The client span of the first hop continues the caller's context.
+	for _, s := range tr.Spans {
+		if svc(s) == "client.shop" && s.Parent() != tp[36:52] {
+			t.Errorf("client span parent %q, want the incoming %q", s.Parent(), tp[36:52])
+		}
+	}
+
+	// Sampling 0 pushed at run time: a new root is no longer sampled.
+	p.Extra = tracingExtra(p, j.OTLPGRPC(), "0")
+	e.writeMesh(t, p)
+	for {
+		r, _, err := e.get(ctx, url)
+		if err == nil && strings.HasSuffix(r.Trace["traceparent"], "-00") {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("sampling 0 not in effect: last traceparent %q, err %v", r.Trace["traceparent"], err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// And back to 1.
+	p.Extra = tracingExtra(p, j.OTLPGRPC(), "1")
+	e.writeMesh(t, p)
+	for {
+		r, _, err := e.get(ctx, url)
+		if err == nil && strings.HasSuffix(r.Trace["traceparent"], "-01") {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("sampling 1 not in effect: last traceparent %q, err %v", r.Trace["traceparent"], err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestTracingCollectorDown: tracing pointed at a collector that is not
+// there: every request still succeeds.
+func TestTracingCollectorDown(t *testing.T) {
+	p := meshParams{Base: randomBase(), Payment2: "absent"}
+	p.Extra = tracingExtra(p, p.IP(201)+":4317", "1") // nothing listens there
+	e := startSecureMesh(t, p)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	url := "http://api-gateway.shop:8080/checkout"
+	for {
+		if _, _, err := e.get(ctx, url); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("mesh never served")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i := range 200 {
+		if _, _, err := e.get(ctx, url); err != nil {
+			t.Fatalf("request %d with the collector down: %v", i, err)
+		}
+	}
+}
