@@ -17,7 +17,7 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCommand(), newProxyStatusCommand(), newConfigDumpCommand(), newCertsCommand(), newCACommand())
+	root.AddCommand(newUpCommand(), newProxyStatusCommand(), newConfigDumpCommand(), newCertsCommand(), newCACommand(), newAuthzCommand())
 	return root
 }
 
