@@ -30,6 +30,13 @@
 //     circuit_breakers with a retry budget, outlier_detection and locality
 //     settings from the Service's TrafficPolicy or the defaults) and
 //     "inbound|<port>||" (STATIC, the app at <ip>:<port>, HTTP/1.1).
+//   - Authorization (rbac.go): RBAC HTTP filters before the router —
+//     weft.authz.audit/deny/allow from AuthorizationPolicies and
+//     weft.netpol.ingress per inbound port, weft.netpol.egress on the
+//     outbound listener — with NetworkPolicy selectors resolved to
+//     workloads here (identity, plus source address when a selector picks
+//     only some workloads of a service account). An egress-isolated proxy
+//     gets only the virtual hosts, clusters and endpoints it may reach.
 //   - A ClusterLoadAssignment per outbound cluster; endpoints that run a
 //     sidecar carry filter_metadata["weft"] {tunnel_port, workload, identity}.
 //

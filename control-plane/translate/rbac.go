@@ -594,4 +594,3 @@ func (sc *egressScope) scopedEndpoints(name string, eps []model.Endpoint) []mode
 
 // reaches reports whether the proxy gets the virtual host of a cluster.
 func (sc *egressScope) reaches(name string) bool { return sc == nil || sc.reached[name] }
-

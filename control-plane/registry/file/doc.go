@@ -24,6 +24,12 @@
 //     sessionPersistence, hostnames and sectionName are rejected.
 //   - v1 Namespace: only its annotations, for weft.dev/mtls-mode (STRICT or
 //     PERMISSIVE), which WorkloadEntries may also carry.
+//   - networking.k8s.io/v1 NetworkPolicy (Kubernetes semantics, policyTypes
+//     defaulted) and weft.dev/v1alpha1 AuthorizationPolicy (policy.go):
+//     selectors, peers, ipBlocks, ports (named, endPort), rules; namespace
+//     labels come from v1 Namespace objects plus
+//     kubernetes.io/metadata.name. An egress-isolated workload whose rules
+//     allow no port 53 gets a warning (State.Authz.Warnings), not an error.
 //   - weft.dev/v1alpha1 TrafficPolicy: per-Service load balancing,
 //     connection-pool limits, outlier detection, retry budget, default
 //     retry and timeout; at most one per Service.

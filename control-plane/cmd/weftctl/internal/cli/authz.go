@@ -55,7 +55,9 @@ filters for the endpoint's port, with the source's SPIFFE ID and address.
 It prints ALLOW or DENY per endpoint with the filter and policy/rule that
 decided, and exits 1 when any endpoint denies.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runAuthzCheck(cmd.OutOrStdout(), cmd.ErrOrStderr(), f) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runAuthzCheck(cmd.OutOrStdout(), cmd.ErrOrStderr(), f)
+		},
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&f.file, "file", "f", "", "mesh file (required)")
