@@ -52,8 +52,13 @@ type Config struct {
 	DrainBound time.Duration
 	Timeout    time.Duration // per checkout
 	Verbose    bool          // stream every process's log to Log
-	Out        io.Writer     // the report
-	Log        io.Writer     // process logs, with Verbose
+	// Jaeger is an OTLP/gRPC collector (host:port): the demo points the
+	// mesh's tracing at it (sampling 1) with the weft-mesh-config
+	// ConfigMap; JaegerQuery (the query API's base URL) is printed as the
+	// link to the demo's traces.
+	Jaeger, JaegerQuery string
+	Out                 io.Writer // the report
+	Log                 io.Writer // process logs, with Verbose
 }
 
 // DefaultConfig is `make demo`: 20 s at 40 checkouts/s over 4 workers
@@ -90,8 +95,14 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
+	if cfg.Jaeger != "" {
+		data = append(data, fmt.Sprintf(tracingConfigMap, cfg.Jaeger)...)
+	}
 	if err := writeFile(meshFile, data); err != nil {
 		return err
+	}
+	if cfg.JaegerQuery != "" {
+		defer fmt.Fprintf(cfg.Out, "traces: %s/api/traces?service=api-gateway.shop&limit=20 (one trace: %s/api/traces/<trace id>)\n", cfg.JaegerQuery, cfg.JaegerQuery)
 	}
 	defer func() {
 		if err == nil && !keep {
@@ -314,3 +325,17 @@ func writeFile(path string, data []byte) error {
 	}
 	return nil
 }
+
+// tracingConfigMap is appended to the demo's mesh file with --jaeger
+// (docs/architecture.md, "Observability contract").
+const tracingConfigMap = `
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: weft-mesh-config
+  namespace: weft-system
+data:
+  mesh: |
+    tracing: {endpoint: "%s", samplingRate: 1}
+`
