@@ -18,6 +18,7 @@ func AddToScheme(s *runtime.Scheme) error {
 		&WorkloadEntry{}, &WorkloadEntryList{},
 		&TrafficPolicy{}, &TrafficPolicyList{},
 		&AuthorizationPolicy{}, &AuthorizationPolicyList{},
+		&ExternalService{}, &ExternalServiceList{},
 	)
 	metav1.AddToGroupVersion(s, SchemeGroupVersion)
 	return nil
