@@ -32,6 +32,9 @@ type State struct {
 	// Authz holds NetworkPolicies, AuthorizationPolicies and namespace
 	// labels; set with WithAuthz (policy.go).
 	Authz Authz
+	// Egress holds the ExternalServices sorted by namespace, then name;
+	// set with WithEgress (egress.go).
+	Egress []ExternalService
 }
 
 // Service is a Kubernetes-style service: a name that load-balances over the

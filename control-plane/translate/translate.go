@@ -117,6 +117,9 @@ func (b *builder) build() (*Resources, error) {
 		}
 		res.Clusters = append(res.Clusters, c)
 	}
+	if err := b.egress(res, outRoutes); err != nil {
+		return nil, err
+	}
 	sortByName(res.Listeners, (*listener.Listener).GetName)
 	sortByName(res.Routes, (*route.RouteConfiguration).GetName)
 	sortByName(res.Clusters, (*cluster.Cluster).GetName)

@@ -84,6 +84,14 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 		}
 		return fmt.Errorf("%q is not STRICT or PERMISSIVE", v)
 	})
+	fs.Func("outbound-policy", "what sidecars do with hosts outside the registry: REGISTRY_ONLY (default) or ALLOW_ANY", func(v string) error {
+		switch p := meshconfig.OutboundPolicy(strings.ToUpper(v)); p {
+		case meshconfig.OutboundRegistryOnly, meshconfig.OutboundAllowAny:
+			cfg.Mesh.OutboundPolicy = p
+			return nil
+		}
+		return fmt.Errorf("%q is not REGISTRY_ONLY or ALLOW_ANY", v)
+	})
 	fs.StringVar(&cfg.CA.Dir, "ca-dir", "", "CA directory: the root is generated there on first start and reloaded after (or use --ca-cert/--ca-key)")
 	fs.StringVar(&cfg.CA.Cert, "ca-cert", "", "supplied signing CA certificate (PEM), instead of --ca-dir")
 	fs.StringVar(&cfg.CA.Key, "ca-key", "", "key of --ca-cert (PEM)")

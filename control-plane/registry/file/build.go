@@ -89,7 +89,7 @@ func (p *parser) build() model.State {
 	}
 	routes, policies := p.buildTraffic(byName)
 	return model.NewState(services, workloads).WithTraffic(routes, policies).WithNamespaces(p.namespaces()).WithTelemetry(p.telemetry()).
-		WithAuthz(p.buildAuthz(workloads))
+		WithAuthz(p.buildAuthz(workloads)).WithEgress(p.buildEgress())
 }
 
 func workloadOf(we *v1alpha1.WorkloadEntry) model.Workload {

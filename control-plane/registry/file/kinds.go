@@ -30,6 +30,7 @@ type objects struct {
 
 	networkPolicies       []decoded[networkingv1.NetworkPolicy]
 	authorizationPolicies []decoded[v1alpha1.AuthorizationPolicy]
+	externalServices      []decoded[v1alpha1.ExternalService]
 }
 
 // decoded is one object and the document it came from (for error lines).
@@ -52,6 +53,8 @@ func knownKinds() []kind {
 			func(o *objects) *[]decoded[networkingv1.NetworkPolicy] { return &o.networkPolicies }, validateNetworkPolicy),
 		register(v1alpha1.SchemeGroupVersion.String(), "AuthorizationPolicy", validation.IsDNS1123Subdomain,
 			func(o *objects) *[]decoded[v1alpha1.AuthorizationPolicy] { return &o.authorizationPolicies }, validateAuthorizationPolicy),
+		register(v1alpha1.SchemeGroupVersion.String(), "ExternalService", validation.IsDNS1123Subdomain,
+			func(o *objects) *[]decoded[v1alpha1.ExternalService] { return &o.externalServices }, validateExternalService),
 		register("v1", "Service", validation.IsDNS1035Label,
 			func(o *objects) *[]decoded[corev1.Service] { return &o.services }, validateService),
 		register("discovery.k8s.io/v1", "EndpointSlice", validation.IsDNS1123Subdomain,

@@ -1,0 +1,172 @@
+package file
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/weftmesh/weft/api/egress"
+	"github.com/weftmesh/weft/api/v1alpha1"
+	"github.com/weftmesh/weft/control-plane/model"
+)
+
+// validateExternalService checks one weft.dev/v1alpha1 ExternalService
+// (docs/architecture.md, Egress contract). Claims of one host and port by
+// two objects are checked across the file in buildEgress.
+func validateExternalService(p *parser, d *document, es *v1alpha1.ExternalService) {
+	s := es.Spec
+	if len(s.Hosts) == 0 {
+		p.errorf(d, "spec.hosts", "required")
+	}
+	for i, h := range s.Hosts {
+		if err := egress.ValidHost(h); err != nil {
+			p.errorf(d, fmt.Sprintf("spec.hosts[%d]", i), "%v (exact, or \"*.\" and a name)", err)
+		}
+	}
+	if len(s.Ports) == 0 {
+		p.errorf(d, "spec.ports", "required")
+	}
+	seen := map[int32]bool{}
+	for i, port := range s.Ports {
+		f := fmt.Sprintf("spec.ports[%d]", i)
+		if msg := checkPort(port.Number); msg != "" {
+			p.errorf(d, f+".number", "%s", msg)
+		}
+		if seen[port.Number] {
+			p.errorf(d, f+".number", "duplicate port %d", port.Number)
+		}
+		seen[port.Number] = true
+		switch port.Protocol {
+		case v1alpha1.ExternalHTTP, v1alpha1.ExternalTLS, v1alpha1.ExternalTCP:
+		default:
+			p.errorf(d, f+".protocol", "%q is not HTTP, TLS or TCP", port.Protocol)
+		}
+		if port.TargetPort != 0 {
+			if msg := checkPort(port.TargetPort); msg != "" {
+				p.errorf(d, f+".targetPort", "%s", msg)
+			}
+		}
+		if port.OriginateTLS && port.Protocol != v1alpha1.ExternalHTTP {
+			p.errorf(d, f+".originateTLS", "only for HTTP ports")
+		}
+	}
+	switch s.Resolution {
+	case "", v1alpha1.ResolutionDNS:
+		if len(s.Endpoints) > 0 {
+			p.errorf(d, "spec.endpoints", "only with resolution STATIC")
+		}
+	case v1alpha1.ResolutionStatic:
+		if len(s.Endpoints) == 0 {
+			p.errorf(d, "spec.endpoints", "required with resolution STATIC")
+		}
+	default:
+		p.errorf(d, "spec.resolution", "%q is not DNS or STATIC", s.Resolution)
+	}
+	for i, e := range s.Endpoints {
+		if _, err := netip.ParseAddr(e.Address); err != nil {
+			p.errorf(d, fmt.Sprintf("spec.endpoints[%d].address", i), "%q is not an IP address", e.Address)
+		}
+	}
+	for i, a := range s.Addresses {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			if _, err := netip.ParseAddr(a); err != nil {
+				p.errorf(d, fmt.Sprintf("spec.addresses[%d]", i), "%q is not a CIDR or an IP address", a)
+			}
+		}
+	}
+	if s.MaxConnections != nil && *s.MaxConnections < 1 {
+		p.errorf(d, "spec.maxConnections", "must be at least 1")
+	}
+	for i, r := range s.Allow {
+		f := fmt.Sprintf("spec.allow[%d]", i)
+		if len(r.From) == 0 {
+			p.errorf(d, f+".from", "required")
+		}
+		for j, src := range r.From {
+			sf := fmt.Sprintf("%s.from[%d]", f, j)
+			if len(src.Principals)+len(src.Namespaces)+len(src.ServiceAccounts) == 0 {
+				p.errorf(d, sf, "names no source (principals, namespaces or serviceAccounts)")
+			}
+			for k, n := range src.Namespaces {
+				if msgs := validation.IsDNS1123Label(n); len(msgs) > 0 {
+					p.errorf(d, fmt.Sprintf("%s.namespaces[%d]", sf, k), "invalid namespace %q", n)
+				}
+			}
+			for k, sa := range src.ServiceAccounts {
+				ns, name, ok := strings.Cut(sa, "/")
+				if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+					p.errorf(d, fmt.Sprintf("%s.serviceAccounts[%d]", sf, k), "%q is not <namespace>/<name>", sa)
+				}
+			}
+			for k, pr := range src.Principals {
+				if pr != "*" && !strings.HasPrefix(pr, "spiffe://") {
+					p.errorf(d, fmt.Sprintf("%s.principals[%d]", sf, k), "%q is not a SPIFFE ID pattern (spiffe://..., prefix* or *)", pr)
+				}
+			}
+		}
+		for k, port := range r.Ports {
+			if !seen[port] {
+				p.errorf(d, fmt.Sprintf("%s.ports[%d]", f, k), "port %d is not one of spec.ports", port)
+			}
+		}
+	}
+}
+
+// buildEgress turns the ExternalServices into the model, and reports a
+// host and port claimed by two of them.
+func (p *parser) buildEgress() []model.ExternalService {
+	var out []model.ExternalService
+	claimed := map[string]string{}
+	for _, de := range p.objs.externalServices {
+		es := de.obj
+		name := es.Namespace + "/" + es.Name
+		m := model.ExternalService{
+			Name: es.Name, Namespace: es.Namespace, Hosts: es.Spec.Hosts,
+			Resolution: string(es.Spec.Resolution), Addresses: es.Spec.Addresses,
+			CACertificates: es.Spec.CACertificates,
+		}
+		if m.Resolution == "" {
+			m.Resolution = string(v1alpha1.ResolutionDNS)
+		}
+		if es.Spec.MaxConnections != nil {
+			m.MaxConnections = uint32(*es.Spec.MaxConnections) //nolint:gosec // G115: validated >= 1.
+		}
+		for _, e := range es.Spec.Endpoints {
+			m.Endpoints = append(m.Endpoints, e.Address)
+		}
+		ok := true
+		for i, port := range es.Spec.Ports {
+			m.Ports = append(m.Ports, model.ExternalPort{
+				Number: uint32(port.Number), Name: port.Name, Protocol: string(port.Protocol), //nolint:gosec // G115: validated port.
+				TargetPort: uint32(port.TargetPort), OriginateTLS: port.OriginateTLS, //nolint:gosec // G115: validated port.
+			})
+			for _, h := range es.Spec.Hosts {
+				key := egress.NormalizeHost(h) + ":" + strconv.Itoa(int(port.Number))
+				if first, dup := claimed[key]; dup {
+					p.errorf(de.doc, fmt.Sprintf("spec.ports[%d]", i), "host %q port %d is already claimed by ExternalService %s", h, port.Number, first)
+					ok = false
+				}
+				claimed[key] = name
+			}
+		}
+		for _, r := range es.Spec.Allow {
+			mr := model.EgressRule{Methods: r.Methods, Paths: r.Paths}
+			for _, src := range r.From {
+				mr.Principals = append(mr.Principals, src.Principals...)
+				mr.Namespaces = append(mr.Namespaces, src.Namespaces...)
+				mr.ServiceAccounts = append(mr.ServiceAccounts, src.ServiceAccounts...)
+			}
+			for _, port := range r.Ports {
+				mr.Ports = append(mr.Ports, uint32(port)) //nolint:gosec // G115: validated port.
+			}
+			m.Allow = append(m.Allow, mr)
+		}
+		if ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}

@@ -1,0 +1,213 @@
+package translate
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/weftmesh/weft/api/egress"
+	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/api/meshconfig"
+	"github.com/weftmesh/weft/control-plane/model"
+)
+
+// egress adds what the Egress contract of docs/architecture.md asks for:
+// a virtual host per ExternalService port routing to the egress gateway's
+// cluster, the ALLOW_ANY passthrough, and on a gateway workload the egress
+// table in the metadata of its gateway filter chains.
+func (b *builder) egress(res *Resources, out *route.RouteConfiguration) error {
+	gw, gwCluster, ok := b.egressGateway(res)
+	if ok {
+		for _, es := range b.state.Egress {
+			for _, p := range es.Ports {
+				routes, err := b.vhostRoutes(gw, mesh.PortEgressGateway, gwCluster)
+				if err != nil {
+					return err
+				}
+				out.VirtualHosts = append(out.VirtualHosts, &route.VirtualHost{
+					Name:    mesh.VirtualHostEgressPrefix + es.Namespace + "/" + es.Name + ":" + strconv.FormatUint(uint64(p.Number), 10),
+					Domains: egressDomains(es.Hosts, p),
+					Routes:  routes,
+				})
+			}
+		}
+	}
+	if b.mc.OutboundPolicy == meshconfig.OutboundAllowAny {
+		res.Clusters = append(res.Clusters, &cluster.Cluster{
+			Name:                 mesh.ClusterPassthrough,
+			ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST},
+			LbPolicy:             cluster.Cluster_CLUSTER_PROVIDED,
+			ConnectTimeout:       durationpb.New(b.mc.ConnectTimeout.Duration),
+		})
+		out.VirtualHosts = append(out.VirtualHosts, &route.VirtualHost{
+			Name:    mesh.VirtualHostAllowAny,
+			Domains: []string{"*"},
+			Routes: []*route.Route{{
+				Name:  "default",
+				Match: &route.RouteMatch{PathSpecifier: &route.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &route.Route_Route{Route: &route.RouteAction{
+					ClusterSpecifier: &route.RouteAction_Cluster{Cluster: mesh.ClusterPassthrough},
+					Timeout:          durationpb.New(0),
+					RetryPolicy:      &route.RetryPolicy{RetryOn: "connect-failure", NumRetries: wrapperspb.UInt32(0)},
+				}},
+			}},
+		})
+	}
+	if b.isEgressGateway(gw) {
+		return b.gatewayTable(res)
+	}
+	return nil
+}
+
+// egressGateway finds the gateway Service's port and checks that this
+// proxy has its cluster (an egress-isolated proxy may not).
+func (b *builder) egressGateway(res *Resources) (model.Service, string, bool) {
+	svc, ok := b.state.Service(mesh.EgressGatewayNamespace, mesh.EgressGatewayService)
+	if !ok {
+		return svc, "", false
+	}
+	name := mesh.OutboundClusterName(mesh.PortEgressGateway, mesh.ServiceHost(svc.Name, svc.Namespace, b.mc.ClusterDomain))
+	has := slices.ContainsFunc(res.Clusters, func(c *cluster.Cluster) bool { return c.GetName() == name })
+	return svc, name, has
+}
+
+// isEgressGateway reports whether this proxy is one of the gateway's
+// endpoints.
+func (b *builder) isEgressGateway(gw model.Service) bool {
+	if b.w.Namespace != gw.Namespace {
+		return false
+	}
+	for _, p := range gw.Ports {
+		if p.Port != mesh.PortEgressGateway {
+			continue
+		}
+		for _, ep := range p.Endpoints {
+			if ep.Workload == b.w.Name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// egressDomains: host:port for every host (wildcards as *.suffix:port),
+// and the bare host for an HTTP port 80.
+func egressDomains(hosts []string, p model.ExternalPort) []string {
+	port := ":" + strconv.FormatUint(uint64(p.Number), 10)
+	var out []string
+	for _, h := range hosts {
+		h = egress.NormalizeHost(h)
+		if p.Protocol == egress.ProtocolHTTP && p.Number == 80 {
+			out = append(out, h)
+		}
+		out = append(out, h+port)
+	}
+	return out
+}
+
+// Table builds the egress gateway's table from the state (pure; exported
+// for weftctl and tests).
+func Table(state model.State, trustDomain string) egress.Table {
+	var t egress.Table
+	for _, es := range state.Egress {
+		for _, p := range es.Ports {
+			d := egress.Destination{
+				Name:           es.Namespace + "/" + es.Name,
+				Hosts:          slices.Clone(es.Hosts),
+				Port:           p.Number,
+				Protocol:       p.Protocol,
+				TargetPort:     p.TargetPort,
+				OriginateTLS:   p.OriginateTLS,
+				Resolution:     es.Resolution,
+				Endpoints:      slices.Clone(es.Endpoints),
+				Addresses:      slices.Clone(es.Addresses),
+				CACertificates: es.CACertificates,
+				MaxConnections: es.MaxConnections,
+			}
+			for _, r := range es.Allow {
+				if len(r.Ports) > 0 && !slices.Contains(r.Ports, p.Number) {
+					continue
+				}
+				var pr []string
+				pr = append(pr, r.Principals...)
+				for _, ns := range r.Namespaces {
+					pr = append(pr, "spiffe://"+trustDomain+"/ns/"+ns+"/sa/*")
+				}
+				for _, sa := range r.ServiceAccounts {
+					ns, name, _ := strings.Cut(sa, "/")
+					pr = append(pr, mesh.SPIFFEID(trustDomain, ns, name))
+				}
+				rule := egress.Rule{Principals: pr}
+				if p.Protocol == egress.ProtocolHTTP {
+					rule.Methods, rule.Paths = slices.Clone(r.Methods), slices.Clone(r.Paths)
+				}
+				d.Rules = append(d.Rules, rule)
+			}
+			t.Destinations = append(t.Destinations, d)
+		}
+	}
+	return t
+}
+
+// gatewayTable puts the egress table on the gateway's filter chains for
+// mesh.PortEgressGateway (Weft metadata "weft"."egress").
+func (b *builder) gatewayTable(res *Resources) error {
+	s, err := tableStruct(Table(b.state, b.mc.TrustDomain))
+	if err != nil {
+		return err
+	}
+	for _, l := range res.Listeners {
+		if l.GetName() != mesh.ListenerInbound {
+			continue
+		}
+		for _, fc := range l.GetFilterChains() {
+			if fc.GetFilterChainMatch().GetDestinationPort().GetValue() != mesh.PortEgressGateway {
+				continue
+			}
+			setChainMetadata(fc, s)
+		}
+	}
+	return nil
+}
+
+func setChainMetadata(fc *listener.FilterChain, s *structpb.Struct) {
+	if fc.Metadata == nil {
+		fc.Metadata = &core.Metadata{}
+	}
+	if fc.Metadata.FilterMetadata == nil {
+		fc.Metadata.FilterMetadata = map[string]*structpb.Struct{}
+	}
+	weft := fc.Metadata.FilterMetadata[mesh.MetadataNamespace]
+	if weft == nil {
+		weft = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+		fc.Metadata.FilterMetadata[mesh.MetadataNamespace] = weft
+	}
+	weft.Fields[mesh.MetadataEgress] = structpb.NewStructValue(s)
+}
+
+// tableStruct converts the table to a Struct through its JSON form.
+func tableStruct(t egress.Table) (*structpb.Struct, error) {
+	data, err := json.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("egress table: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("egress table: %w", err)
+	}
+	s, err := structpb.NewStruct(m)
+	if err != nil {
+		return nil, fmt.Errorf("egress table: %w", err)
+	}
+	return s, nil
+}
