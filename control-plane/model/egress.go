@@ -50,7 +50,7 @@ type EgressRule struct {
 // WithEgress returns a copy of s holding the external services, sorted by
 // namespace then name, each with its ports sorted (deep copies).
 func (s State) WithEgress(es []ExternalService) State {
-	s.Egress = make([]ExternalService, 0, len(es))
+	s.Egress = nil
 	for _, e := range es {
 		e.Hosts = slices.Clone(e.Hosts)
 		e.Ports = slices.Clone(e.Ports)
