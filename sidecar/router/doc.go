@@ -4,7 +4,8 @@
 // Request path: a listener picks its filter chain (Listener.Chain: the
 // outbound listener has one for any port, the inbound one has one per
 // workload port), the chain's Routes pick the virtual host by the exact,
-// lower-cased Host header ("*" is the only wildcard), the virtual host picks
+// lower-cased Host header (then "*.<suffix>" for exactly one more label,
+// then "*"), the virtual host picks
 // the first Route whose Match accepts the request (path prefix or exact path,
 // and header matchers), and the route's Cluster holds the lb.Picker that
 // chooses the endpoint.
@@ -30,7 +31,8 @@
 //
 // Compile rejects what the data path cannot serve as configured (rewrites,
 // cluster_header splits, unknown retry conditions or host predicates,
-// domain wildcards other than "*", duplicate domains): the error becomes
+// domain wildcards other than "*" and "*.<suffix>" (one label), duplicate
+// domains): the error becomes
 // the NACK's reason and the previous table stays.
 //
 // Goroutines: none. Compile runs on the xDS client's goroutine; a Table is

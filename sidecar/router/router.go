@@ -76,16 +76,27 @@ type Chain struct {
 
 // Routes is a compiled route configuration.
 type Routes struct {
-	Name    string
-	hosts   map[string]*VirtualHost
+	Name  string
+	hosts map[string]*VirtualHost
+	// wild holds "*.<suffix>" domains by ".<suffix>" (Egress contract).
+	wild    map[string]*VirtualHost
 	anyHost *VirtualHost
 }
 
 // VirtualHost returns the virtual host for a Host header value (compared
-// lower-cased and exactly), or nil.
+// lower-cased): an exact domain, else a "*.<suffix>" domain with exactly
+// one label in place of "*", else "*", else nil.
 func (rt *Routes) VirtualHost(host string) *VirtualHost {
-	if vh := rt.hosts[lower(host)]; vh != nil {
+	host = lower(host)
+	if vh := rt.hosts[host]; vh != nil {
 		return vh
+	}
+	if len(rt.wild) > 0 {
+		if i := strings.IndexByte(host, '.'); i > 0 {
+			if vh := rt.wild[host[i:]]; vh != nil {
+				return vh
+			}
+		}
 	}
 	return rt.anyHost
 }
@@ -263,8 +274,17 @@ func compileRoutes(rc *route.RouteConfiguration, clusters map[string]*Cluster) (
 					continue
 				}
 				out.anyHost = cvh
+			case strings.HasPrefix(d, "*.") && !strings.Contains(d[1:], "*"):
+				if out.wild == nil {
+					out.wild = map[string]*VirtualHost{}
+				}
+				if out.wild[d[1:]] != nil {
+					errs = append(errs, fmt.Errorf("virtual host %q: domain %q is already used by %q", vh.GetName(), d, out.wild[d[1:]].Name))
+					continue
+				}
+				out.wild[d[1:]] = cvh
 			case strings.Contains(d, "*"):
-				errs = append(errs, fmt.Errorf("virtual host %q: domain %q: wildcards other than \"*\" are not supported", vh.GetName(), d))
+				errs = append(errs, fmt.Errorf("virtual host %q: domain %q: wildcards other than \"*\" and \"*.<suffix>\" are not supported", vh.GetName(), d))
 			case out.hosts[d] != nil:
 				errs = append(errs, fmt.Errorf("virtual host %q: domain %q is already used by %q", vh.GetName(), d, out.hosts[d].Name))
 			default:

@@ -299,11 +299,11 @@ func TestCompileRejects(t *testing.T) {
 			wantErr: "path rewrites are not supported",
 		},
 		{
-			name: "suffix wildcard domain",
+			name: "inner wildcard domain",
 			mutate: func(r *xdstest.Resources) {
-				r.Routes[0].VirtualHosts[0].Domains = append(r.Routes[0].VirtualHosts[0].Domains, "*.shop")
+				r.Routes[0].VirtualHosts[0].Domains = append(r.Routes[0].VirtualHosts[0].Domains, "a*.shop")
 			},
-			wantErr: `domain "*.shop": wildcards other than "*" are not supported`,
+			wantErr: `domain "a*.shop": wildcards other than "*" and "*.<suffix>" are not supported`,
 		},
 		{
 			name: "duplicate domain",

@@ -301,6 +301,17 @@ func decodeCluster(a *anypb.Any) (*Cluster, error) {
 			}
 			out.TLS = t
 		}
+		if c.GetType() == cluster.Cluster_ORIGINAL_DST {
+			// The ALLOW_ANY passthrough (Egress contract): the request's
+			// own destination, nothing to balance.
+			if c.GetLbPolicy() != cluster.Cluster_CLUSTER_PROVIDED {
+				return errors.New("lb_policy: an ORIGINAL_DST cluster needs CLUSTER_PROVIDED")
+			}
+			if c.GetLoadAssignment() != nil || c.GetTransportSocket() != nil {
+				return errors.New("ORIGINAL_DST: load_assignment and transport_socket are not supported")
+			}
+			return nil
+		}
 		if err := checkLB(c); err != nil {
 			return err
 		}
