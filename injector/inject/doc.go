@@ -25,7 +25,11 @@
 //     rewritten to GET <health port>/app-health/<container>/<kind>; the
 //     originals go to the proxy's mesh.EnvAppProbes (JSON) so it can call them
 //     in plaintext from inside the pod (strict mTLS cannot break kubelet
-//     probes). TCP, gRPC and exec probes are left alone.
+//     probes). TCP, gRPC and exec probes are left alone. A pod annotated
+//     weft.dev/rewrite-app-probes: "false" keeps its probes: pod specs are
+//     immutable, so a bare Pod (not a Deployment's) whose probes were
+//     rewritten cannot be re-applied with client-side `kubectl apply` (the
+//     three-way patch puts the user's probe back and the update is refused).
 //   - annotation weft.dev/injected records what was done (JSON, see Record).
 //
 // Injection is idempotent: an injected pod comes back unchanged with an empty

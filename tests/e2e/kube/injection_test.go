@@ -199,6 +199,13 @@ func TestInjection(t *testing.T) {
 		}
 	})
 
+	// kubectl apply twice: the second apply is "unchanged" and touches
+	// nothing, for a Deployment (whose pods the webhook rewrote: probes
+	// included) and for bare pods. A bare pod whose HTTP probes were
+	// rewritten cannot be re-applied with client-side apply (the three-way
+	// patch puts the user's probe back, and pod specs are immutable), so a
+	// bare pod that is re-applied opts out of probe rewriting with
+	// weft.dev/rewrite-app-probes: "false"; see the injector's doc.
 	t.Run("kubectl apply twice is a no-op", func(t *testing.T) {
 		kubectl := filepath.Join(c.BinDir, kubeharness.BinKubectl)
 		if _, err := os.Stat(kubectl); err != nil {
@@ -207,16 +214,42 @@ func TestInjection(t *testing.T) {
 			}
 			t.Skipf("kubectl: %v", err)
 		}
-		manifest := filepath.Join(t.TempDir(), "pod.yaml")
-		if err := os.WriteFile(manifest, []byte(`apiVersion: v1
+		probe := `readinessProbe: {httpGet: {path: /ready, port: http}}`
+		manifest := filepath.Join(t.TempDir(), "app.yaml")
+		if err := os.WriteFile(manifest, []byte(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: `+nsMesh+`}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+      - name: app
+        image: example.invalid/api:1
+        ports: [{name: http, containerPort: 8080}]
+        `+probe+`
+---
+apiVersion: v1
 kind: Pod
-metadata: {name: applied, namespace: `+nsMesh+`, labels: {app: applied}}
+metadata:
+  name: applied
+  namespace: `+nsMesh+`
+  labels: {app: applied}
+  annotations: {weft.dev/rewrite-app-probes: "false"}
 spec:
   containers:
   - name: app
     image: example.invalid/app:1
     ports: [{name: http, containerPort: 8080}]
-    readinessProbe: {httpGet: {path: /ready, port: http}}
+    `+probe+`
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: applied-noprobe, namespace: `+nsMesh+`}
+spec:
+  containers: [{name: app, image: example.invalid/app:1}]
 `), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -227,26 +260,68 @@ spec:
 			}
 			return strings.TrimSpace(string(out))
 		}
-		if out := apply(); !strings.Contains(out, "created") {
+		if out := apply(); strings.Count(out, "created") != 3 {
 			t.Fatalf("first apply: %q", out)
 		}
-		first, err := client.CoreV1().Pods(nsMesh).Get(ctx, "applied", metav1.GetOptions{})
+		// state is every object's resourceVersion, by kind/name.
+		state := func() map[string]string {
+			m := map[string]string{}
+			d, err := client.AppsV1().Deployments(nsMesh).Get(ctx, "api", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m["deployment/api"] = d.ResourceVersion
+			l, err := client.CoreV1().Pods(nsMesh).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range l.Items {
+				if p.Labels["app"] == "api" || strings.HasPrefix(p.Name, "applied") {
+					m["pod/"+p.Name] = p.ResourceVersion
+				}
+			}
+			return m
+		}
+		waitFor(ctx, t, "2 api pods", func() (bool, string) {
+			l, err := client.CoreV1().Pods(nsMesh).List(ctx, metav1.ListOptions{LabelSelector: "app=api"})
+			if err != nil {
+				return false, err.Error()
+			}
+			return len(l.Items) == 2, strconv.Itoa(len(l.Items)) + " pods"
+		})
+		l, err := client.CoreV1().Pods(nsMesh).List(ctx, metav1.ListOptions{LabelSelector: "app=api"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		assertInjected(t, first)
-		if got := first.Spec.Containers[0].ReadinessProbe.HTTPGet; got.Path != mesh.AppProbePath("app", "readyz") || got.Port.IntValue() != mesh.PortHealth {
-			t.Errorf("readiness probe not rewritten: %+v", got)
+		for i := range l.Items {
+			p := &l.Items[i]
+			assertInjected(t, p)
+			if got := p.Spec.Containers[0].ReadinessProbe.HTTPGet; got.Path != mesh.AppProbePath("app", "readyz") || got.Port.IntValue() != mesh.PortHealth {
+				t.Errorf("pod %s: readiness probe not rewritten: %+v", p.Name, got)
+			}
 		}
-		if out := apply(); !strings.Contains(out, "unchanged") {
-			t.Errorf("second apply: %q, want unchanged", out)
+		for _, name := range []string{"applied", "applied-noprobe"} {
+			p, err := client.CoreV1().Pods(nsMesh).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertInjected(t, p)
 		}
-		again, err := client.CoreV1().Pods(nsMesh).Get(ctx, "applied", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
+		// Let the controllers settle (ReplicaSet status, Deployment
+		// status) before taking the picture.
+		before := state()
+		waitFor(ctx, t, "objects settled", func() (bool, string) {
+			time.Sleep(500 * time.Millisecond)
+			now := state()
+			same := cmp.Equal(before, now)
+			before = now
+			return same, "still changing"
+		})
+		if out := apply(); strings.Count(out, "unchanged") != 3 {
+			t.Errorf("second apply: %q, want 3 unchanged", out)
 		}
-		if again.ResourceVersion != first.ResourceVersion {
-			t.Errorf("second apply changed the pod: resourceVersion %s -> %s", first.ResourceVersion, again.ResourceVersion)
+		if diff := cmp.Diff(before, state()); diff != "" {
+			t.Errorf("second apply changed objects (-before +after):\n%s", diff)
 		}
 	})
 
