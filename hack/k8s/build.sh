@@ -34,8 +34,6 @@ SRC="$CACHE/src"
 if [[ "${1:-}" == "--print" ]]; then echo "$BIN"; exit 0; fi
 
 export GOFLAGS="${GOFLAGS:--buildvcs=false}"
-# Only the module proxy is reachable; never fall back to direct VCS fetches.
-export GOPROXY="${GOPROXY:-https://proxy.golang.org}"
 export GOWORK=off          # never pick up the repository's go.work
 [[ -d /usr/local/go/bin ]] && export PATH="/usr/local/go/bin:$PATH"
 mkdir -p "$BIN" "$SRC"
