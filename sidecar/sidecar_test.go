@@ -178,15 +178,17 @@ func TestMesh(t *testing.T) {
 			},
 		}
 		e.pushClient(e.tunnelEndpoints(e.apps[0]), e.tunnelEndpoints(e.apps...), extra)
-		e.eventually("the new services", func() bool { return e.get(false, "down", "/").status != http.StatusNotFound })
+		e.eventually("the new services", func() bool {
+			return !strings.Contains(e.get(false, "down", "/").body, "not in the mesh registry")
+		})
 
 		tests := []struct {
 			host   string
 			status int
 			body   string
 		}{
-			{"nope.shop:8080", http.StatusNotFound, `no route to host "nope.shop:8080"`},
-			{"payment.shop:9999", http.StatusNotFound, "no route to host"},
+			{"nope.shop:8080", http.StatusBadGateway, `host "nope.shop:8080" is not in the mesh registry (outbound policy REGISTRY_ONLY)`},
+			{"payment.shop:9999", http.StatusBadGateway, "is not in the mesh registry"},
 			{"down", http.StatusServiceUnavailable, "no healthy endpoints for outbound|80||down.shop.svc.cluster.local"},
 			{"dead", http.StatusBadGateway, "upstream connect error: " + deadIP + ":80: connect: connection refused"},
 			{"deadpeer", http.StatusBadGateway, "upstream connect error: " + deadIP + ":15006"},
@@ -254,7 +256,7 @@ func TestMesh(t *testing.T) {
 		if !strings.Contains(nack.GetErrorDetail().GetMessage(), `cluster "outbound|80||ghost.shop.svc.cluster.local" not found`) {
 			t.Errorf("NACK reason = %q", nack.GetErrorDetail().GetMessage())
 		}
-		if res := e.get(false, "ghost", "/"); res.status != http.StatusNotFound {
+		if res := e.get(false, "ghost", "/"); res.status != http.StatusBadGateway {
 			t.Errorf("ghost: %d %s", res.status, res.body)
 		}
 		if res := e.get(false, "payment:8080", "/"); res.status != http.StatusOK {

@@ -24,13 +24,24 @@
 // more) counts as refused-stream. x-weft-debug: 1 on the request adds
 // x-weft-attempts and x-weft-upstream to the response.
 //
+// Egress (egress.go; docs/architecture.md, Egress contract): a Host no
+// virtual host matches is refused with 502 "host ... is not in the mesh
+// registry (outbound policy REGISTRY_ONLY)" and counted; a route to the
+// ORIGINAL_DST passthrough (ALLOW_ANY) goes straight to the request's own
+// Host; CONNECT host:port to an egress virtual host opens an HTTP/2
+// CONNECT stream to an egress gateway replica over the mTLS tunnel (the
+// next replica on connect failure) and splices the app's bytes through it
+// (CONNECT to the passthrough dials host:port directly; to a mesh service
+// it is 405). The splice owns one goroutine (app -> upstream) and waits
+// for it.
+//
 // The sidecar answers itself, with a "weft: ..." text body: 404 when no
-// virtual host or route matches, 503 before the first configuration, when a
+// route matches, 503 before the first configuration, when a
 // route's cluster is gone or the cluster has no healthy endpoint, 502 when
 // the upstream cannot be reached, 504 (x-weft-timeout: request) when the
 // route timeout expires, 503 with x-weft-overloaded when a cluster limit
-// refuses the request or every endpoint is ejected, 405 for CONNECT (not
-// supported yet).
+// refuses the request or every endpoint is ejected, 405 for CONNECT to
+// a mesh service.
 //
 // Goroutines: net/http's server runs one goroutine per connection (HTTP/1.1)
 // or per stream (h2c); the handler runs on it and blocks until the response

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weftmesh/weft/api/mesh"
 
 	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
@@ -24,6 +26,10 @@ type Handler struct {
 	fwd    *proxy.Forwarder
 	obs    *telemetry.Observer
 	authz  *authzfilter.Filter
+	log    *slog.Logger
+	// reg exports refused (egress.go).
+	reg     prometheus.Registerer
+	refused prometheus.Counter
 }
 
 // WithAuthz sets the authorization filter (default: one whose denial
@@ -48,6 +54,8 @@ func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Opti
 	if h.authz == nil {
 		h.authz = authzfilter.New(log.With("listener", "outbound"))
 	}
+	h.log = log.With("listener", "outbound")
+	h.refused = newRefusedCounter(h.reg)
 	return h
 }
 
@@ -57,10 +65,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var rq *telemetry.Request
 		w, r, rq = h.obs.Outbound(w, r)
 		defer h.obs.Finish(rq)
-	}
-	if r.Method == http.MethodConnect {
-		proxy.Error(w, http.StatusMethodNotAllowed, "CONNECT is not supported; send plain HTTP requests through the proxy")
-		return
 	}
 	tbl := h.tables.Load()
 	if tbl == nil || tbl.Outbound == nil {
@@ -78,13 +82,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		proxy.Error(w, http.StatusBadRequest, "request has no host")
 		return
 	}
+	if r.Method == http.MethodConnect {
+		// External hosts only (egress.go): the gateway authorizes.
+		h.connect(w, r, tbl, chain.Routes)
+		return
+	}
 	// The egress allowlist (NetworkPolicy) before routing.
 	if tbl.Snapshot != nil && !h.authz.Outbound(w, r, authzfilter.ChainEngine(tbl.Snapshot.Listeners[mesh.ListenerOutbound], 0)) {
 		return
 	}
 	vh := chain.Routes.VirtualHost(r.Host)
 	if vh == nil {
-		proxy.Error(w, http.StatusNotFound, "no route to host %q: not a known service name", r.Host)
+		h.notInRegistry(w, r.Host)
 		return
 	}
 	rt := vh.Route(r)
@@ -93,6 +102,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	proxy.RemoveMeshHeaders(r.Header)
+	if originalDst(tbl, rt.ClusterName) {
+		h.passthrough(w, r)
+		return
+	}
 	h.forward(w, r, rt)
 }
 
