@@ -23,6 +23,7 @@ import (
 	"github.com/weftmesh/weft/sidecar/admin"
 	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
 	"github.com/weftmesh/weft/sidecar/filter/tracing"
+	"github.com/weftmesh/weft/sidecar/gateway"
 	"github.com/weftmesh/weft/sidecar/identity"
 	"github.com/weftmesh/weft/sidecar/inbound"
 	"github.com/weftmesh/weft/sidecar/outbound"
@@ -74,6 +75,12 @@ type Config struct {
 	// access log goes to AccessLogOutput (default os.Stdout).
 	TracingOptions  []tracing.Option
 	AccessLogOutput io.Writer
+
+	// Mode is mesh.ModeSidecar (default) or mesh.ModeEgressGateway: the
+	// inbound listener then serves the egress gateway (package gateway)
+	// with GatewayOptions (its resolver).
+	Mode           string
+	GatewayOptions []gateway.Option
 }
 
 // DefaultXDSAddress is where the control plane listens in local mode.
@@ -97,6 +104,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.TrustDomain = mesh.DefaultTrustDomain
 	}
 	var errs []error
+	switch c.Mode {
+	case "":
+		c.Mode = mesh.ModeSidecar
+	case mesh.ModeSidecar, mesh.ModeEgressGateway:
+	default:
+		errs = append(errs, fmt.Errorf("mode %q is not %s or %s", c.Mode, mesh.ModeSidecar, mesh.ModeEgressGateway))
+	}
 	if !c.Plaintext && (c.CABundle == "" || c.TokenFile == "") {
 		errs = append(errs, errors.New("ca bundle and token file are required (or plaintext mode)"))
 	}
@@ -193,10 +207,14 @@ func Run(ctx context.Context, cfg Config) error {
 	obs, tracer := newTelemetry(cfg, log, metrics, &tables)
 	lm := newListenerManager(log, cfg.DrainTimeout, &tables, map[string]serverSpec{
 		mesh.ListenerOutbound: {newServer: func() *http.Server {
-			return outbound.NewServer(outbound.NewHandler(&tables, tr, log, outbound.WithAuthz(az), outbound.WithTelemetry(obs)), log)
+			return outbound.NewServer(outbound.NewHandler(&tables, tr, log, outbound.WithAuthz(az), outbound.WithTelemetry(obs),
+				outbound.WithRegisterer(metrics.Registry)), log)
 		}},
 		mesh.ListenerInbound: {
 			newServer: func() *http.Server {
+				if cfg.Mode == mesh.ModeEgressGateway {
+					return inbound.NewServer(newGateway(cfg, log, &tables, metrics.Registry), log)
+				}
 				return inbound.NewServer(inbound.NewHandler(&tables, tr, log, inbound.WithAuthz(az), inbound.WithTelemetry(obs)), log)
 			},
 			wrap: func(ln net.Listener) net.Listener { return inbound.NewListener(ln, serverTLS, log) },
@@ -216,6 +234,11 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 			if _, _, err := telemetry.Parse(s); err != nil {
 				return err
+			}
+			if cfg.Mode == mesh.ModeEgressGateway {
+				if err := gateway.Validate(s); err != nil {
+					return err
+				}
 			}
 			compiled = t
 			return nil

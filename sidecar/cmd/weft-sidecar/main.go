@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar"
+	"github.com/weftmesh/weft/sidecar/gateway"
 )
 
 func main() {
@@ -53,12 +55,23 @@ func parseFlags(args []string, stderr io.Writer) (sidecar.Config, error) {
 	fs.StringVar(&cfg.TokenFile, "token-file", "", "file holding the credential sent as a bearer token to the control plane; re-read at each use (required unless --xds-plaintext)")
 	fs.StringVar(&cfg.TrustDomain, "trust-domain", mesh.DefaultTrustDomain, "SPIFFE trust domain of the mesh")
 	fs.BoolVar(&cfg.Plaintext, "xds-plaintext", false, "run without identity: plaintext xDS, no certificates, h2c tunnels only (tests and bring-up)")
+	fs.StringVar(&cfg.Mode, "mode", mesh.ModeSidecar, "what to run: "+mesh.ModeSidecar+" or "+mesh.ModeEgressGateway+" (the inbound listener serves the egress gateway)")
+	resolve := map[string][]netip.Addr{}
+	fs.Func("resolve", "egress-gateway mode: host=ip[,ip] answers the gateway's own DNS lookups for host (repeatable; other names use the system resolver)", func(v string) error {
+		return gateway.ParseResolve(resolve, v)
+	})
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if len(resolve) > 0 {
+		if cfg.Mode != mesh.ModeEgressGateway {
+			return cfg, fmt.Errorf("--resolve is for --mode=%s", mesh.ModeEgressGateway)
+		}
+		cfg.GatewayOptions = append(cfg.GatewayOptions, gateway.WithResolver(&gateway.Static{Hosts: resolve}))
 	}
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(*level)); err != nil {

@@ -1,0 +1,25 @@
+package sidecar
+
+import (
+	"log/slog"
+	"net/http"
+	"os"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weftmesh/weft/sidecar/gateway"
+	"github.com/weftmesh/weft/sidecar/router"
+)
+
+// newGateway is the inbound handler of --mode=egress-gateway: its access
+// log goes where the sidecar's goes (stdout by default), its counter to
+// the sidecar's metrics.
+func newGateway(cfg Config, log *slog.Logger, tables *atomic.Pointer[router.Table], reg prometheus.Registerer) http.Handler {
+	out := cfg.AccessLogOutput
+	if out == nil {
+		out = os.Stdout
+	}
+	opts := append([]gateway.Option{gateway.WithRegisterer(reg), gateway.WithAccessLog(out)}, cfg.GatewayOptions...)
+	return gateway.NewHandler(tables, log, opts...)
+}

@@ -1,0 +1,488 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weftmesh/weft/api/egress"
+	"github.com/weftmesh/weft/api/mesh"
+
+	"github.com/weftmesh/weft/sidecar/inbound"
+	"github.com/weftmesh/weft/sidecar/lb"
+	"github.com/weftmesh/weft/sidecar/proxy"
+	"github.com/weftmesh/weft/sidecar/router"
+)
+
+// Tables gives the current routing table (an *atomic.Pointer[router.Table]).
+type Tables interface {
+	Load() *router.Table
+}
+
+// Results and reasons of the access log and the counter.
+const (
+	resultAllowed = "allowed"
+	resultDenied  = "denied"
+	resultError   = "error"
+)
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithResolver sets the resolver for DNS destinations (default: the
+// system's).
+func WithResolver(r Resolver) Option { return func(h *Handler) { h.resolver = r } }
+
+// WithRegisterer exports weft_egress_requests_total to reg.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(h *Handler) { h.reg = reg } }
+
+// WithAccessLog sends the access log (JSON lines) to w (default: the
+// handler's logger).
+func WithAccessLog(w io.Writer) Option {
+	return func(h *Handler) { h.access = slog.New(slog.NewJSONHandler(w, nil)) }
+}
+
+// WithConnectTimeout bounds each dial to an external address (default
+// mesh.DefaultConnectTimeout).
+func WithConnectTimeout(d time.Duration) Option { return func(h *Handler) { h.connectTimeout = d } }
+
+// Handler is the gateway's request handler.
+type Handler struct {
+	tables         Tables
+	log            *slog.Logger
+	access         *slog.Logger
+	resolver       Resolver
+	reg            prometheus.Registerer
+	requests       *prometheus.CounterVec
+	connectTimeout time.Duration
+
+	cur   atomic.Pointer[compiled]
+	conns sync.Map // destination name:port -> *atomic.Int64
+	fwd   *proxy.Forwarder
+	tr    *http.Transport
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// NewHandler returns the gateway handler.
+func NewHandler(tables Tables, log *slog.Logger, opts ...Option) *Handler {
+	h := &Handler{tables: tables, log: log.With("listener", "egress-gateway"), connectTimeout: mesh.DefaultConnectTimeout}
+	for _, o := range opts {
+		o(h)
+	}
+	if h.resolver == nil {
+		h.resolver = net.DefaultResolver
+	}
+	if h.access == nil {
+		h.access = h.log
+	}
+	h.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: mesh.MetricEgressRequests,
+		Help: "Egress gateway decisions by result, reason and ExternalService.",
+	}, []string{"result", "reason", "service"})
+	if h.reg != nil {
+		if err := h.reg.Register(h.requests); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				if c, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+					h.requests = c
+				}
+			}
+		}
+	}
+	h.tr = &http.Transport{
+		Proxy:                 nil,
+		DialContext:           h.dialTarget,
+		DialTLSContext:        h.dialTargetTLS,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		ResponseHeaderTimeout: 0,
+	}
+	h.fwd = proxy.NewForwarder(roundTripper{h.tr}, h.log)
+	return h
+}
+
+// CloseIdleConnections closes idle upstream connections.
+func (h *Handler) CloseIdleConnections() { h.tr.CloseIdleConnections() }
+
+// index returns the compiled egress table of the current snapshot.
+func (h *Handler) index() *compiled {
+	tbl := h.tables.Load()
+	if tbl == nil {
+		return nil
+	}
+	if c := h.cur.Load(); c != nil && c.snap == tbl.Snapshot {
+		return c
+	}
+	c := compile(tbl.Snapshot)
+	h.cur.Store(c)
+	return c
+}
+
+// record is one decision, logged when the request ends.
+type record struct {
+	start             time.Time
+	source, dest      string
+	service, protocol string
+	method, path      string
+	result, reason    string
+	status            int
+	upstream          string
+	bytesIn, bytesOut atomic.Int64
+}
+
+func (h *Handler) finish(rec *record) {
+	svc := rec.service
+	if svc == "" {
+		svc = "unknown"
+	}
+	h.requests.WithLabelValues(rec.result, rec.reason, svc).Inc()
+	level := slog.LevelInfo
+	if rec.result != resultAllowed {
+		level = slog.LevelWarn
+	}
+	h.access.LogAttrs(context.Background(), level, "egress",
+		slog.String("source", rec.source),
+		slog.String("destination", rec.dest),
+		slog.String("service", svc),
+		slog.String("protocol", rec.protocol),
+		slog.String("method", rec.method),
+		slog.String("path", rec.path),
+		slog.String("result", rec.result),
+		slog.String("reason", rec.reason),
+		slog.Int("status", rec.status),
+		slog.String("upstream", rec.upstream),
+		slog.Int64("bytes_sent", rec.bytesOut.Load()),
+		slog.Int64("bytes_received", rec.bytesIn.Load()),
+		slog.Float64("duration_ms", float64(time.Since(rec.start).Microseconds())/1000),
+	)
+}
+
+func (rec *record) refuse(w http.ResponseWriter, status int, result, reason, format string, args ...any) {
+	rec.result, rec.reason, rec.status = result, reason, status
+	proxy.Error(w, status, format, args...)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &record{start: time.Now(), method: r.Method, path: r.URL.Path, dest: r.Host}
+	defer h.finish(rec)
+	peer := inbound.PeerFromContext(r.Context())
+	if peer == nil || peer.ID.IsZero() {
+		rec.refuse(w, http.StatusForbidden, resultDenied, "no_identity", "egress: the caller presented no mesh certificate")
+		return
+	}
+	rec.source = peer.ID.String()
+	c := h.index()
+	if c == nil || c.ix == nil {
+		rec.refuse(w, http.StatusServiceUnavailable, resultError, "no_config", "egress: no egress configuration yet")
+		return
+	}
+	connect := r.Method == http.MethodConnect
+	host, portStr, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		if connect {
+			rec.refuse(w, http.StatusBadRequest, resultDenied, "bad_target", "egress: CONNECT target %q is not host:port", r.Host)
+			return
+		}
+		host, portStr = r.Host, "80"
+	}
+	port64, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port64 == 0 {
+		rec.refuse(w, http.StatusBadRequest, resultDenied, "bad_target", "egress: bad port in %q", r.Host)
+		return
+	}
+	port := uint32(port64)
+	host = egress.NormalizeHost(host)
+	rec.dest = net.JoinHostPort(host, portStr)
+	var d *egress.Destination
+	ipTarget, ipErr := netip.ParseAddr(host)
+	if ipErr == nil {
+		// An address names a destination only through a TCP port's
+		// addresses: never a way around the host checks.
+		if connect {
+			d = c.ix.LookupAddress(ipTarget, port)
+		}
+	} else {
+		d = c.ix.Lookup(host, port)
+	}
+	if d == nil {
+		rec.refuse(w, http.StatusForbidden, resultDenied, "not_registered", "egress: %s is not a registered external destination", rec.dest)
+		return
+	}
+	rec.service, rec.protocol = d.Name, d.Protocol
+	if connect == (d.Protocol == egress.ProtocolHTTP) {
+		if connect {
+			rec.refuse(w, http.StatusMethodNotAllowed, resultDenied, "wrong_protocol", "egress: %s is HTTP: send plain HTTP requests", rec.dest)
+		} else {
+			rec.refuse(w, http.StatusMethodNotAllowed, resultDenied, "wrong_protocol", "egress: %s is %s: use CONNECT", rec.dest, d.Protocol)
+		}
+		return
+	}
+	if !d.Allows(rec.source, r.Method, r.URL.Path) {
+		rec.refuse(w, http.StatusForbidden, resultDenied, "denied", "egress: %s may not reach %s", rec.source, rec.dest)
+		return
+	}
+	release, ok := h.admit(d)
+	if !ok {
+		rec.refuse(w, http.StatusServiceUnavailable, resultError, "overloaded", "egress: %s: too many connections", rec.dest)
+		return
+	}
+	defer release()
+	var addrs []netip.Addr
+	switch {
+	case ipErr == nil:
+		addrs = []netip.Addr{ipTarget}
+	case d.Resolution == egress.ResolutionStatic:
+		for _, e := range d.Endpoints {
+			if a, err := netip.ParseAddr(e); err == nil {
+				addrs = append(addrs, a)
+			}
+		}
+	default:
+		addrs, err = h.resolver.LookupNetIP(r.Context(), "ip", host)
+		if err != nil || len(addrs) == 0 {
+			rec.refuse(w, http.StatusBadGateway, resultError, "resolve_failed", "egress: cannot resolve %s: %v", host, err)
+			return
+		}
+	}
+	t := &target{host: host, port: d.Upstream(), addrs: addrs, roots: c.roots[d.Name], rec: rec, timeout: h.connectTimeout}
+	proxy.RemoveMeshHeaders(r.Header)
+	if connect {
+		h.tunnel(w, r, d, t)
+		return
+	}
+	h.forwardHTTP(w, r, d, t)
+}
+
+// admit applies the destination's connection limit.
+func (h *Handler) admit(d *egress.Destination) (func(), bool) {
+	key := d.Name + ":" + strconv.FormatUint(uint64(d.Port), 10)
+	v, ok := h.conns.Load(key)
+	if !ok {
+		v, _ = h.conns.LoadOrStore(key, new(atomic.Int64))
+	}
+	n := v.(*atomic.Int64)
+	limit := int64(d.MaxConnections)
+	if limit == 0 {
+		limit = egress.DefaultMaxConnections
+	}
+	if n.Add(1) > limit {
+		n.Add(-1)
+		return nil, false
+	}
+	return func() { n.Add(-1) }, true
+}
+
+// target is where a request goes: the gateway's own addresses for it.
+type target struct {
+	host    string
+	port    uint32
+	addrs   []netip.Addr
+	roots   *x509.CertPool // nil: the system roots
+	rec     *record
+	timeout time.Duration
+}
+
+type targetKey struct{}
+
+// dial tries each address in turn (connect failure -> the next).
+func (t *target) dial(ctx context.Context) (net.Conn, error) {
+	var errs []error
+	for _, a := range t.addrs {
+		addr := netip.AddrPortFrom(a, uint16(t.port)).String() //nolint:gosec // G115: port from a validated table.
+		d := net.Dialer{Timeout: t.timeout}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			t.rec.upstream = addr
+			return c, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (h *Handler) dialTarget(ctx context.Context, _, _ string) (net.Conn, error) {
+	t, _ := ctx.Value(targetKey{}).(*target)
+	if t == nil {
+		return nil, errors.New("gateway: no target")
+	}
+	return t.dial(ctx)
+}
+
+func (h *Handler) dialTargetTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	raw, err := h.dialTarget(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	t, _ := ctx.Value(targetKey{}).(*target)
+	cfg := &tls.Config{ServerName: t.host, RootCAs: t.roots, MinVersion: tls.VersionTLS12}
+	c := tls.Client(raw, cfg)
+	if err := c.HandshakeContext(ctx); err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// roundTripper adapts the gateway's transport to proxy.Transport: the
+// target travels in the request context.
+type roundTripper struct{ t *http.Transport }
+
+func (rt roundTripper) RoundTrip(req *http.Request, _ *lb.Endpoint) (*http.Response, error) {
+	return rt.t.RoundTrip(req)
+}
+
+// countingWriter counts response bytes.
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c countingWriter) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (c countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+type countingReader struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// forwardHTTP sends a plain HTTP request to the external host, Host
+// preserved, over TLS when the destination originates it.
+func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.Destination, t *target) {
+	out := proxy.Prepare(r)
+	out.URL.Scheme = "http"
+	if d.OriginateTLS {
+		out.URL.Scheme = "https"
+	}
+	out.URL.Host = net.JoinHostPort(t.host, strconv.FormatUint(uint64(t.port), 10))
+	out.Host = r.Host
+	if out.Body != nil {
+		out.Body = countingReader{out.Body, &t.rec.bytesIn}
+	}
+	ctx := context.WithValue(r.Context(), targetKey{}, t)
+	resp, err := h.fwd.Send(out.WithContext(ctx), nil)
+	if err != nil {
+		t.rec.result, t.rec.reason, t.rec.status = resultError, "upstream_failed", http.StatusBadGateway
+		proxy.Error(w, http.StatusBadGateway, "egress: %s: %v", t.rec.dest, err)
+		return
+	}
+	t.rec.result, t.rec.reason, t.rec.status = resultAllowed, "", resp.StatusCode
+	h.fwd.WriteResponse(countingWriter{w, &t.rec.bytesOut}, r, resp, &lb.Endpoint{Addr: t.rec.upstream}, d.Name)
+}
+
+// tunnel serves an allowed CONNECT: for TLS the ClientHello's SNI is
+// checked before anything is dialled.
+func (h *Handler) tunnel(w http.ResponseWriter, r *http.Request, d *egress.Destination, t *target) {
+	rec := t.rec
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex()
+	var (
+		up      net.Conn
+		prefix  []byte
+		err     error
+		tlsDest = d.Protocol == egress.ProtocolTLS
+	)
+	if !tlsDest {
+		if up, err = t.dial(r.Context()); err != nil {
+			rec.refuse(w, http.StatusBadGateway, resultError, "upstream_failed", "egress: %s: %v", rec.dest, err)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+	rec.status = http.StatusOK
+	if err := rc.Flush(); err != nil {
+		if up != nil {
+			_ = up.Close()
+		}
+		rec.result, rec.reason = resultError, "client_gone"
+		return
+	}
+	body := bufio.NewReaderSize(r.Body, 4096)
+	if tlsDest {
+		var sni string
+		sni, prefix, err = peekSNI(body)
+		switch {
+		case err != nil:
+			rec.result, rec.reason = resultDenied, "sni_mismatch"
+			h.log.Warn("egress: refused CONNECT: no TLS ClientHello", "source", rec.source, "destination", rec.dest, "error", err)
+			return
+		case !egress.MatchHost(t.host, sni) || sni == "":
+			rec.result, rec.reason = resultDenied, "sni_mismatch"
+			h.log.Warn("egress: refused CONNECT: SNI does not match the target", "source", rec.source, "destination", rec.dest, "sni", sni)
+			return
+		}
+		if up, err = t.dial(r.Context()); err != nil {
+			rec.result, rec.reason = resultError, "upstream_failed"
+			return
+		}
+	}
+	rec.result = resultAllowed
+	defer func() { _ = up.Close() }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if len(prefix) > 0 {
+			n, err := up.Write(prefix)
+			rec.bytesIn.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+		n, _ := io.Copy(up, body)
+		rec.bytesIn.Add(n)
+		if tc, ok := up.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := up.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				break
+			}
+			rec.bytesOut.Add(int64(n))
+			_ = rc.Flush()
+		}
+		if err != nil {
+			break
+		}
+	}
+	_ = up.Close()
+	select {
+	case <-done:
+	case <-r.Context().Done():
+	}
+}
