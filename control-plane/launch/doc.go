@@ -26,6 +26,11 @@
 // only when the sidecar binary lacks the flags (WithSecureXDS forbids the
 // fallback, WithInsecureXDS forces it).
 //
+// Egress (egress.go): a WorkloadEntry's mesh.AnnotationLocalSidecarArgs
+// adds flags to its sidecar (the egress gateway's --mode=egress-gateway and
+// --resolve), and WithControlPlaneArgs to the control plane
+// (--outbound-policy).
+//
 // Output: each process's stdout and stderr go to <run dir>/<name>.log
 // (appended across restarts) and, with WithOutput, line by line to a shared
 // writer, prefixed with the process's name.

@@ -198,7 +198,7 @@ func (m *Mesh) sidecarArgs(w Workload) []string {
 		"--admin-address=" + w.AdminAddress(),
 		"--health-address=" + w.HealthAddress(),
 		"--log-level=" + m.cfg.logLevel,
-	}, m.securitySidecarArgs(w)...)
+	}, append(m.securitySidecarArgs(w), w.SidecarArgs...)...)
 }
 
 func (m *Mesh) controlPlaneArgs() []string {
@@ -210,7 +210,7 @@ func (m *Mesh) controlPlaneArgs() []string {
 		"--debug-address=" + m.cfg.debugAddress,
 		"--debounce=" + m.cfg.debounce.String(),
 		"--log-level=" + m.cfg.logLevel,
-	}, m.securityControlPlaneArgs()...)
+	}, append(m.securityControlPlaneArgs(), m.cfg.controlPlaneArgs...)...)
 }
 
 // StartControlPlane starts the control plane if it is not running and waits

@@ -30,6 +30,8 @@ type config struct {
 	certLifetime   time.Duration
 	mtlsMode       meshconfig.MTLSMode
 	trustDomain    string
+	// controlPlaneArgs are extra flags (egress.go).
+	controlPlaneArgs []string
 }
 
 type secureMode int

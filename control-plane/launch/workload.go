@@ -28,6 +28,9 @@ type Workload struct {
 	Ports map[string]int
 	// Command is the app's expanded command line; empty for a sidecar only.
 	Command []string
+	// SidecarArgs are extra sidecar flags from the entry's
+	// mesh.AnnotationLocalSidecarArgs (e.g. --mode=egress-gateway).
+	SidecarArgs []string
 }
 
 // NodeID is the workload's xDS node id.
@@ -117,6 +120,11 @@ func workloadFromEntry(e model.Workload, binDir string) (Workload, error) {
 	}
 	for _, p := range e.Ports {
 		w.Ports[p.Name] = int(p.Port)
+	}
+	if v := strings.TrimSpace(e.Annotations[mesh.AnnotationLocalSidecarArgs]); v != "" {
+		if w.SidecarArgs, err = splitCommand(v); err != nil {
+			return Workload{}, fmt.Errorf("launch: %s: annotation %s: %w", where, mesh.AnnotationLocalSidecarArgs, err)
+		}
 	}
 	cmdline, ok := e.Annotations[mesh.AnnotationLocalCommand]
 	if !ok || strings.TrimSpace(cmdline) == "" {
