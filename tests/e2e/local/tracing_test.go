@@ -153,6 +153,9 @@ func TestTracingAcrossTheMesh(t *testing.T) {
 		byID[s.SpanID] = s
 	}
 	svc := func(s jaegerharness.Span) string { return tr.Processes[s.ProcessID].ServiceName }
+	for _, s := range tr.Spans {
+		t.Logf("span %s parent %s %s/%s %s src=%s dst=%s", s.SpanID, s.Parent(), svc(s), s.Tag("span.kind"), s.OperationName, s.Tag("weft.source.identity"), s.Tag("weft.destination.identity"))
+	}
 	// Each server span's parent is a client span of the caller's sidecar,
 	// with the caller's verified identity.
 	callers := map[string]string{"api-gateway.shop": "client.shop", "order.shop": "api-gateway.shop", "payment.shop": "order.shop", "inventory.shop": "order.shop"}
