@@ -159,4 +159,3 @@ func (b *builder) listenerMetadata() *core.Metadata {
 		mesh.MetadataNamespace: {Fields: map[string]*structpb.Value{mesh.MetadataTraceB3: structpb.NewBoolValue(true)}},
 	}}
 }
-
