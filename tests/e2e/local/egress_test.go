@@ -1,0 +1,505 @@
+package local
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/control-plane/launch"
+)
+
+// The egress gateway end-to-end test (issue 7): real binaries on a random
+// 127.a.b.0/24; "external" sites are servers on other addresses of that
+// range which only the gateway's --resolve names. Nothing leaves the
+// machine.
+
+const (
+	hostAPI       = "api.example.test"
+	hostForbidden = "forbidden.example.test"
+	hostCDN       = "a.cdn.example.test"
+)
+
+// site is one external server; conns counts accepted connections.
+type site struct {
+	name  string
+	conns atomic.Int64
+}
+
+func (s *site) serve(t *testing.T, addr string, cert *tls.Certificate) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s host=%s", s.name, r.Host)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.conns.Add(1)
+			}
+		},
+	}
+	if cert != nil {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+}
+
+// selfSigned makes a certificate for the external TLS names.
+func selfSigned(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+func egressMesh(base string) string {
+	ip := func(n int) string { return fmt.Sprintf("%s.%d", base, n) }
+	var b strings.Builder
+	b.WriteString(`apiVersion: v1
+kind: Service
+metadata: {name: weft-egress-gateway, namespace: weft-system}
+spec:
+  selector: {app: weft-egress-gateway}
+  ports: [{name: tunnel, port: 15443, targetPort: 15443}]
+---
+`)
+	resolve := fmt.Sprintf("--mode=egress-gateway --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s --resolve=cdn.example.test=%s --resolve=b.%s=%s",
+		hostAPI, ip(100), hostForbidden, ip(102), hostCDN, ip(101), ip(101), hostCDN, ip(101))
+	for i, n := range []int{21, 22} {
+		fmt.Fprintf(&b, `apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata:
+  name: egress-%d
+  namespace: weft-system
+  labels: {app: weft-egress-gateway}
+  annotations:
+    local.weft.dev/sidecar-args: %q
+spec: {address: %s, serviceAccount: weft-egress-gateway, ports: [{name: tunnel, port: 15443}]}
+---
+`, i+1, resolve, ip(n))
+	}
+	for _, w := range [][3]string{{"order-1", "order", ip(10)}, {"rogue-1", "rogue", ip(11)}} {
+		fmt.Fprintf(&b, "apiVersion: weft.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {name: %s, namespace: shop, labels: {app: %s}}\nspec: {address: %s, serviceAccount: %s}\n---\n", w[0], w[1], w[2], w[1])
+	}
+	fmt.Fprintf(&b, `apiVersion: weft.dev/v1alpha1
+kind: ExternalService
+metadata: {name: api, namespace: shop}
+spec:
+  hosts: [%s]
+  ports: [{number: 8080, name: http, protocol: HTTP}, {number: 8443, name: tls, protocol: TLS}]
+  allow: [{from: [{serviceAccounts: [shop/order]}]}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: ExternalService
+metadata: {name: forbidden, namespace: shop}
+spec:
+  hosts: [%s]
+  ports: [{number: 8080, protocol: HTTP}]
+  allow: [{from: [{serviceAccounts: [shop/rogue]}]}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: ExternalService
+metadata: {name: cdn, namespace: shop}
+spec:
+  hosts: ["*.cdn.example.test"]
+  ports: [{number: 8443, protocol: TLS}]
+  allow: [{from: [{principals: ["spiffe://cluster.local/ns/shop/sa/order"]}]}]
+`, hostAPI, hostForbidden)
+	return b.String()
+}
+
+type egressEnv struct {
+	*env
+	base    string
+	roots   *x509.CertPool
+	sites   map[string]*site
+	proxies map[string]*url.URL
+}
+
+func startEgressMesh(t *testing.T, opts ...launch.Option) *egressEnv {
+	t.Helper()
+	base := randomBase()
+	ip := func(n int) string { return fmt.Sprintf("%s.%d", base, n) }
+	cert, roots := selfSigned(t, hostAPI, "*.cdn.example.test", "cdn.example.test")
+	ee := &egressEnv{base: base, roots: roots, sites: map[string]*site{}, proxies: map[string]*url.URL{}}
+	for _, s := range []struct {
+		name, addr string
+		tls        bool
+	}{{"api", ip(100) + ":8080", false}, {"api-tls", ip(100) + ":8443", true}, {"cdn", ip(101) + ":8443", true}, {"forbidden", ip(102) + ":8080", false}, {"direct", ip(103) + ":8080", false}} {
+		st := &site{name: s.name}
+		var c *tls.Certificate
+		if s.tls {
+			c = &cert
+		}
+		st.serve(t, s.addr, c)
+		ee.sites[s.name] = st
+	}
+	dir := t.TempDir()
+	e := &env{dir: dir, meshFile: filepath.Join(dir, "mesh.yaml")}
+	e.writeFile(t, []byte(egressMesh(base)))
+	all := append([]launch.Option{
+		launch.WithControlPlaneIP(ip(1)),
+		launch.WithRunDir(filepath.Join(dir, "logs")),
+		launch.WithLogLevel("info"),
+		launch.WithStopTimeout(3 * time.Second),
+		launch.WithReadyTimeout(30 * time.Second),
+		launch.WithSecureXDS(),
+	}, opts...)
+	m, err := launch.Start(t.Context(), e.meshFile, binDir, all...)
+	if err != nil {
+		t.Fatalf("start mesh on %s.0/24: %v", base, err)
+	}
+	e.m = m
+	t.Cleanup(func() {
+		if t.Failed() {
+			e.dumpLogs(t)
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(t.Context()), 20*time.Second)
+		defer cancel()
+		if err := m.Stop(ctx); err != nil {
+			t.Errorf("stop mesh: %v", err)
+		}
+	})
+	ee.env = e
+	for _, w := range m.Workloads() {
+		u, err := url.Parse(w.ProxyURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ee.proxies[w.Name] = u
+	}
+	return ee
+}
+
+// client sends as workload from through its sidecar; serverName overrides
+// the TLS SNI (spoofing).
+func (e *egressEnv) client(t *testing.T, from, serverName string) *http.Client {
+	t.Helper()
+	tr := &http.Transport{
+		Proxy:             http.ProxyURL(e.proxies[from]),
+		TLSClientConfig:   &tls.Config{RootCAs: e.roots, ServerName: serverName, MinVersion: tls.VersionTLS12},
+		DisableKeepAlives: true,
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+}
+
+func get(ctx context.Context, c *http.Client, rawURL string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, string(body), err
+}
+
+// waitGet retries until rawURL answers want (the configuration arrives
+// after readiness: egress tables and routes come with the first push).
+func waitGet(t *testing.T, c *http.Client, rawURL string, want int, deadline time.Duration) (int, string) {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for {
+		code, body, err := get(t.Context(), c, rawURL)
+		if (err == nil && code == want) || time.Now().After(end) {
+			if err != nil {
+				body = err.Error()
+			}
+			return code, body
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// metric sums the samples of name whose labels contain every want.
+func metric(ctx context.Context, healthAddr, name string, want ...string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+healthAddr+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(line, w)
+		}
+		if !ok {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v); err == nil {
+			sum += v
+		}
+	}
+	return sum, nil
+}
+
+// gatewayMetric sums a metric over both gateway replicas.
+func (e *egressEnv) gatewayMetric(t *testing.T, want ...string) float64 {
+	t.Helper()
+	var sum float64
+	for _, name := range []string{"egress-1", "egress-2"} {
+		w, _ := e.m.Workload(name)
+		v, err := metric(t.Context(), w.HealthAddress(), mesh.MetricEgressRequests, want...)
+		if err != nil {
+			continue // a killed replica
+		}
+		sum += v
+	}
+	return sum
+}
+
+// gatewayLogged reports whether a gateway access-log line has every part.
+func (e *egressEnv) gatewayLogged(parts ...string) bool {
+	for _, name := range []string{"egress-1", "egress-2"} {
+		w, _ := e.m.Workload(name)
+		data, err := os.ReadFile(e.m.SidecarLogFile(w))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			ok := strings.Contains(line, `"msg":"egress"`)
+			for _, p := range parts {
+				ok = ok && strings.Contains(line, p)
+			}
+			if ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestEgressGateway(t *testing.T) {
+	e := startEgressMesh(t)
+	order := e.client(t, "order-1", "")
+	rogue := e.client(t, "rogue-1", "")
+
+	t.Run("allowed HTTP", func(t *testing.T) {
+		code, body := waitGet(t, order, "http://"+hostAPI+":8080/x", http.StatusOK, 10*time.Second)
+		if code != http.StatusOK || !strings.HasPrefix(body, "api host="+hostAPI+":8080") {
+			t.Fatalf("GET api over HTTP: %d %q", code, body)
+		}
+		if !e.gatewayLogged(`"result":"allowed"`, `"source":"spiffe://cluster.local/ns/shop/sa/order"`, `"destination":"`+hostAPI+`:8080"`) {
+			t.Error("no allowed access-log line")
+		}
+	})
+	t.Run("allowed TLS passthrough", func(t *testing.T) {
+		code, body := waitGet(t, order, "https://"+hostAPI+":8443/y", http.StatusOK, 5*time.Second)
+		if code != http.StatusOK || !strings.HasPrefix(body, "api-tls host=") {
+			t.Fatalf("GET api over TLS (CONNECT): %d %q", code, body)
+		}
+		code, body = waitGet(t, order, "https://"+hostCDN+":8443/", http.StatusOK, 5*time.Second)
+		if code != http.StatusOK || !strings.HasPrefix(body, "cdn host=") {
+			t.Fatalf("GET wildcard host over TLS: %d %q", code, body)
+		}
+	})
+	t.Run("refusals logged and counted", func(t *testing.T) {
+		before := e.gatewayMetric(t, `reason="denied"`)
+		code, body, err := get(t.Context(), order, "http://"+hostForbidden+":8080/")
+		if err != nil || code != http.StatusForbidden || !strings.Contains(body, "may not reach") {
+			t.Errorf("order -> forbidden host: %d %q %v", code, body, err)
+		}
+		code, body, err = get(t.Context(), rogue, "http://"+hostAPI+":8080/")
+		if err != nil || code != http.StatusForbidden {
+			t.Errorf("rogue -> api: %d %q %v", code, body, err)
+		}
+		if _, _, err := get(t.Context(), rogue, "https://"+hostAPI+":8443/"); err == nil {
+			t.Error("rogue -> api over TLS: not refused")
+		}
+		if got := e.gatewayMetric(t, `reason="denied"`) - before; got < 3 {
+			t.Errorf("weft_egress_requests_total{reason=denied} grew by %v, want 3", got)
+		}
+		if !e.gatewayLogged(`"result":"denied"`, `"source":"spiffe://cluster.local/ns/shop/sa/order"`, `"destination":"`+hostForbidden+`:8080"`) {
+			t.Error("no denied access-log line for order -> forbidden")
+		}
+		if !e.gatewayLogged(`"result":"denied"`, `"source":"spiffe://cluster.local/ns/shop/sa/rogue"`, `"destination":"`+hostAPI+`:8080"`) {
+			t.Error("no denied access-log line for rogue -> api")
+		}
+		if n := e.sites["forbidden"].conns.Load(); n != 0 {
+			t.Errorf("the forbidden site got %d connections", n)
+		}
+	})
+	t.Run("REGISTRY_ONLY", func(t *testing.T) {
+		code, body, err := get(t.Context(), order, "http://unregistered.example.test:8080/")
+		want := `weft: host "unregistered.example.test:8080" is not in the mesh registry (outbound policy REGISTRY_ONLY)`
+		if err != nil || code != http.StatusBadGateway || !strings.Contains(body, want) {
+			t.Errorf("unregistered host: %d %q %v", code, body, err)
+		}
+		w, _ := e.m.Workload("order-1")
+		if v, err := metric(t.Context(), w.HealthAddress(), mesh.MetricRegistryOnlyRefused); err != nil || v < 1 {
+			t.Errorf("%s = %v (%v)", mesh.MetricRegistryOnlyRefused, v, err)
+		}
+	})
+	t.Run("spoofing and wildcards", func(t *testing.T) {
+		cdnBefore := e.sites["cdn"].conns.Load()
+		// An allowed CONNECT target with the SNI of another allowed name.
+		spoof := e.client(t, "order-1", hostAPI)
+		if code, body, err := get(t.Context(), spoof, "https://"+hostCDN+":8443/"); err == nil {
+			t.Errorf("SNI %s through CONNECT %s: %d %q, want refused", hostAPI, hostCDN, code, body)
+		}
+		// The allowed name's SNI, but the CONNECT target is an address.
+		if code, body, err := get(t.Context(), spoof, "https://"+e.base+".100:8443/"); err == nil {
+			t.Errorf("SNI %s through CONNECT to an address: %d %q, want refused", hostAPI, code, body)
+		}
+		if n := e.sites["cdn"].conns.Load() - cdnBefore; n != 0 {
+			t.Errorf("the cdn site got %d connections from spoofed CONNECTs", n)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for !e.gatewayLogged(`"reason":"sni_mismatch"`) && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !e.gatewayLogged(`"reason":"sni_mismatch"`, `"destination":"`+hostCDN+`:8443"`) {
+			t.Error("no sni_mismatch access-log line")
+		}
+		for _, h := range []string{"cdn.example.test", "b." + hostCDN} {
+			if code, _, err := get(t.Context(), order, "https://"+h+":8443/"); err == nil {
+				t.Errorf("wildcard *.cdn.example.test matched %s: %d", h, code)
+			}
+		}
+	})
+	t.Run("replica killed under load", func(t *testing.T) {
+		var ok, failed atomic.Int64
+		var firstErr atomic.Value
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		c := e.client(t, "order-1", "")
+		for range 4 {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					code, body, err := getDebug(ctx, c, "http://"+hostAPI+":8080/load")
+					switch {
+					case ctx.Err() != nil:
+					case err == nil && code == http.StatusOK:
+						ok.Add(1)
+					default:
+						failed.Add(1)
+						firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %q %v", code, body, err))
+					}
+				}
+			})
+		}
+		time.Sleep(time.Second)
+		w, _ := e.m.Workload("egress-1")
+		pid := e.m.SidecarPID(w.NodeID())
+		if pid <= 0 {
+			t.Fatal("no pid for egress-1")
+		}
+		killedAt := ok.Load() + failed.Load()
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		cancel()
+		wg.Wait()
+		total := ok.Load() + failed.Load()
+		t.Logf("failover: %d requests (%d before the kill), %d failed (%.3f%%); first failure: %v",
+			total, killedAt, failed.Load(), 100*float64(failed.Load())/float64(max(total, 1)), firstErr.Load())
+		ow, _ := e.m.Workload("order-1")
+		exhausted, _ := metric(t.Context(), ow.HealthAddress(), "weft_cluster_retry_budget_exhausted_total", "weft-egress-gateway")
+		retries, _ := metric(t.Context(), ow.HealthAddress(), "weft_cluster_retries_total", "weft-egress-gateway")
+		t.Logf("order-1 -> gateway cluster: %v retries, %v refused by the retry budget", retries, exhausted)
+		// Requests in flight on the killed replica fail with a reset; the
+		// route's retry policy (reset, 2 retries, previous hosts avoided)
+		// sends them to the other replica. Allow a handful (0.5%) for
+		// requests caught between the retries and the EDS update.
+		if ok.Load() == 0 || float64(failed.Load()) > 0.005*float64(total) {
+			t.Errorf("%d ok, %d failed after killing one of two replicas; want at most 0.5%% failures", ok.Load(), failed.Load())
+		}
+	})
+}
+
+func TestEgressAllowAny(t *testing.T) {
+	e := startEgressMesh(t, launch.WithControlPlaneArgs("--outbound-policy=ALLOW_ANY"))
+	order := e.client(t, "order-1", "")
+	direct := "http://" + e.base + ".103:8080/"
+	code, body := waitGet(t, order, direct, http.StatusOK, 10*time.Second)
+	if code != http.StatusOK || !strings.HasPrefix(body, "direct") {
+		t.Fatalf("ALLOW_ANY: %s: %d %q", direct, code, body)
+	}
+	// Registered hosts still go through the gateway and its rules.
+	if code, body := waitGet(t, order, "http://"+hostAPI+":8080/", http.StatusOK, 5*time.Second); code != http.StatusOK {
+		t.Errorf("ALLOW_ANY, registered host: %d %q", code, body)
+	}
+	rogue := e.client(t, "rogue-1", "")
+	if code, _, err := get(t.Context(), rogue, "http://"+hostAPI+":8080/"); err != nil || code != http.StatusForbidden {
+		t.Errorf("ALLOW_ANY, rogue -> registered api: %d %v, want 403", code, err)
+	}
+}
+
+// getDebug is get with x-weft-debug, whose attempts header it appends to
+// a failure's body.
+func getDebug(ctx context.Context, c *http.Client, rawURL string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set(mesh.HeaderDebug, "1")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return resp.StatusCode, string(body) + " attempts=" + resp.Header.Get(mesh.HeaderAttempts) + " upstream=" + resp.Header.Get(mesh.HeaderUpstream), err
+}
