@@ -48,6 +48,9 @@ type served struct {
 type serverSpec struct {
 	newServer func() *http.Server
 	wrap      func(net.Listener) net.Listener
+	// bind (may be nil) maps the LDS address to the one bound (capture:
+	// the outbound binds every address, REDIRECT sends to 127.0.0.1).
+	bind func(string) string
 }
 
 func newListenerManager(log *slog.Logger, drain time.Duration, tables *atomic.Pointer[router.Table], servers map[string]serverSpec) *listenerManager {
@@ -118,7 +121,11 @@ func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
 		if !ok {
 			continue
 		}
-		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+		bindAddr := addr
+		if spec.bind != nil {
+			bindAddr = spec.bind(addr)
+		}
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", bindAddr)
 		if err != nil {
 			m.log.Warn("cannot bind listener; retrying", "listener", name, "address", addr, "error", err)
 			ok = false

@@ -81,6 +81,15 @@ type Config struct {
 	// with GatewayOptions (its resolver).
 	Mode           string
 	GatewayOptions []gateway.Option
+
+	// Capture is pod mode behind `weft-sidecar init` rules: the outbound
+	// listener binds 0.0.0.0:<its port> (REDIRECT from OUTPUT sends to
+	// 127.0.0.1) and both listeners read each connection's original
+	// destination (package capture).
+	Capture bool
+	// AppProbes is mesh.EnvAppProbes' JSON: the app's original HTTP
+	// probes, answered on the health port under mesh.AppProbePathPrefix.
+	AppProbes string
 }
 
 // DefaultXDSAddress is where the control plane listens in local mode.
@@ -184,7 +193,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		defer ca.Close()
 		serverTLS = identity.ServerTLSConfig(mgr, mgr, sec.td, log)
-		trOpts = append(trOpts, transport.WithTunnel(transport.NewMTLS(transport.NewDialer(mesh.DefaultConnectTimeout),
+		mtlsDialer := transport.NewDialer(mesh.DefaultConnectTimeout)
+		mtlsDialer.Source = srcAddr(cfg)
+		trOpts = append(trOpts, transport.WithTunnel(transport.NewMTLS(mtlsDialer,
 			func(peerIDs []string) (*tls.Config, error) {
 				ids := make([]spiffeid.ID, 0, len(peerIDs))
 				for _, p := range peerIDs {
@@ -199,13 +210,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	var tables atomic.Pointer[router.Table]
-	tr := transport.New(trOpts...)
+	tr := transport.New(append(trOpts, transport.WithSourceAddr(srcAddr(cfg)))...)
 	defer tr.CloseIdleConnections()
 	// One authorization filter for both listeners; its denial counter is
 	// served with the sidecar's metrics.
 	az := authzfilter.New(log, authzfilter.WithRegisterer(metrics.Registry))
 	obs, tracer := newTelemetry(cfg, log, metrics, &tables)
-	lm := newListenerManager(log, cfg.DrainTimeout, &tables, map[string]serverSpec{
+	lm := newListenerManager(log, cfg.DrainTimeout, &tables, captureSpecs(cfg, map[string]serverSpec{
 		mesh.ListenerOutbound: {newServer: func() *http.Server {
 			return outbound.NewServer(outbound.NewHandler(&tables, tr, log, outbound.WithAuthz(az), outbound.WithTelemetry(obs),
 				outbound.WithRegisterer(metrics.Registry)), log)
@@ -219,7 +230,7 @@ func Run(ctx context.Context, cfg Config) error {
 			},
 			wrap: func(ln net.Listener) net.Listener { return inbound.NewListener(ln, serverTLS, log) },
 		},
-	})
+	}))
 
 	// The validator compiles each candidate; the update handler installs
 	// the table compiled for the snapshot it publishes. Both run on the
@@ -294,7 +305,7 @@ func Run(ctx context.Context, cfg Config) error {
 		certs = mgr
 	}
 	adminSrv := admin.NewServer(admin.NewHandler(ready, xc, certs, log), log)
-	healthSrv := admin.NewServer(admin.NewHealthHandler(ready, metrics.Handler()), log)
+	healthSrv := admin.NewServer(appHealth(cfg, admin.NewHealthHandler(ready, metrics.Handler()), log), log)
 
 	log.Info("sidecar starting", "ip", cfg.IP, "xds", cfg.XDSAddress, "admin", cfg.AdminAddress, "health", cfg.HealthAddress)
 	g, gctx := errgroup.WithContext(ctx)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/weftmesh/weft/api/mesh"
 
+	"github.com/weftmesh/weft/sidecar/capture"
 	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
@@ -70,8 +71,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	v, ok := proxy.TargetPort(r.Header)
 	if !ok {
-		proxy.Error(w, http.StatusMisdirectedRequest, "request has no %s header", mesh.HeaderTargetPort)
-		return
+		// Captured (iptables): the original destination names the port.
+		dst, captured := capture.FromContext(r.Context())
+		if !captured {
+			proxy.Error(w, http.StatusMisdirectedRequest, "request has no %s header", mesh.HeaderTargetPort)
+			return
+		}
+		v = strconv.Itoa(int(dst.Port()))
 	}
 	port, err := strconv.ParseUint(v, 10, 16)
 	if err != nil || port == 0 {

@@ -154,6 +154,9 @@ type peekedConn struct {
 
 func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// NetConn returns the wrapped connection (capture.FromConn unwraps it).
+func (c *peekedConn) NetConn() net.Conn { return c.Conn }
+
 type peerKey struct{}
 
 // Peer is what the inbound knows about a connection's peer.

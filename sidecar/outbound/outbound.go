@@ -93,6 +93,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	vh := chain.Routes.VirtualHost(r.Host)
 	if vh == nil {
+		var done bool
+		if vh, done = h.byOriginalDst(w, r, tbl, chain.Routes); done {
+			return
+		}
+	}
+	if vh == nil {
 		h.notInRegistry(w, r.Host)
 		return
 	}

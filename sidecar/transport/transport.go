@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,7 +57,13 @@ type options struct {
 	tunnel          Tunnel
 	maxIdlePerHost  int
 	idleConnTimeout time.Duration
+	source          netip.Addr
 }
+
+// WithSourceAddr makes dials to loopback destinations leave from ip when
+// ip is itself a loopback address (local mode: each workload has its own
+// 127.0.0.N, and peers' source-IP rules see it instead of 127.0.0.1).
+func WithSourceAddr(ip netip.Addr) Option { return func(o *options) { o.source = ip } }
 
 // WithConnectTimeout sets the dial timeout used when an endpoint has none
 // (default mesh.DefaultConnectTimeout).
@@ -87,6 +94,7 @@ func New(opts ...Option) *Mesh {
 		opt(&o)
 	}
 	d := NewDialer(o.connectTimeout)
+	d.Source = o.source
 	if o.tunnel == nil {
 		o.tunnel = NewH2C(d)
 	}
@@ -241,6 +249,9 @@ func protocols(http1, h2c bool) *http.Protocols {
 // the same on every hop.
 type Dialer struct {
 	timeout time.Duration
+	// Source, when a loopback address, is the local address of dials to
+	// loopback destinations (see WithSourceAddr).
+	Source netip.Addr
 }
 
 // NewDialer returns a Dialer whose timeout, when the endpoint in the context
@@ -260,6 +271,11 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		timeout = ep.ConnectTimeout
 	}
 	nd := net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	if d.Source.IsLoopback() {
+		if ap, err := netip.ParseAddrPort(addr); err == nil && ap.Addr().IsLoopback() && ap.Addr().Is4() == d.Source.Is4() {
+			nd.LocalAddr = &net.TCPAddr{IP: d.Source.AsSlice()}
+		}
+	}
 	c, err := nd.DialContext(ctx, network, addr)
 	if err != nil {
 		// "dial tcp 1.2.3.4:5: connect: connection refused" reads as

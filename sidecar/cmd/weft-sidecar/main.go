@@ -17,10 +17,25 @@ import (
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar"
+	"github.com/weftmesh/weft/sidecar/capture"
 	"github.com/weftmesh/weft/sidecar/gateway"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == mesh.SidecarInitCommand {
+		// `weft-sidecar init`: write the capture rules and exit.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := capture.RunInit(ctx, os.Args[2:], os.Stdout, os.Stderr)
+		stop()
+		if err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				os.Exit(0)
+			}
+			fmt.Fprintln(os.Stderr, "weft-sidecar init:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -60,6 +75,8 @@ func parseFlags(args []string, stderr io.Writer) (sidecar.Config, error) {
 	fs.Func("resolve", "egress-gateway mode: host=ip[,ip] answers the gateway's own DNS lookups for host (repeatable; other names use the system resolver)", func(v string) error {
 		return gateway.ParseResolve(resolve, v)
 	})
+	fs.BoolVar(&cfg.Capture, "capture", false, "pod mode: traffic arrives redirected by `weft-sidecar init` rules; the outbound listener binds 0.0.0.0:<port> and both listeners use the original destination")
+	fs.StringVar(&cfg.AppProbes, "app-probes", os.Getenv(mesh.EnvAppProbes), "the app's original HTTP probes as JSON (default $"+mesh.EnvAppProbes+"), answered on the health port under "+mesh.AppProbePathPrefix)
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
