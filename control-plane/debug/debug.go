@@ -9,7 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftmesh/weft/control-plane/xds"
 )
@@ -46,6 +49,13 @@ func WithRootRotation(r RootRotator, refused error) Option {
 	return func(h *handler) { h.rotate, h.refused = r, refused }
 }
 
+// WithGatherer serves GET /metrics from g, the daemon's registry (with
+// NewMetrics registered on it). Without it the handler registers
+// NewMetrics on a registry of its own.
+func WithGatherer(g prometheus.Gatherer) Option {
+	return func(h *handler) { h.gatherer = g }
+}
+
 // WithMetrics appends more Prometheus text to GET /metrics.
 func WithMetrics(write func(io.Writer)) Option {
 	return func(h *handler) { h.extraMetrics = write }
@@ -57,7 +67,20 @@ func NewHandler(x XDS, c Counters, log *slog.Logger, opts ...Option) http.Handle
 	for _, o := range opts {
 		o(h)
 	}
+	if h.gatherer == nil {
+		reg := prometheus.NewRegistry()
+		if _, err := NewMetrics(reg, ConnectedOf(x), c); err != nil {
+			log.Error("debug: metrics", "err", err)
+		}
+		h.gatherer = reg
+	}
 	mux := http.NewServeMux()
+	// Profiles, for loopback clients only.
+	mux.Handle("/debug/pprof/", loopbackOnly(log, http.HandlerFunc(pprof.Index)))
+	mux.Handle("/debug/pprof/cmdline", loopbackOnly(log, http.HandlerFunc(pprof.Cmdline)))
+	mux.Handle("/debug/pprof/profile", loopbackOnly(log, http.HandlerFunc(pprof.Profile)))
+	mux.Handle("/debug/pprof/symbol", loopbackOnly(log, http.HandlerFunc(pprof.Symbol)))
+	mux.Handle("/debug/pprof/trace", loopbackOnly(log, http.HandlerFunc(pprof.Trace)))
 	if h.certs != nil {
 		mux.HandleFunc("GET /debug/certs", h.certificates)
 	}
@@ -80,6 +103,20 @@ type handler struct {
 	rotate       RootRotator
 	refused      error
 	extraMetrics func(io.Writer)
+	gatherer     prometheus.Gatherer
+}
+
+// loopbackOnly refuses clients that are not on loopback (403).
+func loopbackOnly(log *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if ip, perr := netip.ParseAddr(host); err != nil || perr != nil || !ip.IsLoopback() {
+			log.Warn("debug: refused: not a loopback client", "path", r.URL.Path, "remote", r.RemoteAddr)
+			http.Error(w, "served to loopback clients only", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (h *handler) certificates(w http.ResponseWriter, _ *http.Request) {
@@ -141,9 +178,8 @@ func (h *handler) configDump(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) metrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	_, _ = fmt.Fprintf(w, "# HELP weft_xds_connected_proxies Proxies with an open ADS stream.\n# TYPE weft_xds_connected_proxies gauge\nweft_xds_connected_proxies %d\n", len(h.x.Proxies()))
-	if h.c != nil {
-		_, _ = fmt.Fprintf(w, "# HELP weft_registry_errors_total Registry contents rejected.\n# TYPE weft_registry_errors_total counter\nweft_registry_errors_total %d\n", h.c.RegistryErrors())
+	if err := writeGathered(w, h.gatherer); err != nil {
+		h.log.Error("debug: metrics", "err", err)
 	}
 	if h.extraMetrics != nil {
 		h.extraMetrics(w)

@@ -29,8 +29,18 @@
 //	    (WithRootRotation; loopback clients only, 403 otherwise) one root
 //	    rotation step; 409 when refused, with the reason.
 //	GET /metrics
-//	    Prometheus text: weft_xds_connected_proxies,
-//	    weft_registry_errors_total, and whatever WithMetrics adds (the CA's
+//	    Prometheus text from the daemon's registry (WithGatherer; client_golang,
+//	    never the global registry) with the Metrics of metrics.go:
+//	    weft_xds_connected_proxies, weft_xds_pushes_total{type,mode},
+//	    weft_xds_config_bytes{type}, weft_xds_nacks_total{type},
+//	    weft_xds_push_latency_seconds, weft_xds_push_proxies,
+//	    weft_registry_errors_total; then whatever WithMetrics adds (the CA's
 //	    weft_ca_signings_total{result}, weft_ca_certificates,
 //	    weft_ca_trust_bundle_roots).
+//	GET /debug/pprof/...
+//	    net/http/pprof, to loopback clients only (403 otherwise).
+//
+// Metrics is the xds server's Observer: push latency is measured by the
+// xds server from the registry change to the last ACK of every proxy that
+// push changed (a proxy that disconnects stops holding it back).
 package debug

@@ -66,4 +66,14 @@
 // sent, the last version ACKed and the error_detail of its last NACK
 // (cleared by a later ACK); ConfigDump renders a node's current snapshot.
 // The debug package serves both as JSON.
+//
+// # Metrics
+//
+// WithObserver gets every response sent (type, SotW or delta, wire size),
+// every NACK, and each push's latency: Update stamps the first change since
+// the last push; the push expects, of every node it changed (not a node's
+// first snapshot), an ACK of its version (or a later one) for each changed
+// non-empty type; the ackTracker (metrics.go, its own lock, fed by status
+// outside status's lock) reports the push when the last such ACK arrives
+// or the last waiting node disconnects.
 package xds

@@ -42,6 +42,8 @@ type Server struct {
 	maxDelay time.Duration
 	now      func() time.Time
 	auth     Authenticator
+	obs      Observer
+	acks     *ackTracker
 
 	cache  cache.SnapshotCache
 	ads    serverv3.Server
@@ -54,11 +56,13 @@ type Server struct {
 
 	mu      sync.Mutex // serializes snapshot building; guards the fields below
 	pending *model.State
-	state   *model.State
-	seq     uint64
-	nodes   map[string]*nodeState
-	certs   map[string]issuedCert // by node id: the latest chain issued
-	bundle  []byte                // the trust bundle, PEM
+	// pendingSince is when the first Update since the last push came.
+	pendingSince time.Time
+	state        *model.State
+	seq          uint64
+	nodes        map[string]*nodeState
+	certs        map[string]issuedCert // by node id: the latest chain issued
+	bundle       []byte                // the trust bundle, PEM
 }
 
 // nodeState is what the server remembers of a connected node's snapshot.
@@ -69,6 +73,9 @@ type nodeState struct {
 	// Secrets), reused when only its certificate or the bundle changed.
 	config    map[string][]types.Resource
 	builtFrom *model.State
+	// connecting: the node's first snapshot is being built; it is not a
+	// push that latency metrics follow.
+	connecting bool
 }
 
 // Option configures a Server.
@@ -103,12 +110,15 @@ func New(mc meshconfig.Config, opts ...Option) *Server {
 		kick:  make(chan struct{}, 1),
 		nodes: map[string]*nodeState{},
 		certs: map[string]issuedCert{},
+		obs:   nopObserver{},
 	}
 	for _, o := range opts {
 		o(s)
 	}
+	s.acks = newAckTracker(s.obs, s.now)
 	s.streamCtx, s.cancelStreams = context.WithCancel(context.Background())
 	s.status = newStatus(s.now, s.nodeConnected, s.nodeDisconnected)
+	s.status.obs, s.status.acked = s.obs, s.acks.acked
 	s.cache = cache.NewSnapshotCache(true, cache.IDHash{}, cacheLogger{s.log})
 	var cb serverv3.Callbacks = s.status
 	if s.auth != nil {
@@ -131,6 +141,9 @@ func (s *Server) Register(g *grpc.Server) {
 // latest state wins and the debouncer pushes it.
 func (s *Server) Update(st model.State) {
 	s.mu.Lock()
+	if s.pending == nil {
+		s.pendingSince = s.now()
+	}
 	s.pending = &st
 	s.mu.Unlock()
 	select {
@@ -158,6 +171,9 @@ func (s *Server) Ready() bool {
 // Proxies lists the connected proxies with their per-type versions.
 func (s *Server) Proxies() []ProxyStatus { return s.status.Proxies() }
 
+// Connected is the number of connected proxies (cheaper than Proxies).
+func (s *Server) Connected() int { return s.status.connected() }
+
 // Push translates the latest Update for every connected node and sets a
 // new snapshot for each node whose resources changed. The debouncer calls
 // it; tests may call it directly.
@@ -169,6 +185,8 @@ func (s *Server) Push() {
 	}
 	s.state, s.pending = s.pending, nil
 	s.seq++
+	s.acks.begin(s.seq, s.pendingSince)
+	defer s.acks.commit(s.seq)
 	changed := 0
 	for id, n := range s.nodes {
 		if s.syncNode(id, n) {
@@ -182,10 +200,11 @@ func (s *Server) Push() {
 func (s *Server) nodeConnected(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := &nodeState{hashes: map[string][sha256.Size]byte{}, versions: map[string]string{}}
+	n := &nodeState{hashes: map[string][sha256.Size]byte{}, versions: map[string]string{}, connecting: true}
 	s.nodes[id] = n
 	s.log.Info("proxy connected", "proxy", id)
 	s.syncNode(id, n)
+	n.connecting = false
 }
 
 // nodeDisconnected runs when a node's last stream closes.
@@ -194,6 +213,7 @@ func (s *Server) nodeDisconnected(id string) {
 	defer s.mu.Unlock()
 	delete(s.nodes, id)
 	s.cache.ClearSnapshot(id)
+	s.acks.forget(id)
 	s.log.Info("proxy disconnected", "proxy", id)
 }
 
@@ -232,6 +252,7 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 	version := strconv.FormatUint(s.seq, 10)
 	snap := &cache.Snapshot{}
 	changed := false
+	var mask uint8
 	for _, typ := range typeURLs {
 		items := byType[typ]
 		h, err := hashResources(items)
@@ -240,8 +261,14 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 			return false
 		}
 		if n.versions[typ] == "" || n.hashes[typ] != h {
+			had := n.versions[typ] != "" && n.hashes[typ] != emptyHash
 			n.hashes[typ], n.versions[typ] = h, version
 			changed = true
+			// A type that stays empty is never subscribed by some
+			// proxies (Secrets without mTLS): do not wait for its ACK.
+			if len(items) > 0 || had {
+				mask |= typeBit(typ)
+			}
 		}
 		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(n.versions[typ], items)
 	}
@@ -255,6 +282,9 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 	if err := s.cache.SetSnapshot(s.streamCtx, id, snap); err != nil {
 		s.log.Error("set snapshot", "proxy", id, "err", err)
 		return false
+	}
+	if !n.connecting {
+		s.acks.expect(id, s.seq, mask)
 	}
 	return true
 }
@@ -275,6 +305,9 @@ func resourcesByType(r *translate.Resources) map[string][]types.Resource {
 	}
 	return out
 }
+
+// emptyHash is hashResources of no resources.
+var emptyHash = sha256.Sum256(nil)
 
 // hashResources hashes resources (already sorted by name) by their
 // deterministic wire form.

@@ -10,6 +10,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/protobuf/proto"
 )
 
 // ProxyStatus is one connected proxy as GET /debug/proxies lists it.
@@ -64,6 +65,10 @@ type status struct {
 	now        func() time.Time
 	connect    func(node string)
 	disconnect func(node string)
+	// obs gets responses and NACKs, acked every ACK (set before the first
+	// stream; never called with mu held).
+	obs   Observer
+	acked func(node, typeURL, version string)
 
 	mu      sync.Mutex
 	streams map[streamKey]*streamState
@@ -75,6 +80,7 @@ var _ serverv3.Callbacks = (*status)(nil)
 func newStatus(now func() time.Time, connect, disconnect func(string)) *status {
 	return &status{
 		now: now, connect: connect, disconnect: disconnect,
+		obs: nopObserver{}, acked: func(string, string, string) {},
 		streams: map[streamKey]*streamState{},
 		proxies: map[string]*proxyState{},
 	}
@@ -94,6 +100,13 @@ func (s *status) Proxies() []ProxyStatus {
 	}
 	slices.SortFunc(out, func(a, b ProxyStatus) int { return strings.Compare(a.ID, b.ID) })
 	return out
+}
+
+// connected is the number of connected proxies.
+func (s *status) connected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.proxies)
 }
 
 func (s *status) open(k streamKey) error {
@@ -143,19 +156,28 @@ func (s *status) request(k streamKey, node *core.Node, typeURL, nonce string, er
 		}
 		p.streams++
 	}
+	ackedVersion, nacked := "", false
 	if nonce != "" && st.node != "" {
 		if last, ok := st.sent[typeURL]; ok && last.nonce == nonce {
 			ts := s.typeStatus(st.node, typeURL)
 			if nack {
-				ts.Nack = errorDetail
+				ts.Nack, nacked = errorDetail, true
 			} else {
 				ts.Acked, ts.Nack = last.version, ""
+				ackedVersion = last.version
 			}
 		}
 	}
+	nodeID := st.node
 	s.mu.Unlock()
 	if joined != "" {
 		s.connect(joined)
+	}
+	switch {
+	case nacked:
+		s.obs.Nacked(typeURL)
+	case ackedVersion != "":
+		s.acked(nodeID, typeURL, ackedVersion)
 	}
 }
 
@@ -204,6 +226,7 @@ func (s *status) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) erro
 // OnStreamResponse implements sotw.Callbacks.
 func (s *status) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
 	s.response(streamKey{id: id}, resp.GetTypeUrl(), resp.GetNonce(), resp.GetVersionInfo())
+	s.obs.ResponseSent(resp.GetTypeUrl(), false, proto.Size(resp))
 }
 
 // OnDeltaStreamOpen implements delta.Callbacks.
@@ -228,6 +251,7 @@ func (s *status) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryReq
 // system_version_info is the snapshot version of its type.
 func (s *status) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
 	s.response(streamKey{delta: true, id: id}, resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
+	s.obs.ResponseSent(resp.GetTypeUrl(), true, proto.Size(resp))
 }
 
 // OnFetchRequest implements rest.Callbacks (REST is not served).

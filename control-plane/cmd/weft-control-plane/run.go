@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -44,14 +45,21 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening listeningF
 	if err != nil {
 		return err
 	}
-	xopts := []xds.Option{xds.WithLogger(log.With("component", "xds")), xds.WithDebounce(cfg.Debounce)}
+	// The daemon's own Prometheus registry (never the global one).
+	reg := prometheus.NewRegistry()
+	var x *xds.Server
+	xdsMetrics, err := debug.NewMetrics(reg, func() int { return x.Connected() }, counters{&registryErrors})
+	if err != nil {
+		return fmt.Errorf("weft-control-plane: metrics: %w", err)
+	}
+	xopts := []xds.Option{xds.WithLogger(log.With("component", "xds")), xds.WithDebounce(cfg.Debounce), xds.WithObserver(xdsMetrics)}
 	if sec.auth != nil && !cfg.InsecureXDS {
 		xopts = append(xopts, xds.WithAuthenticator(nodeAuth{sec.auth}))
 	}
-	x := xds.New(cfg.Mesh, xopts...)
+	x = xds.New(cfg.Mesh, xopts...)
 	grpcServer := newGRPCServer(sec.serverOptions()...)
 	x.Register(grpcServer)
-	debugOpts := []debug.Option{debug.WithCertificates(x.Certificates)}
+	debugOpts := []debug.Option{debug.WithCertificates(x.Certificates), debug.WithGatherer(reg)}
 	if sec.authority != nil {
 		x.SetTrustBundle(sec.authority.Bundle())
 		ca.NewServer(sec.authority, sec.auth, log.With("component", "ca"), ca.WithIssuedHook(func(_ context.Context, who ca.Identity, issued *ca.Issued) {
