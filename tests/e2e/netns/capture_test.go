@@ -208,8 +208,11 @@ func startMesh(t *testing.T) *meshEnv {
 				t.Fatalf("%s: init is not idempotent:\nfirst:\n%s\nsecond:\n%s", name, first, rules)
 			}
 		}
+		// The injector's rewritten probes: the kubelet asks the health port.
+		probes := fmt.Sprintf(`{%q: {"port": %d, "path": "/healthz", "scheme": "HTTP", "host": %q}}`,
+			mesh.AppProbePath(p.App, "readyz"), appPort, p.IP.String())
 		p.sidecar = p.ns.Start("sidecar-"+name, dir, mesh.ProxyUID, filepath.Join(binDir, mesh.BinarySidecar),
-			"--workload="+p.Name, "--namespace="+ns, "--service-account="+p.SA, "--ip="+p.IP.String(),
+			"--app-probes="+probes, "--workload="+p.Name, "--namespace="+ns, "--service-account="+p.SA, "--ip="+p.IP.String(),
 			"--xds-address="+xds, "--capture", "--ca-bundle="+bundle, "--token-file="+tokenFiles[name],
 			"--trust-domain="+trustDomain)
 		if p.Role != "" {
@@ -386,6 +389,16 @@ func TestCapture(t *testing.T) {
 		_, r, err = e.reply(client, pay(e.pods["payment-2"].IP.String()))
 		if err == nil {
 			t.Fatalf("client -> payment-2 pod IP (not a Service endpoint yet): %+v; want a refusal", r)
+		}
+	})
+	t.Run("kubelet probes through the health port in plaintext", func(t *testing.T) {
+		hub := e.client(e.net.Hub)
+		base := "http://" + net.JoinHostPort(e.pods["payment-1"].IP.String(), strconv.Itoa(mesh.PortHealth))
+		if code, body, err := get(t.Context(), hub, base+mesh.AppProbePath("payment", "readyz")); err != nil || code != http.StatusOK {
+			t.Errorf("app probe: %d %q %v; want 200", code, body, err)
+		}
+		if code, _, err := get(t.Context(), hub, base+mesh.AppProbePath("payment", "livez")); err != nil || code != http.StatusNotFound {
+			t.Errorf("unknown app probe: %d %v; want 404", code, err)
 		}
 	})
 	t.Run("policy applies to captured traffic", func(t *testing.T) {
