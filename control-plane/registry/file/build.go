@@ -31,6 +31,9 @@ func (p *parser) build() model.State {
 		byAddress[addr] = we
 		workloads[i] = workloadOf(we.obj)
 	}
+	if p.kube != nil {
+		workloads = append(workloads, p.kube.workloads...) // pods may share addresses (hostNetwork)
+	}
 	inbound := make([]map[uint32]bool, len(workloads))
 
 	services := make([]model.Service, 0, len(o.services))
@@ -120,6 +123,7 @@ func (p *parser) selectWorkloads(s decoded[corev1.Service], ms *model.Service, w
 			continue
 		}
 		matched++
+		pod := p.isPod(w) // a pod's endpoints come from EndpointSlices: only its inbound ports here
 		for pi := range ms.Ports {
 			sp := &ms.Ports[pi]
 			port := sp.TargetPort.Number
@@ -130,23 +134,28 @@ func (p *parser) selectWorkloads(s decoded[corev1.Service], ms *model.Service, w
 						port = wp.Port
 					}
 				}
+				if port == 0 && pod {
+					continue // Kubernetes leaves such a pod out of the Service too
+				}
 				if port == 0 {
 					p.errorf(s.doc, fmt.Sprintf("spec.ports[%d].targetPort", pi),
 						"WorkloadEntry %s/%s has no port named %q", w.Namespace, w.Name, sp.TargetPort.Name)
 					continue
 				}
 			}
-			sp.Endpoints = append(sp.Endpoints, model.Endpoint{
-				Address:        w.Address,
-				Port:           port,
-				Workload:       w.Name,
-				Namespace:      w.Namespace,
-				ServiceAccount: w.ServiceAccount,
-				Ready:          true,
-				Serving:        true,
-				Locality:       w.Locality,
-				Weight:         w.Weight,
-			})
+			if !pod {
+				sp.Endpoints = append(sp.Endpoints, model.Endpoint{
+					Address:        w.Address,
+					Port:           port,
+					Workload:       w.Name,
+					Namespace:      w.Namespace,
+					ServiceAccount: w.ServiceAccount,
+					Ready:          true,
+					Serving:        true,
+					Locality:       w.Locality,
+					Weight:         w.Weight,
+				})
+			}
 			if sp.Protocol == model.ProtocolTCP {
 				if inbound[wi] == nil {
 					inbound[wi] = map[uint32]bool{}
@@ -155,7 +164,7 @@ func (p *parser) selectWorkloads(s decoded[corev1.Service], ms *model.Service, w
 			}
 		}
 	}
-	if matched == 0 {
+	if matched == 0 && p.kube == nil {
 		p.errorf(s.doc, "spec.selector", "selects no WorkloadEntry in namespace %s", ms.Namespace)
 	}
 }
@@ -200,7 +209,7 @@ func (p *parser) sliceEndpoints(es decoded[discoveryv1.EndpointSlice], ms *model
 			if ep.Zone != nil {
 				loc.Zone = *ep.Zone
 			}
-			ms.Ports[target].Endpoints = append(ms.Ports[target].Endpoints, model.Endpoint{
+			me := model.Endpoint{
 				Address:     addr,
 				Port:        uint32(*sp.Port),
 				Namespace:   ms.Namespace,
@@ -209,7 +218,17 @@ func (p *parser) sliceEndpoints(es decoded[discoveryv1.EndpointSlice], ms *model
 				Terminating: terminating,
 				Locality:    loc,
 				Weight:      1,
-			})
+			}
+			if w, ok := p.podOf(ep, ms.Namespace); ok { // a pod with a sidecar
+				me.Workload, me.Namespace, me.ServiceAccount = w.Name, w.Namespace, w.ServiceAccount
+				if w.Locality != (model.Locality{}) {
+					me.Locality = w.Locality
+				}
+				if w.Weight > 0 {
+					me.Weight = w.Weight
+				}
+			}
+			ms.Ports[target].Endpoints = append(ms.Ports[target].Endpoints, me)
 		}
 	}
 }

@@ -49,6 +49,8 @@ type parser struct {
 	objs objects
 	// seen maps "<Kind> <ns>/<name>" to the line it was first declared on.
 	seen map[string]int
+	// kube is set when the objects come from Kubernetes (Build), nil for a file.
+	kube *kubeMode
 }
 
 // document is one YAML document of the file.

@@ -1,0 +1,36 @@
+// Package kube is the Kubernetes registry: a registry.Source that watches
+// the API server with client-go shared informers and pushes the same
+// model.State the file registry makes of a mesh file.
+//
+// # What it reads
+//
+//   - v1 Service (ClusterIP, headless: no cluster IP, multi-port, named
+//     targetPort; ExternalName Services are left out: they have no
+//     endpoints and Kubernetes DNS answers for them), discovery.k8s.io/v1
+//     EndpointSlice (ready/serving/terminating -> HEALTHY/DRAINING/UNHEALTHY,
+//     zone -> locality, IPv4 and IPv6 slices alike), v1 Pod (the workloads:
+//     a running pod with an IP that carries the injected sidecar container
+//     mesh.ContainerSidecar is a proxy with node id mesh.NodeID(pod,
+//     namespace), its service account, IP, labels, annotations and declared
+//     container ports), v1 Namespace (labels, mTLS annotation),
+//     networking.k8s.io/v1 NetworkPolicy, the mesh ConfigMap
+//     (mesh.MeshConfigMapName in mesh.ControlPlaneNamespace).
+//   - With a dynamic informer each, when the API server serves them (a
+//     missing CRD is logged and skipped; it is looked up at start only):
+//     gateway.networking.k8s.io/v1 HTTPRoute and weft.dev/v1alpha1
+//     WorkloadEntry, TrafficPolicy, AuthorizationPolicy, ExternalService,
+//     converted to their Go types.
+//
+// The objects go through file.Build, the same checks and assembly as the
+// file registry; an object that fails its checks is left out and reported
+// (logged, WithErrorHandler) while the rest of the cluster is pushed.
+//
+// # Flow and goroutines
+//
+// Run owns the informer factories (their goroutines stop with Run's
+// context). Every add, update (with a new resourceVersion: resyncs are
+// ignored) and delete wakes one builder goroutine (a channel of capacity 1
+// coalesces bursts), which lists every cache, builds the state, hashes it
+// and calls push only when the hash changed. Nothing is pushed before every
+// cache has synced.
+package kube
