@@ -198,10 +198,6 @@ func (r *report) markdown() string {
 	if r.load[0] != "" {
 		P("- **Machine load** (load average 1/5/15 min): %s at the start, %s at the end. "+
 			"Anything well above 1 means other work shared the two CPUs: absolute figures are inflated and noisy, ratios less so.", r.load[0], r.load[1])
-		if busyLoad(r.load[0]) || busyLoad(r.load[1]) {
-			P("")
-			P("> **Warning: this run shared the machine with other work** (load average above 1.5): treat it as a smoke test of the harness, not as a measurement; rerun `make bench` on an idle machine.")
-		}
 	}
 	P("- **Method:** %d round(s); in each round every path runs each load in turn (interleaved), so drift hits all paths alike. "+
 		"Latency: fortio, constant %s requests/s, uniform spacing, %d keep-alive HTTP/1.1 connections, %s per run, 10 µs histogram resolution. "+
@@ -210,6 +206,10 @@ func (r *report) markdown() string {
 		"Peak RSS: VmHWM, reset (clear_refs 5) before each run.",
 		r.cfg.Rounds, joinInts(qpss), r.cfg.LatConns, r.cfg.LatDur, r.cfg.SatConns, r.cfg.SatDur)
 	P("")
+	if busyLoad(r.load[0]) || busyLoad(r.load[1]) {
+		P("> **Warning: this run shared the machine with other work** (load average above 1.5): treat it as a smoke test of the harness, not as a measurement; rerun `make bench` on an idle machine.")
+		P("")
+	}
 	P("| path | what | hop between the proxies |")
 	P("|---|---|---|")
 	for _, p := range r.paths {
