@@ -1,0 +1,22 @@
+// Package helm tests the Helm chart (charts/weft) and the image archives
+// (make images):
+//
+//   - TestLintAndTemplate: `helm lint --strict` and `helm template` for the
+//     defaults and every charts/weft/ci/*-values.yaml, with checks on the
+//     rendered objects (names from api/mesh, security settings, RBAC).
+//   - TestSchemaRejections: bad values fail with the message users see.
+//   - TestImages: each bin/images/<name>.tar has the right entrypoint, a
+//     non-root user (mesh.ProxyUID) and stays under a size budget.
+//   - TestInstallUpgradeUninstall: on a real API server (tests/kubeharness)
+//     `helm install` succeeds, every object passes strict server-side
+//     validation, the injector runs as a process with exactly the args the
+//     chart rendered (addresses and mount paths mapped to the test's own,
+//     the webhook called at a 127.x URL through the testing-only values
+//     webhook.url/webhook.certIPs) and injects a pod; `helm upgrade` with
+//     changed values keeps injection working with a matching caBundle;
+//     `helm uninstall` leaves only the CRDs.
+//
+// helm comes from $WEFT_HELM or ./.cache/tools/bin/helm (make helm-tools);
+// image archives from $WEFT_IMAGES_DIR or ./bin/images (make images). Missing
+// tools skip the test unless WEFT_REQUIRE_K8S=1, which makes them failures.
+package helm

@@ -1,0 +1,105 @@
+package helm
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/weftmesh/weft/api/mesh"
+)
+
+// maxImageBytes is the size budget of one archive (static binary + base).
+const maxImageBytes = 80 << 20
+
+// readArchive returns the image config of a docker-archive tarball
+// (manifest.json -> Config) and the names of the files in its layers.
+func readArchive(path string) (cfg imageConfig, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return cfg, err
+	}
+	defer func() { _ = f.Close() }()
+	files := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return cfg, err
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			return cfg, err
+		}
+		files[h.Name] = b
+	}
+	var manifest []struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+	if err := json.Unmarshal(files["manifest.json"], &manifest); err != nil || len(manifest) != 1 {
+		return cfg, fmt.Errorf("manifest.json: %v (%d images)", err, len(manifest))
+	}
+	if err := json.Unmarshal(files[manifest[0].Config], &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", manifest[0].Config, err)
+	}
+	cfg.RepoTags, cfg.Layers = manifest[0].RepoTags, len(manifest[0].Layers)
+	return cfg, nil
+}
+
+type imageConfig struct {
+	Architecture string `json:"architecture"`
+	OS           string `json:"os"`
+	Config       struct {
+		Entrypoint []string `json:"Entrypoint"`
+		User       string   `json:"User"`
+	} `json:"config"`
+	RepoTags []string `json:"-"`
+	Layers   int      `json:"-"`
+}
+
+func TestImages(t *testing.T) {
+	dir := os.Getenv("WEFT_IMAGES_DIR")
+	if dir == "" {
+		dir = filepath.Join(repoRoot(t), "bin", "images")
+	}
+	want := uid(mesh.ProxyUID)
+	for _, bin := range []string{mesh.BinaryControlPlane, mesh.BinaryInjector, mesh.BinarySidecar, mesh.BinaryCLI} {
+		t.Run(bin, func(t *testing.T) {
+			path := filepath.Join(dir, bin+".tar")
+			st, err := os.Stat(path)
+			if err != nil {
+				skipOrFail(t, "%v (make images)", err)
+			}
+			cfg, err := readArchive(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ep := []string{"/usr/local/bin/" + bin}; !slices.Equal(cfg.Config.Entrypoint, ep) {
+				t.Errorf("entrypoint %q, want %q", cfg.Config.Entrypoint, ep)
+			}
+			if cfg.Config.User != want {
+				t.Errorf("user %q, want %q (non-root)", cfg.Config.User, want)
+			}
+			if cfg.OS != "linux" || cfg.Layers != 2 {
+				t.Errorf("os %q, %d layers: want linux, base + binary", cfg.OS, cfg.Layers)
+			}
+			if st.Size() > maxImageBytes {
+				t.Errorf("%s is %d bytes, budget %d", path, st.Size(), maxImageBytes)
+			}
+			t.Logf("%s: %.1f MiB, %v, user %s, entrypoint %v", bin, float64(st.Size())/(1<<20), cfg.RepoTags, cfg.Config.User, cfg.Config.Entrypoint)
+		})
+	}
+}
+
+func uid(n int) string { return strconv.Itoa(n) + ":" + strconv.Itoa(n) }

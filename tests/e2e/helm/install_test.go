@@ -1,0 +1,329 @@
+package helm
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/restmapper"
+
+	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/tests/kubeharness"
+)
+
+// binary returns a Weft binary: $WEFT_BIN_DIR/<name>, else built now.
+func binary(t *testing.T, name, pkg string) string {
+	t.Helper()
+	if d := os.Getenv("WEFT_BIN_DIR"); d != "" {
+		return filepath.Join(d, name)
+	}
+	out := filepath.Join(t.TempDir(), name)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	if b, err := exec.CommandContext(ctx, "go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return out
+}
+
+func waitFor(ctx context.Context, t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	last := ""
+	for {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		last = msg
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s: %s", what, last)
+		case <-tick.C:
+		}
+	}
+}
+
+type release struct {
+	t       *testing.T
+	c       *kubeharness.Cluster
+	h       *helmRunner
+	chart   string
+	addr    string // injector listen address (127.x:port)
+	ip      net.IP
+	injBin  string
+	injProc *kubeharness.Process
+}
+
+func (r *release) values(extra ...string) []string {
+	args := []string{"-n", releaseNS, "--set", "webhook.url=https://" + r.addr + mesh.InjectorPath, "--set", "webhook.certIPs={" + r.ip.String() + "}"}
+	for _, e := range extra {
+		args = append(args, "--set", e)
+	}
+	return args
+}
+
+func (r *release) manifest(ctx context.Context) []*unstructured.Unstructured {
+	out, _, err := r.h.run(ctx, "get", "manifest", "weft", "-n", releaseNS)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return decodeObjects(r.t, out)
+}
+
+// startInjector runs weft-injector with exactly the args of the rendered
+// container, mapping --listen to the test's address and the mounted Secret
+// to files read from the cluster.
+func (r *release) startInjector(ctx context.Context, objs []*unstructured.Unstructured) []string {
+	t := r.t
+	d := toTyped[appsv1.Deployment](t, find(objs, "Deployment", mesh.ControlPlaneDeployment))
+	var ctr corev1.Container
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == "weft-injector" {
+			ctr = c
+		}
+	}
+	root := t.TempDir()
+	mounts := map[string]string{}
+	for _, m := range ctr.VolumeMounts {
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name != m.Name || v.Secret == nil {
+				continue
+			}
+			s, err := r.c.Client.CoreV1().Secrets(releaseNS).Get(ctx, v.Secret.SecretName, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			local := filepath.Join(root, m.MountPath)
+			if err := os.MkdirAll(local, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for _, it := range v.Secret.Items {
+				if err := os.WriteFile(filepath.Join(local, it.Path), s.Data[it.Key], 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mounts[m.MountPath] = local
+		}
+	}
+	var args []string
+	for _, a := range ctr.Args {
+		if strings.HasPrefix(a, "--listen=") {
+			a = "--listen=" + r.addr
+		}
+		for mp, local := range mounts {
+			a = strings.Replace(a, "="+mp, "="+local, 1)
+		}
+		args = append(args, a)
+	}
+	if r.injProc != nil {
+		r.injProc.Stop(5 * time.Second)
+	}
+	r.injProc = r.c.StartProcess(t, mesh.BinaryInjector+"-"+strconv.FormatInt(time.Now().UnixNano(), 36), r.injBin, args...)
+	s, err := r.c.Client.CoreV1().Secrets(releaseNS).Get(ctx, mesh.WebhookTLSSecret, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.Data["ca.crt"])
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	defer hc.CloseIdleConnections()
+	if err := r.injProc.WaitReady(ctx, hc, "https://"+r.addr+"/healthz", func(code int, _ []byte) bool { return code == 200 }); err != nil {
+		t.Fatalf("injector with the rendered args %q (verified with the chart's CA): %v", args, err)
+	}
+	return args
+}
+
+// checkCABundle: the webhook's caBundle is the Secret's CA.
+func (r *release) checkCABundle(ctx context.Context) []byte {
+	s, err := r.c.Client.CoreV1().Secrets(releaseNS).Get(ctx, mesh.WebhookTLSSecret, metav1.GetOptions{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	w, err := r.c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, mesh.WebhookConfigName, metav1.GetOptions{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if len(w.Webhooks) != 1 || !bytes.Equal(w.Webhooks[0].ClientConfig.CABundle, s.Data["ca.crt"]) {
+		r.t.Fatalf("caBundle does not match Secret %s ca.crt", mesh.WebhookTLSSecret)
+	}
+	return s.Data["ca.crt"]
+}
+
+func appPod(name string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "app", Image: "example.invalid/app:1",
+			Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+		}}},
+	}
+}
+
+func proxyOf(p *corev1.Pod) *corev1.Container {
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range cs {
+			if cs[i].Name == mesh.ContainerSidecar {
+				return &cs[i]
+			}
+		}
+	}
+	return nil
+}
+
+// injects waits until a pod in ns comes back with a proxy of image.
+func (r *release) injects(ctx context.Context, ns, name, image string) *corev1.Pod {
+	var got *corev1.Pod
+	waitFor(ctx, r.t, "webhook injects "+image, func() (bool, string) {
+		p, err := r.c.Client.CoreV1().Pods(ns).Create(ctx, appPod(name), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			return false, err.Error()
+		}
+		px := proxyOf(p)
+		if px == nil || px.Image != image {
+			return false, "not injected with " + image + " yet"
+		}
+		return true, ""
+	})
+	p, err := r.c.Client.CoreV1().Pods(ns).Create(ctx, appPod(name), metav1.CreateOptions{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if _, ok := p.Annotations[mesh.AnnotationInjected]; !ok || proxyOf(p) == nil {
+		r.t.Fatalf("pod %s/%s not injected", ns, name)
+	}
+	got = p
+	return got
+}
+
+// strictDryRun server-side applies every object with strict field
+// validation (unknown or duplicate fields are errors, not warnings).
+func strictDryRun(ctx context.Context, t *testing.T, c *kubeharness.Cluster, objs []*unstructured.Unstructured) {
+	t.Helper()
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Client.Discovery()))
+	force := true
+	for _, o := range objs {
+		m, err := mapper.RESTMapping(o.GroupVersionKind().GroupKind(), o.GroupVersionKind().Version)
+		if err != nil {
+			t.Fatalf("%s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+		data, err := json.Marshal(o.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ri := c.Dynamic.Resource(m.Resource)
+		var res interface {
+			Patch(context.Context, string, types.PatchType, []byte, metav1.PatchOptions, ...string) (*unstructured.Unstructured, error)
+		} = ri
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			res = ri.Namespace(o.GetNamespace())
+		}
+		if _, err := res.Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{
+			DryRun: []string{metav1.DryRunAll}, FieldManager: "weft-e2e-strict", Force: &force, FieldValidation: "Strict",
+		}); err != nil {
+			t.Errorf("server-side strict validation of %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+}
+
+func TestInstallUpgradeUninstall(t *testing.T) {
+	c := kubeharness.Start(t, kubeharness.WithoutCRDs())
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	ip := kubeharness.RandomLoopback()
+	port, err := kubeharness.FreePort(ctx, ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &release{
+		t: t, c: c, h: newHelm(t, c.Kubeconfig), chart: chartDir(t), ip: ip,
+		addr:   net.JoinHostPort(ip.String(), strconv.Itoa(port)),
+		injBin: binary(t, mesh.BinaryInjector, "github.com/weftmesh/weft/injector/cmd/weft-injector"),
+	}
+
+	start := time.Now()
+	out, _, err := r.h.run(ctx, append([]string{"install", "weft", r.chart, "--create-namespace"}, r.values()...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("helm install in %s:\n%s", time.Since(start).Round(time.Millisecond), out)
+	objs := r.manifest(ctx)
+	strictDryRun(ctx, t, c, objs)
+	ca1 := r.checkCABundle(ctx)
+
+	args := r.startInjector(ctx, objs)
+	t.Logf("injector runs with the rendered args: %q", args)
+	if err := c.CreateNamespace(ctx, "shop", map[string]string{mesh.LabelInject: mesh.InjectEnabled}); err != nil {
+		t.Fatal(err)
+	}
+	p := r.injects(ctx, "shop", "web-1", "ghcr.io/weftmesh/weft-sidecar:0.1.0")
+	if px := proxyOf(p); !strings.Contains(strings.Join(px.Args, " "), "weft-control-plane.weft-system.svc:15012") {
+		t.Errorf("proxy args %q do not dial the chart's control plane Service", px.Args)
+	}
+
+	t.Run("upgrade with changed values keeps injection working", func(t *testing.T) {
+		r.t = t
+		if _, _, err := r.h.run(ctx, append([]string{"upgrade", "weft", r.chart}, r.values(
+			"proxy.image=example.invalid/weft-sidecar:v2", "logLevel=debug", "webhook.timeoutSeconds=5", "mesh.mtlsMode=PERMISSIVE")...)...); err != nil {
+			t.Fatal(err)
+		}
+		if ca2 := r.checkCABundle(ctx); !bytes.Equal(ca1, ca2) {
+			t.Errorf("upgrade made a new webhook CA although the SANs did not change")
+		}
+		objs = r.manifest(ctx)
+		strictDryRun(ctx, t, c, objs)
+		args := r.startInjector(ctx, objs) // what the rolled pods run
+		if !strings.Contains(strings.Join(args, " "), "--proxy-image=example.invalid/weft-sidecar:v2") {
+			t.Errorf("upgraded args %q", args)
+		}
+		r.injects(ctx, "shop", "web-2", "example.invalid/weft-sidecar:v2")
+	})
+
+	t.Run("uninstall leaves only the CRDs", func(t *testing.T) {
+		r.t = t
+		if _, _, err := r.h.run(ctx, "uninstall", "weft", "-n", releaseNS, "--wait", "--timeout", "60s"); err != nil {
+			t.Fatal(err)
+		}
+		mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(c.Client.Discovery()))
+		for _, o := range objs {
+			m, err := mapper.RESTMapping(o.GroupVersionKind().GroupKind(), o.GroupVersionKind().Version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ri := c.Dynamic.Resource(m.Resource)
+			var getErr error
+			if m.Scope.Name() == meta.RESTScopeNameNamespace {
+				_, getErr = ri.Namespace(o.GetNamespace()).Get(ctx, o.GetName(), metav1.GetOptions{})
+			} else {
+				_, getErr = ri.Get(ctx, o.GetName(), metav1.GetOptions{})
+			}
+			kept := o.GetKind() == "CustomResourceDefinition"
+			switch {
+			case kept && getErr != nil:
+				t.Errorf("CRD %s was deleted; the chart documents it is kept: %v", o.GetName(), getErr)
+			case !kept && !apierrors.IsNotFound(getErr):
+				t.Errorf("%s %s/%s left behind after uninstall (err=%v)", o.GetKind(), o.GetNamespace(), o.GetName(), getErr)
+			}
+		}
+	})
+}
