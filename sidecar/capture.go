@@ -30,12 +30,17 @@ func captureSpecs(cfg Config, specs map[string]serverSpec) map[string]serverSpec
 				if prev != nil {
 					ctx = prev(ctx, c)
 				}
-				return capture.ConnContext(ctx, c)
+				return capture.SniffContext(capture.ConnContext(ctx, c), c)
 			}
 			return srv
 		}
+		sniff := name == mesh.ListenerOutbound
 		s.wrap = func(ln net.Listener) net.Listener {
 			var l net.Listener = capture.Listener{Listener: ln}
+			if sniff {
+				// Raw TCP becomes a synthetic CONNECT (capture.SniffListener).
+				l = capture.SniffListener{Listener: l}
+			}
 			if wrap != nil {
 				l = wrap(l)
 			}

@@ -84,6 +84,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		proxy.Error(w, http.StatusBadRequest, "bad %s %q", mesh.HeaderTargetPort, v)
 		return
 	}
+	if r.Method == http.MethodConnect && r.URL.Path == "" {
+		r.URL.Path = "/" // raw TCP from a peer (tcp.go): route and authorize as "/"
+	}
 	chain := tbl.Inbound.Chain(uint32(port))
 	if chain == nil {
 		proxy.Error(w, http.StatusMisdirectedRequest, "port %d is not served here (no inbound filter chain)", port)
@@ -144,6 +147,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// From the verified certificate only; any client-sent value went
 		// with the mesh headers.
 		r.Header[headerPeerIdentity] = peer.Header
+	}
+	if r.Method == http.MethodConnect {
+		h.connectApp(w, r, ep)
+		return
 	}
 	h.fwd.Forward(w, r, ep, rt.ClusterName)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/weftmesh/weft/api/mesh"
 
+	"github.com/weftmesh/weft/sidecar/capture"
 	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
@@ -80,6 +81,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Host == "" {
 		proxy.Error(w, http.StatusBadRequest, "request has no host")
+		return
+	}
+	if r.Method == http.MethodConnect && capture.IsRawTCP(r.Context()) {
+		h.rawTCP(w, r, tbl, chain.Routes) // capture.go
 		return
 	}
 	if r.Method == http.MethodConnect {

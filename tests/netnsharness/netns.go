@@ -237,27 +237,60 @@ func (ns *NS) Dial(ctx context.Context, network, addr string) (net.Conn, error) 
 	}
 }
 
-// dialLocked runs on a locked thread: setns into ns, dial, setns back. A
-// thread that cannot go back stays locked, so the runtime discards it.
-func (ns *NS) dialLocked(ctx context.Context, network, addr string) (net.Conn, error) {
+// Listen opens a listening socket inside ns (a server "in" that pod or
+// the hub that the test serves itself).
+func (ns *NS) Listen(network, addr string) (net.Listener, error) {
+	type result struct {
+		l   net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		var l net.Listener
+		err := ns.inside(func() error {
+			var lerr error
+			l, lerr = net.Listen(network, addr) //nolint:noctx // bound to the test; closed by the caller.
+			return lerr
+		})
+		ch <- result{l, err}
+	}()
+	r := <-ch
+	return r.l, r.err
+}
+
+// inside runs fn on the current (locked) thread while it is in ns.
+func (ns *NS) inside(fn func() error) error {
 	orig, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer orig.Close()
 	target, err := os.Open(filepath.Join("/var/run/netns", ns.Name))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer target.Close()
 	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return nil, fmt.Errorf("netns: setns %s: %w", ns.Name, err)
+		return fmt.Errorf("netns: setns %s: %w", ns.Name, err)
 	}
-	c, derr := (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+	ferr := fn()
 	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err == nil {
 		runtime.UnlockOSThread()
 	}
-	return c, derr
+	return ferr
+}
+
+// dialLocked runs on a locked thread: setns into ns, dial, setns back. A
+// thread that cannot go back stays locked, so the runtime discards it.
+func (ns *NS) dialLocked(ctx context.Context, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := ns.inside(func() error {
+		var derr error
+		c, derr = (&net.Dialer{Timeout: 5 * time.Second}).DialContext(ctx, network, addr)
+		return derr
+	})
+	return c, err
 }
 
 func (n *Net) cleanup() {

@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -31,16 +32,17 @@ const (
 	ns          = "shop"
 	appPort     = 8080
 	debugPort   = 15014
+	echoPort    = 9000
 	trustDomain = mesh.DefaultTrustDomain
 )
 
 // pod is one workload of the test mesh.
 type pod struct {
 	Name, App, SA, Role string
-	Serving           string // payment only: "yes"/"no"
-	IP                netip.Addr
-	ns                *netnsharness.NS
-	sidecar           *netnsharness.Proc
+	Serving             string // payment only: "yes"/"no"
+	IP                  netip.Addr
+	ns                  *netnsharness.NS
+	sidecar             *netnsharness.Proc
 }
 
 type meshEnv struct {
@@ -55,13 +57,20 @@ type meshEnv struct {
 	hosts    map[string]netip.Addr
 }
 
-const meshTmpl = `{{range $svc, $ip := .Cluster}}apiVersion: v1
+// svc is one Service of the test mesh.
+type svc struct {
+	Name, PortName string
+	IP             netip.Addr
+	Port           int
+}
+
+const meshTmpl = `{{range .Services}}apiVersion: v1
 kind: Service
-metadata: {name: {{$svc}}, namespace: shop}
+metadata: {name: {{.Name}}, namespace: shop}
 spec:
-  clusterIP: {{$ip}}
-  selector: {app: {{$svc}}{{if eq $svc "payment"}}, serving: "yes"{{end}}}
-  ports: [{name: http, port: 8080, targetPort: http}]
+  clusterIP: {{.IP}}
+  selector: {app: {{.Name}}{{if eq .Name "payment"}}, serving: "yes"{{end}}}
+  ports: [{name: {{.PortName}}, port: {{.Port}}, targetPort: {{.PortName}}}]
 ---
 {{end}}{{range .Pods}}apiVersion: weft.dev/v1alpha1
 kind: WorkloadEntry
@@ -72,7 +81,7 @@ metadata:
 spec:
   address: {{.IP}}
   serviceAccount: {{.SA}}
-{{if .Role}}  ports: [{name: http, port: 8080}]
+{{if .Role}}  ports: [{name: {{if eq .Role "echo"}}tcp, port: 9000{{else}}http, port: 8080{{end}}}]
 {{end}}---
 {{end}}apiVersion: weft.dev/v1alpha1
 kind: AuthorizationPolicy
@@ -83,6 +92,16 @@ spec:
   rules:
     - from:
         - serviceAccounts: [order, client]
+---
+apiVersion: weft.dev/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: echo-callers, namespace: shop}
+spec:
+  selector: {matchLabels: {app: echo}}
+  action: ALLOW
+  rules:
+    - from:
+        - serviceAccounts: [client]
 `
 
 func (e *meshEnv) writeMesh() {
@@ -92,7 +111,15 @@ func (e *meshEnv) writeMesh() {
 		pods = append(pods, e.pods[n])
 	}
 	var b bytes.Buffer
-	if err := template.Must(template.New("mesh").Parse(meshTmpl)).Execute(&b, map[string]any{"Cluster": e.cluster, "Pods": pods}); err != nil {
+	var svcs []svc
+	for _, name := range []string{"order", "payment", "inventory", "echo"} {
+		sv := svc{Name: name, PortName: "http", IP: e.cluster[name], Port: appPort}
+		if name == "echo" {
+			sv.PortName, sv.Port = "tcp", echoPort
+		}
+		svcs = append(svcs, sv)
+	}
+	if err := template.Must(template.New("mesh").Parse(meshTmpl)).Execute(&b, map[string]any{"Services": svcs, "Pods": pods}); err != nil {
 		e.t.Fatal(err)
 	}
 	tmp := e.meshFile + ".tmp"
@@ -120,7 +147,7 @@ func startMesh(t *testing.T) *meshEnv {
 	e := &meshEnv{t: t, net: n, dir: dir, meshFile: filepath.Join(dir, "mesh.yaml"), pods: map[string]*pod{},
 		cluster: map[string]netip.Addr{}, hosts: map[string]netip.Addr{}}
 	// ClusterIPs: virtual, never routed anywhere (capture redirects them).
-	for i, svc := range []string{"order", "payment", "inventory"} {
+	for i, svc := range []string{"order", "payment", "inventory", "echo"} {
 		ip := netip.AddrFrom4([4]byte{10, 96, 0, byte(10 + i)})
 		e.cluster[svc] = ip
 		for _, h := range []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc." + trustDomain} {
@@ -132,6 +159,7 @@ func startMesh(t *testing.T) *meshEnv {
 		{Name: "payment-1", App: "payment", SA: "payment", Role: "payment", Serving: "yes"},
 		{Name: "payment-2", App: "payment", SA: "payment", Role: "payment", Serving: "no"},
 		{Name: "inventory-1", App: "inventory", SA: "inventory", Role: "inventory"},
+		{Name: "echo-1", App: "echo", SA: "echo", Role: "echo"},
 		{Name: "client-1", App: "client", SA: "client"},
 		{Name: "intruder-1", App: "intruder", SA: "intruder"},
 	} {
@@ -215,7 +243,10 @@ func startMesh(t *testing.T) *meshEnv {
 			"--app-probes="+probes, "--workload="+p.Name, "--namespace="+ns, "--service-account="+p.SA, "--ip="+p.IP.String(),
 			"--xds-address="+xds, "--capture", "--ca-bundle="+bundle, "--token-file="+tokenFiles[name],
 			"--trust-domain="+trustDomain)
-		if p.Role != "" {
+		if p.Role == "echo" {
+			// A raw TCP, server-first app: this test binary as a helper.
+			p.ns.Start("app-"+name, dir, 0, "env", envEcho+"="+net.JoinHostPort(p.IP.String(), strconv.Itoa(echoPort))+","+p.Name, os.Args[0])
+		} else if p.Role != "" {
 			args := []string{"--role=" + p.Role, "--instance=" + p.Name, "--listen=" + net.JoinHostPort(p.IP.String(), strconv.Itoa(appPort))}
 			if p.Role == "order" {
 				// Plain requests to Service names: /etc/hosts gives the
@@ -344,7 +375,9 @@ func TestCapture(t *testing.T) {
 	e := startMesh(t)
 	e.dumpOnFailure()
 	client := e.client(e.pods["client-1"].ns)
-	pay := func(host string) string { return "http://" + net.JoinHostPort(host, strconv.Itoa(appPort)) + app.PathPay }
+	pay := func(host string) string {
+		return "http://" + net.JoinHostPort(host, strconv.Itoa(appPort)) + app.PathPay
+	}
 
 	t.Run("by ClusterIP", func(t *testing.T) {
 		if _, err := e.waitStatus(client, pay(e.cluster["payment"].String()), http.StatusOK, 10*time.Second); err != nil {
@@ -408,6 +441,36 @@ func TestCapture(t *testing.T) {
 			if err != nil || code != http.StatusForbidden || !strings.Contains(body, "RBAC") {
 				t.Errorf("intruder -> %s: %d %q %v; want 403 RBAC", url, code, body, err)
 			}
+		}
+	})
+	t.Run("raw TCP through the mTLS tunnel, with authorization", func(t *testing.T) {
+		echo := net.JoinHostPort(e.cluster["echo"].String(), strconv.Itoa(echoPort))
+		// Server-first: the client waits for the greeting before it writes.
+		var got string
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if got, err = tcpEcho(t.Context(), e.pods["client-1"].ns, echo, "ping"); err == nil {
+				break
+			}
+		}
+		if err != nil || got != "hello from echo-1|echo:ping" {
+			t.Fatalf("client -> echo ClusterIP: %q %v", got, err)
+		}
+		if got, err := tcpEcho(t.Context(), e.pods["client-1"].ns, net.JoinHostPort(e.pods["echo-1"].IP.String(), strconv.Itoa(echoPort)), "pod"); err != nil || got != "hello from echo-1|echo:pod" {
+			t.Errorf("client -> echo pod IP: %q %v", got, err)
+		}
+		if got, err := tcpEcho(t.Context(), e.pods["intruder-1"].ns, echo, "x"); err == nil {
+			t.Errorf("intruder -> echo: %q; want the connection refused by policy", got)
+		}
+		// Not a mesh endpoint: dialled directly by the sidecar.
+		ln, err := e.net.Hub.Listen("tcp", net.JoinHostPort(e.net.Hub.IP.String(), "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go serveEcho(ln, "hub")
+		if got, err := tcpEcho(t.Context(), e.pods["client-1"].ns, ln.Addr().String(), "out"); err != nil || got != "hello from hub|echo:out" {
+			t.Errorf("client -> non-mesh %s: %q %v", ln.Addr(), got, err)
 		}
 	})
 	t.Run("scaling moves traffic within 1s without failures", func(t *testing.T) {
@@ -528,4 +591,30 @@ func (l *load) waitServed(instance string, serving bool, d time.Duration) (time.
 		time.Sleep(20 * time.Millisecond) // poll interval within a deadline
 	}
 	return 0, fmt.Errorf("%s serving=%v not seen within %s", instance, serving, d)
+}
+
+// tcpEcho connects from ns to addr, reads the greeting line, sends msg and
+// reads the echo: "greeting|echo".
+func tcpEcho(ctx context.Context, from *netnsharness.NS, addr, msg string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := from.Dial(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	hello, err := br.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("greeting: %w", err)
+	}
+	if _, err := io.WriteString(c, msg+"\n"); err != nil {
+		return "", err
+	}
+	reply, err := br.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("echo: %w", err)
+	}
+	return strings.TrimSpace(hello) + "|" + strings.TrimSpace(reply), nil
 }

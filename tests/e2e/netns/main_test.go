@@ -1,10 +1,14 @@
 package netns
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +24,49 @@ var binaries = map[string]string{
 	"github.com/weftmesh/weft/examples/shop/cmd/shop":               "shop",
 }
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
+// envEcho makes the test binary a raw TCP echo app: "<addr>,<name>".
+const envEcho = "WEFT_NETNS_ECHO"
+
+func TestMain(m *testing.M) {
+	if v := os.Getenv(envEcho); v != "" {
+		addr, name, _ := strings.Cut(v, ",")
+		ln, err := net.Listen("tcp", addr) //nolint:noctx // the helper process lives until killed.
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		serveEcho(ln, name)
+		os.Exit(0)
+	}
+	os.Exit(run(m))
+}
+
+// serveEcho greets each connection ("hello from <name>"), then answers
+// every line with "echo:<line>".
+func serveEcho(ln net.Listener, name string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			if _, err := io.WriteString(c, "hello from "+name+"\n"); err != nil {
+				return
+			}
+			br := bufio.NewReader(c)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if _, err := io.WriteString(c, "echo:"+line); err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
 
 func run(m *testing.M) int {
 	if os.Geteuid() != 0 {
