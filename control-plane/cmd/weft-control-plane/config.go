@@ -41,6 +41,8 @@ type Config struct {
 	// InsecureXDS serves the xDS port in plaintext without authentication
 	// (only for sidecars that predate the secure channel).
 	InsecureXDS bool
+	// Kube is the configuration of --registry=kube (kube.go).
+	Kube KubeConfig
 }
 
 // CAConfig says where the CA's material comes from and how it issues.
@@ -65,7 +67,8 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("weft-control-plane", flag.ContinueOnError)
 	fs.SetOutput(out)
 	cp := mesh.LocalControlPlaneIP
-	fs.StringVar(&cfg.Registry, "registry", "file", "registry kind: file")
+	fs.StringVar(&cfg.Registry, "registry", "file", "registry kind: file or kube")
+	cfg.Kube.flags(fs)
 	fs.StringVar(&cfg.File, "file", "", "mesh file (multi-document YAML) for --registry=file")
 	fs.DurationVar(&cfg.FilePollInterval, "file-poll-interval", file.DefaultPollInterval, "how often the mesh file is read")
 	fs.StringVar(&cfg.XDSAddress, "xds-address", net.JoinHostPort(cp, strconv.Itoa(mesh.PortXDS)), "ADS gRPC listen address")
@@ -117,8 +120,10 @@ func (c Config) validate() error {
 		if c.File == "" {
 			errs = append(errs, errors.New("--file is required with --registry=file"))
 		}
+	case "kube":
+		errs = append(errs, c.Kube.validate()...)
 	default:
-		errs = append(errs, fmt.Errorf("--registry=%q is not supported (file)", c.Registry))
+		errs = append(errs, fmt.Errorf("--registry=%q is not supported (file, kube)", c.Registry))
 	}
 	if c.Debounce < 0 {
 		errs = append(errs, errors.New("--debounce must not be negative"))
@@ -126,7 +131,11 @@ func (c Config) validate() error {
 	if c.FilePollInterval <= 0 {
 		errs = append(errs, errors.New("--file-poll-interval must be positive"))
 	}
-	errs = append(errs, c.CA.validate(c.InsecureXDS)...)
+	if c.Registry == "kube" { // CA in a Secret by default, TokenReview authenticates
+		errs = append(errs, c.CA.validateKube()...)
+	} else {
+		errs = append(errs, c.CA.validate(c.InsecureXDS)...)
+	}
 	if err := c.Mesh.Validate(); err != nil {
 		errs = append(errs, err)
 	}

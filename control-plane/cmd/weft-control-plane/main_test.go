@@ -36,13 +36,15 @@ func TestParseFlags(t *testing.T) {
 		t.Fatalf("cfg = %+v", cfg)
 	}
 	for _, bad := range [][]string{
-		{},                                 // no --file
-		{"--registry=kube", "--file=m"},    // unsupported registry
-		{"--file=m", "--trust-domain="},    // invalid mesh config
-		{"--file=m", "--log-level=chatty"}, // bad level
+		{},                                // no --file
+		{"--registry=consul", "--file=m"}, // unsupported registry
+		{"--registry=kube", "--leader-lease-duration=1s"}, // lease shorter than the renew deadline
+		{"--registry=kube", "--ca-dir=ca", "--ca-cert=c"}, // two CAs
+		{"--file=m", "--trust-domain="},                   // invalid mesh config
+		{"--file=m", "--log-level=chatty"},                // bad level
 		{"--file=m", "extra"},
-		{"--file=m", "--join-tokens=t"}, // no CA
-		{"--file=m", "--ca-dir=ca"},     // no authenticator
+		{"--file=m", "--join-tokens=t"},                                     // no CA
+		{"--file=m", "--ca-dir=ca"},                                         // no authenticator
 		{"--file=m", "--ca-dir=ca", "--ca-cert=c", "--join-tokens=t"},       // two CAs
 		{"--file=m", "--ca-cert=c", "--join-tokens=t"},                      // no key
 		{"--file=m", "--ca-dir=ca", "--join-tokens=t", "--mtls-mode=off"},   // bad mode

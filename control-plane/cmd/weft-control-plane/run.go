@@ -22,6 +22,7 @@ import (
 	"github.com/weftmesh/weft/control-plane/debug"
 	"github.com/weftmesh/weft/control-plane/registry"
 	"github.com/weftmesh/weft/control-plane/registry/file"
+	"github.com/weftmesh/weft/control-plane/registry/kube"
 	"github.com/weftmesh/weft/control-plane/xds"
 )
 
@@ -37,11 +38,27 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 func run(ctx context.Context, cfg Config, log *slog.Logger, listening listeningFunc) error {
 	var registryErrors atomic.Uint64
-	src, err := newSource(cfg, log, &registryErrors)
+	var k *kubeEnv // --registry=kube only
+	if cfg.Registry == "kube" {
+		var err error
+		if k, err = newKubeEnv(cfg.Kube, log); err != nil {
+			return err
+		}
+	}
+	src, err := newSource(cfg, k, log, &registryErrors)
 	if err != nil {
 		return err
 	}
-	sec, err := newSecurity(ctx, cfg, log)
+	var bundle atomic.Pointer[[]byte] // the trust bundle (PEM) the leader publishes
+	if k != nil {
+		// The election starts before the CA opens: on first start only the
+		// leader creates the CA Secret, the others wait for it.
+		electCtx, stopElection := context.WithCancel(ctx)
+		elected := make(chan error, 1)
+		go func() { elected <- k.runElection(electCtx, func() []byte { return deref(bundle.Load()) }) }()
+		defer func() { stopElection(); <-elected }()
+	}
+	sec, err := newSecurity(ctx, cfg, k, log)
 	if err != nil {
 		return err
 	}
@@ -62,11 +79,13 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening listeningF
 	debugOpts := []debug.Option{debug.WithCertificates(x.Certificates), debug.WithGatherer(reg)}
 	if sec.authority != nil {
 		x.SetTrustBundle(sec.authority.Bundle())
+		bundle.Store(bundlePEM(sec.authority))
 		ca.NewServer(sec.authority, sec.auth, log.With("component", "ca"), ca.WithIssuedHook(func(_ context.Context, who ca.Identity, issued *ca.Issued) {
 			if err := x.SetCertificate(mesh.NodeID(who.Workload, who.Namespace), issued.Chain); err != nil {
 				log.Error("ca: issued certificate not recorded", "identity", who.String(), "err", err)
 			}
 			x.SetTrustBundle(issued.Bundle)
+			bundle.Store(bundlePEM(sec.authority))
 		})).Register(grpcServer)
 		rot := &rotator{dir: cfg.CA.Dir, a: sec.authority, x: x, self: sec.self, log: log.With("component", "ca")}
 		debugOpts = append(debugOpts,
@@ -165,8 +184,11 @@ type security struct {
 	insecure  bool
 }
 
-func newSecurity(ctx context.Context, cfg Config, log *slog.Logger) (*security, error) {
+func newSecurity(ctx context.Context, cfg Config, k *kubeEnv, log *slog.Logger) (*security, error) {
 	s := &security{metrics: newCAMetrics(), insecure: cfg.InsecureXDS}
+	if k != nil && !cfg.InsecureXDS {
+		return s.kube(ctx, cfg, k, log)
+	}
 	if cfg.CA.JoinTokens != "" {
 		t, err := ca.OpenTokenFile(cfg.CA.JoinTokens, cfg.CA.JoinTokensPoll, log.With("component", "ca"))
 		if err != nil {
@@ -207,7 +229,13 @@ func (refuseAll) Authenticate(context.Context, string) (ca.Identity, error) {
 	return ca.Identity{}, fmt.Errorf("ca: %w: no authenticator configured", ca.ErrUnauthenticated)
 }
 
-func newSource(cfg Config, log *slog.Logger, errs *atomic.Uint64) (registry.Source, error) {
+func newSource(cfg Config, k *kubeEnv, log *slog.Logger, errs *atomic.Uint64) (registry.Source, error) {
+	if cfg.Registry == "kube" {
+		return kube.New(k.client, k.dyn,
+			kube.WithResync(cfg.Kube.Resync),
+			kube.WithLogger(log.With("component", "registry")),
+			kube.WithErrorHandler(func(error) { errs.Add(1) })), nil
+	}
 	switch cfg.Registry {
 	case "file":
 		return file.New(cfg.File,

@@ -85,7 +85,7 @@ func New(client kubernetes.Interface, dyn dynamic.Interface, opts ...Option) *So
 // listers are the caches Run builds a state from.
 type listers struct {
 	services, slices, pods, namespaces, netpols, configMaps cache.GenericLister
-	dynamic                                                map[schema.GroupVersionResource]cache.GenericLister
+	dynamic                                                 map[schema.GroupVersionResource]cache.GenericLister
 }
 
 // Run starts the informers, waits for their caches, then pushes a state
