@@ -219,7 +219,7 @@ func startMesh(t *testing.T) *meshEnv {
 		p := e.pods[name]
 		var first string
 		for i := range 2 {
-			if out, err := p.ns.Run(filepath.Join(binDir, mesh.BinarySidecar), mesh.SidecarInitCommand); err != nil {
+			if out, err := p.ns.Run(sidecarBin, mesh.SidecarInitCommand); err != nil {
 				t.Fatalf("%s: weft-sidecar init: %v\n%s", name, err, out)
 			}
 			saved, err := p.ns.Run("iptables-save", "-t", "nat")
@@ -239,7 +239,7 @@ func startMesh(t *testing.T) *meshEnv {
 		// The injector's rewritten probes: the kubelet asks the health port.
 		probes := fmt.Sprintf(`{%q: {"port": %d, "path": "/healthz", "scheme": "HTTP", "host": %q}}`,
 			mesh.AppProbePath(p.App, "readyz"), appPort, p.IP.String())
-		p.sidecar = p.ns.Start("sidecar-"+name, dir, mesh.ProxyUID, filepath.Join(binDir, mesh.BinarySidecar),
+		p.sidecar = p.ns.Start("sidecar-"+name, dir, mesh.ProxyUID, sidecarBin,
 			"--app-probes="+probes, "--workload="+p.Name, "--namespace="+ns, "--service-account="+p.SA, "--ip="+p.IP.String(),
 			"--xds-address="+xds, "--capture", "--ca-bundle="+bundle, "--token-file="+tokenFiles[name],
 			"--trust-domain="+trustDomain)

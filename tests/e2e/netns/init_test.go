@@ -2,7 +2,6 @@ package netns
 
 import (
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,7 +15,7 @@ import (
 func TestInitBackends(t *testing.T) {
 	netnsharness.Require(t)
 	n := netnsharness.New(t)
-	bin := filepath.Join(binDir, mesh.BinarySidecar)
+	bin := sidecarBin
 	count := func(ns *netnsharness.NS, save string) int {
 		out, err := ns.Run(save, "-t", "nat")
 		if err != nil {

@@ -15,8 +15,17 @@ import (
 	"github.com/weftmesh/weft/api/mesh"
 )
 
-// binDir holds the binaries (set once by TestMain, read-only after).
-var binDir string
+// binDir holds the binaries; sidecarBin is the sidecar's copy that the
+// proxy uid can execute (both set once by TestMain, read-only after).
+var binDir, sidecarBin string
+
+func copyExecutable(from, to string) error {
+	b, err := os.ReadFile(from) //nolint:gosec // G304: our own build output.
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o755) //nolint:gosec // G306: an executable for another uid.
+}
 
 var binaries = map[string]string{
 	"github.com/weftmesh/weft/control-plane/cmd/weft-control-plane": mesh.BinaryControlPlane,
@@ -95,8 +104,20 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "netns: built binaries into %s in %s\n", dir, time.Since(start).Round(time.Millisecond))
 		binDir = dir
 	}
-	// The sidecar runs as mesh.ProxyUID: it must reach its binary.
-	if err := os.Chmod(binDir, 0o755); err != nil { //nolint:gosec // G302: binaries for another uid.
+	// The sidecar runs as mesh.ProxyUID: copy it where that uid can reach
+	// it (WEFT_BIN_DIR may sit under a 0700 home directory).
+	dir, err := os.MkdirTemp("", "weft-netns-sidecar-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	sidecarBin = filepath.Join(dir, mesh.BinarySidecar)
+	if err := copyExecutable(filepath.Join(binDir, mesh.BinarySidecar), sidecarBin); err != nil {
+		fmt.Fprintln(os.Stderr, "netns:", err)
+		return 1
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { //nolint:gosec // G302: read by the proxy uid.
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
