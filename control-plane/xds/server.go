@@ -61,6 +61,7 @@ type Server struct {
 	state        *model.State
 	seq          uint64
 	nodes        map[string]*nodeState
+	shapes       shapeCache            // translations of state by proxy shape
 	certs        map[string]issuedCert // by node id: the latest chain issued
 	bundle       []byte                // the trust bundle, PEM
 }
@@ -229,7 +230,7 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 	if n.builtFrom != s.state || n.config == nil {
 		config := map[string][]types.Resource{}
 		if w, ok := s.state.Workload(id); ok {
-			res, err := translate.Build(*s.state, w, s.mc)
+			res, err := s.shapes.build(s.state, w, s.mc)
 			if err != nil {
 				s.log.Error("translate failed; proxy keeps its previous config", "proxy", id, "err", err)
 				return false

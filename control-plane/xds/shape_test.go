@@ -1,0 +1,94 @@
+package xds
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/weftmesh/weft/api/meshconfig"
+	"github.com/weftmesh/weft/control-plane/registry/file"
+	"github.com/weftmesh/weft/control-plane/translate"
+)
+
+// replicas is a mesh where shapes matter: replicas of one app (same
+// shape), one without an app label (its own shape), a NetworkPolicy that
+// selects by label and allows sources by ipBlock, and a namespace with a
+// different mTLS mode.
+func replicas() string {
+	var b strings.Builder
+	b.WriteString("apiVersion: v1\nkind: Namespace\nmetadata: {name: b, annotations: {weft.dev/mtls-mode: PERMISSIVE}}\n---\n")
+	n := 0
+	for _, ns := range []string{"a", "b"} {
+		for _, app := range []string{"web", "api"} {
+			n++
+			fmt.Fprintf(&b, "apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: %s}\nspec:\n  selector: {app: %s}\n  ports: [{name: http, port: 80, targetPort: 8080}]\n---\n", app, ns, app)
+			for i := range 3 {
+				fmt.Fprintf(&b, "apiVersion: weft.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {name: %s-%d, namespace: %s, labels: {app: %s}}\nspec: {address: 10.5.%d.%d, serviceAccount: %s, ports: [{name: http, port: 8080}]}\n---\n",
+					app, i, ns, app, n, i+1, app)
+			}
+		}
+	}
+	b.WriteString("apiVersion: weft.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {name: lone, namespace: a}\nspec: {address: 10.9.9.9, serviceAccount: lone, ports: [{name: http, port: 8080}]}\n---\n")
+	b.WriteString("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web, namespace: a}\nspec:\n  podSelector: {matchLabels: {app: web}}\n  ingress:\n  - from:\n    - podSelector: {matchLabels: {app: api}}\n    - ipBlock: {cidr: 10.5.3.0/24}\n  egress:\n  - to:\n    - podSelector: {matchLabels: {app: api}}\n  policyTypes: [Ingress, Egress]\n")
+	return b.String()
+}
+
+// TestShapeMatchesBuild: the shared translation of every workload equals
+// translate.Build for it, for every golden mesh of translate and for the
+// replicas mesh, with and without tracing.
+func TestShapeMatchesBuild(t *testing.T) {
+	meshes := map[string][]byte{"replicas": []byte(replicas())}
+	inputs, err := filepath.Glob("../translate/testdata/*.yaml")
+	if err != nil || len(inputs) == 0 {
+		t.Fatalf("golden meshes: %v (%d)", err, len(inputs))
+	}
+	for _, in := range inputs {
+		data, err := os.ReadFile(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meshes[filepath.Base(in)] = data
+	}
+	traced := meshconfig.Default()
+	traced.Tracing.Endpoint = "127.0.0.1:4317"
+	for name, data := range meshes {
+		st, err := file.Parse(name, data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, mc := range []meshconfig.Config{meshconfig.Default(), traced} {
+			var c shapeCache
+			for _, w := range st.Workloads {
+				t.Run(name+"/"+w.NodeID(), func(t *testing.T) {
+					want, werr := translate.Build(st, w, mc)
+					got, gerr := c.build(&st, w, mc)
+					if (werr != nil) != (gerr != nil) {
+						t.Fatalf("errors differ: Build %v, shared %v", werr, gerr)
+					}
+					if werr != nil {
+						return
+					}
+					if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+						t.Errorf("shared translation differs (-Build +shared):\n%s", diff)
+					}
+				})
+			}
+		}
+	}
+	// The replicas mesh must actually share: 8 app shapes for 12 replicas.
+	st, _ := file.Parse("replicas", meshes["replicas"])
+	var c shapeCache
+	for _, w := range st.Workloads {
+		if _, err := c.build(&st, w, meshconfig.Default()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(c.shapes); n != 4 {
+		t.Errorf("replicas mesh: %d shapes, want 4 (web and api in a and b)", n)
+	}
+}
