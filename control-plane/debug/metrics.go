@@ -20,6 +20,7 @@ import (
 //	weft_xds_nacks_total{type}                 counter: responses rejected
 //	weft_xds_push_latency_seconds              histogram: registry change -> every affected proxy ACKed
 //	weft_xds_push_proxies                      histogram: proxies a completed push changed
+//	weft_xds_pending_pushes                    gauge: pushes not yet ACKed by all their proxies (WithPendingPushes)
 //	weft_registry_errors_total                 counter: registry contents rejected
 //
 // type is cds, eds, lds, rds or sds; mode is sotw or delta.
@@ -64,7 +65,11 @@ func ConnectedOf(x XDS) func() int {
 // NewMetrics registers the xDS metrics on reg; connected counts the
 // connected proxies (xds.Server.Connected) and c (optional) gives the
 // registry errors.
-func NewMetrics(reg prometheus.Registerer, connected func() int, c Counters) (*Metrics, error) {
+func NewMetrics(reg prometheus.Registerer, connected func() int, c Counters, opts ...MetricsOption) (*Metrics, error) {
+	var mo metricsOptions
+	for _, o := range opts {
+		o(&mo)
+	}
 	m := &Metrics{
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weft_xds_pushes_total", Help: "xDS responses sent, one per proxy and resource type.",
@@ -96,12 +101,27 @@ func NewMetrics(reg prometheus.Registerer, connected func() int, c Counters) (*M
 			Name: "weft_registry_errors_total", Help: "Registry contents rejected.",
 		}, func() float64 { return float64(c.RegistryErrors()) }))
 	}
+	if mo.pending != nil {
+		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "weft_xds_pending_pushes", Help: "Pushes not yet ACKed by every proxy they changed (the backlog).",
+		}, func() float64 { return float64(mo.pending()) }))
+	}
 	for _, col := range cs {
 		if err := reg.Register(col); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// MetricsOption adds an optional metric.
+type MetricsOption func(*metricsOptions)
+
+type metricsOptions struct{ pending func() int }
+
+// WithPendingPushes exports weft_xds_pending_pushes (xds.Server.PendingPushes).
+func WithPendingPushes(f func() int) MetricsOption {
+	return func(o *metricsOptions) { o.pending = f }
 }
 
 // ResponseSent implements xds.Observer.

@@ -17,7 +17,8 @@ import (
 func TestMetricsMove(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	f := &fakeXDS{proxies: []xds.ProxyStatus{{ID: "a.ns"}, {ID: "b.ns"}}}
-	m, err := NewMetrics(reg, ConnectedOf(f), fakeCounters{})
+	pending := 3
+	m, err := NewMetrics(reg, ConnectedOf(f), fakeCounters{}, WithPendingPushes(func() int { return pending }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func TestMetricsMove(t *testing.T) {
 		return rec.Body.String()
 	}
 	before := scrape()
-	for _, want := range []string{"weft_xds_connected_proxies 2", "weft_registry_errors_total 7", "weft_xds_push_latency_seconds_count 0"} {
+	for _, want := range []string{"weft_xds_connected_proxies 2", "weft_xds_pending_pushes 3", "weft_registry_errors_total 7", "weft_xds_push_latency_seconds_count 0"} {
 		if !strings.Contains(before, want) {
 			t.Errorf("before: metrics lack %q:\n%s", want, before)
 		}

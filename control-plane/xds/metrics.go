@@ -180,7 +180,7 @@ func (t *ackTracker) settle(node string, done func(*nodeWait) bool) {
 	}
 }
 
-// pending is the number of pushes still waiting for ACKs (tests).
+// pending is the number of pushes still waiting for ACKs.
 func (t *ackTracker) pending() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()

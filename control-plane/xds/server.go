@@ -172,6 +172,10 @@ func (s *Server) Ready() bool {
 // Proxies lists the connected proxies with their per-type versions.
 func (s *Server) Proxies() []ProxyStatus { return s.status.Proxies() }
 
+// PendingPushes is the number of pushes some proxy they changed has not
+// ACKed yet (the backlog).
+func (s *Server) PendingPushes() int { return s.acks.pending() }
+
 // Connected is the number of connected proxies (cheaper than Proxies).
 func (s *Server) Connected() int { return s.status.connected() }
 

@@ -65,7 +65,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening listeningF
 	// The daemon's own Prometheus registry (never the global one).
 	reg := prometheus.NewRegistry()
 	var x *xds.Server
-	xdsMetrics, err := debug.NewMetrics(reg, func() int { return x.Connected() }, counters{&registryErrors})
+	xdsMetrics, err := debug.NewMetrics(reg, func() int { return x.Connected() }, counters{&registryErrors},
+		debug.WithPendingPushes(func() int { return x.PendingPushes() }))
 	if err != nil {
 		return fmt.Errorf("weft-control-plane: metrics: %w", err)
 	}

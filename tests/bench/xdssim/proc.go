@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // cpuSeconds is the user+system CPU time of process pid (/proc/<pid>/stat).
@@ -89,4 +91,80 @@ func (s *sim) metricLines(ctx context.Context, prefix string) []string {
 		}
 	}
 	return out
+}
+
+// hist is a Prometheus histogram read from /metrics.
+type hist struct {
+	count, sum float64
+	le         []float64 // bucket bounds, ascending (+Inf last)
+	cum        []float64 // cumulative counts
+}
+
+func (h hist) sub(o hist) hist {
+	d := hist{count: h.count - o.count, sum: h.sum - o.sum, le: h.le, cum: make([]float64, len(h.cum))}
+	for i := range h.cum {
+		d.cum[i] = h.cum[i]
+		if i < len(o.cum) {
+			d.cum[i] -= o.cum[i]
+		}
+	}
+	return d
+}
+
+func (h hist) mean() time.Duration {
+	if h.count == 0 {
+		return 0
+	}
+	return time.Duration(h.sum / h.count * float64(time.Second))
+}
+
+// quantile is the upper bound of the bucket holding quantile q.
+func (h hist) quantile(q float64) time.Duration {
+	if h.count == 0 {
+		return 0
+	}
+	for i, c := range h.cum {
+		if c >= q*h.count {
+			if math.IsInf(h.le[i], 1) {
+				if i > 0 {
+					return time.Duration(h.le[i-1] * float64(time.Second))
+				}
+				return 0
+			}
+			return time.Duration(h.le[i] * float64(time.Second))
+		}
+	}
+	return 0
+}
+
+// histogram reads an unlabelled histogram from the control plane's /metrics.
+func (s *sim) histogram(ctx context.Context, name string) (hist, error) {
+	var h hist
+	found := false
+	for _, l := range s.metricLines(ctx, name) {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case f[0] == name+"_count":
+			h.count, found = v, true
+		case f[0] == name+"_sum":
+			h.sum = v
+		case strings.HasPrefix(f[0], name+`_bucket{le="`):
+			le, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(f[0], name+`_bucket{le="`), `"}`), 64)
+			if err != nil {
+				continue
+			}
+			h.le, h.cum = append(h.le, le), append(h.cum, v)
+		}
+	}
+	if !found {
+		return h, fmt.Errorf("xdssim: histogram %s not found", name)
+	}
+	return h, nil
 }

@@ -18,10 +18,10 @@ func (r *Report) Print(w io.Writer) {
 			i, c.Affected, c.P50.Round(time.Millisecond), c.P99.Round(time.Millisecond), c.Max.Round(time.Millisecond), kb(c.BytesPerProx), c.CPUSec)
 	}
 	if c := r.Churn; c != nil {
-		p("  churn: %d changes at %.0f/s over %v -> %d EDS pushes per proxy (%.1f changes per push); %.1f CPU s; drained %v after the last change",
-			c.Changes, c.Rate, c.Duration, c.EDSPushes, float64(c.Changes)/float64(max(c.EDSPushes, 1)), c.CPUSec, c.DrainTime.Round(time.Millisecond))
+		p("  churn: %d changes at %.0f/s over %v -> %.0f pushes completed (%.1f changes per push), %d EDS responses per affected proxy; push latency mean %v p99 %v; %.1f CPU s; drained %v after the last change",
+			c.Changes, c.Rate, c.Duration, c.PushesTotal, float64(c.Changes)/max(c.PushesTotal, 1), c.EDSPushes, c.Mean.Round(time.Millisecond), c.P99.Round(time.Millisecond), c.CPUSec, c.DrainTime.Round(time.Millisecond))
 		for _, l := range c.LagBySecond {
-			p("    t=%2ds lag p50 %v p99 %v (versions advanced %d)", l.Second, l.P50.Round(time.Millisecond), l.P99.Round(time.Millisecond), l.Pushes)
+			p("    t=%2ds pushes completed %d, latency mean %v p99 %v", l.Second, l.Pushes, l.Mean.Round(time.Millisecond), l.P99.Round(time.Millisecond))
 		}
 	}
 	if r.StormTime > 0 {

@@ -86,21 +86,20 @@ type ChurnResult struct {
 	Changes     int
 	Rate        float64
 	Duration    time.Duration
-	EDSPushes   int64 // EDS responses received per proxy, mean
-	PushesTotal float64
-	// Lag per second of churn: for sampled proxies, the age of the newest
-	// change their last EDS ACK can contain (p50/p99 over samples taken
-	// each 100 ms), which stays flat when pushes keep up.
+	EDSPushes   int64   // EDS responses per affected proxy, mean
+	PushesTotal float64 // pushes completed (all affected proxies ACKed)
+	Mean, P99   time.Duration
+	// LagBySecond: pushes completed each second and their latency.
 	LagBySecond []LagSample
 	CPUSec      float64
-	DrainTime   time.Duration // after the last change, until every proxy ACKed it
+	DrainTime   time.Duration // after the last change, until no push is pending
 }
 
 // LagSample is one second of the churn phase.
 type LagSample struct {
-	Second   int
-	P50, P99 time.Duration
-	Pushes   int // EDS versions seen by the sampled proxies that second (max)
+	Second    int
+	Pushes    int
+	Mean, P99 time.Duration
 }
 
 type sim struct {
@@ -456,31 +455,27 @@ func (s *sim) oneChange(ctx context.Context, k int) (ChangeResult, error) {
 		bytes0[i] = c.rxBytes[1].Load()
 	}
 	cpu0 := cpuSeconds(s.cp.Process.Pid)
+	pushes0, err := s.metric(ctx, "weft_xds_push_latency_seconds_count")
+	if err != nil {
+		return ChangeResult{}, err
+	}
 	svc := (k * 7919) % s.cfg.Mesh.Services
 	t0, err := s.move(svc)
 	if err != nil {
 		return ChangeResult{}, err
 	}
+	// Done when the control plane reports the push complete (every proxy
+	// it changed ACKed it: weft_xds_push_latency_seconds_count grows) and
+	// the clients agree (the set of proxies with a new EDS ACK is stable).
 	deadline := t0.Add(s.cfg.Settle)
-	lastGrowth, affected := time.Now(), 0
 	for {
-		a := 0
-		for i, c := range s.clients {
-			if c.edsAcks.Load() > before[i] {
-				a++
-			}
-		}
-		if a != affected {
-			affected, lastGrowth = a, time.Now()
-		}
-		// Quiet for 3 s after the first ACK (or all proxies done).
-		if (a == n) || (a > 0 && time.Since(lastGrowth) > 3*time.Second) {
+		if c, err := s.metric(ctx, "weft_xds_push_latency_seconds_count"); err == nil && c > pushes0 {
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return ChangeResult{}, fmt.Errorf("xdssim: change %d: %d proxies ACKed within %v", k, a, s.cfg.Settle)
+			return ChangeResult{}, fmt.Errorf("xdssim: change %d: no completed push within %v", k, s.cfg.Settle)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond) // late responses of the same push
 	var lats []time.Duration
@@ -511,12 +506,11 @@ func pct(sorted []time.Duration, p int) time.Duration {
 	return sorted[i-1]
 }
 
-// churn moves endpoints at cfg.ChurnRate for cfg.ChurnFor. Each change is
-// one endpoint of a rotating service; the lag of a proxy is the age of the
-// oldest change not yet in its last ACKed EDS version, estimated as now -
-// time of the newest change written before that ACK's push began (changes
-// are numbered by write time; a proxy's ACK at time a contains every change
-// written before a - lag).
+// churn moves endpoints at cfg.ChurnRate for cfg.ChurnFor (each change
+// one endpoint of a rotating service) and follows, each second, the
+// control plane's completed pushes and their latency (registry change ->
+// every affected proxy ACKed: weft_xds_push_latency_seconds), which stay
+// flat when pushes keep up and grow when a backlog builds.
 func (s *sim) churn(ctx context.Context) (*ChurnResult, error) {
 	cfg := s.cfg
 	n := len(s.clients)
@@ -525,138 +519,83 @@ func (s *sim) churn(ctx context.Context) (*ChurnResult, error) {
 		acks0[i] = c.edsAcks.Load()
 	}
 	cpu0 := cpuSeconds(s.cp.Process.Pid)
-	samples := min(n, 50)
-	type obs struct {
-		at  time.Time
-		lag []time.Duration
-		ver uint64
+	hist0, err := s.histogram(ctx, "weft_xds_push_latency_seconds")
+	if err != nil {
+		return nil, err
 	}
-	var (
-		mu     sync.Mutex
-		writes []time.Time // write time of change j
-	)
 	interval := time.Duration(float64(time.Second) / cfg.ChurnRate)
 	start := time.Now()
 	end := start.Add(cfg.ChurnFor)
-	var observations []obs
+	changes := 0
+	r := &ChurnResult{Rate: cfg.ChurnRate, Duration: cfg.ChurnFor}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		t := time.NewTicker(interval)
 		defer t.Stop()
-		j := 0
 		for time.Now().Before(end) {
 			select {
 			case <-gctx.Done():
 				return gctx.Err()
 			case <-t.C:
 			}
-			if _, err := s.move((j * 31) % cfg.Mesh.Services); err != nil {
+			if _, err := s.move((changes * 31) % cfg.Mesh.Services); err != nil {
 				return err
 			}
-			mu.Lock()
-			writes = append(writes, time.Now())
-			mu.Unlock()
-			j++
+			changes++
 		}
 		return nil
 	})
-	// The EDS version a proxy ACKed is the push number; the control plane's
-	// push p contains the changes written before push p started. We map
-	// each first-seen version to the time it was first ACKed by any sampled
-	// proxy minus nothing, and take the lag of a sample as the age of the
-	// oldest change written after the last version-change it saw.
 	g.Go(func() error {
-		lastVer := make([]uint64, samples)
-		lastChangeAt := make([]time.Time, samples) // when the sample last got a new version
-		for i := range lastChangeAt {
-			lastChangeAt[i] = start
-		}
-		t := time.NewTicker(100 * time.Millisecond)
+		prev := hist0
+		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		for time.Now().Before(end.Add(time.Second)) {
+		for sec := 0; time.Now().Before(end); sec++ {
 			select {
 			case <-gctx.Done():
 				return nil
 			case <-t.C:
 			}
-			now := time.Now()
-			mu.Lock()
-			ws := writes
-			mu.Unlock()
-			o := obs{at: now}
-			for k := 0; k < samples; k++ {
-				c := s.clients[k*n/samples]
-				v := c.edsVer.Load()
-				if v != lastVer[k] {
-					lastVer[k] = v
-					lastChangeAt[k] = time.Unix(0, c.edsAckNs.Load())
-				}
-				// Oldest change written after the sample's last new
-				// version was ACKed (a change written before may or may
-				// not be in it: this errs towards a smaller lag by at
-				// most one push interval).
-				idx, _ := slices.BinarySearchFunc(ws, lastChangeAt[k], func(a, b time.Time) int { return a.Compare(b) })
-				lag := time.Duration(0)
-				if idx < len(ws) {
-					lag = now.Sub(ws[idx])
-				}
-				o.lag = append(o.lag, lag)
-				o.ver = max(o.ver, v)
+			h, err := s.histogram(gctx, "weft_xds_push_latency_seconds")
+			if err != nil {
+				continue
 			}
-			observations = append(observations, o)
+			d := h.sub(prev)
+			prev = h
+			r.LagBySecond = append(r.LagBySecond, LagSample{Second: sec, Pushes: int(d.count), Mean: d.mean(), P99: d.quantile(0.99)})
 		}
 		return nil
 	})
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	// Drain: every proxy ACKs the final state.
+	r.Changes = changes
+	// Drain: until the pushes that carry the last changes completed.
 	drain0 := time.Now()
-	lastAck := make([]int64, n)
-	for i, c := range s.clients {
-		lastAck[i] = c.edsAcks.Load()
-	}
-	quiet := time.Now()
-	for time.Since(quiet) < 3*time.Second && time.Since(drain0) < cfg.Settle {
-		grew := false
-		for i, c := range s.clients {
-			if a := c.edsAcks.Load(); a != lastAck[i] {
-				lastAck[i], grew = a, true
-			}
-		}
-		if grew {
-			quiet = time.Now()
+	for time.Since(drain0) < cfg.Settle {
+		h, err := s.histogram(ctx, "weft_xds_push_latency_seconds")
+		p, perr := s.metric(ctx, "weft_xds_pending_pushes")
+		if err == nil && perr == nil && p == 0 && h.count > hist0.count {
+			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	r := &ChurnResult{Rate: cfg.ChurnRate, Duration: cfg.ChurnFor, CPUSec: cpuSeconds(s.cp.Process.Pid) - cpu0, DrainTime: quiet.Sub(drain0)}
-	mu.Lock()
-	r.Changes = len(writes)
-	mu.Unlock()
-	var pushes int64
+	r.DrainTime = time.Since(drain0)
+	r.CPUSec = cpuSeconds(s.cp.Process.Pid) - cpu0
+	h, err := s.histogram(ctx, "weft_xds_push_latency_seconds")
+	if err == nil {
+		d := h.sub(hist0)
+		r.PushesTotal = d.count
+		r.Mean, r.P99 = d.mean(), d.quantile(0.99)
+	}
+	var pushes, affected int64
 	for i, c := range s.clients {
-		pushes += c.edsAcks.Load() - acks0[i]
-	}
-	r.EDSPushes = pushes / int64(n)
-	bySec := map[int][]time.Duration{}
-	vers := map[int][2]uint64{}
-	for _, o := range observations {
-		sec := int(o.at.Sub(start) / time.Second)
-		bySec[sec] = append(bySec[sec], o.lag...)
-		v := vers[sec]
-		if v[0] == 0 || o.ver < v[0] {
-			v[0] = o.ver
+		if d := c.edsAcks.Load() - acks0[i]; d > 0 {
+			pushes += d
+			affected++
 		}
-		v[1] = max(v[1], o.ver)
-		vers[sec] = v
 	}
-	for sec := 0; sec <= int(cfg.ChurnFor/time.Second); sec++ {
-		l := bySec[sec]
-		if len(l) == 0 {
-			continue
-		}
-		slices.Sort(l)
-		r.LagBySecond = append(r.LagBySecond, LagSample{Second: sec, P50: pct(l, 50), P99: pct(l, 99), Pushes: int(vers[sec][1] - vers[sec][0])})
+	if affected > 0 {
+		r.EDSPushes = pushes / affected
 	}
 	return r, nil
 }
