@@ -256,3 +256,17 @@ helm-test: helm-tools helm-check images build
 	$(call section,helm-test: tests/e2e/helm)
 	WEFT_HELM=$(HELM) WEFT_IMAGES_DIR=$(IMAGES_DIR) WEFT_BIN_DIR=$(BIN) \
 	  $(GO) test -count=1 -timeout $(E2E_TIMEOUT) $(GOTESTFLAGS) github.com/weftmesh/weft/tests/e2e/helm
+
+## ---------------------------------------------------------------- control-plane scale (issue 11 item 3)
+
+# weft-xdssim: simulated sidecars (real ADS streams, SotW then delta, join
+# tokens, verified TLS) against the real weft-control-plane fed by a
+# generated file registry; bounded by XDSSIM_ARGS' -timeout (30m default).
+# Figures go to BENCHMARKS.md by hand (section "Control plane at scale").
+XDSSIM_ARGS ?= -services 1000 -endpoints-per-service 10 -reach 2 -proxies 300 -changes 3 -churn-rate 50 -churn-for 30s
+.PHONY: bench-xds
+bench-xds:
+	$(call section,bench-xds: control plane at scale (tests/bench/xdssim))
+	@mkdir -p $(BIN) $(ROOT)/.cache/bench
+	$(GO) build -trimpath -o $(BIN)/ ./control-plane/cmd/weft-control-plane ./tests/bench/cmd/weft-xdssim
+	$(BIN)/weft-xdssim -bin $(BIN) -run $(ROOT)/.cache/bench/xdssim -v $(XDSSIM_ARGS) | tee $(ROOT)/.cache/bench/xdssim.txt
