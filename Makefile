@@ -222,7 +222,7 @@ IMAGE_BINS   := ./control-plane/cmd/weft-control-plane ./control-plane/cmd/weftc
 
 helm-tools: $(HELM)
 $(HELM): FORCE
-	@if ! [[ -x $@ ]] || ! $@ version --short 2>/dev/null | grep -q "^$(HELM_VERSION)+"; then \
+	@if ! [[ -x $@ ]] || ! $(GO) version -m $@ 2>/dev/null | grep -qE "mod[[:space:]]+helm.sh/helm/v3[[:space:]]+$(HELM_VERSION)[[:space:]]"; then \
 	  echo "installing helm $(HELM_VERSION) into $(TOOLS)"; \
 	  GOBIN=$(TOOLS) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); \
 	fi

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -177,7 +178,7 @@ func (c *checker) crds(ctx context.Context) {
 			c.report(fail, "crds", "%s: %v", name, err)
 			continue
 		}
-		if diff := crdDiff(dig(want, "spec", "versions"), dig(got.Object, "spec", "versions")); diff != "" {
+		if diff := crdDiff(normalize(dig(want, "spec", "versions")), normalize(dig(got.Object, "spec", "versions"))); diff != "" {
 			c.report(fail, "crds", "%s is not current (%s): helm upgrade, or kubectl apply -f charts/weft/files/crds", name, diff)
 			continue
 		}
@@ -215,6 +216,20 @@ func crdDiff(want, got any) string {
 		}
 	}
 	return ""
+}
+
+// normalize round-trips v through JSON so numbers compare alike (YAML
+// gives float64, the API client int64).
+func normalize(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return v
+	}
+	return out
 }
 
 func dig(m any, keys ...string) any {

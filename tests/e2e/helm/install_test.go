@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
@@ -18,11 +19,14 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/restmapper"
 
@@ -281,6 +285,68 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Errorf("proxy args %q do not dial the chart's control plane Service", px.Args)
 	}
 
+	t.Run("weftctl check", func(t *testing.T) {
+		r.t = t
+		// A pod made before its namespace was enabled, and a policy that
+		// isolates egress without DNS: both must be reported.
+		if err := c.CreateNamespace(ctx, "late", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Client.CoreV1().Pods("late").Create(ctx, appPod("old-1"), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Client.CoreV1().Namespaces().Patch(ctx, "late", types.MergePatchType,
+			[]byte(`{"metadata":{"labels":{"`+mesh.LabelInject+`":"`+mesh.InjectEnabled+`"}}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		np := &networkingv1.NetworkPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "no-dns", Namespace: "shop"},
+			Spec: networkingv1.NetworkPolicySpec{
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+				Egress:      []networkingv1.NetworkPolicyEgressRule{{Ports: []networkingv1.NetworkPolicyPort{{Port: ptr(intstr.FromInt32(8080))}}}},
+			},
+		}
+		if _, err := c.Client.NetworkingV1().NetworkPolicies("shop").Create(ctx, np, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		weftctl := binary(t, mesh.BinaryCLI, "github.com/weftmesh/weft/control-plane/cmd/weftctl")
+		cmd := exec.CommandContext(ctx, weftctl, "check", "--kubeconfig", c.Kubeconfig)
+		outb, err := cmd.CombinedOutput()
+		out := string(outb)
+		t.Logf("weftctl check:\n%s", out)
+		// No kubelet runs the control plane's pods here, so that check
+		// fails and the command must exit non-zero.
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Errorf("exit: %v, want 1 (the control plane has no ready replica)", err)
+		}
+		for _, want := range []string{
+			"PASS  api-server       Kubernetes v1.",
+			"PASS  crds             authorizationpolicies.weft.dev installed and current",
+			"PASS  crds             workloadentries.weft.dev installed and current",
+			"FAIL  control-plane    weft-system/weft-control-plane: 0/2 replicas ready",
+			"PASS  webhook          " + r.addr + " reachable, certificate valid for the caBundle",
+			"PASS  namespaces       injection enabled in late, shop",
+			"WARN  pods             late: 1 pod(s) without a sidecar (created before the label? restart them): old-1",
+			"PASS  pods             shop: all 1 pods have a sidecar",
+			"WARN  netpol-dns       shop/no-dns isolates egress but allows no port 53",
+			"check: 1 check(s) failed",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("weftctl check output lacks %q", want)
+			}
+		}
+		// A stale CRD is reported as not current.
+		if _, err := c.Dynamic.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}).Patch(ctx,
+			"trafficpolicies.weft.dev", types.JSONPatchType, []byte(`[{"op":"replace","path":"/spec/versions/0/schema/openAPIV3Schema/description","value":"old"}]`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		outb, _ = exec.CommandContext(ctx, weftctl, "check", "--kubeconfig", c.Kubeconfig).CombinedOutput()
+		if want := "FAIL  crds             trafficpolicies.weft.dev is not current (version v1alpha1 schema differs)"; !strings.Contains(string(outb), want) {
+			t.Errorf("after editing a CRD, output lacks %q:\n%s", want, outb)
+		}
+	})
+
 	t.Run("upgrade with changed values keeps injection working", func(t *testing.T) {
 		r.t = t
 		if _, _, err := r.h.run(ctx, append([]string{"upgrade", "weft", r.chart}, r.values(
@@ -327,3 +393,5 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		}
 	})
 }
+
+func ptr[T any](v T) *T { return &v }
