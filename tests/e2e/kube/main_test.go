@@ -16,7 +16,8 @@ var binDir string // read-only after TestMain
 
 // binaries are what the suite needs: package -> file name.
 var binaries = map[string]string{
-	"github.com/weftmesh/weft/injector/cmd/weft-injector": mesh.BinaryInjector,
+	"github.com/weftmesh/weft/injector/cmd/weft-injector":           mesh.BinaryInjector,
+	"github.com/weftmesh/weft/control-plane/cmd/weft-control-plane": mesh.BinaryControlPlane,
 }
 
 func TestMain(m *testing.M) {
