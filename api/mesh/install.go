@@ -18,11 +18,6 @@ const (
 	// WebhookTLSSecret holds the webhook's serving certificate (tls.crt,
 	// tls.key) and the CA that signed it (ca.crt = the caBundle).
 	WebhookTLSSecret = "weft-webhook-tls"
-	// CASecret holds the mesh CA when the control plane generates it.
-	CASecret = "weft-ca"
-	// LeaderElectionLease is the Lease the control-plane replicas compete
-	// for; the leader does the writes (CA Secret, trust bundle ConfigMaps).
-	LeaderElectionLease = "weft-control-plane"
 	// EgressGatewayServiceAccount runs the egress gateway pods.
 	EgressGatewayServiceAccount = "weft-egress-gateway"
 	// LabelApp is the label every object of the chart carries with its

@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/tests/kubeharness"
@@ -77,6 +78,7 @@ type release struct {
 	ip      net.IP
 	injBin  string
 	injProc *kubeharness.Process
+	cpProc  *kubeharness.Process
 }
 
 func (r *release) values(extra ...string) []string {
@@ -156,6 +158,79 @@ func (r *release) startInjector(ctx context.Context, objs []*unstructured.Unstru
 		t.Fatalf("injector with the rendered args %q (verified with the chart's CA): %v", args, err)
 	}
 	return args
+}
+
+// startControlPlane runs weft-control-plane with exactly the args of the
+// rendered container: listen addresses mapped to a 127.x address of the
+// test's, $(VAR) references expanded from the container's env as the kubelet
+// would, plus --kubeconfig (in a pod it uses the in-cluster config) that
+// impersonates the chart's ServiceAccount, so the chart's RBAC is what the
+// control plane gets. It returns the debug address.
+func (r *release) startControlPlane(ctx context.Context, objs []*unstructured.Unstructured, bin string) (debugAddr string, args []string) {
+	t := r.t
+	d := toTyped[appsv1.Deployment](t, find(objs, "Deployment", mesh.ControlPlaneDeployment))
+	var ctr corev1.Container
+	for _, c := range d.Spec.Template.Spec.Containers {
+		if c.Name == "weft-control-plane" {
+			ctr = c
+		}
+	}
+	ip := kubeharness.RandomLoopback()
+	port := func() string {
+		p, err := kubeharness.FreePort(ctx, ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return net.JoinHostPort(ip.String(), strconv.Itoa(p))
+	}
+	xdsAddr, debugAddr := port(), port()
+	podName := d.Name + "-e2e-0"
+	env := map[string]string{}
+	for _, e := range ctr.Env {
+		switch {
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+			env[e.Name] = podName
+		case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			env[e.Name] = releaseNS
+		default:
+			env[e.Name] = e.Value
+		}
+	}
+	for _, a := range ctr.Args {
+		switch {
+		case strings.HasPrefix(a, "--xds-address="):
+			a = "--xds-address=" + xdsAddr
+		case strings.HasPrefix(a, "--debug-address="):
+			a = "--debug-address=" + debugAddr
+		}
+		for k, v := range env {
+			a = strings.ReplaceAll(a, "$("+k+")", v)
+		}
+		args = append(args, a)
+	}
+	if len(ctr.VolumeMounts) != 1 || ctr.VolumeMounts[0].MountPath != "/tmp" {
+		t.Fatalf("control plane mounts %v: this test maps only /tmp", ctr.VolumeMounts)
+	}
+	// Impersonate system:serviceaccount:<ns>:<sa> with the admin credentials.
+	kc, err := clientcmd.LoadFromFile(r.c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ai := range kc.AuthInfos {
+		ai.Impersonate = "system:serviceaccount:" + releaseNS + ":" + d.Spec.Template.Spec.ServiceAccountName
+	}
+	kcPath := filepath.Join(t.TempDir(), "sa.kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, kcPath); err != nil {
+		t.Fatal(err)
+	}
+	args = append(args, "--kubeconfig="+kcPath)
+	p := r.c.StartProcess(t, mesh.BinaryControlPlane, bin, args...)
+	hc := &http.Client{Timeout: 2 * time.Second}
+	if err := p.WaitReady(ctx, hc, "http://"+debugAddr+"/healthz", func(code int, _ []byte) bool { return code == 200 }); err != nil {
+		t.Fatalf("control plane with the rendered args %q: %v\n%s", args, err, p.Tail(30))
+	}
+	r.cpProc = p
+	return debugAddr, args
 }
 
 // checkCABundle: the webhook's caBundle is the Secret's CA.
@@ -281,6 +356,38 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := r.injects(ctx, "shop", "web-1", "ghcr.io/weftmesh/weft-sidecar:0.1.0")
+
+	cpBin := binary(t, mesh.BinaryControlPlane, "github.com/weftmesh/weft/control-plane/cmd/weft-control-plane")
+	debugAddr, cpArgs := r.startControlPlane(ctx, objs, cpBin)
+	t.Logf("control plane runs with the rendered args (as its ServiceAccount): %q", cpArgs)
+	// What the leader writes with the chart's RBAC: the CA Secret, the
+	// Lease, and the trust bundle in the enabled namespace.
+	waitFor(ctx, t, "leader writes (CA Secret, Lease, weft-ca-root in shop)", func() (bool, string) {
+		sec, err := c.Client.CoreV1().Secrets(releaseNS).Get(ctx, mesh.CASecretName, metav1.GetOptions{})
+		if err != nil {
+			return false, "secret: " + err.Error()
+		}
+		lease, err := c.Client.CoordinationV1().Leases(releaseNS).Get(ctx, mesh.LeaderLeaseName, metav1.GetOptions{})
+		if err != nil {
+			return false, "lease: " + err.Error()
+		}
+		if lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != mesh.ControlPlaneDeployment+"-e2e-0" {
+			return false, "lease holder not the process"
+		}
+		cm, err := c.Client.CoreV1().ConfigMaps("shop").Get(ctx, mesh.TrustBundleConfigMap, metav1.GetOptions{})
+		if err != nil {
+			return false, "trust bundle: " + err.Error()
+		}
+		if cm.Data[mesh.TrustBundleKey] != string(sec.Data[mesh.CASecretBundleKey]) {
+			return false, "trust bundle differs from the CA Secret's"
+		}
+		return true, ""
+	})
+	if logs, err := os.ReadFile(r.cpProc.LogPath()); err != nil {
+		t.Fatal(err)
+	} else if strings.Contains(string(logs), "forbidden") {
+		t.Errorf("the control plane was refused something by the chart's RBAC:\n%s", r.cpProc.Tail(40))
+	}
 	if px := proxyOf(p); !strings.Contains(strings.Join(px.Args, " "), "weft-control-plane.weft-system.svc:15012") {
 		t.Errorf("proxy args %q do not dial the chart's control plane Service", px.Args)
 	}
@@ -310,7 +417,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 			t.Fatal(err)
 		}
 		weftctl := binary(t, mesh.BinaryCLI, "github.com/weftmesh/weft/control-plane/cmd/weftctl")
-		cmd := exec.CommandContext(ctx, weftctl, "check", "--kubeconfig", c.Kubeconfig)
+		cmd := exec.CommandContext(ctx, weftctl, "check", "--kubeconfig", c.Kubeconfig, "--control-plane", debugAddr)
 		outb, err := cmd.CombinedOutput()
 		out := string(outb)
 		t.Logf("weftctl check:\n%s", out)
@@ -330,6 +437,8 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 			"WARN  pods             late: 1 pod(s) without a sidecar (created before the label? restart them): old-1",
 			"PASS  pods             shop: all 1 pods have a sidecar",
 			"WARN  netpol-dns       shop/no-dns isolates egress but allows no port 53",
+			"PASS  proxies          0 proxies connected, all in sync",
+			"PASS  certs            ",
 			"check: 1 check(s) failed",
 		} {
 			if !strings.Contains(out, want) {
