@@ -16,7 +16,7 @@ import (
 )
 
 // maxImageBytes is the size budget of one archive (static binary + base).
-const maxImageBytes = 80 << 20
+const maxImageBytes = 32 << 20
 
 // readArchive returns the image config of a docker-archive tarball
 // (manifest.json -> Config) and the names of the files in its layers.
