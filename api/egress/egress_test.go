@@ -31,12 +31,18 @@ func TestMatchHost(t *testing.T) {
 func testIndex(t *testing.T) *Index {
 	t.Helper()
 	ix, err := Compile(Table{Destinations: []Destination{
-		{Name: "shop/api", Hosts: []string{"api.example.com"}, Port: 80, Protocol: ProtocolHTTP, Resolution: ResolutionDNS,
-			Rules: []Rule{{Principals: []string{"spiffe://td/ns/shop/sa/order"}, Methods: []string{"GET"}, Paths: []string{"/v1/*"}}}},
-		{Name: "shop/cdn", Hosts: []string{"*.cdn.example.com"}, Port: 443, Protocol: ProtocolTLS, Resolution: ResolutionDNS,
-			Rules: []Rule{{Principals: []string{"spiffe://td/ns/shop/sa/*"}}}},
-		{Name: "shop/db", Port: 5432, Protocol: ProtocolTCP, Resolution: ResolutionDNS, Addresses: []string{"10.1.0.0/16"},
-			Rules: []Rule{{Principals: []string{"*"}}}},
+		{
+			Name: "shop/api", Hosts: []string{"api.example.com"}, Port: 80, Protocol: ProtocolHTTP, Resolution: ResolutionDNS,
+			Rules: []Rule{{Principals: []string{"spiffe://td/ns/shop/sa/order"}, Methods: []string{"GET"}, Paths: []string{"/v1/*"}}},
+		},
+		{
+			Name: "shop/cdn", Hosts: []string{"*.cdn.example.com"}, Port: 443, Protocol: ProtocolTLS, Resolution: ResolutionDNS,
+			Rules: []Rule{{Principals: []string{"spiffe://td/ns/shop/sa/*"}}},
+		},
+		{
+			Name: "shop/db", Port: 5432, Protocol: ProtocolTCP, Resolution: ResolutionDNS, Addresses: []string{"10.1.0.0/16"},
+			Rules: []Rule{{Principals: []string{"*"}}},
+		},
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -48,8 +48,10 @@ func WithLogger(l *slog.Logger) Option { return func(e *Elector) { e.log = l } }
 // New returns an Elector for Lease namespace/name; identity names this
 // replica (its pod name, or host name and pid).
 func New(client kubernetes.Interface, namespace, name, identity string, opts ...Option) *Elector {
-	e := &Elector{client: client, namespace: namespace, name: name, identity: identity,
-		lease: DefaultLeaseDuration, renew: DefaultRenewDeadline, retry: DefaultRetryPeriod, log: slog.New(slog.DiscardHandler)}
+	e := &Elector{
+		client: client, namespace: namespace, name: name, identity: identity,
+		lease: DefaultLeaseDuration, renew: DefaultRenewDeadline, retry: DefaultRetryPeriod, log: slog.New(slog.DiscardHandler),
+	}
 	for _, o := range opts {
 		o(e)
 	}

@@ -143,8 +143,10 @@ func TestMetricsMove(t *testing.T) {
 	s.Update(parse(t, meshYAML))
 	s.Push()
 	oe = order.recv(resource.EndpointType)
-	order.send(&discovery.DiscoveryRequest{TypeUrl: resource.EndpointType, VersionInfo: "2", ResponseNonce: oe.GetNonce(),
-		ResourceNames: namesOf(t, oe), ErrorDetail: &rpcstatus.Status{Message: "bad"}})
+	order.send(&discovery.DiscoveryRequest{
+		TypeUrl: resource.EndpointType, VersionInfo: "2", ResponseNonce: oe.GetNonce(),
+		ResourceNames: namesOf(t, oe), ErrorDetail: &rpcstatus.Status{Message: "bad"},
+	})
 	waitFor(t, "NACK counted", func() bool { _, n, _ := rec.snapshot(); return n[resource.EndpointType] == 1 })
 
 	// A proxy that leaves no longer holds the push back: payment ACKs, order

@@ -300,8 +300,10 @@ func (s *security) kube(ctx context.Context, cfg Config, k *kubeEnv, log *slog.L
 		if td, err = spiffeid.TrustDomainFromString(cfg.Mesh.TrustDomain); err != nil {
 			return nil, fmt.Errorf("weft-control-plane: ca: trust domain: %w", err)
 		}
-		a, err = k.openAuthority(ctx, td, []ca.Option{ca.WithLifetime(cfg.CA.CertLifetime),
-			ca.WithLogger(log.With("component", "ca")), ca.WithObserver(s.metrics)})
+		a, err = k.openAuthority(ctx, td, []ca.Option{
+			ca.WithLifetime(cfg.CA.CertLifetime),
+			ca.WithLogger(log.With("component", "ca")), ca.WithObserver(s.metrics),
+		})
 	}
 	if err != nil {
 		return nil, err

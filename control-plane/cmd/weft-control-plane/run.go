@@ -56,7 +56,12 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening listeningF
 		electCtx, stopElection := context.WithCancel(ctx)
 		elected := make(chan error, 1)
 		go func() { elected <- k.runElection(electCtx, func() []byte { return deref(bundle.Load()) }) }()
-		defer func() { stopElection(); <-elected }()
+		defer func() {
+			stopElection()
+			if err := <-elected; err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("leader election ended", "error", err)
+			}
+		}()
 	}
 	sec, err := newSecurity(ctx, cfg, k, log)
 	if err != nil {

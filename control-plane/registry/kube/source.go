@@ -40,7 +40,7 @@ const DefaultResync = 10 * time.Minute
 
 // Resources read through the dynamic client.
 var (
-	GVRHTTPRoute           = gwv1.SchemeGroupVersion.WithResource("httproutes")
+	GVRHTTPRoute           = schema.GroupVersionResource{Group: gwv1.GroupVersion.Group, Version: gwv1.GroupVersion.Version, Resource: "httproutes"}
 	GVRWorkloadEntry       = v1alpha1.SchemeGroupVersion.WithResource("workloadentries")
 	GVRTrafficPolicy       = v1alpha1.SchemeGroupVersion.WithResource("trafficpolicies")
 	GVRAuthorizationPolicy = v1alpha1.SchemeGroupVersion.WithResource("authorizationpolicies")
@@ -54,7 +54,6 @@ type Source struct {
 	resync  time.Duration
 	log     *slog.Logger
 	onError func(error)
-	onPush  func(model.State)
 }
 
 var _ registry.Source = (*Source)(nil)
