@@ -88,7 +88,7 @@ func (m *listenerManager) run(ctx context.Context) error {
 		case <-ctx.Done():
 			m.bound.Store(false)
 			for name, s := range m.running {
-				m.stop(name, s)
+				m.stop(name, s) //nolint:contextcheck // draining outlives the cancelled run context, bounded by its own timeout
 			}
 			m.wg.Wait()
 			return nil
@@ -117,8 +117,8 @@ func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
 		if cur != nil && cur.addr == addr {
 			continue
 		}
-		spec, ok := m.servers[name]
-		if !ok {
+		spec, found := m.servers[name]
+		if !found {
 			continue
 		}
 		bindAddr := addr
@@ -143,7 +143,7 @@ func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
 		m.running[name] = &served{addr: addr, srv: srv}
 		if cur != nil {
 			m.log.Info("listener moved", "listener", name, "from", cur.addr, "to", addr)
-			m.stop(name, cur)
+			m.stop(name, cur) //nolint:contextcheck // draining outlives the cancelled run context, bounded by its own timeout
 		} else {
 			m.log.Info("listener bound", "listener", name, "address", addr)
 		}
@@ -152,7 +152,7 @@ func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
 		if _, keep := want[name]; !keep {
 			m.log.Info("listener removed", "listener", name, "address", s.addr)
 			delete(m.running, name)
-			m.stop(name, s)
+			m.stop(name, s) //nolint:contextcheck // draining outlives the cancelled run context, bounded by its own timeout
 		}
 	}
 	m.bound.Store(ok)

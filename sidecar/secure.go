@@ -64,7 +64,11 @@ func (s *secureChannel) dialOptions(log *slog.Logger, bearerOnEveryCall bool) []
 	cfg := tlsconfig.TLSClientConfig(s.bundle, tlsconfig.AuthorizeID(cpID))
 	cfg.MinVersion = tls.VersionTLS13
 	verify := cfg.VerifyPeerCertificate
-	cfg.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+	// No ClientSessionCache is set, so sessions are never resumed and this
+	// check runs on every handshake.
+	cfg.VerifyPeerCertificate = func( //nolint:gosec // G123: no session resumption (see above)
+		raw [][]byte, chains [][]*x509.Certificate,
+	) error {
 		if err := verify(raw, chains); err != nil {
 			log.Warn("refused the control plane's certificate", "want", cpID.String(), "reason", err.Error())
 			return err

@@ -228,7 +228,7 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 				return inbound.NewServer(inbound.NewHandler(&tables, tr, log, inbound.WithAuthz(az), inbound.WithTelemetry(obs)), log)
 			},
-			wrap: func(ln net.Listener) net.Listener { return inbound.NewListener(ln, serverTLS, log) },
+			wrap: func(ln net.Listener) net.Listener { return inbound.NewListener(ln, serverTLS, log) }, //nolint:contextcheck // the listener owns its accept loop until Close
 		},
 	}))
 
@@ -254,7 +254,7 @@ func Run(ctx context.Context, cfg Config) error {
 			compiled = t
 			return nil
 		}),
-		xdsclient.WithUpdateHandler(func(s *xdsclient.Snapshot) {
+		xdsclient.WithUpdateHandler(func(s *xdsclient.Snapshot) { //nolint:contextcheck // the tracer provider it applies is owned by the run errgroup
 			t := compiled
 			if t == nil || t.Snapshot != s {
 				var err error
@@ -291,11 +291,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return !draining.Load() && lm.ready()
 	}
 
-	adminLn, err := net.Listen("tcp", cfg.AdminAddress)
+	adminLn, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.AdminAddress)
 	if err != nil {
 		return fmt.Errorf("sidecar: admin: %w", err)
 	}
-	healthLn, err := net.Listen("tcp", cfg.HealthAddress)
+	healthLn, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HealthAddress)
 	if err != nil {
 		adminLn.Close()
 		return fmt.Errorf("sidecar: health: %w", err)

@@ -33,10 +33,11 @@ type Config struct {
 // with an access log decides; they all carry the same).
 func Parse(ms []*hcm.HttpConnectionManager) (Config, error) {
 	for _, m := range ms {
-		for i, al := range m.GetAccessLog() {
-			c, err := parseOne(al)
+		// The first access log of the first manager that has one applies.
+		if als := m.GetAccessLog(); len(als) > 0 {
+			c, err := parseOne(als[0])
 			if err != nil {
-				return Config{}, fmt.Errorf("accesslog: access_log %d (%q): %w", i, al.GetName(), err)
+				return Config{}, fmt.Errorf("accesslog: access_log 0 (%q): %w", als[0].GetName(), err)
 			}
 			return c, nil
 		}

@@ -180,7 +180,7 @@ func (rec *record) refuse(w http.ResponseWriter, status int, result, reason, for
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &record{start: time.Now(), method: r.Method, path: r.URL.Path, dest: r.Host}
-	defer h.finish(rec)
+	defer h.finish(rec) //nolint:contextcheck // the decision log is written after the request, whatever its context
 	peer := inbound.PeerFromContext(r.Context())
 	if peer == nil || peer.ID.IsZero() {
 		rec.refuse(w, http.StatusForbidden, resultDenied, "no_identity", "egress: the caller presented no mesh certificate")
@@ -392,7 +392,7 @@ func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.
 		out.Body = countingReader{out.Body, &t.rec.bytesIn}
 	}
 	ctx := context.WithValue(r.Context(), targetKey{}, t)
-	resp, err := h.fwd.Send(out.WithContext(ctx), nil)
+	resp, err := h.fwd.Send(out.WithContext(ctx), nil) //nolint:bodyclose // WriteResponse below copies and closes the body
 	if err != nil {
 		t.rec.result, t.rec.reason, t.rec.status = resultError, "upstream_failed", http.StatusBadGateway
 		proxy.Error(w, http.StatusBadGateway, "egress: %s: %v", t.rec.dest, err)
@@ -432,7 +432,7 @@ func (h *Handler) tunnel(w http.ResponseWriter, r *http.Request, d *egress.Desti
 	body := bufio.NewReaderSize(r.Body, 4096)
 	if tlsDest {
 		var sni string
-		sni, prefix, err = peekSNI(body)
+		sni, prefix, err = peekSNI(body) //nolint:contextcheck // bounded by the connection deadline, not a context
 		switch {
 		case err != nil:
 			rec.result, rec.reason = resultDenied, "sni_mismatch"

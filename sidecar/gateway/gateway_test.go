@@ -105,10 +105,14 @@ func start(t testing.TB) *env {
 	}
 
 	tbl := egress.Table{Destinations: []egress.Destination{
-		{Name: "shop/api", Hosts: []string{"api.example.test"}, Port: port, Protocol: egress.ProtocolHTTP, Resolution: egress.ResolutionDNS,
-			Rules: []egress.Rule{{Principals: []string{order}}}},
-		{Name: "shop/limited", Hosts: []string{"limited.example.test"}, Port: port, Protocol: egress.ProtocolHTTP, Resolution: egress.ResolutionStatic,
-			Endpoints: []string{"127.0.0.1"}, MaxConnections: 1, Rules: []egress.Rule{{Principals: []string{"*"}}}},
+		{
+			Name: "shop/api", Hosts: []string{"api.example.test"}, Port: port, Protocol: egress.ProtocolHTTP, Resolution: egress.ResolutionDNS,
+			Rules: []egress.Rule{{Principals: []string{order}}},
+		},
+		{
+			Name: "shop/limited", Hosts: []string{"limited.example.test"}, Port: port, Protocol: egress.ProtocolHTTP, Resolution: egress.ResolutionStatic,
+			Endpoints: []string{"127.0.0.1"}, MaxConnections: 1, Rules: []egress.Rule{{Principals: []string{"*"}}},
+		},
 	}}
 	data, _ := json.Marshal(tbl)
 	var m map[string]any

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -28,7 +29,7 @@ func peekSNI(r io.Reader) (string, []byte, error) {
 			return nil, errHelloRead
 		},
 		MinVersion: tls.VersionTLS12,
-	}).Handshake()
+	}).HandshakeContext(context.Background()) // the reader is bounded by the caller's deadline
 	if !seen {
 		if err == nil {
 			err = errors.New("no client hello")

@@ -4,9 +4,7 @@ import (
 	"math/rand/v2"
 )
 
-var (
-	_ Picker = (*LeastRequest)(nil)
-)
+var _ Picker = (*LeastRequest)(nil)
 
 // LeastRequest is the power of two choices on requests in flight: two
 // endpoints drawn at random (weighted), the one with fewer requests in flight

@@ -101,8 +101,10 @@ func TestForward(t *testing.T) {
 		})
 	}
 	t.Run("upstream fails mid-body: the response is aborted", func(t *testing.T) {
-		f := &fake{resp: &http.Response{StatusCode: 200, Header: http.Header{}, ContentLength: 10,
-			Body: io.NopCloser(io.MultiReader(strings.NewReader("12345"), errReader{}))}}
+		f := &fake{resp: &http.Response{
+			StatusCode: 200, Header: http.Header{}, ContentLength: 10,
+			Body: io.NopCloser(io.MultiReader(strings.NewReader("12345"), errReader{})),
+		}}
 		defer func() {
 			if r := recover(); !errors.Is(asErr(r), http.ErrAbortHandler) {
 				t.Errorf("recovered %v, want http.ErrAbortHandler", r)

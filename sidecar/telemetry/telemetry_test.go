@@ -56,8 +56,10 @@ func (r *recorder) all() []sdktrace.ReadOnlySpan {
 	return append([]sdktrace.ReadOnlySpan(nil), r.spans...)
 }
 
-var _ sdktrace.SpanExporter = (*recorder)(nil)
-var _ = tracetest.SpanStub{}
+var (
+	_ sdktrace.SpanExporter = (*recorder)(nil)
+	_                       = tracetest.SpanStub{}
+)
 
 func newTracer(t *testing.T, rec *recorder, cfg tracing.Config, opts ...tracing.Option) *tracing.Tracer {
 	t.Helper()
@@ -228,9 +230,11 @@ func TestMetricsAndAccessLog(t *testing.T) {
 	}
 	outboundOnce(o, nil, 503)
 	labels := func(code string) prometheus.Labels {
-		return prometheus.Labels{"direction": "outbound", "source_workload": "api", "source_namespace": "shop",
+		return prometheus.Labels{
+			"direction": "outbound", "source_workload": "api", "source_namespace": "shop",
 			"source_identity": "spiffe://cluster.local/ns/shop/sa/api", "destination_workload": "order-1", "destination_namespace": "shop",
-			"destination_service": "order.shop.svc.cluster.local", "destination_identity": "spiffe://cluster.local/ns/shop/sa/order", "response_code": code}
+			"destination_service": "order.shop.svc.cluster.local", "destination_identity": "spiffe://cluster.local/ns/shop/sa/order", "response_code": code,
+		}
 	}
 	if got := testutil.ToFloat64(reqs.Total.With(labels("200"))); got != 3 {
 		t.Errorf("200s: %v, want 3", got)

@@ -126,7 +126,10 @@ func TestDialError(t *testing.T) {
 		{Addr: dead, TargetPort: "1"},
 		{Addr: "127.0.0.9:1", TargetPort: "1", TunnelAddr: dead},
 	} {
-		_, err := m.RoundTrip(request(t, "x", "/"), ep)
+		resp, err := m.RoundTrip(request(t, "x", "/"), ep)
+		if resp != nil {
+			resp.Body.Close()
+		}
 		var de *transport.DialError
 		if !errors.As(err, &de) || de.Addr != dead || !strings.Contains(de.Error(), "connection refused") {
 			t.Errorf("RoundTrip to %+v: error %v, want a DialError for %s", ep, err, dead)

@@ -37,7 +37,8 @@ func TestRetryBudget(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	l := New(Thresholds{MaxRequests: 2, MaxPendingRequests: 1, MaxConnections: 1, MaxRetries: 1}, nil)
-	if !l.StartRequest() || !l.StartRequest() || l.StartRequest() {
+	first, second, third := l.StartRequest(), l.StartRequest(), l.StartRequest()
+	if !first || !second || third {
 		t.Error("max_requests 2")
 	}
 	if !l.StartPending() || l.StartPending() {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar/transport"
