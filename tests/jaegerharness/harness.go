@@ -84,7 +84,7 @@ func Start(t testing.TB, ip string) *Jaeger {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config", cfg) //nolint:gosec // G204: our own binary.
+	cmd := exec.Command(bin, "--config", cfg) //nolint:gosec,noctx // G204: our own binary; it outlives any one context and is stopped by the harness cleanup.
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -35,7 +35,6 @@ type client struct {
 	edsAckNs  atomic.Int64    // time of the last EDS ACK (unix ns)
 	edsVer    atomic.Uint64   // version of the last EDS ACKed
 	readyNs   atomic.Int64    // when CDS, EDS, LDS and RDS were all ACKed (0 before)
-	nacks     atomic.Int64
 	connected atomic.Bool
 }
 

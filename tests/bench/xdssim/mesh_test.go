@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/weftmesh/weft/api/meshconfig"
 	"github.com/weftmesh/weft/control-plane/registry/file"
 	"github.com/weftmesh/weft/control-plane/translate"
-	"google.golang.org/protobuf/proto"
 )
 
 func TestGeneratedMeshParsesAndTranslates(t *testing.T) {

@@ -48,7 +48,7 @@ func readArchive(path string) (cfg imageConfig, err error) {
 		Layers   []string
 	}
 	if err := json.Unmarshal(files["manifest.json"], &manifest); err != nil || len(manifest) != 1 {
-		return cfg, fmt.Errorf("manifest.json: %v (%d images)", err, len(manifest))
+		return cfg, fmt.Errorf("manifest.json: %w (%d images)", err, len(manifest))
 	}
 	if err := json.Unmarshal(files[manifest[0].Config], &cfg); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", manifest[0].Config, err)

@@ -416,6 +416,7 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		if _, err := c.Client.NetworkingV1().NetworkPolicies("shop").Create(ctx, np, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		//nolint:contextcheck // built once per test binary, bounded by go build
 		weftctl := binary(t, mesh.BinaryCLI, "github.com/weftmesh/weft/control-plane/cmd/weftctl")
 		cmd := exec.CommandContext(ctx, weftctl, "check", "--kubeconfig", c.Kubeconfig, "--control-plane", debugAddr)
 		outb, err := cmd.CombinedOutput()

@@ -69,8 +69,10 @@ func TestKubeRegistry(t *testing.T) {
 	}, metav1.CreateOptions{})
 	must(t, err)
 	for _, s := range []*corev1.Service{
-		{ObjectMeta: metav1.ObjectMeta{Name: "pay-headless"}, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone,
-			Selector: map[string]string{"app": "pay"}, Ports: []corev1.ServicePort{{Name: "http", Port: 8080, TargetPort: intstr.FromString("http")}}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "pay-headless"}, Spec: corev1.ServiceSpec{
+			ClusterIP: corev1.ClusterIPNone,
+			Selector:  map[string]string{"app": "pay"}, Ports: []corev1.ServicePort{{Name: "http", Port: 8080, TargetPort: intstr.FromString("http")}},
+		}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "ext"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"}},
 	} {
 		_, err := client.CoreV1().Services(shopNS).Create(ctx, s, metav1.CreateOptions{})
@@ -432,9 +434,13 @@ func dialADS(ctx context.Context, t *testing.T, addr string, roots *x509.CertPoo
 	sctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token))
 	stream, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(sctx)
 	must(t, err)
-	a := &adsClient{stream: stream, node: &core.Node{Id: nodeID}, changed: make(chan struct{}, 1),
-		state: adsState{listeners: map[string]*listener.Listener{}, routes: map[string]*route.RouteConfiguration{},
-			clusters: map[string]*cluster.Cluster{}, endpoints: map[string]*endpoint.ClusterLoadAssignment{}}}
+	a := &adsClient{
+		stream: stream, node: &core.Node{Id: nodeID}, changed: make(chan struct{}, 1),
+		state: adsState{
+			listeners: map[string]*listener.Listener{}, routes: map[string]*route.RouteConfiguration{},
+			clusters: map[string]*cluster.Cluster{}, endpoints: map[string]*endpoint.ClusterLoadAssignment{},
+		},
+	}
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done; _ = cc.Close() })
 	for _, typ := range []string{resource.ClusterType, resource.ListenerType} {
@@ -508,8 +514,10 @@ func (a *adsClient) recvLoop() {
 		}
 		nonces[resp.TypeUrl], versions[resp.TypeUrl] = resp.Nonce, resp.VersionInfo
 		// ACK.
-		if a.stream.Send(&discovery.DiscoveryRequest{Node: a.node, TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo,
-			ResponseNonce: resp.Nonce, ResourceNames: names[resp.TypeUrl]}) != nil {
+		if a.stream.Send(&discovery.DiscoveryRequest{
+			Node: a.node, TypeUrl: resp.TypeUrl, VersionInfo: resp.VersionInfo,
+			ResponseNonce: resp.Nonce, ResourceNames: names[resp.TypeUrl],
+		}) != nil {
 			return
 		}
 		sub := func(typ string, want []string) {
@@ -517,8 +525,10 @@ func (a *adsClient) recvLoop() {
 				return
 			}
 			names[typ] = want
-			_ = a.stream.Send(&discovery.DiscoveryRequest{Node: a.node, TypeUrl: typ, VersionInfo: versions[typ],
-				ResponseNonce: nonces[typ], ResourceNames: want})
+			_ = a.stream.Send(&discovery.DiscoveryRequest{
+				Node: a.node, TypeUrl: typ, VersionInfo: versions[typ],
+				ResponseNonce: nonces[typ], ResourceNames: want,
+			})
 		}
 		if resp.TypeUrl == resource.ClusterType {
 			sub(resource.EndpointType, eds)

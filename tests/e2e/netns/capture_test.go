@@ -144,8 +144,10 @@ func startMesh(t *testing.T) *meshEnv {
 	if err := os.Chmod(dir, 0o755); err != nil { //nolint:gosec // G302: read by the proxy uid.
 		t.Fatal(err)
 	}
-	e := &meshEnv{t: t, net: n, dir: dir, meshFile: filepath.Join(dir, "mesh.yaml"), pods: map[string]*pod{},
-		cluster: map[string]netip.Addr{}, hosts: map[string]netip.Addr{}}
+	e := &meshEnv{
+		t: t, net: n, dir: dir, meshFile: filepath.Join(dir, "mesh.yaml"), pods: map[string]*pod{},
+		cluster: map[string]netip.Addr{}, hosts: map[string]netip.Addr{},
+	}
 	// ClusterIPs: virtual, never routed anywhere (capture redirects them).
 	for i, svc := range []string{"order", "payment", "inventory", "echo"} {
 		ip := netip.AddrFrom4([4]byte{10, 96, 0, byte(10 + i)})
