@@ -155,10 +155,17 @@ test: fmt-check vet lint generate-check unit e2e
 ## ---------------------------------------------------------------- demo
 
 DEMO_MESH ?= examples/shop/mesh.yaml
+JAEGER ?= 0
 demo: build
 	$(call section,demo: shop through the mesh (bin/shop-demo))
 	@[[ -x $(BIN)/shop-demo ]] || { echo "FAIL: bin/shop-demo not built (examples/shop/cmd/shop-demo)"; exit 1; }
+ifeq ($(JAEGER),1)
+	hack/jaeger/up.sh $(ROOT)/.cache/jaeger/run
+	trap 'kill $$(cat $(ROOT)/.cache/jaeger/run/jaeger.pid) 2>/dev/null' EXIT; \
+	$(BIN)/shop-demo -f $(DEMO_MESH) -bin $(BIN) --jaeger 127.0.0.1:4317 --jaeger-query http://127.0.0.1:16686
+else
 	$(BIN)/shop-demo -f $(DEMO_MESH) -bin $(BIN)
+endif
 
 ## ---------------------------------------------------------------- benchmarks
 
