@@ -40,11 +40,13 @@ func TestBreakerCycle(t *testing.T) {
 	if _, ok := h.Allow(); ok {
 		t.Fatal("open breaker allowed a request")
 	}
-	// Half-open after base: one probe; it fails: ejected for 2 × base.
+	// Half-open after base: one probe; it fails: ejected for 2 × base. The
+	// lower bounds are the property; the upper bounds only leave room for a
+	// busy machine.
 	for s.Blocked(time.Now().UnixNano()) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if el := time.Since(ejected); el < base || el > base+50*time.Millisecond {
+	if el := time.Since(ejected); el < base || el > base+time.Second {
 		t.Errorf("first ejection lasted %s, want %s", el, base)
 	}
 	done, ok := h.Allow()
@@ -59,7 +61,7 @@ func TestBreakerCycle(t *testing.T) {
 	for s.Blocked(time.Now().UnixNano()) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if el := time.Since(again); el < 2*base-10*time.Millisecond || el > 2*base+50*time.Millisecond {
+	if el := time.Since(again); el < 2*base-10*time.Millisecond || el > 2*base+time.Second {
 		t.Errorf("second ejection lasted %s, want %s", el, 2*base)
 	}
 	// Recovery: the probe succeeds, the breaker closes.
