@@ -149,7 +149,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 			return
 		}
 		tryCtx, tryCancel := timeout.Try(ctx, pol.PerTryTimeout)
-		req := out.WithContext(tryCtx)
+		req := proxy.ForTry(tryCtx, out, ep)
 		if body != nil {
 			req.Body, req.ContentLength = body.Reader(), body.Len()
 			req.GetBody = func() (io.ReadCloser, error) { return body.Reader(), nil }
@@ -158,7 +158,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 		ep.State.Begin()
 		req, span := rq.StartAttempt(req, ep, try)
 		start := time.Now()
-		resp, err := h.fwd.Send(req, ep)
+		resp, err := h.fwd.SendTry(req, ep)
 		now := time.Now()
 		status := 0
 		if err == nil {

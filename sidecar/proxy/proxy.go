@@ -62,8 +62,11 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 // upstream in errors and logs. It is one try, no retries: the inbound
 // listener's path.
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint, cluster string) {
-	out := Prepare(r)
-	resp, err := f.Send(out.WithContext(r.Context()), ep)
+	// One copy of the request, already carrying the endpoint for the
+	// dialers (Prepare + WithContext + Send would make three).
+	out := r.WithContext(transport.WithEndpoint(r.Context(), ep))
+	prepareInPlace(out, r)
+	resp, err := f.t.RoundTrip(out, ep)
 	if err != nil {
 		f.Fail(w, r, err, ep, cluster)
 		return
@@ -78,6 +81,12 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ep *lb.Endpo
 func Prepare(r *http.Request) *http.Request {
 	out := new(http.Request)
 	*out = *r
+	prepareInPlace(out, r)
+	return out
+}
+
+// prepareInPlace does Prepare's work on out, a shallow copy of r.
+func prepareInPlace(out, r *http.Request) {
 	out.URL = &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	out.RequestURI = ""
 	out.Close = false
@@ -89,13 +98,25 @@ func Prepare(r *http.Request) *http.Request {
 	if teTrailers {
 		out.Header["Te"] = []string{"trailers"}
 	}
-	return out
 }
 
 // Send sends one try of out (from Prepare, with the try's context) to ep.
 func (f *Forwarder) Send(out *http.Request, ep *lb.Endpoint) (*http.Response, error) {
 	out = out.WithContext(transport.WithEndpoint(out.Context(), ep))
 	return f.t.RoundTrip(out, ep)
+}
+
+// ForTry returns the request of one try to ep: a copy of out (from
+// Prepare) whose context is ctx, the try's, with ep added for the
+// transport's dialers. Send it with SendTry; it saves the copy Send makes.
+func ForTry(ctx context.Context, out *http.Request, ep *lb.Endpoint) *http.Request {
+	return out.WithContext(transport.WithEndpoint(ctx, ep))
+}
+
+// SendTry sends req, from ForTry (or derived from it with WithContext, so
+// its context still carries the endpoint), to ep as it is.
+func (f *Forwarder) SendTry(req *http.Request, ep *lb.Endpoint) (*http.Response, error) {
+	return f.t.RoundTrip(req, ep)
 }
 
 // WriteResponse copies resp (from Send) to w and closes its body.
