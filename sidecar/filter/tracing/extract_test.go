@@ -1,0 +1,64 @@
+package tracing
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+func TestExtract(t *testing.T) {
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	for _, tc := range []struct {
+		name      string
+		hdr       http.Header
+		wantTrace string
+		wantBag   string
+	}{
+		{name: "none", hdr: http.Header{"Accept": {"*/*"}}},
+		{name: "traceparent", hdr: http.Header{"Traceparent": {"00-" + traceID + "-00f067aa0ba902b7-01"}}, wantTrace: traceID},
+		{name: "b3 single", hdr: http.Header{"B3": {traceID + "-00f067aa0ba902b7-1"}}, wantTrace: traceID},
+		{name: "b3 multiple", hdr: http.Header{"X-B3-Traceid": {traceID}, "X-B3-Spanid": {"00f067aa0ba902b7"}}, wantTrace: traceID},
+		{name: "baggage only", hdr: http.Header{"Baggage": {"k=v"}}, wantBag: "v"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := Extract(context.Background(), tc.hdr)
+			sc := trace.SpanContextFromContext(ctx)
+			got := ""
+			if sc.IsValid() {
+				got = sc.TraceID().String()
+			}
+			if got != tc.wantTrace {
+				t.Errorf("trace id %q, want %q", got, tc.wantTrace)
+			}
+			if v := baggage.FromContext(ctx).Member("k").Value(); v != tc.wantBag {
+				t.Errorf("baggage k=%q, want %q", v, tc.wantBag)
+			}
+			if tc.name == "none" && ctx != context.Background() {
+				t.Errorf("no propagation header: context changed")
+			}
+		})
+	}
+}
+
+// BenchmarkExtract is the per-request cost of Extract on a request without
+// trace headers (the inbound listener calls it on every request).
+func BenchmarkExtract(b *testing.B) {
+	h := http.Header{"Accept": {"*/*"}, "User-Agent": {"bench"}, "X-Weft-Target-Port": {"8080"}}
+	ctx := context.Background()
+	b.Run("Extract", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = Extract(ctx, h)
+		}
+	})
+	b.Run("propagators", func(b *testing.B) { // what Extract did before
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = extractP.Extract(ctx, propagation.HeaderCarrier(h))
+		}
+	})
+}
