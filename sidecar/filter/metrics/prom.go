@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -22,6 +24,8 @@ type Requests struct {
 	Duration *prometheus.HistogramVec
 	ReqSize  *prometheus.HistogramVec
 	RespSize *prometheus.HistogramVec
+
+	series sync.Map // seriesKey -> *series
 }
 
 // NewRequests registers the request metrics on reg.
@@ -46,11 +50,54 @@ func NewRequests(reg prometheus.Registerer) *Requests {
 }
 
 // Observe records one request; labels in requestLabels order.
+//
+// The four children of one label set are looked up once and cached
+// (one sync.Map load per request instead of four label hashes, UTF-8
+// checks and locked map lookups in the vectors). The cache holds exactly
+// the label sets the vectors hold; nothing deletes series from them.
 func (r *Requests) Observe(labels []string, seconds float64, reqBytes, respBytes int64) {
-	r.Total.WithLabelValues(labels...).Inc()
-	r.Duration.WithLabelValues(labels...).Observe(seconds)
-	r.ReqSize.WithLabelValues(labels...).Observe(float64(reqBytes))
-	r.RespSize.WithLabelValues(labels...).Observe(float64(respBytes))
+	s := r.seriesOf(labels)
+	if s == nil {
+		// Not the contract's label count: let the vectors report it.
+		r.Total.WithLabelValues(labels...).Inc()
+		r.Duration.WithLabelValues(labels...).Observe(seconds)
+		r.ReqSize.WithLabelValues(labels...).Observe(float64(reqBytes))
+		r.RespSize.WithLabelValues(labels...).Observe(float64(respBytes))
+		return
+	}
+	s.total.Inc()
+	s.duration.Observe(seconds)
+	s.reqSize.Observe(float64(reqBytes))
+	s.respSize.Observe(float64(respBytes))
+}
+
+// series are the children of one label set.
+type series struct {
+	total                       prometheus.Counter
+	duration, reqSize, respSize prometheus.Observer
+}
+
+// nRequestLabels is len(requestLabels) (TestSeriesKey holds them equal).
+const nRequestLabels = 9
+
+type seriesKey [nRequestLabels]string
+
+func (r *Requests) seriesOf(labels []string) *series {
+	if len(labels) != nRequestLabels {
+		return nil
+	}
+	k := seriesKey(labels)
+	if v, ok := r.series.Load(k); ok {
+		return v.(*series)
+	}
+	s := &series{
+		total:    r.Total.WithLabelValues(labels...),
+		duration: r.Duration.WithLabelValues(labels...),
+		reqSize:  r.ReqSize.WithLabelValues(labels...),
+		respSize: r.RespSize.WithLabelValues(labels...),
+	}
+	v, _ := r.series.LoadOrStore(k, s)
+	return v.(*series)
 }
 
 // Collector exports every cluster's resilience counters at scrape time as
