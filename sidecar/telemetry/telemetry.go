@@ -355,7 +355,7 @@ func (o *Observer) Finish(rq *Request) {
 		lv[4], lv[5] = splitWorkload(rq.dstWL)
 		lv[6] = rq.dstSvc
 		lv[7] = rq.dstID
-		lv[8] = strconv.Itoa(status)
+		lv[8] = statusLabel(status)
 		o.reqs.Observe(lv[:], d.Seconds(), rq.body.n, rq.rw.n)
 	}
 	if o.alog != nil && o.alog.Wants(status) {
@@ -385,6 +385,22 @@ func (rq *Request) entry(status int, d time.Duration) *accesslog.Entry {
 		e.TraceID, e.SpanID = c.TraceID().String(), c.SpanID().String()
 	}
 	return e
+}
+
+// statusLabels holds the response_code label of every status 100-599, so
+// a request does not format (and allocate) it. Read-only after init.
+var statusLabels = func() (t [600]string) {
+	for c := 100; c < len(t); c++ {
+		t[c] = strconv.Itoa(c)
+	}
+	return t
+}()
+
+func statusLabel(code int) string {
+	if code >= 100 && code < len(statusLabels) {
+		return statusLabels[code]
+	}
+	return strconv.Itoa(code)
 }
 
 // splitWorkload splits "name.namespace".
