@@ -41,6 +41,21 @@ type Endpoint struct {
 	// State is the endpoint's load and ejection state; never nil once the
 	// endpoint is in a Picker (the constructors fill it in).
 	State *State
+
+	// targetPortHdr is []string{TargetPort}, made once when the endpoint
+	// enters a Picker (TargetPortHeader).
+	targetPortHdr []string
+}
+
+// TargetPortHeader returns the value of the target port header for e, a
+// one-element slice shared by every request to e once e is in a Picker
+// (the transport sets it on each tunnelled request). Callers must not
+// modify it; its capacity is 1, so an append copies.
+func (e *Endpoint) TargetPortHeader() []string {
+	if e.targetPortHdr != nil {
+		return e.targetPortHdr
+	}
+	return []string{e.TargetPort}
 }
 
 // MTLS is how the tunnel authenticates the peer sidecar of an endpoint
@@ -197,6 +212,9 @@ func usable(eps []*Endpoint) []*Endpoint {
 		if ep != nil && Usable(ep.Health) {
 			if ep.State == nil {
 				ep.State = new(State)
+			}
+			if ep.targetPortHdr == nil {
+				ep.targetPortHdr = []string{ep.TargetPort}
 			}
 			out = append(out, ep)
 		}

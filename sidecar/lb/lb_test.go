@@ -117,3 +117,22 @@ func BenchmarkRoundRobinPick(b *testing.B) {
 		}
 	})
 }
+
+func TestTargetPortHeader(t *testing.T) {
+	loose := &Endpoint{Addr: "10.0.0.1:8080", TargetPort: "8080"}
+	if got := loose.TargetPortHeader(); len(got) != 1 || got[0] != "8080" {
+		t.Fatalf("outside a picker: %q", got)
+	}
+	ep := &Endpoint{Addr: "10.0.0.2:9090", TargetPort: "9090", Health: loose.Health}
+	p := NewRoundRobin([]*Endpoint{ep})
+	if p.Pick() != ep {
+		t.Fatal("picker did not pick the endpoint")
+	}
+	h := ep.TargetPortHeader()
+	if len(h) != 1 || h[0] != "9090" || cap(h) != 1 {
+		t.Fatalf("in a picker: %q (cap %d)", h, cap(h))
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = ep.TargetPortHeader() }); n != 0 {
+		t.Errorf("TargetPortHeader allocates %v times in a picker", n)
+	}
+}

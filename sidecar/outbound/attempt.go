@@ -152,7 +152,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 		req := proxy.ForTry(tryCtx, out, ep)
 		if body != nil {
 			req.Body, req.ContentLength = body.Reader(), body.Len()
-			req.GetBody = func() (io.ReadCloser, error) { return body.Reader(), nil }
+			b := body // the closure captures this copy, so body stays on the stack
+			req.GetBody = func() (io.ReadCloser, error) { return b.Reader(), nil }
 		}
 		st.Attempts.Add(1)
 		ep.State.Begin()

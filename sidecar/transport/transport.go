@@ -118,7 +118,7 @@ func (m *Mesh) RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, er
 	req.URL.Scheme = "http"
 	if ep.TunnelAddr != "" {
 		req.URL.Host = ep.TunnelAddr
-		req.Header[headerTargetPort] = []string{ep.TargetPort}
+		req.Header[headerTargetPort] = ep.TargetPortHeader()
 		return m.tunnel.RoundTrip(req, ep)
 	}
 	req.URL.Host = ep.Addr
