@@ -6,13 +6,12 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/tests/e2ebin"
 )
 
 // binDir holds the binaries; sidecarBin is the sidecar's copy that the
@@ -81,43 +80,27 @@ func run(m *testing.M) int {
 	if os.Geteuid() != 0 {
 		return m.Run() // the tests skip (or fail with WEFT_REQUIRE_NETNS)
 	}
-	if dir := os.Getenv("WEFT_BIN_DIR"); dir != "" {
-		binDir = dir
-	} else {
-		dir, err := os.MkdirTemp("", "weft-netns-bin-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer func() { _ = os.RemoveAll(dir) }()
-		start := time.Now()
-		args := []string{"build", "-o", dir + string(filepath.Separator)}
-		for pkg := range binaries {
-			args = append(args, pkg)
-		}
-		cmd := exec.Command("go", args...) //nolint:noctx // bounded by the test binary's own timeout.
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "netns: go build: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(os.Stderr, "netns: built binaries into %s in %s\n", dir, time.Since(start).Round(time.Millisecond))
-		binDir = dir
-	}
-	// The sidecar runs as mesh.ProxyUID: copy it where that uid can reach
-	// it (WEFT_BIN_DIR may sit under a 0700 home directory).
-	dir, err := os.MkdirTemp("", "weft-netns-sidecar-")
+	dir, cleanup, err := e2ebin.Prepare("netns", binaries)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	sidecarBin = filepath.Join(dir, mesh.BinarySidecar)
+	defer cleanup()
+	binDir = dir
+	// The sidecar runs as mesh.ProxyUID: copy it where that uid can reach
+	// it (WEFT_BIN_DIR may sit under a 0700 home directory).
+	sdir, err := os.MkdirTemp("", "weft-netns-sidecar-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(sdir) }()
+	sidecarBin = filepath.Join(sdir, mesh.BinarySidecar)
 	if err := copyExecutable(filepath.Join(binDir, mesh.BinarySidecar), sidecarBin); err != nil {
 		fmt.Fprintln(os.Stderr, "netns:", err)
 		return 1
 	}
-	if err := os.Chmod(dir, 0o755); err != nil { //nolint:gosec // G302: read by the proxy uid.
+	if err := os.Chmod(sdir, 0o755); err != nil { //nolint:gosec // G302: read by the proxy uid.
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
