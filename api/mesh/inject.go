@@ -18,6 +18,10 @@ const (
 	// SidecarInitCommand is the `weft-sidecar` subcommand that writes the
 	// capture rules (`weft-sidecar init --flags...`).
 	SidecarInitCommand = "init"
+	// SidecarCaptureFlag puts the proxy in pod mode (the outbound listener
+	// takes what the init step's rules redirect; both listeners route by
+	// the original destination). The injector always sets it.
+	SidecarCaptureFlag = "--capture"
 
 	// VolumeToken is the projected ServiceAccount token volume, mounted at
 	// TokenDir; the token is the file TokenFile in it, audience

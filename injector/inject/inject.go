@@ -396,6 +396,8 @@ func proxyContainer(mc meshconfig.Config, tpl Template, res corev1.ResourceRequi
 			"--namespace=" + ref(mesh.EnvNamespace),
 			"--service-account=" + ref(mesh.EnvServiceAccount),
 			"--ip=" + ref(mesh.EnvPodIP),
+			// Pod mode: traffic arrives through the init step's rules.
+			mesh.SidecarCaptureFlag,
 			"--xds-address=" + tpl.XDSAddress,
 			"--trust-domain=" + ref(mesh.EnvTrustDomain),
 			"--ca-bundle=" + mesh.TrustBundleDir + "/" + mesh.TrustBundleKey,
