@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -19,7 +20,7 @@ func Prepare(suite string, binaries map[string]string) (dir string, cleanup func
 			return "", cleanup, fmt.Errorf("%s: WEFT_BIN_DIR: %w", suite, err)
 		}
 	} else {
-		if dir, err = os.MkdirTemp("", "weft-"+suite+"-bin-"); err != nil {
+		if dir, err = os.MkdirTemp("", "weft-"+strings.ReplaceAll(suite, "/", "-")+"-bin-"); err != nil {
 			return "", cleanup, fmt.Errorf("%s: %w", suite, err)
 		}
 		tmp := dir
