@@ -1,6 +1,7 @@
 // Package netnsharness plays the kubelet's network part for tests that
 // need real transparent capture: it makes a private "hub" network
-// namespace holding a bridge (10.250.<k>.1/24, k random per run), and one
+// namespace holding a bridge (10.250.<k>.1/24, k random per run; the second
+// octet and the namespace name prefix are options), and one
 // network namespace per pod with a veth onto that bridge, its address
 // 10.250.<k>.<n> and a default route via the hub. Nothing is created in,
 // or routed through, the host's own network namespace; every address

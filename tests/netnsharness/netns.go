@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,7 +55,9 @@ func Require(t testing.TB) {
 type Net struct {
 	t      testing.TB
 	id     string
-	subnet byte // k in 10.250.k.0/24
+	prefix string // of every namespace name
+	octet  byte   // o in 10.o.k.0/24
+	subnet byte   // k in 10.o.k.0/24
 	Hub    *NS
 
 	mu    sync.Mutex
@@ -69,14 +73,27 @@ type NS struct {
 	net  *Net
 }
 
+// Option configures New.
+type Option func(*Net)
+
+// WithPrefix names every namespace <prefix>-<id>-<suffix> (default
+// "weftt"), so that suites running at once can tell theirs apart.
+func WithPrefix(p string) Option { return func(n *Net) { n.prefix = p } }
+
+// WithSecondOctet puts the network in 10.<o>.k.0/24 (default 250).
+func WithSecondOctet(o byte) Option { return func(n *Net) { n.octet = o } }
+
 // New makes the hub namespace with its bridge; everything is removed when
 // t ends.
-func New(t testing.TB) *Net {
+func New(t testing.TB, opts ...Option) *Net {
 	t.Helper()
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	k, _ := rand.Int(rand.Reader, big.NewInt(240))
-	n := &Net{t: t, id: hex.EncodeToString(b), subnet: byte(k.Int64() + 10), next: 10}
+	n := &Net{t: t, id: hex.EncodeToString(b), prefix: "weftt", octet: 250, subnet: byte(k.Int64() + 10), next: 10}
+	for _, o := range opts {
+		o(n)
+	}
 	t.Cleanup(n.cleanup)
 	hub := n.addNS("hub")
 	hub.IP = n.addr(1)
@@ -88,34 +105,70 @@ func New(t testing.TB) *Net {
 	return n
 }
 
-func (n *Net) addr(host byte) netip.Addr { return netip.AddrFrom4([4]byte{10, 250, n.subnet, host}) }
+func (n *Net) addr(host byte) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, n.octet, n.subnet, host})
+}
+
+// Prefix returns the network's prefix, 10.<o>.<k>.0/24.
+func (n *Net) Prefix() netip.Prefix { return netip.PrefixFrom(n.addr(0), 24) }
 
 func (n *Net) addNS(suffix string) *NS {
-	ns := &NS{Name: "weftt-" + n.id + "-" + suffix, net: n}
+	n.t.Helper()
+	ns, err := n.tryAddNS(suffix)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return ns
+}
+
+func (n *Net) tryAddNS(suffix string) (*NS, error) {
+	ns := &NS{Name: n.prefix + "-" + n.id + "-" + suffix, net: n}
 	n.mu.Lock()
 	n.nss = append(n.nss, ns)
 	n.mu.Unlock()
-	n.must("ip", "netns", "add", ns.Name)
-	return ns
+	return ns, runErr("ip", "netns", "add", ns.Name)
 }
 
 // AddPod makes a pod namespace on the bridge with the next address; hosts
 // (name -> address) becomes its /etc/hosts.
 func (n *Net) AddPod(name string, hosts map[string]netip.Addr) *NS {
 	n.t.Helper()
+	ns, err := n.CreatePod(name, hosts)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return ns
+}
+
+// CreatePod is AddPod returning its error, for goroutines other than the
+// test's (a namespace made before the error is removed at cleanup).
+func (n *Net) CreatePod(name string, hosts map[string]netip.Addr) (*NS, error) {
 	n.mu.Lock()
 	host := n.next
+	if host == 255 {
+		n.mu.Unlock()
+		return nil, errors.New("netns: no address left in the /24")
+	}
 	n.next++
 	n.mu.Unlock()
-	ns := n.addNS(name)
+	ns, err := n.tryAddNS(name)
+	if err != nil {
+		return nil, err
+	}
 	ns.IP = n.addr(host)
 	veth := fmt.Sprintf("wv%s%d", n.id[:4], host)
-	n.must("ip", "-n", n.Hub.Name, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns.Name)
-	n.must("ip", "-n", n.Hub.Name, "link", "set", veth, "master", "br0", "up")
-	n.must("ip", "-n", ns.Name, "link", "set", "lo", "up")
-	n.must("ip", "-n", ns.Name, "addr", "add", ns.IP.String()+"/24", "dev", "eth0")
-	n.must("ip", "-n", ns.Name, "link", "set", "eth0", "up")
-	n.must("ip", "-n", ns.Name, "route", "add", "default", "via", n.Hub.IP.String())
+	for _, argv := range [][]string{
+		{"ip", "-n", n.Hub.Name, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns.Name},
+		{"ip", "-n", n.Hub.Name, "link", "set", veth, "master", "br0", "up"},
+		{"ip", "-n", ns.Name, "link", "set", "lo", "up"},
+		{"ip", "-n", ns.Name, "addr", "add", ns.IP.String() + "/24", "dev", "eth0"},
+		{"ip", "-n", ns.Name, "link", "set", "eth0", "up"},
+		{"ip", "-n", ns.Name, "route", "add", "default", "via", n.Hub.IP.String()},
+	} {
+		if err := runErr(argv...); err != nil {
+			return nil, err
+		}
+	}
 	var b strings.Builder
 	b.WriteString("127.0.0.1 localhost\n" + ns.IP.String() + " " + name + "\n")
 	for h, a := range hosts {
@@ -123,19 +176,40 @@ func (n *Net) AddPod(name string, hosts map[string]netip.Addr) *NS {
 	}
 	dir := filepath.Join("/etc/netns", ns.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		n.t.Fatal(err)
+		return nil, fmt.Errorf("netns: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "hosts"), []byte(b.String()), 0o644); err != nil { //nolint:gosec // G306: /etc/hosts is world-readable.
-		n.t.Fatal(err)
+		return nil, fmt.Errorf("netns: %w", err)
 	}
-	return ns
+	return ns, nil
+}
+
+// RemovePod deletes a pod's namespace (its veth goes with it) and its
+// /etc/netns directory, before the end of the test. Stop its processes
+// first. Its address is not reused.
+func (n *Net) RemovePod(ns *NS) error {
+	n.mu.Lock()
+	n.nss = slices.DeleteFunc(n.nss, func(x *NS) bool { return x == ns })
+	n.mu.Unlock()
+	var err error
+	if out, rerr := run("ip", "netns", "del", ns.Name); rerr != nil && !bytes.Contains(out, []byte("No such file")) {
+		err = fmt.Errorf("netns: delete %s: %w: %s", ns.Name, rerr, out)
+	}
+	return errors.Join(err, os.RemoveAll(filepath.Join("/etc/netns", ns.Name)))
 }
 
 func (n *Net) must(argv ...string) {
 	n.t.Helper()
-	if out, err := run(argv...); err != nil {
-		n.t.Fatalf("netns: %s: %v\n%s", strings.Join(argv, " "), err, out)
+	if err := runErr(argv...); err != nil {
+		n.t.Fatal(err)
 	}
+}
+
+func runErr(argv ...string) error {
+	if out, err := run(argv...); err != nil {
+		return fmt.Errorf("netns: %s: %w\n%s", strings.Join(argv, " "), err, out)
+	}
+	return nil
 }
 
 func run(argv ...string) ([]byte, error) {
@@ -168,6 +242,15 @@ func (p *Proc) Exited() bool {
 	}
 }
 
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Err is the process's exit status; valid once Done is closed.
+func (p *Proc) Err() error {
+	<-p.done
+	return p.err
+}
+
 // Stop kills the process group and waits for it.
 func (p *Proc) Stop() {
 	if p.cmd.Process != nil {
@@ -184,8 +267,17 @@ func (p *Proc) Stop() {
 
 // Start runs argv inside ns (as uid when uid > 0), its output in logDir/name.log.
 func (ns *NS) Start(name, logDir string, uid int, argv ...string) *Proc {
+	ns.net.t.Helper()
+	p, err := ns.Spawn(name, logDir, uid, argv...)
+	if err != nil {
+		ns.net.t.Fatal(err)
+	}
+	return p
+}
+
+// Spawn is Start returning its error, for goroutines other than the test's.
+func (ns *NS) Spawn(name, logDir string, uid int, argv ...string) (*Proc, error) {
 	n := ns.net
-	n.t.Helper()
 	full := []string{"ip", "netns", "exec", ns.Name}
 	if uid > 0 {
 		u := strconv.Itoa(uid)
@@ -195,14 +287,14 @@ func (ns *NS) Start(name, logDir string, uid int, argv ...string) *Proc {
 	logPath := filepath.Join(logDir, name+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) //nolint:gosec // G302: test logs.
 	if err != nil {
-		n.t.Fatal(err)
+		return nil, fmt.Errorf("netns: %w", err)
 	}
 	cmd := exec.Command(full[0], full[1:]...) //nolint:gosec,noctx // G204: test-made arguments; stopped by Stop/cleanup.
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		n.t.Fatalf("netns: start %s: %v", name, err)
+		return nil, fmt.Errorf("netns: start %s: %w", name, err)
 	}
 	p := &Proc{Name: name, Log: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
@@ -213,7 +305,7 @@ func (ns *NS) Start(name, logDir string, uid int, argv ...string) *Proc {
 	n.mu.Lock()
 	n.procs = append(n.procs, p)
 	n.mu.Unlock()
-	return p
+	return p, nil
 }
 
 // Dial opens a connection from inside ns (the test process acting as an
