@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -344,33 +343,7 @@ spec:
 
 func registerWebhook(ctx context.Context, t *testing.T, c *kubeharness.Cluster, url string) {
 	t.Helper()
-	fail := admissionregistrationv1.Fail
-	none := admissionregistrationv1.SideEffectClassNone
-	timeout := int32(10)
-	never := admissionregistrationv1.NeverReinvocationPolicy
-	equivalent := admissionregistrationv1.Equivalent
-	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "weft-injector"},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:                    webhookName,
-			AdmissionReviewVersions: []string{"v1"},
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: c.CA.CertPEM},
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
-			}},
-			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{mesh.LabelInject: mesh.InjectEnabled}},
-			ObjectSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: mesh.LabelInject, Operator: metav1.LabelSelectorOpNotIn, Values: []string{mesh.InjectDisabled},
-			}}},
-			FailurePolicy:      &fail,
-			SideEffects:        &none,
-			TimeoutSeconds:     &timeout,
-			ReinvocationPolicy: &never,
-			MatchPolicy:        &equivalent,
-		}},
-	}
-	if _, err := c.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil {
+	if err := c.RegisterInjector(ctx, "weft-injector", webhookName, url); err != nil {
 		t.Fatal(err)
 	}
 }
