@@ -206,13 +206,20 @@ func (s State) PeerWorkloads(policyNS string, peer NetworkPolicyPeer) []Workload
 		return nil
 	}
 	var out []Workload
+	// Workloads are sorted by namespace: match each namespace's labels once.
+	ns, nsMatches := "", false
 	for _, w := range s.Workloads {
 		if peer.NamespaceSelector == nil {
 			if w.Namespace != policyNS {
 				continue
 			}
-		} else if !peer.NamespaceSelector.Matches(s.NamespaceLabels(w.Namespace)) {
-			continue
+		} else {
+			if w.Namespace != ns || ns == "" {
+				ns, nsMatches = w.Namespace, peer.NamespaceSelector.Matches(s.NamespaceLabels(w.Namespace))
+			}
+			if !nsMatches {
+				continue
+			}
 		}
 		if peer.PodSelector != nil && !peer.PodSelector.Matches(w.Labels) {
 			continue

@@ -443,12 +443,16 @@ func (b *builder) egressScope() *egressScope {
 			rules = append(rules, ruleRef{fmt.Sprintf("%s/%s/egress[%d]", np.Namespace, np.Name, i), np, r})
 		}
 	}
-	peerSets := make([][]map[string]bool, len(rules)) // per rule, per peer: workload node ids
+	peerSets := make([][]map[workloadKey]bool, len(rules)) // per rule, per peer: workloads
+	namedPorts := false                                   // some rule names a port: workloads' declared ports matter
 	for i, rr := range rules {
+		for _, p := range rr.r.Ports {
+			namedPorts = namedPorts || p.Name != ""
+		}
 		for _, p := range rr.r.Peers {
-			set := map[string]bool{}
+			set := map[workloadKey]bool{}
 			for _, w := range b.state.PeerWorkloads(rr.np.Namespace, p) {
-				set[w.NodeID()] = true
+				set[workloadKey{w.Name, w.Namespace}] = true
 			}
 			peerSets[i] = append(peerSets[i], set)
 		}
@@ -463,7 +467,7 @@ func (b *builder) egressScope() *egressScope {
 			name := mesh.OutboundClusterName(port.Port, host)
 			for _, ep := range port.Endpoints {
 				var declared []model.WorkloadPort
-				if ep.Sidecar() {
+				if namedPorts && ep.Sidecar() {
 					if w, ok := b.state.Workload(mesh.NodeID(ep.Workload, ep.Namespace)); ok {
 						declared = w.Ports
 					}
@@ -488,7 +492,10 @@ func (b *builder) egressScope() *egressScope {
 	return sc
 }
 
-func peerAllows(peers []model.NetworkPolicyPeer, sets []map[string]bool, ep model.Endpoint) bool {
+// workloadKey is a workload's name and namespace.
+type workloadKey struct{ name, namespace string }
+
+func peerAllows(peers []model.NetworkPolicyPeer, sets []map[workloadKey]bool, ep model.Endpoint) bool {
 	if len(peers) == 0 {
 		return true
 	}
@@ -499,7 +506,7 @@ func peerAllows(peers []model.NetworkPolicyPeer, sets []map[string]bool, ep mode
 			}
 			continue
 		}
-		if ep.Sidecar() && sets[i][mesh.NodeID(ep.Workload, ep.Namespace)] {
+		if ep.Sidecar() && sets[i][workloadKey{ep.Workload, ep.Namespace}] {
 			return true
 		}
 	}
@@ -567,6 +574,18 @@ func (sc *egressScope) prune(res *Resources, rc *route.RouteConfiguration) {
 	if sc == nil {
 		return
 	}
+	used := sc.used(rc)
+	isOutbound := func(name string) bool { return strings.HasPrefix(name, "outbound|") }
+	res.Clusters = slices.DeleteFunc(res.Clusters, func(c *cluster.Cluster) bool { return isOutbound(c.GetName()) && !used[c.GetName()] })
+	res.Endpoints = slices.DeleteFunc(res.Endpoints, func(e *endpoint.ClusterLoadAssignment) bool { return !used[e.GetClusterName()] })
+}
+
+// used is the set of clusters the routes of rc send to (nil when the
+// proxy is not egress-isolated: it gets every cluster).
+func (sc *egressScope) used(rc *route.RouteConfiguration) map[string]bool {
+	if sc == nil {
+		return nil
+	}
 	used := map[string]bool{}
 	for _, vh := range rc.GetVirtualHosts() {
 		for _, r := range vh.GetRoutes() {
@@ -578,9 +597,7 @@ func (sc *egressScope) prune(res *Resources, rc *route.RouteConfiguration) {
 			}
 		}
 	}
-	isOutbound := func(name string) bool { return strings.HasPrefix(name, "outbound|") }
-	res.Clusters = slices.DeleteFunc(res.Clusters, func(c *cluster.Cluster) bool { return isOutbound(c.GetName()) && !used[c.GetName()] })
-	res.Endpoints = slices.DeleteFunc(res.Endpoints, func(e *endpoint.ClusterLoadAssignment) bool { return !used[e.GetClusterName()] })
+	return used
 }
 
 // scopedEndpoints returns the endpoints of a service port the proxy may

@@ -43,17 +43,17 @@ var httpProtocolOptionsKey = string((&upstreamhttp.HttpProtocolOptions{}).ProtoR
 // domain (endpoint identities) and the connect timeout; unset fields take
 // their defaults. Build is pure and safe for concurrent use.
 func Build(state model.State, w model.Workload, mc meshconfig.Config) (*Resources, error) {
-	mc = mc.WithDefaults()
-	if state.Telemetry != nil {
-		mc = mc.WithTelemetry(*state.Telemetry)
-	}
-	b := &builder{state: state, w: w, mc: mc}
+	return NewIndex(state, mc).Build(w)
+}
+
+// build runs b and checks the result.
+func build(b *builder) (*Resources, error) {
 	res, err := b.build()
 	if err != nil {
-		return nil, fmt.Errorf("translate: proxy %s: %w", w.NodeID(), err)
+		return nil, fmt.Errorf("translate: proxy %s: %w", b.w.NodeID(), err)
 	}
 	if err := Check(res); err != nil {
-		return nil, fmt.Errorf("translate: proxy %s: %w", w.NodeID(), err)
+		return nil, fmt.Errorf("translate: proxy %s: %w", b.w.NodeID(), err)
 	}
 	return res, nil
 }
@@ -62,41 +62,50 @@ type builder struct {
 	state model.State
 	w     model.Workload
 	mc    meshconfig.Config
+	idx   *Index // memoized parts shared by the proxies of one state (index.go)
+}
+
+// outboundPort is a TCP service port the proxy may get a cluster for.
+type outboundPort struct {
+	svc  model.Service
+	name string
+	eps  []model.Endpoint
 }
 
 func (b *builder) build() (*Resources, error) {
 	res := &Resources{}
 	outRoutes := &route.RouteConfiguration{Name: mesh.RouteOutbound}
-	scope := b.egressScope() // nil: not egress-isolated (rbac.go)
+	scope, scopeKey := b.scope() // nil: not egress-isolated (rbac.go)
+	var ports []outboundPort
 	for _, svc := range b.state.Services {
-		host := mesh.ServiceHost(svc.Name, svc.Namespace, b.mc.ClusterDomain)
 		for _, port := range svc.Ports {
 			if port.Protocol != model.ProtocolTCP {
 				continue
 			}
-			name := mesh.OutboundClusterName(port.Port, host)
-			eps := scope.scopedEndpoints(name, port.Endpoints)
+			name := mesh.OutboundClusterName(port.Port, mesh.ServiceHost(svc.Name, svc.Namespace, b.mc.ClusterDomain))
 			if scope.reaches(name) {
-				routes, err := b.vhostRoutes(svc, port.Port, name)
+				vh, err := b.vhost(svc, port.Port, name)
 				if err != nil {
 					return nil, err
 				}
-				outRoutes.VirtualHosts = append(outRoutes.VirtualHosts, &route.VirtualHost{
-					Name:    host + ":" + strconv.FormatUint(uint64(port.Port), 10),
-					Domains: b.domains(svc, port.Port),
-					Routes:  routes,
-				})
+				outRoutes.VirtualHosts = append(outRoutes.VirtualHosts, vh)
 			}
-			c, err := b.outboundCluster(name, b.policy(svc.Namespace, svc.Name))
-			if err != nil {
-				return nil, err
-			}
-			if c.TransportSocket, err = b.upstreamTLS(eps); err != nil {
-				return nil, err
-			}
-			res.Clusters = append(res.Clusters, c)
-			res.Endpoints = append(res.Endpoints, b.loadAssignment(name, eps))
+			ports = append(ports, outboundPort{svc: svc, name: name, eps: scope.scopedEndpoints(name, port.Endpoints)})
 		}
+	}
+	// An egress-isolated proxy gets only the clusters its routes use
+	// (scope.prune): build no others.
+	used := scope.used(outRoutes)
+	for _, p := range ports {
+		if used != nil && !used[p.name] {
+			continue
+		}
+		c, cla, err := b.outboundPair(p.svc, p.name, scopeKey, p.eps)
+		if err != nil {
+			return nil, err
+		}
+		res.Clusters = append(res.Clusters, c)
+		res.Endpoints = append(res.Endpoints, cla)
 	}
 	res.Routes = append(res.Routes, outRoutes)
 	scope.prune(res, outRoutes)
@@ -238,7 +247,7 @@ func hcmFilter(m *hcm.HttpConnectionManager) (*listener.Filter, error) {
 }
 
 func (b *builder) outboundListener() (*listener.Listener, error) {
-	egress, err := b.egressRBAC(b.egressScope())
+	egress, err := b.outboundRBAC()
 	if err != nil {
 		return nil, err
 	}
