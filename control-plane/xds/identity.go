@@ -27,6 +27,7 @@ import (
 type issuedCert struct {
 	chainPEM []byte
 	leaf     *x509.Certificate
+	secret   *tlsv3.Secret // "default", made once per issued chain
 }
 
 // CertStatus is one proxy's latest certificate, as GET /debug/certs lists
@@ -46,6 +47,12 @@ func (s *Server) SetCertificate(node string, chain []*x509.Certificate) error {
 		return errors.New("xds: certificate of " + node + ": empty chain")
 	}
 	c := issuedCert{chainPEM: encodePEM(chain), leaf: chain[0]}
+	c.secret = &tlsv3.Secret{
+		Name: mesh.SecretWorkloadCert,
+		Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+			CertificateChain: inlineBytes(c.chainPEM),
+		}},
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.certs[node] = c
@@ -67,6 +74,15 @@ func (s *Server) SetTrustBundle(roots []*x509.Certificate) {
 		return
 	}
 	s.bundle = b
+	s.rootSecret = nil
+	if len(b) > 0 {
+		s.rootSecret = &tlsv3.Secret{
+			Name: mesh.SecretRootCA,
+			Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: inlineBytes(b),
+			}},
+		}
+	}
 	s.seq++
 	changed := 0
 	for id, n := range s.nodes {
@@ -104,26 +120,15 @@ func (s *Server) Certificates() []CertStatus {
 // secrets are a node's SDS Secrets, sorted by name; s.mu is held.
 func (s *Server) secrets(node string) []types.Resource {
 	var out []types.Resource
+	// Sorted by name: "ROOTCA" < "default". The objects are made once per
+	// bundle and per issued chain, so an unchanged secret is the same
+	// object (syncNode compares them by identity).
+	if s.rootSecret != nil {
+		out = append(out, s.rootSecret)
+	}
 	if c, ok := s.certs[node]; ok {
-		out = append(out, &tlsv3.Secret{
-			Name: mesh.SecretWorkloadCert,
-			Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
-				CertificateChain: inlineBytes(c.chainPEM),
-			}},
-		})
+		out = append(out, c.secret)
 	}
-	if len(s.bundle) > 0 {
-		out = append(out, &tlsv3.Secret{
-			Name: mesh.SecretRootCA,
-			Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-				TrustedCa: inlineBytes(s.bundle),
-			}},
-		})
-	}
-	// Sorted by name: "ROOTCA" < "default".
-	slices.SortFunc(out, func(a, b types.Resource) int {
-		return strings.Compare(a.(*tlsv3.Secret).GetName(), b.(*tlsv3.Secret).GetName())
-	})
 	return out
 }
 

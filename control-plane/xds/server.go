@@ -2,15 +2,16 @@ package xds
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -19,7 +20,6 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/api/meshconfig"
@@ -64,16 +64,22 @@ type Server struct {
 	shapes       shapeCache            // translations of state by proxy shape
 	certs        map[string]issuedCert // by node id: the latest chain issued
 	bundle       []byte                // the trust bundle, PEM
+	rootSecret   *tlsv3.Secret         // "ROOTCA" of bundle (nil when empty)
 }
 
 // nodeState is what the server remembers of a connected node's snapshot.
 type nodeState struct {
-	hashes   map[string][sha256.Size]byte
-	versions map[string]string
-	// config is the translation of builtFrom for this node (every type but
-	// Secrets), reused when only its certificate or the bundle changed.
-	config    map[string][]types.Resource
+	sums     [numTypes]typeSum
+	versions [numTypes]string
+	// config is the node's translation (every type but Secrets), made
+	// from shape (nil when the node was translated on its own, from
+	// builtFrom) for a workload at addr; reused while they stay the same.
+	config    [numTypes][]types.Resource
+	shape     *shaped
+	addr      string
 	builtFrom *model.State
+	// secrets are the Secret objects of the last snapshot.
+	secrets []types.Resource
 	// connecting: the node's first snapshot is being built; it is not a
 	// push that latency metrics follow.
 	connecting bool
@@ -190,6 +196,9 @@ func (s *Server) Push() {
 	}
 	s.state, s.pending = s.pending, nil
 	s.seq++
+	if s.shapes.hashes != nil {
+		s.shapes.hashes.rotate()
+	}
 	s.acks.begin(s.seq, s.pendingSince)
 	defer s.acks.commit(s.seq)
 	changed := 0
@@ -205,7 +214,7 @@ func (s *Server) Push() {
 func (s *Server) nodeConnected(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := &nodeState{hashes: map[string][sha256.Size]byte{}, versions: map[string]string{}, connecting: true}
+	n := &nodeState{connecting: true}
 	s.nodes[id] = n
 	s.log.Info("proxy connected", "proxy", id)
 	s.syncNode(id, n)
@@ -231,111 +240,134 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 	if s.state == nil {
 		return false
 	}
-	if n.builtFrom != s.state || n.config == nil {
-		config := map[string][]types.Resource{}
-		if w, ok := s.state.Workload(id); ok {
-			res, err := s.shapes.build(s.state, w, s.mc)
+	w, known := s.state.Workload(id)
+	var sh *shaped
+	if known {
+		var err error
+		if sh, err = s.shapes.get(s.state, w, s.mc); err != nil {
+			s.log.Error("translate failed; proxy keeps its previous config", "proxy", id, "err", err)
+			return false
+		}
+	}
+	sec := s.secrets(id)
+	fresh := n.versions[0] != "" && slices.Equal(sec, n.secrets)
+	switch {
+	case sh != nil:
+		if sh == n.shape && n.addr == w.Address {
+			if fresh {
+				return false // same translation, same secrets: nothing to do
+			}
+			break
+		}
+		n.config = sh.byType
+		if sh.rep.Name != w.Name || sh.rep.Address != w.Address {
+			n.config = resourcesByType(rewrite(sh.res, sh.rep.Address, w.Address))
+		}
+		n.shape, n.addr, n.builtFrom = sh, w.Address, nil
+	case n.builtFrom != s.state || n.shape != nil:
+		var config [numTypes][]types.Resource
+		if known {
+			res, err := s.shapes.idx.Build(w)
 			if err != nil {
 				s.log.Error("translate failed; proxy keeps its previous config", "proxy", id, "err", err)
 				return false
 			}
 			config = resourcesByType(res)
 		}
-		n.config, n.builtFrom = config, s.state
+		n.config, n.shape, n.addr, n.builtFrom = config, nil, w.Address, s.state
 	}
-	byType := make(map[string][]types.Resource, len(n.config)+1)
-	for typ, items := range n.config {
-		byType[typ] = items
-	}
-	if sec := s.secrets(id); len(sec) > 0 {
+	if len(sec) > 0 && !slices.Equal(sec, n.secrets) {
 		if err := validateSecrets(sec); err != nil {
 			s.log.Error("secrets invalid; proxy keeps its previous config", "proxy", id, "err", err)
 			return false
 		}
-		byType[resource.SecretType] = sec
+	}
+	byType := n.config
+	byType[typeIndex(resource.SecretType)] = sec
+
+	var sums [numTypes]typeSum
+	for i := range byType {
+		var err error
+		if sh != nil && len(byType[i]) > 0 && len(sh.byType[i]) == len(byType[i]) && &byType[i][0] == &sh.byType[i][0] {
+			sums[i] = sh.sums[i] // shared with the shape: hashed already
+			continue
+		}
+		if sums[i], err = s.shapes.hashes.sum(byType[i]); err != nil {
+			s.log.Error("hash failed; proxy keeps its previous config", "proxy", id, "err", err)
+			return false
+		}
 	}
 	version := strconv.FormatUint(s.seq, 10)
-	snap := &cache.Snapshot{}
 	changed := false
 	var mask uint8
-	for _, typ := range typeURLs {
-		items := byType[typ]
-		h, err := hashResources(items)
+	for i, typ := range typeURLs {
+		if n.versions[i] == "" || n.sums[i] != sums[i] {
+			had := n.versions[i] != "" && n.sums[i] != emptySum
+			changed = true
+			// A type that stays empty is never subscribed by some
+			// proxies (Secrets without mTLS): do not wait for its ACK.
+			if len(byType[i]) > 0 || had {
+				mask |= typeBit(typ)
+			}
+		}
+	}
+	if !changed {
+		n.secrets = sec
+		return false
+	}
+	snap := &cache.Snapshot{VersionMap: make(map[string]map[string]string, numTypes)}
+	versions := n.versions
+	for i, typ := range typeURLs {
+		if versions[i] == "" || n.sums[i] != sums[i] {
+			versions[i] = version
+		}
+		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(versions[i], byType[i])
+		vm, err := s.shapes.hashes.versionMap(byType[i])
 		if err != nil {
 			s.log.Error("hash failed; proxy keeps its previous config", "proxy", id, "err", err)
 			return false
 		}
-		if n.versions[typ] == "" || n.hashes[typ] != h {
-			had := n.versions[typ] != "" && n.hashes[typ] != emptyHash
-			n.hashes[typ], n.versions[typ] = h, version
-			changed = true
-			// A type that stays empty is never subscribed by some
-			// proxies (Secrets without mTLS): do not wait for its ACK.
-			if len(items) > 0 || had {
-				mask |= typeBit(typ)
-			}
-		}
-		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(n.versions[typ], items)
-	}
-	if !changed {
-		return false
+		snap.VersionMap[typ] = vm
 	}
 	if err := snap.Consistent(); err != nil {
 		s.log.Error("inconsistent snapshot; proxy keeps its previous config", "proxy", id, "err", err)
 		return false
 	}
-	if err := s.cache.SetSnapshot(s.streamCtx, id, snap); err != nil {
-		s.log.Error("set snapshot", "proxy", id, "err", err)
-		return false
-	}
+	// Expect the ACKs before the snapshot is set: the cache may answer the
+	// node's open watch at once, and its ACK can arrive before SetSnapshot
+	// returns (an ACK nobody expects yet would be lost and the push never
+	// reported complete).
 	if !n.connecting {
 		s.acks.expect(id, s.seq, mask)
 	}
+	if err := s.cache.SetSnapshot(s.streamCtx, id, snap); err != nil {
+		s.log.Error("set snapshot", "proxy", id, "err", err)
+		s.acks.forget(id) // only when the server stops: no ACK will come
+		return false
+	}
+	n.sums, n.versions, n.secrets = sums, versions, sec
 	return true
 }
 
-func resourcesByType(r *translate.Resources) map[string][]types.Resource {
-	out := map[string][]types.Resource{}
+func resourcesByType(r *translate.Resources) [numTypes][]types.Resource {
+	var out [numTypes][]types.Resource
+	add := func(typ string, m types.Resource) {
+		i := typeIndex(typ)
+		out[i] = append(out[i], m)
+	}
 	for _, l := range r.Listeners {
-		out[resource.ListenerType] = append(out[resource.ListenerType], l)
+		add(resource.ListenerType, l)
 	}
 	for _, rc := range r.Routes {
-		out[resource.RouteType] = append(out[resource.RouteType], rc)
+		add(resource.RouteType, rc)
 	}
 	for _, c := range r.Clusters {
-		out[resource.ClusterType] = append(out[resource.ClusterType], c)
+		add(resource.ClusterType, c)
 	}
 	for _, e := range r.Endpoints {
-		out[resource.EndpointType] = append(out[resource.EndpointType], e)
+		add(resource.EndpointType, e)
 	}
 	return out
-}
-
-// emptyHash is hashResources of no resources.
-var emptyHash = sha256.Sum256(nil)
-
-// hashResources hashes resources (already sorted by name) by their
-// deterministic wire form.
-func hashResources(items []types.Resource) ([sha256.Size]byte, error) {
-	h := sha256.New()
-	opts := proto.MarshalOptions{Deterministic: true}
-	var buf []byte
-	for _, it := range items {
-		var err error
-		buf, err = opts.MarshalAppend(buf[:0], it)
-		if err != nil {
-			return [sha256.Size]byte{}, fmt.Errorf("xds: hash %s: %w", cache.GetResourceName(it), err)
-		}
-		var n [8]byte
-		for i, l := 0, len(buf); i < 8; i++ {
-			n[i] = byte(l >> (8 * i))
-		}
-		h.Write(n[:])
-		h.Write(buf)
-	}
-	var out [sha256.Size]byte
-	copy(out[:], h.Sum(nil))
-	return out, nil
 }
 
 // ConfigDump is one node's current snapshot, as GET

@@ -9,6 +9,7 @@ import (
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/api/mesh"
@@ -30,16 +31,28 @@ import (
 // inbound clusters are cloned. TestShapeMatchesBuild holds this equal to
 // translate.Build for every workload of the golden meshes.
 
-// shapeCache is the translations of one state, by shape key. s.mu guards it.
+// shapeCache is the translations of one state, by shape key, made
+// through one translate.Index (so shapes share their outbound clusters,
+// assignments and virtual hosts too). A push keeps the previous state's
+// entry of a shape whose translation did not change (same hashes), so the
+// nodes of that shape see the same *shaped and skip their sync. s.mu
+// guards it.
 type shapeCache struct {
 	state  *model.State
+	idx    *translate.Index
 	shapes map[string]*shaped
+	prev   map[string]*shaped
+	hashes *hashCache
 }
 
+// shaped is the translation of one shape: its representative workload's
+// resources, by type, hashed.
 type shaped struct {
-	rep model.Workload
-	res *translate.Resources
-	err error
+	rep    model.Workload
+	res    *translate.Resources
+	err    error
+	byType [numTypes][]types.Resource
+	sums   [numTypes]typeSum
 }
 
 // shapeKey is the workload's shape, or "" when it must be translated on
@@ -90,26 +103,52 @@ func isGatewayEndpoint(st *model.State, w model.Workload) bool {
 	return false
 }
 
-// buildShared translates w, sharing the translation of the first workload
-// of its shape in this state.
+// build translates w, sharing the translation of the first workload of
+// its shape in this state.
 func (c *shapeCache) build(st *model.State, w model.Workload, mc meshconfig.Config) (*translate.Resources, error) {
+	sh, err := c.get(st, w, mc)
+	if err != nil || sh == nil {
+		return c.idx.Build(w)
+	}
+	if sh.rep.Name == w.Name && sh.rep.Address == w.Address {
+		return sh.res, nil
+	}
+	return rewrite(sh.res, sh.rep.Address, w.Address), nil
+}
+
+// get returns the shape translation w shares, or nil when w must be
+// translated on its own (c.idx.Build).
+func (c *shapeCache) get(st *model.State, w model.Workload, mc meshconfig.Config) (*shaped, error) {
 	if c.state != st {
-		c.state, c.shapes = st, map[string]*shaped{}
+		c.state, c.idx = st, translate.NewIndex(*st, mc)
+		c.prev, c.shapes = c.shapes, map[string]*shaped{}
+		if c.hashes == nil {
+			c.hashes = newHashCache()
+		}
 	}
 	key := shapeKey(st, w)
 	if key == "" {
-		return translate.Build(*st, w, mc)
+		return nil, nil
 	}
-	sh := c.shapes[key]
-	if sh == nil {
-		res, err := translate.Build(*st, w, mc)
-		sh = &shaped{rep: w, res: res, err: err}
-		c.shapes[key] = sh
+	if sh := c.shapes[key]; sh != nil {
+		return sh, sh.err
 	}
-	if sh.err != nil || (sh.rep.Name == w.Name && sh.rep.Address == w.Address) {
-		return sh.res, sh.err
+	res, err := c.idx.Build(w)
+	sh := &shaped{rep: w, res: res, err: err}
+	if err == nil {
+		sh.byType = resourcesByType(res)
+		for i := range sh.byType {
+			if sh.sums[i], err = c.hashes.sum(sh.byType[i]); err != nil {
+				sh.err = err
+				break
+			}
+		}
 	}
-	return rewrite(sh.res, sh.rep.Address, w.Address), nil
+	if old := c.prev[key]; old != nil && old.err == nil && sh.err == nil && old.sums == sh.sums && old.rep.Address == sh.rep.Address {
+		sh = old // unchanged: its nodes need no sync
+	}
+	c.shapes[key] = sh
+	return sh, sh.err
 }
 
 // rewrite returns res for a replica at address to: listeners and inbound

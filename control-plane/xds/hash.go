@@ -1,0 +1,107 @@
+package xds
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/protobuf/proto"
+)
+
+// numTypes is len(typeURLs).
+const numTypes = len(typeURLs)
+
+// typeIndex is a type URL's index in typeURLs (-1 if none).
+func typeIndex(typeURL string) int {
+	for i, t := range typeURLs {
+		if t == typeURL {
+			return i
+		}
+	}
+	return -1
+}
+
+// typeSum is the hash of one type's resources of a node.
+type typeSum = [sha256.Size]byte
+
+// itemHash is one resource's hash: of its deterministic wire form, also as
+// the hex string delta ADS compares as the resource's version.
+type itemHash struct {
+	sum [sha256.Size]byte
+	hex string
+}
+
+// hashCache hashes resources once per object: translations share objects
+// between proxies (shapes, translate.Index) and keep them across pushes
+// when nothing changed, so a proxy's sync costs map lookups, not
+// marshalling. Objects are never modified once built (the snapshot cache
+// only marshals them), so a pointer names its content. Two generations:
+// an object not looked up during a whole generation is dropped. s.mu
+// guards it.
+type hashCache struct {
+	cur, old map[types.Resource]*itemHash
+}
+
+func newHashCache() *hashCache {
+	return &hashCache{cur: map[types.Resource]*itemHash{}, old: map[types.Resource]*itemHash{}}
+}
+
+// rotate starts a new generation (once per push).
+func (c *hashCache) rotate() {
+	c.old, c.cur = c.cur, make(map[types.Resource]*itemHash, len(c.cur))
+}
+
+// item returns the hash of one resource.
+func (c *hashCache) item(r types.Resource) (*itemHash, error) {
+	if h, ok := c.cur[r]; ok {
+		return h, nil
+	}
+	h, ok := c.old[r]
+	if !ok {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+		if err != nil {
+			return nil, fmt.Errorf("xds: hash %s: %w", cache.GetResourceName(r), err)
+		}
+		sum := sha256.Sum256(b)
+		h = &itemHash{sum: sum, hex: hex.EncodeToString(sum[:])}
+	}
+	c.cur[r] = h
+	return h, nil
+}
+
+// sum hashes resources (sorted by name) as a list: the hashes of its items
+// in order. The empty list hashes to emptySum.
+func (c *hashCache) sum(items []types.Resource) (typeSum, error) {
+	if len(items) == 0 {
+		return emptySum, nil
+	}
+	h := sha256.New()
+	for _, it := range items {
+		ih, err := c.item(it)
+		if err != nil {
+			return typeSum{}, err
+		}
+		h.Write(ih.sum[:])
+	}
+	var out typeSum
+	copy(out[:], h.Sum(nil))
+	return out, nil
+}
+
+// versionMap is the delta version map of resources: name -> hash.
+func (c *hashCache) versionMap(items []types.Resource) (map[string]string, error) {
+	m := make(map[string]string, len(items))
+	for _, it := range items {
+		ih, err := c.item(it)
+		if err != nil {
+			return nil, err
+		}
+		m[cache.GetResourceName(it)] = ih.hex
+	}
+	return m, nil
+}
+
+// emptySum is the sum of no resources.
+var emptySum = sha256.Sum256(nil)
