@@ -444,7 +444,7 @@ func (b *builder) egressScope() *egressScope {
 		}
 	}
 	peerSets := make([][]map[workloadKey]bool, len(rules)) // per rule, per peer: workloads
-	namedPorts := false                                   // some rule names a port: workloads' declared ports matter
+	namedPorts := false                                    // some rule names a port: workloads' declared ports matter
 	for i, rr := range rules {
 		for _, p := range rr.r.Ports {
 			namedPorts = namedPorts || p.Name != ""
