@@ -43,7 +43,12 @@ type decoded[T any] struct {
 type kind struct {
 	apiVersion string
 	kind       string
-	decode     func(p *parser, d *document, data []byte)
+	// decode decodes and adds the document's object; it returns the
+	// object and whether it was added (it passed every check).
+	decode func(p *parser, d *document, data []byte) (any, bool)
+	// add runs the checks on an object decode returned before (the
+	// same document text: see docMemo) and adds it.
+	add func(p *parser, d *document, obj any) bool
 }
 
 // knownKinds is the table of every kind a mesh file may hold.
@@ -86,11 +91,7 @@ func register[T any, PT interface {
 	*T
 	metav1.Object
 }](apiVersion, kindName string, nameCheck func(string) []string, list func(*objects) *[]decoded[T], validate func(*parser, *document, *T)) kind {
-	return kind{apiVersion: apiVersion, kind: kindName, decode: func(p *parser, d *document, data []byte) {
-		obj := new(T)
-		if !p.decodeStrict(d, data, obj) {
-			return
-		}
+	add := func(p *parser, d *document, obj *T) bool {
 		meta := PT(obj)
 		if meta.GetNamespace() == "" {
 			meta.SetNamespace(metav1.NamespaceDefault)
@@ -101,8 +102,21 @@ func register[T any, PT interface {
 		validate(p, d, obj)
 		if ok && len(p.errs) == before {
 			*list(&p.objs) = append(*list(&p.objs), decoded[T]{doc: d, obj: obj})
+			return true
 		}
-	}}
+		return false
+	}
+	return kind{
+		apiVersion: apiVersion, kind: kindName,
+		decode: func(p *parser, d *document, data []byte) (any, bool) {
+			obj := new(T)
+			if !p.decodeStrict(d, data, obj) {
+				return nil, false
+			}
+			return obj, add(p, d, obj)
+		},
+		add: func(p *parser, d *document, obj any) bool { return add(p, d, obj.(*T)) },
+	}
 }
 
 func (p *parser) validateMeta(d *document, kindName string, meta metav1.Object, nameCheck func(string) []string) bool {
@@ -121,10 +135,10 @@ func (p *parser) validateMeta(d *document, kindName string, meta metav1.Object, 
 	}
 	key := kindName + " " + meta.GetNamespace() + "/" + meta.GetName()
 	if first, dup := p.seen[key]; dup {
-		p.errorf(d, "metadata.name", "duplicate %s %s/%s (first declared on line %d)", kindName, meta.GetNamespace(), meta.GetName(), first)
+		p.errorf(d, "metadata.name", "duplicate %s %s/%s (first declared on line %d)", kindName, meta.GetNamespace(), meta.GetName(), first.line("metadata.name"))
 		return false
 	}
-	p.seen[key] = d.line("metadata.name")
+	p.seen[key] = d
 	return true
 }
 

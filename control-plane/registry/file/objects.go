@@ -42,7 +42,7 @@ type Objects struct {
 // logging and metrics. Build deep-copies nothing it keeps: the caller passes
 // objects it may give away (copies of informer cache objects).
 func Build(source string, objs Objects) (model.State, Errors) {
-	p := &parser{file: source, seen: map[string]int{}, kube: &kubeMode{pods: map[[2]string]bool{}}}
+	p := &parser{file: source, seen: map[string]*document{}, kube: &kubeMode{pods: map[[2]string]bool{}}}
 	addAll(p, "Service", validation.IsDNS1035Label, objs.Services, &p.objs.services, validateService)
 	addAll(p, "EndpointSlice", validation.IsDNS1123Subdomain, objs.EndpointSlices, &p.objs.endpointSlices, validateEndpointSlice)
 	addAll(p, "WorkloadEntry", validation.IsDNS1123Subdomain, objs.WorkloadEntries, &p.objs.workloadEntries, validateWorkloadEntry)

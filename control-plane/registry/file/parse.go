@@ -28,7 +28,13 @@ import (
 // State.Workloads holds, for each, Name, Namespace, ServiceAccount
 // ("default" when unset), Address, Labels, Annotations and Ports.
 func Parse(name string, data []byte) (model.State, error) {
-	p := &parser{file: name, seen: map[string]int{}}
+	return parse(name, data, nil)
+}
+
+// parse is Parse, reusing the objects of documents memo has seen decode
+// cleanly (nil: none).
+func parse(name string, data []byte, memo *docMemo) (model.State, error) {
+	p := &parser{file: name, seen: map[string]*document{}, memo: memo}
 	for _, raw := range splitDocuments(data) {
 		p.document(raw)
 	}
@@ -47,8 +53,10 @@ type parser struct {
 	file string
 	errs Errors
 	objs objects
-	// seen maps "<Kind> <ns>/<name>" to the line it was first declared on.
-	seen map[string]int
+	// seen maps "<Kind> <ns>/<name>" to the document that first declared it.
+	seen map[string]*document
+	// memo, when set, holds the objects of documents decoded before.
+	memo *docMemo
 	// kube is set when the objects come from Kubernetes (Build), nil for a file.
 	kube *kubeMode
 }
@@ -57,13 +65,26 @@ type parser struct {
 type document struct {
 	// start is the line of the file that is line 1 of the document.
 	start int
-	node  *yaml.Node
+	// node is the document's YAML tree, parsed from raw when first needed
+	// (a document taken from the memo is not parsed unless an error needs
+	// a line).
+	node *yaml.Node
+	raw  []byte
 	// object names the decoded object ("Service shop/payment") once known.
 	object string
 }
 
 // line returns the file line of a JSON path in the document.
 func (d *document) line(path string) int {
+	if d.node == nil {
+		if d.raw == nil {
+			return d.start
+		}
+		d.node = &yaml.Node{}
+		if yaml.Unmarshal(d.raw, d.node) != nil {
+			return d.start
+		}
+	}
 	l := lineOf(d.node, path)
 	if l == 0 {
 		return d.start
@@ -126,7 +147,15 @@ func (p *parser) yamlError(d *document, err error) {
 }
 
 func (p *parser) document(raw rawDocument) {
-	d := &document{start: raw.start, node: &yaml.Node{}}
+	if e, ok := p.memo.get(raw.data); ok {
+		if e.kind < 0 {
+			return // empty document
+		}
+		d := &document{start: raw.start, raw: raw.data, object: e.object}
+		knownKinds()[e.kind].add(p, d, e.obj)
+		return
+	}
+	d := &document{start: raw.start, node: &yaml.Node{}, raw: raw.data}
 	if err := yaml.Unmarshal(raw.data, d.node); err != nil {
 		p.yamlError(d, err)
 		return
@@ -136,6 +165,7 @@ func (p *parser) document(raw rawDocument) {
 		root = root.Content[0]
 	}
 	if root.Kind == 0 || root.Kind == yaml.DocumentNode || (root.Kind == yaml.ScalarNode && root.Tag == "!!null") {
+		p.memo.put(raw.data, memoEntry{kind: -1})
 		return // empty document: only comments or nothing
 	}
 	if root.Kind != yaml.MappingNode {
@@ -160,7 +190,7 @@ func (p *parser) document(raw rawDocument) {
 		p.errorf(d, "kind", "required")
 		return
 	}
-	for _, k := range knownKinds() {
+	for i, k := range knownKinds() {
 		if k.apiVersion == tm.APIVersion && k.kind == tm.Kind {
 			// Name the object before strict decoding so that even its
 			// decoding errors say which object they are about.
@@ -174,7 +204,9 @@ func (p *parser) document(raw rawDocument) {
 				}
 				d.object = tm.Kind + " " + ns + "/" + meta.Metadata.Name
 			}
-			k.decode(p, d, jsonData)
+			if obj, ok := k.decode(p, d, jsonData); ok {
+				p.memo.put(raw.data, memoEntry{kind: i, obj: obj, object: d.object})
+			}
 			return
 		}
 	}

@@ -67,6 +67,7 @@ func New(path string, opts ...Option) *Source {
 func (s *Source) Run(ctx context.Context, push func(model.State)) error {
 	var last [sha256.Size]byte
 	seen, failing := false, false
+	memo := newDocMemo()
 	var lastReadErr string
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
@@ -85,7 +86,8 @@ func (s *Source) Run(ctx context.Context, push func(model.State)) error {
 			sum := sha256.Sum256(data)
 			if !seen || sum != last {
 				seen, last = true, sum
-				st, perr := Parse(s.path, data)
+				st, perr := parse(s.path, data, memo)
+				memo.rotate()
 				if perr != nil {
 					failing = true
 					s.logParseError(perr)
