@@ -33,10 +33,15 @@ type Table struct {
 
 // Destination is one port of one ExternalService.
 type Destination struct {
-	// Name is "<namespace>/<name>" of the ExternalService.
+	// Name is "<namespace>/<name>" of the ExternalService, or
+	// "service/<namespace>/<name>" of a Service of type ExternalName.
 	Name  string   `json:"name"`
 	Hosts []string `json:"hosts"`
-	Port  uint32   `json:"port"`
+	// ExternalName, when set (a Service of type ExternalName), is the name
+	// the gateway resolves and dials whichever of Hosts matched, the SNI
+	// and Host it uses upstream, and a second name a ClientHello may carry.
+	ExternalName string `json:"externalName,omitempty"`
+	Port         uint32 `json:"port"`
 	// Protocol is HTTP, TLS or TCP.
 	Protocol string `json:"protocol"`
 	// TargetPort at the external host (0: Port).
@@ -185,6 +190,11 @@ func Compile(t Table) (*Index, error) {
 		for _, a := range d.Endpoints {
 			if _, err := netip.ParseAddr(a); err != nil {
 				errs = append(errs, fmt.Errorf("destination %s: endpoint %q", d.Name, a))
+			}
+		}
+		if d.ExternalName != "" {
+			if err := ValidHost(d.ExternalName); err != nil || strings.HasPrefix(d.ExternalName, "*") {
+				errs = append(errs, fmt.Errorf("destination %s: externalName %q is not a DNS name", d.Name, d.ExternalName))
 			}
 		}
 		p := ":" + strconv.FormatUint(uint64(d.Port), 10)

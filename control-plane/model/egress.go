@@ -7,12 +7,18 @@ import (
 
 // ExternalService is a destination outside the mesh, reached through the
 // egress gateway, and who may use it (docs/architecture.md, Egress
-// contract). Hosts are mesh-wide.
+// contract). Hosts are mesh-wide. It comes from a weft.dev ExternalService
+// or from a v1 Service of type ExternalName (then ExternalName is set).
 type ExternalService struct {
 	Name      string
 	Namespace string
 	// Hosts are exact DNS names or "*." + a name (one more label).
 	Hosts []string
+	// ExternalName is the spec.externalName of a Service of type
+	// ExternalName ("" for an ExternalService): the gateway resolves and
+	// dials it whichever host the caller named, and the Service is also
+	// reached by its mesh names (<name>.<namespace>[.svc[.<domain>]]).
+	ExternalName string
 	// Ports sorted by number.
 	Ports []ExternalPort
 	// Resolution is "DNS" or "STATIC" (then Endpoints are the addresses).

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -28,18 +29,16 @@ import (
 func (b *builder) egress(res *Resources, out *route.RouteConfiguration) error {
 	gw, gwCluster, ok := b.egressGateway(res)
 	if ok {
-		for _, es := range b.state.Egress {
-			for _, p := range es.Ports {
-				routes, err := b.vhostRoutes(gw, mesh.PortEgressGateway, gwCluster)
-				if err != nil {
-					return err
-				}
-				out.VirtualHosts = append(out.VirtualHosts, &route.VirtualHost{
-					Name:    mesh.VirtualHostEgressPrefix + es.Namespace + "/" + es.Name + ":" + strconv.FormatUint(uint64(p.Number), 10),
-					Domains: egressDomains(es.Hosts, p),
-					Routes:  routes,
-				})
+		for _, d := range Table(b.state, b.mc.TrustDomain, b.mc.ClusterDomain).Destinations {
+			routes, err := b.vhostRoutes(gw, mesh.PortEgressGateway, gwCluster)
+			if err != nil {
+				return err
 			}
+			out.VirtualHosts = append(out.VirtualHosts, &route.VirtualHost{
+				Name:    mesh.VirtualHostEgressPrefix + d.Name + ":" + strconv.FormatUint(uint64(d.Port), 10),
+				Domains: egressDomains(d.Hosts, d.Protocol, d.Port),
+				Routes:  routes,
+			})
 		}
 	}
 	if b.mc.OutboundPolicy == meshconfig.OutboundAllowAny {
@@ -102,12 +101,12 @@ func (b *builder) isEgressGateway(gw model.Service) bool {
 
 // egressDomains: host:port for every host (wildcards as *.suffix:port),
 // and the bare host for an HTTP port 80.
-func egressDomains(hosts []string, p model.ExternalPort) []string {
-	port := ":" + strconv.FormatUint(uint64(p.Number), 10)
+func egressDomains(hosts []string, protocol string, number uint32) []string {
+	port := ":" + strconv.FormatUint(uint64(number), 10)
 	var out []string
 	for _, h := range hosts {
 		h = egress.NormalizeHost(h)
-		if p.Protocol == egress.ProtocolHTTP && p.Number == 80 {
+		if protocol == egress.ProtocolHTTP && number == 80 {
 			out = append(out, h)
 		}
 		out = append(out, h+port)
@@ -115,15 +114,60 @@ func egressDomains(hosts []string, p model.ExternalPort) []string {
 	return out
 }
 
+// DestinationName names an external destination in the gateway's table,
+// its metrics and the egress virtual hosts: "<ns>/<name>" for an
+// ExternalService, "service/<ns>/<name>" for a Service of type
+// ExternalName (the two kinds may share a namespace/name).
+func DestinationName(es model.ExternalService) string {
+	if es.ExternalName != "" {
+		return "service/" + es.Namespace + "/" + es.Name
+	}
+	return es.Namespace + "/" + es.Name
+}
+
+// externalNameAliases are the mesh names of a Service of type
+// ExternalName: <name>.<ns>, <name>.<ns>.svc and the FQDN. The bare <name>
+// is not one: the gateway serves every namespace and could not qualify it.
+func externalNameAliases(es model.ExternalService, clusterDomain string) []string {
+	return []string{
+		es.Name + "." + es.Namespace,
+		es.Name + "." + es.Namespace + ".svc",
+		mesh.ServiceHost(es.Name, es.Namespace, clusterDomain),
+	}
+}
+
 // Table builds the egress gateway's table from the state (pure; exported
-// for weftctl and tests).
-func Table(state model.State, trustDomain string) egress.Table {
+// for weftctl and tests). A Service of type ExternalName gets its mesh
+// names as hosts besides its external name, except a name:port that an
+// ExternalService already claims (the ExternalService keeps it: two
+// claims would make the gateway refuse the whole table).
+func Table(state model.State, trustDomain, clusterDomain string) egress.Table {
 	var t egress.Table
+	claimed := map[string]bool{}
+	for _, es := range state.Egress {
+		if es.ExternalName != "" {
+			continue
+		}
+		for _, p := range es.Ports {
+			for _, h := range es.Hosts {
+				claimed[egress.NormalizeHost(h)+":"+strconv.FormatUint(uint64(p.Number), 10)] = true
+			}
+		}
+	}
 	for _, es := range state.Egress {
 		for _, p := range es.Ports {
+			hosts := slices.Clone(es.Hosts)
+			if es.ExternalName != "" {
+				for _, a := range externalNameAliases(es, clusterDomain) {
+					if !claimed[a+":"+strconv.FormatUint(uint64(p.Number), 10)] {
+						hosts = append(hosts, a)
+					}
+				}
+			}
 			d := egress.Destination{
-				Name:           es.Namespace + "/" + es.Name,
-				Hosts:          slices.Clone(es.Hosts),
+				Name:           DestinationName(es),
+				Hosts:          hosts,
+				ExternalName:   es.ExternalName,
 				Port:           p.Number,
 				Protocol:       p.Protocol,
 				TargetPort:     p.TargetPort,
@@ -156,13 +200,16 @@ func Table(state model.State, trustDomain string) egress.Table {
 			t.Destinations = append(t.Destinations, d)
 		}
 	}
+	slices.SortStableFunc(t.Destinations, func(a, b egress.Destination) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Port, b.Port))
+	})
 	return t
 }
 
 // gatewayTable puts the egress table on the gateway's filter chains for
 // mesh.PortEgressGateway (Weft metadata "weft"."egress").
 func (b *builder) gatewayTable(res *Resources) error {
-	s, err := tableStruct(Table(b.state, b.mc.TrustDomain))
+	s, err := tableStruct(Table(b.state, b.mc.TrustDomain, b.mc.ClusterDomain))
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,7 @@ func TestEgressTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl := Table(st, "cluster.local")
+	tbl := Table(st, "cluster.local", "cluster.local")
 	got := map[string][]egress.Rule{}
 	for _, d := range tbl.Destinations {
 		got[d.Name+":"+itoa(int(d.Port))] = d.Rules

@@ -237,6 +237,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.refuse(w, http.StatusForbidden, resultDenied, "denied", "egress: %s may not reach %s", rec.source, rec.dest)
 		return
 	}
+	// A Service of type ExternalName: its external name is what the
+	// gateway resolves and dials, whichever of its names the caller used.
+	dialHost := host
+	if d.ExternalName != "" {
+		dialHost = egress.NormalizeHost(d.ExternalName)
+	}
 	release, ok := h.admit(d)
 	if !ok {
 		rec.refuse(w, http.StatusServiceUnavailable, resultError, "overloaded", "egress: %s: too many connections", rec.dest)
@@ -254,13 +260,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	default:
-		addrs, err = h.resolver.LookupNetIP(r.Context(), "ip", host)
+		addrs, err = h.resolver.LookupNetIP(r.Context(), "ip", dialHost)
 		if err != nil || len(addrs) == 0 {
-			rec.refuse(w, http.StatusBadGateway, resultError, "resolve_failed", "egress: cannot resolve %s: %v", host, err)
+			rec.refuse(w, http.StatusBadGateway, resultError, "resolve_failed", "egress: cannot resolve %s: %v", dialHost, err)
 			return
 		}
 	}
-	t := &target{host: host, port: d.Upstream(), addrs: addrs, roots: c.roots[d.Name], rec: rec, timeout: h.connectTimeout}
+	t := &target{host: dialHost, name: host, port: d.Upstream(), addrs: addrs, roots: c.roots[d.Name], rec: rec, timeout: h.connectTimeout}
 	proxy.RemoveMeshHeaders(r.Header)
 	if connect {
 		h.tunnel(w, r, d, t)
@@ -290,7 +296,11 @@ func (h *Handler) admit(d *egress.Destination) (func(), bool) {
 
 // target is where a request goes: the gateway's own addresses for it.
 type target struct {
+	// host is the name dialled (SNI and Host upstream); name is the one
+	// the caller used (they differ for an ExternalName Service's mesh
+	// names).
 	host    string
+	name    string
 	port    uint32
 	addrs   []netip.Addr
 	roots   *x509.CertPool // nil: the system roots
@@ -388,6 +398,18 @@ func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.
 	}
 	out.URL.Host = net.JoinHostPort(t.host, strconv.FormatUint(uint64(t.port), 10))
 	out.Host = r.Host
+	if t.host != t.name {
+		// An ExternalName Service called by a mesh name: the external
+		// host is addressed by its own name.
+		out.Host = t.host
+		defaultPort := uint32(80)
+		if d.OriginateTLS {
+			defaultPort = 443
+		}
+		if t.port != defaultPort {
+			out.Host = out.URL.Host
+		}
+	}
 	if out.Body != nil {
 		out.Body = countingReader{out.Body, &t.rec.bytesIn}
 	}
@@ -438,7 +460,7 @@ func (h *Handler) tunnel(w http.ResponseWriter, r *http.Request, d *egress.Desti
 			rec.result, rec.reason = resultDenied, "sni_mismatch"
 			h.log.Warn("egress: refused CONNECT: no TLS ClientHello", "source", rec.source, "destination", rec.dest, "error", err)
 			return
-		case !egress.MatchHost(t.host, sni) || sni == "":
+		case sni == "" || !egress.MatchHost(t.name, sni) && !egress.MatchHost(t.host, sni):
 			rec.result, rec.reason = resultDenied, "sni_mismatch"
 			h.log.Warn("egress: refused CONNECT: SNI does not match the target", "source", rec.source, "destination", rec.dest, "sni", sni)
 			return

@@ -113,6 +113,13 @@ func start(t testing.TB) *env {
 			Name: "shop/limited", Hosts: []string{"limited.example.test"}, Port: port, Protocol: egress.ProtocolHTTP, Resolution: egress.ResolutionStatic,
 			Endpoints: []string{"127.0.0.1"}, MaxConnections: 1, Rules: []egress.Rule{{Principals: []string{"*"}}},
 		},
+		{
+			// A Service of type ExternalName: called by its mesh names,
+			// dialled by its external name (which only the resolver knows).
+			Name: "service/shop/legacy", Hosts: []string{"legacy.shop", "legacy.shop.svc.cluster.local"}, ExternalName: "ext.example.test",
+			Port: port, Protocol: egress.ProtocolHTTP, Resolution: egress.ResolutionDNS,
+			Rules: []egress.Rule{{Principals: []string{"spiffe://cluster.local/ns/shop/sa/*"}}},
+		},
 	}}
 	data, _ := json.Marshal(tbl)
 	var m map[string]any
@@ -141,7 +148,10 @@ func start(t testing.TB) *env {
 	tables.Store(rt)
 
 	logBuf := &syncWriter{}
-	res := &gateway.Static{Hosts: map[string][]netip.Addr{"api.example.test": {netip.MustParseAddr("127.0.0.1")}}}
+	res := &gateway.Static{Hosts: map[string][]netip.Addr{
+		"api.example.test": {netip.MustParseAddr("127.0.0.1")},
+		"ext.example.test": {netip.MustParseAddr("127.0.0.1")},
+	}}
 	h := gateway.NewHandler(&tables, slog.New(slog.DiscardHandler), gateway.WithResolver(res), gateway.WithAccessLog(logBuf))
 	t.Cleanup(h.CloseIdleConnections)
 	serverCert := clientCert(t, "spiffe://cluster.local/ns/weft-system/sa/weft-egress-gateway")
@@ -215,6 +225,10 @@ func TestHandler(t *testing.T) {
 		{"not registered", order, "evil.example.test:" + port, http.StatusForbidden, "not a registered external destination"},
 		{"address as host", order, e.upstream, http.StatusForbidden, "not a registered external destination"},
 		{"registered host, other port", order, "api.example.test:1", http.StatusForbidden, "not a registered"},
+		{"ExternalName by mesh name", order, "legacy.shop:" + port, http.StatusOK, "site ext.example.test:" + port},
+		{"ExternalName by FQDN", order, "legacy.shop.svc.cluster.local:" + port, http.StatusOK, "site ext.example.test:" + port},
+		{"ExternalName, other namespace", "spiffe://cluster.local/ns/billing/sa/x", "legacy.shop:" + port, http.StatusForbidden, "may not reach"},
+		{"ExternalName, external name not a host of it", order, "ext.example.test:" + port, http.StatusForbidden, "not a registered"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body := e.get(t, client(t, tc.id), tc.host)

@@ -41,6 +41,9 @@ func (p *parser) build() model.State {
 	clusterIPs := map[netip.Addr]decoded[corev1.Service]{}
 	for _, s := range o.services {
 		svc := s.obj
+		if svc.Spec.Type == corev1.ServiceTypeExternalName {
+			continue // an external destination (buildEgress): no cluster, no endpoints
+		}
 		if ip, err := netip.ParseAddr(svc.Spec.ClusterIP); err == nil {
 			if other, dup := clusterIPs[ip]; dup {
 				p.errorf(s.doc, "spec.clusterIP", "cluster IP %s is already used by Service %s/%s (line %d)",

@@ -8,7 +8,10 @@
 //     name, protocol), optional clusterIP. A Service with a selector has as
 //     endpoints the WorkloadEntries its selector matches in its namespace,
 //     as a Service selects Pods; a named targetPort resolves against each
-//     entry's ports.
+//     entry's ports. A Service of type ExternalName is an external
+//     destination (buildEgress; docs/architecture.md, Egress contract):
+//     no cluster and no endpoints, reached through the egress gateway by
+//     the workloads of its own namespace.
 //   - discovery.k8s.io/v1 EndpointSlice: more endpoints for the Service its
 //     kubernetes.io/service-name label names, for endpoints that run no
 //     sidecar (dialled directly). Slice ports match Service ports by name;

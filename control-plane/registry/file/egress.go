@@ -1,11 +1,15 @@
 package file
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/weftmesh/weft/api/egress"
@@ -168,5 +172,79 @@ func (p *parser) buildEgress() []model.ExternalService {
 			out = append(out, m)
 		}
 	}
+	return append(out, p.buildExternalNames(claimed)...)
+}
+
+// buildExternalNames turns the Services of type ExternalName into external
+// destinations: host spec.externalName, resolution DNS, one port per TCP
+// Service port (protocol from appProtocol or the port name, see
+// externalNameProtocol), reachable by every source of the Service's own
+// namespace. The external name is a host of the first claimant only
+// (ExternalServices first, then these Services by namespace/name); a later
+// one keeps its mesh names (translate adds them) and is not an error, as
+// two namespaces may well alias the same external API.
+func (p *parser) buildExternalNames(claimed map[string]string) []model.ExternalService {
+	var svcs []*corev1.Service
+	for _, s := range p.objs.services {
+		if s.obj.Spec.Type == corev1.ServiceTypeExternalName {
+			svcs = append(svcs, s.obj)
+		}
+	}
+	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	var out []model.ExternalService
+	for _, svc := range svcs {
+		host := egress.NormalizeHost(svc.Spec.ExternalName)
+		m := model.ExternalService{
+			Name: svc.Name, Namespace: svc.Namespace, ExternalName: host,
+			Resolution: string(v1alpha1.ResolutionDNS),
+			Allow:      []model.EgressRule{{Namespaces: []string{svc.Namespace}}},
+		}
+		for _, sp := range svc.Spec.Ports {
+			if sp.Protocol != corev1.ProtocolTCP {
+				continue
+			}
+			mp := model.ExternalPort{Number: uint32(sp.Port), Name: sp.Name, Protocol: externalNameProtocol(sp)} //nolint:gosec // G115: validated port.
+			if sp.TargetPort.Type == intstr.Int && sp.TargetPort.IntVal != sp.Port {
+				mp.TargetPort = uint32(sp.TargetPort.IntVal) //nolint:gosec // G115: validated port.
+			}
+			m.Ports = append(m.Ports, mp)
+		}
+		if len(m.Ports) == 0 {
+			continue
+		}
+		owner := true
+		for _, mp := range m.Ports {
+			if _, dup := claimed[host+":"+strconv.FormatUint(uint64(mp.Number), 10)]; dup {
+				owner = false
+			}
+		}
+		if owner {
+			m.Hosts = []string{host}
+			for _, mp := range m.Ports {
+				claimed[host+":"+strconv.FormatUint(uint64(mp.Number), 10)] = "Service " + svc.Namespace + "/" + svc.Name
+			}
+		}
+		out = append(out, m)
+	}
 	return out
+}
+
+// externalNameProtocol is how the gateway carries an ExternalName Service
+// port: appProtocol when set, else the port name's prefix before "-"
+// ("https", "tls" -> TLS; "tcp" -> TCP); anything else is HTTP.
+func externalNameProtocol(sp corev1.ServicePort) string {
+	name := sp.Name
+	if sp.AppProtocol != nil && *sp.AppProtocol != "" {
+		name = *sp.AppProtocol
+	}
+	prefix, _, _ := strings.Cut(strings.ToLower(name), "-")
+	switch prefix {
+	case "https", "tls":
+		return egress.ProtocolTLS
+	case "tcp":
+		return egress.ProtocolTCP
+	}
+	return egress.ProtocolHTTP
 }

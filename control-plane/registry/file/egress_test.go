@@ -3,6 +3,11 @@ package file
 import (
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/weftmesh/weft/control-plane/model"
 )
 
 func TestExternalServiceChecks(t *testing.T) {
@@ -36,6 +41,71 @@ func TestExternalServiceChecks(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("Parse error = %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestExternalNameService(t *testing.T) {
+	const svc = "apiVersion: v1\nkind: Service\nmetadata: {name: legacy, namespace: shop}\n"
+	for _, tc := range []struct {
+		name, doc, wantErr string
+		want               []model.ExternalService
+	}{
+		{
+			name: "http, tls by name, tcp by appProtocol, udp left out",
+			doc: svc + "spec: {type: ExternalName, externalName: Legacy.Example., ports: [{name: http, port: 80}, " +
+				"{name: tls-api, port: 443}, {name: db, port: 5432, appProtocol: tcp, targetPort: 15432}, {name: dns, port: 53, protocol: UDP}]}",
+			want: []model.ExternalService{{
+				Name: "legacy", Namespace: "shop", Hosts: []string{"legacy.example"}, ExternalName: "legacy.example", Resolution: "DNS",
+				Ports: []model.ExternalPort{
+					{Number: 80, Name: "http", Protocol: "HTTP"},
+					{Number: 443, Name: "tls-api", Protocol: "TLS"},
+					{Number: 5432, Name: "db", Protocol: "TCP", TargetPort: 15432},
+				},
+				Allow: []model.EgressRule{{Namespaces: []string{"shop"}}},
+			}},
+		},
+		{
+			name: "no ports: nothing to reach, not an error",
+			doc:  svc + "spec: {type: ExternalName, externalName: legacy.example}",
+		},
+		{
+			name: "external name claimed by an ExternalService: mesh names only",
+			doc: svc + "spec: {type: ExternalName, externalName: api.example, ports: [{name: https, port: 443}]}\n---\n" +
+				"apiVersion: weft.dev/v1alpha1\nkind: ExternalService\nmetadata: {name: api, namespace: other}\n" +
+				"spec: {hosts: [api.example], ports: [{number: 443, protocol: TLS}]}",
+			want: []model.ExternalService{
+				{Name: "api", Namespace: "other", Hosts: []string{"api.example"}, Resolution: "DNS", Ports: []model.ExternalPort{{Number: 443, Protocol: "TLS"}}, Allow: []model.EgressRule{}},
+				{
+					Name: "legacy", Namespace: "shop", ExternalName: "api.example", Resolution: "DNS",
+					Ports: []model.ExternalPort{{Number: 443, Name: "https", Protocol: "TLS"}},
+					Allow: []model.EgressRule{{Namespaces: []string{"shop"}}},
+				},
+			},
+		},
+		{name: "no external name", doc: svc + "spec: {type: ExternalName, ports: [{port: 80}]}", wantErr: "spec.externalName: required"},
+		{name: "wildcard", doc: svc + "spec: {type: ExternalName, externalName: '*.example', ports: [{port: 80}]}", wantErr: "a wildcard is not a name"},
+		{name: "not a name", doc: svc + "spec: {type: ExternalName, externalName: 'a..example', ports: [{port: 80}]}", wantErr: "not a DNS name"},
+		{name: "cluster IP", doc: svc + "spec: {type: ExternalName, externalName: a.example, clusterIP: 10.0.0.1, ports: [{port: 80}]}", wantErr: "must be empty for type ExternalName"},
+		{name: "other types still refused", doc: svc + "spec: {type: Unknown, ports: [{port: 80}]}", wantErr: `type "Unknown" is not supported`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := Parse("m.yaml", []byte(tc.doc))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Parse error = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if len(st.Services) != 0 {
+				t.Errorf("an ExternalName Service among the mesh Services: %+v", st.Services)
+			}
+			if diff := cmp.Diff(tc.want, st.Egress, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("external destinations (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"github.com/weftmesh/weft/api/egress"
 	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/api/v1alpha1"
 )
@@ -22,18 +23,21 @@ import (
 
 func validateService(p *parser, d *document, svc *corev1.Service) {
 	spec := &svc.Spec
+	external := spec.Type == corev1.ServiceTypeExternalName
 	switch spec.Type {
 	case "", corev1.ServiceTypeClusterIP, corev1.ServiceTypeNodePort, corev1.ServiceTypeLoadBalancer:
+	case corev1.ServiceTypeExternalName:
+		validateExternalName(p, d, svc)
 	default:
-		p.errorf(d, "spec.type", "type %q is not supported (ClusterIP only)", spec.Type)
+		p.errorf(d, "spec.type", "type %q is not supported (ClusterIP, or ExternalName: an external destination)", spec.Type)
 	}
-	if spec.ClusterIP != "" && spec.ClusterIP != corev1.ClusterIPNone {
+	if spec.ClusterIP != "" && spec.ClusterIP != corev1.ClusterIPNone && !external {
 		if _, err := netip.ParseAddr(spec.ClusterIP); err != nil {
 			p.errorf(d, "spec.clusterIP", "%q is not an IP address", spec.ClusterIP)
 		}
 	}
 	p.fieldErrors(d, metav1validation.ValidateLabels(spec.Selector, field.NewPath("spec", "selector")))
-	if len(spec.Ports) == 0 {
+	if len(spec.Ports) == 0 && !external {
 		p.errorf(d, "spec.ports", "required: a Service needs at least one port")
 	}
 	names := map[string]int{}
@@ -81,6 +85,28 @@ func validateService(p *parser, d *document, svc *corev1.Service) {
 				p.errorf(d, f+".targetPort", "invalid port name %q: %s", port.TargetPort.StrVal, strings.Join(msgs, "; "))
 			}
 		}
+	}
+}
+
+// validateExternalName checks what a Service of type ExternalName adds: it
+// is an external destination (docs/architecture.md, Egress contract), so
+// its externalName must be a DNS name the gateway can resolve; it has no
+// cluster IP. A Service without ports is valid (Kubernetes allows it) and
+// reaches nothing through the gateway.
+func validateExternalName(p *parser, d *document, svc *corev1.Service) {
+	name := svc.Spec.ExternalName
+	switch {
+	case name == "":
+		p.errorf(d, "spec.externalName", "required for type ExternalName")
+	case strings.HasPrefix(name, "*"):
+		p.errorf(d, "spec.externalName", "%q: a wildcard is not a name the gateway can resolve", name)
+	default:
+		if err := egress.ValidHost(strings.TrimSuffix(name, ".")); err != nil {
+			p.errorf(d, "spec.externalName", "%v", err)
+		}
+	}
+	if ip := svc.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
+		p.errorf(d, "spec.clusterIP", "must be empty for type ExternalName")
 	}
 }
 

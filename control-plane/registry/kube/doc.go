@@ -5,8 +5,9 @@
 // # What it reads
 //
 //   - v1 Service (ClusterIP, headless: no cluster IP, multi-port, named
-//     targetPort; ExternalName Services are left out: they have no
-//     endpoints and Kubernetes DNS answers for them), discovery.k8s.io/v1
+//     targetPort; a Service of type ExternalName is an external destination
+//     reached through the egress gateway, as in the file registry:
+//     docs/architecture.md, Egress contract), discovery.k8s.io/v1
 //     EndpointSlice (ready/serving/terminating -> HEALTHY/DRAINING/UNHEALTHY,
 //     zone -> locality, IPv4 and IPv6 slices alike), v1 Pod (the workloads:
 //     a running pod with an IP that carries the injected sidecar container

@@ -261,7 +261,7 @@ func hashState(st model.State) ([32]byte, error) {
 // buildState lists every cache and assembles the state (see file.Build).
 func buildState(ls listers) (model.State, file.Errors) {
 	var objs file.Objects
-	objs.Services = listTyped(ls.services, func(svc *corev1.Service) bool { return svc.Spec.Type != corev1.ServiceTypeExternalName })
+	objs.Services = listTyped[*corev1.Service](ls.services, nil) // ExternalName ones become external destinations in Build
 	objs.EndpointSlices = listTyped[*discoveryv1.EndpointSlice](ls.slices, nil)
 	objs.Namespaces = listTyped[*corev1.Namespace](ls.namespaces, nil)
 	objs.NetworkPolicies = listTyped[*networkingv1.NetworkPolicy](ls.netpols, nil)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -58,11 +59,18 @@ func TestSourcePushesStateAndSkipsNoops(t *testing.T) {
 	}
 	ext := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "ext", Namespace: "shop"},
-		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeExternalName, ExternalName: "example.com",
+			Ports: []corev1.ServicePort{{Name: "https", Port: 443, TargetPort: intstr.FromInt32(443), Protocol: corev1.ProtocolTCP}},
+		},
+	}
+	bare := &corev1.Service{ // no ports: a DNS alias only, reaches nothing
+		ObjectMeta: metav1.ObjectMeta{Name: "alias", Namespace: "shop"},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "alias.example.com"},
 	}
 	plain := meshPod("plain", "10.1.0.9")
 	plain.Spec.InitContainers = nil
-	client := fake.NewClientset(svc, ext, meshPod("pay-1", "10.1.0.1"), meshPod("pay-2", "10.1.0.2"), plain,
+	client := fake.NewClientset(svc, ext, bare, meshPod("pay-1", "10.1.0.1"), meshPod("pay-2", "10.1.0.2"), plain,
 		slice(ep("pay-1", "10.1.0.1", true, true, false), ep("pay-2", "10.1.0.2", false, true, true), ep("plain", "10.1.0.9", false, false, false)))
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -83,7 +91,15 @@ func TestSourcePushesStateAndSkipsNoops(t *testing.T) {
 		t.Fatalf("no Service shop/pay in %+v", st.Services)
 	}
 	if _, ok := st.Service("shop", "ext"); ok {
-		t.Error("ExternalName Service in the state")
+		t.Error("ExternalName Service among the mesh Services")
+	}
+	wantExt := []model.ExternalService{{
+		Name: "ext", Namespace: "shop", Hosts: []string{"example.com"}, ExternalName: "example.com", Resolution: "DNS",
+		Ports: []model.ExternalPort{{Number: 443, Name: "https", Protocol: "TLS"}},
+		Allow: []model.EgressRule{{Namespaces: []string{"shop"}}},
+	}}
+	if diff := cmp.Diff(wantExt, st.Egress); diff != "" {
+		t.Errorf("external destinations (-want +got):\n%s", diff)
 	}
 	if len(st.Workloads) != 2 {
 		t.Errorf("workloads = %d, want 2 (pods with the sidecar only)", len(st.Workloads))
