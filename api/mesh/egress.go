@@ -25,6 +25,11 @@ const (
 	// MetadataEgress is the key, under MetadataNamespace on the gateway's
 	// inbound filter chain, of the egress table (api/egress.Table).
 	MetadataEgress = "egress"
+	// MetadataEgressAddresses is the key, under MetadataNamespace on an
+	// egress virtual host of a TCP port with addresses, of the list
+	// "<cidr>:<port>" ("[<ipv6 cidr>]:<port>") of CONNECT targets that
+	// the sidecar sends to the gateway through that virtual host.
+	MetadataEgressAddresses = "egress_addresses"
 
 	// MetricRegistryOnlyRefused counts outbound requests refused because
 	// their host is not in the registry (REGISTRY_ONLY).

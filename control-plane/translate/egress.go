@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,11 +36,15 @@ func (b *builder) egress(res *Resources, out *route.RouteConfiguration) error {
 			if err != nil {
 				return err
 			}
-			out.VirtualHosts = append(out.VirtualHosts, &route.VirtualHost{
+			vh := &route.VirtualHost{
 				Name:    mesh.VirtualHostEgressPrefix + d.Name + ":" + strconv.FormatUint(uint64(d.Port), 10),
 				Domains: egressDomains(d.Hosts, d.Protocol, d.Port),
 				Routes:  routes,
-			})
+			}
+			if d.Protocol == egress.ProtocolTCP && len(d.Addresses) > 0 {
+				vh.Metadata = egressAddresses(d.Addresses, d.Port)
+			}
+			out.VirtualHosts = append(out.VirtualHosts, vh)
 		}
 	}
 	if b.mc.OutboundPolicy == meshconfig.OutboundAllowAny {
@@ -134,6 +140,28 @@ func externalNameAliases(es model.ExternalService, clusterDomain string) []strin
 		es.Name + "." + es.Namespace + ".svc",
 		mesh.ServiceHost(es.Name, es.Namespace, clusterDomain),
 	}
+}
+
+// egressAddresses is the Weft metadata of a TCP egress virtual host: its
+// addresses as prefixes with the port ("<cidr>:<port>"), which the
+// sidecar matches CONNECT targets against (an IP is its /32 or /128).
+func egressAddresses(addrs []string, port uint32) *core.Metadata {
+	var vals []*structpb.Value
+	p := strconv.FormatUint(uint64(port), 10)
+	for _, a := range addrs {
+		pfx, err := netip.ParsePrefix(a)
+		if err != nil {
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				continue // the registry validated them
+			}
+			pfx = netip.PrefixFrom(ip, ip.BitLen())
+		}
+		vals = append(vals, structpb.NewStringValue(net.JoinHostPort(pfx.Masked().String(), p)))
+	}
+	return &core.Metadata{FilterMetadata: map[string]*structpb.Struct{mesh.MetadataNamespace: {Fields: map[string]*structpb.Value{
+		mesh.MetadataEgressAddresses: structpb.NewListValue(&structpb.ListValue{Values: vals}),
+	}}}}
 }
 
 // Table builds the egress gateway's table from the state (pure; exported

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -79,13 +80,24 @@ type Routes struct {
 	Name  string
 	hosts map[string]*VirtualHost
 	// wild holds "*.<suffix>" domains by ".<suffix>" (Egress contract).
-	wild    map[string]*VirtualHost
+	wild map[string]*VirtualHost
+	// addrs are egress CONNECT targets by address (Weft virtual host
+	// metadata egress_addresses), tried in order.
+	addrs   []addrHost
 	anyHost *VirtualHost
+}
+
+// addrHost is one "<cidr>:<port>" of an egress virtual host.
+type addrHost struct {
+	prefix netip.Prefix
+	port   uint16
+	vh     *VirtualHost
 }
 
 // VirtualHost returns the virtual host for a Host header value (compared
 // lower-cased): an exact domain, else a "*.<suffix>" domain with exactly
-// one label in place of "*", else "*", else nil.
+// one label in place of "*", else (an IP:port) an egress virtual host
+// whose addresses contain it, else "*", else nil.
 func (rt *Routes) VirtualHost(host string) *VirtualHost {
 	host = lower(host)
 	if vh := rt.hosts[host]; vh != nil {
@@ -95,6 +107,16 @@ func (rt *Routes) VirtualHost(host string) *VirtualHost {
 		if i := strings.IndexByte(host, '.'); i > 0 {
 			if vh := rt.wild[host[i:]]; vh != nil {
 				return vh
+			}
+		}
+	}
+	if len(rt.addrs) > 0 {
+		if ap, err := netip.ParseAddrPort(host); err == nil {
+			ip := ap.Addr().Unmap()
+			for _, a := range rt.addrs {
+				if a.port == ap.Port() && a.prefix.Contains(ip) {
+					return a.vh
+				}
 			}
 		}
 	}
@@ -265,6 +287,15 @@ func compileRoutes(rc *route.RouteConfiguration, clusters map[string]*Cluster) (
 			errs = append(errs, fmt.Errorf("virtual host %q: %w", vh.GetName(), err))
 			continue
 		}
+		for _, v := range vh.GetMetadata().GetFilterMetadata()[mesh.MetadataNamespace].GetFields()[mesh.MetadataEgressAddresses].GetListValue().GetValues() {
+			a, err := parseAddrHost(v.GetStringValue())
+			if err != nil {
+				errs = append(errs, fmt.Errorf("virtual host %q: %s: %w", vh.GetName(), mesh.MetadataEgressAddresses, err))
+				continue
+			}
+			a.vh = cvh
+			out.addrs = append(out.addrs, a)
+		}
 		for _, d := range vh.GetDomains() {
 			d = strings.ToLower(d)
 			switch {
@@ -296,6 +327,23 @@ func compileRoutes(rc *route.RouteConfiguration, clusters map[string]*Cluster) (
 		return nil, fmt.Errorf("route %q: %w", rc.GetName(), errors.Join(errs...))
 	}
 	return out, nil
+}
+
+// parseAddrHost reads "<cidr>:<port>" (IPv6 in brackets).
+func parseAddrHost(s string) (addrHost, error) {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return addrHost{}, fmt.Errorf("%q is not <cidr>:<port>: %w", s, err)
+	}
+	pfx, err := netip.ParsePrefix(h)
+	if err != nil {
+		return addrHost{}, fmt.Errorf("%q: %w", s, err)
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || port == 0 {
+		return addrHost{}, fmt.Errorf("%q: bad port", s)
+	}
+	return addrHost{prefix: pfx.Masked(), port: uint16(port)}, nil
 }
 
 func compileVirtualHost(vh *route.VirtualHost, clusters map[string]*Cluster) (*VirtualHost, error) {
