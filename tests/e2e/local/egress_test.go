@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -37,12 +39,17 @@ const (
 	hostAPI       = "api.example.test"
 	hostForbidden = "forbidden.example.test"
 	hostCDN       = "a.cdn.example.test"
+	hostLegacyExt = "legacy.example.test" // spec.externalName of Service shop/legacy
+	hostSecure    = "secure.example.test"
+	hostUntrusted = "untrusted.example.test"
 )
 
-// site is one external server; conns counts accepted connections.
+// site is one external server; conns counts accepted connections, reqs
+// the requests it answered.
 type site struct {
 	name  string
 	conns atomic.Int64
+	reqs  atomic.Int64
 }
 
 func (s *site) serve(t *testing.T, addr string, cert *tls.Certificate) {
@@ -53,7 +60,11 @@ func (s *site) serve(t *testing.T, addr string, cert *tls.Certificate) {
 	}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.reqs.Add(1)
 			fmt.Fprintf(w, "%s host=%s", s.name, r.Host)
+			if r.TLS != nil {
+				fmt.Fprintf(w, " sni=%s", r.TLS.ServerName)
+			}
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ConnState: func(_ net.Conn, st http.ConnState) {
@@ -96,7 +107,46 @@ func selfSigned(t *testing.T, names ...string) (tls.Certificate, *x509.CertPool)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
 
-func egressMesh(base string) string {
+// echo is an external plain-TCP server that echoes what it reads; conns
+// counts accepted connections.
+type echo struct{ conns atomic.Int64 }
+
+func (s *echo) serve(t *testing.T, addr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.conns.Add(1)
+			wg.Go(func() {
+				defer func() { _ = c.Close() }()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				_, _ = io.Copy(c, c)
+			})
+		}
+	})
+}
+
+// certPEM is a certificate in PEM, for caCertificates.
+func certPEM(c tls.Certificate) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}))
+}
+
+// egressMesh: two gateway replicas; order (allowed), rogue (same
+// namespace, other account) and audit (other namespace) as clients;
+// ExternalServices api (HTTP and TLS), forbidden, cdn (wildcard TLS),
+// secure and untrusted (HTTP with TLS originated by the gateway, trusting
+// caPEM and otherCAPEM), db (TCP by address); a Service of type
+// ExternalName legacy.
+func egressMesh(base, caPEM, otherCAPEM string) string {
 	ip := func(n int) string { return fmt.Sprintf("%s.%d", base, n) }
 	var b strings.Builder
 	b.WriteString(`apiVersion: v1
@@ -107,8 +157,10 @@ spec:
   ports: [{name: tunnel, port: 15443, targetPort: 15443}]
 ---
 `)
-	resolve := fmt.Sprintf("--mode=egress-gateway --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s --resolve=cdn.example.test=%s --resolve=b.%s=%s",
-		hostAPI, ip(100), hostForbidden, ip(102), hostCDN, ip(101), ip(101), hostCDN, ip(101))
+	resolve := fmt.Sprintf("--mode=egress-gateway --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s --resolve=cdn.example.test=%s --resolve=b.%s=%s"+
+		" --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s",
+		hostAPI, ip(100), hostForbidden, ip(102), hostCDN, ip(101), ip(101), hostCDN, ip(101),
+		hostLegacyExt, ip(104), hostSecure, ip(105), hostUntrusted, ip(105))
 	for i, n := range []int{21, 22} {
 		fmt.Fprintf(&b, `apiVersion: weft.dev/v1alpha1
 kind: WorkloadEntry
@@ -122,9 +174,45 @@ spec: {address: %s, serviceAccount: weft-egress-gateway, ports: [{name: tunnel, 
 ---
 `, i+1, resolve, ip(n))
 	}
-	for _, w := range [][3]string{{"order-1", "order", ip(10)}, {"rogue-1", "rogue", ip(11)}} {
-		fmt.Fprintf(&b, "apiVersion: weft.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {name: %s, namespace: shop, labels: {app: %s}}\nspec: {address: %s, serviceAccount: %s}\n---\n", w[0], w[1], w[2], w[1])
+	for _, w := range [][4]string{{"order-1", "shop", "order", ip(10)}, {"rogue-1", "shop", "rogue", ip(11)}, {"audit-1", "audit", "audit", ip(12)}} {
+		fmt.Fprintf(&b, "apiVersion: weft.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {name: %s, namespace: %s, labels: {app: %s}}\nspec: {address: %s, serviceAccount: %s}\n---\n", w[0], w[1], w[2], w[3], w[2])
 	}
+	fmt.Fprintf(&b, `apiVersion: v1
+kind: Service
+metadata: {name: legacy, namespace: shop}
+spec:
+  type: ExternalName
+  externalName: %s
+  ports: [{name: http, port: 8080}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: ExternalService
+metadata: {name: secure, namespace: shop}
+spec:
+  hosts: [%s]
+  ports: [{number: 8081, name: http, protocol: HTTP, originateTLS: true, targetPort: 9443}]
+  caCertificates: %q
+  allow: [{from: [{serviceAccounts: [shop/order]}]}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: ExternalService
+metadata: {name: untrusted, namespace: shop}
+spec:
+  hosts: [%s]
+  ports: [{number: 8081, name: http, protocol: HTTP, originateTLS: true, targetPort: 9443}]
+  caCertificates: %q
+  allow: [{from: [{serviceAccounts: [shop/order]}]}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: ExternalService
+metadata: {name: db, namespace: shop}
+spec:
+  hosts: [db.example.test]
+  addresses: [%s/31]
+  ports: [{number: 5432, name: pg, protocol: TCP}]
+  allow: [{from: [{serviceAccounts: [shop/order]}]}]
+---
+`, hostLegacyExt, hostSecure, caPEM, hostUntrusted, otherCAPEM, ip(106))
 	fmt.Fprintf(&b, `apiVersion: weft.dev/v1alpha1
 kind: ExternalService
 metadata: {name: api, namespace: shop}
@@ -157,6 +245,7 @@ type egressEnv struct {
 	base    string
 	roots   *x509.CertPool
 	sites   map[string]*site
+	echoes  map[string]*echo
 	proxies map[string]*url.URL
 }
 
@@ -165,22 +254,31 @@ func startEgressMesh(t *testing.T, opts ...launch.Option) *egressEnv {
 	base := randomBase()
 	ip := func(n int) string { return fmt.Sprintf("%s.%d", base, n) }
 	cert, roots := selfSigned(t, hostAPI, "*.cdn.example.test", "cdn.example.test")
-	ee := &egressEnv{base: base, roots: roots, sites: map[string]*site{}, proxies: map[string]*url.URL{}}
+	// The site behind originated TLS has its own CA (the certificate is
+	// its own root); otherCA signed nothing the site presents.
+	secureCert, _ := selfSigned(t, hostSecure, hostUntrusted)
+	otherCA, _ := selfSigned(t, hostSecure, hostUntrusted)
+	ee := &egressEnv{base: base, roots: roots, sites: map[string]*site{}, echoes: map[string]*echo{}, proxies: map[string]*url.URL{}}
 	for _, s := range []struct {
 		name, addr string
-		tls        bool
-	}{{"api", ip(100) + ":8080", false}, {"api-tls", ip(100) + ":8443", true}, {"cdn", ip(101) + ":8443", true}, {"forbidden", ip(102) + ":8080", false}, {"direct", ip(103) + ":8080", false}} {
+		cert       *tls.Certificate
+	}{
+		{"api", ip(100) + ":8080", nil}, {"api-tls", ip(100) + ":8443", &cert}, {"cdn", ip(101) + ":8443", &cert},
+		{"forbidden", ip(102) + ":8080", nil}, {"direct", ip(103) + ":8080", nil}, {"legacy", ip(104) + ":8080", nil},
+		{"secure", ip(105) + ":9443", &secureCert},
+	} {
 		st := &site{name: s.name}
-		var c *tls.Certificate
-		if s.tls {
-			c = &cert
-		}
-		st.serve(t, s.addr, c)
+		st.serve(t, s.addr, s.cert)
 		ee.sites[s.name] = st
+	}
+	for _, n := range []int{106, 108} {
+		ec := &echo{}
+		ec.serve(t, fmt.Sprintf("%s:5432", ip(n)))
+		ee.echoes[ip(n)] = ec
 	}
 	dir := t.TempDir()
 	e := &env{dir: dir, meshFile: filepath.Join(dir, "mesh.yaml")}
-	e.writeFile(t, []byte(egressMesh(base)))
+	e.writeFile(t, []byte(egressMesh(base, certPEM(secureCert), certPEM(otherCA))))
 	all := append([]launch.Option{
 		launch.WithControlPlaneIP(ip(1)),
 		launch.WithRunDir(filepath.Join(dir, "logs")),
@@ -330,6 +428,18 @@ func (e *egressEnv) gatewayLogged(parts ...string) bool {
 	return false
 }
 
+// waitLogged is gatewayLogged, polled until the deadline.
+func (e *egressEnv) waitLogged(deadline time.Duration, parts ...string) bool {
+	end := time.Now().Add(deadline)
+	for !e.gatewayLogged(parts...) {
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
+}
+
 func TestEgressGateway(t *testing.T) {
 	e := startEgressMesh(t)
 	order := e.client(t, "order-1", "")
@@ -418,6 +528,121 @@ func TestEgressGateway(t *testing.T) {
 			}
 		}
 	})
+	t.Run("ExternalName Service", func(t *testing.T) {
+		// Reached by its mesh names; the gateway resolves and dials its
+		// external name and addresses the site by it.
+		want := "legacy host=" + hostLegacyExt + ":8080"
+		for _, u := range []string{"http://legacy.shop:8080/a", "http://legacy.shop.svc.cluster.local:8080/b", "http://" + hostLegacyExt + ":8080/c"} {
+			code, body := waitGet(t, order, u, http.StatusOK, 5*time.Second)
+			if code != http.StatusOK || body != want {
+				t.Errorf("order -> %s: %d %q, want 200 %q", u, code, body, want)
+			}
+		}
+		if !e.gatewayLogged(`"result":"allowed"`, `"service":"service/shop/legacy"`, `"destination":"legacy.shop:8080"`) {
+			t.Error("no allowed access-log line for service/shop/legacy")
+		}
+		// Its own namespace only: rogue (shop) may, audit (namespace
+		// audit) may not.
+		if code, body := waitGet(t, rogue, "http://legacy.shop:8080/", http.StatusOK, 5*time.Second); code != http.StatusOK {
+			t.Errorf("rogue (namespace shop) -> legacy.shop: %d %q, want 200", code, body)
+		}
+		before := e.gatewayMetric(t, `reason="denied"`, `service="service/shop/legacy"`)
+		reqs := e.sites["legacy"].reqs.Load()
+		audit := e.client(t, "audit-1", "")
+		code, body := waitGet(t, audit, "http://legacy.shop:8080/", http.StatusForbidden, 5*time.Second)
+		if code != http.StatusForbidden || !strings.Contains(body, "may not reach") {
+			t.Errorf("audit (other namespace) -> legacy.shop: %d %q, want 403", code, body)
+		}
+		if got := e.gatewayMetric(t, `reason="denied"`, `service="service/shop/legacy"`) - before; got < 1 {
+			t.Errorf(`weft_egress_requests_total{reason="denied",service="service/shop/legacy"} grew by %v, want >= 1`, got)
+		}
+		if !e.gatewayLogged(`"result":"denied"`, `"source":"spiffe://cluster.local/ns/audit/sa/audit"`, `"service":"service/shop/legacy"`) {
+			t.Error("no denied access-log line for audit -> legacy")
+		}
+		if n := e.sites["legacy"].reqs.Load() - reqs; n != 0 {
+			t.Errorf("the legacy site answered %d requests from audit", n)
+		}
+	})
+	t.Run("TLS origination", func(t *testing.T) {
+		// The app sends plain HTTP through its sidecar; the gateway speaks
+		// TLS to the site (SNI = the host), trusting the site's own CA.
+		code, body := waitGet(t, order, "http://"+hostSecure+":8081/s", http.StatusOK, 5*time.Second)
+		if want := "secure host=" + hostSecure + ":8081 sni=" + hostSecure; code != http.StatusOK || body != want {
+			t.Errorf("order -> %s:8081: %d %q, want 200 %q", hostSecure, code, body, want)
+		}
+		// Same site, but the destination trusts another CA: the gateway
+		// refuses the site's certificate and nothing reaches its handler.
+		reqs := e.sites["secure"].reqs.Load()
+		code, body, err := get(t.Context(), order, "http://"+hostUntrusted+":8081/")
+		if err != nil || code != http.StatusBadGateway || !strings.Contains(body, "certificate") {
+			t.Errorf("order -> %s:8081 (untrusted CA): %d %q %v, want 502 about the certificate", hostUntrusted, code, body, err)
+		}
+		if n := e.sites["secure"].reqs.Load() - reqs; n != 0 {
+			t.Errorf("the site answered %d requests over an unverified TLS connection", n)
+		}
+		if !e.gatewayLogged(`"result":"error"`, `"reason":"upstream_failed"`, `"destination":"`+hostUntrusted+`:8081"`) {
+			t.Error("no upstream_failed access-log line for the untrusted CA")
+		}
+	})
+	t.Run("TCP to an address", func(t *testing.T) {
+		inside, outside := e.base+".106:5432", e.base+".108:5432"
+		var conn net.Conn
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			c, code, err := connectTCP(t.Context(), e.proxies["order-1"], inside)
+			if err == nil && code == http.StatusOK {
+				conn = c
+				break
+			}
+			if c != nil {
+				_ = c.Close()
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("order: CONNECT %s: %d %v", inside, code, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(conn, "ping\n"); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(conn).ReadString('\n')
+		_ = conn.Close()
+		if err != nil || line != "ping\n" {
+			t.Fatalf("echo through CONNECT %s: %q %v", inside, line, err)
+		}
+		// A tunnel's line is written when it ends, after the close above.
+		if !e.waitLogged(3*time.Second, `"result":"allowed"`, `"service":"shop/db"`, `"destination":"`+inside+`"`, `"protocol":"TCP"`) {
+			t.Error("no allowed access-log line for the TCP destination")
+		}
+		// Outside the CIDR: refused by the sidecar (no destination), the
+		// address never dialled.
+		c, code, err := connectTCP(t.Context(), e.proxies["order-1"], outside)
+		if c != nil {
+			_ = c.Close()
+		}
+		if err != nil || code != http.StatusBadGateway {
+			t.Errorf("order: CONNECT %s (outside the CIDR): %d %v, want 502", outside, code, err)
+		}
+		if n := e.echoes[e.base+".108"].conns.Load(); n != 0 {
+			t.Errorf("the address outside the CIDR got %d connections", n)
+		}
+		// Inside the CIDR, another identity: refused by the gateway.
+		before := e.echoes[e.base+".106"].conns.Load()
+		c, code, err = connectTCP(t.Context(), e.proxies["rogue-1"], inside)
+		if c != nil {
+			_ = c.Close()
+		}
+		if err != nil || code != http.StatusForbidden {
+			t.Errorf("rogue: CONNECT %s: %d %v, want 403", inside, code, err)
+		}
+		if n := e.echoes[e.base+".106"].conns.Load() - before; n != 0 {
+			t.Errorf("a refused CONNECT reached the address (%d connections)", n)
+		}
+		if !e.waitLogged(3*time.Second, `"result":"denied"`, `"source":"spiffe://cluster.local/ns/shop/sa/rogue"`, `"destination":"`+inside+`"`) {
+			t.Error("no denied access-log line for rogue -> the TCP address")
+		}
+	})
 	t.Run("replica killed under load", func(t *testing.T) {
 		var ok, failed atomic.Int64
 		var firstErr atomic.Value
@@ -486,6 +711,43 @@ func TestEgressAllowAny(t *testing.T) {
 		t.Errorf("ALLOW_ANY, rogue -> registered api: %d %v, want 403", code, err)
 	}
 }
+
+// connectTCP sends CONNECT target to an HTTP proxy (a sidecar) and
+// returns the connection (bytes after a 200 are the tunnel's) and the
+// status.
+func connectTCP(ctx context.Context, proxy *url.URL, target string) (net.Conn, int, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", proxy.Host)
+	if err != nil {
+		return nil, 0, err
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
+		_ = c.Close()
+		return nil, 0, err
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		_ = c.Close()
+		return nil, 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		_ = resp.Body.Close()
+		_ = c.Close()
+		return nil, resp.StatusCode, nil
+	}
+	_ = c.SetDeadline(time.Time{})
+	return &bufferedConn{Conn: c, r: br}, resp.StatusCode, nil
+}
+
+// bufferedConn reads through the reader that parsed the CONNECT answer.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 // getDebug is get with x-weft-debug, whose attempts header it appends to
 // a failure's body.
