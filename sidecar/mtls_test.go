@@ -27,6 +27,7 @@ import (
 	"github.com/weftmesh/weft/sidecar/identity"
 	"github.com/weftmesh/weft/sidecar/internal/testca"
 	"github.com/weftmesh/weft/sidecar/internal/xdstest"
+	"github.com/weftmesh/weft/sidecar/transport"
 	"github.com/weftmesh/weft/sidecar/xdsclient"
 )
 
@@ -40,7 +41,7 @@ type mtlsEnv struct {
 	version        int
 }
 
-func startSecureSidecar(t *testing.T, ca *testca.CA, cp *xdstest.Server, workload, ip string) *proc {
+func startSecureSidecar(t testing.TB, ca *testca.CA, cp *xdstest.Server, workload, ip string, mtlsOpts ...transport.MTLSOption) *proc {
 	t.Helper()
 	dir := t.TempDir()
 	bundle, token := filepath.Join(dir, "roots.pem"), filepath.Join(dir, "token")
@@ -59,20 +60,21 @@ func startSecureSidecar(t *testing.T, ca *testca.CA, cp *xdstest.Server, workloa
 		Logger:          testLogger(t).With("sidecar", workload),
 		XDSOptions:      []xdsclient.Option{xdsclient.WithBackoff(20*time.Millisecond, 200*time.Millisecond)},
 		IdentityOptions: []identity.Option{identity.WithBackoff(50*time.Millisecond, 300*time.Millisecond)},
+		MTLSOptions:     mtlsOpts,
 	}
 	go func() { p.done <- Run(ctx, cfg) }()
 	t.Cleanup(func() { p.stop(t) })
 	return p
 }
 
-func newMTLSEnv(t *testing.T, lifetime time.Duration, permissive bool) *mtlsEnv {
+func newMTLSEnv(t testing.TB, lifetime time.Duration, permissive bool, mtlsOpts ...transport.MTLSOption) *mtlsEnv {
 	t.Helper()
 	e := &mtlsEnv{ca: testca.New(t, "root", lifetime)}
 	td := spiffeid.RequireTrustDomainFromString(mesh.DefaultTrustDomain)
 	cpID := spiffeid.RequireFromPath(td, "/ns/"+mesh.ControlPlaneNamespace+"/sa/"+mesh.ControlPlaneServiceAccount)
 	e.cp = xdstest.StartWith(t, "127.0.0.1:0", func(s *grpc.Server) { cav1.RegisterCertificateServiceServer(s, e.ca) },
 		grpc.Creds(credentials.NewTLS(e.ca.ServerTLS(t, cpID))))
-	e.client = startSecureSidecar(t, e.ca, e.cp, clientNode, randomIP(t))
+	e.client = startSecureSidecar(t, e.ca, e.cp, clientNode, randomIP(t), mtlsOpts...)
 	e.server = startSecureSidecar(t, e.ca, e.cp, serverNode, randomIP(t))
 	e.app = startApp(t, "payment-0", e.server.ip)
 	e.push(permissive, mesh.SPIFFEID(mesh.DefaultTrustDomain, ns, serverNode))

@@ -90,6 +90,9 @@ type Config struct {
 	// AppProbes is mesh.EnvAppProbes' JSON: the app's original HTTP
 	// probes, answered on the health port under mesh.AppProbePathPrefix.
 	AppProbes string
+	// MTLSOptions are extra options of the mTLS tunnel (benchmarks turn
+	// its HTTP/1.1 pool off to compare).
+	MTLSOptions []transport.MTLSOption
 }
 
 // DefaultXDSAddress is where the control plane listens in local mode.
@@ -196,7 +199,7 @@ func Run(ctx context.Context, cfg Config) error {
 		mtlsDialer := transport.NewDialer(mesh.DefaultConnectTimeout)
 		mtlsDialer.Source = srcAddr(cfg)
 		trOpts = append(trOpts, transport.WithTunnel(transport.NewMTLS(mtlsDialer,
-			func(peerIDs []string) (*tls.Config, error) {
+			func(peerIDs []string, alpn string) (*tls.Config, error) {
 				ids := make([]spiffeid.ID, 0, len(peerIDs))
 				for _, p := range peerIDs {
 					id, err := spiffeid.FromString(p)
@@ -205,8 +208,8 @@ func Run(ctx context.Context, cfg Config) error {
 					}
 					ids = append(ids, id)
 				}
-				return identity.ClientTLSConfig(mgr, mgr, ids, log), nil
-			})))
+				return identity.ClientTLSConfigALPN(mgr, mgr, ids, alpn, log), nil
+			}, cfg.MTLSOptions...)))
 	}
 
 	var tables atomic.Pointer[router.Table]

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -13,11 +14,16 @@ import (
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 )
 
-// ALPNH2 is the only protocol spoken between sidecars.
-const ALPNH2 = "h2"
+// The protocols spoken between sidecars, as ALPN names: HTTP/2 (gRPC,
+// HTTP/2 clients, CONNECT streams) and HTTP/1.1 (requests that arrived as
+// HTTP/1.1, over a pool of keep-alive connections).
+const (
+	ALPNH2     = "h2"
+	ALPNHTTP11 = "http/1.1"
+)
 
 // ServerTLSConfig is the inbound side of sidecar-to-sidecar mTLS: TLS 1.3
-// only, ALPN h2 required, a client certificate required, and any SPIFFE ID of the
+// only, ALPN h2 or http/1.1 required, a client certificate required, and any SPIFFE ID of the
 // trust domain td accepted (which peer may do what is the authorization
 // filter's job: read the verified ID with PeerID). The certificate and the
 // bundle are read from the sources at each handshake, so a rotation needs
@@ -25,7 +31,8 @@ const ALPNH2 = "h2"
 // log (when not nil) with the reason.
 func ServerTLSConfig(svid x509svid.Source, bundle x509bundle.Source, td spiffeid.TrustDomain, log *slog.Logger) *tls.Config {
 	cfg := tlsconfig.MTLSServerConfig(svid, bundle, tlsconfig.AuthorizeMemberOf(td))
-	return finish(cfg, "inbound", log)
+	// Server preference: a client that offers both gets h2.
+	return finish(cfg, "inbound", log, ALPNH2, ALPNHTTP11)
 }
 
 // ClientTLSConfig is the outbound side: TLS 1.3 only, ALPN h2, our
@@ -33,17 +40,25 @@ func ServerTLSConfig(svid x509svid.Source, bundle x509bundle.Source, td spiffeid
 // one of allowed (the cluster's allowed SANs, from the control plane). An
 // empty allowed set accepts no server.
 func ClientTLSConfig(svid x509svid.Source, bundle x509bundle.Source, allowed []spiffeid.ID, log *slog.Logger) *tls.Config {
-	cfg := tlsconfig.MTLSClientConfig(svid, bundle, tlsconfig.AuthorizeOneOf(allowed...))
-	return finish(cfg, "outbound", log)
+	return ClientTLSConfigALPN(svid, bundle, allowed, ALPNH2, log)
 }
 
-func finish(cfg *tls.Config, side string, log *slog.Logger) *tls.Config {
+// ClientTLSConfigALPN is ClientTLSConfig offering, and requiring, the one
+// protocol alpn (ALPNH2 or ALPNHTTP11) instead of h2.
+func ClientTLSConfigALPN(svid x509svid.Source, bundle x509bundle.Source, allowed []spiffeid.ID, alpn string, log *slog.Logger) *tls.Config {
+	cfg := tlsconfig.MTLSClientConfig(svid, bundle, tlsconfig.AuthorizeOneOf(allowed...))
+	return finish(cfg, "outbound", log, alpn)
+}
+
+// finish makes cfg TLS 1.3 only, without resumption, logging refusals, and
+// requiring that one of protos be negotiated.
+func finish(cfg *tls.Config, side string, log *slog.Logger, protos ...string) *tls.Config {
 	cfg.MinVersion = tls.VersionTLS13
 	// A resumed session skips VerifyPeerCertificate: no resumption, so every
 	// connection is verified against the bundle and the authorizer as they
 	// are now.
 	cfg.SessionTicketsDisabled = true
-	cfg.NextProtos = []string{ALPNH2}
+	cfg.NextProtos = protos
 	verify := cfg.VerifyPeerCertificate
 	cfg.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
 		err := verify(raw, chains)
@@ -55,14 +70,14 @@ func finish(cfg *tls.Config, side string, log *slog.Logger) *tls.Config {
 		}
 		return nil
 	}
-	// Go accepts a peer that offers no ALPN protocol, or only http/1.1;
-	// the sidecar hop speaks h2 and nothing else.
+	// Go accepts a peer that offers no ALPN protocol, or none in common;
+	// the sidecar hop speaks protos and nothing else.
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if cs.NegotiatedProtocol != ALPNH2 {
+		if !slices.Contains(protos, cs.NegotiatedProtocol) {
 			if log != nil {
-				log.Warn("identity: refused peer without ALPN h2", "side", side, "alpn", cs.NegotiatedProtocol)
+				log.Warn("identity: refused peer without an agreed ALPN protocol", "side", side, "alpn", cs.NegotiatedProtocol, "want", protos)
 			}
-			return fmt.Errorf("identity: %s: refused peer: ALPN %q negotiated, want %q", side, cs.NegotiatedProtocol, ALPNH2)
+			return fmt.Errorf("identity: %s: refused peer: ALPN %q negotiated, want one of %q", side, cs.NegotiatedProtocol, protos)
 		}
 		return nil
 	}

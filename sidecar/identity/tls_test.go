@@ -122,6 +122,7 @@ func TestMTLSHandshake(t *testing.T) {
 		clientBundle  x509bundle.Source
 		allowed       []spiffeid.ID
 		noClientCert  bool
+		clientALPN    string // the client's one protocol (default h2)
 		tweakClient   func(*tls.Config)
 		tweakServer   func(*tls.Config)
 		wantServerErr string // the refusing side's error says this
@@ -146,8 +147,11 @@ func TestMTLSHandshake(t *testing.T) {
 		{name: "server ID not in the allowed set", allowed: []spiffeid.ID{cartID}, wantClientErr: `unexpected ID "spiffe://cluster.local/ns/shop/sa/payment"`},
 		{name: "empty allowed set", allowed: nil, wantClientErr: "unexpected ID"},
 		{name: "client capped at TLS 1.2", allowed: allowPayment, tweakClient: func(c *tls.Config) { c.MinVersion, c.MaxVersion = tls.VersionTLS12, tls.VersionTLS12 }, wantServerErr: "unsupported versions"},
-		{name: "client offering only http/1.1", allowed: allowPayment, tweakClient: func(c *tls.Config) { c.NextProtos, c.VerifyConnection = []string{"http/1.1"}, nil }, wantServerErr: `ALPN "" negotiated, want "h2"`},
-		{name: "server not speaking h2", allowed: allowPayment, tweakServer: func(c *tls.Config) { c.NextProtos, c.VerifyConnection = nil, nil }, wantClientErr: `ALPN "" negotiated, want "h2"`},
+		{name: "client of the HTTP/1.1 pool", allowed: allowPayment, clientALPN: ALPNHTTP11},
+		{name: "HTTP/1.1 client, server ID not in the allowed set", allowed: []spiffeid.ID{cartID}, clientALPN: ALPNHTTP11, wantClientErr: `unexpected ID "spiffe://cluster.local/ns/shop/sa/payment"`},
+		{name: "client offering no ALPN protocol", allowed: allowPayment, tweakClient: func(c *tls.Config) { c.NextProtos, c.VerifyConnection = nil, nil }, wantServerErr: `ALPN "" negotiated, want one of ["h2" "http/1.1"]`},
+		{name: "server not speaking h2", allowed: allowPayment, tweakServer: func(c *tls.Config) { c.NextProtos, c.VerifyConnection = nil, nil }, wantClientErr: `ALPN "" negotiated, want one of ["h2"]`},
+		{name: "server not speaking http/1.1", allowed: allowPayment, clientALPN: ALPNHTTP11, tweakServer: func(c *tls.Config) { c.NextProtos, c.VerifyConnection = nil, nil }, wantClientErr: `ALPN "" negotiated, want one of ["http/1.1"]`},
 		{name: "client without a certificate", allowed: allowPayment, noClientCert: true, wantServerErr: "client didn't provide a certificate"},
 	}
 	for _, tc := range tests {
@@ -166,7 +170,11 @@ func TestMTLSHandshake(t *testing.T) {
 				clientBundle = client
 			}
 			serverCfg := ServerTLSConfig(serverSVID, server, td, serverLog)
-			clientCfg := ClientTLSConfig(clientSVID, clientBundle, tc.allowed, nil)
+			alpn := tc.clientALPN
+			if alpn == "" {
+				alpn = ALPNH2
+			}
+			clientCfg := ClientTLSConfigALPN(clientSVID, clientBundle, tc.allowed, alpn, nil)
 			if tc.noClientCert {
 				clientCfg = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13, NextProtos: []string{ALPNH2}}
 			}
@@ -184,8 +192,8 @@ func TestMTLSHandshake(t *testing.T) {
 				if res.serverSawPeer != frontendID || res.clientSawPeer != paymentID {
 					t.Errorf("peers: server saw %v, client saw %v", res.serverSawPeer, res.clientSawPeer)
 				}
-				if res.alpn != ALPNH2 || res.version != tls.VersionTLS13 {
-					t.Errorf("ALPN %q version %x, want h2 and TLS 1.3", res.alpn, res.version)
+				if res.alpn != alpn || res.version != tls.VersionTLS13 {
+					t.Errorf("ALPN %q version %x, want %q and TLS 1.3", res.alpn, res.version, alpn)
 				}
 				return
 			}

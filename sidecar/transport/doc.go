@@ -13,6 +13,10 @@
 //     The identity issue swaps in an mTLS Tunnel with WithTunnel, without
 //     touching anything else; the endpoint, including its expected SPIFFE ID,
 //     is in the request context (EndpointFromContext) for such a dialer.
+//     The mTLS tunnel (MTLS) keeps two pools per peer: HTTP/1.1 keep-alive
+//     connections (ALPN http/1.1) for requests that arrived as HTTP/1.x, and
+//     the multiplexed HTTP/2 connection (ALPN h2) for HTTP/2 requests, gRPC
+//     and CONNECT streams.
 //   - Direct, to an endpoint without a sidecar, and to the local app from the
 //     inbound listener: HTTP/1.1 over a keep-alive connection pool.
 //
@@ -21,6 +25,7 @@
 // and know the request never reached the upstream.
 //
 // Goroutines: net/http's Transport owns the connection goroutines (one reader
-// per HTTP/2 connection, one reader and one writer per HTTP/1.1 connection);
+// per HTTP/2 connection, one reader and one writer per HTTP/1.1 connection,
+// also on the mTLS HTTP/1.1 pool);
 // RoundTrip runs on the caller's goroutine. A Mesh is safe for concurrent use.
 package transport

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,42 +13,88 @@ import (
 )
 
 // TLSConfigFunc returns the client TLS config that authorizes exactly
-// peerIDs (identity.ClientTLSConfig over the sidecar's Manager). The config
-// must read the certificate at each handshake, so a rotation applies to new
-// connections and never closes live ones.
-type TLSConfigFunc func(peerIDs []string) (*tls.Config, error)
+// peerIDs and offers (and requires) the one ALPN protocol alpn, "h2" or
+// "http/1.1" (identity.ClientTLSConfigALPN over the sidecar's Manager). The
+// config must read the certificate at each handshake, so a rotation applies
+// to new connections and never closes live ones.
+type TLSConfigFunc func(peerIDs []string, alpn string) (*tls.Config, error)
 
-// MTLS is the tunnel of the identity issue: HTTP/2 over mutual TLS 1.3 to
-// the peer's inbound listener, for endpoints whose cluster has an
-// UpstreamTlsContext (Endpoint.MTLS); endpoints without one go over the h2c
-// tunnel, as before (tests, permissive migration).
+// ALPN protocol names of the two pools.
+const (
+	alpnH2     = "h2"
+	alpnHTTP11 = "http/1.1"
+)
+
+// MTLS is the tunnel of the identity issue: mutual TLS 1.3 to the peer's
+// inbound listener, for endpoints whose cluster has an UpstreamTlsContext
+// (Endpoint.MTLS); endpoints without one go over the h2c tunnel, as before
+// (tests, permissive migration).
 //
-// There is one HTTP/2 transport per set of allowed peer IDs (a cluster's
-// SAN list; equal lists share it), and in it one multiplexed connection per
-// peer address, behind the same cold-start gate as H2C. A TLS handshake
-// failure (the peer's identity is not in the list, its certificate does
-// not verify) is a *DialError: the request never reached the peer.
+// Two pools per set of allowed peer IDs (a cluster's SAN list; equal lists
+// share them):
+//
+//   - HTTP/1.1 keep-alive connections (ALPN http/1.1) for plain HTTP/1.x
+//     requests, the common case: one request per connection at a time, as
+//     nginx and Envoy do between proxies. Go's HTTP/1.1 client and server
+//     cost about half the CPU per request of its HTTP/2 ones (no stream
+//     goroutine, scheduler or per-frame flushes), which is what the
+//     sidecar pair's throughput was spent on (BENCHMARKS.md).
+//   - HTTP/2 (ALPN h2), one multiplexed connection per peer address behind
+//     the same cold-start gate as H2C, for what needs it: requests that
+//     arrived as HTTP/2 (gRPC and other h2 clients keep their trailers and
+//     stream semantics end to end) and CONNECT streams.
+//
+// A TLS handshake failure (the peer's identity is not in the list, its
+// certificate does not verify) is a *DialError on both: the request never
+// reached the peer.
 type MTLS struct {
 	h2c    *H2C
 	dialer *Dialer
 	config TLSConfigFunc
 	byKey  sync.Map // lb.MTLS.Key -> *mtlsPool
+	// maxIdlePerHost bounds the idle HTTP/1.1 connections kept per peer.
+	maxIdlePerHost int
+	// http1 enables the HTTP/1.1 pool (default true).
+	http1 bool
 }
+
+// MTLSOption configures an MTLS tunnel.
+type MTLSOption func(*MTLS)
+
+// WithHTTP1Pool turns the HTTP/1.1 pool on (the default) or off (every
+// request over HTTP/2, as before it existed: benchmarks compare the two).
+func WithHTTP1Pool(on bool) MTLSOption { return func(m *MTLS) { m.http1 = on } }
 
 var _ Tunnel = (*MTLS)(nil)
 
 type mtlsPool struct {
 	once sync.Once
-	h    *H2C
+	h2   *H2C
+	h1   *http.Transport
 	err  error
 }
 
 // NewMTLS returns the mTLS tunnel; d dials (nil: mesh default timeout).
-func NewMTLS(d *Dialer, config TLSConfigFunc) *MTLS {
+func NewMTLS(d *Dialer, config TLSConfigFunc, opts ...MTLSOption) *MTLS {
 	if d == nil {
 		d = NewDialer(0)
 	}
-	return &MTLS{h2c: NewH2C(d), dialer: d, config: config}
+	m := &MTLS{h2c: NewH2C(d), dialer: d, config: config, maxIdlePerHost: 256, http1: true}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+// useHTTP1 reports whether req goes over the HTTP/1.1 pool: it arrived as
+// HTTP/1.x, is not a CONNECT and is not gRPC (whose trailers and streams
+// stay on HTTP/2, whatever version the client used).
+func useHTTP1(req *http.Request) bool {
+	if req.ProtoMajor != 1 || req.Method == http.MethodConnect {
+		return false
+	}
+	ct := req.Header["Content-Type"]
+	return len(ct) == 0 || !strings.HasPrefix(ct[0], "application/grpc")
 }
 
 // RoundTrip implements Tunnel.
@@ -61,26 +108,36 @@ func (m *MTLS) RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, er
 	}
 	p := pv.(*mtlsPool)
 	p.once.Do(func() {
-		cfg, err := m.config(ep.MTLS.PeerIDs)
+		cfg2, err := m.config(ep.MTLS.PeerIDs, alpnH2)
 		if err != nil {
 			p.err = err
 			return
 		}
-		p.h = newTLSTunnel(m.dialer, cfg)
+		cfg1, err := m.config(ep.MTLS.PeerIDs, alpnHTTP11)
+		if err != nil {
+			p.err = err
+			return
+		}
+		p.h2 = newTLSTunnel(m.dialer, cfg2)
+		p.h1 = newTLSPool(m.dialer, cfg1, m.maxIdlePerHost)
 	})
 	if p.err != nil {
 		return nil, &DialError{Addr: req.URL.Host, Err: p.err}
 	}
 	req.URL.Scheme = "https"
-	return p.h.RoundTrip(req, ep)
+	if m.http1 && useHTTP1(req) {
+		return p.h1.RoundTrip(req)
+	}
+	return p.h2.RoundTrip(req, ep)
 }
 
 // CloseIdleConnections implements Tunnel.
 func (m *MTLS) CloseIdleConnections() {
 	m.h2c.CloseIdleConnections()
 	m.byKey.Range(func(_, v any) bool {
-		if p := v.(*mtlsPool); p.h != nil {
-			p.h.CloseIdleConnections()
+		if p := v.(*mtlsPool); p.h2 != nil {
+			p.h2.CloseIdleConnections()
+			p.h1.CloseIdleConnections()
 		}
 		return true
 	})
@@ -97,22 +154,49 @@ func newTLSTunnel(d *Dialer, cfg *tls.Config) *H2C {
 		if g, ok := h.peers.Load(addr); ok {
 			g.(*peerGate).warm.Store(false)
 		}
-		raw, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		timeout := d.timeout
-		if ep := EndpointFromContext(ctx); ep != nil && ep.ConnectTimeout > 0 {
-			timeout = ep.ConnectTimeout
-		}
-		hctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
-		defer cancel()
-		c := tls.Client(raw, cfg)
-		if err := c.HandshakeContext(hctx); err != nil {
-			raw.Close()
-			return nil, &DialError{Addr: addr, Err: err}
-		}
-		return c, nil
+		return dialTLS(ctx, d, cfg, network, addr)
 	}
 	return h
+}
+
+// newTLSPool is the HTTP/1.1 keep-alive pool over mTLS: up to maxIdle idle
+// connections per peer, each carrying one request at a time.
+func newTLSPool(d *Dialer, cfg *tls.Config, maxIdle int) *http.Transport {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	return &http.Transport{
+		Proxy: nil,
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return dialTLS(ctx, d, cfg, network, addr)
+		},
+		MaxIdleConns:           0,
+		MaxIdleConnsPerHost:    maxIdle,
+		IdleConnTimeout:        90 * time.Second,
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true,
+		MaxResponseHeaderBytes: 1 << 20,
+		Protocols:              p,
+	}
+}
+
+// dialTLS dials addr with d and completes the mTLS handshake with cfg
+// within the endpoint's connect timeout (plus a second); a failed
+// handshake is a *DialError.
+func dialTLS(ctx context.Context, d *Dialer, cfg *tls.Config, network, addr string) (net.Conn, error) {
+	raw, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	timeout := d.timeout
+	if ep := EndpointFromContext(ctx); ep != nil && ep.ConnectTimeout > 0 {
+		timeout = ep.ConnectTimeout
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
+	defer cancel()
+	c := tls.Client(raw, cfg)
+	if err := c.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		return nil, &DialError{Addr: addr, Err: err}
+	}
+	return c, nil
 }
