@@ -18,7 +18,8 @@
 //     the multiplexed HTTP/2 connection (ALPN h2) for HTTP/2 requests, gRPC
 //     and CONNECT streams.
 //   - Direct, to an endpoint without a sidecar, and to the local app from the
-//     inbound listener: HTTP/1.1 over a keep-alive connection pool.
+//     inbound listener: HTTP/1.1 over a keep-alive connection pool; gRPC
+//     calls (IsGRPC), which need HTTP/2, over h2c with prior knowledge.
 //
 // Addresses are IP literals from xDS; nothing on this path resolves names.
 // A failure to connect is returned as a *DialError so callers can answer 502

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -90,11 +89,7 @@ func NewMTLS(d *Dialer, config TLSConfigFunc, opts ...MTLSOption) *MTLS {
 // HTTP/1.x, is not a CONNECT and is not gRPC (whose trailers and streams
 // stay on HTTP/2, whatever version the client used).
 func useHTTP1(req *http.Request) bool {
-	if req.ProtoMajor != 1 || req.Method == http.MethodConnect {
-		return false
-	}
-	ct := req.Header["Content-Type"]
-	return len(ct) == 0 || !strings.HasPrefix(ct[0], "application/grpc")
+	return req.ProtoMajor == 1 && req.Method != http.MethodConnect && !IsGRPC(req)
 }
 
 // RoundTrip implements Tunnel.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,10 +78,13 @@ func WithTunnel(t Tunnel) Option { return func(o *options) { o.tunnel = t } }
 func WithMaxIdleConnsPerHost(n int) Option { return func(o *options) { o.maxIdlePerHost = n } }
 
 // Mesh is the sidecar's transport: the tunnel for sidecar endpoints, pooled
-// HTTP/1.1 for the rest.
+// HTTP/1.1 for the rest (h2c with prior knowledge for gRPC, which needs
+// HTTP/2).
 type Mesh struct {
 	tunnel Tunnel
 	direct *http.Transport
+	// directH2 carries gRPC requests to direct endpoints (the app).
+	directH2 *http.Transport
 }
 
 // New returns a Mesh transport.
@@ -109,7 +113,22 @@ func New(opts ...Option) *Mesh {
 		MaxResponseHeaderBytes: 1 << 20,
 		Protocols:              protocols(true, false),
 	}
-	return &Mesh{tunnel: o.tunnel, direct: direct}
+	directH2 := &http.Transport{
+		Proxy:              nil,
+		DialContext:        d.DialContext,
+		IdleConnTimeout:    o.idleConnTimeout,
+		DisableCompression: true,
+		Protocols:          protocols(false, true),
+	}
+	return &Mesh{tunnel: o.tunnel, direct: direct, directH2: directH2}
+}
+
+// IsGRPC reports whether req is a gRPC call (its Content-Type is
+// application/grpc or application/grpc+<codec>): it needs HTTP/2 on every
+// hop, whatever version the client spoke to the sidecar.
+func IsGRPC(req *http.Request) bool {
+	ct := req.Header["Content-Type"]
+	return len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc")
 }
 
 // RoundTrip sends req to ep. req.URL carries path and query only; RoundTrip
@@ -122,6 +141,9 @@ func (m *Mesh) RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, er
 		return m.tunnel.RoundTrip(req, ep)
 	}
 	req.URL.Host = ep.Addr
+	if IsGRPC(req) {
+		return m.directH2.RoundTrip(req)
+	}
 	return m.direct.RoundTrip(req)
 }
 
@@ -129,6 +151,7 @@ func (m *Mesh) RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, er
 func (m *Mesh) CloseIdleConnections() {
 	m.tunnel.CloseIdleConnections()
 	m.direct.CloseIdleConnections()
+	m.directH2.CloseIdleConnections()
 }
 
 var headerTargetPort = http.CanonicalHeaderKey(mesh.HeaderTargetPort)

@@ -136,3 +136,37 @@ func TestDialError(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectGRPCIsH2C: gRPC needs HTTP/2 to the app, whatever the client
+// spoke to the sidecar; everything else stays on HTTP/1.1.
+func TestDirectGRPCIsH2C(t *testing.T) {
+	tests := []struct {
+		contentType string
+		wantProto   string
+	}{
+		{"application/grpc", "HTTP/2.0"},
+		{"application/grpc+proto", "HTTP/2.0"},
+		{"application/json", "HTTP/1.1"},
+		{"", "HTTP/1.1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.contentType, func(t *testing.T) {
+			_, addr := serve(t, 0)
+			m := transport.New()
+			defer m.CloseIdleConnections()
+			req := request(t, "app", "/pkg.Svc/Call")
+			if tc.contentType != "" {
+				req.Header.Set("Content-Type", tc.contentType)
+			}
+			resp, err := m.RoundTrip(req, &lb.Endpoint{Addr: addr, TargetPort: "1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if got := resp.Header.Get("X-Proto"); got != tc.wantProto {
+				t.Errorf("app saw %s, want %s", got, tc.wantProto)
+			}
+		})
+	}
+}
