@@ -21,7 +21,7 @@ type Config struct {
 	Command     string // the command line to print with the results
 
 	Paths    []string // of "A", "B", "W"
-	Sizes    []string // of "1k", "64k"
+	Sizes    []string // workloads: "1k", "64k" (HTTP/1.1), "h2-1k" (HTTP/2), "grpc" (gRPC unary)
 	QPS      []int    // constant rates for the latency runs
 	Rounds   int
 	LatDur   time.Duration
@@ -36,7 +36,8 @@ type Config struct {
 	ServerCPU int
 }
 
-// DefaultConfig is `make bench`: about six minutes of measurement.
+// DefaultConfig is `make bench`: about fifteen minutes of measurement
+// (4 workloads × 3 paths × (2 rates + saturation) × 3 rounds).
 func DefaultConfig() Config {
 	return Config{
 		BinDir:    "bin",
@@ -45,10 +46,10 @@ func DefaultConfig() Config {
 		Fortio:    "fortio",
 		Wrk:       "wrk",
 		Paths:     []string{"A", "B", "W"},
-		Sizes:     []string{"1k", "64k"},
-		QPS:       []int{1000},
+		Sizes:     []string{"1k", "64k", "h2-1k", "grpc"},
+		QPS:       []int{1000, 5000},
 		Rounds:    3,
-		LatDur:    10 * time.Second,
+		LatDur:    8 * time.Second,
 		SatDur:    5 * time.Second,
 		Warmup:    2 * time.Second,
 		LatConns:  16,
@@ -73,7 +74,7 @@ func (c Config) Validate() error {
 	}
 	for _, s := range c.Sizes {
 		if _, ok := sizeBytes[s]; !ok {
-			return fmt.Errorf("datapath: unknown size %q (1k, 64k)", s)
+			return fmt.Errorf("datapath: unknown workload %q (1k, 64k, h2-1k, grpc)", s)
 		}
 	}
 	if len(c.Sizes) == 0 || len(c.QPS) == 0 {
@@ -82,13 +83,51 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// sizeBytes maps a body size to its length; bench-upstream serves it at /<size>.
-var sizeBytes = map[string]int{"1k": 1 << 10, "64k": 64 << 10}
+// sizeBytes maps a workload to its response body length; bench-upstream
+// serves it at /<size> (h2-1k: /1k over HTTP/2; grpc: a health check).
+var sizeBytes = map[string]int{"1k": 1 << 10, "64k": 64 << 10, "h2-1k": 1 << 10, "grpc": 0}
+
+// Protocols of the load generator's leg, by workload.
+const (
+	protoHTTP1 = ""
+	protoH2    = "h2"   // HTTP/2 with prior knowledge (h2c)
+	protoGRPC  = "grpc" // gRPC unary over h2c
+)
+
+// workloadProto is the protocol a workload speaks to the first hop.
+func workloadProto(size string) string {
+	switch size {
+	case "h2-1k":
+		return protoH2
+	case "grpc":
+		return protoGRPC
+	}
+	return protoHTTP1
+}
+
+// workloadPath is the URL path of a workload's requests.
+func workloadPath(size string) string {
+	if size == "h2-1k" {
+		return "/1k"
+	}
+	return "/" + size
+}
+
+// workloadLabel names a workload in the report's headings.
+func workloadLabel(size string) string {
+	switch workloadProto(size) {
+	case protoH2:
+		return "HTTP/2 (h2c from the load generator), 1k bodies"
+	case protoGRPC:
+		return "gRPC unary (grpc.health.v1 Check, h2c from the load generator)"
+	}
+	return "HTTP/1.1, " + size + " bodies"
+}
 
 var pathDescriptions = map[string]string{
 	"A": "direct: load generator -> upstream",
-	"B": "nginx pair: -> nginx (plain HTTP/1.1) -> TLS 1.3 mTLS, HTTP/1.1 -> nginx -> upstream",
-	"W": "Weft pair: -> client sidecar :15001 (HTTP proxy) -> server sidecar :15006 -> upstream",
+	"B": "nginx pair: -> nginx (plain HTTP/1.1; h2c on its own ports for HTTP/2 and gRPC) -> TLS 1.3 mTLS, HTTP/1.1 (gRPC: h2) -> nginx -> upstream",
+	"W": "Weft pair: -> client sidecar :15001 (HTTP proxy; h2c for HTTP/2 and gRPC) -> server sidecar :15006 -> upstream",
 }
 
 // Loopback addresses of the benchmark (127.0.90.0/24: clear of the
@@ -101,7 +140,10 @@ const (
 	nginxClientIP  = "127.0.90.21"
 	nginxServerIP  = "127.0.90.22"
 	nginxPort      = 8080
+	nginxH2Port    = 8081 // h2c in, same HTTP/1.1-over-TLS hop
+	nginxGRPCPort  = 8082 // h2c in, gRPC over TLS (h2) on the hop
 	nginxTLSPort   = 8443
+	nginxGRPCTLS   = 8444
 	controlPlaneIP = "127.0.90.1"
 	weftClientIP   = "127.0.90.31"
 	benchNamespace = "bench"
@@ -126,7 +168,8 @@ func addressesInUse(ctx context.Context, paths []string) []string {
 	for _, p := range paths {
 		switch p {
 		case "B":
-			addrs = append(addrs, hostPort(nginxClientIP, nginxPort), hostPort(nginxServerIP, nginxTLSPort))
+			addrs = append(addrs, hostPort(nginxClientIP, nginxPort), hostPort(nginxClientIP, nginxH2Port), hostPort(nginxClientIP, nginxGRPCPort),
+				hostPort(nginxServerIP, nginxTLSPort), hostPort(nginxServerIP, nginxGRPCTLS))
 		case "W":
 			addrs = append(addrs,
 				hostPort(controlPlaneIP, mesh.PortXDS), hostPort(controlPlaneIP, mesh.PortDebug),

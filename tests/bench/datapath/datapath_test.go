@@ -110,7 +110,7 @@ func TestSpliceInto(t *testing.T) {
 // adds 50 µs at every percentile, B saturates at 20k and W at 15k.
 func synthetic() *report {
 	cfg := DefaultConfig()
-	cfg.Rounds, cfg.Sizes, cfg.Command = 2, []string{"1k"}, "make bench"
+	cfg.Rounds, cfg.Sizes, cfg.QPS, cfg.Command = 2, []string{"1k"}, []int{1000}, "make bench"
 	r := &report{cfg: cfg, idleRSS: map[string]int64{"client proxy": 10 * 1024, "server proxy": 11 * 1024}}
 	add := map[string]float64{"A": 0, "B": 100, "W": 50}
 	sat := map[string]float64{"A": 90000, "B": 20000, "W": 15000}
@@ -148,6 +148,8 @@ func TestReportMarkdown(t *testing.T) {
 		"| idle RSS (ready, before load), client proxy, MiB | | | 10.0 | | | ≤ 15 MB | yes |",
 		"Not yet like for like",
 		"| B | 1k | 20000 | 20000..20000 | 0.22 | – | 0 |",
+		// Per workload: added p50, added p99, saturation, CPU client, CPU server (W / B).
+		"| HTTP/1.1, 1k bodies | 50 / 100 (0.50) | 50 / 100 (0.50) | 15000 / 20000 (0.75) | 10.0 / 10.0 (1.00) | 5.0 / 5.0 (1.00) |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
@@ -190,12 +192,21 @@ func TestPKIAndNginxConfig(t *testing.T) {
 	}
 
 	for _, role := range []string{"client", "server"} {
-		conf, err := writeNginxConf(nginxConf{Role: role, Dir: filepath.Join(dir, role), Listen: "127.0.90.99:8080", Next: "127.0.90.98:8443", ServerName: serverName, PKI: pk})
+		conf, err := writeNginxConf(nginxConf{
+			Role: role, Dir: filepath.Join(dir, role), Listen: "127.0.90.99:8080", ListenH2: "127.0.90.99:8081", ListenGRPC: "127.0.90.99:8082",
+			Next: "127.0.90.98:8443", NextGRPC: "127.0.90.98:8444", ServerName: serverName, PKI: pk,
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := os.ReadFile(conf)
-		for _, want := range []string{"worker_processes 1;", "keepalive_requests 1000000;", "TLSv1.3", "proxy_max_temp_file_size 0;"} {
+		wants := []string{"worker_processes 1;", "keepalive_requests 1000000;", "TLSv1.3", "proxy_max_temp_file_size 0;", "grpc_pass grpc"}
+		if role == "client" {
+			wants = append(wants, "listen 127.0.90.99:8081 http2;", "grpc_ssl_verify on;", "server 127.0.90.98:8444;")
+		} else {
+			wants = append(wants, "listen 127.0.90.99:8082 ssl http2;", "ssl_verify_client on;")
+		}
+		for _, want := range wants {
 			if !strings.Contains(string(b), want) {
 				t.Errorf("%s config lacks %q", role, want)
 			}

@@ -56,7 +56,7 @@ func parseFortio(b []byte) (latencyResult, error) {
 		QPS:      j.ActualQPS,
 		Count:    j.DurationHistogram.Count,
 		Conns:    j.NumThreads,
-		OK:       j.RetCodes["200"],
+		OK:       j.RetCodes["200"] + j.RetCodes["SERVING"], // HTTP; gRPC health
 		AvgMicro: j.DurationHistogram.Avg * 1e6,
 		Pct:      map[string]float64{},
 	}
@@ -125,9 +125,22 @@ func truncate(s string, n int) string {
 
 // target is what a load generator sends to: a URL and, for the Weft path,
 // the Host header that names the service (the URL is the client sidecar).
+// Proto is the protocol of the load generator's leg (protoHTTP1, protoH2,
+// protoGRPC: the URL's host:port is then the gRPC target and Host its
+// :authority).
 type target struct {
-	URL  string
-	Host string
+	URL   string
+	Host  string
+	Proto string
+}
+
+// hostPort is the URL's host:port (the gRPC dial target).
+func (t target) hostPort() string {
+	hp := strings.TrimPrefix(t.URL, "http://")
+	if i := strings.IndexByte(hp, '/'); i >= 0 {
+		hp = hp[:i]
+	}
+	return hp
 }
 
 // loadGen runs the two load generators, pinned to cpu (-1: not pinned).
@@ -148,11 +161,21 @@ func (g loadGen) pin(argv []string) []string {
 func (g loadGen) fortioArgs(t target, qps, conns int, dur time.Duration, jsonFile string) []string {
 	argv := []string{
 		g.fortio, "load", "-quiet", "-qps", strconv.Itoa(qps), "-c", strconv.Itoa(conns),
-		"-t", dur.String(), "-uniform", "-r", "0.00001", "-p", strings.Join(percentiles, ","),
+		"-t", dur.String(), "-r", "0.00001", "-p", strings.Join(percentiles, ","),
 		"-json", jsonFile,
 	}
+	if qps > 0 {
+		argv = append(argv, "-uniform")
+	}
 	if t.Host != "" {
+		// For gRPC fortio turns a Host header into the :authority.
 		argv = append(argv, "-H", "Host: "+t.Host)
+	}
+	switch t.Proto {
+	case protoH2:
+		argv = append(argv, "-h2")
+	case protoGRPC:
+		return g.pin(append(argv, "-grpc", t.hostPort()))
 	}
 	return g.pin(append(argv, t.URL))
 }
@@ -187,6 +210,19 @@ func (g loadGen) runWrk(ctx context.Context, t target, conns int, dur time.Durat
 		return saturationResult{}, fmt.Errorf("wrk: %w", err)
 	}
 	return parseWrk(string(b))
+}
+
+// runSaturation runs one saturation load: wrk for HTTP/1.1, fortio at
+// full speed (-qps 0) for HTTP/2 and gRPC, which wrk does not speak.
+func (g loadGen) runSaturation(ctx context.Context, t target, conns int, dur time.Duration, jsonFile, logFile string) (saturationResult, error) {
+	if t.Proto == protoHTTP1 {
+		return g.runWrk(ctx, t, conns, dur, logFile)
+	}
+	l, err := g.runFortio(ctx, t, 0, conns, dur, jsonFile, logFile)
+	if err != nil {
+		return saturationResult{}, err
+	}
+	return saturationResult{RPS: l.QPS, Count: l.Requests(), Non2xx: l.Errors(), Lat: map[string]string{}}, nil
 }
 
 // runBounded runs argv to completion with its output in logFile, killed

@@ -200,8 +200,8 @@ func (r *report) markdown() string {
 			"Anything well above 1 means other work shared the two CPUs: absolute figures are inflated and noisy, ratios less so.", r.load[0], r.load[1])
 	}
 	P("- **Method:** %d round(s); in each round every path runs each load in turn (interleaved), so drift hits all paths alike. "+
-		"Latency: fortio, constant %s requests/s, uniform spacing, %d keep-alive HTTP/1.1 connections, %s per run, 10 µs histogram resolution. "+
-		"Saturation: wrk -t1 -c%d, %s per run. Figures are medians over rounds; *added* is the path's percentile minus direct's in the same round, median over rounds. "+
+		"Latency: fortio, constant %s requests/s, uniform spacing, %d keep-alive connections (HTTP/1.1; h2c for the HTTP/2 and gRPC workloads, fortio -h2 / -grpc), %s per run, 10 µs histogram resolution. "+
+		"Saturation: wrk -t1 -c%d for HTTP/1.1, fortio -qps 0 with as many connections for HTTP/2 and gRPC (wrk speaks neither), %s per run. Figures are medians over rounds; *added* is the path's percentile minus direct's in the same round, median over rounds. "+
 		"CPU: utime+stime from /proc/<pid>/stat (10 ms ticks) over the run, divided by requests served; nginx counts master + worker. "+
 		"Peak RSS: VmHWM, reset (clear_refs 5) before each run.",
 		r.cfg.Rounds, joinInts(qpss), r.cfg.LatConns, r.cfg.LatDur, r.cfg.SatConns, r.cfg.SatDur)
@@ -226,10 +226,14 @@ func (r *report) markdown() string {
 		r.headline(P, head, q0)
 	}
 
+	if r.hasPath("W") && r.hasPath("B") {
+		r.perWorkload(P)
+	}
+
 	// Latency per size and rate.
 	for _, size := range sizes {
 		for _, q := range qpss {
-			P("### Latency at %d requests/s, %s bodies (µs)", q, size)
+			P("### Latency at %d requests/s, %s (µs)", q, workloadLabel(size))
 			P("")
 			P("| path | achieved req/s | p50 | p90 | p99 | p99.9 | added p50 | added p90 | added p99 | added p99.9 | added p99, min..max over rounds | errors |")
 			P("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
@@ -266,9 +270,9 @@ func (r *report) markdown() string {
 	}
 
 	// Saturation.
-	P("### Saturation (wrk -t1 -c%d, %s per run)", r.cfg.SatConns, r.cfg.SatDur)
+	P("### Saturation (HTTP/1.1: wrk -t1 -c%d; HTTP/2 and gRPC: fortio -qps 0 -c%d; %s per run)", r.cfg.SatConns, r.cfg.SatConns, r.cfg.SatDur)
 	P("")
-	P("| path | body | requests/s (median) | min..max | vs direct | vs nginx | non-2xx / socket errors | CPU 1 busy |")
+	P("| path | workload | requests/s (median) | min..max | vs direct | vs nginx | non-2xx / socket errors | CPU 1 busy |")
 	P("|---|---|---:|---|---:|---:|---|---:|")
 	for _, size := range sizes {
 		a := median(r.satRPS(size, "A"))
@@ -304,7 +308,7 @@ func (r *report) markdown() string {
 	P("")
 	P("CPU ms per 1000 requests (median over rounds); peak RSS in MiB (VmHWM during the run, median over rounds; max over every run of the benchmark).")
 	P("")
-	P("| path | process | body | CPU @ %d req/s | CPU @ saturation | peak RSS @ %d req/s | max peak RSS | idle RSS |", q0, q0)
+	P("| path | process | workload | CPU @ %d req/s | CPU @ saturation | peak RSS @ %d req/s | max peak RSS | idle RSS |", q0, q0)
 	P("|---|---|---|---:|---:|---:|---:|---:|")
 	for _, p := range r.paths {
 		for _, w := range p.watched {
@@ -366,7 +370,7 @@ func (r *report) headline(P func(string, ...any), size string, qps int) {
 		}
 		P("| %s | %s | %s | %s | %s | %s | %s | %s |", metric, format(a), format(b), format(w), ratio(w, b), ratio(w, a), target, m)
 	}
-	P("### Summary: Weft pair against direct and the nginx pair (%s bodies, %d requests/s)", size, qps)
+	P("### Summary: Weft pair against direct and the nginx pair (%s, %d requests/s)", workloadLabel(size), qps)
 	P("")
 	P("| metric | direct (A) | nginx pair (B) | Weft pair (W) | W / B | W / A | issue 11 target | met |")
 	P("|---|---:|---:|---:|---:|---:|---|---|")
@@ -418,6 +422,41 @@ func (r *report) headline(P func(string, ...any), size string, qps int) {
 			P("")
 		}
 	}
+}
+
+// perWorkload is the Weft pair against the nginx pair for every workload
+// and rate: added latency, saturation and CPU per request, as ratios.
+func (r *report) perWorkload(P func(string, ...any)) {
+	P("### Weft pair / nginx pair, every workload")
+	P("")
+	P("Added latency is over direct (A) in the same round; W / B below 1 means the Weft pair is better.")
+	P("")
+	head := "| workload |"
+	sep := "|---|"
+	for _, q := range r.cfg.QPS {
+		head += fmt.Sprintf(" added p50 @ %d/s, W / B (µs) | added p99 @ %d/s, W / B (µs) |", q, q)
+		sep += "---:|---:|"
+	}
+	head += " saturation req/s, W / B | CPU per 1000 req at saturation, client proxy W / B | server proxy W / B |"
+	sep += "---:|---:|---:|"
+	P("%s", head)
+	P("%s", sep)
+	pair := func(w, b float64) string { return fmt.Sprintf("%s / %s (%s)", f0(w), f0(b), ratio(w, b)) }
+	for _, size := range r.cfg.Sizes {
+		row := "| " + workloadLabel(size) + " |"
+		for _, q := range r.cfg.QPS {
+			for _, pct := range []string{"50", "99"} {
+				row += " " + pair(median(r.added(size, q, "W", pct)), median(r.added(size, q, "B", pct))) + " |"
+			}
+		}
+		row += " " + pair(median(r.satRPS(size, "W")), median(r.satRPS(size, "B"))) + " |"
+		for _, role := range []string{"client proxy", "server proxy"} {
+			w, b := median(r.cpuPer1k(size, 0, "W", role)), median(r.cpuPer1k(size, 0, "B", role))
+			row += fmt.Sprintf(" %s / %s (%s) |", f1(w), f1(b), ratio(w, b))
+		}
+		P("%s", row)
+	}
+	P("")
 }
 
 func (r *report) pinning() string {

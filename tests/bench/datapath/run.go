@@ -12,6 +12,10 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // watched is one role on a path whose CPU and memory are sampled: the CPU of
@@ -208,7 +212,7 @@ func (st *runState) startAll(ctx context.Context) error {
 	}
 	st.paths = append(st.paths, &benchPath{
 		id: "A", desc: pathDescriptions["A"], hop: "-",
-		target:  func(size string) target { return target{URL: "http://" + upstreamAddr() + "/" + size} },
+		target:  func(size string) target { return workloadTarget(size, upstreamAddr(), upstreamAddr(), "") },
 		watched: []watched{upstream},
 	})
 
@@ -268,14 +272,17 @@ func (st *runState) startNginx(ctx context.Context, cpu int) (*benchPath, error)
 	root := os.Geteuid() == 0
 	server, err := writeNginxConf(nginxConf{
 		Role: "server", Dir: filepath.Join(dir, "server"), Listen: hostPort(nginxServerIP, nginxTLSPort),
-		Next: upstreamAddr(), ServerName: serverName, PKI: pk, Root: root,
+		ListenGRPC: hostPort(nginxServerIP, nginxGRPCTLS),
+		Next:       upstreamAddr(), ServerName: serverName, PKI: pk, Root: root,
 	})
 	if err != nil {
 		return nil, err
 	}
 	client, err := writeNginxConf(nginxConf{
 		Role: "client", Dir: filepath.Join(dir, "client"), Listen: hostPort(nginxClientIP, nginxPort),
-		Next: hostPort(nginxServerIP, nginxTLSPort), ServerName: serverName, PKI: pk, Root: root,
+		ListenH2: hostPort(nginxClientIP, nginxH2Port), ListenGRPC: hostPort(nginxClientIP, nginxGRPCPort),
+		Next: hostPort(nginxServerIP, nginxTLSPort), NextGRPC: hostPort(nginxServerIP, nginxGRPCTLS),
+		ServerName: serverName, PKI: pk, Root: root,
 	})
 	if err != nil {
 		return nil, err
@@ -305,7 +312,14 @@ func (st *runState) startNginx(ctx context.Context, cpu int) (*benchPath, error)
 	p := &benchPath{
 		id: "B", desc: pathDescriptions["B"],
 		target: func(size string) target {
-			return target{URL: "http://" + hostPort(nginxClientIP, nginxPort) + "/" + size}
+			addr := hostPort(nginxClientIP, nginxPort)
+			switch workloadProto(size) {
+			case protoH2:
+				addr = hostPort(nginxClientIP, nginxH2Port)
+			case protoGRPC:
+				addr = hostPort(nginxClientIP, nginxGRPCPort)
+			}
+			return workloadTarget(size, addr, addr, "")
 		},
 		watched: []watched{
 			{role: "client proxy", proxy: true, cpuPIDs: []int{cm.pid, cw}, rssPID: cw},
@@ -344,7 +358,14 @@ func (st *runState) logProcesses() {
 func (st *runState) sanity(ctx context.Context) error {
 	for _, p := range st.paths {
 		for _, size := range st.cfg.Sizes {
-			n, err := get(ctx, p.target(size))
+			t := p.target(size)
+			if t.Proto == protoGRPC {
+				if err := grpcCheck(ctx, t); err != nil {
+					return fmt.Errorf("datapath: path %s, %s: %w", p.id, size, err)
+				}
+				continue
+			}
+			n, err := get(ctx, t)
 			if err != nil {
 				return fmt.Errorf("datapath: path %s, %s: %w", p.id, size, err)
 			}
@@ -417,7 +438,7 @@ func (st *runState) measure(ctx context.Context, round int, size string, qps int
 	if qps > 0 {
 		s.lat, err = st.gen().runFortio(ctx, p.target(size), qps, st.cfg.LatConns, st.cfg.LatDur, raw+".json", raw+".log")
 	} else {
-		s.sat, err = st.gen().runWrk(ctx, p.target(size), st.cfg.SatConns, st.cfg.SatDur, raw+".log")
+		s.sat, err = st.gen().runSaturation(ctx, p.target(size), st.cfg.SatConns, st.cfg.SatDur, raw+".json", raw+".log")
 	}
 	if err != nil {
 		return fmt.Errorf("datapath: %s: %w", name, err)
@@ -516,12 +537,20 @@ func get(ctx context.Context, t target) (int, error) {
 	if t.Host != "" {
 		req.Host = t.Host
 	}
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
+	tr := &http.Transport{Proxy: nil, DisableKeepAlives: true}
+	if t.Proto == protoH2 {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	resp, err := c.Do(req)
 	if err != nil {
 		return 0, err
 	}
 	defer resp.Body.Close()
+	if t.Proto == protoH2 && resp.ProtoMajor != 2 {
+		return 0, fmt.Errorf("%s: answered over %s, want HTTP/2", t.URL, resp.Proto)
+	}
 	n, err := io.Copy(io.Discard, resp.Body)
 	if err != nil {
 		return 0, err
@@ -530,4 +559,38 @@ func get(ctx context.Context, t target) (int, error) {
 		return int(n), fmt.Errorf("%s: status %d", t.URL, resp.StatusCode)
 	}
 	return int(n), nil
+}
+
+// workloadTarget is the target of a workload on a path whose first hop
+// listens at addr (HTTP) and grpcAddr (gRPC), with host as the Host or
+// :authority (empty: the address).
+func workloadTarget(size, addr, grpcAddr, host string) target {
+	proto := workloadProto(size)
+	if proto == protoGRPC {
+		return target{URL: "http://" + grpcAddr, Host: host, Proto: proto}
+	}
+	return target{URL: "http://" + addr + workloadPath(size), Host: host, Proto: proto}
+}
+
+// grpcCheck makes one gRPC health check to t and wants SERVING.
+func grpcCheck(ctx context.Context, t target) error {
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if t.Host != "" {
+		opts = append(opts, grpc.WithAuthority(t.Host))
+	}
+	conn, err := grpc.NewClient(t.hostPort(), opts...)
+	if err != nil {
+		return fmt.Errorf("grpc %s: %w", t.hostPort(), err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return fmt.Errorf("grpc health check via %s: %w", t.hostPort(), err)
+	}
+	if r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("grpc health check via %s: %v", t.hostPort(), r.GetStatus())
+	}
+	return nil
 }

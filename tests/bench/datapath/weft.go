@@ -139,10 +139,8 @@ func (w *weftPair) stop(ctx context.Context) error {
 
 // target is the client sidecar's outbound listener, with the service's Host.
 func (w *weftPair) target(size string) target {
-	return target{
-		URL:  "http://" + hostPort(weftClientIP, mesh.PortOutbound) + "/" + size,
-		Host: weftServiceHost(),
-	}
+	addr := hostPort(weftClientIP, mesh.PortOutbound)
+	return workloadTarget(size, addr, addr, weftServiceHost())
 }
 
 // hopKind tells whether the server sidecar's inbound listener speaks TLS:

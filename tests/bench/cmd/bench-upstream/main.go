@@ -1,6 +1,10 @@
 // Command bench-upstream is the benchmark's stand-in application server:
-// plain net/http, HTTP/1.1 keep-alive, every request answered with a fixed
-// body whose size the path selects (/64k: 64 KiB; anything else: 1 KiB).
+// plain net/http, HTTP/1.1 keep-alive and h2c (HTTP/2 with prior
+// knowledge), every request answered with a fixed body whose size the path
+// selects (/64k: 64 KiB; anything else: 1 KiB); gRPC calls (h2c,
+// Content-Type application/grpc) go to the standard health service
+// (grpc.health.v1.Health/Check answers SERVING), the unary call fortio's
+// -grpc load sends.
 package main
 
 import (
@@ -14,8 +18,13 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func main() {
@@ -56,6 +65,19 @@ func handler() http.Handler {
 	})
 }
 
+// withGRPC sends gRPC calls to the health service and the rest to h.
+func withGRPC(h http.Handler) (http.Handler, *grpc.Server) {
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}), gs
+}
+
 func body(n int) []byte {
 	b := make([]byte, n)
 	for i := range b {
@@ -69,8 +91,14 @@ func run(ctx context.Context, addr string, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("bench-upstream: %w", err)
 	}
+	h, gs := withGRPC(handler())
+	defer gs.Stop()
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
 	srv := &http.Server{
-		Handler:           handler(),
+		Handler:           h,
+		Protocols:         p,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       300 * time.Second,
 	}
