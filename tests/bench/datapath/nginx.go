@@ -94,6 +94,14 @@ http {
     }
   }
 {{- else}}
+  # Its own pool: nginx must not hand an HTTP/1.1 keep-alive connection to
+  # grpc_pass ("no connection data found for keepalive http2 connection").
+  upstream nextgrpc {
+    server {{.Next}};
+    keepalive 64;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+  }
   ssl_certificate        {{.PKI.ServerCert}};
   ssl_certificate_key    {{.PKI.ServerKey}};
   ssl_client_certificate {{.PKI.CA}};
@@ -113,7 +121,7 @@ http {
   server {
     listen {{.ListenGRPC}} ssl http2;
     location / {
-      grpc_pass grpc://next;
+      grpc_pass grpc://nextgrpc;
     }
   }
 {{- end}}

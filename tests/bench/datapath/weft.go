@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/template"
 	"time"
 
@@ -143,20 +144,45 @@ func (w *weftPair) target(size string) target {
 	return workloadTarget(size, addr, addr, weftServiceHost())
 }
 
-// hopKind tells whether the server sidecar's inbound listener speaks TLS:
-// the issue-3 sidecars use plaintext HTTP/2 there until mTLS lands.
+// hopKind tells whether the server sidecar's inbound listener speaks TLS,
+// and which ALPN protocols it agrees to (http/1.1 for HTTP/1.1 requests,
+// h2 for HTTP/2 and gRPC).
 func hopKind(ctx context.Context) (string, bool) {
+	var agreed []string
+	version := ""
+	for _, proto := range []string{"http/1.1", "h2"} {
+		v, got, err := probeTLS(ctx, proto)
+		if err != nil {
+			if proto == "h2" && version == "" {
+				return "plaintext HTTP/2 (no TLS handshake on :" + strconv.Itoa(mesh.PortInbound) + ")", false
+			}
+			continue
+		}
+		version = v
+		if got == proto {
+			agreed = append(agreed, fmt.Sprintf("%q", got))
+		}
+	}
+	if version == "" {
+		return "plaintext HTTP/2 (no TLS handshake on :" + strconv.Itoa(mesh.PortInbound) + ")", false
+	}
+	return fmt.Sprintf("%s, ALPN %s (http/1.1 carries HTTP/1.1 requests; h2 HTTP/2, gRPC, CONNECT)", version, strings.Join(agreed, " and ")), true
+}
+
+// probeTLS opens a TLS connection offering one ALPN protocol and returns
+// the version and protocol negotiated. It only asks whether the listener
+// speaks TLS at all: nothing is verified.
+func probeTLS(ctx context.Context, proto string) (string, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	// Only asks whether the listener speaks TLS at all: nothing is verified.
-	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}}
+	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{proto}}}
 	c, err := d.DialContext(ctx, "tcp", hostPort(upstreamIP, mesh.PortInbound))
 	if err != nil {
-		return "plaintext HTTP/2 (no TLS handshake on :" + strconv.Itoa(mesh.PortInbound) + ")", false
+		return "", "", err
 	}
 	defer c.Close()
 	st := c.(*tls.Conn).ConnectionState()
-	return fmt.Sprintf("%s, ALPN %q", tls.VersionName(st.Version), st.NegotiatedProtocol), true
+	return tls.VersionName(st.Version), st.NegotiatedProtocol, nil
 }
 
 // pinAll moves every thread of pid to cpu (taskset -a -p).
