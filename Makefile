@@ -3,8 +3,9 @@
 #   make build           every binary of the workspace into ./bin
 #   make test            fmt-check vet lint generate-check unit e2e (what CI runs)
 #   make demo            build, then run the shop demo (bounded load, exits 0 only if no request failed)
-#   make bench           Go benchmarks + the data-path benchmark (direct / nginx pair / Weft pair),
-#                        results into BENCHMARKS.md (about 10 minutes)
+#   make bench           Go benchmarks + the data-path benchmark (direct / nginx pair / Weft pair;
+#                        HTTP/1.1 1k/64k, HTTP/2, gRPC), results into BENCHMARKS.md (about 20 minutes),
+#                        + sidecar memory against mesh size (bench-mem)
 #   make lint            golangci-lint (pinned, installed into ./.cache/tools/bin) over every module
 #   make generate        deepcopy + CRD YAML for api/v1alpha1 (controller-gen, pinned)
 #   make clean
@@ -48,7 +49,7 @@ BENCHTIME    ?= 2s
 section = @printf '\n==> %s\n' "$(1)"
 
 .PHONY: all build generate generate-check fmt fmt-check vet lint unit e2e test demo \
-        bench bench-go bench-data bench-deps tools lint-tools clean modules help
+        bench bench-go bench-data bench-mem bench-deps tools lint-tools clean modules help
 
 all: build
 
@@ -191,8 +192,18 @@ bench-data: build bench-deps
 	$(BIN)/weft-bench -bin $(BIN) -tools $(TOOLS) -run $(BENCH_RUN) -out $(BENCH_OUT) \
 	  -gobench $(BENCH_RUN)/gobench.txt -command "make bench$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" $(BENCH_ARGS)
 
-bench: bench-go bench-data
-	$(call section,bench: done; results in $(BENCH_OUT))
+# Sidecar RSS against mesh size (issue 11 item 2): the real control plane on
+# a generated registry of 10 / 1,000 / 10,000 Services and one real sidecar,
+# allowlist reaching 5 Services and all of them. Bounded by -timeout (20m).
+# The table goes to $(BENCH_RUN)/meshrss.md; BENCHMARKS.md quotes it by hand.
+MESHRSS_ARGS ?= -services 10,1000,10000
+bench-mem: build
+	$(call section,bench-mem: sidecar RSS against mesh size (tests/bench/meshrss))
+	@mkdir -p $(BENCH_RUN)
+	$(BIN)/weft-meshrss -bin $(BIN) -run $(BENCH_RUN)/meshrss $(MESHRSS_ARGS) | tee $(BENCH_RUN)/meshrss.md
+
+bench: bench-go bench-data bench-mem
+	$(call section,bench: done; results in $(BENCH_OUT) and $(BENCH_RUN)/meshrss.md)
 
 ## ---------------------------------------------------------------- clean
 
