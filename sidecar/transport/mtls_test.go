@@ -96,8 +96,10 @@ func TestMTLSPools(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cl, addr := serveMTLS(t, ca)
 			m := newMTLS(t, ca, tc.opts...)
-			ep := &lb.Endpoint{Addr: "127.0.0.9:8080", TargetPort: "8080", TunnelAddr: addr,
-				MTLS: &lb.MTLS{PeerIDs: []string{mtlsServer.String()}, Key: mtlsServer.String()}}
+			ep := &lb.Endpoint{
+				Addr: "127.0.0.9:8080", TargetPort: "8080", TunnelAddr: addr,
+				MTLS: &lb.MTLS{PeerIDs: []string{mtlsServer.String()}, Key: mtlsServer.String()},
+			}
 			const n = 5
 			for i := range n {
 				req := request(t, "payment:8080", "/x")
@@ -133,8 +135,10 @@ func TestMTLSPoolRefusesWrongPeer(t *testing.T) {
 	ca := testca.New(t, "root", time.Hour)
 	_, addr := serveMTLS(t, ca)
 	m := newMTLS(t, ca)
-	ep := &lb.Endpoint{Addr: "127.0.0.9:8080", TargetPort: "8080", TunnelAddr: addr,
-		MTLS: &lb.MTLS{PeerIDs: []string{mtlsStrange.String()}, Key: mtlsStrange.String()}}
+	ep := &lb.Endpoint{
+		Addr: "127.0.0.9:8080", TargetPort: "8080", TunnelAddr: addr,
+		MTLS: &lb.MTLS{PeerIDs: []string{mtlsStrange.String()}, Key: mtlsStrange.String()},
+	}
 	for _, h2 := range []bool{false, true} {
 		req := request(t, "payment:8080", "/x")
 		if h2 {
