@@ -26,6 +26,23 @@ const (
 	// the sidecar to emit B3 headers (single and multi) besides W3C.
 	MetadataTraceB3 = "trace_b3"
 
+	// MetadataServices (list of strings) in an inbound cluster's
+	// filter_metadata["weft"] names the FQDNs of the services whose ports
+	// target that workload port, sorted: the inbound sidecar's
+	// destination_service label comes from it.
+	MetadataServices = "services"
+
+	// TCP metrics (one series per label set of the request metrics
+	// without response_code): connections opened and closed, bytes
+	// received from the side that opened the connection and sent back to
+	// it. Every proxied TCP stream counts (captured raw TCP, CONNECT
+	// tunnels, the egress gateway's tunnels); the sidecars at both ends of
+	// one connection count the same bytes.
+	MetricTCPOpened        = "weft_tcp_connections_opened_total"
+	MetricTCPClosed        = "weft_tcp_connections_closed_total"
+	MetricTCPReceivedBytes = "weft_tcp_received_bytes_total"
+	MetricTCPSentBytes     = "weft_tcp_sent_bytes_total"
+
 	// TracingDefaultSamplingRate is the mesh default for requests that
 	// arrive without a sampling decision.
 	TracingDefaultSamplingRate = 0.01
