@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weftmesh/weft/sidecar/filter/metrics"
 	"github.com/weftmesh/weft/sidecar/gateway"
 	"github.com/weftmesh/weft/sidecar/router"
 )
@@ -15,11 +16,15 @@ import (
 // newGateway is the inbound handler of --mode=egress-gateway: its access
 // log goes where the sidecar's goes (stdout by default), its counter to
 // the sidecar's metrics.
-func newGateway(cfg Config, log *slog.Logger, tables *atomic.Pointer[router.Table], reg prometheus.Registerer) http.Handler {
+func newGateway(cfg Config, log *slog.Logger, tables *atomic.Pointer[router.Table], reg prometheus.Registerer, tcp *metrics.TCP) http.Handler {
 	out := cfg.AccessLogOutput
 	if out == nil {
 		out = os.Stdout
 	}
-	opts := append([]gateway.Option{gateway.WithRegisterer(reg), gateway.WithAccessLog(out)}, cfg.GatewayOptions...)
+	self := selfOf(cfg)
+	opts := append([]gateway.Option{
+		gateway.WithRegisterer(reg), gateway.WithAccessLog(out),
+		gateway.WithTCPMetrics(tcp, self.Workload, self.Namespace, self.Identity),
+	}, cfg.GatewayOptions...)
 	return gateway.NewHandler(tables, log, opts...)
 }

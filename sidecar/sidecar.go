@@ -218,7 +218,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// One authorization filter for both listeners; its denial counter is
 	// served with the sidecar's metrics.
 	az := authzfilter.New(log, authzfilter.WithRegisterer(metrics.Registry))
-	obs, tracer := newTelemetry(cfg, log, metrics, &tables)
+	obs, tracer, tcp := newTelemetry(cfg, log, metrics, &tables)
 	lm := newListenerManager(log, cfg.DrainTimeout, &tables, captureSpecs(cfg, map[string]serverSpec{
 		mesh.ListenerOutbound: {newServer: func() *http.Server {
 			return outbound.NewServer(outbound.NewHandler(&tables, tr, log, outbound.WithAuthz(az), outbound.WithTelemetry(obs),
@@ -227,7 +227,7 @@ func Run(ctx context.Context, cfg Config) error {
 		mesh.ListenerInbound: {
 			newServer: func() *http.Server {
 				if cfg.Mode == mesh.ModeEgressGateway {
-					return inbound.NewServer(newGateway(cfg, log, &tables, metrics.Registry), log)
+					return inbound.NewServer(newGateway(cfg, log, &tables, metrics.Registry, tcp), log)
 				}
 				return inbound.NewServer(inbound.NewHandler(&tables, tr, log, inbound.WithAuthz(az), inbound.WithTelemetry(obs)), log)
 			},

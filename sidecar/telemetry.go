@@ -20,9 +20,10 @@ import (
 // newTelemetry builds the tracer, the request metrics, the access log and
 // the observer the listeners use, and registers the resilience and
 // tracing counters on the sidecar's registry.
-func newTelemetry(cfg Config, log *slog.Logger, m *admin.Metrics, tables *atomic.Pointer[router.Table]) (*telemetry.Observer, *tracing.Tracer) {
+func newTelemetry(cfg Config, log *slog.Logger, m *admin.Metrics, tables *atomic.Pointer[router.Table]) (*telemetry.Observer, *tracing.Tracer, *metrics.TCP) {
 	tracer := tracing.New(log, cfg.TracingOptions...)
 	reqs := metrics.NewRequests(m.Registry)
+	tcp := metrics.NewTCP(m.Registry)
 	m.Registry.MustRegister(metrics.NewCollector(func() metrics.Source {
 		if t := tables.Load(); t != nil && t.Metrics != nil {
 			return t.Metrics
@@ -42,9 +43,14 @@ func newTelemetry(cfg Config, log *slog.Logger, m *admin.Metrics, tables *atomic
 	if out == nil {
 		out = os.Stdout
 	}
+	return telemetry.New(selfOf(cfg), tracer, reqs, accesslog.New(out), telemetry.WithTCP(tcp)), tracer, tcp
+}
+
+// selfOf is the sidecar's own workload and identity ("" in plaintext).
+func selfOf(cfg Config) telemetry.Self {
 	self := telemetry.Self{Workload: cfg.Workload, Namespace: cfg.Namespace}
 	if !cfg.Plaintext {
 		self.Identity = mesh.SPIFFEID(cfg.TrustDomain, cfg.Namespace, cfg.ServiceAccount)
 	}
-	return telemetry.New(self, tracer, reqs, accesslog.New(out)), tracer
+	return self
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/weftmesh/weft/api/egress"
 	"github.com/weftmesh/weft/api/mesh"
 
+	"github.com/weftmesh/weft/sidecar/filter/metrics"
 	"github.com/weftmesh/weft/sidecar/inbound"
 	"github.com/weftmesh/weft/sidecar/lb"
 	"github.com/weftmesh/weft/sidecar/proxy"
@@ -59,8 +61,21 @@ func WithAccessLog(w io.Writer) Option {
 // mesh.DefaultConnectTimeout).
 func WithConnectTimeout(d time.Duration) Option { return func(h *Handler) { h.connectTimeout = d } }
 
+// WithTCPMetrics counts the gateway's CONNECT tunnels in t (direction
+// inbound, destination the gateway itself, destination_service the
+// ExternalService "<namespace>/<name>"); workload and namespace are the
+// gateway's, identity its SPIFFE ID.
+func WithTCPMetrics(t *metrics.TCP, workload, namespace, identity string) Option {
+	return func(h *Handler) { h.tcp, h.self = t, [3]string{workload, namespace, identity} }
+}
+
+var headerSourceWorkload = http.CanonicalHeaderKey(mesh.HeaderSourceWorkload)
+
 // Handler is the gateway's request handler.
 type Handler struct {
+	tcp  *metrics.TCP
+	self [3]string // workload, namespace, identity
+
 	tables         Tables
 	log            *slog.Logger
 	access         *slog.Logger
@@ -143,9 +158,35 @@ type record struct {
 	status            int
 	upstream          string
 	bytesIn, bytesOut atomic.Int64
+	// connect: a CONNECT tunnel (counted in the TCP metrics); srcWL the
+	// caller's workload ("name.namespace", from a verified caller);
+	// stream its series once opened.
+	connect bool
+	srcWL   string
+	stream  *metrics.TCPSeries
+}
+
+// openTCP counts the record's tunnel opened (once) and returns its series;
+// nil without TCP metrics.
+func (h *Handler) openTCP(rec *record) *metrics.TCPSeries {
+	if h.tcp == nil || !rec.connect || rec.stream != nil {
+		return rec.stream
+	}
+	src, srcNS := rec.srcWL, ""
+	if i := strings.LastIndexByte(src, '.'); i >= 0 {
+		src, srcNS = src[:i], src[i+1:]
+	}
+	rec.stream = h.tcp.Series([]string{"inbound", src, srcNS, rec.source, h.self[0], h.self[1], rec.service, h.self[2]})
+	if rec.stream != nil {
+		rec.stream.Opened.Inc()
+	}
+	return rec.stream
 }
 
 func (h *Handler) finish(rec *record) {
+	if s := h.openTCP(rec); s != nil { // opened now if it never carried bytes
+		s.Closed.Inc()
+	}
 	svc := rec.service
 	if svc == "" {
 		svc = "unknown"
@@ -179,14 +220,19 @@ func (rec *record) refuse(w http.ResponseWriter, status int, result, reason, for
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := &record{start: time.Now(), method: r.Method, path: r.URL.Path, dest: r.Host}
+	rec := &record{start: time.Now(), method: r.Method, path: r.URL.Path, dest: r.Host, connect: r.Method == http.MethodConnect}
 	defer h.finish(rec) //nolint:contextcheck // the decision log is written after the request, whatever its context
+	srcWL := r.Header[headerSourceWorkload]
+	delete(r.Header, headerSourceWorkload) // a mesh header: never to an external host
 	peer := inbound.PeerFromContext(r.Context())
 	if peer == nil || peer.ID.IsZero() {
 		rec.refuse(w, http.StatusForbidden, resultDenied, "no_identity", "egress: the caller presented no mesh certificate")
 		return
 	}
 	rec.source = peer.ID.String()
+	if len(srcWL) > 0 {
+		rec.srcWL = srcWL[0] // a verified caller names its workload
+	}
 	c := h.index()
 	if c == nil || c.ix == nil {
 		rec.refuse(w, http.StatusServiceUnavailable, resultError, "no_config", "egress: no egress configuration yet")
@@ -472,17 +518,19 @@ func (h *Handler) tunnel(w http.ResponseWriter, r *http.Request, d *egress.Desti
 	}
 	rec.result = resultAllowed
 	defer func() { _ = up.Close() }()
+	stream := h.openTCP(rec)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if len(prefix) > 0 {
 			n, err := up.Write(prefix)
 			rec.bytesIn.Add(int64(n))
+			stream.AddReceived(n)
 			if err != nil {
 				return
 			}
 		}
-		n, _ := io.Copy(up, body)
+		n, _ := io.Copy(stream.CountReceived(up), body)
 		rec.bytesIn.Add(n)
 		if tc, ok := up.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
@@ -492,7 +540,9 @@ func (h *Handler) tunnel(w http.ResponseWriter, r *http.Request, d *egress.Desti
 	for {
 		n, err := up.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			m, werr := w.Write(buf[:n])
+			stream.AddSent(m)
+			if werr != nil {
 				break
 			}
 			rec.bytesOut.Add(int64(n))

@@ -141,7 +141,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if mtls {
 			id = peer.ID.String()
 		}
-		telemetry.FromContext(r.Context()).Note(rt.Name, rt.ClusterName, ep, id)
+		rq := telemetry.FromContext(r.Context())
+		rq.Note(rt.Name, rt.ClusterName, ep, id)
+		rq.NoteService(rt.Cluster.Service(r.Host))
 	}
 	if mtls {
 		// From the verified certificate only; any client-sent value went

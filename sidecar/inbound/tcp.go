@@ -9,12 +9,14 @@ import (
 
 	"github.com/weftmesh/weft/sidecar/lb"
 	"github.com/weftmesh/weft/sidecar/proxy"
+	"github.com/weftmesh/weft/sidecar/telemetry"
 )
 
 // connectApp serves a CONNECT stream from a peer sidecar (raw TCP the peer
 // captured; authorization already passed): it dials the app endpoint and
 // copies bytes both ways until either side ends. It owns one goroutine
-// (peer -> app) and waits for it.
+// (peer -> app) and waits for it. The stream's bytes are counted as they
+// move, without a copy (metrics.TCPSeries.CountReceived, the read loop).
 func (h *Handler) connectApp(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint) {
 	d := net.Dialer{Timeout: mesh.DefaultConnectTimeout}
 	c, err := d.DialContext(r.Context(), "tcp", ep.Addr)
@@ -29,10 +31,11 @@ func (h *Handler) connectApp(w http.ResponseWriter, r *http.Request, ep *lb.Endp
 	if err := rc.Flush(); err != nil {
 		return
 	}
+	stream := telemetry.FromContext(r.Context()).OpenTCP()
 	up := make(chan struct{})
 	go func() {
 		defer close(up)
-		_, _ = io.Copy(c, r.Body)
+		_, _ = io.Copy(stream.CountReceived(c), r.Body)
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.CloseWrite()
 		}
@@ -41,7 +44,9 @@ func (h *Handler) connectApp(w http.ResponseWriter, r *http.Request, ep *lb.Endp
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			m, werr := w.Write(buf[:n])
+			stream.AddSent(m)
+			if werr != nil {
 				break
 			}
 			_ = rc.Flush()

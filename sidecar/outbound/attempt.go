@@ -124,9 +124,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 			}
 		}
 		pc.Now = 0
-		ep, done := pick(cl, &pc)
+		ep, done, refused := pick(cl, &pc)
 		if ep == nil {
 			if lastTry == 0 {
+				if refused {
+					rq.Flag(telemetry.FlagBreakerOpen)
+				}
 				st.NoHealthy.Add(1)
 				overloaded(w, mesh.OverloadNoHealthy, "no healthy endpoints for %s", name)
 				return
@@ -232,18 +235,20 @@ type errRetriedStatus struct{ status int }
 
 func (e errRetriedStatus) Error() string { return "upstream status " + strconv.Itoa(e.status) }
 
-// pick chooses the try's endpoint and asks its breaker.
-func pick(cl *router.Cluster, pc *lb.Context) (*lb.Endpoint, outlier.Done) {
+// pick chooses the try's endpoint and asks its breaker; refused reports
+// that a breaker refused an endpoint it picked.
+func pick(cl *router.Cluster, pc *lb.Context) (_ *lb.Endpoint, _ outlier.Done, refused bool) {
 	for range pickTries {
 		ep := cl.Picker.PickFor(pc)
 		if ep == nil {
-			return nil, nil
+			return nil, nil, refused
 		}
 		if done, ok := cl.Host(ep).Allow(); ok {
-			return ep, done
+			return ep, done, refused
 		}
+		refused = true
 	}
-	return nil, nil
+	return nil, nil, refused
 }
 
 // admit applies max_connections and max_pending_requests to a try. The

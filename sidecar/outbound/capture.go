@@ -14,6 +14,7 @@ import (
 	"github.com/weftmesh/weft/sidecar/lb"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
+	"github.com/weftmesh/weft/sidecar/telemetry"
 )
 
 // byOriginalDst resolves a captured request (iptables, pod mode) whose Host
@@ -70,8 +71,9 @@ func (h *Handler) rawTCP(w http.ResponseWriter, r *http.Request, tbl *router.Tab
 		return
 	}
 	var (
-		ep   *lb.Endpoint
-		name string
+		ep        *lb.Endpoint
+		name      string
+		routeName string
 	)
 	if vh := routes.VirtualHost(dst); vh != nil {
 		rt := vh.Route(r)
@@ -79,6 +81,7 @@ func (h *Handler) rawTCP(w http.ResponseWriter, r *http.Request, tbl *router.Tab
 			proxy.Error(w, http.StatusNotFound, "no route for TCP %s", dst)
 			return
 		}
+		routeName = rt.Name
 		var cl *router.Cluster
 		name, cl = rt.PickCluster()
 		if !originalDst(tbl, name) {
@@ -94,6 +97,8 @@ func (h *Handler) rawTCP(w http.ResponseWriter, r *http.Request, tbl *router.Tab
 	} else {
 		ep, name = endpointByAddr(tbl, dst)
 	}
+	rq := telemetry.FromContext(r.Context())
+	rq.Note(routeName, name, ep, "")
 	if ep == nil || ep.TunnelAddr == "" {
 		addr := dst
 		if ep != nil {
@@ -105,7 +110,7 @@ func (h *Handler) rawTCP(w http.ResponseWriter, r *http.Request, tbl *router.Tab
 			proxy.Error(w, http.StatusBadGateway, "TCP %s: %v", addr, err)
 			return
 		}
-		h.splice(w, r, c, c)
+		h.splice(w, r, c, c, rq)
 		return
 	}
 	pr, pw := io.Pipe()
@@ -114,6 +119,7 @@ func (h *Handler) rawTCP(w http.ResponseWriter, r *http.Request, tbl *router.Tab
 		Header: http.Header{}, Body: pr, ContentLength: -1,
 		Proto: "HTTP/2.0", ProtoMajor: 2,
 	}).WithContext(r.Context())
+	rq.NoteTunnel(req, ep)
 	resp, err := h.fwd.Send(req, ep)
 	if err != nil {
 		_ = pw.Close()
@@ -126,5 +132,5 @@ func (h *Handler) rawTCP(w http.ResponseWriter, r *http.Request, tbl *router.Tab
 		proxy.Error(w, resp.StatusCode, "TCP %s refused by the peer", dst)
 		return
 	}
-	h.splice(w, r, resp.Body, pw)
+	h.splice(w, r, resp.Body, pw, rq)
 }

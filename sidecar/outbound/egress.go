@@ -18,6 +18,7 @@ import (
 	"github.com/weftmesh/weft/sidecar/lb"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
+	"github.com/weftmesh/weft/sidecar/telemetry"
 )
 
 // Egress (docs/architecture.md, Egress contract): hosts outside the
@@ -99,17 +100,20 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, tbl *router.Ta
 		proxy.Error(w, http.StatusNotFound, "no route for CONNECT %s", r.Host)
 		return
 	}
+	rq := telemetry.FromContext(r.Context())
 	switch {
 	case originalDst(tbl, rt.ClusterName):
+		rq.Note(rt.Name, rt.ClusterName, nil, "")
 		d := net.Dialer{Timeout: mesh.DefaultConnectTimeout}
 		c, err := d.DialContext(r.Context(), "tcp", r.Host)
 		if err != nil {
 			proxy.Error(w, http.StatusBadGateway, "CONNECT %s: %v", r.Host, err)
 			return
 		}
-		h.splice(w, r, c, c)
+		rq.NoteTunnel(nil, &lb.Endpoint{Addr: r.Host})
+		h.splice(w, r, c, c, rq)
 	case strings.HasPrefix(vh.Name, mesh.VirtualHostEgressPrefix):
-		h.connectGateway(w, r, rt)
+		h.connectGateway(w, r, rt, rq)
 	default:
 		proxy.Error(w, http.StatusMethodNotAllowed, "CONNECT is only for external hosts; send plain HTTP requests to mesh services")
 	}
@@ -118,8 +122,9 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, tbl *router.Ta
 // connectGateway opens an HTTP/2 CONNECT stream to a gateway replica over
 // the mTLS tunnel; a replica that cannot be reached is replaced by another
 // (up to the route's num_retries more), then the bytes are spliced.
-func (h *Handler) connectGateway(w http.ResponseWriter, r *http.Request, rt *router.Route) {
+func (h *Handler) connectGateway(w http.ResponseWriter, r *http.Request, rt *router.Route, rq *telemetry.Request) {
 	name, cl := rt.PickCluster()
+	rq.Note(rt.Name, name, nil, "")
 	if cl == nil {
 		proxy.Error(w, http.StatusServiceUnavailable, "cluster %s not found", name)
 		return
@@ -139,6 +144,7 @@ func (h *Handler) connectGateway(w http.ResponseWriter, r *http.Request, rt *rou
 			Header: http.Header{}, Body: pr, ContentLength: -1,
 			Proto: "HTTP/2.0", ProtoMajor: 2,
 		}).WithContext(r.Context())
+		rq.NoteTunnel(req, ep)
 		ep.State.Begin()
 		start := time.Now()
 		resp, err := h.fwd.Send(req, ep)
@@ -157,7 +163,7 @@ func (h *Handler) connectGateway(w http.ResponseWriter, r *http.Request, rt *rou
 			h.fwd.WriteResponse(w, r, resp, ep, name)
 			return
 		}
-		h.splice(w, r, resp.Body, pw)
+		h.splice(w, r, resp.Body, pw, rq)
 		return
 	}
 	if lastErr == nil {
@@ -169,8 +175,12 @@ func (h *Handler) connectGateway(w http.ResponseWriter, r *http.Request, rt *rou
 
 // splice answers the app 200 and copies bytes both ways until either side
 // ends: from (upstream) to the app, and the app to to. It owns one
-// goroutine (the app->upstream copy) and waits for it.
-func (h *Handler) splice(w http.ResponseWriter, r *http.Request, from io.ReadCloser, to io.WriteCloser) {
+// goroutine (the app->upstream copy) and waits for it. The stream is
+// counted opened in the TCP metrics and its bytes as they move (rq's
+// Finish counts it closed): app->upstream through a counting writer that
+// keeps to's ReadFrom (the kernel splice between two sockets),
+// upstream->app in the copy loop; neither adds a copy.
+func (h *Handler) splice(w http.ResponseWriter, r *http.Request, from io.ReadCloser, to io.WriteCloser, rq *telemetry.Request) {
 	defer func() { _ = from.Close() }()
 	var (
 		appR  io.Reader
@@ -206,18 +216,21 @@ func (h *Handler) splice(w http.ResponseWriter, r *http.Request, from io.ReadClo
 		flush = func() { _ = rc.Flush() }
 		done = func() {}
 	}
+	stream := rq.OpenTCP()
 	up := make(chan struct{})
 	go func() {
 		defer close(up)
 		buf := make([]byte, 32<<10)
-		_, _ = io.CopyBuffer(to, appR, buf)
+		_, _ = io.CopyBuffer(stream.CountReceived(to), appR, buf)
 		_ = to.Close()
 	}()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := from.Read(buf)
 		if n > 0 {
-			if _, werr := appW.Write(buf[:n]); werr != nil {
+			m, werr := appW.Write(buf[:n])
+			stream.AddSent(m)
+			if werr != nil {
 				break
 			}
 			flush()

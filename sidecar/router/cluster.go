@@ -27,6 +27,9 @@ type Cluster struct {
 	Outlier *outlier.Detector
 	// Stats are the cluster's counters.
 	Stats *metrics.Stats
+	// Services are the FQDNs an inbound cluster serves
+	// (filter_metadata["weft"]["services"], sorted); nil otherwise.
+	Services []string
 	// hosts and states by endpoint address: carried to the next table so
 	// breakers, in-flight counts and latency survive EDS updates.
 	hosts  map[string]*outlier.Host
@@ -78,6 +81,48 @@ func lbConfig(c *cluster.Cluster) lb.Config {
 	return cfg
 }
 
+// services reads the inbound cluster's service FQDNs.
+func services(c *cluster.Cluster) []string {
+	vs := c.GetMetadata().GetFilterMetadata()[mesh.MetadataNamespace].GetFields()[mesh.MetadataServices].GetListValue().GetValues()
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(vs))
+	for _, v := range vs {
+		if s := v.GetStringValue(); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Service returns the service an inbound request for host (the Host or
+// CONNECT authority the caller used, port optional) is for: the only
+// service of the cluster, else the one whose FQDN host names (name,
+// name.namespace, name.namespace.svc, or the FQDN itself), else "".
+// It does not allocate.
+func (c *Cluster) Service(host string) string {
+	switch len(c.Services) {
+	case 0:
+		return ""
+	case 1:
+		return c.Services[0]
+	}
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(host, ".")
+	if host == "" {
+		return ""
+	}
+	for _, s := range c.Services {
+		if len(s) >= len(host) && strings.EqualFold(s[:len(host)], host) && (len(s) == len(host) || s[len(host)] == '.') {
+			return s
+		}
+	}
+	return ""
+}
+
 // compileCluster builds a cluster, carrying the endpoint state, breakers
 // and counters of old (the same cluster in the previous table, or nil).
 func compileCluster(c *xdsclient.Cluster, as *xdsclient.Assignment, old *Cluster, reg *metrics.Registry, log *slog.Logger) (*Cluster, error) {
@@ -87,6 +132,7 @@ func compileCluster(c *xdsclient.Cluster, as *xdsclient.Assignment, old *Cluster
 		Name:       c.Name,
 		LB:         lbConfig(c.Resource),
 		Stats:      stats,
+		Services:   services(c.Resource),
 		hosts:      map[string]*outlier.Host{},
 		states:     map[string]*lb.State{},
 		cluster:    c,

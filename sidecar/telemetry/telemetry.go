@@ -33,6 +33,7 @@ const (
 const (
 	FlagRetried         = "retried"
 	FlagOverloaded      = "overloaded"
+	FlagBreakerOpen     = "breaker_open"
 	FlagNoHealthy       = "no_healthy"
 	FlagTimeout         = "timeout"
 	FlagDenied          = "denied"
@@ -58,13 +59,24 @@ type Observer struct {
 	selfWL []string
 	tracer *tracing.Tracer
 	reqs   *metrics.Requests
+	tcp    *metrics.TCP
 	alog   *accesslog.Logger
 	pool   sync.Pool
 }
 
+// Option configures an Observer.
+type Option func(*Observer)
+
+// WithTCP counts TCP streams (CONNECT requests: captured raw TCP and
+// tunnels) in t instead of the request metrics.
+func WithTCP(t *metrics.TCP) Option { return func(o *Observer) { o.tcp = t } }
+
 // New returns an Observer; reqs and alog may be nil.
-func New(self Self, t *tracing.Tracer, reqs *metrics.Requests, alog *accesslog.Logger) *Observer {
+func New(self Self, t *tracing.Tracer, reqs *metrics.Requests, alog *accesslog.Logger, opts ...Option) *Observer {
 	o := &Observer{self: self, selfWL: []string{mesh.NodeID(self.Workload, self.Namespace)}, tracer: t, reqs: reqs, alog: alog}
+	for _, opt := range opts {
+		opt(o)
+	}
 	o.pool.New = func() any { return new(Request) }
 	return o
 }
@@ -121,6 +133,13 @@ type Request struct {
 	upstreamD time.Duration
 	upFailed  bool
 	sc        trace.SpanContext
+	// parent is the incoming span context of an outbound request (the
+	// parent of a span for a request that made no attempt).
+	parent trace.SpanContext
+	// tcp: a CONNECT (a TCP stream), counted in the TCP metrics;
+	// stream is its series once OpenTCP counted it opened.
+	tcp    bool
+	stream *metrics.TCPSeries
 }
 
 type ctxKey struct{}
@@ -133,7 +152,7 @@ func FromContext(ctx context.Context) *Request {
 
 func (o *Observer) begin(dir string, w http.ResponseWriter, r *http.Request) *Request {
 	rq := o.pool.Get().(*Request)
-	*rq = Request{o: o, dir: dir, start: time.Now()}
+	*rq = Request{o: o, dir: dir, start: time.Now(), tcp: r.Method == http.MethodConnect}
 	rq.rw = responseWriter{ResponseWriter: w, method: r.Method, host: r.Host, path: r.URL.Path, proto: r.Proto}
 	if r.Body != nil && r.Body != http.NoBody {
 		rq.body = countingBody{rc: r.Body}
@@ -167,6 +186,7 @@ func (o *Observer) Outbound(w http.ResponseWriter, r *http.Request) (http.Respon
 	ctx := r.Context()
 	if o.tracer.Config().Enabled() {
 		ctx = tracing.Extract(ctx, r.Header)
+		rq.parent = trace.SpanContextFromContext(ctx)
 	}
 	return &rq.rw, r.WithContext(context.WithValue(ctx, ctxKey{}, rq)), rq
 }
@@ -191,6 +211,60 @@ func (rq *Request) Note(route, cluster string, ep *lb.Endpoint, peerIdentity str
 	rq.dstSvc = serviceOf(cluster)
 }
 
+// NoteService records the service an inbound request is for (the
+// inbound cluster's service for the request's host). Nil-safe.
+func (rq *Request) NoteService(svc string) {
+	if rq != nil {
+		rq.dstSvc = svc
+	}
+}
+
+// NoteTunnel records the endpoint an outbound TCP stream goes to and, for
+// a tunnelled stream, writes the source workload into the CONNECT
+// request's headers (as StartAttempt does for an HTTP try). Nil-safe.
+func (rq *Request) NoteTunnel(req *http.Request, ep *lb.Endpoint) {
+	if rq == nil {
+		return
+	}
+	if ep != nil {
+		rq.upstream, rq.dstWL, rq.dstID = ep.Addr, ep.Workload, ep.Identity
+	}
+	if req != nil {
+		req.Header[headerSourceWorkload] = rq.o.selfWL
+	}
+}
+
+// OpenTCP counts the request's TCP stream opened, with the labels known
+// now (call it once the stream is routed and about to carry bytes), and
+// returns the series to count its bytes in; Finish counts it closed. A
+// stream that never opens (refused, upstream unreachable) is counted
+// opened and closed by Finish. Nil-safe; nil without TCP metrics.
+func (rq *Request) OpenTCP() *metrics.TCPSeries {
+	if rq == nil {
+		return nil
+	}
+	if rq.stream != nil || !rq.tcp || rq.o.tcp == nil {
+		return rq.stream
+	}
+	var lv [9]string
+	rq.labels(&lv)
+	rq.stream = rq.o.tcp.Series(lv[:8])
+	if rq.stream != nil {
+		rq.stream.Opened.Inc()
+	}
+	return rq.stream
+}
+
+// labels fills the request labels but response_code.
+func (rq *Request) labels(lv *[9]string) {
+	lv[0] = rq.dir
+	lv[1], lv[2] = splitWorkload(rq.srcWL)
+	lv[3] = rq.srcID
+	lv[4], lv[5] = splitWorkload(rq.dstWL)
+	lv[6] = rq.dstSvc
+	lv[7] = rq.dstID
+}
+
 // Flag sets a response flag. Nil-safe.
 func (rq *Request) Flag(f string) {
 	if rq == nil {
@@ -199,7 +273,7 @@ func (rq *Request) Flag(f string) {
 	rq.flags |= flagBit(f)
 }
 
-var flagNames = []string{FlagRetried, FlagOverloaded, FlagNoHealthy, FlagTimeout, FlagDenied, FlagUpstreamFailure}
+var flagNames = []string{FlagRetried, FlagOverloaded, FlagBreakerOpen, FlagNoHealthy, FlagTimeout, FlagDenied, FlagUpstreamFailure}
 
 func flagBit(f string) uint8 {
 	for i, n := range flagNames {
@@ -210,13 +284,15 @@ func flagBit(f string) uint8 {
 	return 0
 }
 
-func (rq *Request) flagString() string {
-	if rq.flags == 0 {
+func (rq *Request) flagString() string { return flagString(rq.flags) }
+
+func flagString(flags uint8) string {
+	if flags == 0 {
 		return ""
 	}
 	var b strings.Builder
 	for i, n := range flagNames {
-		if rq.flags&(1<<i) != 0 {
+		if flags&(1<<i) != 0 {
 			if b.Len() > 0 {
 				b.WriteByte(',')
 			}
@@ -286,11 +362,18 @@ func (rq *Request) EndAttempt(sp trace.Span, start time.Time, status int, err er
 		if status != 0 {
 			sp.SetAttributes(attribute.Int("http.response.status_code", status))
 		}
+		var f uint8
+		if rq.attempts > 1 {
+			f |= flagBit(FlagRetried)
+		}
 		if err != nil {
+			f |= flagBit(FlagUpstreamFailure)
 			sp.SetStatus(codes.Error, err.Error())
-			sp.SetAttributes(attribute.String("weft.response_flags", FlagUpstreamFailure))
 		} else if status >= 500 {
 			sp.SetStatus(codes.Error, "")
+		}
+		if f != 0 {
+			sp.SetAttributes(attribute.String("weft.response_flags", flagString(f)))
 		}
 	}
 	sp.End()
@@ -325,6 +408,9 @@ func (o *Observer) Finish(rq *Request) {
 		rq.flags |= flagBit(FlagDenied)
 	}
 	d := time.Since(rq.start)
+	if rq.dir == Outbound && rq.attempts == 0 && !rq.tcp {
+		rq.endUntried(status)
+	}
 	if rq.traced {
 		if rq.span.IsRecording() {
 			rq.span.SetAttributes(
@@ -347,14 +433,14 @@ func (o *Observer) Finish(rq *Request) {
 		}
 		rq.span.End()
 	}
-	if o.reqs != nil {
+	switch {
+	case rq.tcp:
+		if s := rq.OpenTCP(); s != nil { // opened now if it never carried bytes
+			s.Closed.Inc()
+		}
+	case o.reqs != nil:
 		var lv [9]string
-		lv[0] = rq.dir
-		lv[1], lv[2] = splitWorkload(rq.srcWL)
-		lv[3] = rq.srcID
-		lv[4], lv[5] = splitWorkload(rq.dstWL)
-		lv[6] = rq.dstSvc
-		lv[7] = rq.dstID
+		rq.labels(&lv)
 		lv[8] = statusLabel(status)
 		o.reqs.Observe(lv[:], d.Seconds(), rq.body.n, rq.rw.n)
 	}
@@ -362,12 +448,50 @@ func (o *Observer) Finish(rq *Request) {
 		o.alog.Log(rq.entry(status, d))
 	}
 	rq.span = nil
+	rq.stream = nil
 	rq.rw = responseWriter{}
 	rq.body = countingBody{}
 	o.pool.Put(rq)
 }
 
 func methodOf(rq *Request) string { return rq.rw.method }
+
+// endUntried records an outbound request that reached no upstream (denied,
+// no healthy endpoint, breaker open, a cluster limit, no route) as one
+// CLIENT span from the request's start, so the refusal and its flags are
+// visible in the trace. Nothing when tracing is off.
+func (rq *Request) endUntried(status int) {
+	ctx := context.Background()
+	if rq.parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, rq.parent)
+	}
+	_, sp, on := rq.o.tracer.Start(ctx, rq.rw.method, trace.SpanKindClient, trace.WithTimestamp(rq.start))
+	if !on {
+		return
+	}
+	rq.sc = sp.SpanContext()
+	if sp.IsRecording() {
+		sp.SetAttributes(
+			attribute.String("http.request.method", rq.rw.method),
+			attribute.String("url.path", rq.rw.path),
+			attribute.String("server.address", rq.rw.host),
+			attribute.Int("http.response.status_code", status),
+			attribute.String("weft.route", rq.route),
+			attribute.String("weft.cluster", rq.cluster),
+			attribute.String("weft.source.workload", rq.srcWL),
+			attribute.String("weft.source.identity", rq.srcID),
+			attribute.String("weft.destination.service", rq.dstSvc),
+			attribute.Int("weft.attempt", 0),
+		)
+		if f := rq.flagString(); f != "" {
+			sp.SetAttributes(attribute.String("weft.response_flags", f))
+		}
+		if status >= 500 || status == http.StatusForbidden {
+			sp.SetStatus(codes.Error, "")
+		}
+	}
+	sp.End()
+}
 
 func (rq *Request) entry(status int, d time.Duration) *accesslog.Entry {
 	e := &accesslog.Entry{

@@ -179,13 +179,19 @@ func hasPropagationHeader(h http.Header) bool {
 }
 
 // Start starts a span on the current provider; with tracing off it
-// returns ctx unchanged and a no-op span (Enabled false).
-func (t *Tracer) Start(ctx context.Context, name string, kind trace.SpanKind) (context.Context, trace.Span, bool) {
+// returns ctx unchanged and a no-op span (Enabled false). opts (e.g. a
+// start timestamp) are added to the span kind.
+func (t *Tracer) Start(ctx context.Context, name string, kind trace.SpanKind, opts ...trace.SpanStartOption) (context.Context, trace.Span, bool) {
 	p := t.cur.Load()
 	if p == nil {
 		return ctx, trace.SpanFromContext(ctx), false
 	}
-	ctx, sp := p.tracer.Start(ctx, name, trace.WithSpanKind(kind))
+	var sp trace.Span
+	if len(opts) == 0 {
+		ctx, sp = p.tracer.Start(ctx, name, trace.WithSpanKind(kind))
+	} else {
+		ctx, sp = p.tracer.Start(ctx, name, append(opts, trace.WithSpanKind(kind))...)
+	}
 	return ctx, sp, true
 }
 
