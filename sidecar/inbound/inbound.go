@@ -63,6 +63,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var rq *telemetry.Request
 		w, r, rq = h.obs.Inbound(w, r)
 		defer h.obs.Finish(rq)
+		var id string
+		if p := PeerFromContext(r.Context()); p != nil && len(p.Header) > 0 {
+			id = p.Header[0]
+		}
+		rq.NotePeer(id)
 	}
 	tbl := h.tables.Load()
 	if tbl == nil || tbl.Inbound == nil {

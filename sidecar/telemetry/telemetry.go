@@ -211,6 +211,20 @@ func (rq *Request) Note(route, cluster string, ep *lb.Endpoint, peerIdentity str
 	rq.dstSvc = serviceOf(cluster)
 }
 
+// NotePeer records the verified peer identity of an inbound request as
+// soon as it is known ("" for plaintext: then the source workload the
+// peer named is dropped), so a request refused before routing (RBAC,
+// STRICT) is labelled with who sent it. Nil-safe.
+func (rq *Request) NotePeer(peerIdentity string) {
+	if rq == nil || rq.dir != Inbound {
+		return
+	}
+	rq.srcID = peerIdentity
+	if peerIdentity == "" {
+		rq.srcWL = ""
+	}
+}
+
 // NoteService records the service an inbound request is for (the
 // inbound cluster's service for the request's host). Nil-safe.
 func (rq *Request) NoteService(svc string) {

@@ -42,6 +42,10 @@ const (
 	hostLegacyExt = "legacy.example.test" // spec.externalName of Service shop/legacy
 	hostSecure    = "secure.example.test"
 	hostUntrusted = "untrusted.example.test"
+	// hostTCP is a raw TCP destination (tcpEchoServer at .110), for the
+	// TCP metrics test.
+	hostTCP = "tcp.example.test"
+	portTCP = 7000
 )
 
 // site is one external server; conns counts accepted connections, reqs
@@ -158,9 +162,9 @@ spec:
 ---
 `)
 	resolve := fmt.Sprintf("--mode=egress-gateway --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s --resolve=cdn.example.test=%s --resolve=b.%s=%s"+
-		" --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s",
+		" --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s",
 		hostAPI, ip(100), hostForbidden, ip(102), hostCDN, ip(101), ip(101), hostCDN, ip(101),
-		hostLegacyExt, ip(104), hostSecure, ip(105), hostUntrusted, ip(105))
+		hostLegacyExt, ip(104), hostSecure, ip(105), hostUntrusted, ip(105), hostTCP, ip(110))
 	for i, n := range []int{21, 22} {
 		fmt.Fprintf(&b, `apiVersion: weft.dev/v1alpha1
 kind: WorkloadEntry
@@ -236,7 +240,15 @@ spec:
   hosts: ["*.cdn.example.test"]
   ports: [{number: 8443, protocol: TLS}]
   allow: [{from: [{principals: ["spiffe://cluster.local/ns/shop/sa/order"]}]}]
-`, hostAPI, hostForbidden)
+---
+apiVersion: weft.dev/v1alpha1
+kind: ExternalService
+metadata: {name: tcpecho, namespace: shop}
+spec:
+  hosts: [%s]
+  ports: [{number: %d, name: tcp, protocol: TCP}]
+  allow: [{from: [{serviceAccounts: [shop/order]}]}]
+`, hostAPI, hostForbidden, hostTCP, portTCP)
 	return b.String()
 }
 
@@ -276,6 +288,7 @@ func startEgressMesh(t *testing.T, opts ...launch.Option) *egressEnv {
 		ec.serve(t, fmt.Sprintf("%s:5432", ip(n)))
 		ee.echoes[ip(n)] = ec
 	}
+	tcpEchoServer(t, fmt.Sprintf("%s:%d", ip(110), portTCP), "tcp")
 	dir := t.TempDir()
 	e := &env{dir: dir, meshFile: filepath.Join(dir, "mesh.yaml")}
 	e.writeFile(t, []byte(egressMesh(base, certPEM(secureCert), certPEM(otherCA))))

@@ -18,7 +18,12 @@ import (
 // series reads the sidecar's /metrics and returns name{labels} -> value
 // for the metrics with one of the prefixes.
 func series(ctx context.Context, ip string, prefixes ...string) (map[string]float64, error) {
-	url := fmt.Sprintf("http://%s:%d/metrics", ip, mesh.PortHealth)
+	return seriesAt(ctx, fmt.Sprintf("%s:%d", ip, mesh.PortHealth), prefixes...)
+}
+
+// seriesAt is series of the sidecar whose health port is at healthAddr.
+func seriesAt(ctx context.Context, healthAddr string, prefixes ...string) (map[string]float64, error) {
+	url := "http://" + healthAddr + "/metrics"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -70,7 +75,8 @@ func reqSeries(metric, dir, src, srcSA, dst, dstSA, dstSvc, code string) string 
 
 // TestRequestMetricsMatchTraffic: after a known mix of requests, the
 // request counters and histogram counts of every sidecar on the path moved
-// by exactly that mix, with the source and destination labels.
+// by exactly that mix, with the source and destination labels (the
+// inbound side's destination_service from its inbound cluster's services).
 func TestRequestMetricsMatchTraffic(t *testing.T) {
 	p := meshParams{Base: randomBase(), Payment2: "absent"}
 	p.Extra = tracingExtra(p, p.IP(201)+":4317", "0")
@@ -124,14 +130,14 @@ func TestRequestMetricsMatchTraffic(t *testing.T) {
 	}
 	add("client", ok, "outbound", "client", "client", "api-gateway-1", "api-gateway", svc("api-gateway"), "200")
 	add("client", notFound, "outbound", "client", "client", "api-gateway-1", "api-gateway", svc("api-gateway"), "404")
-	add("api-gateway-1", ok, "inbound", "client", "client", "api-gateway-1", "api-gateway", "", "200")
-	add("api-gateway-1", notFound, "inbound", "client", "client", "api-gateway-1", "api-gateway", "", "404")
+	add("api-gateway-1", ok, "inbound", "client", "client", "api-gateway-1", "api-gateway", svc("api-gateway"), "200")
+	add("api-gateway-1", notFound, "inbound", "client", "client", "api-gateway-1", "api-gateway", svc("api-gateway"), "404")
 	add("api-gateway-1", ok, "outbound", "api-gateway-1", "api-gateway", "order-1", "order", svc("order"), "200")
-	add("order-1", ok, "inbound", "api-gateway-1", "api-gateway", "order-1", "order", "", "200")
+	add("order-1", ok, "inbound", "api-gateway-1", "api-gateway", "order-1", "order", svc("order"), "200")
 	add("order-1", ok, "outbound", "order-1", "order", "payment-1", "payment", svc("payment"), "200")
 	add("order-1", ok, "outbound", "order-1", "order", "inventory-1", "inventory", svc("inventory"), "200")
-	add("payment-1", ok, "inbound", "order-1", "order", "payment-1", "payment", "", "200")
-	add("inventory-1", ok, "inbound", "order-1", "order", "inventory-1", "inventory", "", "200")
+	add("payment-1", ok, "inbound", "order-1", "order", "payment-1", "payment", svc("payment"), "200")
+	add("inventory-1", ok, "inbound", "order-1", "order", "inventory-1", "inventory", svc("inventory"), "200")
 
 	after := scrape()
 	got := map[string]float64{}

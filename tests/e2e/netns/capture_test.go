@@ -464,6 +464,9 @@ func TestCapture(t *testing.T) {
 		if got, err := tcpEcho(t.Context(), e.pods["intruder-1"].ns, echo, "x"); err == nil {
 			t.Errorf("intruder -> echo: %q; want the connection refused by policy", got)
 		}
+		if err := e.checkTCPMetrics(t.Context(), echo); err != nil {
+			t.Error(err)
+		}
 		// Not a mesh endpoint: dialled directly by the sidecar.
 		ln, err := e.net.Hub.Listen("tcp", net.JoinHostPort(e.net.Hub.IP.String(), "0"))
 		if err != nil {
