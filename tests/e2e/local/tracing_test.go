@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -215,26 +217,122 @@ func TestTracingAcrossTheMesh(t *testing.T) {
 }
 
 // TestTracingCollectorDown: tracing pointed at a collector that is not
-// there: every request still succeeds.
+// there, or that accepts connections and never answers (slow): every
+// request still succeeds, its latency stays within noise of the same
+// requests with tracing off (measured right after, same mesh), and the
+// spans that could not be exported are counted as dropped.
 func TestTracingCollectorDown(t *testing.T) {
-	p := meshParams{Base: randomBase(), Payment2: "absent"}
-	p.Extra = tracingExtra(p, p.IP(201)+":4317", "1") // nothing listens there
-	e := startSecureMesh(t, p)
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	defer cancel()
-	url := "http://api-gateway.shop:8080/checkout"
-	for {
-		if _, _, err := e.get(ctx, url); err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("mesh never served")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	for i := range 200 {
-		if _, _, err := e.get(ctx, url); err != nil {
-			t.Fatalf("request %d with the collector down: %v", i, err)
-		}
+	for _, tc := range []struct {
+		name string
+		slow bool
+	}{{"down", false}, {"slow", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := meshParams{Base: randomBase(), Payment2: "absent"}
+			collector := p.IP(201) + ":4317" // nothing listens there
+			if tc.slow {
+				ln, err := net.Listen("tcp", collector)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var held []net.Conn // accepted, never read or answered
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for {
+						c, err := ln.Accept()
+						if err != nil {
+							return
+						}
+						held = append(held, c)
+					}
+				}()
+				t.Cleanup(func() {
+					_ = ln.Close()
+					<-done
+					for _, c := range held {
+						_ = c.Close()
+					}
+				})
+			}
+			p.Extra = tracingExtra(p, collector, "1")
+			e := startSecureMesh(t, p)
+			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+			defer cancel()
+			url := "http://api-gateway.shop:8080/checkout"
+			for {
+				if r, _, err := e.get(ctx, url); err == nil && strings.HasSuffix(r.Trace["traceparent"], "-01") {
+					break
+				}
+				if ctx.Err() != nil {
+					t.Fatal("mesh never served a sampled request")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			const n = 200
+			measure := func(what string) []time.Duration {
+				ds := make([]time.Duration, 0, n)
+				for i := range n {
+					start := time.Now()
+					if _, code, err := e.get(ctx, url); err != nil || code != http.StatusOK {
+						t.Fatalf("%s: request %d: %d %v", what, i, code, err)
+					}
+					ds = append(ds, time.Since(start))
+				}
+				slices.Sort(ds)
+				return ds
+			}
+			down := measure("collector " + tc.name)
+
+			// Drops are counted (each export fails within its 1 s timeout);
+			// nothing is exported.
+			ips := []string{p.IP(10), p.IP(15), p.IP(11), p.IP(12), p.IP(14)}
+			sum := func(name string) float64 {
+				var v float64
+				for _, ip := range ips {
+					s, err := series(ctx, ip, name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					v += s[name]
+				}
+				return v
+			}
+			// n requests × 8 spans: client (1 client span), api-gateway
+			// (server + client), order (server + 2 clients), payment and
+			// inventory (a server span each).
+			const spans = n * 8
+			for sum("weft_tracing_spans_dropped_total") < spans {
+				if ctx.Err() != nil {
+					t.Fatalf("weft_tracing_spans_dropped_total = %v, want at least %d", sum("weft_tracing_spans_dropped_total"), spans)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			if v := sum("weft_tracing_spans_exported_total"); v != 0 {
+				t.Errorf("weft_tracing_spans_exported_total = %v with the collector %s", v, tc.name)
+			}
+
+			// The same requests with tracing off.
+			p.Extra = tracingExtra(p, "", "1")
+			e.writeMesh(t, p)
+			for {
+				if r, _, err := e.get(ctx, url); err == nil && r.Trace["traceparent"] == "" {
+					break
+				}
+				if ctx.Err() != nil {
+					t.Fatal("tracing off never took effect")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			off := measure("tracing off")
+			q := func(ds []time.Duration, f float64) time.Duration { return ds[int(f*float64(len(ds)-1))] }
+			t.Logf("collector %s: p50 %v p90 %v max %v; tracing off: p50 %v p90 %v max %v",
+				tc.name, q(down, .5), q(down, .9), down[n-1], q(off, .5), q(off, .9), off[n-1])
+			// Noise on a shared machine: a blocked exporter would add its
+			// 1 s export timeout to the requests it held.
+			if q(down, .5) > 2*q(off, .5)+2*time.Millisecond || q(down, .9) > 3*q(off, .9)+10*time.Millisecond {
+				t.Errorf("collector %s slowed requests: p50 %v / p90 %v against %v / %v with tracing off",
+					tc.name, q(down, .5), q(down, .9), q(off, .5), q(off, .9))
+			}
+		})
 	}
 }
