@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -13,12 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftmesh/weft/examples/shop/app"
 	"github.com/weftmesh/weft/tests/jaegerharness"
 )
 
 // tracingExtra adds api-gateway (calling order) and the mesh ConfigMap
 // that points every sidecar at Jaeger.
 func tracingExtra(p meshParams, otlp string, rate string) string {
+	return tracingExtraB3(p, otlp, rate, false)
+}
+
+// tracingExtraB3 is tracingExtra with B3 emitted (b3) or not.
+func tracingExtraB3(p meshParams, otlp string, rate string, b3 bool) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Service
 metadata:
@@ -56,9 +63,9 @@ metadata:
   namespace: weft-system
 data:
   mesh: |
-    tracing: {endpoint: "%s", samplingRate: %s}
+    tracing: {endpoint: "%s", samplingRate: %s, b3: %t}
     accessLog: {enabled: true}
-`, p.IP(15), otlp, rate)
+`, p.IP(15), otlp, rate, b3)
 }
 
 func newTraceParent(sampled bool) (traceID, header string) {
@@ -213,6 +220,111 @@ func TestTracingAcrossTheMesh(t *testing.T) {
 			t.Fatalf("sampling 1 not in effect: last traceparent %q, err %v", r.Trace["traceparent"], err)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestTracePropagationConversions: a B3 context (single or multi header)
+// sent by the client continues as W3C traceparent into the apps, with no
+// B3 left; with b3 pushed at run time a W3C context continues as both
+// W3C and B3 (single and multi). Every hop keeps the trace id and the
+// sampling decision.
+func TestTracePropagationConversions(t *testing.T) {
+	p := meshParams{Base: randomBase(), Payment2: "absent"}
+	p.Extra = tracingExtraB3(p, p.IP(201)+":4317", "0", false) // nothing listens: spans dropped
+	e := startSecureMesh(t, p)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	url := "http://api-gateway.shop:8080/checkout"
+	// replies returns the trace headers api-gateway and order received.
+	replies := func(in http.Header) (gw, order map[string]string, err error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		req.Header = in
+		resp, err := e.client.Do(req)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer func() { _ = resp.Body.Close() }()
+		var r app.Reply
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			return nil, nil, err
+		}
+		if resp.StatusCode != http.StatusOK || len(r.Calls) == 0 || r.Calls[0].Reply == nil {
+			return nil, nil, fmt.Errorf("%s: %+v", resp.Status, r)
+		}
+		return r.Trace, r.Calls[0].Reply.Trace, nil
+	}
+	b3Keys := []string{"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-sampled", "x-b3-parentspanid", "x-b3-flags"}
+	for {
+		if _, _, err := replies(http.Header{}); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("mesh never served")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	single, _ := newTraceParent(true)
+	multi, _ := newTraceParent(true)
+	for _, tc := range []struct {
+		name    string
+		in      http.Header
+		traceID string
+	}{
+		{"b3 single in", http.Header{"B3": {single + "-00f067aa0ba902b7-1"}}, single},
+		{"b3 multi in", http.Header{"X-B3-Traceid": {multi}, "X-B3-Spanid": {"00f067aa0ba902b7"}, "X-B3-Sampled": {"1"}}, multi},
+	} {
+		gw, order, err := replies(tc.in)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		for who, h := range map[string]map[string]string{"api-gateway": gw, "order": order} {
+			if !strings.HasPrefix(h["traceparent"], "00-"+tc.traceID+"-") {
+				t.Errorf("%s: %s received traceparent %q, want trace %s", tc.name, who, h["traceparent"], tc.traceID)
+			}
+			for _, k := range b3Keys {
+				if h[k] != "" {
+					t.Errorf("%s: %s received %s=%q with b3 off", tc.name, who, k, h[k])
+				}
+			}
+			// The sampled flag is followed (the rate is 0 here).
+			if !strings.HasSuffix(h["traceparent"], "-01") {
+				t.Errorf("%s: %s received traceparent %q, want sampled (parent-based)", tc.name, who, h["traceparent"])
+			}
+		}
+	}
+
+	// B3 on, pushed at run time: W3C in, W3C and B3 out.
+	p.Extra = tracingExtraB3(p, p.IP(201)+":4317", "0", true)
+	e.writeMesh(t, p)
+	traceID, tp := newTraceParent(true)
+	var gw, order map[string]string
+	for {
+		var err error
+		gw, order, err = replies(http.Header{"Traceparent": {tp}})
+		if err == nil && gw["x-b3-traceid"] != "" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("b3 never emitted: %v %v", gw, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		traceID, tp = newTraceParent(true)
+	}
+	for who, h := range map[string]map[string]string{"api-gateway": gw, "order": order} {
+		sp := strings.Split(h["traceparent"], "-")
+		if len(sp) != 4 || sp[1] != traceID || sp[3] != "01" {
+			t.Errorf("%s: traceparent %q, want trace %s sampled", who, h["traceparent"], traceID)
+			continue
+		}
+		if h["x-b3-traceid"] != traceID || h["x-b3-spanid"] != sp[2] || h["x-b3-sampled"] != "1" {
+			t.Errorf("%s: B3 multi %q/%q/%q, want %s/%s/1", who, h["x-b3-traceid"], h["x-b3-spanid"], h["x-b3-sampled"], traceID, sp[2])
+		}
+		if !strings.HasPrefix(h["b3"], traceID+"-"+sp[2]+"-1") {
+			t.Errorf("%s: B3 single %q, want %s-%s-1", who, h["b3"], traceID, sp[2])
+		}
 	}
 }
 
