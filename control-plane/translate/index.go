@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,14 @@ type Index struct {
 	outbound   map[outboundKey]*outboundPair
 	vhosts     map[vhostKey]*route.VirtualHost
 	egressRBAC map[string][]*hcm.HttpFilter
+	// inboundSvcs: the service FQDNs (sorted) that target each workload
+	// port, made on first use for every workload at once.
+	inboundSvcs map[inboundKey][]string
+}
+
+type inboundKey struct {
+	workload, namespace string
+	port                uint32
 }
 
 type outboundKey struct {
@@ -76,6 +85,37 @@ func NewIndex(state model.State, mc meshconfig.Config) *Index {
 		vhosts:     map[vhostKey]*route.VirtualHost{},
 		egressRBAC: map[string][]*hcm.HttpFilter{},
 	}
+}
+
+// servicesOf returns the FQDNs of the services whose ports target the
+// workload's port, sorted (the inbound cluster's services metadata).
+func (x *Index) servicesOf(name, namespace string, port uint32) []string {
+	if x.inboundSvcs == nil {
+		m := map[inboundKey][]string{}
+		for _, svc := range x.state.Services {
+			host := mesh.ServiceHost(svc.Name, svc.Namespace, x.mc.ClusterDomain)
+			for _, sp := range svc.Ports {
+				if sp.Protocol != model.ProtocolTCP {
+					continue
+				}
+				for _, ep := range sp.Endpoints {
+					if ep.Workload == "" {
+						continue
+					}
+					k := inboundKey{ep.Workload, ep.Namespace, ep.Port}
+					if hs := m[k]; len(hs) == 0 || hs[len(hs)-1] != host {
+						m[k] = append(hs, host)
+					}
+				}
+			}
+		}
+		for k, hs := range m {
+			slices.Sort(hs)
+			m[k] = slices.Compact(hs)
+		}
+		x.inboundSvcs = m
+	}
+	return x.inboundSvcs[inboundKey{name, namespace, port}]
 }
 
 // State is the state the index was made from.

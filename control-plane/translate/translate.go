@@ -388,21 +388,10 @@ func (b *builder) inboundCluster(port uint32) (*cluster.Cluster, error) {
 // the services whose ports target this workload's port (the inbound
 // sidecar's destination_service label), or nil when none does.
 func (b *builder) inboundServices(port uint32) *core.Metadata {
-	var hosts []string
-	for _, svc := range b.state.Services {
-		for _, sp := range svc.Ports {
-			if sp.Protocol != model.ProtocolTCP || !b.targets(sp, port) {
-				continue
-			}
-			hosts = append(hosts, mesh.ServiceHost(svc.Name, svc.Namespace, b.mc.ClusterDomain))
-			break
-		}
-	}
+	hosts := b.idx.servicesOf(b.w.Name, b.w.Namespace, port)
 	if len(hosts) == 0 {
 		return nil
 	}
-	slices.Sort(hosts)
-	hosts = slices.Compact(hosts)
 	vals := make([]*structpb.Value, len(hosts))
 	for i, h := range hosts {
 		vals[i] = structpb.NewStringValue(h)
@@ -412,17 +401,6 @@ func (b *builder) inboundServices(port uint32) *core.Metadata {
 			mesh.MetadataServices: structpb.NewListValue(&structpb.ListValue{Values: vals}),
 		}},
 	}}
-}
-
-// targets reports whether a service port has this workload at port among
-// its endpoints.
-func (b *builder) targets(sp model.ServicePort, port uint32) bool {
-	for _, ep := range sp.Endpoints {
-		if ep.Port == port && ep.Workload == b.w.Name && ep.Namespace == b.w.Namespace {
-			return true
-		}
-	}
-	return false
 }
 
 // loadAssignment groups a service port's endpoints by locality (in the
