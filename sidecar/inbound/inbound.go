@@ -59,13 +59,14 @@ func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Opti
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	peer := PeerFromContext(r.Context())
 	if h.obs != nil {
 		var rq *telemetry.Request
 		w, r, rq = h.obs.Inbound(w, r)
 		defer h.obs.Finish(rq)
 		var id string
-		if p := PeerFromContext(r.Context()); p != nil && len(p.Header) > 0 {
-			id = p.Header[0]
+		if peer != nil && len(peer.Header) > 0 {
+			id = peer.Header[0]
 		}
 		rq.NotePeer(id)
 	}
@@ -97,7 +98,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		proxy.Error(w, http.StatusMisdirectedRequest, "port %d is not served here (no inbound filter chain)", port)
 		return
 	}
-	peer := PeerFromContext(r.Context())
 	mtls := peer != nil && !peer.ID.IsZero()
 	if !mtls && !chain.Plaintext {
 		addr := r.RemoteAddr

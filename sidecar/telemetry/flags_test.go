@@ -186,9 +186,11 @@ func TestResponseFlagsOnSpans(t *testing.T) {
 func TestAccessLogLines(t *testing.T) {
 	// Every field of the contract but flags and upstream_duration_ms,
 	// which are left out when empty (TestRetryAttemptsAreSpans sees flags).
-	fields := []string{"time", "direction", "trace_id", "span_id", "method", "authority", "path", "protocol", "status",
+	fields := []string{
+		"time", "direction", "trace_id", "span_id", "method", "authority", "path", "protocol", "status",
 		"route", "cluster", "upstream", "attempts", "source_identity", "destination_identity",
-		"source_workload", "destination_workload", "bytes_received", "bytes_sent", "duration_ms"}
+		"source_workload", "destination_workload", "bytes_received", "bytes_sent", "duration_ms",
+	}
 	tests := []struct {
 		name     string
 		cfg      accesslog.Config
@@ -257,7 +259,7 @@ func TestTCPStreamMetrics(t *testing.T) {
 
 	// Outbound: a stream that moves 5 bytes up and 28 down.
 	r := httptest.NewRequest(http.MethodConnect, "10.0.0.7:5432", nil)
-	w, r, rq := client.Outbound(httptest.NewRecorder(), r)
+	w, _, rq := client.Outbound(httptest.NewRecorder(), r)
 	rq.Note("tcp", "outbound|5432||db.shop.svc.cluster.local", nil, "")
 	up := httptest.NewRequest(http.MethodConnect, "10.0.0.7:5432", nil)
 	rq.NoteTunnel(up, dbEP)
@@ -292,10 +294,14 @@ func TestTCPStreamMetrics(t *testing.T) {
 		lv   []string
 		want float64
 	}{
-		{"outbound opened", tcp.Opened, out, 1}, {"outbound closed", tcp.Closed, out, 1},
-		{"outbound received", tcp.Received, out, 5}, {"outbound sent", tcp.Sent, out, 28},
-		{"inbound opened", tcp.Opened, in, 1}, {"inbound closed", tcp.Closed, in, 1},
-		{"inbound received", tcp.Received, in, 0}, {"inbound sent", tcp.Sent, in, 0},
+		{"outbound opened", tcp.Opened, out, 1},
+		{"outbound closed", tcp.Closed, out, 1},
+		{"outbound received", tcp.Received, out, 5},
+		{"outbound sent", tcp.Sent, out, 28},
+		{"inbound opened", tcp.Opened, in, 1},
+		{"inbound closed", tcp.Closed, in, 1},
+		{"inbound received", tcp.Received, in, 0},
+		{"inbound sent", tcp.Sent, in, 0},
 	} {
 		if got := testutil.ToFloat64(tc.v.WithLabelValues(tc.lv...)); got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, got, tc.want)

@@ -72,6 +72,7 @@ func tcpExchange(ctx context.Context, proxyAddr, target, msg string) (sent, rece
 	if err != nil {
 		return 0, 0, fmt.Errorf("CONNECT %s: %w", target, err)
 	}
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		return 0, 0, fmt.Errorf("CONNECT %s: %s %q", target, resp.Status, b)
@@ -85,8 +86,11 @@ func tcpExchange(ctx context.Context, proxyAddr, target, msg string) (sent, rece
 		return n, len(hello), err
 	}
 	echo, err := br.ReadString('\n')
-	if err != nil || echo != "echo:"+msg+"\n" {
-		return n, len(hello) + len(echo), fmt.Errorf("echo %q: %v", echo, err)
+	if err != nil {
+		return n, len(hello) + len(echo), fmt.Errorf("echo: %w", err)
+	}
+	if echo != "echo:"+msg+"\n" {
+		return n, len(hello) + len(echo), fmt.Errorf("echo %q, want %q", echo, "echo:"+msg+"\n")
 	}
 	_ = c.(*net.TCPConn).CloseWrite()
 	rest, err := io.ReadAll(br)
