@@ -35,6 +35,12 @@ const (
 	TrustBundleDir       = "/var/run/secrets/weft.dev/ca"
 	TrustBundleConfigMap = "weft-ca-root"
 	TrustBundleKey       = "root-cert.pem"
+	// VolumeXtablesLock is an emptyDir mounted at XtablesLockDir in the
+	// init step: iptables-legacy takes its lock in /run/xtables.lock, and
+	// the init step's root filesystem is read-only (as Linkerd's
+	// proxy-init does).
+	VolumeXtablesLock = "weft-xtables-lock"
+	XtablesLockDir    = "/run"
 	// DefaultTokenExpirationSeconds is the projected token's lifetime (the
 	// kubelet rotates it at 80%).
 	DefaultTokenExpirationSeconds = 3600

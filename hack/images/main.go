@@ -13,6 +13,11 @@
 //     equivalent made here, so nothing is pulled;
 //  2. the binary at /usr/local/bin/<name> (0755).
 //
+// weft-sidecar has a third layer between them: Debian's iptables (nft and
+// legacy) with exactly the shared libraries and extensions it needs,
+// copied from the build host's installed package (iptables.go), because
+// the same image runs the init step that writes the capture rules.
+//
 // Config: Entrypoint [/usr/local/bin/<name>], User 1337:1337 (non-root; the
 // proxy's uid is mesh.ProxyUID, which the capture rules exclude), WorkingDir
 // /, OCI labels. Timestamps are fixed (SOURCE_DATE_EPOCH, default 0) so the
@@ -23,6 +28,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,11 +52,18 @@ import (
 const uid = 1337
 
 // binaries are the images to build: file name in -bin -> image name.
-var binaries = []string{"weft-control-plane", "weft-injector", "weft-sidecar", "weftctl"}
+var binaries = []string{"weft-control-plane", "weft-injector", sidecarBinary, "weftctl"}
+
+// sidecarBinary is the image that also carries iptables (mesh.BinarySidecar).
+const sidecarBinary = "weft-sidecar"
 
 type config struct {
 	bin, out, registry, tag, caCerts string
 	epoch                            time.Time
+	// iptables is the sidecar's iptables layer and the version of the
+	// Debian package it came from.
+	iptables        v1.Layer
+	iptablesVersion string
 }
 
 func main() {
@@ -84,6 +97,16 @@ func run(c config) error {
 	if err != nil {
 		return fmt.Errorf("base layer: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), iptablesTimeout)
+	defer cancel()
+	ents, version, err := iptablesSource{root: "/", dpkg: hostDpkg}.entries(ctx)
+	if err != nil {
+		return fmt.Errorf("iptables layer: %w", err)
+	}
+	if c.iptables, err = layer(ents, c.epoch); err != nil {
+		return fmt.Errorf("iptables layer: %w", err)
+	}
+	c.iptablesVersion = version
 	for _, b := range binaries {
 		path := filepath.Join(c.out, b+".tar")
 		if err := build(c, base, b, path); err != nil {
@@ -115,7 +138,11 @@ func build(c config, base v1.Layer, bin, path string) error {
 	if err != nil {
 		return err
 	}
-	img, err := mutate.AppendLayers(empty.Image, base, app)
+	layers := []v1.Layer{base, app}
+	if bin == sidecarBinary {
+		layers = []v1.Layer{base, c.iptables, app}
+	}
+	img, err := mutate.AppendLayers(empty.Image, layers...)
 	if err != nil {
 		return err
 	}
@@ -129,11 +156,19 @@ func build(c config, base v1.Layer, bin, path string) error {
 	cf.Config.User = fmt.Sprintf("%d:%d", uid, uid)
 	cf.Config.WorkingDir = "/"
 	cf.Config.Env = []string{"PATH=/usr/local/bin", "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"}
+	if bin == sidecarBinary {
+		// sidecar/capture finds iptables-{nft,legacy}-{save,restore} on PATH.
+		cf.Config.Env[0] = "PATH=/usr/local/bin:/usr/sbin:/usr/bin"
+	}
 	cf.Config.Labels = map[string]string{
 		"org.opencontainers.image.title":       bin,
 		"org.opencontainers.image.source":      "https://github.com/weftmesh/weft",
 		"org.opencontainers.image.version":     c.tag,
 		"org.opencontainers.image.description": "Weft " + bin + " (static, non-root " + strconv.Itoa(uid) + ")",
+	}
+	if bin == sidecarBinary {
+		cf.Config.Labels["org.opencontainers.image.description"] = "Weft " + bin + " (static, non-root " + strconv.Itoa(uid) + "; the init step runs as root with NET_ADMIN/NET_RAW and Debian iptables " + c.iptablesVersion + ")"
+		cf.Config.Labels["dev.weft.iptables.version"] = c.iptablesVersion
 	}
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
@@ -190,6 +225,7 @@ func baseLayer(c config) (v1.Layer, error) {
 type entry struct {
 	name string
 	dir  bool
+	link string // symlink target when set
 	mode int64
 	uid  int
 	data []byte
@@ -201,9 +237,12 @@ func layer(entries []entry, mtime time.Time) (v1.Layer, error) {
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
 		h := &tar.Header{Name: e.name, Mode: e.mode, Uid: e.uid, Gid: e.uid, ModTime: mtime, Format: tar.FormatPAX}
-		if e.dir {
+		switch {
+		case e.dir:
 			h.Typeflag = tar.TypeDir
-		} else {
+		case e.link != "":
+			h.Typeflag, h.Linkname = tar.TypeSymlink, e.link
+		default:
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(e.data))
 		}
 		if err := tw.WriteHeader(h); err != nil {

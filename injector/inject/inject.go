@@ -163,7 +163,7 @@ func PodTemplate(meta *metav1.ObjectMeta, spec *corev1.PodSpec, mc meshconfig.Co
 		Sidecar: mesh.ContainerSidecar,
 		Native:  !tpl.LegacySidecar,
 		Init:    mesh.ContainerInit,
-		Volumes: []string{mesh.VolumeToken, mesh.VolumeTrustBundle},
+		Volumes: []string{mesh.VolumeToken, mesh.VolumeTrustBundle, mesh.VolumeXtablesLock},
 		Probes:  rewritten,
 		Capture: capture,
 	}
@@ -352,6 +352,8 @@ func initContainer(tpl Template, c Capture) corev1.Container {
 				Drop: []corev1.Capability{"ALL"},
 			},
 		},
+		// iptables-legacy's lock file (/run/xtables.lock) on a read-only root.
+		VolumeMounts:             []corev1.VolumeMount{{Name: mesh.VolumeXtablesLock, MountPath: mesh.XtablesLockDir}},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 }
@@ -432,6 +434,7 @@ func proxyContainer(mc meshconfig.Config, tpl Template, res corev1.ResourceRequi
 
 func volumes(tpl Template) []corev1.Volume {
 	exp := tpl.TokenExpirationSeconds
+	lockSize := resource.MustParse("1Mi") // one empty lock file
 	return []corev1.Volume{
 		{Name: mesh.VolumeToken, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
@@ -440,6 +443,9 @@ func volumes(tpl Template) []corev1.Volume {
 		}}},
 		{Name: mesh.VolumeTrustBundle, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
 			LocalObjectReference: corev1.LocalObjectReference{Name: tpl.TrustBundleConfigMap},
+		}}},
+		{Name: mesh.VolumeXtablesLock, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+			Medium: corev1.StorageMediumMemory, SizeLimit: &lockSize,
 		}}},
 	}
 }

@@ -189,7 +189,7 @@ func TestRecord(t *testing.T) {
 	}
 	want := Record{
 		Version: RecordVersion, Sidecar: mesh.ContainerSidecar, Native: true, Init: mesh.ContainerInit,
-		Volumes: []string{mesh.VolumeToken, mesh.VolumeTrustBundle},
+		Volumes: []string{mesh.VolumeToken, mesh.VolumeTrustBundle, mesh.VolumeXtablesLock},
 		Probes:  []string{"web/livez", "web/readyz", "web/startupz"},
 		Capture: Capture{IncludeInboundPorts: "*", ExcludeInboundPorts: "15020", IncludeOutboundPorts: "*"},
 	}

@@ -7,6 +7,12 @@
 //   - TestSchemaRejections: bad values fail with the message users see.
 //   - TestImages: each bin/images/<name>.tar has the right entrypoint, a
 //     non-root user (mesh.ProxyUID) and stays under a size budget.
+//   - TestSidecarImageInit (root): the sidecar archive unpacked into a
+//     rootfs runs its own `weft-sidecar init` with the injected init
+//     container's args and securityContext (chroot, read-only root, the
+//     init container's emptyDirs as tmpfs, NET_ADMIN+NET_RAW) in a fresh
+//     network namespace, for the nft and legacy backends; the host's
+//     iptables-save then finds every capture rule.
 //   - TestInstallUpgradeUninstall: on a real API server (tests/kubeharness)
 //     `helm install` succeeds, every object passes strict server-side
 //     validation, the injector runs as a process with exactly the args the

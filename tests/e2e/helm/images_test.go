@@ -15,7 +15,8 @@ import (
 	"github.com/weftmesh/weft/api/mesh"
 )
 
-// maxImageBytes is the size budget of one archive (static binary + base).
+// maxImageBytes is the size budget of one archive (static binary + base,
+// and iptables for the sidecar).
 const maxImageBytes = 32 << 20
 
 // readArchive returns the image config of a docker-archive tarball
@@ -91,8 +92,14 @@ func TestImages(t *testing.T) {
 			if cfg.Config.User != want {
 				t.Errorf("user %q, want %q (non-root)", cfg.Config.User, want)
 			}
-			if cfg.OS != "linux" || cfg.Layers != 2 {
-				t.Errorf("os %q, %d layers: want linux, base + binary", cfg.OS, cfg.Layers)
+			// The sidecar image also holds iptables for the init step
+			// (TestSidecarImageInit runs it).
+			layers, what := 2, "base + binary"
+			if bin == mesh.BinarySidecar {
+				layers, what = 3, "base + iptables + binary"
+			}
+			if cfg.OS != "linux" || cfg.Layers != layers {
+				t.Errorf("os %q, %d layers: want linux, %s", cfg.OS, cfg.Layers, what)
 			}
 			if st.Size() > maxImageBytes {
 				t.Errorf("%s is %d bytes, budget %d", path, st.Size(), maxImageBytes)
