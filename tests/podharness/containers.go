@@ -273,7 +273,8 @@ func (r *podRun) command(c corev1.Container, vols map[string]string) ([]string, 
 		if m.SubPath != "" || m.SubPathExpr != "" {
 			return nil, unsupported("container " + c.Name + ": subPath")
 		}
-		if !strings.HasPrefix(m.MountPath, "/run/") && !strings.HasPrefix(m.MountPath, "/var/run/") {
+		// /run itself: the init step's xtables lock emptyDir (mesh.XtablesLockDir).
+		if m.MountPath != "/run" && !strings.HasPrefix(m.MountPath, "/run/") && !strings.HasPrefix(m.MountPath, "/var/run/") {
 			return nil, unsupported("container " + c.Name + ": mountPath " + m.MountPath + " outside /run")
 		}
 		script = append(script, "mkdir -p "+quote(m.MountPath), "mount --bind "+quote(src)+" "+quote(m.MountPath))
