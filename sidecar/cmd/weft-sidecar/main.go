@@ -1,5 +1,12 @@
 // Command weft-sidecar is the Weft data plane proxy. It takes its
 // configuration from the control plane over xDS; see package sidecar.
+//
+// Memory: in a container with a memory limit (cgroup v2 memory.max) and no
+// GOMEMLIMIT in the environment, 75 % of the limit becomes the Go runtime's
+// soft memory limit, so the GC works harder near the limit instead of the
+// kernel killing the proxy. GOGC stays at Go's default: the heap is a few
+// MB and most of the resident set is the executable's file pages
+// (BENCHMARKS.md), which neither setting touches.
 package main
 
 import (
@@ -43,6 +50,9 @@ func main() {
 		}
 		fmt.Fprintln(os.Stderr, "weft-sidecar:", err)
 		os.Exit(2)
+	}
+	if soft := applyMemoryLimit(); soft > 0 {
+		cfg.Logger.Info("Go soft memory limit from the container's", "percent", memLimitPercent, "bytes", soft)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -26,3 +26,27 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestSoftMemoryLimit(t *testing.T) {
+	tests := []struct {
+		name       string
+		gomemlimit string
+		cgroupMax  string
+		want       int64
+		wantOK     bool
+	}{
+		{name: "128 MiB container", cgroupMax: "134217728\n", want: 134217728 / 100 * 75, wantOK: true},
+		{name: "no limit", cgroupMax: "max\n"},
+		{name: "no cgroup file", cgroupMax: ""},
+		{name: "GOMEMLIMIT wins", gomemlimit: "50MiB", cgroupMax: "134217728\n"},
+		{name: "limit too small to help", cgroupMax: "8388608\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := softMemoryLimit(tc.gomemlimit, tc.cgroupMax)
+			if got != tc.want || ok != tc.wantOK {
+				t.Errorf("softMemoryLimit(%q, %q) = %d, %v; want %d, %v", tc.gomemlimit, tc.cgroupMax, got, ok, tc.want, tc.wantOK)
+			}
+		})
+	}
+}

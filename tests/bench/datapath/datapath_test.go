@@ -111,7 +111,7 @@ func TestSpliceInto(t *testing.T) {
 func synthetic() *report {
 	cfg := DefaultConfig()
 	cfg.Rounds, cfg.Sizes, cfg.QPS, cfg.Command = 2, []string{"1k"}, []int{1000}, "make bench"
-	r := &report{cfg: cfg, idleRSS: map[string]int64{"client proxy": 10 * 1024, "server proxy": 11 * 1024}}
+	r := &report{cfg: cfg, idleRSS: map[string]int64{"client proxy": 10 * 1024, "server proxy": 11 * 1024, "client proxy" + anonSuffix: 3 * 1024}}
 	add := map[string]float64{"A": 0, "B": 100, "W": 50}
 	sat := map[string]float64{"A": 90000, "B": 20000, "W": 15000}
 	for _, id := range []string{"A", "B", "W"} {
@@ -146,6 +146,7 @@ func TestReportMarkdown(t *testing.T) {
 		// 30 MiB peak RSS on the server side misses the 20 MB target.
 		"| peak RSS at 1000 requests/s, server proxy, MiB | – | 30.0 | 30.0 | 1.00 | – | ≤ 20 MB | **no** |",
 		"| idle RSS (ready, before load), client proxy, MiB | | | 10.0 | | | ≤ 15 MB | yes |",
+		"shared by every sidecar on a node), client proxy, MiB | | | 3.0 | | | | |",
 		"Not yet like for like",
 		"| B | 1k | 20000 | 20000..20000 | 0.22 | – | 0 |",
 		// Per workload: added p50, added p99, saturation, CPU client, CPU server (W / B).

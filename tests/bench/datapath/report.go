@@ -15,6 +15,9 @@ import (
 	"time"
 )
 
+// anonSuffix marks a role's RssAnon in idleRSS (the role alone is VmRSS).
+const anonSuffix = " anon"
+
 // report is a finished run, ready to render.
 type report struct {
 	cfg      Config
@@ -403,6 +406,11 @@ func (r *report) headline(P func(string, ...any), size string, qps int) {
 		if kb, ok := r.idleRSS[role]; ok {
 			v := float64(kb) / 1024
 			P("| idle RSS (ready, before load), %s, MiB | | | %s | | | ≤ 15 MB | %s |", role, f1(v), check(v*1.048576 <= 15))
+		}
+	}
+	for _, role := range []string{"client proxy", "server proxy"} {
+		if kb, ok := r.idleRSS[role+anonSuffix]; ok {
+			P("| of which anonymous (RssAnon: heap, stacks; the rest is the executable's file pages, shared by every sidecar on a node), %s, MiB | | | %s | | | | |", role, f1(float64(kb)/1024))
 		}
 	}
 	P("")

@@ -257,6 +257,9 @@ func (st *runState) startAll(ctx context.Context) error {
 			if kb, err := statusKB(r.pid, "VmRSS"); err == nil {
 				st.idleRSS[r.role] = kb
 			}
+			if kb, err := statusKB(r.pid, "RssAnon"); err == nil {
+				st.idleRSS[r.role+anonSuffix] = kb
+			}
 		}
 		st.paths = append(st.paths, p)
 	}
