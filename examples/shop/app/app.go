@@ -54,8 +54,14 @@ type Config struct {
 	// Timeout bounds each outbound call.
 	Timeout time.Duration
 	// Fault injects failures (tests); the zero value injects none.
-	Fault  Fault
-	Logger *slog.Logger
+	Fault Fault
+	// Faults, when set, is the fault control the handler follows instead
+	// of Fault (Run makes one from Fault, so FaultAdmin can change it).
+	Faults *FaultControl
+	// FaultAdmin, when set, is the loopback address Run serves the
+	// run-time fault control API on (FaultControl.AdminHandler).
+	FaultAdmin string
+	Logger     *slog.Logger
 }
 
 // Reply is every role's answer.
@@ -112,10 +118,14 @@ func Handler(cfg Config, client *http.Client) (http.Handler, error) {
 	}
 	mux.HandleFunc("GET "+path, s.serve)
 	mux.HandleFunc("GET /{$}", s.serve)
-	if err := cfg.Fault.Validate(); err != nil {
-		return nil, err
+	fc := cfg.Faults
+	if fc == nil {
+		if err := cfg.Fault.Validate(); err != nil {
+			return nil, err
+		}
+		fc = NewFaultControl(cfg.Fault)
 	}
-	return cfg.Fault.wrap(mux), nil
+	return fc.Wrap(mux), nil
 }
 
 func (s *server) serve(w http.ResponseWriter, r *http.Request) {
@@ -214,38 +224,76 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer client.CloseIdleConnections()
+	if err := cfg.Fault.Validate(); err != nil {
+		return err
+	}
+	if cfg.Faults == nil {
+		cfg.Faults = NewFaultControl(cfg.Fault)
+	}
 	h, err := Handler(cfg, client)
 	if err != nil {
 		return err
 	}
 	var lc net.ListenConfig
+	servers := []*http.Server{}
+	listeners := []net.Listener{}
+	if cfg.FaultAdmin != "" {
+		if err := checkLoopback(cfg.FaultAdmin); err != nil {
+			return err
+		}
+		aln, err := lc.Listen(ctx, "tcp", cfg.FaultAdmin)
+		if err != nil {
+			return fmt.Errorf("shop: fault admin: %w", err)
+		}
+		servers = append(servers, newServer(ctx, cfg.Faults.AdminHandler()))
+		listeners = append(listeners, aln)
+		cfg.Logger.Info("fault admin API", "listen", aln.Addr().String())
+	}
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+		return fmt.Errorf("shop: %w", err)
+	}
+	servers = append(servers, newServer(ctx, h))
+	listeners = append(listeners, cfg.Faults.Listener(ln))
+	cfg.Logger.Info("serving", "role", cfg.Role, "instance", cfg.Instance, "listen", ln.Addr().String(), "proxy", cfg.Proxy)
+	// One goroutine per server, owned here: each ends when its server is
+	// shut down (or fails, which ends Run).
+	errc := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { errc <- srv.Serve(listeners[i]) }()
+	}
+	pending := len(servers)
+	select {
+	case err = <-errc:
+		pending--
+		err = fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		err = errors.Join(err, srv.Shutdown(shutCtx))
+	}
+	for range pending {
+		if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+			err = errors.Join(err, serr)
+		}
+	}
+	cfg.Logger.Info("stopped", "role", cfg.Role)
 	if err != nil {
 		return fmt.Errorf("shop: %w", err)
 	}
-	srv := &http.Server{
+	return nil
+}
+
+func newServer(ctx context.Context, h http.Handler) *http.Server {
+	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	cfg.Logger.Info("serving", "role", cfg.Role, "instance", cfg.Instance, "listen", ln.Addr().String(), "proxy", cfg.Proxy)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("shop: serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	err = srv.Shutdown(shutCtx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
-	}
-	cfg.Logger.Info("stopped", "role", cfg.Role)
-	if err != nil {
-		return fmt.Errorf("shop: shutdown: %w", err)
-	}
-	return nil
 }

@@ -23,9 +23,21 @@
 //
 // Faults for resilience tests (Config.Fault, flags --fault-*): a share of
 // requests answered with an error status, extra latency, hanging forever, a
-// share of connections closed without an answer; a dead upstream is simply
-// a process that is not running. /healthz is never faulted.
+// share of connections closed without an answer, dead (every connection
+// reset at once, the port still bound). /healthz is never faulted.
 //
-// Lifecycle: Run serves until its context ends, then shuts the server down
-// gracefully; the handler goroutines are the net/http server's.
+// Run-time fault control (FaultControl, flag --fault-admin <loopback
+// addr>, off by default): GET /fault returns the fault in force and how
+// many requests reached the role; PUT /fault with a Fault as JSON
+// ({"errorRate":1,"errorCode":503,"delay":"50ms","hang":false,
+// "resetRate":0,"dead":false}) replaces it; DELETE /fault makes the server
+// healthy again. Guarded by where it listens: a separate listener that
+// must be a loopback address and that no Service port names, so the mesh
+// never routes to it; bodies are capped at 4 KiB and unknown fields
+// refused.
+//
+// Lifecycle: Run serves until its context ends, then shuts its servers
+// (the role and, when enabled, the fault admin API) down gracefully; it
+// owns one goroutine per server, and the handler goroutines are the
+// net/http servers'.
 package app

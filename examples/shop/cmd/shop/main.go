@@ -31,6 +31,8 @@ func main() {
 	fs.DurationVar(&cfg.Fault.Delay, "fault-delay", 0, "fault injection: extra latency before every answer")
 	fs.BoolVar(&cfg.Fault.Hang, "fault-hang", false, "fault injection: never answer (until the client gives up)")
 	fs.Float64Var(&cfg.Fault.ResetRate, "fault-reset-rate", 0, "fault injection: share of requests (0..1) whose connection is closed without an answer")
+	fs.BoolVar(&cfg.Fault.Dead, "fault-dead", false, "fault injection: reset every connection (the port stays bound)")
+	fs.StringVar(&cfg.FaultAdmin, "fault-admin", "", "loopback address of the run-time fault control API (GET/PUT/DELETE /fault); empty: off")
 	_ = fs.Parse(os.Args[1:])
 	if cfg.Instance == "" {
 		cfg.Instance = cfg.Role
