@@ -93,8 +93,8 @@ type compiledFilter struct {
 
 type compiledPolicy struct {
 	name        string
-	permissions []permission
-	principals  []principal
+	permissions []rule
+	principals  []rule
 }
 
 // Compile compiles the RBAC filters of one chain, in filter order. A nil or
@@ -145,19 +145,12 @@ func compileFilter(f Filter) (compiledFilter, error) {
 			return cf, fmt.Errorf("policy %q: condition: not supported", n)
 		}
 		cp := compiledPolicy{name: n}
-		for i, perm := range p.GetPermissions() {
-			m, err := compilePermission(perm)
-			if err != nil {
-				return cf, fmt.Errorf("policy %q: permissions[%d]: %w", n, i, err)
-			}
-			cp.permissions = append(cp.permissions, m)
+		var err error
+		if cp.permissions, err = compileAll("permissions", p.GetPermissions(), compilePermission); err != nil {
+			return cf, fmt.Errorf("policy %q: %w", n, err)
 		}
-		for i, pr := range p.GetPrincipals() {
-			m, err := compilePrincipal(pr)
-			if err != nil {
-				return cf, fmt.Errorf("policy %q: principals[%d]: %w", n, i, err)
-			}
-			cp.principals = append(cp.principals, m)
+		if cp.principals, err = compileAll("principals", p.GetPrincipals(), compilePrincipal); err != nil {
+			return cf, fmt.Errorf("policy %q: %w", n, err)
 		}
 		if len(cp.permissions) == 0 || len(cp.principals) == 0 {
 			return cf, fmt.Errorf("policy %q: needs at least one permission and one principal", n)
@@ -218,85 +211,58 @@ func (e *Engine) Empty() bool {
 func (f *compiledFilter) match(r *Request) string {
 	for i := range f.policies {
 		p := &f.policies[i]
-		if anyPermission(p.permissions, r) && anyPrincipal(p.principals, r) {
+		if anyRule(p.permissions, r) && anyRule(p.principals, r) {
 			return p.name
 		}
 	}
 	return ""
 }
 
-func anyPermission(ps []permission, r *Request) bool {
-	for _, p := range ps {
-		if p.match(r) {
+// rule is a compiled permission or principal. Envoy's two trees have the
+// same shape (any, and, or, not, and leaves; some leaves in both), so they
+// compile to the same nodes and one walk matches both.
+type rule interface{ match(*Request) bool }
+
+// anyRule reports whether some rule of rs matches (an OR; false when empty).
+func anyRule(rs []rule, r *Request) bool {
+	for _, x := range rs {
+		if x.match(r) {
 			return true
 		}
 	}
 	return false
 }
 
-func anyPrincipal(ps []principal, r *Request) bool {
-	for _, p := range ps {
-		if p.match(r) {
-			return true
-		}
-	}
-	return false
-}
-
-// permission and principal are compiled matchers.
 type (
-	permission interface{ match(*Request) bool }
-	principal  interface{ match(*Request) bool }
-)
-
-type (
-	anyMatch     struct{}
-	andPerm      []permission
-	orPerm       []permission
-	notPerm      struct{ p permission }
-	andPrin      []principal
-	orPrin       []principal
-	notPrin      struct{ p principal }
-	headerMatch  struct{ h headerMatcher }
-	pathMatch    struct{ m stringMatcher }
-	destPort     uint32
-	destRange    struct{ start, end int64 }
-	destIP       netip.Prefix
-	sourceIP     netip.Prefix
-	authnMatch   struct{ m *stringMatcher }
-	headerMatchP struct{ h headerMatcher }
+	anyMatch    struct{}
+	andRule     []rule
+	orRule      []rule
+	notRule     struct{ x rule }
+	headerMatch struct{ h headerMatcher }
+	pathMatch   struct{ m stringMatcher }
+	destPort    uint32
+	destRange   struct{ start, end int64 }
+	destIP      netip.Prefix
+	sourceIP    netip.Prefix
+	authnMatch  struct{ m *stringMatcher }
 )
 
 func (anyMatch) match(*Request) bool { return true }
 
-func (a andPerm) match(r *Request) bool {
-	for _, p := range a {
-		if !p.match(r) {
+func (a andRule) match(r *Request) bool {
+	for _, x := range a {
+		if !x.match(r) {
 			return false
 		}
 	}
 	return true
 }
 
-func (o orPerm) match(r *Request) bool { return anyPermission(o, r) }
+func (o orRule) match(r *Request) bool { return anyRule(o, r) }
 
-func (n notPerm) match(r *Request) bool { return !n.p.match(r) }
+func (n notRule) match(r *Request) bool { return !n.x.match(r) }
 
-func (a andPrin) match(r *Request) bool {
-	for _, p := range a {
-		if !p.match(r) {
-			return false
-		}
-	}
-	return true
-}
-
-func (o orPrin) match(r *Request) bool { return anyPrincipal(o, r) }
-
-func (n notPrin) match(r *Request) bool { return !n.p.match(r) }
-
-func (h headerMatch) match(r *Request) bool  { return h.h.match(r) }
-func (h headerMatchP) match(r *Request) bool { return h.h.match(r) }
+func (h headerMatch) match(r *Request) bool { return h.h.match(r) }
 
 func (p pathMatch) match(r *Request) bool { return p.m.match(r.Path) }
 
@@ -322,61 +288,41 @@ func (a authnMatch) match(r *Request) bool {
 	return a.m == nil || a.m.match(r.Principal)
 }
 
-func compilePermission(p *rbacconfig.Permission) (permission, error) {
-	switch rule := p.GetRule().(type) {
+// compileAll compiles a list of rules; an error names field[index].
+func compileAll[T any](field string, items []T, compile func(T) (rule, error)) ([]rule, error) {
+	out := make([]rule, 0, len(items))
+	for i, q := range items {
+		m, err := compile(q)
+		if err != nil {
+			return nil, fmt.Errorf("%s[%d]: %w", field, i, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func compilePermission(p *rbacconfig.Permission) (rule, error) {
+	switch x := p.GetRule().(type) {
 	case *rbacconfig.Permission_Any:
-		if !rule.Any {
-			return nil, errors.New("any: must be true")
-		}
-		return anyMatch{}, nil
+		return compileAny(x.Any)
 	case *rbacconfig.Permission_AndRules:
-		out := andPerm{}
-		for i, q := range rule.AndRules.GetRules() {
-			m, err := compilePermission(q)
-			if err != nil {
-				return nil, fmt.Errorf("and_rules[%d]: %w", i, err)
-			}
-			out = append(out, m)
-		}
-		return out, nil
+		rs, err := compileAll("and_rules", x.AndRules.GetRules(), compilePermission)
+		return andRule(rs), err
 	case *rbacconfig.Permission_OrRules:
-		out := orPerm{}
-		for i, q := range rule.OrRules.GetRules() {
-			m, err := compilePermission(q)
-			if err != nil {
-				return nil, fmt.Errorf("or_rules[%d]: %w", i, err)
-			}
-			out = append(out, m)
-		}
-		return out, nil
+		rs, err := compileAll("or_rules", x.OrRules.GetRules(), compilePermission)
+		return orRule(rs), err
 	case *rbacconfig.Permission_NotRule:
-		m, err := compilePermission(rule.NotRule)
-		if err != nil {
-			return nil, fmt.Errorf("not_rule: %w", err)
-		}
-		return notPerm{m}, nil
+		return compileNot("not_rule", x.NotRule, compilePermission)
 	case *rbacconfig.Permission_Header:
-		h, err := compileHeader(rule.Header)
-		if err != nil {
-			return nil, fmt.Errorf("header: %w", err)
-		}
-		return headerMatch{h}, nil
+		return compileHeaderRule(x.Header)
 	case *rbacconfig.Permission_UrlPath:
-		sm := rule.UrlPath.GetPath()
-		if sm == nil {
-			return nil, errors.New("url_path: only path is supported")
-		}
-		m, err := compileString(sm)
-		if err != nil {
-			return nil, fmt.Errorf("url_path: %w", err)
-		}
-		return pathMatch{m}, nil
+		return compileURLPath(x.UrlPath)
 	case *rbacconfig.Permission_DestinationPort:
-		return destPort(rule.DestinationPort), nil
+		return destPort(x.DestinationPort), nil
 	case *rbacconfig.Permission_DestinationPortRange:
-		return destRange{int64(rule.DestinationPortRange.GetStart()), int64(rule.DestinationPortRange.GetEnd())}, nil
+		return destRange{int64(x.DestinationPortRange.GetStart()), int64(x.DestinationPortRange.GetEnd())}, nil
 	case *rbacconfig.Permission_DestinationIp:
-		pf, err := cidr(rule.DestinationIp.GetAddressPrefix(), rule.DestinationIp.GetPrefixLen().GetValue())
+		pf, err := cidr(x.DestinationIp.GetAddressPrefix(), x.DestinationIp.GetPrefixLen().GetValue())
 		if err != nil {
 			return nil, fmt.Errorf("destination_ip: %w", err)
 		}
@@ -385,39 +331,18 @@ func compilePermission(p *rbacconfig.Permission) (permission, error) {
 	return nil, fmt.Errorf("%T: not supported", p.GetRule())
 }
 
-func compilePrincipal(p *rbacconfig.Principal) (principal, error) {
+func compilePrincipal(p *rbacconfig.Principal) (rule, error) {
 	switch id := p.GetIdentifier().(type) {
 	case *rbacconfig.Principal_Any:
-		if !id.Any {
-			return nil, errors.New("any: must be true")
-		}
-		return anyMatch{}, nil
+		return compileAny(id.Any)
 	case *rbacconfig.Principal_AndIds:
-		out := andPrin{}
-		for i, q := range id.AndIds.GetIds() {
-			m, err := compilePrincipal(q)
-			if err != nil {
-				return nil, fmt.Errorf("and_ids[%d]: %w", i, err)
-			}
-			out = append(out, m)
-		}
-		return out, nil
+		rs, err := compileAll("and_ids", id.AndIds.GetIds(), compilePrincipal)
+		return andRule(rs), err
 	case *rbacconfig.Principal_OrIds:
-		out := orPrin{}
-		for i, q := range id.OrIds.GetIds() {
-			m, err := compilePrincipal(q)
-			if err != nil {
-				return nil, fmt.Errorf("or_ids[%d]: %w", i, err)
-			}
-			out = append(out, m)
-		}
-		return out, nil
+		rs, err := compileAll("or_ids", id.OrIds.GetIds(), compilePrincipal)
+		return orRule(rs), err
 	case *rbacconfig.Principal_NotId:
-		m, err := compilePrincipal(id.NotId)
-		if err != nil {
-			return nil, fmt.Errorf("not_id: %w", err)
-		}
-		return notPrin{m}, nil
+		return compileNot("not_id", id.NotId, compilePrincipal)
 	case *rbacconfig.Principal_Authenticated_:
 		if id.Authenticated.GetPrincipalName() == nil {
 			return authnMatch{}, nil
@@ -436,26 +361,51 @@ func compilePrincipal(p *rbacconfig.Principal) (principal, error) {
 	case *rbacconfig.Principal_SourceIp: //nolint:staticcheck // deprecated in Envoy, still valid config
 		return compileSource("source_ip", id.SourceIp.GetAddressPrefix(), id.SourceIp.GetPrefixLen().GetValue())
 	case *rbacconfig.Principal_Header:
-		h, err := compileHeader(id.Header)
-		if err != nil {
-			return nil, fmt.Errorf("header: %w", err)
-		}
-		return headerMatchP{h}, nil
+		return compileHeaderRule(id.Header)
 	case *rbacconfig.Principal_UrlPath:
-		sm := id.UrlPath.GetPath()
-		if sm == nil {
-			return nil, errors.New("url_path: only path is supported")
-		}
-		m, err := compileString(sm)
-		if err != nil {
-			return nil, fmt.Errorf("url_path: %w", err)
-		}
-		return pathMatch{m}, nil
+		return compileURLPath(id.UrlPath)
 	}
 	return nil, fmt.Errorf("%T: not supported", p.GetIdentifier())
 }
 
-func compileSource(field, addr string, bits uint32) (principal, error) {
+// The leaves and nodes permissions and principals share.
+
+func compileAny(v bool) (rule, error) {
+	if !v {
+		return nil, errors.New("any: must be true")
+	}
+	return anyMatch{}, nil
+}
+
+func compileNot[T any](field string, x T, compile func(T) (rule, error)) (rule, error) {
+	m, err := compile(x)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", field, err)
+	}
+	return notRule{m}, nil
+}
+
+func compileHeaderRule(h *routev3.HeaderMatcher) (rule, error) {
+	m, err := compileHeader(h)
+	if err != nil {
+		return nil, fmt.Errorf("header: %w", err)
+	}
+	return headerMatch{m}, nil
+}
+
+func compileURLPath(p *matcher.PathMatcher) (rule, error) {
+	sm := p.GetPath()
+	if sm == nil {
+		return nil, errors.New("url_path: only path is supported")
+	}
+	m, err := compileString(sm)
+	if err != nil {
+		return nil, fmt.Errorf("url_path: %w", err)
+	}
+	return pathMatch{m}, nil
+}
+
+func compileSource(field, addr string, bits uint32) (rule, error) {
 	pf, err := cidr(addr, bits)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", field, err)
