@@ -239,10 +239,13 @@ func Run(ctx context.Context, cfg Config) error {
 	// the table compiled for the snapshot it publishes. Both run on the
 	// xDS client's goroutine.
 	var compiled *router.Table
+	// Ejections and restorations are logged (they were compiled with a
+	// discarding logger before, so no breaker decision was visible).
+	routerLog := router.WithLogger(log.With("component", "outlier"))
 	xdsOpts := append([]xdsclient.Option{
 		xdsclient.WithLogger(log),
 		xdsclient.WithValidator(func(s *xdsclient.Snapshot) error {
-			t, err := router.Compile(s, tables.Load())
+			t, err := router.Compile(s, tables.Load(), routerLog)
 			if err != nil {
 				return err
 			}
@@ -261,7 +264,7 @@ func Run(ctx context.Context, cfg Config) error {
 			t := compiled
 			if t == nil || t.Snapshot != s {
 				var err error
-				if t, err = router.Compile(s, tables.Load()); err != nil {
+				if t, err = router.Compile(s, tables.Load(), routerLog); err != nil {
 					// Cannot happen: s passed the validator.
 					log.Error("published snapshot does not compile", "error", err)
 					return
