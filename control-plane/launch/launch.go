@@ -263,6 +263,41 @@ func (m *Mesh) StopControlPlane(ctx context.Context) error {
 	return p.stop(ctx, m.cfg.stopTimeout)
 }
 
+// RestartSidecar stops a workload's sidecar (by node id; SIGTERM, then
+// SIGKILL after the stop timeout) and starts it again with the same flags,
+// appending to the same log. It does not wait for the new sidecar to be
+// ready: tests use it to watch a sidecar that has no configuration yet
+// (the control plane is down, or has nothing for it).
+func (m *Mesh) RestartSidecar(ctx context.Context, nodeID string) error {
+	var w Workload
+	found := false
+	for _, x := range m.workloads {
+		if x.NodeID() == nodeID {
+			w, found = x, true
+		}
+	}
+	if !found {
+		return fmt.Errorf("launch: no workload %s", nodeID)
+	}
+	if old := m.sidecar(nodeID); old != nil {
+		if err := old.stop(ctx, m.cfg.stopTimeout); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return errors.New("launch: mesh is stopped")
+	}
+	p, err := startProcess(sidecarName(w), m.sidecarArgs(w), m.cfg.env, m.LogFile(sidecarName(w)), m.out)
+	if err != nil {
+		return err
+	}
+	m.sidecars[nodeID] = p
+	m.cfg.logger.Info("restarted sidecar", "workload", nodeID, "pid", p.pid())
+	return nil
+}
+
 // Stop stops the apps, then the sidecars, then the control plane, each
 // group in parallel with SIGTERM and, after the stop timeout, SIGKILL. It is
 // idempotent.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -35,8 +37,8 @@ metadata:
 	if role != "" {
 		s += fmt.Sprintf(`  annotations:
     local.weft.dev/command: >-
-      {{.BinDir}}/shop --role=%s --instance={{.Name}} --listen={{.Address}}:{{.Port %q}} --proxy={{.ProxyURL}}
-`, role, portName)
+      {{.BinDir}}/shop --role=%s --instance={{.Name}} --listen={{.Address}}:{{.Port %q}} --proxy={{.ProxyURL}} %s
+`, role, portName, faultAdminFlag)
 	}
 	s += fmt.Sprintf("spec:\n  address: %s\n  serviceAccount: %s\n", ip, sa)
 	if port != 0 {
@@ -72,12 +74,12 @@ type authzEnv struct {
 	clients map[string]*http.Client
 }
 
-func startAuthzMesh(t *testing.T) (*authzEnv, string) {
+func startAuthzMesh(t *testing.T, extra ...string) (*authzEnv, string) {
 	t.Helper()
 	base := randomBase()
 	dir := t.TempDir()
 	e := &env{dir: dir, meshFile: filepath.Join(dir, "mesh.yaml")}
-	e.writeFile(t, authzMesh(t, base, ""))
+	e.writeFile(t, authzMesh(t, base, strings.Join(extra, "")))
 	m, err := launch.Start(t.Context(), e.meshFile, binDir,
 		launch.WithControlPlaneIP(base+".1"),
 		launch.WithRunDir(filepath.Join(dir, "logs")),
@@ -304,4 +306,103 @@ spec:
 			t.Error("no allowed request completed during the changes")
 		}
 	})
+}
+
+// TestAuthzFailsClosedWithoutPolicy: a sidecar that starts before its
+// configuration (listeners and RBAC) is available lets nothing reach its
+// app; once the configuration arrives, the policy holds from the first
+// request on (the allowed caller gets in, the other one never does).
+func TestAuthzFailsClosedWithoutPolicy(t *testing.T) {
+	// Outlier detection off for order: the callers' sidecars would
+	// otherwise eject order's only endpoint (every call fails while it has
+	// no listener) and keep answering 503 for the ejection time after the
+	// policy arrived, which is the breaker's doing, not authorization's.
+	e, _ := startAuthzMesh(t, `---
+apiVersion: weft.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: order, namespace: shop}
+spec:
+  targetRef: {name: order}
+  outlierDetection: {consecutive5xx: 0}
+`)
+	const order = "http://order.shop:8080/healthz"
+	e.waitStatus(t, "api-gateway-1", order, http.StatusOK, 20*time.Second)
+	w, _ := e.m.Workload("order-1")
+
+	// The control plane goes away and order's sidecar starts again: it
+	// has no certificate, no listener and no policy.
+	if err := e.m.KillControlPlane(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.RestartSidecar(t.Context(), w.NodeID()); err != nil {
+		t.Fatal(err)
+	}
+	appBefore := e.faultStats(t, "order-1").Requests
+	// Bounded: rounds of calls from the allowed and a denied caller, plus
+	// a plaintext request straight at the inbound port, for 1.5s (at least
+	// 3 rounds; longer would only grow the sidecar's reconnect backoff).
+	phase := time.Now()
+	rounds := 0
+	for i := 0; i < 3 || time.Since(phase) < 1500*time.Millisecond; i++ {
+		rounds++
+		for _, from := range []string{"api-gateway-1", "rogue-1"} {
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+			code, body, err := e.call(ctx, from, http.MethodGet, order, nil)
+			cancel()
+			if err == nil && code < 300 {
+				t.Fatalf("round %d: %s -> order answered %d %q with no policy at order's sidecar", i, from, code, body)
+			}
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(w.Address, strconv.Itoa(mesh.PortInbound))+"/healthz", nil)
+		req.Header.Set(mesh.HeaderTargetPort, "8080")
+		if resp, err := adminClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode < 300 {
+				t.Fatalf("round %d: plaintext to order's inbound answered %s", i, resp.Status)
+			}
+		}
+		cancel()
+	}
+	t.Logf("no policy: %d rounds in %s, nothing served", rounds, time.Since(phase).Round(time.Millisecond))
+	if got := e.faultStats(t, "order-1").Requests - appBefore; got != 0 {
+		t.Fatalf("order's app served %d requests while its sidecar had no policy", got)
+	}
+
+	// The configuration arrives: rogue is denied from the first answer on,
+	// api-gateway gets in.
+	var rogueLeak atomic.Value
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+			code, body, err := e.call(rctx, "rogue-1", http.MethodGet, order, nil)
+			rcancel()
+			if err == nil && code < 300 {
+				rogueLeak.CompareAndSwap(nil, fmt.Sprintf("%d %q", code, body))
+			}
+		}
+	}()
+	if err := e.m.StartControlPlane(t.Context()); err != nil {
+		cancel()
+		<-done
+		t.Fatal(err)
+	}
+	took := e.waitStatus(t, "api-gateway-1", order, http.StatusOK, 20*time.Second)
+	e.waitStatus(t, "rogue-1", order, http.StatusForbidden, 5*time.Second)
+	cancel()
+	<-done
+	t.Logf("api-gateway allowed %s after the control plane came back", took.Round(time.Millisecond))
+	if v := rogueLeak.Load(); v != nil {
+		t.Errorf("rogue got through while the policy arrived: %v", v)
+	}
+	data, err := os.ReadFile(e.m.SidecarLogFile(w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), "authz: denied") {
+		t.Error("order's new sidecar logged no denial for rogue")
+	}
 }
