@@ -20,7 +20,7 @@ const DefaultSniffTimeout = 250 * time.Millisecond
 // for the sniff timeout) as a synthetic "CONNECT <original dst>" request
 // whose 200 answer is swallowed, so raw TCP takes the same routing and
 // authorization path as CONNECT, and the app sees a plain byte stream (a
-// refusal closes the connection). Wrap a Listener (it needs the original
+// refusal resets the connection). Wrap a Listener (it needs the original
 // destination).
 type SniffListener struct {
 	net.Listener
@@ -134,7 +134,7 @@ func (c *SniffConn) Read(p []byte) (int, error) {
 }
 
 // Write implements net.Conn: in raw mode the server's response head is
-// swallowed when it is a 200; any other answer closes the connection.
+// swallowed when it is a 200; any other answer resets the connection.
 func (c *SniffConn) Write(p []byte) (int, error) {
 	if !c.raw {
 		return c.Conn.Write(p)
@@ -150,7 +150,9 @@ func (c *SniffConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	if !bytes.HasPrefix(c.head, []byte("HTTP/1.1 200")) {
-		_ = c.Conn.Close()
+		// A TCP client learns of a refusal (authorization, no route, the
+		// peer unreachable) the way a TCP proxy tells it: a reset.
+		Reset(c.Conn)
 		return 0, net.ErrClosed
 	}
 	c.headDone = true
@@ -162,6 +164,23 @@ func (c *SniffConn) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// Reset closes c with a TCP reset (SO_LINGER 0) when a *net.TCPConn is
+// under it (unwrapped through NetConn), else closes it plainly.
+func Reset(c net.Conn) {
+	for u := c; u != nil; {
+		if tc, ok := u.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+			break
+		}
+		w, ok := u.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		u = w.NetConn()
+	}
+	_ = c.Close()
 }
 
 type rawKey struct{}

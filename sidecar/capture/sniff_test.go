@@ -2,9 +2,11 @@ package capture
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -80,6 +82,31 @@ func TestSniffConn(t *testing.T) {
 			}
 		})
 	}
+	t.Run("refusal resets a TCP connection", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		app, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer app.Close()
+		inner, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &SniffConn{Conn: inner, raw: true}
+		if _, err := c.Write([]byte("HTTP/1.1 403 Forbidden\r\n\r\nweft: RBAC")); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("write of a refusal: %v, want net.ErrClosed", err)
+		}
+		_ = app.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, err := app.Read(make([]byte, 10))
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("app read %d bytes, %v; want a connection reset", n, err)
+		}
+	})
 	t.Run("refusal closes", func(t *testing.T) {
 		a, b := net.Pipe()
 		defer a.Close()

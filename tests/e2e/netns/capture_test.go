@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -461,8 +463,31 @@ func TestCapture(t *testing.T) {
 		if got, err := tcpEcho(t.Context(), e.pods["client-1"].ns, net.JoinHostPort(e.pods["echo-1"].IP.String(), strconv.Itoa(echoPort)), "pod"); err != nil || got != "hello from echo-1|echo:pod" {
 			t.Errorf("client -> echo pod IP: %q %v", got, err)
 		}
-		if got, err := tcpEcho(t.Context(), e.pods["intruder-1"].ns, echo, "x"); err == nil {
-			t.Errorf("intruder -> echo: %q; want the connection refused by policy", got)
+		// Denied by policy at echo's inbound: the intruder's app sees a
+		// TCP reset (not a clean close), and echo's sidecar logs and
+		// counts the denial with the deciding rule and the peer identity.
+		if got, err := tcpEcho(t.Context(), e.pods["intruder-1"].ns, echo, "x"); !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("intruder -> echo: %q, %v; want the connection reset by policy", got, err)
+		}
+		const denyRule = "weft.authz.allow:default-deny"
+		logData, err := os.ReadFile(filepath.Join(e.dir, "sidecar-echo-1.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logged bool
+		for l := range strings.SplitSeq(string(logData), "\n") {
+			if strings.Contains(l, "authz: denied") && strings.Contains(l, denyRule) &&
+				strings.Contains(l, mesh.SPIFFEID(trustDomain, ns, "intruder")) {
+				logged = true
+			}
+		}
+		if !logged {
+			t.Errorf("echo's sidecar did not log the denial of intruder by %s", denyRule)
+		}
+		metricsURL := "http://" + net.JoinHostPort(e.pods["echo-1"].IP.String(), strconv.Itoa(mesh.PortHealth)) + "/metrics"
+		if code, body, err := get(t.Context(), e.client(e.net.Hub), metricsURL); err != nil || code != http.StatusOK ||
+			!strings.Contains(body, mesh.MetricAuthzDenied+`{policy="`+denyRule+`"}`) {
+			t.Errorf("echo's metrics (%d %v) do not count the denial by %s", code, err, denyRule)
 		}
 		if err := e.checkTCPMetrics(t.Context(), echo); err != nil {
 			t.Error(err)
