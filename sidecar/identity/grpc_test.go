@@ -2,8 +2,6 @@ package identity
 
 import (
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"net"
 	"testing"
 	"time"
@@ -12,43 +10,15 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	cav1 "github.com/weftmesh/weft/api/ca/v1"
+
+	"github.com/weftmesh/weft/sidecar/internal/testca"
 )
 
-// caService serves weft.ca.v1 with a testCA, accepting one bearer token.
-type caService struct {
-	cav1.UnimplementedCertificateServiceServer
-	ca    *testCA
-	token string
-}
-
-func (s *caService) CreateCertificate(ctx context.Context, req *cav1.CreateCertificateRequest) (*cav1.CreateCertificateResponse, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get(cav1.MetadataAuthorization); len(v) != 1 || v[0] != cav1.BearerPrefix+s.token {
-		return nil, status.Error(codes.Unauthenticated, "bad token")
-	}
-	chain, roots, err := s.ca.Sign(ctx, []byte(req.GetCsrPem()), time.Duration(req.GetValiditySeconds())*time.Second)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	resp := &cav1.CreateCertificateResponse{}
-	enc := func(c *x509.Certificate) string {
-		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
-	}
-	for _, c := range chain {
-		resp.CertChainPem = append(resp.CertChainPem, enc(c))
-	}
-	for _, c := range roots {
-		resp.TrustBundlePem = append(resp.TrustBundlePem, enc(c))
-	}
-	return resp, nil
-}
-
 // serveCA serves the CA service on addr ("127.0.0.1:0" for a new port).
-func serveCA(t *testing.T, addr string, svc *caService) (*grpc.Server, string) {
+func serveCA(t *testing.T, addr string, svc *testca.CA) (*grpc.Server, string) {
 	t.Helper()
 	lis, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", addr)
 	if err != nil {
@@ -67,7 +37,7 @@ func serveCA(t *testing.T, addr string, svc *caService) (*grpc.Server, string) {
 func TestGRPCCADownAndBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	svc := &caService{ca: newTestCA(t, "root", 2*time.Second), token: "wjt_test"}
+	svc := testca.New(t, "root", 2*time.Second) // token "wjt_test"
 	g, addr := serveCA(t, "127.0.0.1:0", svc)
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),

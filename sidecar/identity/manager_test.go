@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/weftmesh/weft/sidecar/internal/testca"
 )
 
 func TestCSR(t *testing.T) {
@@ -44,7 +46,7 @@ func TestCSR(t *testing.T) {
 	if !parse().PublicKey.(*ecdsa.PublicKey).Equal(pub) {
 		t.Error("a retried CSR (no certificate installed in between) changed key")
 	}
-	ca := newTestCA(t, "root", time.Hour)
+	ca := testca.New(t, "root", time.Hour)
 	if err := m.renew(context.Background(), ca); err != nil {
 		t.Fatal(err)
 	}
@@ -56,8 +58,8 @@ func TestCSR(t *testing.T) {
 // TestSetX509SVID covers certificates pushed from outside (SDS): accepted
 // only for one of the workload's keys, for its ID, verified by the bundle.
 func TestSetX509SVID(t *testing.T) {
-	ca := newTestCA(t, "root", time.Hour)
-	rogue := newTestCA(t, "rogue", time.Hour)
+	ca := testca.New(t, "root", time.Hour)
+	rogue := testca.New(t, "rogue", time.Hour)
 	m := newManager(t, ca, paymentID)
 	now := time.Now()
 	cur, err := m.GetX509SVID()
@@ -84,13 +86,13 @@ func TestSetX509SVID(t *testing.T) {
 		wantErr string
 		wantKey *ecdsa.PublicKey
 	}{
-		{name: "key of nobody", chain: []*x509.Certificate{ca.issue(t, mustKey(t).Public(), paymentID.String(), nb, na)}, wantErr: "not this workload's key"},
-		{name: "another ID", chain: []*x509.Certificate{ca.issue(t, curKey.Public(), cartID.String(), nb, na)}, wantErr: "not spiffe://cluster.local/ns/shop/sa/payment"},
-		{name: "rogue CA", chain: []*x509.Certificate{rogue.issue(t, curKey.Public(), paymentID.String(), nb, na)}, wantErr: "unknown authority"},
-		{name: "expired", chain: []*x509.Certificate{ca.issue(t, curKey.Public(), paymentID.String(), now.Add(-2*time.Hour), now.Add(-time.Hour))}, wantErr: "expired"},
+		{name: "key of nobody", chain: []*x509.Certificate{issue(t, ca, testca.Key(t).Public(), paymentID.String(), nb, na)}, wantErr: "not this workload's key"},
+		{name: "another ID", chain: []*x509.Certificate{issue(t, ca, curKey.Public(), cartID.String(), nb, na)}, wantErr: "not spiffe://cluster.local/ns/shop/sa/payment"},
+		{name: "rogue CA", chain: []*x509.Certificate{issue(t, rogue, curKey.Public(), paymentID.String(), nb, na)}, wantErr: "unknown authority"},
+		{name: "expired", chain: []*x509.Certificate{issue(t, ca, curKey.Public(), paymentID.String(), now.Add(-2*time.Hour), now.Add(-time.Hour))}, wantErr: "expired"},
 		{name: "empty", wantErr: "empty certificate chain"},
-		{name: "re-push for the current key", chain: []*x509.Certificate{ca.issue(t, curKey.Public(), paymentID.String(), nb, na)}, wantKey: &curKey.PublicKey},
-		{name: "push for the pending key", chain: []*x509.Certificate{ca.issue(t, csr.PublicKey, paymentID.String(), nb, na)}, wantKey: csr.PublicKey.(*ecdsa.PublicKey)},
+		{name: "re-push for the current key", chain: []*x509.Certificate{issue(t, ca, curKey.Public(), paymentID.String(), nb, na)}, wantKey: &curKey.PublicKey},
+		{name: "push for the pending key", chain: []*x509.Certificate{issue(t, ca, csr.PublicKey, paymentID.String(), nb, na)}, wantKey: csr.PublicKey.(*ecdsa.PublicKey)},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,14 +122,14 @@ func TestSetX509SVID(t *testing.T) {
 }
 
 func TestBundleAndPEM(t *testing.T) {
-	ca := newTestCA(t, "root", time.Hour)
+	ca := testca.New(t, "root", time.Hour)
 	m := newManager(t, ca, paymentID)
 	if _, err := m.GetX509BundleForTrustDomain(spiffeid.RequireTrustDomainFromString("evil.example")); err == nil {
 		t.Error("bundle returned for another trust domain")
 	}
-	other := newTestCA(t, "root 2", time.Hour)
-	pemBundle := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.root.Raw})
-	pemBundle = append(pemBundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.root.Raw})...)
+	other := testca.New(t, "root 2", time.Hour)
+	pemBundle := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Root.Raw})
+	pemBundle = append(pemBundle, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Root.Raw})...)
 	roots, err := ParseCertificatesPEM(pemBundle)
 	if err != nil || len(roots) != 2 {
 		t.Fatalf("ParseCertificatesPEM = %d, %v", len(roots), err)

@@ -15,6 +15,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/weftmesh/weft/sidecar/internal/testca"
 )
 
 // runManager starts m.Run(ctx, ca) and waits for its first certificate.
@@ -124,7 +126,7 @@ func (c *echoConn) roundTrip(msg string) error {
 func TestRotationKeepsLiveConnections(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ca := newTestCA(t, "root", 2*time.Second)
+	ca := testca.New(t, "root", 2*time.Second)
 	server, err := New(paymentID, WithLogger(discard()))
 	if err != nil {
 		t.Fatal(err)
@@ -189,11 +191,11 @@ func TestRotationKeepsLiveConnections(t *testing.T) {
 // change independently, as AddRoot / RotateSigner / RemoveRoot make them.
 type rotatingCA struct {
 	mu     sync.Mutex
-	signer *testCA
+	signer *testca.CA
 	roots  []*x509.Certificate
 }
 
-func (r *rotatingCA) set(signer *testCA, roots ...*x509.Certificate) {
+func (r *rotatingCA) set(signer *testca.CA, roots ...*x509.Certificate) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.signer, r.roots = signer, roots
@@ -213,10 +215,10 @@ func (r *rotatingCA) Sign(ctx context.Context, csrPEM []byte, validity time.Dura
 func TestRootRotationUnderHandshakes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	oldCA := newTestCA(t, "old root", 1500*time.Millisecond)
-	newCA := newTestCA(t, "new root", 1500*time.Millisecond)
+	oldCA := testca.New(t, "old root", 1500*time.Millisecond)
+	newCA := testca.New(t, "new root", 1500*time.Millisecond)
 	ca := &rotatingCA{}
-	ca.set(oldCA, oldCA.root)
+	ca.set(oldCA, oldCA.Root)
 	server, err := New(paymentID, WithLogger(discard()))
 	if err != nil {
 		t.Fatal(err)
@@ -264,13 +266,13 @@ func TestRootRotationUnderHandshakes(t *testing.T) {
 		return func() bool { return f(server) && f(client) }
 	}
 	// Step 1: trust the new root too; signing unchanged.
-	ca.set(oldCA, oldCA.root, newCA.root)
+	ca.set(oldCA, oldCA.Root, newCA.Root)
 	eventually(t, 10*time.Second, "both sides trusting {old, new}", both(func(m *Manager) bool { return m.Status().Roots == 2 }))
 	// Step 2: sign with the new root.
-	ca.set(newCA, oldCA.root, newCA.root)
-	eventually(t, 10*time.Second, "both sides holding new-root certificates", both(func(m *Manager) bool { return signedBy(m, newCA.root) }))
+	ca.set(newCA, oldCA.Root, newCA.Root)
+	eventually(t, 10*time.Second, "both sides holding new-root certificates", both(func(m *Manager) bool { return signedBy(m, newCA.Root) }))
 	// Step 3: retire the old root.
-	ca.set(newCA, newCA.root)
+	ca.set(newCA, newCA.Root)
 	eventually(t, 10*time.Second, "both sides trusting {new} only", both(func(m *Manager) bool { return m.Status().Roots == 1 }))
 	time.Sleep(200 * time.Millisecond) // a few more handshakes on the final state
 	stopLoad()
@@ -287,19 +289,19 @@ func TestRootRotationUnderHandshakes(t *testing.T) {
 func TestCADown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ca := newTestCA(t, "root", 3*time.Second)
+	ca := testca.New(t, "root", 3*time.Second)
 	m, err := New(paymentID, WithLogger(discard()), WithBackoff(50*time.Millisecond, 400*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	runManager(t, ctx, m, ca)
 	first := m.Status()
-	ca.down.Store(true)
+	ca.Down.Store(true)
 	downAt := time.Now()
 	var calls []time.Time
 	eventually(t, 10*time.Second, "5 retries while the CA is down", func() bool {
 		calls = nil
-		for _, c := range ca.callTimes() {
+		for _, c := range ca.CallTimes() {
 			if c.After(downAt) {
 				calls = append(calls, c)
 			}
@@ -337,7 +339,7 @@ func TestCADown(t *testing.T) {
 		t.Fatalf("GetX509SVID after expiry = %v, want an expired error", err)
 	}
 	// The CA is back: renewal succeeds without a restart.
-	ca.down.Store(false)
+	ca.Down.Store(false)
 	eventually(t, 5*time.Second, "renewal once the CA is back", func() bool {
 		_, err := m.GetX509SVID()
 		return err == nil && m.Status().Serial != first.Serial
@@ -345,6 +347,6 @@ func TestCADown(t *testing.T) {
 }
 
 // ca2 is a CA that signs with the same root as ca but is always up.
-func ca2(ca *testCA) *testCA {
-	return &testCA{root: ca.root, key: ca.key, lifetime: time.Hour, roots: ca.roots}
+func ca2(ca *testca.CA) *testca.CA {
+	return ca.Clone(time.Hour)
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/weftmesh/weft/sidecar/internal/testca"
 )
 
 // newManager returns a Manager for id with a certificate from ca.
@@ -102,17 +104,17 @@ func handshake(t *testing.T, serverCfg, clientCfg *tls.Config) handshakeResult {
 }
 
 func TestMTLSHandshake(t *testing.T) {
-	ca := newTestCA(t, "mesh root", time.Hour)
-	rogue := newTestCA(t, "rogue root", time.Hour)
-	evil := newTestCA(t, "evil.example root", time.Hour)
+	ca := testca.New(t, "mesh root", time.Hour)
+	rogue := testca.New(t, "rogue root", time.Hour)
+	evil := testca.New(t, "evil.example root", time.Hour)
 	server := newManager(t, ca, paymentID)
 	client := newManager(t, ca, frontendID)
 	now := time.Now()
-	expiredClient := ca.svid(t, frontendID.String(), now.Add(-2*time.Hour), now.Add(-time.Hour))
-	expiredServer := ca.svid(t, paymentID.String(), now.Add(-2*time.Hour), now.Add(-time.Hour))
-	otherTD := evil.svid(t, "spiffe://evil.example/ns/shop/sa/frontend", now.Add(-time.Minute), now.Add(time.Hour))
-	rogueClient := rogue.svid(t, frontendID.String(), now.Add(-time.Minute), now.Add(time.Hour))
-	rogueServer := rogue.svid(t, paymentID.String(), now.Add(-time.Minute), now.Add(time.Hour))
+	expiredClient := ca.SVID(t, frontendID.String(), now.Add(-2*time.Hour), now.Add(-time.Hour))
+	expiredServer := ca.SVID(t, paymentID.String(), now.Add(-2*time.Hour), now.Add(-time.Hour))
+	otherTD := evil.SVID(t, "spiffe://evil.example/ns/shop/sa/frontend", now.Add(-time.Minute), now.Add(time.Hour))
+	rogueClient := rogue.SVID(t, frontendID.String(), now.Add(-time.Minute), now.Add(time.Hour))
+	rogueServer := rogue.SVID(t, paymentID.String(), now.Add(-time.Minute), now.Add(time.Hour))
 	allowPayment := []spiffeid.ID{paymentID}
 
 	tests := []struct {
@@ -237,11 +239,11 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 // and the new root, and SVIDs from either interoperate; a sidecar that
 // trusts only the new root refuses an old-root SVID.
 func TestRootRotationInterop(t *testing.T) {
-	oldCA := newTestCA(t, "old root", time.Hour)
-	newCA := newTestCA(t, "new root", time.Hour)
-	both := []*x509.Certificate{oldCA.root, newCA.root}
-	oldCA.setRoots(both...)
-	newCA.setRoots(both...)
+	oldCA := testca.New(t, "old root", time.Hour)
+	newCA := testca.New(t, "new root", time.Hour)
+	both := []*x509.Certificate{oldCA.Root, newCA.Root}
+	oldCA.SetRoots(both...)
+	newCA.SetRoots(both...)
 	a := newManager(t, oldCA, frontendID) // signed by the old root
 	b := newManager(t, newCA, paymentID)  // signed by the new root
 	for _, dir := range []struct {
@@ -257,7 +259,7 @@ func TestRootRotationInterop(t *testing.T) {
 		})
 	}
 	t.Run("new root only refuses old-root SVIDs", func(t *testing.T) {
-		if err := b.SetBundle([]*x509.Certificate{newCA.root}); err != nil {
+		if err := b.SetBundle([]*x509.Certificate{newCA.Root}); err != nil {
 			t.Fatal(err)
 		}
 		res := handshake(t, ServerTLSConfig(b, b, td, nil), ClientTLSConfig(a, a, []spiffeid.ID{paymentID}, nil))

@@ -45,7 +45,7 @@ type CA struct {
 	Down atomic.Bool
 
 	mu    sync.Mutex
-	calls int
+	calls []time.Time // every Sign call, up or down
 	roots []*x509.Certificate
 }
 
@@ -128,7 +128,22 @@ func (c *CA) SetRoots(roots ...*x509.Certificate) {
 func (c *CA) Calls() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.calls
+	return len(c.calls)
+}
+
+// CallTimes returns when each Sign call came, up or down.
+func (c *CA) CallTimes() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Time(nil), c.calls...)
+}
+
+// Clone is a CA that signs with the same root and key and hands out the
+// same bundle, with its own lifetime, counters and Down switch (up).
+func (c *CA) Clone(lifetime time.Duration) *CA {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &CA{Root: c.Root, key: c.key, lifetime: lifetime, Token: c.Token, roots: append([]*x509.Certificate(nil), c.roots...)}
 }
 
 // ErrDown is Sign's error while Down.
@@ -137,7 +152,7 @@ var ErrDown = errors.New("testca: the CA is down")
 // Sign signs the CSR's only URI SAN, like the mesh CA.
 func (c *CA) Sign(_ context.Context, csrPEM []byte, validity time.Duration) (chain, roots []*x509.Certificate, err error) {
 	c.mu.Lock()
-	c.calls++
+	c.calls = append(c.calls, time.Now())
 	roots = c.roots
 	c.mu.Unlock()
 	if c.Down.Load() {
