@@ -73,7 +73,8 @@ func TestFaultJSON(t *testing.T) {
 		{"empty is healthy", `{}`, Fault{}, false},
 		{
 			"every field", `{"errorRate":0.3,"errorCode":500,"delay":"50ms","hang":true,"resetRate":0.1,"dead":true}`,
-			Fault{ErrorRate: 0.3, ErrorCode: 500, Delay: 50 * time.Millisecond, Hang: true, ResetRate: 0.1, Dead: true}, false,
+			Fault{ErrorRate: 0.3, ErrorCode: 500, Delay: 50 * time.Millisecond, Hang: true, ResetRate: 0.1, Dead: true},
+			false,
 		},
 		{"unknown field", `{"failRate":1}`, Fault{}, true},
 		{"bad delay", `{"delay":"soon"}`, Fault{}, true},
