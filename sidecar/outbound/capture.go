@@ -61,7 +61,7 @@ func endpointByAddr(tbl *router.Table, addr string) (*lb.Endpoint, string) {
 // destination, then to a service's endpoint (by ClusterIP:port) or a mesh
 // endpoint (by pod IP:port) over an HTTP/2 CONNECT stream on the mTLS
 // tunnel, whose peer inbound dials its app; anything else is dialled
-// directly. A refusal closes the app's connection.
+// directly. A refusal resets the app's connection (capture.SniffConn).
 func (h *Handler) rawTCP(w http.ResponseWriter, r *http.Request, tbl *router.Table, routes *router.Routes) {
 	dst := r.Host
 	if r.URL.Path == "" {

@@ -308,6 +308,21 @@ func testBreakerCycle(t *testing.T, e *env) {
 	if slowest1 > 250*time.Millisecond || slowest2 > 250*time.Millisecond {
 		t.Errorf("refusals while open took up to %s / %s: not failing fast", slowest1, slowest2)
 	}
+	// Every state change is counted by the client sidecar.
+	client, _ := e.m.Workload("client")
+	got, err := series(t.Context(), client.Address, "weft_cluster_breaker_", "weft_cluster_ejections_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := `{cluster="outbound|8080||solo.shop.svc.cluster.local"}`
+	for name, want := range map[string]float64{
+		"weft_cluster_ejections_total": 2, "weft_cluster_breaker_opened_total": 2,
+		"weft_cluster_breaker_half_opened_total": 2, "weft_cluster_breaker_closed_total": 1,
+	} {
+		if got[name+cluster] != want {
+			t.Errorf("%s%s = %v, want %v", name, cluster, got[name+cluster], want)
+		}
+	}
 	for _, want := range []string{`"endpoint ejected"`, `"endpoint restored"`} {
 		if _, ok := e.waitLogLine(sidecarLogName("client"), logAt, 5*time.Second, func(l string) bool {
 			return strings.Contains(l, want) && strings.Contains(l, "solo")
