@@ -83,8 +83,8 @@ func New(client kubernetes.Interface, dyn dynamic.Interface, opts ...Option) *So
 
 // listers are the caches Run builds a state from.
 type listers struct {
-	services, slices, pods, namespaces, netpols, configMaps cache.GenericLister
-	dynamic                                                 map[schema.GroupVersionResource]cache.GenericLister
+	services, slices, pods, namespaces, netpols, configMaps, serviceAccounts cache.GenericLister
+	dynamic                                                                  map[schema.GroupVersionResource]cache.GenericLister
 }
 
 // Run starts the informers, waits for their caches, then pushes a state
@@ -136,6 +136,7 @@ func (s *Source) Run(ctx context.Context, push func(model.State)) error {
 		{factory, schema.GroupVersionResource{Group: "discovery.k8s.io", Version: "v1", Resource: "endpointslices"}, &ls.slices},
 		{factory, corev1.SchemeGroupVersion.WithResource("pods"), &ls.pods},
 		{factory, corev1.SchemeGroupVersion.WithResource("namespaces"), &ls.namespaces},
+		{factory, corev1.SchemeGroupVersion.WithResource("serviceaccounts"), &ls.serviceAccounts},
 		{factory, schema.GroupVersionResource{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"}, &ls.netpols},
 		{cmFactory, corev1.SchemeGroupVersion.WithResource("configmaps"), &ls.configMaps},
 	} {
@@ -208,7 +209,7 @@ func (s *Source) Run(ctx context.Context, push func(model.State)) error {
 		if msg := problemsString(problems); msg != lastErrs {
 			lastErrs = msg
 			if len(problems) > 0 {
-				s.log.Warn("registry/kube: objects left out", "errors", msg)
+				s.log.Warn("registry/kube: objects left out or references that do not resolve", "errors", msg)
 				s.onError(problems)
 			}
 		}
@@ -276,8 +277,15 @@ func buildState(ls listers) (model.State, file.Errors) {
 	objs.TrafficPolicies = listDynamic[v1alpha1.TrafficPolicy](ls.dynamic[GVRTrafficPolicy])
 	objs.AuthorizationPolicies = listDynamic[v1alpha1.AuthorizationPolicy](ls.dynamic[GVRAuthorizationPolicy])
 	objs.ExternalServices = listDynamic[v1alpha1.ExternalService](ls.dynamic[GVRExternalService])
-	return file.Build("kubernetes", objs)
+	sas := listTyped[*corev1.ServiceAccount](ls.serviceAccounts, nil)
+	// Checked before Build, which may default or consume the objects.
+	saErrs := checkServiceAccounts(sas, objs.Pods, objs.AuthorizationPolicies, objs.ExternalServices)
+	st, errs := file.Build(source, objs)
+	return st, append(errs, saErrs...)
 }
+
+// source names the registry in reports.
+const source = "kubernetes"
 
 // deepCopier is a typed API object of the informer caches.
 type deepCopier[T any] interface {
