@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,9 +33,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/control-plane/registry/kube"
 	"github.com/weftmesh/weft/tests/kubeharness"
 )
 
@@ -224,11 +227,34 @@ func TestKubeRegistry(t *testing.T) {
 	})
 
 	t.Run("resync pushes nothing", func(t *testing.T) {
-		ads.quiet(ctx, t, 500*time.Millisecond) // let the previous change settle
-		before := ads.responses()
-		time.Sleep(3 * time.Second) // three resync periods (--resync=1s): what is measured is the absence of pushes
-		if n := ads.responses() - before; n != 0 {
-			t.Errorf("%d responses during resyncs without a change: %v", n, ads.lines(before))
+		// Resyncs (--resync=1s) re-deliver every cached object unchanged.
+		// What is measured is the absence of responses over three resync
+		// periods in which no watched object changed: the objects'
+		// resourceVersions are the same before the settle time and after
+		// the window. A window in which a controller did write something
+		// proves nothing either way and is tried again.
+		const settle = 2500 * time.Millisecond // > the debouncer's 1 s max: changes before fp0 are pushed
+		for attempt := 1; ; attempt++ {
+			fp0 := watchedVersions(ctx, t, c)
+			settled := time.Now().Add(settle)
+			ads.quiet(ctx, t, settle)
+			if d := time.Until(settled); d > 0 {
+				time.Sleep(d) // settle time within a deadline, see above
+			}
+			before := ads.responses()
+			time.Sleep(3 * time.Second) // the window: what is measured is the absence of pushes
+			n := ads.responses() - before
+			if diff := diffVersions(fp0, watchedVersions(ctx, t, c)); diff != "" {
+				if attempt == 4 {
+					t.Fatalf("watched objects changed in every window; last: %s", diff)
+				}
+				t.Logf("attempt %d: watched objects changed (%s); %d responses; trying again", attempt, diff, n)
+				continue
+			}
+			if n != 0 {
+				t.Errorf("%d responses during resyncs without a change: %v", n, ads.lines(before))
+			}
+			return
 		}
 	})
 
@@ -676,4 +702,74 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// watchedVersions lists every kind the kube registry watches and returns
+// kind/namespace/name -> resourceVersion.
+func watchedVersions(ctx context.Context, t *testing.T, c *kubeharness.Cluster) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	add := func(kind string, items []metav1.Object) {
+		for _, o := range items {
+			out[kind+"/"+o.GetNamespace()+"/"+o.GetName()] = o.GetResourceVersion()
+		}
+	}
+	core := c.Client.CoreV1()
+	svcs, err := core.Services("").List(ctx, metav1.ListOptions{})
+	must(t, err)
+	add("Service", objects(svcs.Items))
+	pods, err := core.Pods("").List(ctx, metav1.ListOptions{})
+	must(t, err)
+	add("Pod", objects(pods.Items))
+	nss, err := core.Namespaces().List(ctx, metav1.ListOptions{})
+	must(t, err)
+	add("Namespace", objects(nss.Items))
+	sas, err := core.ServiceAccounts("").List(ctx, metav1.ListOptions{})
+	must(t, err)
+	add("ServiceAccount", objects(sas.Items))
+	cms, err := core.ConfigMaps(mesh.ControlPlaneNamespace).List(ctx, metav1.ListOptions{})
+	must(t, err)
+	add("ConfigMap", objects(cms.Items))
+	eps, err := c.Client.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
+	must(t, err)
+	add("EndpointSlice", objects(eps.Items))
+	nps, err := c.Client.NetworkingV1().NetworkPolicies("").List(ctx, metav1.ListOptions{})
+	must(t, err)
+	add("NetworkPolicy", objects(nps.Items))
+	for _, gvr := range []schema.GroupVersionResource{kube.GVRWorkloadEntry, kube.GVRTrafficPolicy, kube.GVRAuthorizationPolicy, kube.GVRExternalService} {
+		l, err := c.Dynamic.Resource(gvr).Namespace("").List(ctx, metav1.ListOptions{})
+		must(t, err)
+		for i := range l.Items {
+			add(gvr.Resource, []metav1.Object{&l.Items[i]})
+		}
+	}
+	return out
+}
+
+func objects[T any, PT interface {
+	*T
+	metav1.Object
+}](items []T) []metav1.Object {
+	out := make([]metav1.Object, len(items))
+	for i := range items {
+		out[i] = PT(&items[i])
+	}
+	return out
+}
+
+// diffVersions names the keys whose versions differ ("" when none).
+func diffVersions(a, b map[string]string) string {
+	var d []string
+	for k, v := range a {
+		if b[k] != v {
+			d = append(d, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			d = append(d, k)
+		}
+	}
+	sort.Strings(d)
+	return strings.Join(d, ", ")
 }
