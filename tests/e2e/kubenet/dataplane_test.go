@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -189,6 +190,36 @@ func TestKubeDataPlane(t *testing.T) {
 		if err := callsOK(*r.Calls[0].Reply, 2); err != nil {
 			t.Errorf("order -> payment under the policy: %v", err)
 		}
+	})
+
+	t.Run("NetworkPolicy applies to a captured pod IP", func(t *testing.T) {
+		order := e.kubelet.Pods(shopNS, labels.SelectorFromSet(labels.Set{"app": "order"}))
+		podURL := "http://" + net.JoinHostPort(order[0].IP.String(), strconv.Itoa(appPort)) + app.PathOrder
+		nameURL := "http://order.shop:8080" + app.PathOrder
+		for _, url := range []string{podURL, nameURL} {
+			waitOK(ctx, t, c, url, nil)
+		}
+		// Ingress to order only from payment pods: the client is not one.
+		np := &networkingv1.NetworkPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "order-ingress"},
+			Spec: networkingv1.NetworkPolicySpec{
+				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "order"}},
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+				Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{
+					PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "payment"}},
+				}}}},
+			},
+		}
+		_, err := client.NetworkingV1().NetworkPolicies(shopNS).Create(ctx, np, metav1.CreateOptions{})
+		must(t, err)
+		for _, url := range []string{podURL, nameURL} {
+			waitFor(ctx, t, "client -> "+url+" refused", func() (bool, string) {
+				code, _, body, err := get(ctx, c, url)
+				return code == http.StatusForbidden, fmt.Sprintf("%d %q %v", code, body, err)
+			})
+		}
+		must(t, client.NetworkingV1().NetworkPolicies(shopNS).Delete(ctx, np.Name, metav1.DeleteOptions{}))
+		waitOK(ctx, t, c, podURL, nil)
 	})
 }
 

@@ -12,8 +12,17 @@
 // original destination); scaling a Deployment up and down moves traffic
 // within 1 s of the pod's Ready change with no failed request under a
 // bounded load; a pod deleted under load drains without a failed request;
-// an app dialling a peer's pod IP still goes through its sidecar (mTLS,
-// and an AuthorizationPolicy applied through the API server denies it).
+// an app dialling a peer's pod IP still goes through its sidecar (mTLS;
+// an AuthorizationPolicy and a NetworkPolicy applied through the API server
+// deny it, and deleting the NetworkPolicy lets it through again).
+//
+// The Kubelet's drain step (podharness.Config.Drain) waits, before it stops
+// a deleted pod's containers, until its EndpointSlice entry is not ready
+// and every other connected proxy has acknowledged endpoints in which the
+// pod is not HEALTHY (the control plane's /debug/proxies and config_dump):
+// the stand-in for a preStop hook. Without it (a kubelet that sends SIGTERM
+// at once) the app can exit while peers still route to the pod, and its
+// sidecar answers 502 for those requests (docs/architecture.md, Kubernetes).
 //
 // It runs as root (network namespaces, iptables); otherwise it skips, or
 // fails with WEFT_REQUIRE_NETNS set; without the Kubernetes binaries it
