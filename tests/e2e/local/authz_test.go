@@ -178,6 +178,11 @@ func TestAuthzShopPolicies(t *testing.T) {
 		{"encoded slash: /admin%2F", "api-gateway-1", "GET", order + "/admin%2F", nil, 400},
 		{"encoded backslash: /admin%5C", "api-gateway-1", "GET", order + "/admin%5C", nil, 400},
 		{"case variant of an allowed path: /HEALTHZ", "api-gateway-1", "GET", order + "/HEALTHZ", nil, 403},
+		{"case variant of an allowed prefix: /ORDER/1", "api-gateway-1", "GET", order + "/ORDER/1", nil, 403},
+		{"case variant of a denied path: /Admin", "api-gateway-1", "GET", order + "/Admin", nil, 403},
+		{"escape from an allowed prefix: /order/../admin", "api-gateway-1", "GET", order + "/order/../admin", nil, 403},
+		{"encoded dot segments: /order/%2e%2e/admin", "api-gateway-1", "GET", order + "/order/%2e%2e/admin", nil, 403},
+		{"encoded slash after dots: /order/..%2Fadmin", "api-gateway-1", "GET", order + "/order/..%2Fadmin", nil, 400},
 		{"dot segments into an allowed path still allowed", "api-gateway-1", "GET", order + "/x/../healthz", nil, 200},
 		{"forged identity headers", "rogue-1", "GET", order + "/healthz", map[string]string{
 			mesh.HeaderForwardedClientCert: "By=" + spiffe("order") + ";URI=" + spiffe("api-gateway"),

@@ -261,6 +261,12 @@ func TestResilience(t *testing.T) {
 			}
 			if r.attempts > 1 {
 				retried++
+				// The debug headers name the try that succeeded and the
+				// endpoint that served it: never flaky-1 (the only failing
+				// one, avoided by the retry), and the one whose reply came.
+				if r.status == http.StatusOK && (strings.Contains(r.upstream, "flaky-1") || !strings.Contains(r.upstream, r.instance+".shop")) {
+					t.Errorf("answered on try %d by %q but x-weft-upstream says %q", r.attempts, r.instance, r.upstream)
+				}
 			}
 		}
 		rate := float64(ok) / n
