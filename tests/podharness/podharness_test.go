@@ -31,7 +31,7 @@ func TestExpand(t *testing.T) {
 func testRun() *podRun {
 	uid, gid := int64(1337), int64(1337)
 	return &podRun{
-		k: &Kubelet{cfg: Config{Images: map[string]string{"img/proxy": "/bin/proxy"}, Node: "node-1"}},
+		k:  &Kubelet{cfg: Config{Images: map[string]string{"img/proxy": "/bin/proxy"}, Node: "node-1"}},
 		ip: netip.MustParseAddr("10.251.1.10"),
 		pod: &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "shop", UID: "u-1", Labels: map[string]string{"app": "web"}},
