@@ -15,7 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
+
 	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/control-plane/ca"
 	"github.com/weftmesh/weft/control-plane/launch"
 )
 
@@ -410,4 +415,120 @@ spec:
 	if !strings.Contains(string(data), "authz: denied") {
 		t.Error("order's new sidecar logged no denial for rogue")
 	}
+
+	t.Run("the control plane has nothing for the sidecar", func(t *testing.T) {
+		testNoConfigForNode(t, e, w)
+	})
+}
+
+// testNoConfigForNode: order-1's entry is renamed order-2 in the mesh
+// file (same address and labels: the order Service still sends callers
+// there) and order-1's sidecar restarts, so the (running) control plane
+// has no configuration for node order-1. Peers with valid mesh
+// certificates — the allowed api-gateway and rogue — call its inbound
+// directly: nothing is served. When the entry comes back, api-gateway is
+// served and rogue is denied from the first answer on.
+func testNoConfigForNode(t *testing.T, e *authzEnv, w launch.Workload) {
+	withOrder := authzMeshFile(t, e)
+	e.writeFile(t, []byte(strings.Replace(string(withOrder), "name: order-1\n", "name: order-2\n", 1)))
+	e.waitConfigMentions(t, "api-gateway-1.shop", "order-2.shop", 10*time.Second)
+	if err := e.m.RestartSidecar(t.Context(), w.NodeID()); err != nil {
+		t.Fatal(err)
+	}
+
+	td := e.m.TrustDomain()
+	bundle, err := x509bundle.Load(spiffeid.RequireTrustDomainFromString(td), e.m.TrustBundleFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := authority(t, td, e.m.CADir(), time.Now)
+	peer := func(sa string) *http.Client {
+		svid := peerSVID(t, a, ca.Identity{Namespace: "shop", ServiceAccount: sa, Workload: sa + "-1"}, mesh.SPIFFEID(td, "shop", sa), time.Hour)
+		tc := tlsconfig.MTLSClientConfig(svid, bundle, tlsconfig.AuthorizeMemberOf(spiffeid.RequireTrustDomainFromString(td)))
+		tc.NextProtos = []string{"h2"}
+		tr := &http.Transport{Proxy: nil, TLSClientConfig: tc, ForceAttemptHTTP2: true, DisableKeepAlives: true}
+		return &http.Client{Timeout: 2 * time.Second, Transport: tr}
+	}
+	gateway, rogue := peer("api-gateway"), peer("rogue")
+	direct := func(c *http.Client) (int, error) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "https://"+w.InboundAddress()+"/healthz", nil)
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set(mesh.HeaderTargetPort, "8080")
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	appBefore := e.faultStats(t, "order-1").Requests
+	phase := time.Now()
+	rounds := 0
+	for ; rounds < 3 || time.Since(phase) < 1500*time.Millisecond; rounds++ {
+		for name, c := range map[string]*http.Client{"api-gateway": gateway, "rogue": rogue} {
+			if code, err := direct(c); err == nil && code < 300 {
+				t.Fatalf("%s -> order's inbound answered %d with no configuration for order", name, code)
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // pacing of a bounded probe loop
+	}
+	if got := e.faultStats(t, "order-1").Requests - appBefore; got != 0 {
+		t.Fatalf("order's app served %d requests while the control plane had nothing for its sidecar", got)
+	}
+	t.Logf("no configuration: %d rounds in %s, nothing served", rounds, time.Since(phase).Round(time.Millisecond))
+
+	e.writeFile(t, withOrder)
+	start := time.Now()
+	for {
+		if code, err := direct(rogue); err == nil && code < 300 {
+			t.Fatalf("rogue served (%d) while order's configuration arrived", code)
+		}
+		code, err := direct(gateway)
+		if err == nil && code == http.StatusOK {
+			break
+		}
+		if time.Since(start) > 15*time.Second {
+			t.Fatalf("api-gateway not served within 15s of the entry's return (last %d %v)", code, err)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval within a deadline
+	}
+	if code, err := direct(rogue); err != nil || code != http.StatusForbidden {
+		t.Errorf("rogue after the configuration arrived: %d %v, want 403", code, err)
+	}
+	t.Logf("api-gateway served %s after order's entry came back", time.Since(start).Round(time.Millisecond))
+}
+
+// waitConfigMentions waits until the control plane's config for proxy
+// contains what.
+func (e *authzEnv) waitConfigMentions(t *testing.T, proxy, what string, deadline time.Duration) {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	end := time.Now().Add(deadline)
+	for time.Now().Before(end) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+e.m.ControlPlane().DebugAddress+"/debug/config_dump?proxy="+proxy, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := c.Do(req); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if strings.Contains(string(body), what) {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval within a deadline
+	}
+	t.Fatalf("the control plane's config for %s never mentioned %s within %s", proxy, what, deadline)
+}
+
+// authzMeshFile is the mesh file the test started with.
+func authzMeshFile(t *testing.T, e *authzEnv) []byte {
+	t.Helper()
+	data, err := os.ReadFile(e.meshFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
