@@ -448,3 +448,146 @@ func TestTracingCollectorDown(t *testing.T) {
 		})
 	}
 }
+
+// retryExtra adds payment-bad (a payment endpoint that always answers
+// 503) and a payment TrafficPolicy that retries 5xx once, with outlier
+// ejection off so payment-bad keeps being picked.
+func retryExtra(p meshParams) string {
+	return fmt.Sprintf(`apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata:
+  name: payment-bad
+  namespace: shop
+  labels:
+    app: payment
+    serving: "yes"
+  annotations:
+    local.weft.dev/command: >-
+      {{.BinDir}}/shop --role=payment --instance={{.Name}} --listen={{.Address}}:{{.Port "http"}} --fault-error-rate=1
+spec:
+  address: %s
+  serviceAccount: payment
+  ports:
+    - name: http
+      port: 8080
+---
+apiVersion: weft.dev/v1alpha1
+kind: TrafficPolicy
+metadata:
+  name: payment
+  namespace: shop
+spec:
+  targetRef:
+    name: payment
+  outlierDetection:
+    consecutive5xx: 0
+  retry:
+    attempts: 1
+    retryOn: [5xx]
+    backoffBase: 1ms
+`, p.IP(16))
+}
+
+// TestTracingRetryAttempts: with a payment endpoint that always fails and
+// a retry on 5xx, a request whose first try hits it is one trace in Jaeger
+// where order's sidecar has two CLIENT spans for payment — attempt 1
+// (503, error, no flag) and attempt 2 (flag retried) — each the parent of
+// the SERVER span of the endpoint it reached.
+func TestTracingRetryAttempts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a Jaeger build")
+	}
+	p := meshParams{Base: randomBase(), Payment2: "absent"}
+	j := jaegerharness.Start(t, p.IP(200))
+	p.Extra = tracingExtra(p, j.OTLPGRPC(), "1") + "---\n" + retryExtra(p)
+	e := startSecureMesh(t, p)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	url := "http://api-gateway.shop:8080/checkout"
+	for {
+		if _, code, err := e.get(ctx, url); err == nil && code == http.StatusOK {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("api-gateway never answered 200")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Round robin over payment-1 and payment-bad: of 6 requests, about
+	// half try payment-bad first; every one succeeds after the retry.
+	var ids []string
+	for range 6 {
+		id, tp := newTraceParent(true)
+		resp, err := e.getWithHeader(ctx, url, "traceparent", tp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("request failed: %s", resp.Status)
+		}
+		ids = append(ids, id)
+	}
+	isPayment := func(tr jaegerharness.Trace, s jaegerharness.Span) bool {
+		return tr.Processes[s.ProcessID].ServiceName == "order.shop" && s.Tag("span.kind") == "client" &&
+			s.Tag("weft.destination.service") == "payment.shop.svc.cluster.local"
+	}
+	for {
+		for _, id := range ids {
+			tr, err := j.Trace(ctx, id)
+			if err != nil {
+				continue
+			}
+			byID := map[string]jaegerharness.Span{}
+			var tries []jaegerharness.Span
+			for _, s := range tr.Spans {
+				byID[s.SpanID] = s
+				if isPayment(tr, s) {
+					tries = append(tries, s)
+				}
+			}
+			if len(tries) != 2 {
+				continue
+			}
+			slices.SortFunc(tries, func(a, b jaegerharness.Span) int { return strings.Compare(a.Tag("weft.attempt"), b.Tag("weft.attempt")) })
+			first, second := tries[0], tries[1]
+			// Both tries' server spans must have arrived too.
+			var servers [2]*jaegerharness.Span
+			for _, s := range tr.Spans {
+				if tr.Processes[s.ProcessID].ServiceName == "payment.shop" && s.Tag("span.kind") == "server" {
+					for i, c := range tries {
+						if s.Parent() == c.SpanID {
+							servers[i] = &s
+						}
+					}
+				}
+			}
+			if servers[0] == nil || servers[1] == nil {
+				continue
+			}
+			if first.Tag("weft.attempt") != "1" || second.Tag("weft.attempt") != "2" {
+				t.Errorf("attempts %q and %q, want 1 and 2", first.Tag("weft.attempt"), second.Tag("weft.attempt"))
+			}
+			if first.Tag("http.response.status_code") != "503" || first.Tag("error") != "true" || first.Tag("weft.response_flags") != "" {
+				t.Errorf("first try: status %q error %q flags %q, want 503, true, none", first.Tag("http.response.status_code"), first.Tag("error"), first.Tag("weft.response_flags"))
+			}
+			if second.Tag("http.response.status_code") != "200" || second.Tag("weft.response_flags") != "retried" {
+				t.Errorf("second try: status %q flags %q, want 200, retried", second.Tag("http.response.status_code"), second.Tag("weft.response_flags"))
+			}
+			if first.Parent() != second.Parent() || byID[first.Parent()].Tag("span.kind") != "server" {
+				t.Errorf("tries have parents %q and %q, want both order's server span", first.Parent(), second.Parent())
+			}
+			if first.Tag("weft.upstream") == second.Tag("weft.upstream") {
+				t.Errorf("both tries went to %s", first.Tag("weft.upstream"))
+			}
+			if servers[0].Tag("http.response.status_code") != "503" || servers[1].Tag("http.response.status_code") != "200" {
+				t.Errorf("payment server spans answered %q and %q, want 503 then 200", servers[0].Tag("http.response.status_code"), servers[1].Tag("http.response.status_code"))
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("no trace of %v shows a retried payment call in Jaeger", ids)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
