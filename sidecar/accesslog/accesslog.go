@@ -99,30 +99,31 @@ func (c *Config) filter(f *accesslogv3.AccessLogFilter, top bool) error {
 	return nil
 }
 
-// Entry is one access log line.
+// Entry is one access log line. Every key is always present (empty
+// strings and zeros included), so each line has the same schema.
 type Entry struct {
 	Time                time.Time `json:"time"`
 	Direction           string    `json:"direction"`
-	TraceID             string    `json:"trace_id,omitempty"`
-	SpanID              string    `json:"span_id,omitempty"`
+	TraceID             string    `json:"trace_id"`
+	SpanID              string    `json:"span_id"`
 	Method              string    `json:"method"`
 	Authority           string    `json:"authority"`
 	Path                string    `json:"path"`
 	Protocol            string    `json:"protocol"`
 	Status              int       `json:"status"`
-	Flags               string    `json:"flags,omitempty"`
-	Route               string    `json:"route,omitempty"`
-	Cluster             string    `json:"cluster,omitempty"`
-	Upstream            string    `json:"upstream,omitempty"`
-	Attempts            int       `json:"attempts,omitempty"`
-	SourceIdentity      string    `json:"source_identity,omitempty"`
-	DestinationIdentity string    `json:"destination_identity,omitempty"`
-	SourceWorkload      string    `json:"source_workload,omitempty"`
-	DestinationWorkload string    `json:"destination_workload,omitempty"`
+	Flags               string    `json:"flags"`
+	Route               string    `json:"route"`
+	Cluster             string    `json:"cluster"`
+	Upstream            string    `json:"upstream"`
+	Attempts            int       `json:"attempts"`
+	SourceIdentity      string    `json:"source_identity"`
+	DestinationIdentity string    `json:"destination_identity"`
+	SourceWorkload      string    `json:"source_workload"`
+	DestinationWorkload string    `json:"destination_workload"`
 	BytesReceived       int64     `json:"bytes_received"`
 	BytesSent           int64     `json:"bytes_sent"`
 	DurationMS          float64   `json:"duration_ms"`
-	UpstreamDurationMS  float64   `json:"upstream_duration_ms,omitempty"`
+	UpstreamDurationMS  float64   `json:"upstream_duration_ms"`
 }
 
 // Logger writes entries as JSON lines.

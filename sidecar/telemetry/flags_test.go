@@ -184,12 +184,11 @@ func TestResponseFlagsOnSpans(t *testing.T) {
 // TestAccessLogLines: one JSON line per request with the contract's
 // fields; the sampling rate and the status filter apply; off logs nothing.
 func TestAccessLogLines(t *testing.T) {
-	// Every field of the contract but flags and upstream_duration_ms,
-	// which are left out when empty (TestRetryAttemptsAreSpans sees flags).
+	// Every field of the contract, always present.
 	fields := []string{
 		"time", "direction", "trace_id", "span_id", "method", "authority", "path", "protocol", "status",
-		"route", "cluster", "upstream", "attempts", "source_identity", "destination_identity",
-		"source_workload", "destination_workload", "bytes_received", "bytes_sent", "duration_ms",
+		"flags", "route", "cluster", "upstream", "attempts", "source_identity", "destination_identity",
+		"source_workload", "destination_workload", "bytes_received", "bytes_sent", "duration_ms", "upstream_duration_ms",
 	}
 	tests := []struct {
 		name     string

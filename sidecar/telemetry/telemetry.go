@@ -202,6 +202,9 @@ func (rq *Request) Note(route, cluster string, ep *lb.Endpoint, peerIdentity str
 		rq.upstream = ep.Addr
 	}
 	if rq.dir == Inbound {
+		if ep != nil {
+			rq.attempts = 1 // one try to the app
+		}
 		rq.srcID = peerIdentity
 		if peerIdentity == "" {
 			rq.srcWL = "" // only a verified peer may name itself

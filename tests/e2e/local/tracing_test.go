@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -194,6 +195,18 @@ func TestTracingAcrossTheMesh(t *testing.T) {
 			t.Errorf("client span parent %q, want the incoming %q", s.Parent(), tp[36:52])
 		}
 	}
+	// order-1's access log: one JSON line per request of this trace — its
+	// inbound request and its two outbound ones — with the contract's
+	// fields, each naming the span it belongs to.
+	checkAccessLog(t, e, "order-1", traceID, func(kind, service string) map[string]bool {
+		ids := map[string]bool{}
+		for _, s := range tr.Spans {
+			if svc(s) == service && s.Tag("span.kind") == kind {
+				ids[s.SpanID] = true
+			}
+		}
+		return ids
+	})
 
 	// Sampling 0 pushed at run time: a new root is no longer sampled.
 	p.Extra = tracingExtra(p, j.OTLPGRPC(), "0")
@@ -589,5 +602,76 @@ func TestTracingRetryAttempts(t *testing.T) {
 			t.Fatalf("no trace of %v shows a retried payment call in Jaeger", ids)
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// checkAccessLog reads the access log lines of trace traceID from the
+// sidecar log of workload wl (shop namespace): one inbound line whose
+// span is that sidecar's server span, and one outbound line per call
+// (payment and inventory) whose span is one of its client spans; every
+// line carries the contract's fields.
+func checkAccessLog(t *testing.T, e *env, wl, traceID string, spans func(kind, service string) map[string]bool) {
+	t.Helper()
+	w, ok := e.m.Workload(wl)
+	if !ok {
+		t.Fatalf("no workload %s", wl)
+	}
+	data, err := os.ReadFile(e.m.SidecarLogFile(w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := []string{"time", "direction", "trace_id", "span_id", "method", "authority", "path", "protocol", "status",
+		"flags", "route", "cluster", "upstream", "attempts", "source_identity", "destination_identity",
+		"source_workload", "destination_workload", "bytes_received", "bytes_sent", "duration_ms", "upstream_duration_ms"}
+	service := strings.TrimSuffix(wl, "-1") + ".shop"
+	server, client := spans("server", service), spans("client", service)
+	var in, out []map[string]any
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "{") || !strings.Contains(line, traceID) {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("access log line %q: %v", line, err)
+			continue
+		}
+		if m["trace_id"] != traceID {
+			continue
+		}
+		for _, f := range fields {
+			if _, ok := m[f]; !ok {
+				t.Errorf("access log line has no %q: %s", f, line)
+			}
+		}
+		span, _ := m["span_id"].(string)
+		switch m["direction"] {
+		case "inbound":
+			in = append(in, m)
+			if !server[span] {
+				t.Errorf("inbound line's span %s is not %s's server span: %s", span, service, line)
+			}
+		case "outbound":
+			out = append(out, m)
+			if !client[span] {
+				t.Errorf("outbound line's span %s is not one of %s's client spans: %s", span, service, line)
+			}
+		}
+	}
+	if len(in) != 1 || len(out) != 2 {
+		t.Fatalf("%s's access log has %d inbound and %d outbound lines of trace %s, want 1 and 2", wl, len(in), len(out), traceID)
+	}
+	if in[0]["status"] != float64(200) || in[0]["attempts"] != float64(1) || in[0]["source_identity"] != "spiffe://cluster.local/ns/shop/sa/api-gateway" ||
+		in[0]["destination_workload"] != wl+".shop" || in[0]["cluster"] != "inbound|8080||" {
+		t.Errorf("inbound line %v", in[0])
+	}
+	clusters := map[any]bool{}
+	for _, m := range out {
+		clusters[m["cluster"]] = true
+		if m["status"] != float64(200) || m["attempts"] != float64(1) || m["source_identity"] != "spiffe://cluster.local/ns/shop/sa/order" {
+			t.Errorf("outbound line %v", m)
+		}
+	}
+	if !clusters["outbound|8080||payment.shop.svc.cluster.local"] || !clusters["outbound|8080||inventory.shop.svc.cluster.local"] {
+		t.Errorf("outbound lines' clusters %v, want payment and inventory", clusters)
 	}
 }
