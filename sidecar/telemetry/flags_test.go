@@ -314,12 +314,14 @@ func TestTCPStreamMetrics(t *testing.T) {
 	}
 }
 
-// TestInboundDestinationService: the inbound request series carries the
-// service the handler noted.
+// TestInboundDestinationService: the inbound request series and the
+// server span carry the service the handler noted (and the span the HTTP
+// semantic-convention attributes).
 func TestInboundDestinationService(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reqs := metrics.NewRequests(reg)
-	tr := newTracer(t, &recorder{}, tracing.Config{})
+	rec := &recorder{}
+	tr := newTracer(t, rec, tracing.Config{Endpoint: "x", Rate: 1, ServiceName: "order.shop"})
 	o := telemetry.New(telemetry.Self{Workload: "order-1", Namespace: "shop", Identity: orderEP.Identity}, tr, reqs, nil)
 	r := httptest.NewRequest(http.MethodGet, "http://order.shop:8080/x", nil)
 	r.Header.Set(mesh.HeaderSourceWorkload, "api.shop")
@@ -328,6 +330,15 @@ func TestInboundDestinationService(t *testing.T) {
 	rq.NoteService("order.shop.svc.cluster.local")
 	w.WriteHeader(http.StatusOK)
 	o.Finish(rq)
+	spans := waitSpans(t, rec, 1)
+	for k, want := range map[string]string{
+		"url.path": "/x", "server.address": "order.shop:8080", "network.protocol.version": "1.1",
+		"weft.destination.service": "order.shop.svc.cluster.local", "weft.source.identity": apiSelf.Identity,
+	} {
+		if v, _ := attr(spans[0], k); v.AsString() != want {
+			t.Errorf("server span %s = %q, want %q", k, v.AsString(), want)
+		}
+	}
 	lv := []string{"inbound", "api", "shop", apiSelf.Identity, "order-1", "shop", "order.shop.svc.cluster.local", orderEP.Identity, "200"}
 	if got := testutil.ToFloat64(reqs.Total.WithLabelValues(lv...)); got != 1 {
 		t.Errorf("inbound series %v = %v, want 1", lv, got)

@@ -433,6 +433,10 @@ func (o *Observer) Finish(rq *Request) {
 			rq.span.SetAttributes(
 				attribute.String("http.request.method", methodOf(rq)),
 				attribute.Int("http.response.status_code", status),
+				attribute.String("url.path", rq.rw.path),
+				attribute.String("server.address", rq.rw.host),
+				attribute.String("network.protocol.version", protocolVersion(rq.rw.proto)),
+				attribute.String("weft.destination.service", rq.dstSvc),
 				attribute.String("weft.route", rq.route),
 				attribute.String("weft.cluster", rq.cluster),
 				attribute.String("weft.upstream", rq.upstream),
@@ -472,6 +476,16 @@ func (o *Observer) Finish(rq *Request) {
 }
 
 func methodOf(rq *Request) string { return rq.rw.method }
+
+// protocolVersion is network.protocol.version: "HTTP/1.1" -> "1.1",
+// "HTTP/2.0" -> "2".
+func protocolVersion(proto string) string {
+	v := strings.TrimPrefix(proto, "HTTP/")
+	if v == "2.0" {
+		return "2"
+	}
+	return v
+}
 
 // endUntried records an outbound request that reached no upstream (denied,
 // no healthy endpoint, breaker open, a cluster limit, no route) as one
