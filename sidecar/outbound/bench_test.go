@@ -55,6 +55,13 @@ func (t tables) Load() *router.Table { return t.t }
 // and the cluster no outlier detection.
 func table(tb testing.TB, resilient bool) *router.Table {
 	tb.Helper()
+	return tableWith(tb, resilient, nil)
+}
+
+// tableWith is table with the cluster's circuit-breaker thresholds set to
+// th when th is not nil.
+func tableWith(tb testing.TB, resilient bool, th *cluster.CircuitBreakers_Thresholds) *router.Table {
+	tb.Helper()
 	c := xdstest.OutboundCluster("payment", "shop", 8080)
 	vh := xdstest.ServiceVirtualHost("payment", "shop", 8080, true)
 	if resilient {
@@ -74,6 +81,9 @@ func table(tb testing.TB, resilient bool) *router.Table {
 			MaxPendingRequests: wrapperspb.UInt32(100),
 			MaxRequests:        wrapperspb.UInt32(1024),
 		}}}
+	}
+	if th != nil {
+		c.CircuitBreakers = &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{th}}
 	}
 	eds := xdstest.Assignment(c.GetName(),
 		xdstest.Endpoint{IP: "10.0.0.1", Port: 8080, TunnelPort: 15006},
