@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -54,6 +55,18 @@ type Destination struct {
 	CACertificates string   `json:"caCertificates,omitempty"`
 	MaxConnections uint32   `json:"maxConnections,omitempty"`
 	Rules          []Rule   `json:"rules,omitempty"`
+
+	// Resilience of an HTTP port (empty on TLS and TCP ports), in Envoy's
+	// JSON: the route timeout (a Go duration string, "0s": none) and
+	// retry_policy, and the cluster circuit_breakers and
+	// outlier_detection that a mesh Service with the same TrafficPolicy
+	// gets (docs/architecture.md, Egress contract).
+	Timeout          string          `json:"timeout,omitempty"`
+	RetryPolicy      json.RawMessage `json:"retryPolicy,omitempty"`
+	CircuitBreakers  json.RawMessage `json:"circuitBreakers,omitempty"`
+	OutlierDetection json.RawMessage `json:"outlierDetection,omitempty"`
+	// RetryNonIdempotent is the route metadata retry_non_idempotent.
+	RetryNonIdempotent bool `json:"retryNonIdempotent,omitempty"`
 }
 
 // Rule allows the principals it names (patterns: exact, "prefix*", "*"),

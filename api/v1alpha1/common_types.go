@@ -1,14 +1,16 @@
 package v1alpha1
 
-// TargetRef names the object a policy applies to. Weft policies target a
-// Service in the policy's own namespace.
+// TargetRef names the object a policy applies to, in the policy's own
+// namespace: a Service (group "" or "core"), or for a TrafficPolicy an
+// ExternalService (group weft.dev), whose policy the egress gateway applies.
 type TargetRef struct {
-	// Group of the target; "" (core) for a Service.
-	// +kubebuilder:validation:Enum="";core
+	// Group of the target; "" (core) for a Service, weft.dev for an
+	// ExternalService.
+	// +kubebuilder:validation:Enum="";core;weft.dev
 	// +optional
 	Group string `json:"group,omitempty"`
 	// Kind of the target.
-	// +kubebuilder:validation:Enum=Service
+	// +kubebuilder:validation:Enum=Service;ExternalService
 	// +kubebuilder:default=Service
 	// +optional
 	Kind string `json:"kind,omitempty"`

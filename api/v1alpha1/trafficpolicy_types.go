@@ -25,7 +25,9 @@ type TrafficPolicy struct {
 // mesh defaults of api/mesh/resilience.go.
 // +kubebuilder:validation:XValidation:rule="!(has(self.retryBudget) && has(self.connectionPool) && has(self.connectionPool.maxRetries))",message="set either connectionPool.maxRetries or retryBudget, not both"
 type TrafficPolicySpec struct {
-	// TargetRef is the Service this policy applies to.
+	// TargetRef is the Service (or the ExternalService, or the Service of
+	// type ExternalName, whose HTTP requests the egress gateway treats
+	// with it) this policy applies to.
 	TargetRef TargetRef `json:"targetRef"`
 	// LoadBalancer picks endpoints.
 	// +optional

@@ -30,6 +30,9 @@ type ExternalService struct {
 	MaxConnections uint32
 	// Allow rules; none allows nobody.
 	Allow []EgressRule
+	// Policy is the TrafficPolicy whose retry, timeout, limits and outlier
+	// detection the gateway applies to HTTP requests (nil: the defaults).
+	Policy *TrafficPolicy
 }
 
 // ExternalPort is one port of an ExternalService.

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -31,7 +34,11 @@ import (
 func (b *builder) egress(res *Resources, out *route.RouteConfiguration) error {
 	gw, gwCluster, ok := b.egressGateway(res)
 	if ok {
-		for _, d := range Table(b.state, b.mc.TrustDomain, b.mc.ClusterDomain).Destinations {
+		tbl, err := Table(b.state, b.mc.TrustDomain, b.mc.ClusterDomain)
+		if err != nil {
+			return err
+		}
+		for _, d := range tbl.Destinations {
 			routes, err := b.vhostRoutes(gw, mesh.PortEgressGateway, gwCluster)
 			if err != nil {
 				return err
@@ -169,7 +176,7 @@ func egressAddresses(addrs []string, port uint32) *core.Metadata {
 // names as hosts besides its external name, except a name:port that an
 // ExternalService already claims (the ExternalService keeps it: two
 // claims would make the gateway refuse the whole table).
-func Table(state model.State, trustDomain, clusterDomain string) egress.Table {
+func Table(state model.State, trustDomain, clusterDomain string) (egress.Table, error) {
 	var t egress.Table
 	claimed := map[string]bool{}
 	for _, es := range state.Egress {
@@ -206,6 +213,11 @@ func Table(state model.State, trustDomain, clusterDomain string) egress.Table {
 				CACertificates: es.CACertificates,
 				MaxConnections: es.MaxConnections,
 			}
+			if p.Protocol == egress.ProtocolHTTP {
+				if err := setResilience(&d, es.Policy); err != nil {
+					return t, fmt.Errorf("egress table: %s: %w", d.Name, err)
+				}
+			}
 			for _, r := range es.Allow {
 				if len(r.Ports) > 0 && !slices.Contains(r.Ports, p.Number) {
 					continue
@@ -231,13 +243,55 @@ func Table(state model.State, trustDomain, clusterDomain string) egress.Table {
 	slices.SortStableFunc(t.Destinations, func(a, b egress.Destination) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Port, b.Port))
 	})
-	return t
+	return t, nil
+}
+
+// setResilience writes on an HTTP destination what a mesh Service with
+// the same TrafficPolicy gets on its routes and cluster (resilience.go):
+// timeout, retry_policy (without the previous-hosts predicate: the gateway
+// tries the external addresses in order, it does not pick among them),
+// circuit_breakers and outlier_detection (one breaker for the whole
+// destination). pol nil: the defaults.
+func setResilience(d *egress.Destination, pol *model.TrafficPolicy) error {
+	var tp model.TrafficPolicy
+	if pol != nil {
+		tp = *pol
+	}
+	b := &builder{}
+	rp, err := b.retryPolicy(defaultRetry(tp))
+	if err != nil {
+		return err
+	}
+	rp.RetryHostPredicate, rp.HostSelectionRetryMaxAttempts = nil, 0
+	c := &cluster.Cluster{}
+	b.applyPolicy(c, tp)
+	d.Timeout = requestTimeout(tp).String()
+	d.RetryNonIdempotent = tp.Retry != nil && tp.Retry.NonIdempotent
+	for _, x := range []struct {
+		m   proto.Message
+		out *json.RawMessage
+	}{{rp, &d.RetryPolicy}, {c.GetCircuitBreakers(), &d.CircuitBreakers}, {c.GetOutlierDetection(), &d.OutlierDetection}} {
+		data, err := protojson.Marshal(x.m)
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, data); err != nil {
+			return err
+		}
+		*x.out = buf.Bytes()
+	}
+	return nil
 }
 
 // gatewayTable puts the egress table on the gateway's filter chains for
 // mesh.PortEgressGateway (Weft metadata "weft"."egress").
 func (b *builder) gatewayTable(res *Resources) error {
-	s, err := tableStruct(Table(b.state, b.mc.TrustDomain, b.mc.ClusterDomain))
+	tbl, err := Table(b.state, b.mc.TrustDomain, b.mc.ClusterDomain)
+	if err != nil {
+		return err
+	}
+	s, err := tableStruct(tbl)
 	if err != nil {
 		return err
 	}

@@ -68,7 +68,10 @@ func TestEgressTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl := Table(st, "cluster.local", "cluster.local")
+	tbl, err := Table(st, "cluster.local", "cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := map[string][]egress.Rule{}
 	for _, d := range tbl.Destinations {
 		got[d.Name+":"+itoa(int(d.Port))] = d.Rules

@@ -18,13 +18,21 @@
 //	-> TLS: 200, peek the ClientHello, SNI must equal the CONNECT host
 //	   (else the stream is reset: sni_mismatch), dial, splice
 //	   TCP: dial, 200, splice
-//	   HTTP: forward (Host preserved), TLS originated when marked
+//	   HTTP: forward (Host preserved; an ExternalName Service's external
+//	   name when called by a mesh name), TLS originated when marked,
+//	   under the destination's resilience policy (resilience.go: limits,
+//	   route timeout, retries within the retry budget, breaker), compiled
+//	   by filter/retry, budget, outlier and timeout as for a route
 //	-> one JSON access-log line and weft_egress_requests_total.
 //
 // The egress table comes from the Weft metadata of the inbound filter chain
 // for mesh.PortEgressGateway; it is compiled (api/egress.Compile) once per
 // xDS snapshot and swapped atomically, so requests take no lock. Validate
 // is the xDS validator: a table that does not compile is NACKed.
+//
+// Per-destination state that outlives a table (connection counts,
+// in-flight requests and retries, the breaker) is kept by the Handler,
+// keyed by destination name and port.
 //
 // Goroutines: a CONNECT splice owns one goroutine (caller -> upstream) and
 // waits for it before the handler returns; the HTTP transport owns its

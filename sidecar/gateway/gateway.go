@@ -23,10 +23,13 @@ import (
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar/filter/metrics"
+	"github.com/weftmesh/weft/sidecar/filter/retry"
+	"github.com/weftmesh/weft/sidecar/filter/timeout"
 	"github.com/weftmesh/weft/sidecar/inbound"
 	"github.com/weftmesh/weft/sidecar/lb"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
+	"github.com/weftmesh/weft/sidecar/transport"
 )
 
 // Tables gives the current routing table (an *atomic.Pointer[router.Table]).
@@ -85,7 +88,8 @@ type Handler struct {
 	connectTimeout time.Duration
 
 	cur   atomic.Pointer[compiled]
-	conns sync.Map // destination name:port -> *atomic.Int64
+	conns  sync.Map // destination name:port -> *atomic.Int64
+	states sync.Map // statsName -> *destState (resilience.go)
 	fwd   *proxy.Forwarder
 	tr    *http.Transport
 }
@@ -144,6 +148,10 @@ func (h *Handler) index() *compiled {
 		return c
 	}
 	c := compile(tbl.Snapshot)
+	c.res = make(map[*egress.Destination]*resilience, len(c.pols))
+	for d, p := range c.pols {
+		c.res[d] = bind(&h.states, d, p, tbl.Metrics, h.log)
+	}
 	h.cur.Store(c)
 	return c
 }
@@ -157,6 +165,7 @@ type record struct {
 	result, reason    string
 	status            int
 	upstream          string
+	attempts          int
 	bytesIn, bytesOut atomic.Int64
 	// connect: a CONNECT tunnel (counted in the TCP metrics); srcWL the
 	// caller's workload ("name.namespace", from a verified caller);
@@ -207,6 +216,7 @@ func (h *Handler) finish(rec *record) {
 		slog.String("reason", rec.reason),
 		slog.Int("status", rec.status),
 		slog.String("upstream", rec.upstream),
+		slog.Int("attempts", rec.attempts),
 		slog.Int64("bytes_sent", rec.bytesOut.Load()),
 		slog.Int64("bytes_received", rec.bytesIn.Load()),
 		slog.Float64("duration_ms", float64(time.Since(rec.start).Microseconds())/1000),
@@ -318,7 +328,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.tunnel(w, r, d, t)
 		return
 	}
-	h.forwardHTTP(w, r, d, t)
+	h.forwardHTTP(w, r, d, t, c.res[d])
 }
 
 // admit applies the destination's connection limit.
@@ -369,7 +379,8 @@ func (t *target) dial(ctx context.Context) (net.Conn, error) {
 		}
 		errs = append(errs, err)
 	}
-	return nil, errors.Join(errs...)
+	// Never connected: a connect-failure for the retry policy.
+	return nil, &transport.DialError{Addr: t.host, Err: errors.Join(errs...)}
 }
 
 func (h *Handler) dialTarget(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -435,8 +446,37 @@ func (c countingReader) Read(p []byte) (int, error) {
 }
 
 // forwardHTTP sends a plain HTTP request to the external host, Host
-// preserved, over TLS when the destination originates it.
-func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.Destination, t *target) {
+// preserved, over TLS when the destination originates it, under the
+// destination's resilience policy (resilience.go) as the outbound path
+// applies a route's: request limits, route timeout (504), tries with the
+// retry policy, backoff and retry budget, and the breaker.
+func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.Destination, t *target, res *resilience) {
+	rec := t.rec
+	if res == nil { // every compiled HTTP destination has one
+		rec.refuse(w, http.StatusServiceUnavailable, resultError, "no_config", "egress: %s: no resilience policy", rec.dest)
+		return
+	}
+	st := res.stats
+	st.Requests.Add(1)
+	if !res.limits.StartRequest() {
+		st.OverflowMaxRequests.Add(1)
+		rec.refuse(w, http.StatusServiceUnavailable, resultError, "overloaded", "egress: %s: too many requests in flight", rec.dest)
+		return
+	}
+	defer res.limits.EndRequest()
+
+	ctx, cancel := timeout.Request(r.Context(), res.timeout)
+	defer cancel()
+	pol := res.retry
+	var body *retry.Body
+	replayable := false
+	if pol.NumRetries > 0 {
+		var err error
+		if body, replayable, err = retry.BufferBody(r, mesh.DefaultRetryBufferBytes); err != nil {
+			rec.refuse(w, http.StatusBadRequest, resultError, "bad_request", "egress: cannot read the request body: %v", err)
+			return
+		}
+	}
 	out := proxy.Prepare(r)
 	out.URL.Scheme = "http"
 	if d.OriginateTLS {
@@ -456,18 +496,125 @@ func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.
 			out.Host = out.URL.Host
 		}
 	}
-	if out.Body != nil {
-		out.Body = countingReader{out.Body, &t.rec.bytesIn}
+	switch {
+	case body != nil:
+		rec.bytesIn.Store(body.Len())
+	case out.Body != nil:
+		out.Body = countingReader{out.Body, &rec.bytesIn}
 	}
-	ctx := context.WithValue(r.Context(), targetKey{}, t)
-	resp, err := h.fwd.Send(out.WithContext(ctx), nil) //nolint:bodyclose // WriteResponse below copies and closes the body
-	if err != nil {
-		t.rec.result, t.rec.reason, t.rec.status = resultError, "upstream_failed", http.StatusBadGateway
-		proxy.Error(w, http.StatusBadGateway, "egress: %s: %v", t.rec.dest, err)
+
+	var (
+		resp       *http.Response
+		err        error
+		lastStatus int // of a retried response
+		retrying   bool
+	)
+	endRetry := func() {
+		if retrying {
+			res.limits.EndRetry()
+			retrying = false
+		}
+	}
+	defer endRetry()
+	for try := 1; ; try++ {
+		if try > 1 {
+			if _, ok := res.limits.StartRetry(); !ok {
+				st.RetryBudgetExhausted.Add(1)
+				break
+			}
+			retrying = true
+			st.Retries.Add(1)
+			if b := pol.Backoff(try - 1); b > 0 {
+				tm := time.NewTimer(b)
+				select {
+				case <-tm.C:
+				case <-ctx.Done():
+					tm.Stop()
+				}
+			}
+			if ctx.Err() != nil {
+				h.deadline(w, r, ctx, rec, st)
+				return
+			}
+		}
+		done, ok := res.breaker.Allow()
+		if !ok {
+			if try == 1 {
+				st.NoHealthy.Add(1)
+				rec.refuse(w, http.StatusServiceUnavailable, resultError, "ejected", "egress: %s: ejected by outlier detection after repeated failures", rec.dest)
+				return
+			}
+			break
+		}
+		tryCtx, tryCancel := timeout.Try(ctx, pol.PerTryTimeout)
+		req := out.WithContext(context.WithValue(tryCtx, targetKey{}, t))
+		if body != nil {
+			req.Body, req.ContentLength = body.Reader(), body.Len()
+			b := body
+			req.GetBody = func() (io.ReadCloser, error) { return b.Reader(), nil }
+		}
+		st.Attempts.Add(1)
+		rec.attempts = try
+		resp, err = h.fwd.SendTry(req, nil) //nolint:bodyclose // closed below when retried, else by WriteResponse
+		status := 0
+		if err == nil {
+			status = resp.StatusCode
+		}
+		if err != nil {
+			switch timeout.Cause(tryCtx) {
+			case timeout.RouteTimeout:
+				tryCancel()
+				done(false)
+				h.deadline(w, r, ctx, rec, st)
+				return
+			case timeout.ClientGone:
+				tryCancel()
+				done(true)
+				rec.result, rec.reason = resultError, "client_gone"
+				return
+			case timeout.TryTimeout:
+				st.PerTryTimeouts.Add(1)
+			}
+		}
+		done(err == nil && status < 500)
+		cond := retry.Classify(status, err, false)
+		again := cond != 0 && try <= pol.NumRetries && pol.Retryable(r.Method, status, cond) &&
+			(replayable || cond == retry.ConnectFailure && body == nil && r.ContentLength == 0)
+		if !again {
+			// The try's context stays alive while the body is copied.
+			defer tryCancel()
+			break
+		}
+		if resp != nil {
+			_ = resp.Body.Close()
+			resp, lastStatus = nil, status
+		}
+		tryCancel()
+		endRetry()
+	}
+	if resp == nil && err == nil {
+		// A retried response, and no further try allowed (budget or
+		// breaker): its status, without its body.
+		rec.refuse(w, lastStatus, resultError, "upstream_failed", "egress: %s: upstream answered %d on every try", rec.dest, lastStatus)
 		return
 	}
-	t.rec.result, t.rec.reason, t.rec.status = resultAllowed, "", resp.StatusCode
-	h.fwd.WriteResponse(countingWriter{w, &t.rec.bytesOut}, r, resp, &lb.Endpoint{Addr: t.rec.upstream}, d.Name)
+	if err != nil {
+		rec.refuse(w, http.StatusBadGateway, resultError, "upstream_failed", "egress: %s: %v", rec.dest, err)
+		return
+	}
+	rec.result, rec.reason, rec.status = resultAllowed, "", resp.StatusCode
+	h.fwd.WriteResponse(countingWriter{w, &rec.bytesOut}, r, resp, &lb.Endpoint{Addr: rec.upstream}, d.Name)
+}
+
+// deadline answers a request whose route timeout expired: 504, or nothing
+// when the client went away first.
+func (h *Handler) deadline(w http.ResponseWriter, r *http.Request, ctx context.Context, rec *record, st *metrics.Stats) {
+	if r.Context().Err() != nil || timeout.Cause(ctx) != timeout.RouteTimeout {
+		rec.result, rec.reason = resultError, "client_gone"
+		return
+	}
+	st.RequestTimeouts.Add(1)
+	rec.refuse(w, http.StatusGatewayTimeout, resultError, "timeout", "egress: %s: upstream request timeout", rec.dest)
 }
 
 // tunnel serves an allowed CONNECT: for TLS the ClientHello's SNI is

@@ -31,6 +31,7 @@ import (
 	"github.com/weftmesh/weft/api/egress"
 	"github.com/weftmesh/weft/api/mesh"
 
+	"github.com/weftmesh/weft/sidecar/filter/metrics"
 	"github.com/weftmesh/weft/sidecar/gateway"
 	"github.com/weftmesh/weft/sidecar/inbound"
 	"github.com/weftmesh/weft/sidecar/internal/xdstest"
@@ -83,11 +84,12 @@ type env struct {
 	gw       string // gateway address
 	upstream string // the external site's address
 	log      *syncWriter
+	metrics  *metrics.Registry
 }
 
 // start runs an external HTTP site and a gateway whose table registers
 // api.example.test:<site port> for order only.
-func start(t testing.TB) *env {
+func start(t testing.TB, extra ...egress.Destination) *env {
 	t.Helper()
 	site, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -121,6 +123,7 @@ func start(t testing.TB) *env {
 			Rules: []egress.Rule{{Principals: []string{"spiffe://cluster.local/ns/shop/sa/*"}}},
 		},
 	}}
+	tbl.Destinations = append(tbl.Destinations, extra...)
 	data, _ := json.Marshal(tbl)
 	var m map[string]any
 	_ = json.Unmarshal(data, &m)
@@ -146,6 +149,7 @@ func start(t testing.TB) *env {
 	}
 	var tables atomic.Pointer[router.Table]
 	tables.Store(rt)
+	metricsReg := rt.Metrics
 
 	logBuf := &syncWriter{}
 	res := &gateway.Static{Hosts: map[string][]netip.Addr{
@@ -163,7 +167,7 @@ func start(t testing.TB) *env {
 	cfg := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAnyClientCert, NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS13}
 	go func() { _ = srv.Serve(handshaking{ln, cfg}) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return &env{gw: ln.Addr().String(), upstream: site.Addr().String(), log: logBuf}
+	return &env{gw: ln.Addr().String(), upstream: site.Addr().String(), log: logBuf, metrics: metricsReg}
 }
 
 // syncWriter collects the access log written from request goroutines.

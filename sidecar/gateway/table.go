@@ -19,7 +19,11 @@ type compiled struct {
 	snap  *xdsclient.Snapshot
 	ix    *egress.Index
 	roots map[string]*x509.CertPool // by destination name, for originateTLS
-	err   error
+	// pols are the HTTP destinations' resilience policies; res binds them
+	// to their lasting state (Handler.index).
+	pols map[*egress.Destination]*policy
+	res  map[*egress.Destination]*resilience
+	err  error
 }
 
 // errNoTable: the snapshot has no gateway chain with an egress table.
@@ -39,6 +43,22 @@ func Validate(s *xdsclient.Snapshot) error {
 func compile(s *xdsclient.Snapshot) *compiled {
 	c := &compiled{snap: s}
 	c.ix, c.roots, c.err = build(s)
+	if c.err == nil {
+		c.pols = map[*egress.Destination]*policy{}
+		dests := c.ix.Destinations()
+		for i := range dests {
+			d := &dests[i]
+			if d.Protocol != egress.ProtocolHTTP {
+				continue
+			}
+			p, err := compilePolicy(d)
+			if err != nil {
+				c.ix, c.err = nil, fmt.Errorf("gateway: destination %s port %d: %w", d.Name, d.Port, err)
+				return c
+			}
+			c.pols[d] = p
+		}
+	}
 	return c
 }
 

@@ -168,6 +168,9 @@ func (p *parser) buildEgress() []model.ExternalService {
 			}
 			m.Allow = append(m.Allow, mr)
 		}
+		if pol, has := p.egressPolicies["ExternalService "+name]; has {
+			m.Policy = &pol
+		}
 		if ok {
 			out = append(out, m)
 		}
@@ -213,6 +216,9 @@ func (p *parser) buildExternalNames(claimed map[string]string) []model.ExternalS
 		}
 		if len(m.Ports) == 0 {
 			continue
+		}
+		if pol, has := p.egressPolicies["Service "+svc.Namespace+"/"+svc.Name]; has {
+			m.Policy = &pol
 		}
 		owner := true
 		for _, mp := range m.Ports {

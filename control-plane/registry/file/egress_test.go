@@ -1,8 +1,10 @@
 package file
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -106,6 +108,57 @@ func TestExternalNameService(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, st.Egress, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("external destinations (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestEgressTrafficPolicy(t *testing.T) {
+	const objs = "apiVersion: v1\nkind: Service\nmetadata: {name: legacy, namespace: shop}\n" +
+		"spec: {type: ExternalName, externalName: legacy.example, ports: [{name: http, port: 80}]}\n---\n" +
+		"apiVersion: weft.dev/v1alpha1\nkind: ExternalService\nmetadata: {name: api, namespace: shop}\n" +
+		"spec: {hosts: [api.example], ports: [{number: 80, protocol: HTTP}]}\n---\n"
+	const tp = "apiVersion: weft.dev/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: %s, namespace: shop}\nspec: {targetRef: %s, timeout: 2s}\n"
+	for _, tc := range []struct {
+		name, doc, wantErr string
+		want               map[string]bool // destination name -> has a policy
+	}{
+		{
+			name: "ExternalService and ExternalName Service",
+			doc: objs + fmt.Sprintf(tp, "a", "{group: weft.dev, kind: ExternalService, name: api}") + "---\n" +
+				fmt.Sprintf(tp, "b", "{kind: Service, name: legacy}"),
+			want: map[string]bool{"api": true, "legacy": true},
+		},
+		{name: "no such ExternalService", doc: objs + fmt.Sprintf(tp, "a", "{group: weft.dev, kind: ExternalService, name: nope}"), wantErr: "no ExternalService shop/nope in the file"},
+		{name: "ExternalService kind without its group", doc: objs + fmt.Sprintf(tp, "a", "{kind: ExternalService, name: api}"), wantErr: "is not supported"},
+		{
+			name: "two for one ExternalService",
+			doc: objs + fmt.Sprintf(tp, "a", "{group: weft.dev, kind: ExternalService, name: api}") + "---\n" +
+				fmt.Sprintf(tp, "b", "{group: weft.dev, kind: ExternalService, name: api}"),
+			wantErr: "ExternalService shop/api already has TrafficPolicy a",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := Parse("m.yaml", []byte(tc.doc))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Parse error = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if len(st.Policies) != 0 {
+				t.Errorf("policies of external destinations among the mesh Services': %+v", st.Policies)
+			}
+			for _, es := range st.Egress {
+				if got := es.Policy != nil; got != tc.want[es.Name] {
+					t.Errorf("%s: policy %v, want %v", es.Name, got, tc.want[es.Name])
+				}
+				if es.Policy != nil && (es.Policy.Timeout == nil || *es.Policy.Timeout != 2*time.Second) {
+					t.Errorf("%s: timeout %v, want 2s", es.Name, es.Policy.Timeout)
+				}
 			}
 		})
 	}

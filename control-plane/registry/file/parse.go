@@ -59,6 +59,10 @@ type parser struct {
 	memo *docMemo
 	// kube is set when the objects come from Kubernetes (Build), nil for a file.
 	kube *kubeMode
+	// egressPolicies are the TrafficPolicies of external destinations, by
+	// "ExternalService <ns>/<name>" or "Service <ns>/<name>" (type
+	// ExternalName); set by buildTraffic, read by buildEgress.
+	egressPolicies map[string]model.TrafficPolicy
 }
 
 // document is one YAML document of the file.

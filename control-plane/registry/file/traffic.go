@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -273,13 +274,24 @@ var retryOnConditions = []string{
 func validateTrafficPolicy(p *parser, d *document, tp *v1alpha1.TrafficPolicy) {
 	spec := &tp.Spec
 	tr := spec.TargetRef
-	if (tr.Group != "" && tr.Group != "core") || (tr.Kind != "" && tr.Kind != "Service") {
-		p.errorf(d, "spec.targetRef.kind", "target %s/%s is not supported (Service)", tr.Group, tr.Kind)
+	external := tr.Kind == kindExternalService
+	switch {
+	case external && tr.Group == v1alpha1.GroupName:
+	case !external && (tr.Group == "" || tr.Group == "core") && (tr.Kind == "" || tr.Kind == "Service"):
+	default:
+		p.errorf(d, "spec.targetRef.kind", "target %s/%s is not supported (Service, or weft.dev/ExternalService)", tr.Group, tr.Kind)
 	}
-	if tr.Name == "" {
+	switch {
+	case tr.Name == "":
 		p.errorf(d, "spec.targetRef.name", "required")
-	} else if msgs := validation.IsDNS1035Label(tr.Name); len(msgs) > 0 {
-		p.errorf(d, "spec.targetRef.name", "invalid Service name %q: %s", tr.Name, strings.Join(msgs, "; "))
+	case external:
+		if msgs := validation.IsDNS1123Subdomain(tr.Name); len(msgs) > 0 {
+			p.errorf(d, "spec.targetRef.name", "invalid ExternalService name %q: %s", tr.Name, strings.Join(msgs, "; "))
+		}
+	default:
+		if msgs := validation.IsDNS1035Label(tr.Name); len(msgs) > 0 {
+			p.errorf(d, "spec.targetRef.name", "invalid Service name %q: %s", tr.Name, strings.Join(msgs, "; "))
+		}
 	}
 	if lb := spec.LoadBalancer; lb != nil {
 		switch lb.Algorithm {
@@ -385,22 +397,53 @@ func (p *parser) buildTraffic(services map[string]*model.Service) ([]model.HTTPR
 	}
 	var policies []model.TrafficPolicy
 	first := map[string]decoded[v1alpha1.TrafficPolicy]{}
+	externalNames := map[string]bool{}
+	for _, s := range o.services {
+		if s.obj.Spec.Type == corev1.ServiceTypeExternalName {
+			externalNames[s.obj.Namespace+"/"+s.obj.Name] = true
+		}
+	}
+	externalServices := map[string]bool{}
+	for _, es := range o.externalServices {
+		externalServices[es.obj.Namespace+"/"+es.obj.Name] = true
+	}
+	p.egressPolicies = map[string]model.TrafficPolicy{}
 	for _, tp := range o.trafficPolicies {
 		key := tp.obj.Namespace + "/" + tp.obj.Spec.TargetRef.Name
-		if _, ok := services[key]; !ok {
-			p.errorf(tp.doc, "spec.targetRef.name", "no Service %s in the file", key)
+		kind, external := "Service", false
+		switch {
+		case tp.obj.Spec.TargetRef.Kind == kindExternalService:
+			kind, external = kindExternalService, true
+			if !externalServices[key] {
+				p.errorf(tp.doc, "spec.targetRef.name", "no ExternalService %s in the file", key)
+				continue
+			}
+		case externalNames[key]:
+			external = true // the gateway applies it (Egress contract)
+		default:
+			if _, ok := services[key]; !ok {
+				p.errorf(tp.doc, "spec.targetRef.name", "no Service %s in the file", key)
+				continue
+			}
+		}
+		if other, dup := first[kind+" "+key]; dup {
+			p.errorf(tp.doc, "spec.targetRef.name", "%s %s already has TrafficPolicy %s (line %d)",
+				kind, key, other.obj.Name, other.doc.line("metadata.name"))
 			continue
 		}
-		if other, dup := first[key]; dup {
-			p.errorf(tp.doc, "spec.targetRef.name", "Service %s already has TrafficPolicy %s (line %d)",
-				key, other.obj.Name, other.doc.line("metadata.name"))
+		first[kind+" "+key] = tp
+		if external {
+			p.egressPolicies[kind+" "+key] = p.policyOf(tp)
 			continue
 		}
-		first[key] = tp
 		policies = append(policies, p.policyOf(tp))
 	}
 	return routes, policies
 }
+
+// kindExternalService is the kind of a TrafficPolicy's targetRef that names
+// an ExternalService.
+const kindExternalService = "ExternalService"
 
 func (p *parser) routeOf(r decoded[gwv1.HTTPRoute], services map[string]*model.Service) (model.HTTPRoute, bool) {
 	spec := &r.obj.Spec

@@ -404,7 +404,7 @@ func TestParseTrafficErrors(t *testing.T) {
 		{
 			name: "target not a Service",
 			data: policy("    name: payment\n  loadBalancer", "    kind: Deployment\n    name: payment\n  loadBalancer"),
-			want: "spec.targetRef.kind: target /Deployment is not supported (Service)",
+			want: "spec.targetRef.kind: target /Deployment is not supported (Service, or weft.dev/ExternalService)",
 		},
 		{
 			name: "on is read as true",
