@@ -42,6 +42,8 @@ const (
 	hostLegacyExt = "legacy.example.test" // spec.externalName of Service shop/legacy
 	hostSecure    = "secure.example.test"
 	hostUntrusted = "untrusted.example.test"
+	hostFlaky     = "flaky.example.test"   // answers 503 to the first two requests of each path
+	hostHanging   = "hanging.example.test" // never answers
 	// hostTCP is a raw TCP destination (tcpEchoServer at .110), for the
 	// TCP metrics test.
 	hostTCP = "tcp.example.test"
@@ -139,6 +141,45 @@ func (s *echo) serve(t *testing.T, addr string) {
 	})
 }
 
+// serveFlakyAndHanging runs the flaky site (503 to the first two requests
+// of each path) and the hanging one (answers nothing until the caller
+// gives up).
+func (e *egressEnv) serveFlakyAndHanging(t *testing.T, flakyAddr, hangingAddr string) {
+	t.Helper()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	flaky := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.flakyTries.Add(1)
+		mu.Lock()
+		seen[r.URL.Path]++
+		n := seen[r.URL.Path]
+		mu.Unlock()
+		if n <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "flaky ok after %d", n-1)
+	})
+	hanging := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+	})
+	for _, s := range []struct {
+		addr string
+		h    http.Handler
+	}{{flakyAddr, flaky}, {hangingAddr, hanging}} {
+		ln, err := net.Listen("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: s.h, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+	}
+}
+
 // certPEM is a certificate in PEM, for caCertificates.
 func certPEM(c tls.Certificate) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}))
@@ -162,9 +203,9 @@ spec:
 ---
 `)
 	resolve := fmt.Sprintf("--mode=egress-gateway --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s --resolve=cdn.example.test=%s --resolve=b.%s=%s"+
-		" --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s",
+		" --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s --resolve=%s=%s",
 		hostAPI, ip(100), hostForbidden, ip(102), hostCDN, ip(101), ip(101), hostCDN, ip(101),
-		hostLegacyExt, ip(104), hostSecure, ip(105), hostUntrusted, ip(105), hostTCP, ip(110))
+		hostLegacyExt, ip(104), hostSecure, ip(105), hostUntrusted, ip(105), hostTCP, ip(110), hostFlaky, ip(109), hostHanging, ip(111))
 	for i, n := range []int{21, 22} {
 		fmt.Fprintf(&b, `apiVersion: weft.dev/v1alpha1
 kind: WorkloadEntry
@@ -216,7 +257,37 @@ spec:
   ports: [{number: 5432, name: pg, protocol: TCP}]
   allow: [{from: [{serviceAccounts: [shop/order]}]}]
 ---
-`, hostLegacyExt, hostSecure, caPEM, hostUntrusted, otherCAPEM, ip(106))
+apiVersion: weft.dev/v1alpha1
+kind: ExternalService
+metadata: {name: flaky, namespace: shop}
+spec:
+  hosts: [%s]
+  ports: [{number: 8082, name: http, protocol: HTTP}]
+  allow: [{from: [{serviceAccounts: [shop/order]}]}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: flaky, namespace: shop}
+spec:
+  targetRef: {group: weft.dev, kind: ExternalService, name: flaky}
+  retry: {attempts: 3, retryOn: [connect-failure, 5xx], backoffBase: 5ms}
+---
+apiVersion: weft.dev/v1alpha1
+kind: ExternalService
+metadata: {name: hanging, namespace: shop}
+spec:
+  hosts: [%s]
+  ports: [{number: 8083, name: http, protocol: HTTP}]
+  allow: [{from: [{serviceAccounts: [shop/order]}]}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: TrafficPolicy
+metadata: {name: hanging, namespace: shop}
+spec:
+  targetRef: {group: weft.dev, kind: ExternalService, name: hanging}
+  timeout: 500ms
+---
+`, hostLegacyExt, hostSecure, caPEM, hostUntrusted, otherCAPEM, ip(106), hostFlaky, hostHanging)
 	fmt.Fprintf(&b, `apiVersion: weft.dev/v1alpha1
 kind: ExternalService
 metadata: {name: api, namespace: shop}
@@ -259,6 +330,8 @@ type egressEnv struct {
 	sites   map[string]*site
 	echoes  map[string]*echo
 	proxies map[string]*url.URL
+	// flakyTries counts the requests the flaky site received.
+	flakyTries atomic.Int64
 }
 
 func startEgressMesh(t *testing.T, opts ...launch.Option) *egressEnv {
@@ -275,14 +348,19 @@ func startEgressMesh(t *testing.T, opts ...launch.Option) *egressEnv {
 		name, addr string
 		cert       *tls.Certificate
 	}{
-		{"api", ip(100) + ":8080", nil}, {"api-tls", ip(100) + ":8443", &cert}, {"cdn", ip(101) + ":8443", &cert},
-		{"forbidden", ip(102) + ":8080", nil}, {"direct", ip(103) + ":8080", nil}, {"legacy", ip(104) + ":8080", nil},
+		{"api", ip(100) + ":8080", nil},
+		{"api-tls", ip(100) + ":8443", &cert},
+		{"cdn", ip(101) + ":8443", &cert},
+		{"forbidden", ip(102) + ":8080", nil},
+		{"direct", ip(103) + ":8080", nil},
+		{"legacy", ip(104) + ":8080", nil},
 		{"secure", ip(105) + ":9443", &secureCert},
 	} {
 		st := &site{name: s.name}
 		st.serve(t, s.addr, s.cert)
 		ee.sites[s.name] = st
 	}
+	ee.serveFlakyAndHanging(t, ip(109)+":8082", ip(111)+":8083")
 	for _, n := range []int{106, 108} {
 		ec := &echo{}
 		ec.serve(t, fmt.Sprintf("%s:5432", ip(n)))
@@ -405,13 +483,18 @@ func metric(ctx context.Context, healthAddr, name string, want ...string) (float
 	return sum, nil
 }
 
-// gatewayMetric sums a metric over both gateway replicas.
+// gatewayMetric sums weft_egress_requests_total (or the metric named by a
+// first argument starting with "weft_") over both gateway replicas.
 func (e *egressEnv) gatewayMetric(t *testing.T, want ...string) float64 {
 	t.Helper()
+	name := mesh.MetricEgressRequests
+	if len(want) > 0 && strings.HasPrefix(want[0], "weft_") {
+		name, want = want[0], want[1:]
+	}
 	var sum float64
-	for _, name := range []string{"egress-1", "egress-2"} {
-		w, _ := e.m.Workload(name)
-		v, err := metric(t.Context(), w.HealthAddress(), mesh.MetricEgressRequests, want...)
+	for _, replica := range []string{"egress-1", "egress-2"} {
+		w, _ := e.m.Workload(replica)
+		v, err := metric(t.Context(), w.HealthAddress(), name, want...)
 		if err != nil {
 			continue // a killed replica
 		}
@@ -654,6 +737,35 @@ func TestEgressGateway(t *testing.T) {
 		}
 		if !e.waitLogged(3*time.Second, `"result":"denied"`, `"source":"spiffe://cluster.local/ns/shop/sa/rogue"`, `"destination":"`+inside+`"`) {
 			t.Error("no denied access-log line for rogue -> the TCP address")
+		}
+	})
+	t.Run("resilience at the gateway", func(t *testing.T) {
+		// The ExternalService's TrafficPolicy (3 attempts on 5xx) at the
+		// gateway: two 503s, then the answer; the retry budget (default
+		// 20%, floor 3) lets them through.
+		before := e.flakyTries.Load()
+		retries := e.gatewayMetric(t, "weft_cluster_retries_total", `cluster="egress|shop/flaky:8082"`)
+		code, body := waitGet(t, order, "http://"+hostFlaky+":8082/once", http.StatusOK, 5*time.Second)
+		if code != http.StatusOK || body != "flaky ok after 2" {
+			t.Fatalf("flaky host: %d %q, want 200 after two retried 503s", code, body)
+		}
+		if n := e.flakyTries.Load() - before; n != 3 {
+			t.Errorf("the flaky site got %d tries, want 3", n)
+		}
+		if got := e.gatewayMetric(t, "weft_cluster_retries_total", `cluster="egress|shop/flaky:8082"`) - retries; got != 2 {
+			t.Errorf("gateway retries for egress|shop/flaky:8082 grew by %v, want 2", got)
+		}
+		if !e.waitLogged(3*time.Second, `"destination":"`+hostFlaky+`:8082"`, `"status":200`, `"attempts":3`) {
+			t.Error("no access-log line with 3 attempts for the flaky host")
+		}
+		// Its TrafficPolicy's 500ms timeout: 504 from the gateway.
+		start := time.Now()
+		code, body, err := get(t.Context(), order, "http://"+hostHanging+":8083/")
+		if took := time.Since(start); err != nil || code != http.StatusGatewayTimeout || took > 4*time.Second {
+			t.Errorf("hanging host: %d %q %v after %v, want 504 after about 500ms", code, body, err, took)
+		}
+		if !e.waitLogged(3*time.Second, `"destination":"`+hostHanging+`:8083"`, `"reason":"timeout"`, `"status":504`) {
+			t.Error("no timeout access-log line for the hanging host")
 		}
 	})
 	t.Run("replica killed under load", func(t *testing.T) {
