@@ -87,11 +87,11 @@ type Handler struct {
 	requests       *prometheus.CounterVec
 	connectTimeout time.Duration
 
-	cur   atomic.Pointer[compiled]
+	cur    atomic.Pointer[compiled]
 	conns  sync.Map // destination name:port -> *atomic.Int64
 	states sync.Map // statsName -> *destState (resilience.go)
-	fwd   *proxy.Forwarder
-	tr    *http.Transport
+	fwd    *proxy.Forwarder
+	tr     *http.Transport
 }
 
 var _ http.Handler = (*Handler)(nil)
