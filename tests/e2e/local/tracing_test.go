@@ -562,7 +562,9 @@ func TestTracingRetryAttempts(t *testing.T) {
 			if len(tries) != 2 {
 				continue
 			}
-			slices.SortFunc(tries, func(a, b jaegerharness.Span) int { return strings.Compare(a.Tag("weft.attempt"), b.Tag("weft.attempt")) })
+			slices.SortFunc(tries, func(a, b jaegerharness.Span) int {
+				return strings.Compare(a.Tag("weft.attempt"), b.Tag("weft.attempt"))
+			})
 			first, second := tries[0], tries[1]
 			// Both tries' server spans must have arrived too.
 			var servers [2]*jaegerharness.Span
