@@ -221,6 +221,42 @@ func TestTracingAcrossTheMesh(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Unsampled roots never reach Jaeger: a sampled marker request sent
+	// after them (its caller's decision is followed at rate 0) arrives
+	// complete, and every sidecar exports in order, so by then any span of
+	// the earlier traces would be there too.
+	var unsampled []string
+	for range 5 {
+		r, _, err := e.get(ctx, url)
+		if err != nil || !strings.HasSuffix(r.Trace["traceparent"], "-00") || len(r.Trace["traceparent"]) != 55 {
+			t.Fatalf("rate 0: traceparent %q, err %v", r.Trace["traceparent"], err)
+		}
+		unsampled = append(unsampled, r.Trace["traceparent"][3:35])
+	}
+	marker, markerTP := newTraceParent(true)
+	if resp, err := e.getWithHeader(ctx, url, "traceparent", markerTP); err != nil {
+		t.Fatal(err)
+	} else {
+		_ = resp.Body.Close()
+	}
+	for {
+		mt, err := j.Trace(ctx, marker)
+		if err == nil && len(mt.Spans) >= 8 {
+			break
+		}
+		if err != nil && !errors.Is(err, jaegerharness.ErrNotFound) {
+			t.Fatal(err)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("sampled marker trace %s at rate 0 never complete in Jaeger (%d spans)", marker, len(mt.Spans))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, id := range unsampled {
+		if ut, err := j.Trace(ctx, id); !errors.Is(err, jaegerharness.ErrNotFound) {
+			t.Errorf("unsampled trace %s is in Jaeger (%d spans, err %v)", id, len(ut.Spans), err)
+		}
+	}
 	// And back to 1.
 	p.Extra = tracingExtra(p, j.OTLPGRPC(), "1")
 	e.writeMesh(t, p)
