@@ -12,7 +12,16 @@
 // observes the metrics and writes the access log line. On the outbound
 // listener Outbound does the same without a span, and each try of the
 // request is a CLIENT span (StartAttempt / EndAttempt) whose context is
-// injected into that try's headers, so every retry is visible.
+// injected into that try's headers, so every retry is visible. An
+// outbound request that made no try of its own ends as one CLIENT span
+// with its response flags (denied, breaker_open, ...).
+//
+// A CONNECT (captured raw TCP, a tunnel) is a TCP stream, not a request
+// in the metrics: the handler calls OpenTCP when the stream starts
+// carrying bytes and counts them in the returned series as they move
+// (metrics.TCPSeries); Finish counts it closed (and opened, if it never
+// carried any). On the inbound, NotePeer records the verified peer before
+// authorization and NoteService the service the request is for.
 //
 // A Request is pooled and lives on the request goroutine from Inbound or
 // Outbound to Finish; the handler finds it with FromContext. With tracing

@@ -4,6 +4,13 @@
 // changes, ejections and timeouts. Counters are atomics; a Stats survives
 // config changes (the router hands the same one to every table that has
 // the cluster), and Source lets metrics exporters read them all.
+//
+// It also holds the Prometheus golden metrics the telemetry package
+// observes: Requests (weft_requests_total and the duration and size
+// histograms, prom.go) and TCP (weft_tcp_* for proxied TCP streams,
+// tcp.go), both labelled by source and destination workload, namespace,
+// service and identity, with each label set's children cached so a
+// request or a write costs no label hashing.
 package metrics
 
 import (
