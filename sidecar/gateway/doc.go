@@ -23,7 +23,9 @@
 //	   under the destination's resilience policy (resilience.go: limits,
 //	   route timeout, retries within the retry budget, breaker), compiled
 //	   by filter/retry, budget, outlier and timeout as for a route
-//	-> one JSON access-log line and weft_egress_requests_total.
+//	-> one JSON access-log line and weft_egress_requests_total; a CONNECT
+//	   tunnel also in the weft_tcp_* metrics (WithTCPMetrics: opened,
+//	   closed, bytes each way, source the verified caller).
 //
 // The egress table comes from the Weft metadata of the inbound filter chain
 // for mesh.PortEgressGateway; it is compiled (api/egress.Compile) once per

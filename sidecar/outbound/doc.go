@@ -33,7 +33,8 @@
 // next replica on connect failure) and splices the app's bytes through it
 // (CONNECT to the passthrough dials host:port directly; to a mesh service
 // it is 405). The splice owns one goroutine (app -> upstream) and waits
-// for it.
+// for it, and counts the stream in the weft_tcp_* metrics (a CONNECT is
+// not in the request metrics).
 //
 // The sidecar answers itself, with a "weft: ..." text body: 404 when no
 // route matches, 503 before the first configuration, when a
