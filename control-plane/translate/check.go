@@ -7,6 +7,9 @@ import (
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // Check verifies that a set of resources is what a sidecar accepts: every
@@ -16,13 +19,38 @@ import (
 // assignment belongs to an EDS cluster. It is the sidecar's own check run
 // before the push.
 func Check(r *Resources) error {
+	return check(r, func(m validatable) error { return m.ValidateAll() }, decodeHCM)
+}
+
+// decodeHCM decodes and validates an HttpConnectionManager typed config.
+func decodeHCM(a *anypb.Any) (*hcm.HttpConnectionManager, error) {
+	m := &hcm.HttpConnectionManager{}
+	if err := a.UnmarshalTo(m); err != nil {
+		return nil, err
+	}
+	if err := m.ValidateAll(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// validatable is a resource or typed config with generated validation.
+type validatable interface {
+	proto.Message
+	ValidateAll() error
+}
+
+// check is Check with validate running ValidateAll and hcmOf decoding and
+// validating an HttpConnectionManager (Index runs both once per shared
+// object).
+func check(r *Resources, validate func(validatable) error, hcmOf func(*anypb.Any) (*hcm.HttpConnectionManager, error)) error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{errInconsistent}, args...)...))
 	}
 	routes := map[string]bool{}
 	for _, rc := range r.Routes {
-		if err := rc.ValidateAll(); err != nil {
+		if err := validateRoute(rc, validate); err != nil {
 			errs = append(errs, fmt.Errorf("route %q: %w", rc.GetName(), err))
 		}
 		if routes[rc.GetName()] {
@@ -33,7 +61,7 @@ func Check(r *Resources) error {
 	clusters := map[string]bool{}
 	eds := map[string]bool{}
 	for _, c := range r.Clusters {
-		if err := c.ValidateAll(); err != nil {
+		if err := validate(c); err != nil {
 			errs = append(errs, fmt.Errorf("cluster %q: %w", c.GetName(), err))
 		}
 		if clusters[c.GetName()] {
@@ -50,7 +78,7 @@ func Check(r *Resources) error {
 	}
 	assigned := map[string]bool{}
 	for _, cla := range r.Endpoints {
-		if err := cla.ValidateAll(); err != nil {
+		if err := validate(cla); err != nil {
 			errs = append(errs, fmt.Errorf("endpoints %q: %w", cla.GetClusterName(), err))
 		}
 		if !eds[cla.GetClusterName()] {
@@ -85,7 +113,7 @@ func Check(r *Resources) error {
 	}
 	listeners := map[string]bool{}
 	for _, l := range r.Listeners {
-		if err := l.ValidateAll(); err != nil {
+		if err := validate(l); err != nil {
 			errs = append(errs, fmt.Errorf("listener %q: %w", l.GetName(), err))
 		}
 		if listeners[l.GetName()] {
@@ -94,16 +122,13 @@ func Check(r *Resources) error {
 		listeners[l.GetName()] = true
 		for _, fc := range l.GetFilterChains() {
 			for _, f := range fc.GetFilters() {
-				m := &hcm.HttpConnectionManager{}
-				if f.GetTypedConfig() == nil || !f.GetTypedConfig().MessageIs(m) {
+				if f.GetTypedConfig() == nil || !f.GetTypedConfig().MessageIs((*hcm.HttpConnectionManager)(nil)) {
 					continue
 				}
-				if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
+				m, err := hcmOf(f.GetTypedConfig())
+				if err != nil {
 					errs = append(errs, fmt.Errorf("listener %q: filter %q: %w", l.GetName(), f.GetName(), err))
 					continue
-				}
-				if err := m.ValidateAll(); err != nil {
-					errs = append(errs, fmt.Errorf("listener %q: filter %q: %w", l.GetName(), f.GetName(), err))
 				}
 				if rds := m.GetRds(); rds != nil && !routes[rds.GetRouteConfigName()] {
 					bad("listener %q: RDS route %q is not defined", l.GetName(), rds.GetRouteConfigName())
@@ -115,4 +140,27 @@ func Check(r *Resources) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateRoute validates a RouteConfiguration; one that sets nothing but
+// its name and virtual hosts (what Build makes) is validated virtual host
+// by virtual host, so that shared ones are validated once.
+func validateRoute(rc *route.RouteConfiguration, validate func(validatable) error) error {
+	simple := true
+	rc.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		simple = fd.Name() == "name" || fd.Name() == "virtual_hosts"
+		return simple
+	})
+	if !simple {
+		return validate(rc)
+	}
+	if err := (&route.RouteConfiguration{Name: rc.GetName()}).ValidateAll(); err != nil {
+		return err
+	}
+	for _, vh := range rc.GetVirtualHosts() {
+		if err := validate(vh); err != nil {
+			return fmt.Errorf("invalid RouteConfiguration.VirtualHosts: %w", err)
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -8,8 +9,11 @@ import (
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/api/meshconfig"
@@ -38,13 +42,21 @@ import (
 // Build holds its lock.
 type Index struct {
 	state model.State
-	mc    meshconfig.Config
+	mc    meshconfig.Config // with defaults and the state's telemetry
+	base  meshconfig.Config // as NewIndex got it (Next starts from it)
 
 	mu         sync.Mutex
+	ports      []outboundPort // every TCP service port, in state order (nil until first needed)
 	scopes     map[string]*egressScope
+	selected   map[string]*scopeSelection
 	outbound   map[outboundKey]*outboundPair
-	vhosts     map[vhostKey]*route.VirtualHost
+	vhosts     map[vhostKey]vhostEntry
+	prev       *reuse
 	egressRBAC map[string][]*hcm.HttpFilter
+	outFilter  map[[3]string]*listener.Filter
+	// valid holds the objects that passed ValidateAll, and the decoded
+	// HttpConnectionManager of typed configs (by their Any).
+	valid map[proto.Message]*hcm.HttpConnectionManager
 	// inboundSvcs: the service FQDNs (sorted) that target each workload
 	// port, made on first use for every workload at once.
 	inboundSvcs map[inboundKey][]string
@@ -53,6 +65,12 @@ type Index struct {
 type inboundKey struct {
 	workload, namespace string
 	port                uint32
+}
+
+// scopeSelection is, for one egress scope, the indexes in Index.ports of
+// the ports whose virtual hosts the proxy gets and of those its routes use.
+type scopeSelection struct {
+	reached, used []int
 }
 
 type outboundKey struct {
@@ -64,6 +82,22 @@ type outboundPair struct {
 	cluster *cluster.Cluster
 	cla     *endpoint.ClusterLoadAssignment
 	err     error
+	// what they were made from (Next reuses them when it is the same)
+	eps []model.Endpoint
+	pol model.TrafficPolicy
+}
+
+// vhostEntry is a memoized virtual host and the service it was made for.
+type vhostEntry struct {
+	vh                  *route.VirtualHost
+	name, ns, clusterIP string
+}
+
+// reuse is what an Index may take over from the previous state's Index.
+type reuse struct {
+	outbound map[outboundKey]*outboundPair
+	vhosts   map[vhostKey]vhostEntry // nil: routes or policies changed
+	valid    map[proto.Message]*hcm.HttpConnectionManager
 }
 
 type vhostKey struct {
@@ -74,16 +108,20 @@ type vhostKey struct {
 // NewIndex prepares state for Build calls with the mesh config mc (unset
 // fields take their defaults; the state's telemetry overrides mc's).
 func NewIndex(state model.State, mc meshconfig.Config) *Index {
+	base := mc
 	mc = mc.WithDefaults()
 	if state.Telemetry != nil {
 		mc = mc.WithTelemetry(*state.Telemetry)
 	}
 	return &Index{
-		state: state, mc: mc,
+		state: state, mc: mc, base: base,
 		scopes:     map[string]*egressScope{},
 		outbound:   map[outboundKey]*outboundPair{},
-		vhosts:     map[vhostKey]*route.VirtualHost{},
+		vhosts:     map[vhostKey]vhostEntry{},
 		egressRBAC: map[string][]*hcm.HttpFilter{},
+		selected:   map[string]*scopeSelection{},
+		outFilter:  map[[3]string]*listener.Filter{},
+		valid:      map[proto.Message]*hcm.HttpConnectionManager{},
 	}
 }
 
@@ -116,6 +154,141 @@ func (x *Index) servicesOf(name, namespace string, port uint32) []string {
 		x.inboundSvcs = m
 	}
 	return x.inboundSvcs[inboundKey{name, namespace, port}]
+}
+
+// Next returns the Index of a new state with the same mesh config. Its
+// outbound clusters, assignments and virtual hosts are the previous
+// index's objects wherever they are made from the same inputs, so that
+// consumers that cache per object (hashes, marshalled bytes) redo only
+// what the change touched. It does not retain x.
+func (x *Index) Next(state model.State) *Index {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := NewIndex(state, x.base)
+	if state.Telemetry != nil || x.state.Telemetry != nil {
+		return n // the state's telemetry changes mc: start afresh
+	}
+	n.prev = &reuse{outbound: x.outbound, valid: x.valid}
+	if reflect.DeepEqual(state.Routes, x.state.Routes) && reflect.DeepEqual(state.Policies, x.state.Policies) {
+		n.prev.vhosts = x.vhosts
+	}
+	return n
+}
+
+// outboundPorts lists every TCP service port with its cluster name.
+func (x *Index) outboundPorts() []outboundPort {
+	if x.ports != nil {
+		return x.ports
+	}
+	x.ports = []outboundPort{}
+	for _, svc := range x.state.Services {
+		host := mesh.ServiceHost(svc.Name, svc.Namespace, x.mc.ClusterDomain)
+		for _, port := range svc.Ports {
+			if port.Protocol != model.ProtocolTCP {
+				continue
+			}
+			x.ports = append(x.ports, outboundPort{svc: svc, port: port.Port, name: mesh.OutboundClusterName(port.Port, host), eps: port.Endpoints})
+		}
+	}
+	return x.ports
+}
+
+// allPorts is 0..n-1.
+func allPorts(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// scopePorts returns the indexes in outboundPorts of the ports whose
+// virtual hosts the proxy gets (those its scope reaches) and of the ports
+// whose clusters it gets (those the routes of those virtual hosts use);
+// every port for a proxy that is not egress-isolated.
+func (b *builder) scopePorts(sc *egressScope, key string) (reached, used []int, err error) {
+	ports := b.idx.outboundPorts()
+	if sc == nil {
+		all := allPorts(len(ports))
+		return all, all, nil
+	}
+	if sel, ok := b.idx.selected[key]; ok {
+		return sel.reached, sel.used, nil
+	}
+	sel := &scopeSelection{}
+	rc := &route.RouteConfiguration{}
+	for i, p := range ports {
+		if sc.reaches(p.name) {
+			sel.reached = append(sel.reached, i)
+			vh, err := b.vhost(p.svc, p.port, p.name)
+			if err != nil {
+				return nil, nil, err
+			}
+			rc.VirtualHosts = append(rc.VirtualHosts, vh)
+		}
+	}
+	// The routes of a virtual host do not depend on the proxy (only its
+	// domains do), so neither does the set of clusters they use.
+	u := sc.used(rc)
+	for i, p := range ports {
+		if u[p.name] {
+			sel.used = append(sel.used, i)
+		}
+	}
+	b.idx.selected[key] = sel
+	return sel.reached, sel.used, nil
+}
+
+// outboundFilter is the outbound listener's HttpConnectionManager filter,
+// once per egress scope, namespace and tracing service name.
+func (b *builder) outboundFilter() (*listener.Filter, error) {
+	_, scopeKey := b.scope()
+	key := [3]string{scopeKey, b.w.Namespace, ""}
+	if b.mc.Tracing.Endpoint != "" {
+		key[2] = b.serviceName() // only tracing uses it
+	}
+	if f, ok := b.idx.outFilter[key]; ok {
+		return f, nil
+	}
+	f, err := b.outboundHCM()
+	if err != nil {
+		return nil, err
+	}
+	b.idx.outFilter[key] = f
+	return f, nil
+}
+
+// validated runs ValidateAll on m once per object (shared objects are
+// checked by the first proxy that has them).
+func (x *Index) validated(m validatable) error {
+	if _, ok := x.valid[m]; ok {
+		return nil
+	}
+	if x.prev != nil {
+		if v, ok := x.prev.valid[m]; ok { // an object reused from the previous state
+			x.valid[m] = v
+			return nil
+		}
+	}
+	if err := m.ValidateAll(); err != nil {
+		return err
+	}
+	x.valid[m] = nil
+	return nil
+}
+
+// hcmOf decodes and validates an HttpConnectionManager typed config once
+// per object (the outbound one is shared: outboundFilter).
+func (x *Index) hcmOf(a *anypb.Any) (*hcm.HttpConnectionManager, error) {
+	if m := x.valid[a]; m != nil {
+		return m, nil
+	}
+	m, err := decodeHCM(a)
+	if err != nil {
+		return nil, err
+	}
+	x.valid[a] = m
+	return m, nil
 }
 
 // State is the state the index was made from.
@@ -166,8 +339,14 @@ func (b *builder) outboundPair(svc model.Service, name, scopeKey string, eps []m
 		key.locality = b.w.Locality
 	}
 	p, ok := b.idx.outbound[key]
+	if !ok && b.idx.prev != nil {
+		if old := b.idx.prev.outbound[key]; old != nil && old.err == nil && slices.Equal(old.eps, eps) && reflect.DeepEqual(old.pol, pol) {
+			p, ok = old, true
+			b.idx.outbound[key] = p
+		}
+	}
 	if !ok {
-		p = &outboundPair{}
+		p = &outboundPair{eps: eps, pol: pol}
 		p.cluster, p.err = b.outboundCluster(name, pol)
 		if p.err == nil {
 			p.cluster.TransportSocket, p.err = b.upstreamTLS(eps)
@@ -183,8 +362,14 @@ func (b *builder) outboundPair(svc model.Service, name, scopeKey string, eps []m
 // vhost returns the outbound virtual host of a service port.
 func (b *builder) vhost(svc model.Service, port uint32, name string) (*route.VirtualHost, error) {
 	key := vhostKey{cluster: name, local: svc.Namespace == b.w.Namespace}
-	if vh, ok := b.idx.vhosts[key]; ok {
-		return vh, nil
+	if e, ok := b.idx.vhosts[key]; ok {
+		return e.vh, nil
+	}
+	if b.idx.prev != nil {
+		if e, ok := b.idx.prev.vhosts[key]; ok && e.name == svc.Name && e.ns == svc.Namespace && e.clusterIP == svc.ClusterIP {
+			b.idx.vhosts[key] = e
+			return e.vh, nil
+		}
 	}
 	routes, err := b.vhostRoutes(svc, port, name)
 	if err != nil {
@@ -195,7 +380,7 @@ func (b *builder) vhost(svc model.Service, port uint32, name string) (*route.Vir
 		Domains: b.domains(svc, port),
 		Routes:  routes,
 	}
-	b.idx.vhosts[key] = vh
+	b.idx.vhosts[key] = vhostEntry{vh: vh, name: svc.Name, ns: svc.Namespace, clusterIP: svc.ClusterIP}
 	return vh, nil
 }
 

@@ -444,48 +444,63 @@ func (b *builder) egressScope() *egressScope {
 		}
 	}
 	peerSets := make([][]map[workloadKey]bool, len(rules)) // per rule, per peer: workloads
-	namedPorts := false                                    // some rule names a port: workloads' declared ports matter
+	// Per rule, the namespaces whose workloads some peer may allow (nil:
+	// any endpoint may be allowed: no peers, or an ipBlock peer), so that
+	// the endpoints of the other namespaces' services are not looked at.
+	ruleNS := make([]map[string]bool, len(rules))
+	namedPorts := false // some rule names a port: workloads' declared ports matter
 	for i, rr := range rules {
 		for _, p := range rr.r.Ports {
 			namedPorts = namedPorts || p.Name != ""
 		}
+		anyNS := len(rr.r.Peers) == 0
+		nss := map[string]bool{}
 		for _, p := range rr.r.Peers {
+			anyNS = anyNS || p.IPBlock != nil
 			set := map[workloadKey]bool{}
 			for _, w := range b.state.PeerWorkloads(rr.np.Namespace, p) {
 				set[workloadKey{w.Name, w.Namespace}] = true
+				nss[w.Namespace] = true
 			}
 			peerSets[i] = append(peerSets[i], set)
 		}
+		if !anyNS {
+			ruleNS[i] = nss
+		}
 		sc.rules = append(sc.rules, egressRule{name: rr.name, allowAll: len(rr.r.Peers) == 0 && len(rr.r.Ports) == 0})
 	}
-	for _, svc := range b.state.Services {
-		host := mesh.ServiceHost(svc.Name, svc.Namespace, b.mc.ClusterDomain)
-		for _, port := range svc.Ports {
-			if port.Protocol != model.ProtocolTCP {
-				continue
+	for _, op := range b.idx.outboundPorts() {
+		name := op.name
+		candidate := false
+		for i := range rules {
+			candidate = candidate || ruleNS[i] == nil || ruleNS[i][op.svc.Namespace]
+		}
+		if !candidate {
+			continue
+		}
+		for _, ep := range op.eps {
+			var declared []model.WorkloadPort
+			if namedPorts && ep.Sidecar() {
+				if w, ok := b.state.Workload(mesh.NodeID(ep.Workload, ep.Namespace)); ok {
+					declared = w.Ports
+				}
 			}
-			name := mesh.OutboundClusterName(port.Port, host)
-			for _, ep := range port.Endpoints {
-				var declared []model.WorkloadPort
-				if namedPorts && ep.Sidecar() {
-					if w, ok := b.state.Workload(mesh.NodeID(ep.Workload, ep.Namespace)); ok {
-						declared = w.Ports
-					}
+			ok := false
+			for i, rr := range rules {
+				if ruleNS[i] != nil && !ruleNS[i][ep.Namespace] {
+					continue // no peer of the rule is in the endpoint's namespace
 				}
-				ok := false
-				for i, rr := range rules {
-					if !coversPort(rr.r.Ports, ep.Port, declared) || !peerAllows(rr.r.Peers, peerSets[i], ep) {
-						continue
-					}
-					ok = true
-					if rs := &sc.rules[i]; len(rs.clusters) == 0 || rs.clusters[len(rs.clusters)-1] != name {
-						rs.clusters = append(rs.clusters, name)
-					}
+				if !coversPort(rr.r.Ports, ep.Port, declared) || !peerAllows(rr.r.Peers, peerSets[i], ep) {
+					continue
 				}
-				if ok {
-					sc.endpoints[name] = append(sc.endpoints[name], ep)
-					sc.reached[name] = true
+				ok = true
+				if rs := &sc.rules[i]; len(rs.clusters) == 0 || rs.clusters[len(rs.clusters)-1] != name {
+					rs.clusters = append(rs.clusters, name)
 				}
+			}
+			if ok {
+				sc.endpoints[name] = append(sc.endpoints[name], ep)
+				sc.reached[name] = true
 			}
 		}
 	}
@@ -537,11 +552,18 @@ func (b *builder) egressRBAC(sc *egressScope) ([]*hcm.HttpFilter, error) {
 	if sc == nil {
 		return nil, nil
 	}
+	wanted := map[string]bool{} // the clusters some rule names
+	for _, r := range sc.rules {
+		if !r.allowAll {
+			for _, c := range r.clusters {
+				wanted[c] = true
+			}
+		}
+	}
 	domains := map[string][]string{} // cluster -> the virtual host's domains
-	for _, svc := range b.state.Services {
-		host := mesh.ServiceHost(svc.Name, svc.Namespace, b.mc.ClusterDomain)
-		for _, port := range svc.Ports {
-			domains[mesh.OutboundClusterName(port.Port, host)] = b.domains(svc, port.Port)
+	for _, p := range b.idx.outboundPorts() {
+		if wanted[p.name] {
+			domains[p.name] = b.domains(p.svc, p.port)
 		}
 	}
 	policies := map[string]*rbacconfig.Policy{}

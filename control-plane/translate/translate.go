@@ -52,7 +52,7 @@ func build(b *builder) (*Resources, error) {
 	if err != nil {
 		return nil, fmt.Errorf("translate: proxy %s: %w", b.w.NodeID(), err)
 	}
-	if err := Check(res); err != nil {
+	if err := check(res, b.idx.validated, b.idx.hcmOf); err != nil {
 		return nil, fmt.Errorf("translate: proxy %s: %w", b.w.NodeID(), err)
 	}
 	return res, nil
@@ -68,6 +68,7 @@ type builder struct {
 // outboundPort is a TCP service port the proxy may get a cluster for.
 type outboundPort struct {
 	svc  model.Service
+	port uint32
 	name string
 	eps  []model.Endpoint
 }
@@ -76,31 +77,24 @@ func (b *builder) build() (*Resources, error) {
 	res := &Resources{}
 	outRoutes := &route.RouteConfiguration{Name: mesh.RouteOutbound}
 	scope, scopeKey := b.scope() // nil: not egress-isolated (rbac.go)
-	var ports []outboundPort
-	for _, svc := range b.state.Services {
-		for _, port := range svc.Ports {
-			if port.Protocol != model.ProtocolTCP {
-				continue
-			}
-			name := mesh.OutboundClusterName(port.Port, mesh.ServiceHost(svc.Name, svc.Namespace, b.mc.ClusterDomain))
-			if scope.reaches(name) {
-				vh, err := b.vhost(svc, port.Port, name)
-				if err != nil {
-					return nil, err
-				}
-				outRoutes.VirtualHosts = append(outRoutes.VirtualHosts, vh)
-			}
-			ports = append(ports, outboundPort{svc: svc, name: name, eps: scope.scopedEndpoints(name, port.Endpoints)})
+	ports := b.idx.outboundPorts()
+	reached, used, err := b.scopePorts(scope, scopeKey)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range reached {
+		p := ports[i]
+		vh, err := b.vhost(p.svc, p.port, p.name)
+		if err != nil {
+			return nil, err
 		}
+		outRoutes.VirtualHosts = append(outRoutes.VirtualHosts, vh)
 	}
 	// An egress-isolated proxy gets only the clusters its routes use
-	// (scope.prune): build no others.
-	used := scope.used(outRoutes)
-	for _, p := range ports {
-		if used != nil && !used[p.name] {
-			continue
-		}
-		c, cla, err := b.outboundPair(p.svc, p.name, scopeKey, p.eps)
+	// (scope.prune): no others are built.
+	for _, i := range used {
+		p := ports[i]
+		c, cla, err := b.outboundPair(p.svc, p.name, scopeKey, scope.scopedEndpoints(p.name, p.eps))
 		if err != nil {
 			return nil, err
 		}
@@ -247,6 +241,21 @@ func hcmFilter(m *hcm.HttpConnectionManager) (*listener.Filter, error) {
 }
 
 func (b *builder) outboundListener() (*listener.Listener, error) {
+	f, err := b.outboundFilter()
+	if err != nil {
+		return nil, err
+	}
+	return &listener.Listener{
+		Name:             mesh.ListenerOutbound,
+		Address:          socketAddress(b.w.Address, mesh.PortOutbound),
+		TrafficDirection: core.TrafficDirection_OUTBOUND,
+		Metadata:         b.listenerMetadata(),
+		FilterChains:     []*listener.FilterChain{{Filters: []*listener.Filter{f}}},
+	}, nil
+}
+
+// outboundHCM is the HttpConnectionManager filter of the outbound listener.
+func (b *builder) outboundHCM() (*listener.Filter, error) {
 	egress, err := b.outboundRBAC()
 	if err != nil {
 		return nil, err
@@ -263,17 +272,7 @@ func (b *builder) outboundListener() (*listener.Listener, error) {
 	if err := b.observe(m); err != nil {
 		return nil, err
 	}
-	f, err := hcmFilter(m)
-	if err != nil {
-		return nil, err
-	}
-	return &listener.Listener{
-		Name:             mesh.ListenerOutbound,
-		Address:          socketAddress(b.w.Address, mesh.PortOutbound),
-		TrafficDirection: core.TrafficDirection_OUTBOUND,
-		Metadata:         b.listenerMetadata(),
-		FilterChains:     []*listener.FilterChain{{Filters: []*listener.Filter{f}}},
-	}, nil
+	return hcmFilter(m)
 }
 
 func (b *builder) inboundListener() (*listener.Listener, error) {

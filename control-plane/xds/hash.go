@@ -5,9 +5,11 @@ import (
 	"encoding/hex"
 	"fmt"
 
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // numTypes is len(typeURLs).
@@ -26,8 +28,9 @@ func typeIndex(typeURL string) int {
 // typeSum is the hash of one type's resources of a node.
 type typeSum = [sha256.Size]byte
 
-// itemHash is one resource's hash: of its deterministic wire form, also as
-// the hex string delta ADS compares as the resource's version.
+// itemHash is one resource's hash: of its deterministic wire form (for a
+// RouteConfiguration, of its virtual hosts' hashes), also as the hex
+// string delta ADS compares as the resource's version.
 type itemHash struct {
 	sum [sha256.Size]byte
 	hex string
@@ -60,15 +63,43 @@ func (c *hashCache) item(r types.Resource) (*itemHash, error) {
 	}
 	h, ok := c.old[r]
 	if !ok {
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
-		if err != nil {
-			return nil, fmt.Errorf("xds: hash %s: %w", cache.GetResourceName(r), err)
+		var sum [sha256.Size]byte
+		if rc, isRC := r.(*route.RouteConfiguration); isRC && onlyVirtualHosts(rc) {
+			// Each proxy's outbound RouteConfiguration is its own object
+			// but its virtual hosts are shared (translate.Index): hash
+			// them once each and the route as the list of their hashes.
+			hh := sha256.New()
+			hh.Write([]byte("RouteConfiguration\x00" + rc.GetName() + "\x00"))
+			for _, vh := range rc.GetVirtualHosts() {
+				vhh, err := c.item(vh)
+				if err != nil {
+					return nil, err
+				}
+				hh.Write(vhh.sum[:])
+			}
+			copy(sum[:], hh.Sum(nil))
+		} else {
+			b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+			if err != nil {
+				return nil, fmt.Errorf("xds: hash %s: %w", cache.GetResourceName(r), err)
+			}
+			sum = sha256.Sum256(b)
 		}
-		sum := sha256.Sum256(b)
 		h = &itemHash{sum: sum, hex: hex.EncodeToString(sum[:])}
 	}
 	c.cur[r] = h
 	return h, nil
+}
+
+// onlyVirtualHosts reports whether rc sets no field but its name and
+// virtual hosts (what translate makes).
+func onlyVirtualHosts(rc *route.RouteConfiguration) bool {
+	only := true
+	rc.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+		only = fd.Name() == "name" || fd.Name() == "virtual_hosts"
+		return only
+	})
+	return only
 }
 
 // sum hashes resources (sorted by name) as a list: the hashes of its items

@@ -74,10 +74,11 @@ type nodeState struct {
 	// config is the node's translation (every type but Secrets), made
 	// from shape (nil when the node was translated on its own, from
 	// builtFrom) for a workload at addr; reused while they stay the same.
-	config    [numTypes][]types.Resource
-	shape     *shaped
-	addr      string
-	builtFrom *model.State
+	config     [numTypes][]types.Resource
+	configSums [numTypes]typeSum
+	shape      *shaped
+	addr       string
+	builtFrom  *model.State
 	// secrets are the Secret objects of the last snapshot.
 	secrets []types.Resource
 	// connecting: the node's first snapshot is being built; it is not a
@@ -259,11 +260,10 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 			}
 			break
 		}
-		n.config = sh.byType
-		if sh.rep.Name != w.Name || sh.rep.Address != w.Address {
-			n.config = resourcesByType(rewrite(sh.res, sh.rep.Address, w.Address))
+		if err := s.configFromShape(n, sh, w); err != nil {
+			s.log.Error("hash failed; proxy keeps its previous config", "proxy", id, "err", err)
+			return false
 		}
-		n.shape, n.addr, n.builtFrom = sh, w.Address, nil
 	case n.builtFrom != s.state || n.shape != nil:
 		var config [numTypes][]types.Resource
 		if known {
@@ -274,7 +274,15 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 			}
 			config = resourcesByType(res)
 		}
-		n.config, n.shape, n.addr, n.builtFrom = config, nil, w.Address, s.state
+		var sums [numTypes]typeSum
+		for i := range config {
+			var err error
+			if sums[i], err = s.shapes.hashes.sum(config[i]); err != nil {
+				s.log.Error("hash failed; proxy keeps its previous config", "proxy", id, "err", err)
+				return false
+			}
+		}
+		n.config, n.configSums, n.shape, n.addr, n.builtFrom = config, sums, nil, w.Address, s.state
 	}
 	if len(sec) > 0 && !slices.Equal(sec, n.secrets) {
 		if err := validateSecrets(sec); err != nil {
@@ -282,20 +290,13 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 			return false
 		}
 	}
-	byType := n.config
-	byType[typeIndex(resource.SecretType)] = sec
-
-	var sums [numTypes]typeSum
-	for i := range byType {
-		var err error
-		if sh != nil && len(byType[i]) > 0 && len(sh.byType[i]) == len(byType[i]) && &byType[i][0] == &sh.byType[i][0] {
-			sums[i] = sh.sums[i] // shared with the shape: hashed already
-			continue
-		}
-		if sums[i], err = s.shapes.hashes.sum(byType[i]); err != nil {
-			s.log.Error("hash failed; proxy keeps its previous config", "proxy", id, "err", err)
-			return false
-		}
+	byType, sums := n.config, n.configSums
+	si := typeIndex(resource.SecretType)
+	byType[si] = sec
+	var err error
+	if sums[si], err = s.shapes.hashes.sum(sec); err != nil {
+		s.log.Error("hash failed; proxy keeps its previous config", "proxy", id, "err", err)
+		return false
 	}
 	version := strconv.FormatUint(s.seq, 10)
 	changed := false
@@ -347,6 +348,39 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 	}
 	n.sums, n.versions, n.secrets = sums, versions, sec
 	return true
+}
+
+// configFromShape sets the node's config from its shape's translation
+// for workload w: a type whose content is what the node has already keeps
+// the node's objects; the others are the shape's, with the listeners and
+// clusters rewritten to w's address on a replica. s.mu is held.
+func (s *Server) configFromShape(n *nodeState, sh *shaped, w model.Workload) error {
+	var config [numTypes][]types.Resource
+	var sums [numTypes]typeSum
+	replica := sh.rep.Name != w.Name || sh.rep.Address != w.Address
+	var rewritten *[numTypes][]types.Resource
+	for i, typ := range typeURLs {
+		switch {
+		case n.shape != nil && n.addr == w.Address && n.shape.sums[i] == sh.sums[i]:
+			config[i], sums[i] = n.config[i], n.configSums[i] // unchanged
+			continue
+		case replica && (typ == resource.ListenerType || typ == resource.ClusterType):
+			if rewritten == nil {
+				r := resourcesByType(rewrite(sh.res, sh.rep.Address, w.Address))
+				rewritten = &r
+			}
+			config[i] = rewritten[i]
+		default:
+			config[i], sums[i] = sh.byType[i], sh.sums[i] // shared with the shape
+			continue
+		}
+		var err error
+		if sums[i], err = s.shapes.hashes.sum(config[i]); err != nil {
+			return err
+		}
+	}
+	n.config, n.configSums, n.shape, n.addr, n.builtFrom = config, sums, sh, w.Address, nil
+	return nil
 }
 
 func resourcesByType(r *translate.Resources) [numTypes][]types.Resource {

@@ -120,7 +120,12 @@ func (c *shapeCache) build(st *model.State, w model.Workload, mc meshconfig.Conf
 // translated on its own (c.idx.Build).
 func (c *shapeCache) get(st *model.State, w model.Workload, mc meshconfig.Config) (*shaped, error) {
 	if c.state != st {
-		c.state, c.idx = st, translate.NewIndex(*st, mc)
+		if c.idx == nil {
+			c.idx = translate.NewIndex(*st, mc)
+		} else {
+			c.idx = c.idx.Next(*st) // keeps the objects the change did not touch
+		}
+		c.state = st
 		c.prev, c.shapes = c.shapes, map[string]*shaped{}
 		if c.hashes == nil {
 			c.hashes = newHashCache()

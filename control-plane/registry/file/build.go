@@ -35,6 +35,10 @@ func (p *parser) build() model.State {
 		workloads = append(workloads, p.kube.workloads...) // pods may share addresses (hostNetwork)
 	}
 	inbound := make([]map[uint32]bool, len(workloads))
+	byNamespace := map[string][]int{} // namespace -> indexes in workloads, ascending
+	for i, w := range workloads {
+		byNamespace[w.Namespace] = append(byNamespace[w.Namespace], i)
+	}
 
 	services := make([]model.Service, 0, len(o.services))
 	index := map[string]int{} // "ns/name" -> index in services
@@ -68,7 +72,7 @@ func (p *parser) build() model.State {
 			ms.Ports = append(ms.Ports, mp)
 		}
 		if ms.Selector != nil {
-			p.selectWorkloads(s, &ms, workloads, inbound)
+			p.selectWorkloads(s, &ms, workloads, byNamespace[ms.Namespace], inbound)
 		}
 		index[svc.Namespace+"/"+svc.Name] = len(services)
 		services = append(services, ms)
@@ -117,11 +121,13 @@ func workloadOf(we *v1alpha1.WorkloadEntry) model.Workload {
 
 // selectWorkloads adds the workloads a service's selector matches (in its
 // namespace) as endpoints of each of its ports, resolving named target
-// ports against each workload's ports.
-func (p *parser) selectWorkloads(s decoded[corev1.Service], ms *model.Service, workloads []model.Workload, inbound []map[uint32]bool) {
+// ports against each workload's ports. inNamespace indexes the workloads
+// of the service's namespace.
+func (p *parser) selectWorkloads(s decoded[corev1.Service], ms *model.Service, workloads []model.Workload, inNamespace []int, inbound []map[uint32]bool) {
 	sel := labels.SelectorFromSet(ms.Selector)
 	matched := 0
-	for wi, w := range workloads {
+	for _, wi := range inNamespace {
+		w := workloads[wi]
 		if w.Namespace != ms.Namespace || !sel.Matches(labels.Set(w.Labels)) {
 			continue
 		}
