@@ -76,9 +76,13 @@ type nodeState struct {
 	// builtFrom) for a workload at addr; reused while they stay the same.
 	config     [numTypes][]types.Resource
 	configSums [numTypes]typeSum
-	shape      *shaped
-	addr       string
-	builtFrom  *model.State
+	// items and vmaps are config's snapshot maps (nil: not made yet),
+	// shared with shape where config is the shape's.
+	items     [numTypes]map[string]types.ResourceWithTTL
+	vmaps     [numTypes]map[string]string
+	shape     *shaped
+	addr      string
+	builtFrom *model.State
 	// secrets are the Secret objects of the last snapshot.
 	secrets []types.Resource
 	// connecting: the node's first snapshot is being built; it is not a
@@ -283,6 +287,7 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 			}
 		}
 		n.config, n.configSums, n.shape, n.addr, n.builtFrom = config, sums, nil, w.Address, s.state
+		n.items, n.vmaps = [numTypes]map[string]types.ResourceWithTTL{}, [numTypes]map[string]string{}
 	}
 	if len(sec) > 0 && !slices.Equal(sec, n.secrets) {
 		if err := validateSecrets(sec); err != nil {
@@ -316,23 +321,32 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 		n.secrets = sec
 		return false
 	}
+	// The delta version maps are filled in here from the hash cache (the
+	// cache would marshal every resource of every node again). No
+	// snap.Consistent: translate.Build checked the references, and a
+	// replica's rewrite changes addresses only.
 	snap := &cache.Snapshot{VersionMap: make(map[string]map[string]string, numTypes)}
 	versions := n.versions
 	for i, typ := range typeURLs {
 		if versions[i] == "" || n.sums[i] != sums[i] {
 			versions[i] = version
 		}
-		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(versions[i], byType[i])
-		vm, err := s.shapes.hashes.versionMap(byType[i])
-		if err != nil {
-			s.log.Error("hash failed; proxy keeps its previous config", "proxy", id, "err", err)
-			return false
+		if i == si || n.items[i] == nil {
+			vm, err := s.shapes.hashes.versionMap(byType[i])
+			if err != nil {
+				s.log.Error("hash failed; proxy keeps its previous config", "proxy", id, "err", err)
+				return false
+			}
+			if i != si {
+				n.items[i], n.vmaps[i] = itemsByName(byType[i]), vm
+			} else {
+				snap.Resources[cache.GetResponseType(typ)] = cache.Resources{Version: versions[i], Items: itemsByName(byType[i])}
+				snap.VersionMap[typ] = vm
+				continue
+			}
 		}
-		snap.VersionMap[typ] = vm
-	}
-	if err := snap.Consistent(); err != nil {
-		s.log.Error("inconsistent snapshot; proxy keeps its previous config", "proxy", id, "err", err)
-		return false
+		snap.Resources[cache.GetResponseType(typ)] = cache.Resources{Version: versions[i], Items: n.items[i]}
+		snap.VersionMap[typ] = n.vmaps[i]
 	}
 	// Expect the ACKs before the snapshot is set: the cache may answer the
 	// node's open watch at once, and its ACK can arrive before SetSnapshot
@@ -358,11 +372,14 @@ func (s *Server) configFromShape(n *nodeState, sh *shaped, w model.Workload) err
 	var config [numTypes][]types.Resource
 	var sums [numTypes]typeSum
 	replica := sh.rep.Name != w.Name || sh.rep.Address != w.Address
+	var items [numTypes]map[string]types.ResourceWithTTL
+	var vmaps [numTypes]map[string]string
 	var rewritten *[numTypes][]types.Resource
 	for i, typ := range typeURLs {
 		switch {
 		case n.shape != nil && n.addr == w.Address && n.shape.sums[i] == sh.sums[i]:
 			config[i], sums[i] = n.config[i], n.configSums[i] // unchanged
+			items[i], vmaps[i] = n.items[i], n.vmaps[i]
 			continue
 		case replica && (typ == resource.ListenerType || typ == resource.ClusterType):
 			if rewritten == nil {
@@ -372,6 +389,10 @@ func (s *Server) configFromShape(n *nodeState, sh *shaped, w model.Workload) err
 			config[i] = rewritten[i]
 		default:
 			config[i], sums[i] = sh.byType[i], sh.sums[i] // shared with the shape
+			var err error
+			if items[i], vmaps[i], err = sh.snapshotMaps(i, s.shapes.hashes); err != nil {
+				return err
+			}
 			continue
 		}
 		var err error
@@ -379,7 +400,8 @@ func (s *Server) configFromShape(n *nodeState, sh *shaped, w model.Workload) err
 			return err
 		}
 	}
-	n.config, n.configSums, n.shape, n.addr, n.builtFrom = config, sums, sh, w.Address, nil
+	n.config, n.configSums, n.items, n.vmaps = config, sums, items, vmaps
+	n.shape, n.addr, n.builtFrom = sh, w.Address, nil
 	return nil
 }
 

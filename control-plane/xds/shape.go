@@ -10,7 +10,9 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/api/meshconfig"
@@ -53,6 +55,32 @@ type shaped struct {
 	err    error
 	byType [numTypes][]types.Resource
 	sums   [numTypes]typeSum
+	// The snapshot cache's by-name maps of byType and their delta version
+	// maps, made once (snapshotMaps) and shared by the snapshots of every
+	// node that has the type unchanged.
+	items [numTypes]map[string]types.ResourceWithTTL
+	vmaps [numTypes]map[string]string
+}
+
+// snapshotMaps returns the by-name map and the version map of type i.
+func (sh *shaped) snapshotMaps(i int, hashes *hashCache) (map[string]types.ResourceWithTTL, map[string]string, error) {
+	if sh.items[i] == nil {
+		vm, err := hashes.versionMap(sh.byType[i])
+		if err != nil {
+			return nil, nil, err
+		}
+		sh.items[i], sh.vmaps[i] = itemsByName(sh.byType[i]), vm
+	}
+	return sh.items[i], sh.vmaps[i], nil
+}
+
+// itemsByName is the snapshot cache's index of resources.
+func itemsByName(items []types.Resource) map[string]types.ResourceWithTTL {
+	m := make(map[string]types.ResourceWithTTL, len(items))
+	for _, it := range items {
+		m[cache.GetResourceName(it)] = types.ResourceWithTTL{Resource: it}
+	}
+	return m
 }
 
 // shapeKey is the workload's shape, or "" when it must be translated on
@@ -162,9 +190,13 @@ func rewrite(res *translate.Resources, from, to string) *translate.Resources {
 	out := &translate.Resources{Routes: res.Routes, Endpoints: res.Endpoints}
 	out.Listeners = make([]*listener.Listener, len(res.Listeners))
 	for i, l := range res.Listeners {
-		l = proto.Clone(l).(*listener.Listener)
-		setAddress(l.GetAddress(), from, to)
-		out.Listeners[i] = l
+		// A new Listener sharing everything but its address: the filter
+		// chains (an egress-isolated proxy's RBAC alone is tens of KB)
+		// stay one object for every replica.
+		nl := shallowCopy(l)
+		nl.Address = proto.Clone(l.GetAddress()).(*core.Address)
+		setAddress(nl.GetAddress(), from, to)
+		out.Listeners[i] = nl
 	}
 	out.Clusters = make([]*cluster.Cluster, len(res.Clusters))
 	for i, cl := range res.Clusters {
@@ -185,4 +217,19 @@ func setAddress(a *core.Address, from, to string) {
 	if sa := a.GetSocketAddress(); sa != nil && sa.GetAddress() == from {
 		sa.Address = to
 	}
+}
+
+// shallowCopy returns a new message whose fields are m's (message, list
+// and map fields alias m's: neither is ever modified).
+func shallowCopy[M proto.Message](m M) M {
+	src := m.ProtoReflect()
+	dst := src.New()
+	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	if u := src.GetUnknown(); len(u) > 0 {
+		dst.SetUnknown(u)
+	}
+	return dst.Interface().(M)
 }

@@ -212,7 +212,7 @@ func FuzzDecodeReview(f *testing.F) {
 
 // writeCert writes a self-signed serving pair for 127.0.0.1 with the given
 // common name and returns the certificate pool that trusts it.
-func writeCert(t *testing.T, dir, cn string) *x509.CertPool {
+func writeCert(t testing.TB, dir, cn string) *x509.CertPool {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -168,3 +168,26 @@ func (s *sim) histogram(ctx context.Context, name string) (hist, error) {
 	}
 	return h, nil
 }
+
+// heapInuse forces a garbage collection in the control plane
+// (/debug/pprof/heap?gc=1) and returns its HeapInuse: the live heap,
+// which unlike RSS does not keep the high-water mark of a burst.
+func (s *sim) heapInuse(ctx context.Context) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.debug+"/debug/pprof/heap?gc=1&debug=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "# HeapInuse = "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("xdssim: HeapInuse not in the heap profile: %w", sc.Err())
+}

@@ -12,7 +12,10 @@ func (r *Report) Print(w io.Writer) {
 	p("xdssim: %s, %d proxies, %d services, %d endpoints", r.Mode, r.Proxies, r.Services, r.Endpoints)
 	p("  connect: all ACKed in %v; control plane %.1f CPU s; first config %s per proxy", r.ConnectTime.Round(time.Millisecond), r.CPUSecConnect, kb(float64(r.InitialBytes)))
 	perProxy := float64(r.RSSBytes-r.RSSBaseline) / float64(max(r.Proxies, 1))
-	p("  control plane RSS: %d MB idle, %d MB connected = %s per proxy (target < 100 KB)", r.RSSBaseline>>20, r.RSSBytes>>20, kb(perProxy))
+	p("  control plane RSS: %d MB idle, %d MB connected = %s per proxy (target < 100 KB); %d MB after the single changes",
+		r.RSSBaseline>>20, r.RSSBytes>>20, kb(perProxy), r.RSSSteady>>20)
+	p("  control plane live heap (after a GC): %d MB idle, %d MB connected = %s per proxy",
+		r.HeapBaseline>>20, r.HeapConnected>>20, kb(float64(r.HeapConnected-r.HeapBaseline)/float64(max(r.Proxies, 1))))
 	for i, c := range r.Changes {
 		p("  change %d: %d proxies affected; file write -> ACK p50 %v p99 %v max %v; EDS %s per proxy; %.2f CPU s",
 			i, c.Affected, c.P50.Round(time.Millisecond), c.P99.Round(time.Millisecond), c.Max.Round(time.Millisecond), kb(c.BytesPerProx), c.CPUSec)

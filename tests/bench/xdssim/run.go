@@ -64,6 +64,9 @@ type Report struct {
 	CPUSecConnect  float64       // control-plane CPU seconds while connecting
 	RSSBytes       int64         // control-plane RSS with every proxy connected
 	RSSBaseline    int64         // control-plane RSS before any proxy
+	HeapBaseline   int64         // control-plane live heap (HeapInuse after a GC) before any proxy
+	HeapConnected  int64         // the same with every proxy connected
+	RSSSteady      int64         // control-plane RSS after the single changes (steady state)
 	InitialBytes   int64         // bytes received per proxy for its first config (mean)
 	Changes        []ChangeResult
 	Churn          *ChurnResult
@@ -152,6 +155,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer s.stopControlPlane()
 	rep.RSSBaseline = rss(s.cp.Process.Pid)
+	rep.HeapBaseline, _ = s.heapInuse(ctx)
 
 	s.bundle = bundle
 	if err := s.dial(bundle); err != nil {
@@ -180,6 +184,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.CPUSecConnect = cpuSeconds(s.cp.Process.Pid) - cpu0
 	time.Sleep(time.Second) // let the heap settle before reading RSS
 	rep.RSSBytes = rss(s.cp.Process.Pid)
+	rep.HeapConnected, _ = s.heapInuse(ctx)
 	var total int64
 	for _, c := range s.clients {
 		for i := range c.rxBytes {
@@ -198,6 +203,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		cfg.Log.Info("change", "n", k, "affected", r.Affected, "p50", r.P50, "p99", r.P99, "max", r.Max, "eds_bytes_per_proxy", int(r.BytesPerProx))
 		rep.Changes = append(rep.Changes, r)
 	}
+
+	rep.RSSSteady = rss(s.cp.Process.Pid)
 
 	if cfg.ChurnRate > 0 && cfg.ChurnFor > 0 {
 		r, err := s.churn(ctx)

@@ -1,7 +1,6 @@
 package xdssim
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -23,14 +22,6 @@ func TestSmallRun(t *testing.T) {
 	}
 	for _, delta := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sotw", true: "delta"}[delta], func(t *testing.T) {
-			// Known bug: under heavy machine load the control plane's push
-			// tracker sometimes never reports a delta push as ACKed by every
-			// proxy (seen once in CI-like runs; passes alone). Until that is
-			// fixed the delta run is opt-in; the delta protocol itself is
-			// covered by control-plane/xds's tests.
-			if delta && os.Getenv("WEFT_XDSSIM_DELTA") == "" {
-				t.Skip("delta run is opt-in (WEFT_XDSSIM_DELTA=1) until the push tracker bug is fixed; see BENCHMARKS.md")
-			}
 			spec := MeshSpec{Services: 12, Namespaces: 3, EndpointsPerService: 2}
 			rep, err := Run(t.Context(), Config{
 				Bin: bin, Dir: filepath.Join(t.TempDir(), "run"), Mesh: spec, Proxies: 20, Delta: delta, Conns: 2,
