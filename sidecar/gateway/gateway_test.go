@@ -248,10 +248,36 @@ func TestHandler(t *testing.T) {
 
 // BenchmarkGateway: an HTTP GET through the gateway (TLS 1.3 + HTTP/2 from
 // the client, HTTP/1.1 keep-alive to the site) against the same GET sent
-// directly to the site.
+// directly to the site: in parallel (throughput) and one at a time
+// (latency; the difference is the latency the gateway adds).
 func BenchmarkGateway(b *testing.B) {
 	e := start(b)
 	_, port, _ := net.SplitHostPort(e.upstream)
+	serial := func(b *testing.B, c *http.Client, url, host string) {
+		for b.Loop() {
+			req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+			if host != "" {
+				req.Host = host
+			}
+			resp, err := c.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	}
+	b.Run("direct-serial", func(b *testing.B) {
+		c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+		b.Cleanup(c.CloseIdleConnections)
+		serial(b, c, "http://"+e.upstream+"/x", "")
+	})
+	b.Run("via-gateway-serial", func(b *testing.B) {
+		serial(b, client(b, order), "https://"+e.gw+"/x", "api.example.test:"+port)
+	})
 	b.Run("direct", func(b *testing.B) {
 		c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 		b.Cleanup(c.CloseIdleConnections)
