@@ -79,6 +79,14 @@ const (
 	// AnnotationIncludeInboundPorts limits inbound capture to these ports
 	// ("*" = all, the default).
 	AnnotationIncludeInboundPorts = "weft.dev/include-inbound-ports"
+	// AnnotationDNSCapture "true" or "false" on a pod overrides the mesh
+	// config's dnsCapture: the init step redirects the app's DNS (UDP and
+	// TCP port 53, not the proxy's own uid) to the sidecar's DNS proxy
+	// (PortDNSProxy), and the sidecar runs it (SidecarFlagDNSProxy).
+	AnnotationDNSCapture = "weft.dev/dns-capture"
+	// SidecarFlagDNSProxy turns on the sidecar's DNS proxy on
+	// 127.0.0.1:PortDNSProxy.
+	SidecarFlagDNSProxy = "--dns-proxy"
 
 	// DefaultProxyImage is the sidecar image when none is configured.
 	DefaultProxyImage = "ghcr.io/weftmesh/weft-sidecar:latest"
@@ -98,6 +106,10 @@ const (
 	InitFlagIncludeOutboundPorts = "--include-outbound-ports"
 	InitFlagExcludeOutboundPorts = "--exclude-outbound-ports"
 	InitFlagExcludeOutboundCIDRs = "--exclude-outbound-cidrs"
+	// InitFlagCaptureDNS redirects the app's UDP and TCP port 53 to
+	// InitFlagDNSPort (default PortDNSProxy), except the proxy uid's.
+	InitFlagCaptureDNS = "--capture-dns"
+	InitFlagDNSPort    = "--dns-port"
 )
 
 // AppProbePath is the path on the sidecar's health port that stands for

@@ -27,6 +27,9 @@ const (
 	PortWebhook = 15017
 	// PortDebug is the control plane's debug and metrics HTTP port.
 	PortDebug = 15014
+	// PortDNSProxy is the sidecar's DNS proxy (UDP and TCP, on 127.0.0.1 in a
+	// pod): the target of the opt-in DNS capture (AnnotationDNSCapture).
+	PortDNSProxy = 15053
 )
 
 // ProxyUID is the user id the sidecar runs as; capture rules exclude it.
@@ -101,6 +104,12 @@ const (
 	MetadataWorkload = "workload"
 	// MetadataIdentity is an endpoint's SPIFFE ID.
 	MetadataIdentity = "identity"
+	// MetadataServiceHost (string) on an outbound service cluster is the
+	// service's FQDN (ServiceHost); MetadataServiceAddresses (list of
+	// strings) its virtual IPs (the ClusterIP; absent for a headless
+	// service). The sidecar's DNS proxy answers A/AAAA queries from them.
+	MetadataServiceHost      = "service_host"
+	MetadataServiceAddresses = "service_addresses"
 )
 
 // ServiceHost is the fully qualified name of a service:

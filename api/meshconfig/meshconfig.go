@@ -48,6 +48,10 @@ type Config struct {
 	Tracing Tracing `json:"tracing,omitempty"`
 	// AccessLog settings (telemetry.go).
 	AccessLog AccessLog `json:"accessLog,omitzero"`
+	// DNSCapture sends injected pods' DNS to their sidecar's DNS proxy,
+	// which answers for mesh services and forwards the rest (off by
+	// default; the pod annotation mesh.AnnotationDNSCapture overrides it).
+	DNSCapture bool `json:"dnsCapture,omitempty"`
 }
 
 // Tracing configures span export.
