@@ -349,6 +349,9 @@ func (b *builder) outboundPair(svc model.Service, name, scopeKey string, eps []m
 		p = &outboundPair{eps: eps, pol: pol}
 		p.cluster, p.err = b.outboundCluster(name, pol)
 		if p.err == nil {
+			setServiceMetadata(p.cluster, mesh.ServiceHost(svc.Name, svc.Namespace, b.mc.ClusterDomain), svc.ClusterIP)
+		}
+		if p.err == nil {
 			p.cluster.TransportSocket, p.err = b.upstreamTLS(eps)
 		}
 		if p.err == nil {

@@ -174,6 +174,29 @@ func (b *builder) domains(svc model.Service, port uint32) []string {
 	return out
 }
 
+// setServiceMetadata records on an outbound service cluster the service's
+// FQDN and virtual IP (filter_metadata["weft"]: mesh.MetadataServiceHost,
+// mesh.MetadataServiceAddresses), which the sidecar's DNS proxy answers
+// A/AAAA queries from. A headless service (no cluster IP) gets the host
+// only.
+func setServiceMetadata(c *cluster.Cluster, host, clusterIP string) {
+	if c.Metadata == nil {
+		c.Metadata = &core.Metadata{}
+	}
+	if c.Metadata.FilterMetadata == nil {
+		c.Metadata.FilterMetadata = map[string]*structpb.Struct{}
+	}
+	weft := c.Metadata.FilterMetadata[mesh.MetadataNamespace]
+	if weft == nil {
+		weft = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+		c.Metadata.FilterMetadata[mesh.MetadataNamespace] = weft
+	}
+	weft.Fields[mesh.MetadataServiceHost] = structpb.NewStringValue(host)
+	if clusterIP != "" {
+		weft.Fields[mesh.MetadataServiceAddresses] = structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewStringValue(clusterIP)}})
+	}
+}
+
 func isIPv6(ip string) bool {
 	for i := 0; i < len(ip); i++ {
 		if ip[i] == ':' {
