@@ -59,6 +59,8 @@ func ParseInitFlags(args []string, stderr io.Writer) (InitOptions, error) {
 	incOut := fs.String(flagName(mesh.InitFlagIncludeOutboundPorts), AllPorts, "outbound ports to capture (* = all)")
 	excOut := fs.String(flagName(mesh.InitFlagExcludeOutboundPorts), "", "outbound ports not to capture")
 	excCIDR := fs.String(flagName(mesh.InitFlagExcludeOutboundCIDRs), "", "outbound destinations (CIDRs) not to capture")
+	fs.BoolVar(&o.Config.CaptureDNS, flagName(mesh.InitFlagCaptureDNS), false, "redirect the app's DNS (UDP and TCP port 53) to the sidecar's DNS proxy")
+	dnsPort := fs.Uint(flagName(mesh.InitFlagDNSPort), mesh.PortDNSProxy, "port of the sidecar's DNS proxy on 127.0.0.1")
 	fs.StringVar(&o.Backend, "iptables-backend", "auto", "auto (detect as Istio does), nft, legacy or default (iptables-restore)")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print the iptables-restore input and exit")
 	if err := fs.Parse(args); err != nil {
@@ -67,9 +69,10 @@ func ParseInitFlags(args []string, stderr io.Writer) (InitOptions, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("init: unexpected arguments %q", fs.Args())
 	}
-	if *in == 0 || *in > 65535 || *out == 0 || *out > 65535 || *uid > 1<<31 {
+	if *in == 0 || *in > 65535 || *out == 0 || *out > 65535 || *dnsPort == 0 || *dnsPort > 65535 || *uid > 1<<31 {
 		return o, fmt.Errorf("init: bad port or uid")
 	}
+	o.Config.DNSPort = uint16(*dnsPort)
 	o.Config.ProxyUID, o.Config.InboundPort, o.Config.OutboundPort = uint32(*uid), uint16(*in), uint16(*out)
 	o.Config.IncludeInboundPorts = splitList(*incIn)
 	o.Config.IncludeOutboundPorts = splitList(*incOut)

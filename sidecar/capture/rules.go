@@ -17,6 +17,7 @@ const (
 	ChainInRedirect = "WEFT_IN_REDIRECT"
 	ChainOutput     = "WEFT_OUTPUT"
 	ChainRedirect   = "WEFT_REDIRECT"
+	ChainDNS        = "WEFT_DNS"
 )
 
 // Config is what `weft-sidecar init` captures. Port lists hold numbers;
@@ -32,6 +33,10 @@ type Config struct {
 	IncludeOutboundPorts []string
 	ExcludeOutboundPorts []uint16
 	ExcludeOutboundCIDRs []netip.Prefix
+	// CaptureDNS redirects the app's DNS (UDP and TCP port 53, from any
+	// uid but ProxyUID) to DNSPort on 127.0.0.1, the sidecar's DNS proxy.
+	CaptureDNS bool
+	DNSPort    uint16
 }
 
 // AllPorts in an include list means every port.
@@ -40,7 +45,7 @@ const AllPorts = "*"
 // DefaultConfig is the capture with no annotation: everything, the mesh
 // ports and uid.
 func DefaultConfig() Config {
-	return Config{ProxyUID: mesh.ProxyUID, InboundPort: mesh.PortInbound, OutboundPort: mesh.PortOutbound}
+	return Config{ProxyUID: mesh.ProxyUID, InboundPort: mesh.PortInbound, OutboundPort: mesh.PortOutbound, DNSPort: mesh.PortDNSProxy}
 }
 
 func all(list []string) bool { return len(list) == 0 || slices.Contains(list, AllPorts) }
@@ -63,14 +68,26 @@ func Render(cfg Config) (string, error) {
 	if cfg.InboundPort == 0 || cfg.OutboundPort == 0 {
 		return "", errors.New("capture: inbound and outbound ports are required")
 	}
+	if cfg.CaptureDNS && cfg.DNSPort == 0 {
+		return "", errors.New("capture: DNS capture needs the DNS proxy's port")
+	}
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("*nat")
-	for _, c := range []string{ChainInbound, ChainInRedirect, ChainOutput, ChainRedirect} {
+	chains := []string{ChainInbound, ChainInRedirect, ChainOutput, ChainRedirect}
+	if cfg.CaptureDNS {
+		chains = append(chains, ChainDNS)
+	}
+	for _, c := range chains {
 		w(":%s - [0:0]", c)
 	}
 	w("-A PREROUTING -p tcp -j %s", ChainInbound)
 	w("-A OUTPUT -p tcp -j %s", ChainOutput)
+	if cfg.CaptureDNS {
+		// The jump has no --dport: iptables-save writes "-m udp --dport",
+		// which dedupe would not recognise on a re-run.
+		w("-A OUTPUT -p udp -j %s", ChainDNS)
+	}
 
 	// Inbound.
 	excl := []uint16{mesh.PortHealth, mesh.PortAdmin, cfg.InboundPort}
@@ -95,6 +112,11 @@ func Render(cfg Config) (string, error) {
 
 	// Outbound.
 	uid := cfg.ProxyUID
+	if cfg.CaptureDNS {
+		// DNS over TCP first, before the loopback and uid exceptions, so
+		// it goes to the DNS proxy and not to the outbound listener.
+		w("-A %s -p tcp --dport 53 -j %s", ChainOutput, ChainDNS)
+	}
 	// Unlike Istio, the proxy's own traffic to its pod IP over lo is never
 	// sent back to the inbound: it is either the tunnel (already to the
 	// inbound port) or the inbound delivering to the app at <pod ip>:<port>,
@@ -127,6 +149,14 @@ func Render(cfg Config) (string, error) {
 		}
 	}
 	w("-A %s -p tcp -j REDIRECT --to-ports %d", ChainRedirect, cfg.OutboundPort)
+
+	if cfg.CaptureDNS {
+		// The proxy's own queries to the upstream resolvers leave as they
+		// are; every other uid's port 53 goes to the DNS proxy.
+		w("-A %s -m owner --uid-owner %d -j RETURN", ChainDNS, uid)
+		w("-A %s -p udp --dport 53 -j REDIRECT --to-ports %d", ChainDNS, cfg.DNSPort)
+		w("-A %s -p tcp --dport 53 -j REDIRECT --to-ports %d", ChainDNS, cfg.DNSPort)
+	}
 	w("COMMIT")
 	return b.String(), nil
 }

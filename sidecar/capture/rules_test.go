@@ -28,6 +28,7 @@ func TestRenderGolden(t *testing.T) {
 	}{
 		{"default", DefaultConfig()},
 		{"custom", custom},
+		{"dns", func() Config { c := DefaultConfig(); c.CaptureDNS = true; return c }()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Render(tc.cfg)
@@ -57,6 +58,7 @@ func TestRenderErrors(t *testing.T) {
 		mut  func(*Config)
 	}{
 		{"no inbound port", func(c *Config) { c.InboundPort = 0 }},
+		{"dns without a port", func(c *Config) { c.CaptureDNS, c.DNSPort = true, 0 }},
 		{"bad include inbound", func(c *Config) { c.IncludeInboundPorts = []string{"http"} }},
 		{"bad include outbound", func(c *Config) { c.IncludeOutboundPorts = []string{"0"} }},
 	} {
