@@ -93,6 +93,14 @@ type Config struct {
 	// MTLSOptions are extra options of the mTLS tunnel (benchmarks turn
 	// its HTTP/1.1 pool off to compare).
 	MTLSOptions []transport.MTLSOption
+
+	// DNSProxy runs the DNS proxy (package dnsproxy) on DNSAddress
+	// (DefaultDNSAddress): A/AAAA for the mesh services of the xDS config,
+	// everything else forwarded to the nameservers of ResolvConf
+	// (/etc/resolv.conf).
+	DNSProxy   bool
+	DNSAddress string
+	ResolvConf string
 }
 
 // DefaultXDSAddress is where the control plane listens in local mode.
@@ -238,6 +246,10 @@ func Run(ctx context.Context, cfg Config) error {
 	// The validator compiles each candidate; the update handler installs
 	// the table compiled for the snapshot it publishes. Both run on the
 	// xDS client's goroutine.
+	dns, err := newDNSServer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
 	var compiled *router.Table
 	// Ejections and restorations are logged (they were compiled with a
 	// discarding logger before, so no breaker decision was visible).
@@ -257,6 +269,11 @@ func Run(ctx context.Context, cfg Config) error {
 					return err
 				}
 			}
+			if cfg.DNSProxy {
+				if _, err := dnsServices(s); err != nil {
+					return err
+				}
+			}
 			compiled = t
 			return nil
 		}),
@@ -271,6 +288,7 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 			}
 			tables.Store(t)
+			dns.update(s)
 			if err := obs.Apply(s); err != nil {
 				log.Warn("telemetry configuration not applied", "error", err)
 			}
@@ -284,6 +302,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Workload: cfg.Workload, Namespace: cfg.Namespace, ServiceAccount: cfg.ServiceAccount, IP: cfg.IP,
 	}, xdsOpts...)
 	if err != nil {
+		dns.close()
 		return fmt.Errorf("sidecar: %w", err)
 	}
 
@@ -299,11 +318,13 @@ func Run(ctx context.Context, cfg Config) error {
 
 	adminLn, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.AdminAddress)
 	if err != nil {
+		dns.close()
 		return fmt.Errorf("sidecar: admin: %w", err)
 	}
 	healthLn, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.HealthAddress)
 	if err != nil {
 		adminLn.Close()
+		dns.close()
 		return fmt.Errorf("sidecar: health: %w", err)
 	}
 	var certs admin.Certs
@@ -343,6 +364,9 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	if mgr != nil {
 		g.Go(func() error { return mgr.Run(gctx, identity.NewGRPCCA(ca, sec.cred)) })
+	}
+	if dns != nil {
+		g.Go(func() error { return dns.serve(gctx) })
 	}
 	g.Go(func() error {
 		t := time.NewTicker(250 * time.Millisecond)

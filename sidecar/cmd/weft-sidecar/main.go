@@ -19,12 +19,14 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar"
 	"github.com/weftmesh/weft/sidecar/capture"
+	"github.com/weftmesh/weft/sidecar/dnsproxy"
 	"github.com/weftmesh/weft/sidecar/gateway"
 )
 
@@ -63,6 +65,8 @@ func main() {
 	}
 }
 
+func flagName(f string) string { return strings.TrimPrefix(f, "--") }
+
 // parseFlags reads the command line into a sidecar.Config with its logger.
 func parseFlags(args []string, stderr io.Writer) (sidecar.Config, error) {
 	var cfg sidecar.Config
@@ -87,6 +91,9 @@ func parseFlags(args []string, stderr io.Writer) (sidecar.Config, error) {
 	})
 	fs.BoolVar(&cfg.Capture, "capture", false, "pod mode: traffic arrives redirected by `weft-sidecar init` rules; the outbound listener binds 0.0.0.0:<port> and both listeners use the original destination")
 	fs.StringVar(&cfg.AppProbes, "app-probes", os.Getenv(mesh.EnvAppProbes), "the app's original HTTP probes as JSON (default $"+mesh.EnvAppProbes+"), answered on the health port under "+mesh.AppProbePathPrefix)
+	fs.BoolVar(&cfg.DNSProxy, flagName(mesh.SidecarFlagDNSProxy), false, "run the DNS proxy: A/AAAA for mesh services from the xDS config, other queries forwarded to the nameservers of --resolv-conf")
+	fs.StringVar(&cfg.DNSAddress, "dns-address", sidecar.DefaultDNSAddress, "DNS proxy address (UDP and TCP), with --dns-proxy")
+	fs.StringVar(&cfg.ResolvConf, "resolv-conf", dnsproxy.DefaultResolvConf, "resolv.conf whose nameservers the DNS proxy forwards to")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
