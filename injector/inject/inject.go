@@ -57,6 +57,8 @@ type Capture struct {
 	IncludeOutboundPorts string `json:"includeOutboundPorts"`
 	ExcludeOutboundPorts string `json:"excludeOutboundPorts"`
 	ExcludeOutboundCIDRs string `json:"excludeOutboundCIDRs,omitempty"`
+	// DNS: the app's DNS goes to the sidecar's DNS proxy.
+	DNS bool `json:"dns,omitempty"`
 }
 
 // AppProbe is one original HTTP probe, as the proxy's health port calls it
@@ -132,7 +134,7 @@ func PodTemplate(meta *metav1.ObjectMeta, spec *corev1.PodSpec, mc meshconfig.Co
 	}
 	mc = mc.WithDefaults()
 
-	capture, err := captureFor(meta.Annotations, tpl)
+	capture, err := captureFor(meta.Annotations, tpl, mc)
 	if err != nil {
 		return "", err
 	}
@@ -147,6 +149,10 @@ func PodTemplate(meta *metav1.ObjectMeta, spec *corev1.PodSpec, mc meshconfig.Co
 	}
 
 	proxy := proxyContainer(mc, tpl, res, probes)
+	if capture.DNS {
+		// The app's DNS arrives through the init step's rules.
+		proxy.Args = append(proxy.Args, mesh.SidecarFlagDNSProxy)
+	}
 	initc := initContainer(tpl, capture)
 	if tpl.LegacySidecar {
 		spec.InitContainers = slices.Insert(spec.InitContainers, 0, initc)
@@ -192,7 +198,7 @@ func hasContainer(spec *corev1.PodSpec, name string) bool {
 // captureFor merges the template's capture defaults with the pod's
 // annotations (an annotation replaces the default list) and always keeps
 // the health port out of inbound capture, so kubelet probes reach it.
-func captureFor(ann map[string]string, tpl Template) (Capture, error) {
+func captureFor(ann map[string]string, tpl Template, mc meshconfig.Config) (Capture, error) {
 	pick := func(key, def string) string {
 		if v, ok := ann[key]; ok {
 			return v
@@ -224,6 +230,12 @@ func captureFor(ann map[string]string, tpl Template) (Capture, error) {
 	}
 	if c.ExcludeOutboundCIDRs, err = parseCIDRs(pick(mesh.AnnotationExcludeOutboundCIDRs, tpl.ExcludeOutboundCIDRs)); err != nil {
 		return Capture{}, fmt.Errorf("annotation %s: %w", mesh.AnnotationExcludeOutboundCIDRs, err)
+	}
+	c.DNS = mc.DNSCapture
+	if v, ok := ann[mesh.AnnotationDNSCapture]; ok {
+		if c.DNS, err = strconv.ParseBool(v); err != nil {
+			return Capture{}, fmt.Errorf("annotation %s: %q is not true or false", mesh.AnnotationDNSCapture, v)
+		}
 	}
 	return c, nil
 }
@@ -330,6 +342,9 @@ func initContainer(tpl Template, c Capture) corev1.Container {
 	}
 	if c.ExcludeOutboundCIDRs != "" {
 		args = append(args, mesh.InitFlagExcludeOutboundCIDRs+"="+c.ExcludeOutboundCIDRs)
+	}
+	if c.DNS {
+		args = append(args, mesh.InitFlagCaptureDNS+"=true")
 	}
 	root := int64(0)
 	return corev1.Container{

@@ -67,6 +67,10 @@ func TestGolden(t *testing.T) {
 			t.LogLevel = "debug"
 		}},
 		{name: "legacy", tpl: func(t *Template) { t.LegacySidecar = true }},
+		// DNS capture: by the pod's annotation; on mesh-wide but refused
+		// by the pod's annotation (no DNS flags).
+		{name: "dns"},
+		{name: "dnsoptout", mc: meshconfig.Config{DNSCapture: true}},
 		{name: "optedout", skipped: SkipOptedOut},
 		{name: "hostnetwork", skipped: SkipHostNetwork},
 		{name: "hasproxy", skipped: SkipAlreadyInjected},
@@ -230,6 +234,7 @@ func TestErrors(t *testing.T) {
 		{name: "port zero", ann: map[string]string{mesh.AnnotationIncludeOutboundPorts: "0"}, want: `"0" is not a port`},
 		{name: "port too big", ann: map[string]string{mesh.AnnotationExcludeInboundPorts: "70000"}, want: `"70000" is not a port`},
 		{name: "star not allowed", ann: map[string]string{mesh.AnnotationExcludeInboundPorts: "*"}, want: `"*" is not allowed here`},
+		{name: "bad dns capture", ann: map[string]string{mesh.AnnotationDNSCapture: "yes please"}, want: `annotation weft.dev/dns-capture: "yes please" is not true or false`},
 		{name: "bad cidr", ann: map[string]string{mesh.AnnotationExcludeOutboundCIDRs: "10.0.0.0/33"}, want: `annotation weft.dev/exclude-outbound-cidrs: "10.0.0.0/33" is not a CIDR`},
 		{name: "bad quantity", ann: map[string]string{mesh.AnnotationProxyMemory: "lots"}, want: `annotation weft.dev/proxy-memory: "lots"`},
 		{name: "request above limit", ann: map[string]string{mesh.AnnotationProxyCPU: "2", mesh.AnnotationProxyCPULimit: "1"}, want: "proxy cpu request 2 is above its limit 1"},

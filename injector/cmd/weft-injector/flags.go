@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/api/meshconfig"
 	"github.com/weftmesh/weft/injector/inject"
 	"github.com/weftmesh/weft/injector/webhook"
@@ -40,6 +41,7 @@ func templateFlags(fs *flag.FlagSet, mc *meshconfig.Config, tpl *inject.Template
 	fs.StringVar(&tpl.IncludeOutboundPorts, "include-outbound-ports", tpl.IncludeOutboundPorts, "outbound ports to capture (* = all)")
 	fs.StringVar(&tpl.ExcludeOutboundPorts, "exclude-outbound-ports", tpl.ExcludeOutboundPorts, "outbound ports never captured")
 	fs.StringVar(&tpl.ExcludeOutboundCIDRs, "exclude-outbound-cidrs", tpl.ExcludeOutboundCIDRs, "outbound CIDRs never captured")
+	fs.BoolVar(&mc.DNSCapture, "dns-capture", mc.DNSCapture, "send the app's DNS to the sidecar's DNS proxy (pods override with the "+mesh.AnnotationDNSCapture+" annotation)")
 	return func() { tpl.LegacySidecar = !*native }
 }
 
