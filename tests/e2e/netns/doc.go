@@ -4,5 +4,9 @@
 // shop app, and the real control plane with the file registry in the hub
 // namespace. Apps make plain requests to Service names (via the pod's
 // /etc/hosts -> ClusterIP) and ClusterIPs; nothing is configured as a
-// proxy. Root only: it skips otherwise unless WEFT_REQUIRE_NETNS is set.
+// proxy. TestDNSProxy adds the opt-in DNS capture: glibc lookups in a pod
+// (search path, UDP and TCP) answered by the sidecar's DNS proxy for mesh
+// names, forwarded to an upstream resolver in the hub for the rest, and
+// never captured for the proxy's own uid. Root only: it skips otherwise
+// unless WEFT_REQUIRE_NETNS is set.
 package netns

@@ -36,6 +36,14 @@ var binaries = map[string]string{
 const envEcho = "WEFT_NETNS_ECHO"
 
 func TestMain(m *testing.M) {
+	if v := os.Getenv(envResolver); v != "" {
+		// The test's upstream DNS resolver (dns_test.go); lives until killed.
+		if err := serveResolver(v, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if v := os.Getenv(envEcho); v != "" {
 		addr, name, _ := strings.Cut(v, ",")
 		ln, err := net.Listen("tcp", addr) //nolint:noctx // the helper process lives until killed.
