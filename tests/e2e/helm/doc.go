@@ -5,6 +5,12 @@
 //     defaults and every charts/weft/ci/*-values.yaml, with checks on the
 //     rendered objects (names from api/mesh, security settings, RBAC).
 //   - TestSchemaRejections: bad values fail with the message users see.
+//   - TestExternalCA: with ci/external-ca-values.yaml, the operator's CA
+//     (a root and an issuing intermediate in the Secret the values name)
+//     written where the rendered volume mounts it and the control plane
+//     run with the rendered args: its xDS certificate verifies against the
+//     operator's root through the intermediate, with the values' trust
+//     domain, and the trust bundle it publishes is the operator's ca.crt.
 //   - TestImages: each bin/images/<name>.tar has the right entrypoint, a
 //     non-root user (mesh.ProxyUID) and stays under a size budget.
 //   - TestSidecarImageInit (root): the sidecar archive unpacked into a

@@ -109,29 +109,7 @@ func (r *release) startInjector(ctx context.Context, objs []*unstructured.Unstru
 			ctr = c
 		}
 	}
-	root := t.TempDir()
-	mounts := map[string]string{}
-	for _, m := range ctr.VolumeMounts {
-		for _, v := range d.Spec.Template.Spec.Volumes {
-			if v.Name != m.Name || v.Secret == nil {
-				continue
-			}
-			s, err := r.c.Client.CoreV1().Secrets(releaseNS).Get(ctx, v.Secret.SecretName, metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			local := filepath.Join(root, m.MountPath)
-			if err := os.MkdirAll(local, 0o700); err != nil {
-				t.Fatal(err)
-			}
-			for _, it := range v.Secret.Items {
-				if err := os.WriteFile(filepath.Join(local, it.Path), s.Data[it.Key], 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			mounts[m.MountPath] = local
-		}
-	}
+	mounts := r.secretMounts(ctx, d, ctr)
 	var args []string
 	for _, a := range ctr.Args {
 		if strings.HasPrefix(a, "--listen=") {
@@ -160,6 +138,43 @@ func (r *release) startInjector(ctx context.Context, objs []*unstructured.Unstru
 	return args
 }
 
+// secretMounts writes the Secret volumes that ctr mounts, as the kubelet
+// would (the Secret's items, or every key), under a directory of the
+// test's, and returns mount path -> local directory.
+func (r *release) secretMounts(ctx context.Context, d *appsv1.Deployment, ctr corev1.Container) map[string]string {
+	t := r.t
+	root := t.TempDir()
+	mounts := map[string]string{}
+	for _, m := range ctr.VolumeMounts {
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Name != m.Name || v.Secret == nil {
+				continue
+			}
+			s, err := r.c.Client.CoreV1().Secrets(releaseNS).Get(ctx, v.Secret.SecretName, metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("secret volume %s: %v", v.Name, err)
+			}
+			local := filepath.Join(root, m.MountPath)
+			if err := os.MkdirAll(local, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			items := v.Secret.Items
+			if len(items) == 0 {
+				for k := range s.Data {
+					items = append(items, corev1.KeyToPath{Key: k, Path: k})
+				}
+			}
+			for _, it := range items {
+				if err := os.WriteFile(filepath.Join(local, it.Path), s.Data[it.Key], 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mounts[m.MountPath] = local
+		}
+	}
+	return mounts
+}
+
 // startControlPlane runs weft-control-plane with exactly the args of the
 // rendered container: listen addresses mapped to a 127.x address of the
 // test's, $(VAR) references expanded from the container's env as the kubelet
@@ -167,6 +182,13 @@ func (r *release) startInjector(ctx context.Context, objs []*unstructured.Unstru
 // impersonates the chart's ServiceAccount, so the chart's RBAC is what the
 // control plane gets. It returns the debug address.
 func (r *release) startControlPlane(ctx context.Context, objs []*unstructured.Unstructured, bin string) (debugAddr string, args []string) {
+	debugAddr, _, args = r.startControlPlaneXDS(ctx, objs, bin)
+	return debugAddr, args
+}
+
+// startControlPlaneXDS is startControlPlane that also returns the xDS
+// address.
+func (r *release) startControlPlaneXDS(ctx context.Context, objs []*unstructured.Unstructured, bin string) (debugAddr, xdsAddr string, args []string) {
 	t := r.t
 	d := toTyped[appsv1.Deployment](t, find(objs, "Deployment", mesh.ControlPlaneDeployment))
 	var ctr corev1.Container
@@ -183,7 +205,7 @@ func (r *release) startControlPlane(ctx context.Context, objs []*unstructured.Un
 		}
 		return net.JoinHostPort(ip.String(), strconv.Itoa(p))
 	}
-	xdsAddr, debugAddr := port(), port()
+	xdsAddr, debugAddr = port(), port()
 	podName := d.Name + "-e2e-0"
 	env := map[string]string{}
 	for _, e := range ctr.Env {
@@ -196,6 +218,14 @@ func (r *release) startControlPlane(ctx context.Context, objs []*unstructured.Un
 			env[e.Name] = e.Value
 		}
 	}
+	// /tmp is an emptyDir (the process has its own); Secret volumes are
+	// written out and their paths in the args mapped.
+	mounts := r.secretMounts(ctx, d, ctr)
+	for _, m := range ctr.VolumeMounts {
+		if _, ok := mounts[m.MountPath]; !ok && m.MountPath != "/tmp" {
+			t.Fatalf("control plane mounts %s at %s: this test maps /tmp and Secrets only", m.Name, m.MountPath)
+		}
+	}
 	for _, a := range ctr.Args {
 		switch {
 		case strings.HasPrefix(a, "--xds-address="):
@@ -206,10 +236,10 @@ func (r *release) startControlPlane(ctx context.Context, objs []*unstructured.Un
 		for k, v := range env {
 			a = strings.ReplaceAll(a, "$("+k+")", v)
 		}
+		for mp, local := range mounts {
+			a = strings.Replace(a, "="+mp+"/", "="+local+"/", 1)
+		}
 		args = append(args, a)
-	}
-	if len(ctr.VolumeMounts) != 1 || ctr.VolumeMounts[0].MountPath != "/tmp" {
-		t.Fatalf("control plane mounts %v: this test maps only /tmp", ctr.VolumeMounts)
 	}
 	// Impersonate system:serviceaccount:<ns>:<sa> with the admin credentials.
 	kc, err := clientcmd.LoadFromFile(r.c.Kubeconfig)
@@ -230,7 +260,7 @@ func (r *release) startControlPlane(ctx context.Context, objs []*unstructured.Un
 		t.Fatalf("control plane with the rendered args %q: %v\n%s", args, err, p.Tail(30))
 	}
 	r.cpProc = p
-	return debugAddr, args
+	return debugAddr, xdsAddr, args
 }
 
 // checkCABundle: the webhook's caBundle is the Secret's CA.
