@@ -233,7 +233,7 @@ spec: {address: %s, serviceAccount: default}
 		}
 		out, err := app.Run(argv...)
 		if err != nil {
-			return "", fmt.Errorf("%v: %s", err, out)
+			return "", fmt.Errorf("%w: %s", err, out)
 		}
 		f := strings.Fields(string(out))
 		if len(f) == 0 {
