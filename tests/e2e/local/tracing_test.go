@@ -27,6 +27,11 @@ func tracingExtra(p meshParams, otlp string, rate string) string {
 
 // tracingExtraB3 is tracingExtra with B3 emitted (b3) or not.
 func tracingExtraB3(p meshParams, otlp string, rate string, b3 bool) string {
+	return meshConfigExtra(p, otlp, rate, b3, "{enabled: true}")
+}
+
+// meshConfigExtra is tracingExtraB3 with the ConfigMap's accessLog value.
+func meshConfigExtra(p meshParams, otlp string, rate string, b3 bool, accessLog string) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Service
 metadata:
@@ -65,8 +70,8 @@ metadata:
 data:
   mesh: |
     tracing: {endpoint: "%s", samplingRate: %s, b3: %t}
-    accessLog: {enabled: true}
-`, p.IP(15), otlp, rate, b3)
+    accessLog: %s
+`, p.IP(15), otlp, rate, b3, accessLog)
 }
 
 func newTraceParent(sampled bool) (traceID, header string) {
@@ -711,5 +716,106 @@ func checkAccessLog(t *testing.T, e *env, wl, traceID string, spans func(kind, s
 	}
 	if !clusters["outbound|8080||payment.shop.svc.cluster.local"] || !clusters["outbound|8080||inventory.shop.svc.cluster.local"] {
 		t.Errorf("outbound lines' clusters %v, want payment and inventory", clusters)
+	}
+}
+
+// TestAccessLogFilterAtRunTime: every request is one access-log line on
+// the sidecar; a status filter pushed at run time (accessLog.minStatus
+// 400 in the mesh ConfigMap) leaves out the successes and keeps the 404s.
+func TestAccessLogFilterAtRunTime(t *testing.T) {
+	p := meshParams{Base: randomBase(), Payment2: "absent"}
+	collector := p.IP(201) + ":4317" // nothing listens: spans dropped, ids still made
+	p.Extra = meshConfigExtra(p, collector, "1", false, "{enabled: true}")
+	e := startSecureMesh(t, p)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	w, _ := e.m.Workload("api-gateway-1")
+	logFile := e.m.SidecarLogFile(w)
+	// logged returns api-gateway-1's inbound access-log line of a trace.
+	logged := func(traceID string) map[string]any {
+		data, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if !strings.HasPrefix(line, "{") || !strings.Contains(line, traceID) {
+				continue
+			}
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["trace_id"] == traceID && m["direction"] == "inbound" {
+				return m
+			}
+		}
+		return nil
+	}
+	send := func(path string) (traceID string, code int) {
+		id, tp := newTraceParent(true)
+		resp, err := e.getWithHeader(ctx, "http://api-gateway.shop:8080"+path, "traceparent", tp)
+		if err != nil {
+			return id, 0
+		}
+		_ = resp.Body.Close()
+		return id, resp.StatusCode
+	}
+	waitLogged := func(id string) map[string]any {
+		for {
+			if m := logged(id); m != nil {
+				return m
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("no access-log line for trace %s", id)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	var ok string
+	for {
+		var code int
+		if ok, code = send("/checkout"); code == http.StatusOK {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("mesh never served")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m := waitLogged(ok); m["status"] != float64(200) || m["path"] != "/checkout" || m["source_identity"] != "spiffe://cluster.local/ns/shop/sa/client" {
+		t.Errorf("access-log line %v", m)
+	}
+
+	p.Extra = meshConfigExtra(p, collector, "1", false, "{enabled: true, minStatus: 400}")
+	e.writeMesh(t, p)
+	// In effect once a success is left out while the 404 sent after it is
+	// logged (each line is written when its request ends).
+	for {
+		okID, okCode := send("/checkout")
+		nfID, nfCode := send("/nope")
+		if okCode != http.StatusOK || nfCode != http.StatusNotFound {
+			t.Fatalf("GETs answered %d and %d, want 200 and 404", okCode, nfCode)
+		}
+		m := waitLogged(nfID)
+		if m["status"] != float64(404) {
+			t.Errorf("404's line %v", m)
+		}
+		if logged(okID) == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("minStatus 400 never took effect: successes still logged")
+		}
+	}
+	// And stays in effect: of 5 successes and a 404 after them, once the
+	// 404's line is there, no success has one.
+	var oks []string
+	for range 5 {
+		id, _ := send("/checkout")
+		oks = append(oks, id)
+	}
+	id, _ := send("/nope")
+	waitLogged(id)
+	for _, id := range oks {
+		if logged(id) != nil {
+			t.Errorf("success %s logged with minStatus 400", id)
+		}
 	}
 }
