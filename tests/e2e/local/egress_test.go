@@ -228,7 +228,7 @@ metadata: {name: legacy, namespace: shop}
 spec:
   type: ExternalName
   externalName: %s
-  ports: [{name: http, port: 8080}]
+  ports: [{name: http, port: 8080}, {name: https, port: 8443}]
 ---
 apiVersion: weft.dev/v1alpha1
 kind: ExternalService
@@ -338,7 +338,7 @@ func startEgressMesh(t *testing.T, opts ...launch.Option) *egressEnv {
 	t.Helper()
 	base := randomBase()
 	ip := func(n int) string { return fmt.Sprintf("%s.%d", base, n) }
-	cert, roots := selfSigned(t, hostAPI, "*.cdn.example.test", "cdn.example.test")
+	cert, roots := selfSigned(t, hostAPI, "*.cdn.example.test", "cdn.example.test", hostLegacyExt)
 	// The site behind originated TLS has its own CA (the certificate is
 	// its own root); otherCA signed nothing the site presents.
 	secureCert, _ := selfSigned(t, hostSecure, hostUntrusted)
@@ -354,6 +354,7 @@ func startEgressMesh(t *testing.T, opts ...launch.Option) *egressEnv {
 		{"forbidden", ip(102) + ":8080", nil},
 		{"direct", ip(103) + ":8080", nil},
 		{"legacy", ip(104) + ":8080", nil},
+		{"legacy-tls", ip(104) + ":8443", &cert},
 		{"secure", ip(105) + ":9443", &secureCert},
 	} {
 		st := &site{name: s.name}
@@ -582,6 +583,9 @@ func TestEgressGateway(t *testing.T) {
 		if !e.gatewayLogged(`"result":"denied"`, `"source":"spiffe://cluster.local/ns/shop/sa/rogue"`, `"destination":"`+hostAPI+`:8080"`) {
 			t.Error("no denied access-log line for rogue -> api")
 		}
+		if !e.waitLogged(3*time.Second, `"result":"denied"`, `"source":"spiffe://cluster.local/ns/shop/sa/rogue"`, `"destination":"`+hostAPI+`:8443"`, `"protocol":"TLS"`) {
+			t.Error("no denied access-log line for rogue -> api over TLS (CONNECT)")
+		}
 		if n := e.sites["forbidden"].conns.Load(); n != 0 {
 			t.Errorf("the forbidden site got %d connections", n)
 		}
@@ -657,6 +661,23 @@ func TestEgressGateway(t *testing.T) {
 		}
 		if n := e.sites["legacy"].reqs.Load() - reqs; n != 0 {
 			t.Errorf("the legacy site answered %d requests from audit", n)
+		}
+		// Its TLS port (named https): a CONNECT to the mesh name whose
+		// ClientHello names the external name passes; one naming another
+		// registered host is refused before anything is dialled.
+		code, body = waitGet(t, e.client(t, "order-1", hostLegacyExt), "https://legacy.shop:8443/t", http.StatusOK, 5*time.Second)
+		if want := "legacy-tls host=legacy.shop:8443 sni=" + hostLegacyExt; code != http.StatusOK || body != want {
+			t.Errorf("order -> legacy.shop:8443 (SNI %s): %d %q, want 200 %q", hostLegacyExt, code, body, want)
+		}
+		conns := e.sites["legacy-tls"].conns.Load()
+		if code, body, err := get(t.Context(), e.client(t, "order-1", hostAPI), "https://legacy.shop:8443/"); err == nil {
+			t.Errorf("SNI %s through CONNECT legacy.shop:8443: %d %q, want refused", hostAPI, code, body)
+		}
+		if n := e.sites["legacy-tls"].conns.Load() - conns; n != 0 {
+			t.Errorf("a spoofed SNI reached the legacy TLS site (%d connections)", n)
+		}
+		if !e.waitLogged(3*time.Second, `"reason":"sni_mismatch"`, `"destination":"legacy.shop:8443"`) {
+			t.Error("no sni_mismatch access-log line for legacy.shop:8443")
 		}
 	})
 	t.Run("TLS origination", func(t *testing.T) {
