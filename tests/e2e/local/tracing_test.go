@@ -493,9 +493,10 @@ func TestTracingCollectorDown(t *testing.T) {
 			q := func(ds []time.Duration, f float64) time.Duration { return ds[int(f*float64(len(ds)-1))] }
 			t.Logf("collector %s: p50 %v p90 %v max %v; tracing off: p50 %v p90 %v max %v",
 				tc.name, q(down, .5), q(down, .9), down[n-1], q(off, .5), q(off, .9), off[n-1])
-			// Noise on a shared machine: a blocked exporter would add its
-			// 1 s export timeout to the requests it held.
-			if q(down, .5) > 2*q(off, .5)+2*time.Millisecond || q(down, .9) > 3*q(off, .9)+10*time.Millisecond {
+			// Generous for a shared, loaded CI machine (the two phases run
+			// a few seconds apart): a blocking exporter would add its 1 s
+			// export timeout to the requests it held, far beyond these.
+			if q(down, .5) > 3*q(off, .5)+10*time.Millisecond || q(down, .9) > 5*q(off, .9)+50*time.Millisecond {
 				t.Errorf("collector %s slowed requests: p50 %v / p90 %v against %v / %v with tracing off",
 					tc.name, q(down, .5), q(down, .9), q(off, .5), q(off, .9))
 			}
