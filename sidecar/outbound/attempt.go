@@ -19,6 +19,7 @@ import (
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
 	"github.com/weftmesh/weft/sidecar/telemetry"
+	"github.com/weftmesh/weft/sidecar/transport"
 )
 
 // Canonical forms of the resilience headers.
@@ -139,7 +140,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 		if pol.AvoidPrevious {
 			pc.Tried = append(pc.Tried, ep)
 		}
-		tookConn, reason, ok := admit(lim, ep, trackConns, trackPending)
+		tookConn, reason, ok := admit(lim, out, ep, trackConns, trackPending)
 		if !ok {
 			done(true)
 			switch reason {
@@ -251,18 +252,19 @@ func pick(cl *router.Cluster, pc *lb.Context) (_ *lb.Endpoint, _ outlier.Done, r
 	return nil, nil, refused
 }
 
-// admit applies max_connections and max_pending_requests to a try. The
-// sidecar's transports hold one multiplexed connection per tunnel peer and
-// one connection per request in flight to a direct endpoint, so a try
-// needs a new connection when it is the first in flight to a tunnel peer or
-// any try to a direct endpoint; a try is pending until its response
-// arrives. Neither limit can bind when it is not below max_requests, so
-// they are only tracked then.
-func admit(lim *budget.Limits, ep *lb.Endpoint, conns, pending bool) (tookConn bool, _ budget.Reason, _ bool) {
+// admit applies max_connections and max_pending_requests to a try of out
+// to ep. A try holds a connection of its own when the transport sends it
+// on a pooled HTTP/1.1 connection (transport.OwnConnection: direct
+// endpoints, HTTP/1.x over the mTLS tunnel), and otherwise shares the
+// endpoint's one multiplexed HTTP/2 connection, counted once, by the first
+// try in flight to it; a try is pending until its response arrives.
+// Neither limit can bind when it is not below max_requests, so they are
+// only tracked then.
+func admit(lim *budget.Limits, out *http.Request, ep *lb.Endpoint, conns, pending bool) (tookConn bool, _ budget.Reason, _ bool) {
 	if pending && !lim.StartPending() {
 		return false, budget.MaxPendingRequests, false
 	}
-	if conns && (ep.TunnelAddr == "" || ep.State.InFlight() == 0) {
+	if conns && (transport.OwnConnection(out, ep) || ep.State.InFlight() == 0) {
 		if !lim.StartConn() {
 			if pending {
 				lim.EndPending()

@@ -1,6 +1,7 @@
 package outbound_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/weftmesh/weft/sidecar/lb"
 	"github.com/weftmesh/weft/sidecar/outbound"
+	"github.com/weftmesh/weft/sidecar/router"
 )
 
 // heldTransport holds every try until release is closed.
@@ -42,28 +44,61 @@ func (h *heldTransport) RoundTrip(req *http.Request, _ *lb.Endpoint) (*http.Resp
 // the limit; once the held ones finish, requests pass again.
 func TestClusterLimitsFailFast(t *testing.T) {
 	u := wrapperspb.UInt32
+	// The endpoints of an mTLS cluster (xdsclient.NewSnapshot has no
+	// identity to accept a transport socket with, so the test marks the
+	// compiled endpoints the way the router does from one).
+	withMTLS := func(tbl *router.Table) {
+		m := &lb.MTLS{PeerIDs: []string{"spiffe://cluster.local/ns/shop/sa/payment"}, Key: "spiffe://cluster.local/ns/shop/sa/payment"}
+		for _, cl := range tbl.Clusters {
+			for _, ep := range cl.Picker.Endpoints() {
+				ep.MTLS = m
+			}
+		}
+	}
 	tests := []struct {
 		name   string
 		th     *cluster.CircuitBreakers_Thresholds
+		mtls   bool
+		h2     bool // requests arrive as HTTP/2
 		held   int
-		reason string
+		reason string // "" : the next request is admitted
 	}{
-		{"max_requests", &cluster.CircuitBreakers_Thresholds{MaxRequests: u(2)}, 2, "max_requests"},
-		{"max_pending_requests", &cluster.CircuitBreakers_Thresholds{MaxPendingRequests: u(1)}, 1, "max_pending_requests"},
+		{"max_requests", &cluster.CircuitBreakers_Thresholds{MaxRequests: u(2)}, false, false, 2, "max_requests"},
+		{"max_pending_requests", &cluster.CircuitBreakers_Thresholds{MaxPendingRequests: u(1)}, false, false, 1, "max_pending_requests"},
 		// Three tunnel endpoints picked round robin: the second request
 		// needs a second connection.
-		{"max_connections", &cluster.CircuitBreakers_Thresholds{MaxConnections: u(1)}, 1, "max_connections"},
+		{"max_connections", &cluster.CircuitBreakers_Thresholds{MaxConnections: u(1)}, false, false, 1, "max_connections"},
+		// Over mTLS an HTTP/1.x request holds a pooled connection of its
+		// own: the fourth request, back on the first endpoint, needs a
+		// fourth connection...
+		{"max_connections, HTTP/1.1 over mTLS", &cluster.CircuitBreakers_Thresholds{MaxConnections: u(3)}, true, false, 3, "max_connections"},
+		// ...while HTTP/2 requests share each endpoint's one connection.
+		{"max_connections, HTTP/2 over mTLS", &cluster.CircuitBreakers_Thresholds{MaxConnections: u(3)}, true, true, 3, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.th.Priority = core.RoutingPriority_DEFAULT
 			ht := &heldTransport{release: make(chan struct{})}
-			h := outbound.NewHandler(tables{tableWith(t, false, tc.th)}, ht, slog.New(slog.DiscardHandler))
+			tbl := tableWith(t, false, tc.th)
+			if tc.mtls {
+				withMTLS(tbl)
+			}
+			h := outbound.NewHandler(tables{tbl}, ht, slog.New(slog.DiscardHandler))
+			// serve sends one request; a held one is given up after a
+			// while, so a request wrongly admitted fails instead of hanging.
 			serve := func() *httptest.ResponseRecorder {
-				req := httptest.NewRequest(http.MethodGet, "http://payment.shop:8080/pay", nil)
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+				defer cancel()
+				req := httptest.NewRequestWithContext(ctx, http.MethodGet, "http://payment.shop:8080/pay", nil)
+				if tc.h2 {
+					req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0
+				}
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, req)
 				return w
+			}
+			if tc.reason == "" {
+				tc.held++ // the admitted one is held too
 			}
 			var wg sync.WaitGroup
 			codes := make([]int, tc.held)
@@ -75,12 +110,14 @@ func TestClusterLimitsFailFast(t *testing.T) {
 					t.Fatalf("%d of %d held requests started", ht.started.Load(), tc.held)
 				}
 			}
-			w := serve()
-			if w.Code != http.StatusServiceUnavailable || w.Header().Get(mesh.HeaderOverloaded) != tc.reason {
-				t.Errorf("over the limit: %d %s=%q %q, want 503 %q", w.Code, mesh.HeaderOverloaded, w.Header().Get(mesh.HeaderOverloaded), w.Body, tc.reason)
-			}
-			if got := ht.started.Load(); got != int64(tc.held) {
-				t.Errorf("the refused request was tried (%d tries, want %d)", got, tc.held)
+			if tc.reason != "" {
+				w := serve()
+				if w.Code != http.StatusServiceUnavailable || w.Header().Get(mesh.HeaderOverloaded) != tc.reason {
+					t.Errorf("over the limit: %d %s=%q %q, want 503 %q", w.Code, mesh.HeaderOverloaded, w.Header().Get(mesh.HeaderOverloaded), w.Body, tc.reason)
+				}
+				if got := ht.started.Load(); got != int64(tc.held) {
+					t.Errorf("the refused request was tried (%d tries, want %d)", got, tc.held)
+				}
 			}
 			close(ht.release)
 			wg.Wait()

@@ -131,6 +131,19 @@ func IsGRPC(req *http.Request) bool {
 	return len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc")
 }
 
+// OwnConnection reports whether a request to ep holds a connection of its
+// own while it is in flight — pooled HTTP/1.1: to a direct endpoint unless
+// it is gRPC, and over the mTLS tunnel when it arrived as HTTP/1.x (not
+// CONNECT, not gRPC) — rather than a stream on the one multiplexed HTTP/2
+// connection to the endpoint (the h2c or mTLS tunnel, direct gRPC). The
+// outbound's max_connections accounting follows it.
+func OwnConnection(req *http.Request, ep *lb.Endpoint) bool {
+	if ep.TunnelAddr == "" {
+		return !IsGRPC(req)
+	}
+	return ep.MTLS != nil && useHTTP1(req)
+}
+
 // RoundTrip sends req to ep. req.URL carries path and query only; RoundTrip
 // sets scheme and host. req.Host is sent as the Host (:authority) header.
 func (m *Mesh) RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, error) {

@@ -1,0 +1,42 @@
+package transport_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/weftmesh/weft/sidecar/lb"
+	"github.com/weftmesh/weft/sidecar/transport"
+)
+
+func TestOwnConnection(t *testing.T) {
+	direct := &lb.Endpoint{Addr: "10.0.0.1:8080"}
+	h2c := &lb.Endpoint{Addr: "10.0.0.1:8080", TunnelAddr: "10.0.0.1:15006"}
+	mtls := &lb.Endpoint{Addr: "10.0.0.1:8080", TunnelAddr: "10.0.0.1:15006", MTLS: &lb.MTLS{Key: "k"}}
+	req := func(method string, major int, grpc bool) *http.Request {
+		r := httptest.NewRequest(method, "http://payment:8080/", nil)
+		r.ProtoMajor = major
+		if grpc {
+			r.Header.Set("Content-Type", "application/grpc")
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		req  *http.Request
+		ep   *lb.Endpoint
+		own  bool
+	}{
+		{"direct HTTP/1.1", req(http.MethodGet, 1, false), direct, true},
+		{"direct gRPC (h2c, multiplexed)", req(http.MethodPost, 2, true), direct, false},
+		{"h2c tunnel", req(http.MethodGet, 1, false), h2c, false},
+		{"mTLS, HTTP/1.1 (pooled)", req(http.MethodGet, 1, false), mtls, true},
+		{"mTLS, HTTP/2", req(http.MethodGet, 2, false), mtls, false},
+		{"mTLS, gRPC over HTTP/1.1 client", req(http.MethodPost, 1, true), mtls, false},
+		{"mTLS, CONNECT", req(http.MethodConnect, 1, false), mtls, false},
+	} {
+		if got := transport.OwnConnection(tc.req, tc.ep); got != tc.own {
+			t.Errorf("%s: OwnConnection = %v, want %v", tc.name, got, tc.own)
+		}
+	}
+}
