@@ -35,7 +35,12 @@
 //     allow no port 53 gets a warning (State.Authz.Warnings), not an error.
 //   - weft.dev/v1alpha1 TrafficPolicy: per-Service load balancing,
 //     connection-pool limits, outlier detection, retry budget, default
-//     retry and timeout; at most one per Service.
+//     retry and timeout; at most one per Service. One whose targetRef is
+//     a weft.dev ExternalService or a Service of type ExternalName is that
+//     external destination's (model.ExternalService.Policy), applied by
+//     the egress gateway.
+//   - weft.dev/v1alpha1 ExternalService, and v1 Service of type
+//     ExternalName: external destinations (egress.go).
 //
 // Objects are decoded with the Kubernetes API types and the API server's
 // strictness (sigs.k8s.io/yaml to JSON, sigs.k8s.io/json case-sensitive
