@@ -76,11 +76,24 @@ func TestKubeRegistry(t *testing.T) {
 			ClusterIP: corev1.ClusterIPNone,
 			Selector:  map[string]string{"app": "pay"}, Ports: []corev1.ServicePort{{Name: "http", Port: 8080, TargetPort: intstr.FromString("http")}},
 		}},
-		{ObjectMeta: metav1.ObjectMeta{Name: "ext"}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"}},
+		// An external destination through the egress gateway (Egress
+		// contract): an egress virtual host, never a cluster.
+		{ObjectMeta: metav1.ObjectMeta{Name: "ext"}, Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeExternalName, ExternalName: "example.com",
+			Ports: []corev1.ServicePort{{Name: "https", Port: 443}},
+		}},
 	} {
 		_, err := client.CoreV1().Services(shopNS).Create(ctx, s, metav1.CreateOptions{})
 		must(t, err)
 	}
+	_, err = client.CoreV1().Services(mesh.EgressGatewayNamespace).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: mesh.EgressGatewayService},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": mesh.EgressGatewayService},
+			Ports:    []corev1.ServicePort{{Name: "tunnel", Port: mesh.PortEgressGateway, TargetPort: intstr.FromInt32(mesh.PortEgressGateway)}},
+		},
+	}, metav1.CreateOptions{})
+	must(t, err)
 	webPod := startPod(ctx, t, c, "web-0", "web", "web", "10.244.0.10")
 	startPod(ctx, t, c, "pay-0", "pay", "pay", "10.244.0.20")
 	startPod(ctx, t, c, "pay-1", "pay", "pay", "10.244.0.21")
@@ -180,10 +193,18 @@ func TestKubeRegistry(t *testing.T) {
 			if rc == nil {
 				return false, "no route config"
 			}
-			var domains []string
+			var domains, extDomains []string
 			for _, vh := range rc.VirtualHosts {
-				if vh.Name == "pay.shop.svc.cluster.local:80" {
+				switch vh.Name {
+				case "pay.shop.svc.cluster.local:80":
 					domains = vh.Domains
+				case mesh.VirtualHostEgressPrefix + "service/shop/ext:443":
+					extDomains = vh.Domains
+				}
+			}
+			for _, d := range []string{"example.com:443", "ext.shop:443", "ext.shop.svc:443", "ext.shop.svc.cluster.local:443"} {
+				if !contains(extDomains, d) {
+					return false, fmt.Sprintf("egress domain %q missing from %v (ExternalName Service ext)", d, extDomains)
 				}
 			}
 			for _, d := range []string{"pay", "pay.shop", "pay.shop.svc", "pay.shop.svc.cluster.local", "pay:80", svc.Spec.ClusterIP, svc.Spec.ClusterIP + ":80"} {
