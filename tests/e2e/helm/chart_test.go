@@ -242,6 +242,7 @@ func TestSchemaRejections(t *testing.T) {
 		{"webhook url not https", []string{"webhook.url=http://127.0.0.1:1/inject"}, "url"},
 		{"HA without leader election", []string{"controlPlane.leaderElection.enabled=false"}, "needs controlPlane.leaderElection.enabled=true"},
 		{"external CA without a Secret", []string{"ca.external.enabled=true"}, "needs ca.external.secretName"},
+		{"dns capture not a bool", []string{"proxy.dnsCapture=yes"}, "/proxy/dnsCapture"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", "weft", chart, "--kube-version", kubeVersion, "--namespace", releaseNS}
