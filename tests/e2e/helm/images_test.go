@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/weftmesh/weft/api/mesh"
@@ -55,6 +56,9 @@ func readArchive(path string) (cfg imageConfig, err error) {
 		return cfg, fmt.Errorf("config %s: %w", manifest[0].Config, err)
 	}
 	cfg.RepoTags, cfg.Layers = manifest[0].RepoTags, len(manifest[0].Layers)
+	for _, l := range manifest[0].Layers {
+		cfg.LayerSizes = append(cfg.LayerSizes, len(files[l]))
+	}
 	return cfg, nil
 }
 
@@ -65,8 +69,9 @@ type imageConfig struct {
 		Entrypoint []string `json:"Entrypoint"`
 		User       string   `json:"User"`
 	} `json:"config"`
-	RepoTags []string `json:"-"`
-	Layers   int      `json:"-"`
+	RepoTags   []string `json:"-"`
+	Layers     int      `json:"-"`
+	LayerSizes []int    `json:"-"` // compressed bytes, base first
 }
 
 func TestImages(t *testing.T) {
@@ -104,7 +109,12 @@ func TestImages(t *testing.T) {
 			if st.Size() > maxImageBytes {
 				t.Errorf("%s is %d bytes, budget %d", path, st.Size(), maxImageBytes)
 			}
-			t.Logf("%s: %.1f MiB, %v, user %s, entrypoint %v", bin, float64(st.Size())/(1<<20), cfg.RepoTags, cfg.Config.User, cfg.Config.Entrypoint)
+			layerMiB := make([]string, 0, len(cfg.LayerSizes))
+			for _, n := range cfg.LayerSizes {
+				layerMiB = append(layerMiB, fmt.Sprintf("%.2f", float64(n)/(1<<20)))
+			}
+			t.Logf("%s: %.1f MiB (layers %s MiB gzipped: %s), %v, user %s, entrypoint %v", bin, float64(st.Size())/(1<<20),
+				strings.Join(layerMiB, " + "), what, cfg.RepoTags, cfg.Config.User, cfg.Config.Entrypoint)
 		})
 	}
 }
