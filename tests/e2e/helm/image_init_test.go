@@ -149,10 +149,10 @@ func modeBits(m int64) os.FileMode {
 
 // initContainer is what the injector adds to a pod with the defaults, and
 // the pod's volumes by name.
-func initContainer(t *testing.T) (corev1.Container, map[string]corev1.Volume) {
+func initContainer(t *testing.T, annotations map[string]string) (corev1.Container, map[string]corev1.Volume) {
 	t.Helper()
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "app-0", Namespace: "shop"},
+		ObjectMeta: metav1.ObjectMeta{Name: "app-0", Namespace: "shop", Annotations: annotations},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example.invalid/app:1"}}},
 	}
 	res, err := inject.Pod(pod, meshconfig.Config{}, inject.DefaultTemplate())
@@ -180,8 +180,8 @@ func initContainer(t *testing.T) (corev1.Container, map[string]corev1.Volume) {
 // 0 with only NET_ADMIN and NET_RAW (plus SYS_CHROOT, which chroot(8)
 // needs) and no_new_privs, inside a fresh network namespace. The host's
 // iptables-save then finds every rule capture.Render makes for those args,
-// once per backend: the injected args (auto: nft in a fresh namespace)
-// and the legacy backend.
+// for the injected args (auto: nft in a fresh namespace) and the legacy
+// backend, each without and with DNS capture (weft.dev/dns-capture).
 func TestSidecarImageInit(t *testing.T) {
 	netnsharness.Require(t)
 	for _, tool := range []string{"unshare", "mount", "chroot", "iptables-nft-save", "iptables-legacy-save"} {
@@ -205,7 +205,7 @@ func TestSidecarImageInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ic, vols := initContainer(t)
+	ic, vols := initContainer(t, nil)
 	// The runtime's mount points: /proc and the init container's emptyDir
 	// volumes (the read-only root needs a writable /run for
 	// iptables-legacy's lock).
@@ -237,31 +237,42 @@ func TestSidecarImageInit(t *testing.T) {
 	if cfg.Config.User != uid(mesh.ProxyUID) {
 		t.Errorf("image user %q, want %s (the proxy; the init container overrides it)", cfg.Config.User, uid(mesh.ProxyUID))
 	}
-	opts, err := capture.ParseInitFlags(ic.Args[1:], io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules, err := capture.Render(opts.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for l := range strings.SplitSeq(rules, "\n") {
-		if strings.HasPrefix(l, "-A ") {
-			want = append(want, l)
+	wantRules := func(t *testing.T, args []string) []string {
+		t.Helper()
+		opts, err := capture.ParseInitFlags(args[1:], io.Discard)
+		if err != nil {
+			t.Fatal(err)
 		}
+		rules, err := capture.Render(opts.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for l := range strings.SplitSeq(rules, "\n") {
+			if strings.HasPrefix(l, "-A ") {
+				want = append(want, l)
+			}
+		}
+		return want
 	}
+	dnsInit, _ := initContainer(t, map[string]string{mesh.AnnotationDNSCapture: "true"})
 
+	total := 0
 	for _, tc := range []struct {
 		name, save string
+		args       []string
 		extra      []string
 	}{
-		{name: "injected args (auto: nft)", save: "iptables-nft-save"},
-		{name: "legacy backend", save: "iptables-legacy-save", extra: []string{"--iptables-backend=legacy"}},
+		{name: "injected args (auto: nft)", save: "iptables-nft-save", args: ic.Args},
+		{name: "legacy backend", save: "iptables-legacy-save", args: ic.Args, extra: []string{"--iptables-backend=legacy"}},
+		{name: "dns capture (auto: nft)", save: "iptables-nft-save", args: dnsInit.Args},
+		{name: "dns capture, legacy", save: "iptables-legacy-save", args: dnsInit.Args, extra: []string{"--iptables-backend=legacy"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			want := wantRules(t, tc.args)
+			total += len(want)
 			ns := newNetns(t)
-			argv := slices.Concat(cfg.Config.Entrypoint, ic.Args, tc.extra)
+			argv := slices.Concat(cfg.Config.Entrypoint, tc.args, tc.extra)
 			out, err := runInImage(t.Context(), ns, rootfs, emptyDirs, cfg.Config.Env, argv)
 			if err != nil {
 				t.Fatalf("%q in the image: %v\n%s", argv, err, out)
@@ -287,7 +298,7 @@ func TestSidecarImageInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s: %.1f MiB archive, %d capture rules written by its own init step", mesh.BinarySidecar, float64(st.Size())/(1<<20), len(want))
+	t.Logf("%s: %.1f MiB archive, %d capture rules written by its own init step over 4 runs", mesh.BinarySidecar, float64(st.Size())/(1<<20), total)
 }
 
 // newNetns makes an empty network namespace (wh-img-<random>), removed
