@@ -28,7 +28,7 @@ func main() {
 	flag.StringVar(&cfg.GoBenchFile, "gobench", "", "output of the Go benchmarks to include in the results")
 	flag.StringVar(&paths, "paths", strings.Join(cfg.Paths, ","), "paths to measure: A (direct, required), B (nginx pair), W (Weft pair)")
 	flag.StringVar(&sizes, "sizes", strings.Join(cfg.Sizes, ","), "response bodies: 1k, 64k")
-	flag.StringVar(&qps, "qps", "1000", "constant rates of the latency runs, comma separated")
+	flag.StringVar(&qps, "qps", joinInts(cfg.QPS), "constant rates of the latency runs, comma separated")
 	flag.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds; results are medians over rounds")
 	flag.DurationVar(&cfg.LatDur, "lat-dur", cfg.LatDur, "duration of each constant-rate run")
 	flag.DurationVar(&cfg.SatDur, "sat-dur", cfg.SatDur, "duration of each saturation run (whole seconds)")
@@ -67,6 +67,14 @@ func main() {
 		stop()
 		os.Exit(1)
 	}
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
 }
 
 func split(s string) []string {
