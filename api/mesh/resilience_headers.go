@@ -17,6 +17,14 @@ const (
 	// HeaderTimeout is set to "request" on a 504 the sidecar answers
 	// because the route timeout expired.
 	HeaderTimeout = "x-weft-timeout"
+	// HeaderAppUnreachable is set ("1") on the 503 a sidecar's inbound
+	// answers when it could not connect to its own app (an app that
+	// stopped, e.g. a pod terminating while its peers still route to it).
+	// The request never reached the app, so the calling sidecar retries it
+	// on another endpoint whatever the method, as for a refused stream.
+	// The inbound removes it from the app's own responses: an app cannot
+	// claim it.
+	HeaderAppUnreachable = "x-weft-app-unreachable"
 )
 
 // OverloadNoHealthy is the HeaderOverloaded value when no endpoint is

@@ -16,7 +16,10 @@
 // request carries no target port or the port has no filter chain (this
 // workload does not serve it), 400 for a malformed port, 404 when no route
 // matches, 503 before the first configuration or when the app cluster is
-// missing, 502 when the app cannot be reached.
+// missing, 503 with mesh.HeaderAppUnreachable when the connection to the
+// app fails (the request never reached it: the caller's sidecar retries it
+// on another endpoint; the app's own responses never carry that header),
+// 502 when the app fails after it was reached.
 //
 // Goroutines: net/http's server runs one goroutine per HTTP/1.1 connection
 // and one per h2c stream; the handler runs on it. The sidecar binds, serves

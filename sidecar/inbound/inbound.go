@@ -159,7 +159,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.connectApp(w, r, ep)
 		return
 	}
-	h.fwd.Forward(w, r, ep, rt.ClusterName)
+	h.fwd.ForwardToApp(w, r, ep, rt.ClusterName)
 }
 
 // NewServer returns the inbound HTTP server for h: HTTP/2 over mTLS (the

@@ -193,7 +193,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 			}
 		}
 		done(err == nil && status < 500)
-		cond := retry.Classify(status, err, ep.TunnelAddr != "")
+		var header http.Header
+		if resp != nil {
+			header = resp.Header
+		}
+		cond := retry.Classify(status, header, err, ep.TunnelAddr != "")
 		again := cond != 0 && try <= pol.NumRetries && pol.Retryable(r.Method, status, cond) && (replayable || cond == retry.ConnectFailure && body == nil && r.ContentLength == 0)
 		if !again {
 			lastResp, lastErr = resp, err

@@ -21,7 +21,8 @@
 // and records the outcome (breaker, latency). A failed try is retried when
 // retry_on, the method rule, num_retries and the retry budget allow, after
 // the backoff; a 421 from a peer sidecar (port not served there yet or any
-// more) counts as refused-stream. x-weft-debug: 1 on the request adds
+// more) and its 503 with x-weft-app-unreachable (it could not connect to
+// its app: the request never reached it) count as refused-stream. x-weft-debug: 1 on the request adds
 // x-weft-attempts and x-weft-upstream to the response.
 //
 // Egress (egress.go; docs/architecture.md, Egress contract): a Host no

@@ -74,6 +74,30 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ep *lb.Endpo
 	f.WriteResponse(w, r, resp, ep, cluster)
 }
 
+// ForwardToApp is Forward for the inbound listener, whose endpoint is the
+// workload's own app: a failure to connect to it is answered 503 with
+// mesh.HeaderAppUnreachable (the request never reached the app, so the
+// calling sidecar may send it to another endpoint), and that header is
+// removed from the app's own responses.
+func (f *Forwarder) ForwardToApp(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint, cluster string) {
+	out := r.WithContext(transport.WithEndpoint(r.Context(), ep))
+	prepareInPlace(out, r)
+	resp, err := f.t.RoundTrip(out, ep)
+	if err != nil {
+		var de *transport.DialError
+		if errors.As(err, &de) && r.Context().Err() == nil {
+			f.log.Info("app connect failed", "cluster", cluster, "endpoint", ep.Addr, "error", de.Err)
+			w.Header().Set(mesh.HeaderAppUnreachable, "1")
+			Error(w, http.StatusServiceUnavailable, "app unreachable: %s: %v", de.Addr, de.Err)
+			return
+		}
+		f.Fail(w, r, err, ep, cluster)
+		return
+	}
+	resp.Header.Del(mesh.HeaderAppUnreachable)
+	f.WriteResponse(w, r, resp, ep, cluster)
+}
+
 // Prepare turns the server's request into the upstream request: a shallow
 // copy with a path-only URL and without hop-by-hop headers (the header map
 // is r's, which the handler owns). It can be sent several times (with

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/sidecar/lb"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/transport"
@@ -112,6 +113,36 @@ func TestForward(t *testing.T) {
 		}()
 		proxy.NewForwarder(f, log).Forward(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil), ep, "c")
 	})
+}
+
+// ForwardToApp: the inbound's hop to its own app.
+func TestForwardToApp(t *testing.T) {
+	ep := &lb.Endpoint{Addr: "10.1.0.7:8080"}
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name        string
+		f           *fake
+		status      int
+		body        string
+		unreachable bool
+	}{
+		{"app refuses the connection", &fake{err: &transport.DialError{Addr: "10.1.0.7:8080", Err: syscall.ECONNREFUSED}},
+			http.StatusServiceUnavailable, "weft: app unreachable: 10.1.0.7:8080: connection refused", true},
+		{"app fails after the connection", &fake{err: errors.New("reset")},
+			http.StatusBadGateway, "weft: upstream request failed: 10.1.0.7:8080: reset", false},
+		{"the app cannot claim it", &fake{resp: &http.Response{
+			StatusCode: http.StatusServiceUnavailable, Header: http.Header{"X-Weft-App-Unreachable": {"1"}},
+			Body: io.NopCloser(strings.NewReader("busy")), ContentLength: 4,
+		}}, http.StatusServiceUnavailable, "busy", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			proxy.NewForwarder(tc.f, log).ForwardToApp(w, httptest.NewRequest("POST", "/pay", nil), ep, "inbound|8080||")
+			if w.Code != tc.status || strings.TrimSpace(w.Body.String()) != tc.body || (w.Header().Get(mesh.HeaderAppUnreachable) == "1") != tc.unreachable {
+				t.Errorf("got %d %q %v, want %d %q unreachable=%v", w.Code, w.Body.String(), w.Header(), tc.status, tc.body, tc.unreachable)
+			}
+		})
+	}
 }
 
 type errReader struct{}

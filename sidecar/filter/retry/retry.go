@@ -139,8 +139,10 @@ func Compile(rp *route.RetryPolicy, nonIdempotent bool) (*Policy, error) {
 // 421 Misdirected Request means the peer no longer (or not yet) serves the
 // port, so the app never saw the request, which RFC 9110 (15.5.20) lets a
 // client retry on another connection: RefusedStream. This is what happens
-// while an endpoint change is on its way to the caller.
-func Classify(status int, err error, viaSidecar bool) Condition {
+// while an endpoint change is on its way to the caller. So is its 503 with
+// mesh.HeaderAppUnreachable (it could not connect to its app, e.g. a pod
+// whose app stopped before its peers heard of it): RefusedStream.
+func Classify(status int, header http.Header, err error, viaSidecar bool) Condition {
 	if err != nil {
 		var de *transport.DialError
 		switch {
@@ -151,7 +153,8 @@ func Classify(status int, err error, viaSidecar bool) Condition {
 		}
 		return Reset
 	}
-	if viaSidecar && status == http.StatusMisdirectedRequest {
+	if viaSidecar && (status == http.StatusMisdirectedRequest ||
+		status == http.StatusServiceUnavailable && header.Get(mesh.HeaderAppUnreachable) != "") {
 		return RefusedStream
 	}
 	var c Condition

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/sidecar/transport"
 )
 
@@ -19,33 +20,39 @@ func TestRetryable(t *testing.T) {
 	fivexx := &Policy{On: Status5xx, NumRetries: 2}
 	nonIdem := &Policy{On: Status5xx, NumRetries: 2, NonIdempotent: true}
 	dial := &transport.DialError{Addr: "x", Err: errors.New("refused")}
+	appUnreachable := http.Header{}
+	appUnreachable.Set(mesh.HeaderAppUnreachable, "1")
 	tests := []struct {
 		name   string
 		p      *Policy
 		method string
 		status int
+		header http.Header
 		err    error
 		via    bool
 		want   bool
 	}{
-		{"connect failure GET", def, "GET", 0, dial, false, true},
-		{"connect failure POST", def, "POST", 0, dial, false, true},
-		{"reset GET", def, "GET", 0, errors.New("stream reset"), false, true},
-		{"reset POST", def, "POST", 0, errors.New("stream reset"), false, false},
-		{"refused stream POST", def, "POST", 0, errors.New("stream error: REFUSED_STREAM"), false, true},
-		{"421 from a sidecar POST", def, "POST", 421, nil, true, true},
-		{"421 from an app", def, "GET", 421, nil, false, false},
-		{"503 not configured", def, "GET", 503, nil, false, false},
-		{"503 listed", codes, "GET", 503, nil, false, true},
-		{"500 not listed", codes, "GET", 500, nil, false, false},
-		{"5xx GET", fivexx, "GET", 500, nil, false, true},
-		{"5xx POST", fivexx, "POST", 500, nil, false, false},
-		{"5xx POST non-idempotent allowed", nonIdem, "POST", 500, nil, false, true},
-		{"200", fivexx, "GET", 200, nil, false, false},
+		{"connect failure GET", def, "GET", 0, nil, dial, false, true},
+		{"connect failure POST", def, "POST", 0, nil, dial, false, true},
+		{"reset GET", def, "GET", 0, nil, errors.New("stream reset"), false, true},
+		{"reset POST", def, "POST", 0, nil, errors.New("stream reset"), false, false},
+		{"refused stream POST", def, "POST", 0, nil, errors.New("stream error: REFUSED_STREAM"), false, true},
+		{"421 from a sidecar POST", def, "POST", 421, nil, nil, true, true},
+		{"421 from an app", def, "GET", 421, nil, nil, false, false},
+		{"503 not configured", def, "GET", 503, nil, nil, false, false},
+		{"503 listed", codes, "GET", 503, nil, nil, false, true},
+		{"500 not listed", codes, "GET", 500, nil, nil, false, false},
+		{"5xx GET", fivexx, "GET", 500, nil, nil, false, true},
+		{"5xx POST", fivexx, "POST", 500, nil, nil, false, false},
+		{"5xx POST non-idempotent allowed", nonIdem, "POST", 500, nil, nil, false, true},
+		{"200", fivexx, "GET", 200, nil, nil, false, false},
+		{"503 app unreachable from a sidecar POST", def, "POST", 503, appUnreachable, nil, true, true},
+		{"503 app unreachable header from an app", def, "GET", 503, appUnreachable, nil, false, false},
+		{"502 from a sidecar", def, "GET", 502, appUnreachable, nil, true, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Classify(tc.status, tc.err, tc.via)
+			c := Classify(tc.status, tc.header, tc.err, tc.via)
 			if got := tc.p.Retryable(tc.method, tc.status, c); got != tc.want {
 				t.Errorf("Retryable = %v, want %v (condition %b)", got, tc.want, c)
 			}
