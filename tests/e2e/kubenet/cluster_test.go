@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,9 @@ type env struct {
 	debug   string // control plane debug base URL
 	hc      *http.Client
 	cluster map[string]netip.Addr // Service -> ClusterIP
+	// noDrain makes the kubelet stop a deleted pod at once, as a real
+	// kubelet does for a pod without a preStop hook.
+	noDrain atomic.Bool
 }
 
 // startEnv brings up the cluster, the control plane, the injector and the
@@ -193,6 +197,9 @@ func (e *env) scale(ctx context.Context, name string, replicas int32) {
 // EndpointSlice no longer calls it ready, and every other connected proxy
 // has acknowledged endpoints in which it is not HEALTHY.
 func (e *env) drain(ctx context.Context, pod *corev1.Pod) error {
+	if e.noDrain.Load() {
+		return nil
+	}
 	ip := pod.Status.PodIP
 	self := mesh.NodeID(pod.Name, pod.Namespace)
 	var last string

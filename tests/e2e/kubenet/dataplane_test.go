@@ -132,6 +132,24 @@ func TestKubeDataPlane(t *testing.T) {
 			t.Fatalf("delete under load: %d failed requests (first: %v)", f, first)
 		}
 
+		// Again without the drain wait: the kubelet stops the app at once
+		// while the peers still route to the pod (the endpoint change is on
+		// its way). Its sidecar answers "app unreachable" and the caller's
+		// sidecar retries on the other endpoint.
+		e.noDrain.Store(true)
+		victim = pods[0]
+		must(t, client.CoreV1().Pods(shopNS).Delete(ctx, victim.Name, metav1.DeleteOptions{}))
+		must(t, e.kubelet.WaitGone(ctx, victim.UID))
+		e.noDrain.Store(false)
+		pods, err = e.kubelet.WaitReady(ctx, shopNS, paySel, 2)
+		must(t, err)
+		for _, p := range pods {
+			l.waitServed(ctx, t, p.Name)
+		}
+		if f, first := l.failures(); f != 0 {
+			t.Fatalf("delete under load without a drain wait: %d failed requests (first: %v)", f, first)
+		}
+
 		// Down: 2 -> 1.
 		e.scale(ctx, "payment", 1)
 		left, err := e.kubelet.WaitReady(ctx, shopNS, paySel, 1)

@@ -16,13 +16,14 @@
 // an AuthorizationPolicy and a NetworkPolicy applied through the API server
 // deny it, and deleting the NetworkPolicy lets it through again).
 //
-// The Kubelet's drain step (podharness.Config.Drain) waits, before it stops
-// a deleted pod's containers, until its EndpointSlice entry is not ready
-// and every other connected proxy has acknowledged endpoints in which the
-// pod is not HEALTHY (the control plane's /debug/proxies and config_dump):
-// the stand-in for a preStop hook. Without it (a kubelet that sends SIGTERM
-// at once) the app can exit while peers still route to the pod, and its
-// sidecar answers 502 for those requests (docs/architecture.md, Kubernetes).
+// A pod is deleted under load twice: once with the Kubelet's drain step
+// (podharness.Config.Drain: it waits, before it stops the containers, until
+// the pod's EndpointSlice entry is not ready and every other connected
+// proxy has acknowledged endpoints in which it is not HEALTHY, the stand-in
+// for a preStop hook) and once without it, as a real kubelet does: the app
+// exits while peers still route to the pod, its sidecar answers 503
+// x-weft-app-unreachable and the callers' sidecars retry elsewhere. Neither
+// may fail a request.
 //
 // It runs as root (network namespaces, iptables); otherwise it skips, or
 // fails with WEFT_REQUIRE_NETNS set; without the Kubernetes binaries it
