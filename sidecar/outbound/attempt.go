@@ -197,7 +197,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 		if resp != nil {
 			header = resp.Header
 		}
-		cond := retry.Classify(status, header, err, ep.TunnelAddr != "")
+		cond := retry.ClassifyResponse(status, header, err, ep.TunnelAddr != "")
 		again := cond != 0 && try <= pol.NumRetries && pol.Retryable(r.Method, status, cond) && (replayable || cond == retry.ConnectFailure && body == nil && r.ContentLength == 0)
 		if !again {
 			lastResp, lastErr = resp, err

@@ -141,8 +141,15 @@ func Compile(rp *route.RetryPolicy, nonIdempotent bool) (*Policy, error) {
 // client retry on another connection: RefusedStream. This is what happens
 // while an endpoint change is on its way to the caller. So is its 503 with
 // mesh.HeaderAppUnreachable (it could not connect to its app, e.g. a pod
-// whose app stopped before its peers heard of it): RefusedStream.
-func Classify(status int, header http.Header, err error, viaSidecar bool) Condition {
+// whose app stopped before its peers heard of it): RefusedStream; that
+// needs the response header, see ClassifyResponse.
+func Classify(status int, err error, viaSidecar bool) Condition {
+	return ClassifyResponse(status, nil, err, viaSidecar)
+}
+
+// ClassifyResponse is Classify with the try's response header (nil when
+// there is no response).
+func ClassifyResponse(status int, header http.Header, err error, viaSidecar bool) Condition {
 	if err != nil {
 		var de *transport.DialError
 		switch {

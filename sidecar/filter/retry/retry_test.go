@@ -52,7 +52,10 @@ func TestRetryable(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Classify(tc.status, tc.header, tc.err, tc.via)
+			c := ClassifyResponse(tc.status, tc.header, tc.err, tc.via)
+			if tc.header == nil && c != Classify(tc.status, tc.err, tc.via) {
+				t.Errorf("Classify and ClassifyResponse with no header disagree")
+			}
 			if got := tc.p.Retryable(tc.method, tc.status, c); got != tc.want {
 				t.Errorf("Retryable = %v, want %v (condition %b)", got, tc.want, c)
 			}
