@@ -92,3 +92,41 @@ func TestEgressTable(t *testing.T) {
 		t.Errorf("table does not compile: %v", err)
 	}
 }
+
+// A mesh name of an ExternalName Service that an ExternalService already
+// claims stays the ExternalService's: the gateway would refuse a table
+// with two claims of one host and port.
+func TestEgressTableExternalNameAliases(t *testing.T) {
+	const doc = `apiVersion: v1
+kind: Service
+metadata: {name: legacy, namespace: shop}
+spec: {type: ExternalName, externalName: legacy.example, ports: [{name: http, port: 80}]}
+---
+apiVersion: weft.dev/v1alpha1
+kind: ExternalService
+metadata: {name: squatter, namespace: other}
+spec: {hosts: [legacy.shop], ports: [{number: 80, protocol: HTTP}]}
+`
+	st, err := file.Parse("m.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := Table(st, "cluster.local", "cluster.local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, d := range tbl.Destinations {
+		got[d.Name] = d.Hosts
+	}
+	want := map[string][]string{
+		"other/squatter":      {"legacy.shop"},
+		"service/shop/legacy": {"legacy.example", "legacy.shop.svc", "legacy.shop.svc.cluster.local"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("hosts by destination (-want +got):\n%s", diff)
+	}
+	if _, err := egress.Compile(tbl); err != nil {
+		t.Errorf("the gateway would refuse the table: %v", err)
+	}
+}
