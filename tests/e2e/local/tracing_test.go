@@ -664,9 +664,11 @@ func checkAccessLog(t *testing.T, e *env, wl, traceID string, spans func(kind, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	fields := []string{"time", "direction", "trace_id", "span_id", "method", "authority", "path", "protocol", "status",
+	fields := []string{
+		"time", "direction", "trace_id", "span_id", "method", "authority", "path", "protocol", "status",
 		"flags", "route", "cluster", "upstream", "attempts", "source_identity", "destination_identity",
-		"source_workload", "destination_workload", "bytes_received", "bytes_sent", "duration_ms", "upstream_duration_ms"}
+		"source_workload", "destination_workload", "bytes_received", "bytes_sent", "duration_ms", "upstream_duration_ms",
+	}
 	service := strings.TrimSuffix(wl, "-1") + ".shop"
 	server, client := spans("server", service), spans("client", service)
 	var in, out []map[string]any
