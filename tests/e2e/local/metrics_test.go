@@ -95,7 +95,10 @@ func TestRequestMetricsMatchTraffic(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	ips := map[string]string{"client": p.IP(10), "api-gateway-1": p.IP(15), "order-1": p.IP(11), "payment-1": p.IP(12), "inventory-1": p.IP(14)}
-	prefixes := []string{"weft_requests_total{", "weft_request_duration_seconds_count{", "weft_request_bytes_count{", "weft_response_bytes_count{"}
+	prefixes := []string{
+		"weft_requests_total{", "weft_request_duration_seconds_count{", "weft_request_bytes_count{", "weft_response_bytes_count{",
+		"weft_request_bytes_sum{", "weft_request_bytes_bucket{",
+	}
 	scrape := func() map[string]float64 {
 		all := map[string]float64{}
 		for wl, ip := range ips {
@@ -138,6 +141,17 @@ func TestRequestMetricsMatchTraffic(t *testing.T) {
 	add("order-1", ok, "outbound", "order-1", "order", "inventory-1", "inventory", svc("inventory"), "200")
 	add("payment-1", ok, "inbound", "order-1", "order", "payment-1", "payment", svc("payment"), "200")
 	add("inventory-1", ok, "inbound", "order-1", "order", "inventory-1", "inventory", svc("inventory"), "200")
+
+	// The requests are GETs without a body: weft_request_bytes_sum does not
+	// move and every bucket of weft_request_bytes (cumulative, from
+	// le="64") moves by exactly the series' count.
+	for k, v := range want {
+		if wl, series, ok := strings.Cut(k, " weft_request_bytes_count{"); ok {
+			for _, le := range []string{"64", "256", "1024", "4096", "16384", "65536", "262144", "1.048576e+06", "4.194304e+06", "1.6777216e+07", "+Inf"} {
+				want[wl+" weft_request_bytes_bucket{"+strings.TrimSuffix(series, "}")+`,le="`+le+`"}`] = v
+			}
+		}
+	}
 
 	after := scrape()
 	got := map[string]float64{}
