@@ -20,7 +20,9 @@ import (
 // mTLS tunnel of two sidecars that got their identity from a CA (what a
 // deployment runs: HTTP/1.1 keep-alive between the sidecars for these
 // HTTP/1.1 requests), "mesh-mtls-h2" the same with the client sidecar's
-// HTTP/1.1 pool off (every request over its HTTP/2 connection). "sequential" is one request at a time (latency);
+// HTTP/1.1 pool off (every request over its HTTP/2 connection);
+// "h2client-mesh-mtls" sends the same requests as HTTP/2 (h2c) to the
+// client sidecar, which keeps HTTP/2 on the hop for them. "sequential" is one request at a time (latency);
 // "parallel" runs GOMAXPROCS×4 concurrent clients (throughput).
 //
 //	cd sidecar && go test -run '^$' -bench BenchmarkProxyPair -benchtime 2s .
@@ -41,8 +43,12 @@ func BenchmarkProxyPair(b *testing.B) {
 	throughMTLS2 := "http://" + me2.client.addr(mesh.PortOutbound) + "/bench"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}}
 	b.Cleanup(client.CloseIdleConnections)
+	h2 := new(http.Protocols)
+	h2.SetUnencryptedHTTP2(true)
+	h2client := &http.Client{Transport: &http.Transport{Protocols: h2, DisableCompression: true}}
+	b.Cleanup(h2client.CloseIdleConnections)
 
-	do := func(b *testing.B, url, host string) {
+	do := func(b *testing.B, client *http.Client, url, host string) {
 		req, err := http.NewRequest(http.MethodGet, url, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -58,19 +64,25 @@ func BenchmarkProxyPair(b *testing.B) {
 			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
 		}
 	}
-	for _, tc := range []struct{ name, url, host string }{
-		{"direct", direct, ""},
-		{"mesh", through, "payment:8080"},
-		{"mesh-mtls", throughMTLS, svcPayment + ":" + strconv.Itoa(paymentPort)},
-		{"mesh-mtls-h2", throughMTLS2, svcPayment + ":" + strconv.Itoa(paymentPort)},
+	payment := svcPayment + ":" + strconv.Itoa(paymentPort)
+	for _, tc := range []struct {
+		name      string
+		url, host string
+		client    *http.Client
+	}{
+		{"direct", direct, "", client},
+		{"mesh", through, "payment:8080", client},
+		{"mesh-mtls", throughMTLS, payment, client},
+		{"mesh-mtls-h2", throughMTLS2, payment, client},
+		{"h2client-mesh-mtls", throughMTLS, payment, h2client},
 	} {
 		b.Run(tc.name+"/sequential", func(b *testing.B) {
-			do(b, tc.url, tc.host) // warm the connections
+			do(b, tc.client, tc.url, tc.host) // warm the connections
 			b.ReportAllocs()
 			cpu := cpuTime(b)
 			b.ResetTimer()
 			for b.Loop() {
-				do(b, tc.url, tc.host)
+				do(b, tc.client, tc.url, tc.host)
 			}
 			b.StopTimer()
 			reportCPU(b, cpuTime(b)-cpu)
@@ -82,7 +94,7 @@ func BenchmarkProxyPair(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					do(b, tc.url, tc.host)
+					do(b, tc.client, tc.url, tc.host)
 				}
 			})
 			b.StopTimer()
