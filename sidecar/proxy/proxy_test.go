@@ -126,10 +126,14 @@ func TestForwardToApp(t *testing.T) {
 		body        string
 		unreachable bool
 	}{
-		{"app refuses the connection", &fake{err: &transport.DialError{Addr: "10.1.0.7:8080", Err: syscall.ECONNREFUSED}},
-			http.StatusServiceUnavailable, "weft: app unreachable: 10.1.0.7:8080: connection refused", true},
-		{"app fails after the connection", &fake{err: errors.New("reset")},
-			http.StatusBadGateway, "weft: upstream request failed: 10.1.0.7:8080: reset", false},
+		{
+			"app refuses the connection", &fake{err: &transport.DialError{Addr: "10.1.0.7:8080", Err: syscall.ECONNREFUSED}},
+			http.StatusServiceUnavailable, "weft: app unreachable: 10.1.0.7:8080: connection refused", true,
+		},
+		{
+			"app fails after the connection", &fake{err: errors.New("reset")},
+			http.StatusBadGateway, "weft: upstream request failed: 10.1.0.7:8080: reset", false,
+		},
 		{"the app cannot claim it", &fake{resp: &http.Response{
 			StatusCode: http.StatusServiceUnavailable, Header: http.Header{"X-Weft-App-Unreachable": {"1"}},
 			Body: io.NopCloser(strings.NewReader("busy")), ContentLength: 4,
