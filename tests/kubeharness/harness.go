@@ -88,7 +88,8 @@ type Option func(*options)
 // default ServiceAccounts, namespace deletion, garbage collection,
 // Deployments -> ReplicaSets -> Pods). With no scheduler or kubelet, a test
 // "runs" a pod itself: set spec.nodeName to a Node it created
-// (CreateNode) and patch the pod's status (podIP, Ready).
+// (CreateNode) and patch the pod's status (podIP, Ready), or lets
+// tests/podharness play the scheduler and the kubelet for real.
 func WithControllerManager() Option { return func(o *options) { o.kcm = true } }
 
 // WithCRDDir applies the CRDs in dir instead of the repository's api/crds.
