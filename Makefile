@@ -262,6 +262,8 @@ helm-check:
 
 # Image archives (docker-archive tarballs) without a Docker daemon:
 # static binaries -> hack/images (go-containerregistry) -> bin/images/<name>.tar.
+# weft-sidecar also gets a layer with the build host's Debian iptables (dpkg),
+# for its init step; the build fails clearly when iptables is not installed.
 images:
 	$(call section,images: static binaries -> bin/images/*.tar (no daemon))
 	@mkdir -p $(STATIC_DIR)
