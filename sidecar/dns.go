@@ -49,6 +49,10 @@ func newDNSServer(ctx context.Context, cfg Config, log *slog.Logger) (*dnsServer
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
 	log = log.With("component", "dns")
+	if len(ups) == 0 {
+		// Every name outside the mesh will get SERVFAIL.
+		log.Warn("dns proxy: no nameserver in resolv.conf; only mesh names resolve", "resolv_conf", cfg.ResolvConf)
+	}
 	log.Info("dns proxy listening", "address", addr, "upstreams", ups)
 	return &dnsServer{
 		srv: dnsproxy.New(dnsproxy.Upstreams{Addrs: ups}, dnsproxy.WithLogger(log)),

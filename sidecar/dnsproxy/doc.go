@@ -36,6 +36,8 @@
 // each of them into the FQDN, and a resolver that sends the name as it is
 // (ndots reached) still gets the answer. Names are case-insensitive.
 // Headless services (no address) are not in the table: they are forwarded.
+// The upstream resolvers are read from resolv.conf once, at start (the
+// kubelet writes a pod's resolv.conf before its containers start).
 //
 // # Why golang.org/x/net/dns/dnsmessage
 //
