@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -490,7 +491,8 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 	t.Run("upgrade with changed values keeps injection working", func(t *testing.T) {
 		r.t = t
 		if _, _, err := r.h.run(ctx, append([]string{"upgrade", "weft", r.chart}, r.values(
-			"proxy.image=example.invalid/weft-sidecar:v2", "logLevel=debug", "webhook.timeoutSeconds=5", "mesh.mtlsMode=PERMISSIVE")...)...); err != nil {
+			"proxy.image=example.invalid/weft-sidecar:v2", "logLevel=debug", "webhook.timeoutSeconds=5", "mesh.mtlsMode=PERMISSIVE",
+			"proxy.dnsCapture=true")...)...); err != nil {
 			t.Fatal(err)
 		}
 		if ca2 := r.checkCABundle(ctx); !bytes.Equal(ca1, ca2) {
@@ -502,7 +504,18 @@ func TestInstallUpgradeUninstall(t *testing.T) {
 		if !strings.Contains(strings.Join(args, " "), "--proxy-image=example.invalid/weft-sidecar:v2") {
 			t.Errorf("upgraded args %q", args)
 		}
-		r.injects(ctx, "shop", "web-2", "example.invalid/weft-sidecar:v2")
+		p := r.injects(ctx, "shop", "web-2", "example.invalid/weft-sidecar:v2")
+		// proxy.dnsCapture=true reached the injector: DNS capture in the
+		// init step, the DNS proxy in the sidecar.
+		var initArgs []string
+		for _, c := range p.Spec.InitContainers {
+			if c.Name == mesh.ContainerInit {
+				initArgs = c.Args
+			}
+		}
+		if !slices.Contains(initArgs, mesh.InitFlagCaptureDNS+"=true") || !slices.Contains(proxyOf(p).Args, mesh.SidecarFlagDNSProxy) {
+			t.Errorf("after upgrade with proxy.dnsCapture=true: init args %q, proxy args %q", initArgs, proxyOf(p).Args)
+		}
 	})
 
 	t.Run("uninstall leaves only the CRDs", func(t *testing.T) {
