@@ -196,3 +196,35 @@ func TestLocalityTiers(t *testing.T) {
 		t.Fatalf("then all: got %v", ep)
 	}
 }
+
+// TestRoundRobinSharesSkippedTurns: the turns of endpoints that may not be
+// picked go to the others in proportion to their weights, not to the one
+// that follows in the schedule.
+func TestRoundRobinSharesSkippedTurns(t *testing.T) {
+	const n = 10000
+	tests := []struct {
+		name    string
+		weights []uint32
+		blocked []int
+		want    []float64
+	}{
+		{"two of four ejected", []uint32{1, 1, 1, 1}, []int{0, 3}, []float64{0, 0.5, 0.5, 0}},
+		{"one of four ejected", []uint32{1, 1, 1, 1}, []int{1}, []float64{1.0 / 3, 0, 1.0 / 3, 1.0 / 3}},
+		{"the heavy one ejected", []uint32{1, 2, 7}, []int{2}, []float64{1.0 / 3, 2.0 / 3, 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			eps := weighted(tc.weights...)
+			p := NewRoundRobin(eps)
+			for _, i := range tc.blocked {
+				eps[i].State.Block(math.MaxInt64)
+			}
+			got := share(p, n, func(int) *Context { return &Context{} })
+			for i, want := range tc.want {
+				if math.Abs(got[eps[i].Addr]-want) > 0.01 {
+					t.Errorf("%s: share %.4f, want %.4f (all: %v)", eps[i].Addr, got[eps[i].Addr], want, got)
+				}
+			}
+		})
+	}
+}

@@ -92,11 +92,26 @@ func (rr *RoundRobin) PickFor(c *Context) *Endpoint {
 		}
 		return nil
 	}
-	start := rr.next.Add(1) - 1
+	n := uint64(len(rr.schedule))
+	first := rr.next.Add(1) - 1
 	return pickTwice(c, func(c *Context, strict bool) *Endpoint {
-		n := uint64(len(rr.schedule))
+		// A slot whose endpoint may not be picked (ejected, draining
+		// counts elsewhere, already tried) is skipped by taking the next
+		// slot from the shared counter: the others then share its turns in
+		// proportion to their weights. Walking to the neighbouring slot
+		// instead would hand every skipped turn to whichever endpoint
+		// follows it in the schedule (with 2 of 4 ejected, one survivor got
+		// 3/4 of the requests).
+		pos := first
+		for range n {
+			if ep := rr.eps[rr.schedule[pos%n]]; c.ok(ep, strict) {
+				return ep
+			}
+			pos = rr.next.Add(1) - 1
+		}
+		// Concurrent pickers took the other slots: walk them all once.
 		for i := range n {
-			if ep := rr.eps[rr.schedule[(start+i)%n]]; c.ok(ep, strict) {
+			if ep := rr.eps[rr.schedule[(pos+i)%n]]; c.ok(ep, strict) {
 				return ep
 			}
 		}

@@ -126,7 +126,7 @@ spec:
 		workload(fmt.Sprintf("w-%d", i+1), "w", 40+i, w, "")
 	}
 	workload("limited-1", "limited", 50, 0, "--fault-delay=800ms")
-	for _, s := range [][2]string{{"solo", "solo"}, {"rr", "pool"}, {"ll", "pool"}, {"sticky", "pool"}, {"weighted", "w"}, {"limited", "limited"}} {
+	for _, s := range [][2]string{{"solo", "solo"}, {"rr", "pool"}, {"ll", "pool"}, {"sticky", "pool"}, {"capped", "pool"}, {"weighted", "w"}, {"limited", "limited"}} {
 		fmt.Fprintf(&b, `---
 apiVersion: v1
 kind: Service
@@ -147,6 +147,8 @@ spec:
 	policy("ll", quiet+"  loadBalancer: {algorithm: LeastLatency}\n")
 	policy("sticky", quiet+"  loadBalancer: {algorithm: RingHash, consistentHash: {header: x-user}}\n")
 	policy("weighted", quiet)
+	// One failure ejects for a minute, but at most half of the pool.
+	policy("capped", "  outlierDetection: {consecutive5xx: 1, baseEjectionTime: 1m, maxEjectionPercent: 50}\n  retry: {attempts: 0}\n")
 	policy("limited", quiet+"  connectionPool: {maxRequests: 2}\n  retry: {attempts: 0}\n")
 	return b.Bytes()
 }
@@ -182,6 +184,9 @@ func TestResilienceLive(t *testing.T) {
 	})
 	t.Run("least latency moves load away from a slowed endpoint", func(t *testing.T) {
 		testLeastLatency(t, e)
+	})
+	t.Run("at most maxEjectionPercent of the endpoints are ejected at once", func(t *testing.T) {
+		testEjectionCap(t, e)
 	})
 	t.Run("consistent hash keeps keys and moves about 1/N when an endpoint leaves", func(t *testing.T) {
 		testConsistentHash(t, e, p)
@@ -392,6 +397,58 @@ func testLeastLatency(t *testing.T, e *env) {
 	t.Logf("pool-1 60ms slower: %v (pool-1's app counted %d of %d)", slow, slowReqs, n)
 	if slow["pool-1"] > 0.05 {
 		t.Errorf("the slowed endpoint got %.3f of the requests, want < 0.05 (round robin would give 0.25)", slow["pool-1"])
+	}
+}
+
+// testEjectionCap makes every pool endpoint fail and sends to capped
+// (consecutive5xx 1, maxEjectionPercent 50): two of the four endpoints are
+// ejected, the other two stay in rotation (their failures reach the
+// client; the sidecar never runs out of endpoints), and the refused
+// ejections are counted.
+func testEjectionCap(t *testing.T, e *env) {
+	pool := []string{"pool-1", "pool-2", "pool-3", "pool-4"}
+	for _, w := range pool {
+		e.setFault(t, w, `{"errorRate":1}`)
+	}
+	defer func() {
+		for _, w := range pool {
+			e.setFault(t, w, "")
+		}
+	}()
+	const n = 40
+	served := map[string]int{}
+	for i := range n {
+		r := e.send(t.Context(), svcURL("capped"))
+		if r.err != nil || r.status != http.StatusServiceUnavailable || r.overloaded != "" {
+			t.Fatalf("request %d: %d overloaded=%q %v; want the app's 503", i, r.status, r.overloaded, r.err)
+		}
+		if i >= n/2 {
+			served[strings.Fields(r.upstream)[0]]++
+		}
+	}
+	client, _ := e.m.Workload("client")
+	got, err := series(t.Context(), client.Address, "weft_cluster_ejections")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := `{cluster="outbound|8080||capped.shop.svc.cluster.local"}`
+	t.Logf("last %d requests served by %v; ejections %v, refused by the cap %v", n/2, served,
+		got["weft_cluster_ejections_total"+cluster], got["weft_cluster_ejections_overflow_total"+cluster])
+	if len(served) != 2 {
+		t.Errorf("after the ejections, %d endpoints served (%v), want the 2 the cap keeps", len(served), served)
+	}
+	for w, k := range served {
+		// Round robin gives the ejected endpoints' turns to both
+		// survivors alike.
+		if k < n/2*3/10 {
+			t.Errorf("%s served %d of the last %d: the survivors do not share the ejected ones' turns", w, k, n/2)
+		}
+	}
+	if got["weft_cluster_ejections_total"+cluster] != 2 {
+		t.Errorf("ejections %v, want 2 (50%% of 4)", got["weft_cluster_ejections_total"+cluster])
+	}
+	if got["weft_cluster_ejections_overflow_total"+cluster] < 1 {
+		t.Error("no ejection was refused by maxEjectionPercent")
 	}
 }
 
