@@ -13,9 +13,10 @@
 //	                         a Secret's trusted CA): a chain whose key is not ours is refused
 //	GetX509SVID / GetX509BundleForTrustDomain
 //	                         go-spiffe sources read by the TLS stack at every handshake
-//	ServerTLSConfig / ClientTLSConfig
-//	                         go-spiffe tlsconfig.MTLS{Server,Client}Config + TLS 1.3, ALPN h2,
-//	                         refusals logged; PeerID reads the verified peer
+//	ServerTLSConfig / ClientTLSConfig / ClientTLSConfigALPN
+//	                         go-spiffe tlsconfig.MTLS{Server,Client}Config + TLS 1.3; ALPN h2 or
+//	                         http/1.1 on the server, the one offered on the client, nothing
+//	                         else accepted; refusals logged; PeerID reads the verified peer
 //
 // # Keys
 //
