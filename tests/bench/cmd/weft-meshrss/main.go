@@ -44,7 +44,11 @@ func main() {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	rs, err := meshrss.Run(ctx, cfg)
-	fmt.Printf("Command: `weft-meshrss %s`; %s UTC; load average %s\n\n", strings.Join(os.Args[1:], " "), time.Now().UTC().Format("2006-01-02 15:04"), loadAverage())
+	args := strings.Join(os.Args[1:], " ")
+	if wd, err := os.Getwd(); err == nil {
+		args = strings.ReplaceAll(args, wd+string(os.PathSeparator), "") // no checkout path in BENCHMARKS.md
+	}
+	fmt.Printf("Command: `weft-meshrss %s`; %s UTC; load average %s\n\n", args, time.Now().UTC().Format("2006-01-02 15:04"), loadAverage())
 	meshrss.Markdown(os.Stdout, rs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "weft-meshrss:", err)
