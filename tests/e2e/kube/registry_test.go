@@ -335,6 +335,25 @@ func TestKubeRegistry(t *testing.T) {
 			t.Errorf("ADS stream on the follower: %v", err)
 		}
 	})
+
+	t.Run("a deleted ServiceAccount is reported, not pushed", func(t *testing.T) {
+		before := ads.responses()
+		want := `Pod shop/pay-2: spec.serviceAccountName: ServiceAccount \"pay\" does not exist`
+		if strings.Contains(readLog(t, follower.proc), want) {
+			t.Fatalf("reported before the deletion:\n%s", readLog(t, follower.proc))
+		}
+		must(t, client.CoreV1().ServiceAccounts(shopNS).Delete(ctx, "pay", metav1.DeleteOptions{}))
+		waitFor(ctx, t, "the report", func() (bool, string) {
+			return strings.Contains(readLog(t, follower.proc), want), "not in the log of " + follower.name
+		})
+		// The state did not change: nothing is pushed for it. The log line
+		// is written before the build's push decision, and a push would
+		// follow within the debouncer's 1 s max.
+		time.Sleep(1500 * time.Millisecond) // what is measured is the absence of a push
+		if n := ads.responses() - before; n != 0 {
+			t.Errorf("%d responses after deleting a ServiceAccount: %v", n, ads.lines(before))
+		}
+	})
 }
 
 func must(t *testing.T, err error) {
