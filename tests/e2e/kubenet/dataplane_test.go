@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/control-plane/registry/kube"
 	"github.com/weftmesh/weft/examples/shop/app"
 	"github.com/weftmesh/weft/tests/podharness"
@@ -39,8 +40,12 @@ func TestKubeDataPlane(t *testing.T) {
 	e.deploy(ctx, "order", 1, appSpec("order", app.RoleOrder,
 		"--payment-url=http://payment:8080"+app.PathPay,
 		"--inventory-url=http://"+net.JoinHostPort(payIP, strconv.Itoa(appPort))+"/"))
+	// The client pod also opts into DNS capture (its sidecar's DNS proxy).
 	clientPod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "client", Labels: map[string]string{"app": "client"}},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "client", Labels: map[string]string{"app": "client"},
+			Annotations: map[string]string{mesh.AnnotationDNSCapture: "true"},
+		},
 		Spec:       appSpec("client", app.RoleAPIGateway),
 	}
 	_, err := client.CoreV1().Pods(shopNS).Create(ctx, clientPod, metav1.CreateOptions{})
@@ -76,6 +81,25 @@ func TestKubeDataPlane(t *testing.T) {
 			url := "http://" + net.JoinHostPort(host, strconv.Itoa(appPort)) + app.PathPay
 			if _, r, _, err := get(ctx, c, url); err != nil || r.Service != app.RolePayment {
 				t.Errorf("client -> %s: %+v %v", url, r, err)
+			}
+		}
+	})
+
+	t.Run("the DNS proxy answers Service names with their ClusterIPs", func(t *testing.T) {
+		// The test as an app in the client pod asks any resolver address
+		// on port 53: the injected init step redirects it to the sidecar's
+		// DNS proxy, whose names come over xDS from the kube registry
+		// (ClusterIPs allocated by the API server). UDP, then TCP.
+		for _, network := range []string{"udp", "tcp"} {
+			r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return cp.NS.Dial(ctx, network, "192.0.2.53:53")
+			}}
+			for _, name := range []string{"payment", "payment.shop", "payment.shop.svc", "payment.shop.svc.cluster.local", "order.shop"} {
+				svc, _, _ := strings.Cut(name, ".")
+				got, err := r.LookupNetIP(ctx, "ip4", name+".")
+				if err != nil || len(got) != 1 || got[0] != e.cluster[svc] {
+					t.Errorf("%s %s: %v %v, want %s", network, name, got, err, e.cluster[svc])
+				}
 			}
 		}
 	})
