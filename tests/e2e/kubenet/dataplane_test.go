@@ -46,7 +46,7 @@ func TestKubeDataPlane(t *testing.T) {
 			Name: "client", Labels: map[string]string{"app": "client"},
 			Annotations: map[string]string{mesh.AnnotationDNSCapture: "true"},
 		},
-		Spec:       appSpec("client", app.RoleAPIGateway),
+		Spec: appSpec("client", app.RoleAPIGateway),
 	}
 	_, err := client.CoreV1().Pods(shopNS).Create(ctx, clientPod, metav1.CreateOptions{})
 	must(t, err)
