@@ -196,10 +196,11 @@ func (r *podRun) probeOnce(ctx context.Context) {
 	r.mu.Unlock()
 	for _, c := range procs {
 		if c.proc.Exited() {
-			if c.ready || !c.stopping {
-				r.mu.Lock()
-				c.ready, c.stopping = false, true
-				r.mu.Unlock()
+			r.mu.Lock()
+			unexpected := !c.stopping
+			c.ready, c.stopping = false, true
+			r.mu.Unlock()
+			if unexpected {
 				r.k.fail(fmt.Errorf("pod %s: container %s exited while the pod runs; log:\n%s", r.name(), c.spec.Name, netnsharness.TailLog(c.proc.Log, 2000)))
 			}
 			continue
