@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftmesh/weft/api/mesh"
 
@@ -32,7 +33,7 @@ type dnsServer struct {
 
 // newDNSServer opens cfg.DNSAddress and reads the upstream resolvers from
 // cfg.ResolvConf; nil when the DNS proxy is off.
-func newDNSServer(ctx context.Context, cfg Config, log *slog.Logger) (*dnsServer, error) {
+func newDNSServer(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*dnsServer, error) {
 	if !cfg.DNSProxy {
 		return nil, nil
 	}
@@ -55,7 +56,7 @@ func newDNSServer(ctx context.Context, cfg Config, log *slog.Logger) (*dnsServer
 	}
 	log.Info("dns proxy listening", "address", addr, "upstreams", ups)
 	return &dnsServer{
-		srv: dnsproxy.New(dnsproxy.Upstreams{Addrs: ups}, dnsproxy.WithLogger(log)),
+		srv: dnsproxy.New(dnsproxy.Upstreams{Addrs: ups}, dnsproxy.WithLogger(log), dnsproxy.WithRegisterer(reg)),
 		pc:  pc, ln: ln, ns: cfg.Namespace, log: log,
 	}, nil
 }

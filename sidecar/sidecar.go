@@ -246,7 +246,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// The validator compiles each candidate; the update handler installs
 	// the table compiled for the snapshot it publishes. Both run on the
 	// xDS client's goroutine.
-	dns, err := newDNSServer(ctx, cfg, log)
+	dns, err := newDNSServer(ctx, cfg, log, metrics.Registry)
 	if err != nil {
 		return err
 	}

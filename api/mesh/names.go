@@ -32,6 +32,14 @@ const (
 	PortDNSProxy = 15053
 )
 
+// MetricDNSQueries counts the sidecar DNS proxy's queries by result:
+// answered (a mesh name, with addresses), nodata (a mesh name without an
+// address of the asked family), forwarded (relayed from an upstream),
+// servfail (no upstream answered), formerr (a question that does not
+// parse); messages with no reply (unparseable header, replies) are not
+// counted.
+const MetricDNSQueries = "weft_dns_queries_total"
+
 // ProxyUID is the user id the sidecar runs as; capture rules exclude it.
 const ProxyUID = 1337
 

@@ -17,6 +17,8 @@ import (
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/net/dns/dnsmessage"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -322,5 +324,28 @@ func TestServeForwardsOverUDPAndTCP(t *testing.T) {
 	// A name neither knows: the upstream's SERVFAIL comes back as it is.
 	if _, err := r.LookupNetIP(ctx, "ip4", "nowhere.invalid."); err == nil {
 		t.Error("an unknown name resolved")
+	}
+}
+
+func TestQueryMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := New(&fakeForwarder{}, WithLogger(slog.New(slog.DiscardHandler)), WithRegisterer(reg))
+	s.SetTable(testTable())
+	down := New(&fakeForwarder{fail: true}, WithLogger(slog.New(slog.DiscardHandler)), WithRegisterer(reg)) // shares the counter
+	for _, q := range [][]byte{
+		query(t, 1, "cart.shop.", dnsmessage.TypeA),
+		query(t, 2, "cart.", dnsmessage.TypeA),
+		query(t, 3, "cart.shop.", dnsmessage.TypeAAAA),
+		query(t, 4, "example.com.", dnsmessage.TypeA),
+		query(t, 5, "cart.shop.", dnsmessage.TypeA)[:20],
+		{1, 2, 3},
+	} {
+		s.Answer(t.Context(), "udp", q)
+	}
+	down.Answer(t.Context(), "udp", query(t, 6, "example.com.", dnsmessage.TypeA))
+	for result, want := range map[string]float64{"answered": 2, "nodata": 1, "forwarded": 1, "formerr": 1, "servfail": 1} {
+		if got := testutil.ToFloat64(s.queries.WithLabelValues(result)); got != want {
+			t.Errorf("%s{result=%q} = %v, want %v", mesh.MetricDNSQueries, result, got, want)
+		}
 	}
 }

@@ -13,7 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/weftmesh/weft/api/mesh"
 )
 
 // Defaults.
@@ -155,10 +158,11 @@ func matches(query, reply []byte) bool {
 
 // Server answers DNS queries; see the package doc.
 type Server struct {
-	table atomic.Pointer[Table]
-	fwd   Forwarder
-	log   *slog.Logger
-	ttl   uint32
+	table   atomic.Pointer[Table]
+	fwd     Forwarder
+	log     *slog.Logger
+	ttl     uint32
+	queries *prometheus.CounterVec // mesh.MetricDNSQueries{result}
 }
 
 // Option configures a Server.
@@ -172,10 +176,29 @@ func WithTTL(d time.Duration) Option {
 	return func(s *Server) { s.ttl = uint32(max(d, time.Second) / time.Second) } //nolint:gosec // G115: a TTL in seconds.
 }
 
+// WithRegisterer registers mesh.MetricDNSQueries{result} in reg (the
+// counter is kept, unregistered, otherwise).
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(s *Server) {
+		if err := reg.Register(s.queries); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				if c, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+					s.queries = c
+				}
+			}
+		}
+	}
+}
+
 // New returns a Server that forwards what it does not answer to fwd. Its
 // table is empty (everything forwarded) until SetTable.
 func New(fwd Forwarder, opts ...Option) *Server {
 	s := &Server{fwd: fwd, log: slog.Default(), ttl: uint32(DefaultTTL / time.Second)}
+	s.queries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: mesh.MetricDNSQueries,
+		Help: "DNS queries to the sidecar's DNS proxy by result (answered, nodata, forwarded, servfail, formerr).",
+	}, []string{"result"})
 	for _, o := range opts {
 		o(s)
 	}
@@ -196,6 +219,7 @@ func (s *Server) Answer(ctx context.Context, network string, query []byte) []byt
 	}
 	qs, err := p.AllQuestions()
 	if err != nil {
+		s.queries.WithLabelValues("formerr").Inc()
 		return reply(h, nil, dnsmessage.RCodeFormatError, nil, network)
 	}
 	if h.OpCode == 0 && len(qs) == 1 && qs[0].Class == dnsmessage.ClassINET &&
@@ -212,18 +236,25 @@ func (s *Server) Answer(ctx context.Context, network string, query []byte) []byt
 				}
 			}
 			s.log.Debug("dns answered", "name", qs[0].Name.String(), "type", qs[0].Type, "answers", len(rrs))
+			if len(rrs) == 0 {
+				s.queries.WithLabelValues("nodata").Inc()
+			} else {
+				s.queries.WithLabelValues("answered").Inc()
+			}
 			return reply(h, &qs[0], dnsmessage.RCodeSuccess, rrs, network)
 		}
 	}
 	r, err := s.fwd.Forward(ctx, network, query)
 	if err != nil {
 		s.log.Debug("dns forward failed", "error", err)
+		s.queries.WithLabelValues("servfail").Inc()
 		var q *dnsmessage.Question
 		if len(qs) == 1 {
 			q = &qs[0]
 		}
 		return reply(h, q, dnsmessage.RCodeServerFailure, nil, network)
 	}
+	s.queries.WithLabelValues("forwarded").Inc()
 	return r
 }
 

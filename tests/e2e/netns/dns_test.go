@@ -1,15 +1,18 @@
 package netns
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -319,6 +322,33 @@ spec: {address: %s, serviceAccount: default}
 	for _, never := range []string{"ledger.bank.svc.cluster.local."} {
 		if strings.Contains(seen, "query udp "+never) || strings.Contains(seen, "query tcp "+never) {
 			t.Errorf("the upstream was asked %s, which the proxy answers", never)
+		}
+	}
+
+	// The proxy's own count, on its health port's /metrics.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) { return app.Dial(ctx, network, addr) },
+	}}
+	defer hc.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+net.JoinHostPort(app.IP.String(), strconv.Itoa(mesh.PortHealth))+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, result := range []string{"answered", "forwarded"} {
+		re := regexp.MustCompile(mesh.MetricDNSQueries + `\{result="` + result + `"\} ([0-9]+)`)
+		if m := re.FindSubmatch(body); m == nil || string(m[1]) == "0" {
+			t.Errorf("%s{result=%q} missing or 0 in /metrics", mesh.MetricDNSQueries, result)
+		} else {
+			t.Logf("%s{result=%q} %s", mesh.MetricDNSQueries, result, m[1])
 		}
 	}
 	if t.Failed() {
