@@ -7,8 +7,9 @@
 //
 //	registry.Source --Update(state)--> [pending: latest wins]
 //	    --kick--> debouncer (Run's goroutine; 100 ms of quiet, at most 1 s)
-//	    --Push--> for each connected node: translate.Build, hash per type,
-//	              SetSnapshot when a type changed
+//	    --Push--> translate.Index for the state (Next of the previous one);
+//	              for each connected node: its shape's translation (shape.go),
+//	              hash per type, SetSnapshot when a type changed
 //	    --> snapshot cache --> SotW and delta ADS streams
 //
 // Update never blocks the registry: it stores the state and wakes the
@@ -23,6 +24,19 @@
 // version, so an endpoint change re-sends EDS alone (SotW compares versions
 // per type; delta sends only the resources whose hash changed, which the
 // snapshot cache computes itself).
+//
+// # Scale
+//
+// A push costs per changed object, not per proxy: translations are per
+// shape through one translate.Index, which shares outbound clusters,
+// assignments and virtual hosts between shapes and (Index.Next) across
+// states when their inputs did not change; hash.go hashes each object once
+// (two generations) and fills the delta version maps from those hashes, so
+// the snapshot cache does not marshal every node's resources again; a
+// shape whose hashes did not change is kept, and its nodes skip the sync;
+// a node keeps the objects of its unchanged types; replicas share their
+// listeners' filter chains; a shape's snapshot maps are shared by its
+// nodes. BenchmarkPush measures a push at 1,000 and 5,000 proxies.
 //
 // # Nodes
 //
@@ -75,5 +89,7 @@
 // first snapshot), an ACK of its version (or a later one) for each changed
 // non-empty type; the ackTracker (metrics.go, its own lock, fed by status
 // outside status's lock) reports the push when the last such ACK arrives
-// or the last waiting node disconnects.
+// or the last waiting node disconnects. The push records what it expects
+// before SetSnapshot: the cache may answer an open watch at once and the
+// ACK may arrive before SetSnapshot returns.
 package xds

@@ -233,3 +233,29 @@ func TestPushCompletesWhenACKedDuringSetSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateDoesNotWaitForPush: while a push holds the build lock (a slow
+// push under load), Update still returns at once, and Ready does not wait
+// either, so the registry keeps reading and health checks keep answering.
+func TestUpdateDoesNotWaitForPush(t *testing.T) {
+	s := New(meshconfig.Default())
+	st := parse(t, meshYAML)
+	s.mu.Lock() // a push in progress
+	done := make(chan struct{})
+	go func() {
+		s.Update(st)
+		_ = s.Ready()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.mu.Unlock()
+		t.Fatal("Update or Ready waited for the build lock")
+	}
+	s.mu.Unlock()
+	s.Push()
+	if !s.Ready() {
+		t.Error("not ready after the push")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -54,17 +55,22 @@ type Server struct {
 	streamCtx     context.Context
 	cancelStreams context.CancelFunc
 
-	mu      sync.Mutex // serializes snapshot building; guards the fields below
+	// pendMu guards pending and pendingSince only, so that Update never
+	// waits for a push in progress (which holds mu).
+	pendMu  sync.Mutex
 	pending *model.State
 	// pendingSince is when the first Update since the last push came.
 	pendingSince time.Time
-	state        *model.State
-	seq          uint64
-	nodes        map[string]*nodeState
-	shapes       shapeCache            // translations of state by proxy shape
-	certs        map[string]issuedCert // by node id: the latest chain issued
-	bundle       []byte                // the trust bundle, PEM
-	rootSecret   *tlsv3.Secret         // "ROOTCA" of bundle (nil when empty)
+	ready        atomic.Bool // a registry state has been pushed
+
+	mu         sync.Mutex // serializes snapshot building; guards the fields below
+	state      *model.State
+	seq        uint64
+	nodes      map[string]*nodeState
+	shapes     shapeCache            // translations of state by proxy shape
+	certs      map[string]issuedCert // by node id: the latest chain issued
+	bundle     []byte                // the trust bundle, PEM
+	rootSecret *tlsv3.Secret         // "ROOTCA" of bundle (nil when empty)
 }
 
 // nodeState is what the server remembers of a connected node's snapshot.
@@ -152,12 +158,12 @@ func (s *Server) Register(g *grpc.Server) {
 // Update hands the server a new registry state. It never blocks: the
 // latest state wins and the debouncer pushes it.
 func (s *Server) Update(st model.State) {
-	s.mu.Lock()
+	s.pendMu.Lock()
 	if s.pending == nil {
 		s.pendingSince = s.now()
 	}
 	s.pending = &st
-	s.mu.Unlock()
+	s.pendMu.Unlock()
 	select {
 	case s.kick <- struct{}{}:
 	default:
@@ -174,11 +180,7 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // Ready reports whether a registry state has been pushed.
-func (s *Server) Ready() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.state != nil
-}
+func (s *Server) Ready() bool { return s.ready.Load() }
 
 // Proxies lists the connected proxies with their per-type versions.
 func (s *Server) Proxies() []ProxyStatus { return s.status.Proxies() }
@@ -194,17 +196,22 @@ func (s *Server) Connected() int { return s.status.connected() }
 // new snapshot for each node whose resources changed. The debouncer calls
 // it; tests may call it directly.
 func (s *Server) Push() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.pending == nil {
+	s.pendMu.Lock()
+	next, since := s.pending, s.pendingSince
+	s.pending = nil
+	s.pendMu.Unlock()
+	if next == nil {
 		return
 	}
-	s.state, s.pending = s.pending, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state = next
+	s.ready.Store(true)
 	s.seq++
 	if s.shapes.hashes != nil {
 		s.shapes.hashes.rotate()
 	}
-	s.acks.begin(s.seq, s.pendingSince)
+	s.acks.begin(s.seq, since)
 	defer s.acks.commit(s.seq)
 	changed := 0
 	for id, n := range s.nodes {

@@ -26,7 +26,9 @@
 //
 //   - connect: time until every client ACKed CDS, EDS, LDS and RDS once; the
 //     control plane's CPU (/proc/<pid>/stat) and RSS (/proc/<pid>/status)
-//     before and after.
+//     before and after, its live heap (HeapInuse after a forced GC,
+//     /debug/pprof/heap?gc=1) before and after, and its RSS again after
+//     the single changes.
 //   - single changes: one WorkloadEntry's address changes in the file (one
 //     endpoint change); the latency of a proxy is file write -> its ACK of
 //     the next EDS version; affected = proxies that got a new EDS version
