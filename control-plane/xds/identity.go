@@ -55,7 +55,9 @@ func (s *Server) SetCertificate(node string, chain []*x509.Certificate) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.certMu.Lock()
 	s.certs[node] = c
+	s.certMu.Unlock()
 	if n, ok := s.nodes[node]; ok {
 		// A new push number, so the changed type gets a new version.
 		s.seq++
@@ -97,8 +99,8 @@ func (s *Server) SetTrustBundle(roots []*x509.Certificate) {
 // CA issued one to, sorted by proxy.
 func (s *Server) Certificates() []CertStatus {
 	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.certMu.RLock() // not s.mu: /metrics and /debug/certs must not wait for a push
+	defer s.certMu.RUnlock()
 	out := make([]CertStatus, 0, len(s.certs))
 	for node, c := range s.certs {
 		if now.After(c.leaf.NotAfter) {
@@ -158,8 +160,8 @@ func validateSecrets(items []types.Resource) error {
 // proxy the CA issued one to, by node id (the map is the caller's).
 func (s *Server) IssuedLeaves() map[string]*x509.Certificate {
 	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.certMu.RLock()
+	defer s.certMu.RUnlock()
 	out := make(map[string]*x509.Certificate, len(s.certs))
 	for node, c := range s.certs {
 		if !now.After(c.leaf.NotAfter) {

@@ -63,14 +63,17 @@ type Server struct {
 	pendingSince time.Time
 	ready        atomic.Bool // a registry state has been pushed
 
-	mu         sync.Mutex // serializes snapshot building; guards the fields below
-	state      *model.State
-	seq        uint64
-	nodes      map[string]*nodeState
-	shapes     shapeCache            // translations of state by proxy shape
-	certs      map[string]issuedCert // by node id: the latest chain issued
-	bundle     []byte                // the trust bundle, PEM
-	rootSecret *tlsv3.Secret         // "ROOTCA" of bundle (nil when empty)
+	mu     sync.Mutex // serializes snapshot building; guards the fields below
+	state  *model.State
+	seq    uint64
+	nodes  map[string]*nodeState
+	shapes shapeCache // translations of state by proxy shape
+	// certs: by node id, the latest chain issued; written under mu and
+	// certMu, read under either (Certificates takes certMu only).
+	certMu     sync.RWMutex
+	certs      map[string]issuedCert
+	bundle     []byte        // the trust bundle, PEM
+	rootSecret *tlsv3.Secret // "ROOTCA" of bundle (nil when empty)
 }
 
 // nodeState is what the server remembers of a connected node's snapshot.
