@@ -18,9 +18,12 @@ const (
 	// because the route timeout expired.
 	HeaderTimeout = "x-weft-timeout"
 	// HeaderAppUnreachable is set ("1") on the 503 a sidecar's inbound
-	// answers when it could not connect to its own app (an app that
-	// stopped, e.g. a pod terminating while its peers still route to it).
-	// The request never reached the app, so the calling sidecar retries it
+	// answers when the request cannot reach its own app: it could not
+	// connect to it (an app that stopped, e.g. a pod terminating while its
+	// peers still route to it), or it has no inbound configuration (a
+	// sidecar that just started, or whose workload left the registry before
+	// its peers heard of it). The request never reached the app, so the
+	// calling sidecar retries it
 	// on another endpoint whatever the method, as for a refused stream.
 	// The inbound removes it from the app's own responses: an app cannot
 	// claim it.

@@ -15,9 +15,10 @@
 // The sidecar answers itself, with a "weft: ..." text body: 421 when the
 // request carries no target port or the port has no filter chain (this
 // workload does not serve it), 400 for a malformed port, 404 when no route
-// matches, 503 before the first configuration or when the app cluster is
-// missing, 503 with mesh.HeaderAppUnreachable when the connection to the
-// app fails (the request never reached it: the caller's sidecar retries it
+// matches, 503 when the app cluster is missing, 503 with
+// mesh.HeaderAppUnreachable before the first configuration (or after the
+// workload left the registry) and when the connection to the app fails
+// (the request never reached it: the caller's sidecar retries it
 // on another endpoint; the app's own responses never carry that header),
 // 502 when the app fails after it was reached.
 //

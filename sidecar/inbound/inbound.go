@@ -72,6 +72,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	tbl := h.tables.Load()
 	if tbl == nil || tbl.Inbound == nil {
+		// The app never saw it: the caller's sidecar may retry it on another
+		// endpoint whatever the method (a sidecar just started, or one whose
+		// workload left the registry while its peers still route to it).
+		w.Header().Set(mesh.HeaderAppUnreachable, "1")
 		proxy.Error(w, http.StatusServiceUnavailable, "no inbound configuration yet")
 		return
 	}
