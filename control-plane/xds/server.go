@@ -335,28 +335,40 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 	// cache would marshal every resource of every node again). No
 	// snap.Consistent: translate.Build checked the references, and a
 	// replica's rewrite changes addresses only.
-	snap := &cache.Snapshot{VersionMap: make(map[string]map[string]string, numTypes)}
+	// Only a node with a delta stream gets version maps (a SotW stream
+	// never reads them; should a delta stream come later, the cache
+	// builds the map of that snapshot itself).
+	delta := s.status.delta(id)
+	snap := &cache.Snapshot{}
+	if delta {
+		snap.VersionMap = make(map[string]map[string]string, numTypes)
+	}
 	versions := n.versions
 	for i, typ := range typeURLs {
 		if versions[i] == "" || n.sums[i] != sums[i] {
 			versions[i] = version
 		}
-		if i == si || n.items[i] == nil {
-			vm, err := s.shapes.hashes.versionMap(byType[i])
-			if err != nil {
+		items, vm := n.items[i], n.vmaps[i]
+		if i == si || items == nil {
+			items = itemsByName(byType[i])
+			if i != si {
+				n.items[i], n.vmaps[i] = items, nil
+			}
+		}
+		if delta && vm == nil {
+			var err error
+			if vm, err = s.shapes.hashes.versionMap(byType[i]); err != nil {
 				s.log.Error("hash failed; proxy keeps its previous config", "proxy", id, "err", err)
 				return false
 			}
 			if i != si {
-				n.items[i], n.vmaps[i] = itemsByName(byType[i]), vm
-			} else {
-				snap.Resources[cache.GetResponseType(typ)] = cache.Resources{Version: versions[i], Items: itemsByName(byType[i])}
-				snap.VersionMap[typ] = vm
-				continue
+				n.vmaps[i] = vm
 			}
 		}
-		snap.Resources[cache.GetResponseType(typ)] = cache.Resources{Version: versions[i], Items: n.items[i]}
-		snap.VersionMap[typ] = n.vmaps[i]
+		snap.Resources[cache.GetResponseType(typ)] = cache.Resources{Version: versions[i], Items: items}
+		if delta {
+			snap.VersionMap[typ] = vm
+		}
 	}
 	// Expect the ACKs before the snapshot is set: the cache may answer the
 	// node's open watch at once, and its ACK can arrive before SetSnapshot

@@ -50,6 +50,7 @@ type streamState struct {
 
 type proxyState struct {
 	streams     int
+	deltaSeen   bool // some stream of the node is (or was) a delta stream
 	connectedAt time.Time
 	types       map[string]*TypeStatus
 }
@@ -100,6 +101,15 @@ func (s *status) Proxies() []ProxyStatus {
 	}
 	slices.SortFunc(out, func(a, b ProxyStatus) int { return strings.Compare(a.ID, b.ID) })
 	return out
+}
+
+// delta reports whether a delta stream of the node has named it (only
+// those use the snapshots' version maps).
+func (s *status) delta(node string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.proxies[node]
+	return p != nil && p.deltaSeen
 }
 
 // connected is the number of connected proxies.
@@ -155,6 +165,7 @@ func (s *status) request(k streamKey, node *core.Node, typeURL, nonce string, er
 			joined = st.node
 		}
 		p.streams++
+		p.deltaSeen = p.deltaSeen || k.delta
 	}
 	ackedVersion, nacked := "", false
 	if nonce != "" && st.node != "" {
