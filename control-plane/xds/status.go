@@ -228,7 +228,17 @@ func (s *status) OnStreamOpen(_ context.Context, id int64, _ string) error {
 func (s *status) OnStreamClosed(id int64, _ *core.Node) { s.closed(streamKey{id: id}) }
 
 // OnStreamRequest implements sotw.Callbacks.
+//
+// A request without a response nonce is a type's first on its stream: the
+// stream has been sent nothing, so any version_info it carries was ACKed
+// on an earlier stream, perhaps from another server (a restarted control
+// plane counts its versions from 1 again). It is cleared, so the snapshot
+// cache answers with the node's current snapshot instead of taking an
+// equal version for "up to date" and never answering.
 func (s *status) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
+	if req.GetResponseNonce() == "" {
+		req.VersionInfo = ""
+	}
 	s.request(streamKey{id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
 		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 	return nil
