@@ -1,16 +1,15 @@
 package local
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/tests/metricstest"
 
 	"github.com/weftmesh/weft/api/mesh"
 )
@@ -23,37 +22,7 @@ func series(ctx context.Context, ip string, prefixes ...string) (map[string]floa
 
 // seriesAt is series of the sidecar whose health port is at healthAddr.
 func seriesAt(ctx context.Context, healthAddr string, prefixes ...string) (map[string]float64, error) {
-	url := "http://" + healthAddr + "/metrics"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		for _, p := range prefixes {
-			if strings.HasPrefix(line, p) {
-				i := strings.LastIndexByte(line, ' ')
-				v, err := strconv.ParseFloat(line[i+1:], 64)
-				if err != nil {
-					return nil, fmt.Errorf("%q: %w", line, err)
-				}
-				out[line[:i]] = v
-			}
-		}
-	}
-	return out, sc.Err()
+	return metricstest.Scrape(ctx, http.DefaultClient, "http://"+healthAddr+"/metrics", prefixes...)
 }
 
 func reqSeries(metric, dir, src, srcSA, dst, dstSA, dstSvc, code string) string {

@@ -7,10 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sort"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/tests/metricstest"
 
 	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/control-plane/launch"
@@ -100,29 +100,6 @@ func tcpExchange(ctx context.Context, proxyAddr, target, msg string) (sent, rece
 	return n, len(hello) + len(echo) + len(rest), nil
 }
 
-// tcpSeries is the series name of a weft_tcp_* metric with the request
-// labels (Prometheus' text format sorts them).
-func tcpSeries(metric, dir, srcWL, srcNS, srcID, dstWL, dstNS, dstSvc, dstID string) string {
-	return fmt.Sprintf(`%s{destination_identity=%q,destination_namespace=%q,destination_service=%q,destination_workload=%q,direction=%q,source_identity=%q,source_namespace=%q,source_workload=%q}`,
-		metric, dstID, dstNS, dstSvc, dstWL, dir, srcID, srcNS, srcWL)
-}
-
-// tcpWant is what one exchange adds to one sidecar's TCP series.
-func tcpWant(want map[string]float64, wl string, sent, received int, labels ...string) {
-	if len(labels) != 8 {
-		panic("tcpWant: 8 labels")
-	}
-	l := labels
-	want[wl+" "+tcpSeries(mesh.MetricTCPOpened, l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7])]++
-	want[wl+" "+tcpSeries(mesh.MetricTCPClosed, l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7])]++
-	if received > 0 {
-		want[wl+" "+tcpSeries(mesh.MetricTCPReceivedBytes, l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7])] += float64(received)
-	}
-	if sent > 0 {
-		want[wl+" "+tcpSeries(mesh.MetricTCPSentBytes, l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7])] += float64(sent)
-	}
-}
-
 // tcpDelta scrapes the weft_tcp_* series of the sidecars (name -> health
 // address) before and after run, and returns what changed and what was
 // wanted, once want(changed) is reached or a 10 s deadline passes
@@ -144,9 +121,9 @@ func tcpDelta(t *testing.T, health map[string]string, want func(got map[string]f
 	}
 	// Quiet first: every earlier connection counted closed.
 	before := scrape()
-	for deadline := time.Now().Add(10 * time.Second); openConns(before) != ""; before = scrape() {
+	for deadline := time.Now().Add(10 * time.Second); metricstest.OpenConns(before) != ""; before = scrape() {
 		if time.Now().After(deadline) {
-			t.Fatalf("connections still open before the exchange: %s", openConns(before))
+			t.Fatalf("connections still open before the exchange: %s", metricstest.OpenConns(before))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -159,27 +136,10 @@ func tcpDelta(t *testing.T, health map[string]string, want func(got map[string]f
 			}
 		}
 		wanted = want(got)
-		if diffCounters(wanted, got) == "" || time.Now().After(deadline) {
+		if metricstest.Diff(wanted, got) == "" || time.Now().After(deadline) {
 			return got, wanted
 		}
 	}
-}
-
-// diffCounters lists the differences of got from want, one per line.
-func diffCounters(want, got map[string]float64) string {
-	var diffs []string
-	for k, v := range want {
-		if got[k] != v {
-			diffs = append(diffs, fmt.Sprintf("want %v got %v: %s", v, got[k], k))
-		}
-	}
-	for k, v := range got {
-		if _, ok := want[k]; !ok {
-			diffs = append(diffs, fmt.Sprintf("unexpected +%v: %s", v, k))
-		}
-	}
-	sort.Strings(diffs)
-	return strings.Join(diffs, "\n")
 }
 
 // TestTCPMetricsEgress: one known TCP exchange through a CONNECT tunnel
@@ -224,16 +184,16 @@ func TestTCPMetricsEgress(t *testing.T) {
 			want := func(got map[string]float64) map[string]float64 {
 				w := map[string]float64{}
 				if policy == "ALLOW_ANY" {
-					tcpWant(w, "order-1", received, sent, "outbound", "order-1", "shop", order, "", "", "", "")
+					metricstest.AddTCP(w, "order-1", sent, received, "outbound", "order-1", "shop", order, "", "", "", "")
 					return w
 				}
 				// Either replica may carry it: the one order-1 names.
 				replica = "egress-1"
-				if got["order-1 "+tcpSeries(mesh.MetricTCPOpened, "outbound", "order-1", "shop", order, "egress-2", mesh.EgressGatewayNamespace, gwSvc, gateway)] > 0 {
+				if got["order-1 "+metricstest.TCPSeries(mesh.MetricTCPOpened, "outbound", "order-1", "shop", order, "egress-2", mesh.EgressGatewayNamespace, gwSvc, gateway)] > 0 {
 					replica = "egress-2"
 				}
-				tcpWant(w, "order-1", received, sent, "outbound", "order-1", "shop", order, replica, mesh.EgressGatewayNamespace, gwSvc, gateway)
-				tcpWant(w, replica, received, sent, "inbound", "order-1", "shop", order, replica, mesh.EgressGatewayNamespace, "shop/tcpecho", gateway)
+				metricstest.AddTCP(w, "order-1", sent, received, "outbound", "order-1", "shop", order, replica, mesh.EgressGatewayNamespace, gwSvc, gateway)
+				metricstest.AddTCP(w, replica, sent, received, "inbound", "order-1", "shop", order, replica, mesh.EgressGatewayNamespace, "shop/tcpecho", gateway)
 				return w
 			}
 			got, wanted := tcpDelta(t, health, want, func() {
@@ -245,23 +205,9 @@ func TestTCPMetricsEgress(t *testing.T) {
 			if want := len("hello tcp\n") + len("echo:ping\n"); sent != len("ping\n") || received != want {
 				t.Errorf("client wrote %d and read %d bytes, want %d and %d", sent, received, len("ping\n"), want)
 			}
-			if d := diffCounters(wanted, got); d != "" {
+			if d := metricstest.Diff(wanted, got); d != "" {
 				t.Errorf("TCP counters differ from the exchange (replica %q):\n%s", replica, d)
 			}
 		})
 	}
-}
-
-// openConns names the series whose opened and closed counters differ.
-func openConns(s map[string]float64) string {
-	var open []string
-	for k, v := range s {
-		if i := strings.Index(k, mesh.MetricTCPOpened+"{"); i >= 0 {
-			if c := k[:i] + mesh.MetricTCPClosed + k[i+len(mesh.MetricTCPOpened):]; s[c] != v {
-				open = append(open, k)
-			}
-		}
-	}
-	sort.Strings(open)
-	return strings.Join(open, ", ")
 }
