@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,53 +30,21 @@ import (
 // unpackImage applies the layers of a docker-archive tarball, in order,
 // into dir (a container runtime's root filesystem) and returns the image
 // config.
-func unpackImage(archive, dir string) (fullImageConfig, error) {
-	var cfg fullImageConfig
-	files := map[string][]byte{}
-	f, err := os.Open(archive) //nolint:gosec // G304: the test's own build output.
+func unpackImage(archive, dir string) (imageConfig, error) {
+	a, err := openArchive(archive)
+	if err != nil {
+		return imageConfig{}, err
+	}
+	cfg, err := a.config()
 	if err != nil {
 		return cfg, err
 	}
-	defer func() { _ = f.Close() }()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return cfg, err
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			return cfg, err
-		}
-		files[h.Name] = b
-	}
-	var manifest []struct {
-		Config string
-		Layers []string
-	}
-	if err := json.Unmarshal(files["manifest.json"], &manifest); err != nil || len(manifest) != 1 {
-		return cfg, fmt.Errorf("manifest.json: %w (%d images)", err, len(manifest))
-	}
-	if err := json.Unmarshal(files[manifest[0].Config], &cfg); err != nil {
-		return cfg, err
-	}
-	for _, l := range manifest[0].Layers {
-		if err := applyLayer(files[l], dir); err != nil {
+	for _, l := range a.manifest.Layers {
+		if err := applyLayer(a.files[l], dir); err != nil {
 			return cfg, fmt.Errorf("layer %s: %w", l, err)
 		}
 	}
 	return cfg, nil
-}
-
-type fullImageConfig struct {
-	Config struct {
-		Entrypoint []string `json:"Entrypoint"`
-		User       string   `json:"User"`
-		Env        []string `json:"Env"`
-	} `json:"config"`
 }
 
 // applyLayer extracts one (gzip or plain) layer tarball over dir.

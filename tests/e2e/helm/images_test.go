@@ -22,13 +22,25 @@ const maxImageBytes = 32 << 20
 
 // readArchive returns the image config of a docker-archive tarball
 // (manifest.json -> Config) and the names of the files in its layers.
-func readArchive(path string) (cfg imageConfig, err error) {
-	f, err := os.Open(path)
+// dockerArchive is a docker-archive tarball read into memory: its files by
+// name and its single image's manifest entry.
+type dockerArchive struct {
+	files    map[string][]byte
+	manifest struct {
+		Config   string
+		RepoTags []string
+		Layers   []string
+	}
+}
+
+// openArchive reads a docker-archive tarball holding exactly one image.
+func openArchive(path string) (*dockerArchive, error) {
+	f, err := os.Open(path) //nolint:gosec // G304: the test's own build output.
 	if err != nil {
-		return cfg, err
+		return nil, err
 	}
 	defer func() { _ = f.Close() }()
-	files := map[string][]byte{}
+	a := &dockerArchive{files: map[string][]byte{}}
 	tr := tar.NewReader(f)
 	for {
 		h, err := tr.Next()
@@ -36,30 +48,44 @@ func readArchive(path string) (cfg imageConfig, err error) {
 			break
 		}
 		if err != nil {
-			return cfg, err
+			return nil, err
 		}
 		b, err := io.ReadAll(tr)
 		if err != nil {
-			return cfg, err
+			return nil, err
 		}
-		files[h.Name] = b
+		a.files[h.Name] = b
 	}
 	var manifest []struct {
 		Config   string
 		RepoTags []string
 		Layers   []string
 	}
-	if err := json.Unmarshal(files["manifest.json"], &manifest); err != nil || len(manifest) != 1 {
-		return cfg, fmt.Errorf("manifest.json: %w (%d images)", err, len(manifest))
+	if err := json.Unmarshal(a.files["manifest.json"], &manifest); err != nil || len(manifest) != 1 {
+		return nil, fmt.Errorf("manifest.json: %w (%d images)", err, len(manifest))
 	}
-	if err := json.Unmarshal(files[manifest[0].Config], &cfg); err != nil {
-		return cfg, fmt.Errorf("config %s: %w", manifest[0].Config, err)
+	a.manifest = manifest[0]
+	return a, nil
+}
+
+// config decodes the image config.
+func (a *dockerArchive) config() (cfg imageConfig, err error) {
+	if err := json.Unmarshal(a.files[a.manifest.Config], &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", a.manifest.Config, err)
 	}
-	cfg.RepoTags, cfg.Layers = manifest[0].RepoTags, len(manifest[0].Layers)
-	for _, l := range manifest[0].Layers {
-		cfg.LayerSizes = append(cfg.LayerSizes, len(files[l]))
+	cfg.RepoTags, cfg.Layers = a.manifest.RepoTags, len(a.manifest.Layers)
+	for _, l := range a.manifest.Layers {
+		cfg.LayerSizes = append(cfg.LayerSizes, len(a.files[l]))
 	}
 	return cfg, nil
+}
+
+func readArchive(path string) (imageConfig, error) {
+	a, err := openArchive(path)
+	if err != nil {
+		return imageConfig{}, err
+	}
+	return a.config()
 }
 
 type imageConfig struct {
@@ -68,6 +94,7 @@ type imageConfig struct {
 	Config       struct {
 		Entrypoint []string `json:"Entrypoint"`
 		User       string   `json:"User"`
+		Env        []string `json:"Env"`
 	} `json:"config"`
 	RepoTags   []string `json:"-"`
 	Layers     int      `json:"-"`
