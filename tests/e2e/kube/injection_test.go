@@ -81,7 +81,7 @@ func TestInjection(t *testing.T) {
 
 	// The API server picks webhook configurations up asynchronously: wait
 	// until a dry-run pod comes back injected.
-	waitFor(ctx, t, "webhook active", func() (bool, string) {
+	kubeharness.WaitFor(ctx, t, "webhook active", func() (bool, string) {
 		p, err := client.CoreV1().Pods(nsMesh).Create(ctx, pod("probe", nil, nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err != nil {
 			return false, err.Error()
@@ -107,7 +107,7 @@ func TestInjection(t *testing.T) {
 			t.Fatal(err)
 		}
 		var pods []corev1.Pod
-		waitFor(ctx, t, "3 pods from the Deployment", func() (bool, string) {
+		kubeharness.WaitFor(ctx, t, "3 pods from the Deployment", func() (bool, string) {
 			l, err := client.CoreV1().Pods(nsMesh).List(ctx, metav1.ListOptions{LabelSelector: labels.Set(sel).String()})
 			if err != nil {
 				return false, err.Error()
@@ -281,7 +281,7 @@ spec:
 			}
 			return m
 		}
-		waitFor(ctx, t, "2 api pods", func() (bool, string) {
+		kubeharness.WaitFor(ctx, t, "2 api pods", func() (bool, string) {
 			l, err := client.CoreV1().Pods(nsMesh).List(ctx, metav1.ListOptions{LabelSelector: "app=api"})
 			if err != nil {
 				return false, err.Error()
@@ -309,7 +309,7 @@ spec:
 		// Let the controllers settle (ReplicaSet status, Deployment
 		// status) before taking the picture.
 		before := state()
-		waitFor(ctx, t, "objects settled", func() (bool, string) {
+		kubeharness.WaitFor(ctx, t, "objects settled", func() (bool, string) {
 			time.Sleep(500 * time.Millisecond)
 			now := state()
 			same := cmp.Equal(before, now)
@@ -444,22 +444,4 @@ func names(cs []corev1.Container) []string {
 		out[i] = c.Name
 	}
 	return out
-}
-
-// waitFor polls cond every 100 ms until it holds or ctx ends.
-func waitFor(ctx context.Context, t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	start := time.Now()
-	for {
-		ok, last := cond()
-		if ok {
-			t.Logf("%s after %s", what, time.Since(start).Round(time.Millisecond))
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not within the deadline (last: %s)", what, last)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }

@@ -122,7 +122,7 @@ func TestKubeRegistry(t *testing.T) {
 	// Exactly one leader; it creates the CA Secret and the trust bundle
 	// ConfigMap in the labelled namespace.
 	var leaderName string
-	waitFor(ctx, t, "a leader and the trust bundle ConfigMap", func() (bool, string) {
+	kubeharness.WaitFor(ctx, t, "a leader and the trust bundle ConfigMap", func() (bool, string) {
 		lease, err := client.CoordinationV1().Leases(mesh.ControlPlaneNamespace).Get(ctx, mesh.LeaderLeaseName, metav1.GetOptions{})
 		if err != nil || lease.Spec.HolderIdentity == nil {
 			return false, fmt.Sprintf("lease: %v", err)
@@ -313,7 +313,7 @@ func TestKubeRegistry(t *testing.T) {
 		}
 		lead.proc.Stop(10 * time.Second)
 		start := time.Now()
-		waitFor(ctx, t, "the follower leads", func() (bool, string) {
+		kubeharness.WaitFor(ctx, t, "the follower leads", func() (bool, string) {
 			lease, err := client.CoordinationV1().Leases(mesh.ControlPlaneNamespace).Get(ctx, mesh.LeaderLeaseName, metav1.GetOptions{})
 			if err != nil || lease.Spec.HolderIdentity == nil {
 				return false, fmt.Sprintf("%v", err)
@@ -323,7 +323,7 @@ func TestKubeRegistry(t *testing.T) {
 		t.Logf("leadership moved to %s in %s", follower.name, time.Since(start).Round(time.Millisecond))
 		// The new leader writes: a labelled namespace gets its ConfigMap.
 		must(t, c.CreateNamespace(ctx, "shop2", map[string]string{mesh.LabelInject: mesh.InjectEnabled}))
-		waitFor(ctx, t, "the new leader writes the ConfigMap", func() (bool, string) {
+		kubeharness.WaitFor(ctx, t, "the new leader writes the ConfigMap", func() (bool, string) {
 			cm, err := client.CoreV1().ConfigMaps("shop2").Get(ctx, mesh.TrustBundleConfigMap, metav1.GetOptions{})
 			if err != nil {
 				return false, err.Error()
@@ -343,7 +343,7 @@ func TestKubeRegistry(t *testing.T) {
 			t.Fatalf("reported before the deletion:\n%s", readLog(t, follower.proc))
 		}
 		must(t, client.CoreV1().ServiceAccounts(shopNS).Delete(ctx, "pay", metav1.DeleteOptions{}))
-		waitFor(ctx, t, "the report", func() (bool, string) {
+		kubeharness.WaitFor(ctx, t, "the report", func() (bool, string) {
 			return strings.Contains(readLog(t, follower.proc), want), "not in the log of " + follower.name
 		})
 		// The state did not change: nothing is pushed for it. The log line

@@ -102,7 +102,7 @@ func startEnv(ctx context.Context, t *testing.T) *env {
 	defer whc.CloseIdleConnections()
 	must(t, injector.WaitReady(ctx, whc, "https://"+waddr+"/healthz", func(code int, _ []byte) bool { return code == http.StatusOK }))
 	must(t, c.RegisterInjector(ctx, "weft-injector", webhookName, "https://"+waddr+mesh.InjectorPath))
-	waitFor(ctx, t, "webhook active", func() (bool, string) {
+	kubeharness.WaitFor(ctx, t, "webhook active", func() (bool, string) {
 		p, err := c.Client.CoreV1().Pods(shopNS).Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: "probe"},
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: shopImage}}},
@@ -373,7 +373,7 @@ func get(ctx context.Context, c *http.Client, url string) (int, app.Reply, strin
 func waitOK(ctx context.Context, t *testing.T, c *http.Client, url string, check func(app.Reply) error) app.Reply {
 	t.Helper()
 	var r app.Reply
-	waitFor(ctx, t, url, func() (bool, string) {
+	kubeharness.WaitFor(ctx, t, url, func() (bool, string) {
 		var err error
 		_, r, _, err = get(ctx, c, url)
 		if err == nil && check != nil {
@@ -398,23 +398,5 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond every 50 ms until it holds or ctx ends.
-func waitFor(ctx context.Context, t testing.TB, what string, cond func() (bool, string)) {
-	t.Helper()
-	start := time.Now()
-	for {
-		ok, last := cond()
-		if ok {
-			t.Logf("%s after %s", what, time.Since(start).Round(time.Millisecond))
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not within the deadline (last: %s)", what, last)
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
 }

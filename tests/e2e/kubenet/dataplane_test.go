@@ -21,6 +21,7 @@ import (
 	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/control-plane/registry/kube"
 	"github.com/weftmesh/weft/examples/shop/app"
+	"github.com/weftmesh/weft/tests/kubeharness"
 	"github.com/weftmesh/weft/tests/podharness"
 )
 
@@ -222,7 +223,7 @@ func TestKubeDataPlane(t *testing.T) {
 		_, err := e.c.Dynamic.Resource(kube.GVRAuthorizationPolicy).Namespace(shopNS).Create(ctx, policy, metav1.CreateOptions{})
 		must(t, err)
 		for _, url := range []string{podURL, svcURL, "http://payment:8080" + app.PathPay} {
-			waitFor(ctx, t, "client -> "+url+" refused", func() (bool, string) {
+			kubeharness.WaitFor(ctx, t, "client -> "+url+" refused", func() (bool, string) {
 				code, _, body, err := get(ctx, c, url)
 				return code == http.StatusForbidden && strings.Contains(body, "RBAC"), fmt.Sprintf("%d %q %v", code, body, err)
 			})
@@ -255,7 +256,7 @@ func TestKubeDataPlane(t *testing.T) {
 		_, err := client.NetworkingV1().NetworkPolicies(shopNS).Create(ctx, np, metav1.CreateOptions{})
 		must(t, err)
 		for _, url := range []string{podURL, nameURL} {
-			waitFor(ctx, t, "client -> "+url+" refused", func() (bool, string) {
+			kubeharness.WaitFor(ctx, t, "client -> "+url+" refused", func() (bool, string) {
 				code, _, body, err := get(ctx, c, url)
 				return code == http.StatusForbidden, fmt.Sprintf("%d %q %v", code, body, err)
 			})
@@ -367,7 +368,7 @@ func (l *load) failures() (int, error) {
 func (l *load) waitServed(ctx context.Context, t *testing.T, instance string) time.Time {
 	t.Helper()
 	var at time.Time
-	waitFor(ctx, t, "load reaches "+instance, func() (bool, string) {
+	kubeharness.WaitFor(ctx, t, "load reaches "+instance, func() (bool, string) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if s := l.served[instance]; len(s) > 0 {
