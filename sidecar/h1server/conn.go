@@ -1,0 +1,302 @@
+package h1server
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Connection states, for Shutdown.
+const (
+	stateIdle int32 = iota
+	stateActive
+	stateClosed
+	stateGone // hijacked or handed to the HTTP/2 server
+)
+
+// h2Preface is what an HTTP/2 client with prior knowledge sends first.
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// aLongTimeAgo is a read deadline in the past: it unblocks a pending Read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// conn is one accepted connection; serve runs its loop on one goroutine.
+type conn struct {
+	s          *Server
+	rwc        net.Conn
+	cr         connReader
+	br         *bufio.Reader
+	bw         *bufio.Writer
+	pendBuf    [2048]byte
+	pend       []byte
+	ctx        context.Context
+	tls        *tls.ConnectionState
+	remoteAddr string
+	// tmpl is where the request is parsed; each handler gets a copy
+	// (WithContext), so one allocation makes the request.
+	tmpl  http.Request
+	state atomic.Int32
+
+	// mu guards the client-disconnect watch (watch.go) and hijacking.
+	mu         sync.Mutex
+	cur        *exchange
+	watch      *time.Timer
+	watchOnEOF bool
+	bgRunning  bool
+	bgAborting bool
+	bgDone     chan struct{}
+	dead       bool
+	hijacked   bool
+}
+
+// connReader is what the buffered reader reads from: the connection, after
+// the byte a background read took, if any.
+type connReader struct {
+	c       *conn
+	hasByte bool
+	b       [1]byte
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.hasByte && len(p) > 0 {
+		p[0] = r.b[0]
+		r.hasByte = false
+		return 1, nil
+	}
+	return r.c.rwc.Read(p)
+}
+
+func (c *conn) serve() {
+	s := c.s
+	gone := false
+	defer func() {
+		if !gone {
+			c.close()
+		}
+		s.untrack(c)
+	}()
+	if tc, ok := c.rwc.(*tls.Conn); ok {
+		if d := s.Config.ReadHeaderTimeout; d > 0 {
+			_ = tc.SetReadDeadline(time.Now().Add(d))
+		}
+		if err := tc.HandshakeContext(context.Background()); err != nil {
+			return
+		}
+		st := tc.ConnectionState()
+		if st.NegotiatedProtocol == "h2" {
+			gone = c.handOff(tc)
+			return
+		}
+		c.tls = &st
+	}
+	c.cr.c = c
+	c.br = s.getReader(&c.cr)
+	c.pend = c.pendBuf[:0]
+	for first := true; ; first = false {
+		if !c.awaitRequest(first) {
+			break
+		}
+		if first && c.tls == nil && s.h2c() {
+			if b, err := c.br.Peek(1); err == nil && b[0] == 'P' {
+				if b, err := c.br.Peek(len(h2Preface)); err == nil && string(b) == h2Preface {
+					gone = c.handOff(&replayConn{Conn: c.rwc, r: c.br})
+					return
+				}
+			}
+		}
+		if first {
+			c.ctx = s.connContext(c.rwc)
+			c.bw = s.getWriter(c.rwc)
+		}
+		if !c.serveOne() {
+			break
+		}
+	}
+	if c.hijacked {
+		gone = true
+		return
+	}
+	s.putReader(c.br)
+	if c.bw != nil {
+		s.putWriter(c.bw)
+	}
+}
+
+// close closes the connection (its writer was flushed) and stops the
+// watch timer.
+func (c *conn) close() {
+	c.state.Store(stateClosed)
+	c.mu.Lock()
+	if c.watch != nil {
+		c.watch.Stop()
+	}
+	c.mu.Unlock()
+	_ = c.rwc.Close()
+}
+
+// handOff gives the connection to the HTTP/2 server; it reports whether
+// it took it.
+func (c *conn) handOff(nc net.Conn) bool {
+	c.state.Store(stateGone)
+	c.s.fallback.deliver(nc)
+	return true
+}
+
+// awaitRequest waits for the first byte of the next request within the
+// idle timeout (the header timeout for the first one), then gives the
+// head the header timeout. False: the connection is done.
+func (c *conn) awaitRequest(first bool) bool {
+	s := c.s
+	if c.br.Buffered() == 0 {
+		d := s.Config.IdleTimeout
+		if first || d <= 0 {
+			d = s.Config.ReadHeaderTimeout
+		}
+		if d > 0 {
+			_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			return false
+		}
+	}
+	if !c.state.CompareAndSwap(stateIdle, stateActive) {
+		return false
+	}
+	if d := s.Config.ReadHeaderTimeout; d > 0 {
+		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+	} else if !first {
+		_ = c.rwc.SetReadDeadline(time.Time{})
+	}
+	return true
+}
+
+// serveOne reads one request, runs the handler and finishes the
+// response. False: close the connection.
+func (c *conn) serveOne() bool {
+	s := c.s
+	head, err := readHead(c.br, s.maxHeaderBytes())
+	if err != nil {
+		c.reject(err)
+		return false
+	}
+	r := &c.tmpl
+	var f framing
+	if err := parseHead(head, r, &f); err != nil {
+		c.reject(err)
+		return false
+	}
+	ex := &exchange{c: c, contentLength: -1, expectContinue: f.expectContinue}
+	ctx, cancel := context.WithCancel(c.ctx)
+	r.TLS = c.tls
+	r.RemoteAddr = c.remoteAddr
+	if f.chunked || f.contentLength > 0 {
+		ex.body = body{ex: ex, br: c.br, remaining: max(f.contentLength, 0), chunked: f.chunked}
+		r.Body = &ex.body
+		// The body streams for as long as it takes.
+		_ = c.rwc.SetReadDeadline(time.Time{})
+	} else {
+		r.Body = http.NoBody
+		ex.bodyDone.Store(true)
+	}
+	req := r.WithContext(ctx)
+	ex.req, ex.cancel = req, cancel
+	ex.header = make(http.Header)
+	ex.isHead = req.Method == http.MethodHead
+
+	c.startWatch(ex)
+	panicked := c.runHandler(ex)
+	c.stopWatch()
+	defer cancel()
+	if ex.hijacked {
+		return false
+	}
+	if panicked {
+		ex.done = true
+		_ = c.bw.Flush()
+		return false
+	}
+	keep := ex.finish()
+	if err := c.bw.Flush(); err != nil || !keep {
+		return false
+	}
+	c.mu.Lock()
+	dead := c.dead
+	c.mu.Unlock()
+	if dead || s.shuttingDown() {
+		return false
+	}
+	c.state.Store(stateIdle)
+	return true
+}
+
+// runHandler runs the handler; a panic closes the connection (logged
+// unless it is http.ErrAbortHandler).
+func (c *conn) runHandler(ex *exchange) (panicked bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			panicked = true
+			if v != http.ErrAbortHandler { //nolint:errorlint // the sentinel is compared as net/http does
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.s.logf("h1server: panic serving %v: %v\n%s", c.remoteAddr, v, buf)
+			}
+		}
+	}()
+	c.s.Config.Handler.ServeHTTP(ex, ex.req)
+	return false
+}
+
+// reject answers a request the server could not read: a status for a
+// malformed or too large head, nothing when the client left or timed out.
+func (c *conn) reject(err error) {
+	var se *statusError
+	if !errors.As(err, &se) {
+		return
+	}
+	if c.bw == nil {
+		c.bw = c.s.getWriter(c.rwc)
+	}
+	text := strconv.Itoa(se.code) + " " + http.StatusText(se.code)
+	_, _ = c.bw.WriteString("HTTP/1.1 " + text + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" + text + ": " + se.msg)
+	_ = c.bw.Flush()
+}
+
+// hijack hands the connection to the handler: no watch, no deadline, and
+// the byte a background read took back in the reader.
+func (c *conn) hijack() {
+	c.mu.Lock()
+	c.hijacked = true
+	c.cur = nil
+	if c.watch != nil {
+		c.watch.Stop()
+	}
+	c.mu.Unlock()
+	c.abortBackgroundRead()
+	if c.cr.hasByte {
+		_, _ = c.br.Peek(c.br.Buffered() + 1)
+	}
+	_ = c.rwc.SetDeadline(time.Time{})
+	c.state.Store(stateGone)
+	c.s.untrack(c)
+}
+
+// replayConn is a plaintext connection whose first bytes were read into r
+// (the HTTP/2 preface): reads come from r, which goes on to the conn.
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// NetConn returns the connection (capture.FromConn unwraps it).
+func (c *replayConn) NetConn() net.Conn { return c.Conn }

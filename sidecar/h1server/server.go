@@ -1,0 +1,303 @@
+package h1server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultWatchDelay is how long a handler runs before the server starts
+// watching its connection for the client going away (Server.WatchDelay).
+const DefaultWatchDelay = 5 * time.Millisecond
+
+// Server serves HTTP/1.x connections itself and hands every other one
+// (TLS with ALPN "h2", the h2c prior-knowledge preface) to Config.
+type Server struct {
+	// Config gives Handler, ConnContext, ReadHeaderTimeout, IdleTimeout,
+	// MaxHeaderBytes and ErrorLog, and serves HTTP/2 connections as it
+	// is configured (Protocols, HTTP2); its other HTTP/1 settings are not
+	// used. Do not change it after Serve.
+	Config *http.Server
+	// WatchDelay (default DefaultWatchDelay): see watch.go.
+	WatchDelay time.Duration
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	shutdown  atomic.Bool
+
+	fallbackOnce sync.Once
+	fallback     *memListener
+	fallbackWG   sync.WaitGroup
+
+	readers, writers sync.Pool
+	dates            atomic.Pointer[dateStamp]
+}
+
+// New returns a server for cfg (see Server.Config).
+func New(cfg *http.Server) *Server { return &Server{Config: cfg} }
+
+// Serve accepts connections on ln, each served on its own goroutine,
+// until Shutdown or Close (http.ErrServerClosed) or an accept error.
+func (s *Server) Serve(ln net.Listener) error {
+	if s.shutdown.Load() {
+		return http.ErrServerClosed
+	}
+	s.startFallback(ln.Addr())
+	s.mu.Lock()
+	if s.listeners == nil {
+		s.listeners = map[net.Listener]struct{}{}
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		rw, err := ln.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := &conn{s: s, rwc: rw, remoteAddr: rw.RemoteAddr().String()}
+		if !s.track(c) {
+			_ = rw.Close()
+			return http.ErrServerClosed
+		}
+		go c.serve()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, and waits for the
+// active ones to finish their response (they close after it) and for the
+// HTTP/2 server's Shutdown, until ctx ends (its error).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdown.Store(true)
+	s.closeListeners()
+	h2 := make(chan error, 1)
+	go func() { h2 <- s.Config.Shutdown(ctx) }()
+	tick := time.Millisecond
+	t := time.NewTimer(tick)
+	defer t.Stop()
+	for !s.closeIdle() {
+		select {
+		case <-ctx.Done():
+			<-h2 // returns as soon as ctx ended
+			return ctx.Err()
+		case <-t.C:
+			tick = min(2*tick, 500*time.Millisecond)
+			t.Reset(tick)
+		}
+	}
+	err := <-h2
+	s.fallbackWG.Wait()
+	return err
+}
+
+// Close closes the listeners and every connection at once (hijacked ones
+// are the handler's).
+func (s *Server) Close() error {
+	s.shutdown.Store(true)
+	s.closeListeners()
+	err := s.Config.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.state.Store(stateClosed)
+		_ = c.rwc.Close()
+	}
+	s.mu.Unlock()
+	s.fallbackWG.Wait()
+	return err
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ln := range s.listeners {
+		_ = ln.Close()
+	}
+}
+
+// closeIdle closes the idle connections; true when none is left.
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) {
+			_ = c.rwc.Close()
+		}
+	}
+	return len(s.conns) == 0
+}
+
+func (s *Server) track(c *conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = map[*conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+func (s *Server) shuttingDown() bool { return s.shutdown.Load() }
+
+// startFallback starts Config serving the in-memory listener HTTP/2
+// connections are handed to (once; Shutdown and Close end it).
+func (s *Server) startFallback(addr net.Addr) {
+	s.fallbackOnce.Do(func() {
+		s.fallback = &memListener{ch: make(chan net.Conn), done: make(chan struct{}), addr: addr}
+		s.fallbackWG.Add(1)
+		go func() {
+			defer s.fallbackWG.Done()
+			if err := s.Config.Serve(s.fallback); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				s.logf("h1server: HTTP/2 server stopped: %v", err)
+			}
+			s.fallback.Close()
+		}()
+	})
+}
+
+// h2c reports whether Config serves HTTP/2 with prior knowledge.
+func (s *Server) h2c() bool {
+	p := s.Config.Protocols
+	return p != nil && p.UnencryptedHTTP2()
+}
+
+func (s *Server) connContext(rw net.Conn) context.Context {
+	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, rw.LocalAddr())
+	if cc := s.Config.ConnContext; cc != nil {
+		ctx = cc(ctx, rw)
+	}
+	return ctx
+}
+
+func (s *Server) maxHeaderBytes() int {
+	n := s.Config.MaxHeaderBytes
+	if n <= 0 {
+		n = http.DefaultMaxHeaderBytes
+	}
+	return n
+}
+
+func (s *Server) watchDelay() time.Duration {
+	if s.WatchDelay > 0 {
+		return s.WatchDelay
+	}
+	return DefaultWatchDelay
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if l := s.Config.ErrorLog; l != nil {
+		l.Printf(format, args...)
+		return
+	}
+	log.Printf(format, args...)
+}
+
+const bufSize = 4 << 10
+
+func (s *Server) getReader(r io.Reader) *bufio.Reader {
+	if v, ok := s.readers.Get().(*bufio.Reader); ok {
+		v.Reset(r)
+		return v
+	}
+	return bufio.NewReaderSize(r, bufSize)
+}
+
+func (s *Server) putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	s.readers.Put(br)
+}
+
+func (s *Server) getWriter(w io.Writer) *bufio.Writer {
+	if v, ok := s.writers.Get().(*bufio.Writer); ok {
+		v.Reset(w)
+		return v
+	}
+	return bufio.NewWriterSize(w, bufSize)
+}
+
+func (s *Server) putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	s.writers.Put(bw)
+}
+
+// dateStamp is the Date header value of one second.
+type dateStamp struct {
+	sec int64
+	s   string
+}
+
+// date is the Date header value, formatted once a second.
+func (s *Server) date() string {
+	now := time.Now()
+	sec := now.Unix()
+	if d := s.dates.Load(); d != nil && d.sec == sec {
+		return d.s
+	}
+	d := &dateStamp{sec: sec, s: now.UTC().Format(http.TimeFormat)}
+	s.dates.Store(d)
+	return d.s
+}
+
+// memListener is the in-memory listener Config serves HTTP/2 on.
+type memListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+	addr net.Addr
+}
+
+func (l *memListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *memListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *memListener) Addr() net.Addr { return l.addr }
+
+// deliver hands c to the HTTP/2 server, or closes it when that stopped.
+func (l *memListener) deliver(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
