@@ -60,6 +60,10 @@ type Index struct {
 	// inboundSvcs: the service FQDNs (sorted) that target each workload
 	// port, made on first use for every workload at once.
 	inboundSvcs map[inboundKey][]string
+	// built: by node id, what Build returned (the next state's Index
+	// starts from it after an address-only change: incremental.go).
+	built      map[string]builtResult
+	portByName map[string]int // index in ports by cluster name
 }
 
 type inboundKey struct {
@@ -98,6 +102,12 @@ type reuse struct {
 	outbound map[outboundKey]*outboundPair
 	vhosts   map[vhostKey]vhostEntry // nil: routes or policies changed
 	valid    map[proto.Message]*hcm.HttpConnectionManager
+	// After an address-only change (else nil): the outbound clusters
+	// whose endpoints changed, and the previous results and egress scopes
+	// (incremental.go).
+	changed map[string]bool
+	built   map[string]builtResult
+	scopes  map[string]*egressScope
 }
 
 type vhostKey struct {
@@ -160,7 +170,11 @@ func (x *Index) servicesOf(name, namespace string, port uint32) []string {
 // outbound clusters, assignments and virtual hosts are the previous
 // index's objects wherever they are made from the same inputs, so that
 // consumers that cache per object (hashes, marshalled bytes) redo only
-// what the change touched. It does not retain x.
+// what the change touched. When the new state differs only in workload
+// and endpoint addresses (an endpoint change), Build gives a workload
+// built by x its previous result, the same *Resources when none of its
+// clusters' endpoints changed, else with only those clusters and
+// assignments rebuilt (incremental.go). It does not retain x.
 func (x *Index) Next(state model.State) *Index {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -171,6 +185,9 @@ func (x *Index) Next(state model.State) *Index {
 	n.prev = &reuse{outbound: x.outbound, valid: x.valid}
 	if reflect.DeepEqual(state.Routes, x.state.Routes) && reflect.DeepEqual(state.Policies, x.state.Policies) {
 		n.prev.vhosts = x.vhosts
+	}
+	if changed, ok := addressMoves(x.state, state, n.mc.ClusterDomain); ok {
+		n.prev.changed, n.prev.built, n.prev.scopes = changed, x.built, x.scopes
 	}
 	return n
 }
@@ -299,7 +316,20 @@ func (x *Index) State() model.State { return x.state }
 func (x *Index) Build(w model.Workload) (*Resources, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return build(&builder{state: x.state, w: w, mc: x.mc, idx: x})
+	b := &builder{state: x.state, w: w, mc: x.mc, idx: x}
+	res, ok := x.rebuild(b)
+	if !ok {
+		var err error
+		b.byAddress = false
+		if res, err = build(b); err != nil {
+			return nil, err
+		}
+	}
+	if x.built == nil {
+		x.built = map[string]builtResult{}
+	}
+	x.built[w.NodeID()] = builtResult{w: w, res: res, byAddress: b.byAddress}
+	return res, nil
 }
 
 // scopeKey names the set of egress NetworkPolicies that select w ("" when
@@ -324,8 +354,16 @@ func (b *builder) scope() (*egressScope, string) {
 	}
 	sc, ok := b.idx.scopes[key]
 	if !ok {
-		sc = b.egressScope()
+		if p := b.idx.prev; p != nil && p.changed != nil && p.scopes[key] != nil {
+			sc, ok = p.scopes[key].next(b.state, b.idx.outboundPorts(), p.changed)
+		}
+		if !ok {
+			sc = b.egressScope()
+		}
 		b.idx.scopes[key] = sc
+	}
+	if sc != nil && sc.filter.byAddress {
+		b.byAddress = true
 	}
 	return sc, key
 }

@@ -177,6 +177,7 @@ func (b *builder) peerPrincipal(policyNS string, p model.NetworkPolicyPeer) *rba
 			ids = append(ids, id)
 			continue
 		}
+		b.byAddress = true // the principal names the workloads' addresses
 		var ips []*rbacconfig.Principal
 		for _, w := range groups[k] {
 			ips = append(ips, sourcePrincipal(w.Address))
@@ -415,6 +416,7 @@ type egressScope struct {
 	endpoints map[string][]model.Endpoint // cluster name -> allowed endpoints
 	reached   map[string]bool             // cluster name -> some endpoint allowed
 	rules     []egressRule
+	filter    scopeFilter
 }
 
 type egressRule struct {
@@ -423,88 +425,110 @@ type egressRule struct {
 	clusters []string
 }
 
+// scopeFilter decides which endpoints of a service port the rules of a
+// scope allow; it is kept with the scope so that the next state's Index
+// can redo only the ports whose endpoints changed (incremental.go).
+type scopeFilter struct {
+	rules    []model.NetworkPolicyRule
+	peerSets [][]map[workloadKey]bool // per rule, per peer: workloads
+	// Per rule, the namespaces whose workloads some peer may allow (nil:
+	// any endpoint may be allowed: no peers, or an ipBlock peer), so that
+	// the endpoints of the other namespaces' services are not looked at.
+	ruleNS     []map[string]bool
+	namedPorts bool // some rule names a port: workloads' declared ports matter
+	// byAddress: some rule has an ipBlock peer, so whether an endpoint is
+	// allowed depends on its address.
+	byAddress bool
+}
+
 // egressScope returns nil when the workload is not egress-isolated.
 func (b *builder) egressScope() *egressScope {
 	if !b.state.EgressIsolated(b.w) {
 		return nil
 	}
 	sc := &egressScope{endpoints: map[string][]model.Endpoint{}, reached: map[string]bool{}}
-	type ruleRef struct {
-		name string
-		np   model.NetworkPolicy
-		r    model.NetworkPolicyRule
-	}
-	var rules []ruleRef
+	f := &sc.filter
 	for _, np := range b.state.Authz.NetworkPolicies {
 		if !np.Egress || !np.Selects(b.w) {
 			continue
 		}
 		for i, r := range np.EgressRules {
-			rules = append(rules, ruleRef{fmt.Sprintf("%s/%s/egress[%d]", np.Namespace, np.Name, i), np, r})
-		}
-	}
-	peerSets := make([][]map[workloadKey]bool, len(rules)) // per rule, per peer: workloads
-	// Per rule, the namespaces whose workloads some peer may allow (nil:
-	// any endpoint may be allowed: no peers, or an ipBlock peer), so that
-	// the endpoints of the other namespaces' services are not looked at.
-	ruleNS := make([]map[string]bool, len(rules))
-	namedPorts := false // some rule names a port: workloads' declared ports matter
-	for i, rr := range rules {
-		for _, p := range rr.r.Ports {
-			namedPorts = namedPorts || p.Name != ""
-		}
-		anyNS := len(rr.r.Peers) == 0
-		nss := map[string]bool{}
-		for _, p := range rr.r.Peers {
-			anyNS = anyNS || p.IPBlock != nil
-			set := map[workloadKey]bool{}
-			for _, w := range b.state.PeerWorkloads(rr.np.Namespace, p) {
-				set[workloadKey{w.Name, w.Namespace}] = true
-				nss[w.Namespace] = true
+			f.rules = append(f.rules, r)
+			var sets []map[workloadKey]bool
+			anyNS := len(r.Peers) == 0
+			nss := map[string]bool{}
+			for _, p := range r.Peers {
+				anyNS = anyNS || p.IPBlock != nil
+				f.byAddress = f.byAddress || p.IPBlock != nil
+				set := map[workloadKey]bool{}
+				for _, w := range b.state.PeerWorkloads(np.Namespace, p) {
+					set[workloadKey{w.Name, w.Namespace}] = true
+					nss[w.Namespace] = true
+				}
+				sets = append(sets, set)
 			}
-			peerSets[i] = append(peerSets[i], set)
+			f.peerSets = append(f.peerSets, sets)
+			if anyNS {
+				nss = nil
+			}
+			f.ruleNS = append(f.ruleNS, nss)
+			for _, p := range r.Ports {
+				f.namedPorts = f.namedPorts || p.Name != ""
+			}
+			sc.rules = append(sc.rules, egressRule{name: fmt.Sprintf("%s/%s/egress[%d]", np.Namespace, np.Name, i), allowAll: len(r.Peers) == 0 && len(r.Ports) == 0})
 		}
-		if !anyNS {
-			ruleNS[i] = nss
-		}
-		sc.rules = append(sc.rules, egressRule{name: rr.name, allowAll: len(rr.r.Peers) == 0 && len(rr.r.Ports) == 0})
 	}
 	for _, op := range b.idx.outboundPorts() {
 		name := op.name
-		candidate := false
-		for i := range rules {
-			candidate = candidate || ruleNS[i] == nil || ruleNS[i][op.svc.Namespace]
-		}
-		if !candidate {
-			continue
-		}
-		for _, ep := range op.eps {
-			var declared []model.WorkloadPort
-			if namedPorts && ep.Sidecar() {
-				if w, ok := b.state.Workload(mesh.NodeID(ep.Workload, ep.Namespace)); ok {
-					declared = w.Ports
-				}
+		eps := f.allowed(b.state, op, func(i int) {
+			if rs := &sc.rules[i]; len(rs.clusters) == 0 || rs.clusters[len(rs.clusters)-1] != name {
+				rs.clusters = append(rs.clusters, name)
 			}
-			ok := false
-			for i, rr := range rules {
-				if ruleNS[i] != nil && !ruleNS[i][ep.Namespace] {
-					continue // no peer of the rule is in the endpoint's namespace
-				}
-				if !coversPort(rr.r.Ports, ep.Port, declared) || !peerAllows(rr.r.Peers, peerSets[i], ep) {
-					continue
-				}
-				ok = true
-				if rs := &sc.rules[i]; len(rs.clusters) == 0 || rs.clusters[len(rs.clusters)-1] != name {
-					rs.clusters = append(rs.clusters, name)
-				}
-			}
-			if ok {
-				sc.endpoints[name] = append(sc.endpoints[name], ep)
-				sc.reached[name] = true
-			}
+		})
+		if len(eps) > 0 {
+			sc.endpoints[name] = eps
+			sc.reached[name] = true
 		}
 	}
 	return sc
+}
+
+// allowed returns the endpoints of op that some rule allows, calling hit
+// (when not nil) with each rule that allows one.
+func (f *scopeFilter) allowed(st model.State, op outboundPort, hit func(rule int)) []model.Endpoint {
+	candidate := false
+	for i := range f.rules {
+		candidate = candidate || f.ruleNS[i] == nil || f.ruleNS[i][op.svc.Namespace]
+	}
+	if !candidate {
+		return nil
+	}
+	var out []model.Endpoint
+	for _, ep := range op.eps {
+		var declared []model.WorkloadPort
+		if f.namedPorts && ep.Sidecar() {
+			if w, ok := st.Workload(mesh.NodeID(ep.Workload, ep.Namespace)); ok {
+				declared = w.Ports
+			}
+		}
+		ok := false
+		for i, r := range f.rules {
+			if f.ruleNS[i] != nil && !f.ruleNS[i][ep.Namespace] {
+				continue // no peer of the rule is in the endpoint's namespace
+			}
+			if !coversPort(r.Ports, ep.Port, declared) || !peerAllows(r.Peers, f.peerSets[i], ep) {
+				continue
+			}
+			ok = true
+			if hit != nil {
+				hit(i)
+			}
+		}
+		if ok {
+			out = append(out, ep)
+		}
+	}
+	return out
 }
 
 // workloadKey is a workload's name and namespace.

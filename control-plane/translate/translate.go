@@ -63,6 +63,9 @@ type builder struct {
 	w     model.Workload
 	mc    meshconfig.Config
 	idx   *Index // memoized parts shared by the proxies of one state (index.go)
+	// byAddress: the result depends on the addresses of other workloads
+	// or endpoints than through their assignments (incremental.go).
+	byAddress bool
 }
 
 // outboundPort is a TCP service port the proxy may get a cluster for.

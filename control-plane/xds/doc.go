@@ -30,7 +30,12 @@
 // A push costs per changed object, not per proxy: translations are per
 // shape through one translate.Index, which shares outbound clusters,
 // assignments and virtual hosts between shapes and (Index.Next) across
-// states when their inputs did not change; hash.go hashes each object once
+// states when their inputs did not change; after an endpoint change (only
+// addresses differ) the Index hands a shape its previous translation back,
+// the same object when the change does not reach it, and the shape keeps
+// its representative workload, so a push costs per affected shape and
+// unaffected shapes are neither translated nor hashed again; hash.go
+// hashes each object once
 // (two generations) and fills the delta version maps from those hashes, so
 // the snapshot cache does not marshal every node's resources again; a
 // shape whose hashes did not change is kept, and its nodes skip the sync;

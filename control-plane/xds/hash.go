@@ -91,6 +91,22 @@ func (c *hashCache) item(r types.Resource) (*itemHash, error) {
 	return h, nil
 }
 
+// keep carries the hashes of resources over into the current generation
+// without hashing them (a translation kept unchanged: its objects are
+// still in use).
+func (c *hashCache) keep(byType [][]types.Resource) {
+	for _, items := range byType {
+		for _, it := range items {
+			if _, ok := c.cur[it]; ok {
+				continue
+			}
+			if h, ok := c.old[it]; ok {
+				c.cur[it] = h
+			}
+		}
+	}
+}
+
 // onlyVirtualHosts reports whether rc sets no field but its name and
 // virtual hosts (what translate makes).
 func onlyVirtualHosts(rc *route.RouteConfiguration) bool {

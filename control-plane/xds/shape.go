@@ -166,8 +166,25 @@ func (c *shapeCache) get(st *model.State, w model.Workload, mc meshconfig.Config
 	if sh := c.shapes[key]; sh != nil {
 		return sh, sh.err
 	}
-	res, err := c.idx.Build(w)
-	sh := &shaped{rep: w, res: res, err: err}
+	old := c.prev[key]
+	rep := w
+	if old != nil && old.rep.Name != w.Name {
+		// Keep the shape's representative while it exists with the same
+		// shape: another one would make new listeners and inbound clusters
+		// (its address) and every replica's sync rewrite them again.
+		if r, ok := st.Workload(old.rep.NodeID()); ok && shapeKey(st, r) == key {
+			rep = r
+		}
+	}
+	res, err := c.idx.Build(rep)
+	if err == nil && old != nil && old.err == nil && res == old.res && old.rep.Address == rep.Address {
+		// The Index gave the previous translation back (an endpoint change
+		// that does not reach this shape): nothing to hash.
+		c.hashes.keep(old.byType[:])
+		c.shapes[key] = old
+		return old, nil
+	}
+	sh := &shaped{rep: rep, res: res, err: err}
 	if err == nil {
 		sh.byType = resourcesByType(res)
 		for i := range sh.byType {
@@ -177,7 +194,7 @@ func (c *shapeCache) get(st *model.State, w model.Workload, mc meshconfig.Config
 			}
 		}
 	}
-	if old := c.prev[key]; old != nil && old.err == nil && sh.err == nil && old.sums == sh.sums && old.rep.Address == sh.rep.Address {
+	if old != nil && old.err == nil && sh.err == nil && old.sums == sh.sums && old.rep.Address == sh.rep.Address {
 		sh = old // unchanged: its nodes need no sync
 	}
 	c.shapes[key] = sh

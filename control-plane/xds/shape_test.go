@@ -92,3 +92,52 @@ func TestShapeMatchesBuild(t *testing.T) {
 		t.Errorf("replicas mesh: %d shapes, want 4 (web and api in a and b)", n)
 	}
 }
+
+// TestPushKeepsUnaffectedShapes: after an endpoint change that no proxy of
+// a shape reaches, its replicas keep their shape translation (the same
+// *shaped, so they skip their sync) push after push, whichever replica the
+// push looks at first; the proxies the change reaches get a new one.
+func TestPushKeepsUnaffectedShapes(t *testing.T) {
+	mesh := replicas()
+	s := New(meshconfig.Default())
+	s.Update(parse(t, mesh))
+	s.Push()
+	ids := []string{"api-0.b", "api-1.b", "api-2.b", "web-0.a", "web-1.a"}
+	for _, id := range ids {
+		s.nodeConnected(id)
+	}
+	shapeOf := func(id string) *shaped {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.nodes[id].shape
+	}
+	before := map[string]*shaped{}
+	for _, id := range ids {
+		if before[id] = shapeOf(id); before[id] == nil {
+			t.Fatalf("%s has no shape", id)
+		}
+	}
+	// web in namespace a may reach only api of a (its egress policy);
+	// api in b reaches every service: moving web-2.a changes api's
+	// assignments, not web's.
+	for i := range 10 {
+		// web-2.a (not connected) moves.
+		next := strings.Replace(mesh, "address: 10.5.1.3,", fmt.Sprintf("address: 10.6.0.%d,", i+1), 1)
+		if next == mesh {
+			t.Fatal("web-2.a not found in the mesh")
+		}
+		s.Update(parse(t, next))
+		s.Push()
+		for _, id := range []string{"web-0.a", "web-1.a"} {
+			if got := shapeOf(id); got != before[id] {
+				t.Fatalf("push %d: %s got a new shape translation though the change does not reach it", i, id)
+			}
+		}
+		for _, id := range []string{"api-0.b", "api-1.b", "api-2.b"} {
+			if got := shapeOf(id); got == before[id] {
+				t.Fatalf("push %d: %s kept its shape translation though the change reaches it", i, id)
+			}
+			before[id] = shapeOf(id)
+		}
+	}
+}
