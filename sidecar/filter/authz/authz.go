@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,6 +22,10 @@ import (
 type Filter struct {
 	log    *slog.Logger
 	denied *prometheus.CounterVec
+	// reqs recycles the *authz.Request of each decision: Evaluate keeps
+	// none, and one built on the stack escapes through its rule
+	// interfaces (an allocation per request otherwise).
+	reqs sync.Pool
 }
 
 // Option configures New.
@@ -101,7 +106,8 @@ func (f *Filter) Inbound(w http.ResponseWriter, r *http.Request, e *authz.Engine
 	if !ok {
 		return false
 	}
-	req := authz.Request{
+	req := f.request()
+	*req = authz.Request{
 		Principal:       peer,
 		Source:          remoteAddr(r.RemoteAddr),
 		DestinationIP:   localAddr(r.Context()),
@@ -111,7 +117,7 @@ func (f *Filter) Inbound(w http.ResponseWriter, r *http.Request, e *authz.Engine
 		Path:            path,
 		Headers:         r.Header,
 	}
-	return f.decide(w, r, e, &req, "inbound")
+	return f.decide(w, r, e, req, "inbound")
 }
 
 // Outbound authorizes an app's request against the outbound listener's
@@ -121,7 +127,8 @@ func (f *Filter) Outbound(w http.ResponseWriter, r *http.Request, e *authz.Engin
 	if e != nil && e.Empty() {
 		return true
 	}
-	req := authz.Request{
+	req := f.request()
+	*req = authz.Request{
 		Source:        remoteAddr(r.RemoteAddr),
 		DestinationIP: localAddr(r.Context()),
 		Method:        r.Method,
@@ -129,10 +136,25 @@ func (f *Filter) Outbound(w http.ResponseWriter, r *http.Request, e *authz.Engin
 		Path:          r.URL.EscapedPath(),
 		Headers:       r.Header,
 	}
-	return f.decide(w, r, e, &req, "outbound")
+	return f.decide(w, r, e, req, "outbound")
 }
 
+// request returns a recycled authz.Request for one decision (decide
+// returns it).
+func (f *Filter) request() *authz.Request {
+	if req, ok := f.reqs.Get().(*authz.Request); ok {
+		return req
+	}
+	return new(authz.Request)
+}
+
+// decide evaluates req, logs and counts the decision, answers a denial,
+// and recycles req.
 func (f *Filter) decide(w http.ResponseWriter, r *http.Request, e *authz.Engine, req *authz.Request, listener string) bool {
+	defer func() {
+		*req = authz.Request{} // drop the request's strings and headers
+		f.reqs.Put(req)
+	}()
 	d := e.Evaluate(req)
 	if d.Audit != "" {
 		f.log.Info("authz: audit", "listener", listener, "policy", d.Audit, "peer", req.Principal, "source", r.RemoteAddr,
@@ -180,6 +202,10 @@ func localAddr(ctx context.Context) netip.Addr {
 	a, ok := ctx.Value(http.LocalAddrContextKey).(net.Addr)
 	if !ok {
 		return netip.Addr{}
+	}
+	if ta, ok := a.(*net.TCPAddr); ok {
+		// The listeners' case, without formatting and parsing the address.
+		return ta.AddrPort().Addr().Unmap()
 	}
 	ap, err := netip.ParseAddrPort(a.String())
 	if err != nil {
