@@ -38,8 +38,9 @@ func NewForwarder(t Transport, log *slog.Logger) *Forwarder {
 
 // Canonical forms of the mesh headers.
 var (
-	headerTargetPort   = http.CanonicalHeaderKey(mesh.HeaderTargetPort)
-	headerPeerIdentity = http.CanonicalHeaderKey(mesh.HeaderPeerIdentity)
+	headerTargetPort     = http.CanonicalHeaderKey(mesh.HeaderTargetPort)
+	headerPeerIdentity   = http.CanonicalHeaderKey(mesh.HeaderPeerIdentity)
+	headerAppUnreachable = http.CanonicalHeaderKey(mesh.HeaderAppUnreachable)
 )
 
 // hopHeaders are removed on every hop (RFC 9110, 7.6.1, and the usual
@@ -94,7 +95,7 @@ func (f *Forwarder) ForwardToApp(w http.ResponseWriter, r *http.Request, ep *lb.
 		f.Fail(w, r, err, ep, cluster)
 		return
 	}
-	resp.Header.Del(mesh.HeaderAppUnreachable)
+	delete(resp.Header, headerAppUnreachable) // Del would canonicalize (allocate) the name each time
 	f.WriteResponse(w, r, resp, ep, cluster)
 }
 
