@@ -60,8 +60,8 @@ func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Opti
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	peer := PeerFromContext(r.Context())
+	var rq *telemetry.Request // nil without telemetry; its methods are nil-safe
 	if h.obs != nil {
-		var rq *telemetry.Request
 		w, r, rq = h.obs.Inbound(w, r)
 		defer h.obs.Finish(rq)
 		var id string
@@ -150,7 +150,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if mtls {
 			id = peer.ID.String()
 		}
-		rq := telemetry.FromContext(r.Context())
 		rq.Note(rt.Name, rt.ClusterName, ep, id)
 		rq.NoteService(rt.Cluster.Service(r.Host))
 	}
@@ -160,7 +159,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header[headerPeerIdentity] = peer.Header
 	}
 	if r.Method == http.MethodConnect {
-		h.connectApp(w, r, ep)
+		h.connectApp(w, r, ep, rq)
 		return
 	}
 	h.fwd.ForwardToApp(w, r, ep, rt.ClusterName)

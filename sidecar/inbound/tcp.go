@@ -17,7 +17,7 @@ import (
 // copies bytes both ways until either side ends. It owns one goroutine
 // (peer -> app) and waits for it. The stream's bytes are counted as they
 // move, without a copy (metrics.TCPSeries.CountReceived, the read loop).
-func (h *Handler) connectApp(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint) {
+func (h *Handler) connectApp(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint, rq *telemetry.Request) {
 	d := net.Dialer{Timeout: mesh.DefaultConnectTimeout}
 	c, err := d.DialContext(r.Context(), "tcp", ep.Addr)
 	if err != nil {
@@ -31,7 +31,7 @@ func (h *Handler) connectApp(w http.ResponseWriter, r *http.Request, ep *lb.Endp
 	if err := rc.Flush(); err != nil {
 		return
 	}
-	stream := telemetry.FromContext(r.Context()).OpenTCP()
+	stream := rq.OpenTCP()
 	up := make(chan struct{})
 	go func() {
 		defer close(up)

@@ -38,7 +38,7 @@ const pickTries = 3
 
 // forward runs one request through the route's cluster: limits, route
 // timeout, tries with retries and backoff, and the answer.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Route) {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.Request, rt *router.Route) {
 	name, cl := rt.PickCluster()
 	if cl == nil {
 		proxy.Error(w, http.StatusServiceUnavailable, "cluster %s not found", name)
@@ -46,7 +46,6 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 	}
 	st := cl.Stats
 	st.Requests.Add(1)
-	rq := telemetry.FromContext(r.Context())
 	rq.Note(rt.Name, name, nil, "")
 	debug := false
 	if v, ok := r.Header[headerDebug]; ok {
@@ -75,8 +74,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 	}
 	out := proxy.Prepare(r)
 
-	var tried [4]*lb.Endpoint
-	pc := lb.Context{Tried: tried[:0]}
+	ps := h.getPickState()
+	defer h.putPickState(ps)
+	pc := &ps.pc
 	if len(rt.Hash) > 0 {
 		pc.Hash, pc.HasHash = rt.HashKey(r)
 	}
@@ -125,7 +125,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 			}
 		}
 		pc.Now = 0
-		ep, done, refused := pick(cl, &pc)
+		ep, done, refused := pick(cl, pc)
 		if ep == nil {
 			if lastTry == 0 {
 				if refused {
@@ -232,6 +232,32 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rt *router.Rou
 		return
 	}
 	h.fwd.Fail(w, r, lastErr, lastEp, name)
+}
+
+// pickState is one request's picker context with room for the endpoints
+// it tried. It is recycled: the picker's interface call would move a
+// stack copy to the heap (two allocations per request).
+type pickState struct {
+	tried [4]*lb.Endpoint
+	pc    lb.Context
+}
+
+// getPickState returns a pickState whose context is empty and tracks the
+// tried endpoints in its own array.
+func (h *Handler) getPickState() *pickState {
+	ps, ok := h.picks.Get().(*pickState)
+	if !ok {
+		ps = new(pickState)
+	}
+	ps.pc = lb.Context{Tried: ps.tried[:0]}
+	return ps
+}
+
+// putPickState recycles ps without keeping any endpoint reachable.
+func (h *Handler) putPickState(ps *pickState) {
+	ps.tried = [4]*lb.Endpoint{}
+	ps.pc = lb.Context{}
+	h.picks.Put(ps)
 }
 
 // errRetriedStatus stands for a response that was retried and discarded,

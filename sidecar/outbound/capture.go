@@ -62,7 +62,7 @@ func endpointByAddr(tbl *router.Table, addr string) (*lb.Endpoint, string) {
 // endpoint (by pod IP:port) over an HTTP/2 CONNECT stream on the mTLS
 // tunnel, whose peer inbound dials its app; anything else is dialled
 // directly. A refusal resets the app's connection (capture.SniffConn).
-func (h *Handler) rawTCP(w http.ResponseWriter, r *http.Request, tbl *router.Table, routes *router.Routes) {
+func (h *Handler) rawTCP(w http.ResponseWriter, r *http.Request, rq *telemetry.Request, tbl *router.Table, routes *router.Routes) {
 	dst := r.Host
 	if r.URL.Path == "" {
 		r.URL.Path = "/"
@@ -97,7 +97,6 @@ func (h *Handler) rawTCP(w http.ResponseWriter, r *http.Request, tbl *router.Tab
 	} else {
 		ep, name = endpointByAddr(tbl, dst)
 	}
-	rq := telemetry.FromContext(r.Context())
 	rq.Note(routeName, name, ep, "")
 	if ep == nil || ep.TunnelAddr == "" {
 		addr := dst

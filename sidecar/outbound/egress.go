@@ -85,7 +85,7 @@ func (h *Handler) passthrough(w http.ResponseWriter, r *http.Request) {
 
 // connect serves CONNECT host:port: to the egress gateway for an egress
 // virtual host, directly for the passthrough, 405 otherwise.
-func (h *Handler) connect(w http.ResponseWriter, r *http.Request, tbl *router.Table, routes *router.Routes) {
+func (h *Handler) connect(w http.ResponseWriter, r *http.Request, rq *telemetry.Request, tbl *router.Table, routes *router.Routes) {
 	if _, _, err := net.SplitHostPort(r.Host); err != nil {
 		proxy.Error(w, http.StatusBadRequest, "CONNECT target %q is not host:port", r.Host)
 		return
@@ -100,7 +100,6 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request, tbl *router.Ta
 		proxy.Error(w, http.StatusNotFound, "no route for CONNECT %s", r.Host)
 		return
 	}
-	rq := telemetry.FromContext(r.Context())
 	switch {
 	case originalDst(tbl, rt.ClusterName):
 		rq.Note(rt.Name, rt.ClusterName, nil, "")

@@ -3,6 +3,7 @@ package outbound
 import (
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,8 @@ type Handler struct {
 	// reg exports refused (egress.go).
 	reg     prometheus.Registerer
 	refused prometheus.Counter
+	// picks recycles each request's picker context (attempt.go).
+	picks sync.Pool
 }
 
 // WithAuthz sets the authorization filter (default: one whose denial
@@ -62,8 +65,8 @@ func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Opti
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var rq *telemetry.Request // nil without telemetry; its methods are nil-safe
 	if h.obs != nil {
-		var rq *telemetry.Request
 		w, r, rq = h.obs.Outbound(w, r)
 		defer h.obs.Finish(rq)
 	}
@@ -84,12 +87,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodConnect && capture.IsRawTCP(r.Context()) {
-		h.rawTCP(w, r, tbl, chain.Routes) // capture.go
+		h.rawTCP(w, r, rq, tbl, chain.Routes) // capture.go
 		return
 	}
 	if r.Method == http.MethodConnect {
 		// External hosts only (egress.go): the gateway authorizes.
-		h.connect(w, r, tbl, chain.Routes)
+		h.connect(w, r, rq, tbl, chain.Routes)
 		return
 	}
 	// The egress allowlist (NetworkPolicy) before routing.
@@ -117,7 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.passthrough(w, r)
 		return
 	}
-	h.forward(w, r, rt)
+	h.forward(w, r, rq, rt)
 }
 
 // NewServer returns the outbound HTTP server for h: HTTP/1.1 keep-alive and

@@ -24,9 +24,14 @@
 // authorization and NoteService the service the request is for.
 //
 // A Request is pooled and lives on the request goroutine from Inbound or
-// Outbound to Finish; the handler finds it with FromContext. With tracing
-// off and access logs off a request costs one context value, the
-// ResponseWriter wrapper and the metric observations.
+// Outbound to Finish; Inbound and Outbound return it and the handler
+// passes it to whatever notes the request (its methods are nil-safe, for
+// a handler without telemetry). The request they return is the listener's
+// own unless a trace context has to travel with it (a traced SERVER span;
+// an outbound request's incoming trace context when tracing is on). With
+// tracing off and access logs off a request allocates nothing here: the
+// record, its ResponseWriter wrapper and body counter are pooled, and the
+// metric series are cached (outbound and inbound allocs_test.go bound it).
 //
 // Goroutines: none. Configuration (Apply) comes from the xDS client's
 // goroutine and is swapped atomically by the tracer and the logger.

@@ -142,14 +142,6 @@ type Request struct {
 	stream *metrics.TCPSeries
 }
 
-type ctxKey struct{}
-
-// FromContext returns the request's record, or nil.
-func FromContext(ctx context.Context) *Request {
-	rq, _ := ctx.Value(ctxKey{}).(*Request)
-	return rq
-}
-
 func (o *Observer) begin(dir string, w http.ResponseWriter, r *http.Request) *Request {
 	rq := o.pool.Get().(*Request)
 	*rq = Request{o: o, dir: dir, start: time.Now(), tcp: r.Method == http.MethodConnect}
@@ -162,7 +154,9 @@ func (o *Observer) begin(dir string, w http.ResponseWriter, r *http.Request) *Re
 }
 
 // Inbound starts the record and SERVER span of a request from a peer; the
-// returned writer and request replace w and r.
+// returned writer and request replace w and r. The request is r itself
+// unless the span is traced (then a copy whose context carries the span);
+// the handler passes the record on to whatever notes the request.
 func (o *Observer) Inbound(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request, *Request) {
 	rq := o.begin(Inbound, w, r)
 	if v := r.Header[headerSourceWorkload]; len(v) > 0 {
@@ -174,21 +168,25 @@ func (o *Observer) Inbound(w http.ResponseWriter, r *http.Request) (http.Respons
 	ctx, rq.span, rq.traced = o.tracer.Start(ctx, r.Method, trace.SpanKindServer)
 	if rq.traced {
 		o.tracer.Inject(ctx, r.Header)
+		r = r.WithContext(ctx)
 	}
-	return &rq.rw, r.WithContext(context.WithValue(ctx, ctxKey{}, rq)), rq
+	return &rq.rw, r, rq
 }
 
-// Outbound starts the record of a request from the app.
+// Outbound starts the record of a request from the app. The returned
+// request is r itself unless tracing is on and r carries a trace context
+// (then a copy whose context carries it, the parent of the try spans).
 func (o *Observer) Outbound(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request, *Request) {
 	rq := o.begin(Outbound, w, r)
 	rq.srcWL, rq.srcID = o.selfWL[0], o.self.Identity
 	delete(r.Header, headerSourceWorkload)
-	ctx := r.Context()
 	if o.tracer.Config().Enabled() {
-		ctx = tracing.Extract(ctx, r.Header)
-		rq.parent = trace.SpanContextFromContext(ctx)
+		if tracing.HasPropagationHeader(r.Header) {
+			r = r.WithContext(tracing.Extract(r.Context(), r.Header))
+		}
+		rq.parent = trace.SpanContextFromContext(r.Context())
 	}
-	return &rq.rw, r.WithContext(context.WithValue(ctx, ctxKey{}, rq)), rq
+	return &rq.rw, r, rq
 }
 
 // Note records the routing decision. peerIdentity is the verified peer

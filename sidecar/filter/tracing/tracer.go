@@ -159,7 +159,7 @@ func (t *Tracer) Run(ctx context.Context) error {
 // would only add B3's "not deferred" markers, which read the same as none,
 // at two context allocations and a dozen header lookups per request.
 func Extract(ctx context.Context, h http.Header) context.Context {
-	if !hasPropagationHeader(h) {
+	if !HasPropagationHeader(h) {
 		return ctx
 	}
 	return extractP.Extract(ctx, propagation.HeaderCarrier(h))
@@ -169,7 +169,9 @@ func Extract(ctx context.Context, h http.Header) context.Context {
 // (HeaderCarrier.Get looks up canonical names too).
 var extractKeys = append([]string{"Traceparent", "Tracestate", "Baggage"}, b3Keys...)
 
-func hasPropagationHeader(h http.Header) bool {
+// HasPropagationHeader reports whether h has a header Extract reads: when
+// it has none, Extract returns its context unchanged.
+func HasPropagationHeader(h http.Header) bool {
 	for _, k := range extractKeys {
 		if _, ok := h[k]; ok {
 			return true
