@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -49,4 +51,65 @@ func TestSoftMemoryLimit(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestGCPercentFor(t *testing.T) {
+	const mib = 1 << 20
+	tests := []struct {
+		name                  string
+		live, stacks, globals uint64
+		want                  int
+	}{
+		{name: "sidecar at load: 4 MiB live, 8 MiB headroom", live: 4 * mib, want: 200},
+		{name: "stacks and globals count in the runtime's goal", live: 3 * mib, stacks: 512 << 10, globals: 512 << 10, want: 200},
+		{name: "rounds up so the headroom is at least 8 MiB", live: 3 * mib, want: 267},
+		{name: "large live heap: Go's default", live: 64 * mib, want: 100},
+		{name: "live heap equal to the headroom", live: 8 * mib, want: 100},
+		{name: "tiny heap: capped", live: 512 << 10, want: 800},
+		{name: "nothing known yet: capped", want: 800},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := gcPercentFor(tc.live, tc.stacks, tc.globals, 8*mib); got != tc.want {
+				t.Errorf("gcPercentFor(%d, %d, %d) = %d, want %d", tc.live, tc.stacks, tc.globals, got, tc.want)
+			}
+		})
+	}
+}
+
+// The policy sets the runtime's GOGC from the heap a cycle left live, is
+// re-armed by each cycle, and stays out of the way when GOGC is set.
+func TestGCPolicy(t *testing.T) {
+	if startGCPolicy("100", gcHeadroom) != nil {
+		t.Fatal("GOGC set in the environment: the policy must not run")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	p := startGCPolicy("", gcHeadroom)
+	defer p.Stop()
+	if got := currentGCPercent(); got != 200 || p.Percent() != 200 {
+		t.Fatalf("GOGC before the first cycle = %d (policy %d), want 200 (8 MiB over the runtime's 4 MB minimum)", got, p.Percent())
+	}
+	live := make([]*[1 << 20]byte, 32) // 32 MiB live: more than the headroom
+	for i := range live {
+		live[i] = new([1 << 20]byte)
+	}
+	// The cleanup of the sentinel runs after a cycle collects it: wait
+	// until the policy has seen two more cycles, the last of which began
+	// after the allocation above (a liveness check, not a timing one).
+	for seen := p.cycles.Load(); p.cycles.Load() < seen+2; {
+		runtime.GC()
+		runtime.Gosched()
+	}
+	p.Stop()
+	runtime.KeepAlive(live)
+	if got := currentGCPercent(); got != 100 || p.Percent() != 100 {
+		t.Errorf("GOGC with 32 MiB live = %d (policy %d), want 100 (Go's default)", got, p.Percent())
+	}
+}
+
+// currentGCPercent reads the runtime's GOGC without changing it.
+func currentGCPercent() int {
+	v := debug.SetGCPercent(100)
+	debug.SetGCPercent(v)
+	return v
 }
