@@ -62,7 +62,8 @@ func (w *reusedWriter) WriteHeader(code int)        { w.code = code }
 func (w *reusedWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 // TestForwardAllocations bounds what the outbound handler allocates for
-// a plain request with telemetry on (request metrics, tracing configured
+// a plain request with telemetry on, with and without the resilience
+// config (request metrics, tracing configured
 // off), its transport and writer allocating nothing: the try's request
 // copy (its context carries the endpoint for the dialers), that context
 // value and the try's path-only URL. The telemetry record, the picker's
@@ -73,27 +74,39 @@ func TestForwardAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items at random under -race")
 	}
-	reg := prometheus.NewRegistry()
-	obs := telemetry.New(telemetry.Self{Workload: "api", Namespace: "shop", Identity: "spiffe://cluster.local/ns/shop/sa/api"},
-		tracing.New(slog.New(slog.DiscardHandler)), metrics.NewRequests(reg), nil)
-	tr := newReusedTransport()
-	h := outbound.NewHandler(tables{table(t, false)}, tr, slog.New(slog.DiscardHandler), outbound.WithTelemetry(obs))
-	req := httptest.NewRequest(http.MethodGet, "http://payment.shop:8080/pay", nil)
-	w := &reusedWriter{h: http.Header{}}
-	serve := func() {
-		clear(w.h)
-		w.code = 0
-		h.ServeHTTP(w, req)
-	}
-	serve() // the metric series and the pools
-	if w.code != http.StatusOK {
-		t.Fatalf("status %d", w.code)
-	}
-	const bound = 3
-	if n := testing.AllocsPerRun(200, serve); n > bound {
-		t.Errorf("outbound handler: %.1f allocations per request, want at most %d", n, bound)
-	}
-	if w.code != http.StatusOK {
-		t.Fatalf("status %d", w.code)
+	for _, tc := range []struct {
+		name      string
+		resilient bool
+		bound     float64
+	}{
+		{"no resilience config", false, 3},
+		// The contract's default retries (nothing buffered for a GET),
+		// breakers, tracked limits and retry budget add one: gobreaker's
+		// outcome callback.
+		{"resilience on", true, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := telemetry.New(telemetry.Self{Workload: "api", Namespace: "shop", Identity: "spiffe://cluster.local/ns/shop/sa/api"},
+				tracing.New(slog.New(slog.DiscardHandler)), metrics.NewRequests(prometheus.NewRegistry()), nil)
+			tr := newReusedTransport()
+			h := outbound.NewHandler(tables{table(t, tc.resilient)}, tr, slog.New(slog.DiscardHandler), outbound.WithTelemetry(obs))
+			req := httptest.NewRequest(http.MethodGet, "http://payment.shop:8080/pay", nil)
+			w := &reusedWriter{h: http.Header{}}
+			serve := func() {
+				clear(w.h)
+				w.code = 0
+				h.ServeHTTP(w, req)
+			}
+			serve() // the metric series and the pools
+			if w.code != http.StatusOK {
+				t.Fatalf("status %d", w.code)
+			}
+			if n := testing.AllocsPerRun(200, serve); n > tc.bound {
+				t.Errorf("outbound handler: %.1f allocations per request, want at most %.0f", n, tc.bound)
+			}
+			if w.code != http.StatusOK {
+				t.Fatalf("status %d", w.code)
+			}
+		})
 	}
 }
