@@ -5,7 +5,9 @@
 // (docs/architecture.md, "Observability contract").
 //
 // Flow on the inbound listener: Inbound extracts the incoming trace
-// context (W3C or B3), starts the SERVER span, writes its context into the
+// context (W3C or B3; only when tracing or access logs are on, the only
+// readers of it: otherwise the headers just pass to the app), starts the
+// SERVER span, writes its context into the
 // request headers the app receives, and wraps the ResponseWriter to see the
 // status and bytes; the handler adds what it decided (Note: route,
 // cluster, endpoint, verified peer identity); Finish ends the span,
