@@ -28,9 +28,11 @@ type body struct {
 	// current chunk (chunked).
 	remaining int64
 	chunked   bool
-	sawEOF    bool
-	closed    bool
-	err       error
+	// stream: a CONNECT's body, the rest of the connection.
+	stream bool
+	sawEOF bool
+	closed bool
+	err    error
 }
 
 var _ io.ReadCloser = (*body)(nil)
@@ -91,6 +93,10 @@ func (b *body) readLocked(p []byte) (n int, err error, eof bool) {
 	}
 	n, err = b.br.Read(p)
 	b.remaining -= int64(n)
+	if b.stream && errors.Is(err, io.EOF) {
+		b.sawEOF = true
+		return n, io.EOF, true
+	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
@@ -205,6 +211,9 @@ func (b *body) finish(continueSent bool) (keep bool) {
 	}
 	if b.ex.expectContinue && !continueSent {
 		// The client may or may not send the body it was not asked for.
+		return false
+	}
+	if b.stream {
 		return false
 	}
 	if !b.chunked {

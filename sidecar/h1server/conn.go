@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"runtime"
@@ -31,16 +32,18 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // conn is one accepted connection; serve runs its loop on one goroutine.
 type conn struct {
-	s          *Server
-	rwc        net.Conn
-	cr         connReader
-	br         *bufio.Reader
-	bw         *bufio.Writer
-	pendBuf    [2048]byte
-	pend       []byte
-	ctx        context.Context
-	tls        *tls.ConnectionState
-	remoteAddr string
+	s       *Server
+	rwc     net.Conn
+	cr      connReader
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	pendBuf [2048]byte
+	pend    []byte
+	ctx     context.Context
+	tls     *tls.ConnectionState
+	// armHeaderTimeout is headerTimeout as a func value, made once.
+	armHeaderTimeout func()
+	remoteAddr       string
 	// tmpl is where the request is parsed; each handler gets a copy
 	// (WithContext), so one allocation makes the request.
 	tmpl  http.Request
@@ -99,6 +102,7 @@ func (c *conn) serve() {
 		c.tls = &st
 	}
 	c.cr.c = c
+	c.armHeaderTimeout = c.headerTimeout
 	c.br = s.getReader(&c.cr)
 	c.pend = c.pendBuf[:0]
 	for first := true; ; first = false {
@@ -152,8 +156,8 @@ func (c *conn) handOff(nc net.Conn) bool {
 }
 
 // awaitRequest waits for the first byte of the next request within the
-// idle timeout (the header timeout for the first one), then gives the
-// head the header timeout. False: the connection is done.
+// idle timeout (the header timeout for the first one). False: the
+// connection is done.
 func (c *conn) awaitRequest(first bool) bool {
 	s := c.s
 	if c.br.Buffered() == 0 {
@@ -163,27 +167,33 @@ func (c *conn) awaitRequest(first bool) bool {
 		}
 		if d > 0 {
 			_ = c.rwc.SetReadDeadline(time.Now().Add(d))
+		} else if !first {
+			_ = c.rwc.SetReadDeadline(time.Time{})
 		}
 		if _, err := c.br.Peek(1); err != nil {
 			return false
 		}
+	} else {
+		// Pipelined: the last deadline may be long past.
+		c.headerTimeout()
 	}
-	if !c.state.CompareAndSwap(stateIdle, stateActive) {
-		return false
-	}
-	if d := s.Config.ReadHeaderTimeout; d > 0 {
+	return c.state.CompareAndSwap(stateIdle, stateActive)
+}
+
+// headerTimeout arms ReadHeaderTimeout: readHead calls it when the head
+// is not whole in the buffer (most heads arrive in one segment and never
+// need it).
+func (c *conn) headerTimeout() {
+	if d := c.s.Config.ReadHeaderTimeout; d > 0 {
 		_ = c.rwc.SetReadDeadline(time.Now().Add(d))
-	} else if !first {
-		_ = c.rwc.SetReadDeadline(time.Time{})
 	}
-	return true
 }
 
 // serveOne reads one request, runs the handler and finishes the
 // response. False: close the connection.
 func (c *conn) serveOne() bool {
 	s := c.s
-	head, err := readHead(c.br, s.maxHeaderBytes())
+	head, err := readHead(c.br, s.maxHeaderBytes(), c.armHeaderTimeout)
 	if err != nil {
 		c.reject(err)
 		return false
@@ -198,12 +208,20 @@ func (c *conn) serveOne() bool {
 	ctx, cancel := context.WithCancel(c.ctx)
 	r.TLS = c.tls
 	r.RemoteAddr = c.remoteAddr
-	if f.chunked || f.contentLength > 0 {
+	switch {
+	case r.Method == http.MethodConnect:
+		// The body is the tunnel: what the client sends after the head,
+		// until it closes (for a handler that does not hijack).
+		ex.body = body{ex: ex, br: c.br, remaining: math.MaxInt64, stream: true}
+		r.Body = &ex.body
+		r.ContentLength = -1
+		_ = c.rwc.SetReadDeadline(time.Time{})
+	case f.chunked || f.contentLength > 0:
 		ex.body = body{ex: ex, br: c.br, remaining: max(f.contentLength, 0), chunked: f.chunked}
 		r.Body = &ex.body
 		// The body streams for as long as it takes.
 		_ = c.rwc.SetReadDeadline(time.Time{})
-	} else {
+	default:
 		r.Body = http.NoBody
 		ex.bodyDone.Store(true)
 	}

@@ -45,10 +45,20 @@ type framing struct {
 // the empty line that ends the head (which is discarded with it). Empty
 // lines before the request line are skipped (RFC 9112, section 2.2).
 // max bounds the head's size (errHeadTooLarge). A connection closed
-// before any byte of a head gives io.EOF.
-func readHead(br *bufio.Reader, limit int) (string, error) {
+// before any byte of a head gives io.EOF. slow (may be nil) is called
+// once before the first read from the connection beyond what br holds
+// (to arm the header timeout only then).
+func readHead(br *bufio.Reader, limit int, slow func()) (string, error) {
+	armed := false
+	more := func(n int) ([]byte, error) {
+		if !armed && slow != nil {
+			armed = true
+			slow()
+		}
+		return br.Peek(n)
+	}
 	for skipped := 0; ; skipped++ {
-		b, err := br.Peek(1)
+		b, err := more(1)
 		if err != nil {
 			return "", err
 		}
@@ -76,7 +86,7 @@ func readHead(br *bufio.Reader, limit int) (string, error) {
 			break
 		}
 		from = max(0, n-2)
-		if _, err := br.Peek(n + 1); err != nil {
+		if _, err := more(n + 1); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
@@ -84,6 +94,9 @@ func readHead(br *bufio.Reader, limit int) (string, error) {
 		}
 	}
 	// Larger than the buffer: collect it line by line.
+	if !armed && slow != nil {
+		slow()
+	}
 	buf := make([]byte, 0, 2*br.Size())
 	lineStart := 0
 	for {

@@ -13,7 +13,7 @@ const benchHead = "GET /1k HTTP/1.1\r\nHost: upstream.bench.svc.cluster.local:80
 
 func parse(t testing.TB, s string) (*http.Request, framing, error) {
 	t.Helper()
-	head, err := readHead(bufio.NewReader(strings.NewReader(s)), http.DefaultMaxHeaderBytes)
+	head, err := readHead(bufio.NewReader(strings.NewReader(s)), http.DefaultMaxHeaderBytes, nil)
 	if err != nil {
 		return nil, framing{}, err
 	}
@@ -117,7 +117,7 @@ func BenchmarkParseHead(b *testing.B) {
 		for b.Loop() {
 			sr.Reset(benchHead)
 			br.Reset(sr)
-			head, err := readHead(br, http.DefaultMaxHeaderBytes)
+			head, err := readHead(br, http.DefaultMaxHeaderBytes, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -218,6 +218,9 @@ func (w *exchange) sendHead(final bool) {
 	cl := int64(-1)
 	switch {
 	case !allowed:
+	case w.req.Method == http.MethodConnect && w.status < 300:
+		// A tunnel: the bytes that follow are the stream's, until close.
+		w.closeAfter = true
 	case w.isHead:
 		if w.contentLength >= 0 {
 			cl = w.contentLength

@@ -101,7 +101,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for !s.closeIdle() {
 		select {
 		case <-ctx.Done():
-			<-h2 // returns as soon as ctx ended
+			// Config.Shutdown returns as soon as ctx ended.
+			if err := <-h2; err != nil && !errors.Is(err, ctx.Err()) {
+				s.logf("h1server: HTTP/2 shutdown: %v", err)
+			}
 			return ctx.Err()
 		case <-t.C:
 			tick = min(2*tick, 500*time.Millisecond)

@@ -508,9 +508,27 @@ func (u unwrapWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
 func TestConnectHijack(t *testing.T) {
 	addr, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w = unwrapWriter{w}
-		if r.Method != http.MethodConnect || r.Host != "up.example:443" {
+		if r.Method != http.MethodConnect || r.Host != "up.example:443" && r.Host != "duplex.example:443" {
 			http.Error(w, "not a CONNECT", 400)
 			return
+		}
+		if r.URL.Query().Get("x") != "" || r.Host == "duplex.example:443" {
+			// As the inbound's tcp.go: no hijack, the body is the stream.
+			rc := http.NewResponseController(w)
+			_ = rc.EnableFullDuplex()
+			w.WriteHeader(http.StatusOK)
+			_ = rc.Flush()
+			buf := make([]byte, 64)
+			for {
+				n, err := r.Body.Read(buf)
+				if n > 0 {
+					_, _ = w.Write([]byte(strings.ToUpper(string(buf[:n]))))
+					_ = rc.Flush()
+				}
+				if err != nil {
+					return
+				}
+			}
 		}
 		conn, brw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -531,20 +549,22 @@ func TestConnectHijack(t *testing.T) {
 			}
 		}
 	}))
-	c, br := raw(t, addr, "CONNECT up.example:443 HTTP/1.1\r\nHost: up.example:443\r\n\r\nearly")
-	resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	_, _ = io.WriteString(c, "-late")
-	_ = c.(*net.TCPConn).CloseWrite()
-	b, _ := io.ReadAll(br)
-	if string(b) != "EARLY-LATE" {
-		t.Errorf("tunnel: %q", b)
+	for _, host := range []string{"up.example:443", "duplex.example:443"} {
+		c, br := raw(t, addr, "CONNECT "+host+" HTTP/1.1\r\nHost: "+host+"\r\n\r\nearly")
+		resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d", host, resp.StatusCode)
+		}
+		_, _ = io.WriteString(c, "-late")
+		_ = c.(*net.TCPConn).CloseWrite()
+		b, _ := io.ReadAll(br)
+		resp.Body.Close()
+		if string(b) != "EARLY-LATE" {
+			t.Errorf("%s: tunnel: %q", host, b)
+		}
 	}
 }
 
