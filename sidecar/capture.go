@@ -23,10 +23,11 @@ func captureSpecs(cfg Config, specs map[string]serverSpec) map[string]serverSpec
 	out := make(map[string]serverSpec, len(specs))
 	for name, s := range specs {
 		inner, wrap := s.newServer, s.wrap
-		s.newServer = func() *http.Server {
+		s.newServer = func() server {
 			srv := inner()
-			prev := srv.ConnContext
-			srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+			cfg := httpConfig(srv)
+			prev := cfg.ConnContext
+			cfg.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 				if prev != nil {
 					ctx = prev(ctx, c)
 				}

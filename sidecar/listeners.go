@@ -12,6 +12,7 @@ import (
 
 	"github.com/weftmesh/weft/api/mesh"
 
+	"github.com/weftmesh/weft/sidecar/h1server"
 	"github.com/weftmesh/weft/sidecar/router"
 )
 
@@ -40,13 +41,38 @@ type listenerManager struct {
 
 type served struct {
 	addr string
-	srv  *http.Server
+	srv  server
+}
+
+// server is a listener's server: an *h1server.Server (outbound, inbound),
+// or net/http's (the egress gateway's inbound).
+type server interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+var (
+	_ server = (*http.Server)(nil)
+	_ server = (*h1server.Server)(nil)
+)
+
+// httpConfig is the net/http configuration of srv (h1server takes its
+// handler, ConnContext and timeouts from one), nil for another kind.
+func httpConfig(srv server) *http.Server {
+	switch s := srv.(type) {
+	case *http.Server:
+		return s
+	case *h1server.Server:
+		return s.Config
+	}
+	return nil
 }
 
 // serverSpec makes the server of one listener; wrap (may be nil) wraps its
 // socket (the inbound's TLS sniffing listener).
 type serverSpec struct {
-	newServer func() *http.Server
+	newServer func() server
 	wrap      func(net.Listener) net.Listener
 	// bind (may be nil) maps the LDS address to the one bound (capture:
 	// the outbound binds every address, REDIRECT sends to 127.0.0.1).
@@ -167,7 +193,7 @@ func (m *listenerManager) stop(name string, s *served) {
 		defer cancel()
 		if err := s.srv.Shutdown(ctx); err != nil {
 			m.log.Warn("listener drain timed out; closing connections", "listener", name, "address", s.addr, "error", err)
-			s.srv.Close()
+			_ = s.srv.Close()
 		}
 	})
 }

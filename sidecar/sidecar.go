@@ -228,12 +228,12 @@ func Run(ctx context.Context, cfg Config) error {
 	az := authzfilter.New(log, authzfilter.WithRegisterer(metrics.Registry))
 	obs, tracer, tcp := newTelemetry(cfg, log, metrics, &tables)
 	lm := newListenerManager(log, cfg.DrainTimeout, &tables, captureSpecs(cfg, map[string]serverSpec{
-		mesh.ListenerOutbound: {newServer: func() *http.Server {
+		mesh.ListenerOutbound: {newServer: func() server {
 			return outbound.NewServer(outbound.NewHandler(&tables, tr, log, outbound.WithAuthz(az), outbound.WithTelemetry(obs),
 				outbound.WithRegisterer(metrics.Registry)), log)
 		}},
 		mesh.ListenerInbound: {
-			newServer: func() *http.Server {
+			newServer: func() server {
 				if cfg.Mode == mesh.ModeEgressGateway {
 					return inbound.NewServer(newGateway(cfg, log, &tables, metrics.Registry, tcp), log)
 				}

@@ -45,8 +45,8 @@
 // refuses the request or every endpoint is ejected, 405 for CONNECT to
 // a mesh service.
 //
-// Goroutines: net/http's server runs one goroutine per connection (HTTP/1.1)
-// or per stream (h2c); the handler runs on it and blocks until the response
-// is copied. Nothing here owns a goroutine; the sidecar binds, serves and
+// Goroutines: the server (NewServer: h1server, handing h2c to net/http's
+// server) runs one goroutine per HTTP/1.1 connection, net/http one per h2c
+// stream; the handler runs on it and blocks until the response is copied. Nothing here owns a goroutine; the sidecar binds, serves and
 // drains the server (NewServer) as LDS says.
 package outbound

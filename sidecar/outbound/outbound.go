@@ -12,6 +12,7 @@ import (
 
 	"github.com/weftmesh/weft/sidecar/capture"
 	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
+	"github.com/weftmesh/weft/sidecar/h1server"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
 	"github.com/weftmesh/weft/sidecar/telemetry"
@@ -123,18 +124,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.forward(w, r, rq, rt)
 }
 
-// NewServer returns the outbound HTTP server for h: HTTP/1.1 keep-alive and
-// h2c, no read or write deadline on bodies (they stream).
-func NewServer(h http.Handler, log *slog.Logger) *http.Server {
+// NewServer returns the outbound HTTP server for h: HTTP/1.1 keep-alive on
+// h1server, h2c handed to net/http's server; no read or write deadline on
+// bodies (they stream).
+func NewServer(h http.Handler, log *slog.Logger) *h1server.Server {
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
-	return &http.Server{
+	return h1server.New(&http.Server{
 		Handler:           h,
 		Protocols:         p,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	})
 }
