@@ -25,7 +25,8 @@
 // # Goroutines
 //
 // Run owns one errgroup: the xDS client's Run; the listener manager, which
-// alone binds, rebinds and drains the outbound and inbound servers (each
+// alone binds, rebinds and drains the outbound and inbound servers
+// (h1server.Server for HTTP/1.x, handing HTTP/2 to net/http's server; each
 // server's Serve runs in a goroutine the manager waits for); and the admin
 // and health servers. When the context ends, readiness turns false, the
 // listeners stop accepting and drain in-flight requests for up to

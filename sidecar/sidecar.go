@@ -235,7 +235,8 @@ func Run(ctx context.Context, cfg Config) error {
 		mesh.ListenerInbound: {
 			newServer: func() server {
 				if cfg.Mode == mesh.ModeEgressGateway {
-					return inbound.NewServer(newGateway(cfg, log, &tables, metrics.Registry, tcp), log)
+					// The gateway stays on net/http's server.
+					return inbound.NewHTTPServer(newGateway(cfg, log, &tables, metrics.Registry, tcp), log)
 				}
 				return inbound.NewServer(inbound.NewHandler(&tables, tr, log, inbound.WithAuthz(az), inbound.WithTelemetry(obs)), log)
 			},

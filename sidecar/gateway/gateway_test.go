@@ -163,7 +163,7 @@ func start(t testing.TB, extra ...egress.Destination) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := inbound.NewServer(h, slog.New(slog.DiscardHandler))
+	srv := inbound.NewHTTPServer(h, slog.New(slog.DiscardHandler))
 	cfg := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientAuth: tls.RequireAnyClientCert, NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS13}
 	go func() { _ = srv.Serve(handshaking{ln, cfg}) }()
 	t.Cleanup(func() { _ = srv.Close() })

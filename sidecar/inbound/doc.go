@@ -22,7 +22,9 @@
 // on another endpoint; the app's own responses never carry that header),
 // 502 when the app fails after it was reached.
 //
-// Goroutines: net/http's server runs one goroutine per HTTP/1.1 connection
-// and one per h2c stream; the handler runs on it. The sidecar binds, serves
-// and drains the server (NewServer) as LDS says.
+// Goroutines: the server (NewServer: h1server for HTTP/1.x, handing
+// HTTP/2 over mTLS and h2c to net/http's server) runs one goroutine per
+// HTTP/1.1 connection and net/http one per HTTP/2 stream; the handler runs
+// on it. The sidecar binds, serves and drains the server as LDS says (the
+// egress gateway serves with NewHTTPServer, net/http's alone).
 package inbound

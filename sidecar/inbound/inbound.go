@@ -10,6 +10,7 @@ import (
 
 	"github.com/weftmesh/weft/sidecar/capture"
 	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
+	"github.com/weftmesh/weft/sidecar/h1server"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
 	"github.com/weftmesh/weft/sidecar/telemetry"
@@ -165,10 +166,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.fwd.ForwardToApp(w, r, ep, rt.ClusterName)
 }
 
-// NewServer returns the inbound HTTP server for h: HTTP/2 over mTLS (the
-// tunnel; serve it on a Listener, which completes the handshakes), h2c
-// (the plaintext tunnel) and HTTP/1.1.
-func NewServer(h http.Handler, log *slog.Logger) *http.Server {
+// NewServer returns the inbound server for h: HTTP/1.1 (over mTLS or
+// plaintext) on h1server, HTTP/2 over mTLS (the tunnel; serve it on a
+// Listener, which completes the handshakes) and h2c (the plaintext tunnel)
+// handed to net/http's server as NewHTTPServer configures it.
+func NewServer(h http.Handler, log *slog.Logger) *h1server.Server {
+	return h1server.New(NewHTTPServer(h, log))
+}
+
+// NewHTTPServer returns net/http's server for h, configured as the
+// inbound's (the egress gateway serves with it).
+func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
