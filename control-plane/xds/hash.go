@@ -1,13 +1,16 @@
 package xds
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -34,6 +37,9 @@ type typeSum = [sha256.Size]byte
 type itemHash struct {
 	sum [sha256.Size]byte
 	hex string
+	// wire, for a ClusterLoadAssignment, is its stand-in in snapshots
+	// (nil: the resource itself); see standIn.
+	wire types.Resource
 }
 
 // hashCache hashes resources once per object: translations share objects
@@ -84,8 +90,14 @@ func (c *hashCache) item(r types.Resource) (*itemHash, error) {
 				return nil, fmt.Errorf("xds: hash %s: %w", cache.GetResourceName(r), err)
 			}
 			sum = sha256.Sum256(b)
+			h = &itemHash{sum: sum, hex: hex.EncodeToString(sum[:])}
+			if cla, ok := r.(*endpoint.ClusterLoadAssignment); ok {
+				h.wire = standIn(cla, b)
+			}
 		}
-		h = &itemHash{sum: sum, hex: hex.EncodeToString(sum[:])}
+		if h == nil {
+			h = &itemHash{sum: sum, hex: hex.EncodeToString(sum[:])}
+		}
 	}
 	c.cur[r] = h
 	return h, nil
@@ -105,6 +117,45 @@ func (c *hashCache) keep(byType [][]types.Resource) {
 			}
 		}
 	}
+}
+
+// standIn returns what snapshots carry for an assignment whose
+// deterministic wire form is b: a ClusterLoadAssignment with its
+// cluster_name (field 1, so the snapshot cache still reads its name) and
+// every other field as the unknown bytes of b that follow it. Deterministic
+// marshalling writes known fields in field-number order and unknown bytes
+// last, so the stand-in marshals to exactly b, by a copy: SotW re-sends
+// every assignment of every affected proxy on each endpoint change, and
+// marshalling the same shared objects once per stream (their endpoint
+// metadata maps in deterministic order) was half of the control plane's
+// CPU under churn. It returns cla itself when b does not start with the
+// name.
+func standIn(cla *endpoint.ClusterLoadAssignment, b []byte) types.Resource {
+	name := cla.GetClusterName()
+	if name == "" {
+		return cla
+	}
+	prefix := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), name)
+	if !bytes.HasPrefix(b, prefix) {
+		return cla
+	}
+	out := &endpoint.ClusterLoadAssignment{ClusterName: name}
+	out.ProtoReflect().SetUnknown(protoreflect.RawFields(b[len(prefix):]))
+	return out
+}
+
+// snapshotItem is what a snapshot carries for r: its stand-in when it has
+// one (it was hashed: see standIn), else r.
+func (c *hashCache) snapshotItem(r types.Resource) types.Resource {
+	if c != nil {
+		if h, ok := c.cur[r]; ok && h.wire != nil {
+			return h.wire
+		}
+		if h, ok := c.old[r]; ok && h.wire != nil {
+			return h.wire
+		}
+	}
+	return r
 }
 
 // onlyVirtualHosts reports whether rc sets no field but its name and

@@ -21,6 +21,7 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/api/meshconfig"
@@ -350,7 +351,7 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 		}
 		items, vm := n.items[i], n.vmaps[i]
 		if i == si || items == nil {
-			items = itemsByName(byType[i])
+			items = itemsByName(byType[i], s.shapes.hashes)
 			if i != si {
 				n.items[i], n.vmaps[i] = items, nil
 			}
@@ -479,7 +480,17 @@ func (s *Server) ConfigDump(id string) (*ConfigDump, error) {
 		sortStrings(names)
 		td := TypeDump{Version: snap.GetVersion(typ), Items: []json.RawMessage{}}
 		for _, name := range names {
-			b, err := protojson.Marshal(items[name])
+			// A stand-in (hash.go) keeps most of its fields as unknown
+			// bytes, which protojson does not render: decode it again.
+			m := items[name].ProtoReflect().New().Interface()
+			wire, err := proto.MarshalOptions{Deterministic: true}.Marshal(items[name])
+			if err == nil {
+				err = proto.Unmarshal(wire, m)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("xds: config dump %s %q: %w", typ, name, err)
+			}
+			b, err := protojson.Marshal(m)
 			if err != nil {
 				return nil, fmt.Errorf("xds: config dump %s %q: %w", typ, name, err)
 			}

@@ -341,4 +341,15 @@ func TestDeltaADS(t *testing.T) {
 	if err != nil || d.Resources[resource.ListenerType].Version != "2" || len(d.Resources[resource.ListenerType].Items) != 2 {
 		t.Fatalf("ConfigDump = %+v, %v", d, err)
 	}
+	// Assignments are stand-ins in the snapshot (hash.go): the dump
+	// still renders their endpoints.
+	eds := d.Resources[resource.EndpointType].Items
+	if len(eds) == 0 {
+		t.Fatal("ConfigDump has no assignments")
+	}
+	for _, it := range eds {
+		if !strings.Contains(string(it), `"lbEndpoints"`) {
+			t.Fatalf("ConfigDump assignment without its endpoints: %s", it)
+		}
+	}
 }

@@ -69,16 +69,17 @@ func (sh *shaped) snapshotMaps(i int, hashes *hashCache) (map[string]types.Resou
 		if err != nil {
 			return nil, nil, err
 		}
-		sh.items[i], sh.vmaps[i] = itemsByName(sh.byType[i]), vm
+		sh.items[i], sh.vmaps[i] = itemsByName(sh.byType[i], hashes), vm
 	}
 	return sh.items[i], sh.vmaps[i], nil
 }
 
-// itemsByName is the snapshot cache's index of resources.
-func itemsByName(items []types.Resource) map[string]types.ResourceWithTTL {
+// itemsByName is the snapshot cache's index of resources (their stand-ins
+// where they have one: hashCache.snapshotItem).
+func itemsByName(items []types.Resource, hashes *hashCache) map[string]types.ResourceWithTTL {
 	m := make(map[string]types.ResourceWithTTL, len(items))
 	for _, it := range items {
-		m[cache.GetResourceName(it)] = types.ResourceWithTTL{Resource: it}
+		m[cache.GetResourceName(it)] = types.ResourceWithTTL{Resource: hashes.snapshotItem(it)}
 	}
 	return m
 }
