@@ -171,8 +171,17 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening listeningF
 
 // newGRPCServer builds the gRPC server of the xDS port (ADS and the CA
 // service); extra carries the transport credentials.
+//
+// Every sidecar has its own connection, so per-connection buffers are
+// memory per proxy: gRPC's defaults (a 32 KiB read and a 32 KiB write
+// buffer held for the connection's life) would be 64 KiB per proxy on
+// their own. Sidecars send small requests (ACKs, subscriptions), so the
+// read buffer is 8 KiB; the write buffer is already taken from a shared
+// pool for each write and given back after the flush (grpc-go's default
+// since SharedWriteBuffer was deprecated).
 func newGRPCServer(extra ...grpc.ServerOption) *grpc.Server {
 	return grpc.NewServer(append([]grpc.ServerOption{
+		grpc.ReadBufferSize(8 << 10),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxConcurrentStreams(10000),
