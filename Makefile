@@ -284,7 +284,8 @@ helm-test: helm-tools helm-check images build
 # generated file registry (1,000 Services, 10,000 endpoints); bounded by
 # XDSSIM_ARGS' -timeout (30m default). SCALE is the number of proxies
 # (make bench-xds SCALE=5000 for the issue 11 target). Figures go to
-# BENCHMARKS.md by hand (section "Control plane at scale").
+# BENCHMARKS.md by hand (section "Control plane at scale"); the control
+# plane's heap and CPU profiles to .cache/bench/xdssim-profiles/<mode>/.
 SCALE ?= 1000
 XDSSIM_ARGS ?= -services 1000 -endpoints-per-service 10 -reach 2 -proxies $(SCALE) -changes 5 -churn-rate 50 -churn-for 60s
 .PHONY: bench-xds
@@ -292,7 +293,7 @@ bench-xds:
 	$(call section,bench-xds: control plane at scale (tests/bench/xdssim))
 	@mkdir -p $(BIN) $(ROOT)/.cache/bench
 	$(GO) build -trimpath -o $(BIN)/ ./control-plane/cmd/weft-control-plane ./tests/bench/cmd/weft-xdssim
-	$(BIN)/weft-xdssim -bin $(BIN) -run $(ROOT)/.cache/bench/xdssim -v $(XDSSIM_ARGS) | tee $(ROOT)/.cache/bench/xdssim.txt
+	$(BIN)/weft-xdssim -bin $(BIN) -run $(ROOT)/.cache/bench/xdssim -profile-dir $(ROOT)/.cache/bench/xdssim-profiles -v $(XDSSIM_ARGS) | tee $(ROOT)/.cache/bench/xdssim.txt
 
 ## ---------------------------------------------------------------- injector admission latency (issue 11 item 4)
 

@@ -26,9 +26,11 @@
 //
 //   - connect: time until every client ACKed CDS, EDS, LDS and RDS once; the
 //     control plane's CPU (/proc/<pid>/stat) and RSS (/proc/<pid>/status)
-//     before and after, its live heap (HeapInuse after a forced GC,
-//     /debug/pprof/heap?gc=1) before and after, and its RSS again after
-//     the single changes.
+//     before and after, its live heap (HeapAlloc after a forced GC,
+//     /debug/pprof/heap?gc=1) and goroutine stacks (StackInuse) before
+//     and after, and its RSS again after the single changes. With
+//     Config.ProfileDir it also saves the control plane's heap profile at
+//     that moment and CPU profiles of the churn and the storm.
 //   - single changes: one WorkloadEntry's address changes in the file (one
 //     endpoint change); the latency of a proxy is file write -> its ACK of
 //     the next EDS version; affected = proxies that got a new EDS version

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -169,25 +171,89 @@ func (s *sim) histogram(ctx context.Context, name string) (hist, error) {
 	return h, nil
 }
 
-// heapInuse forces a garbage collection in the control plane
-// (/debug/pprof/heap?gc=1) and returns its HeapInuse: the live heap,
-// which unlike RSS does not keep the high-water mark of a burst.
-func (s *sim) heapInuse(ctx context.Context) (int64, error) {
+// liveHeap forces a garbage collection in the control plane
+// (/debug/pprof/heap?gc=1) and returns its HeapAlloc: the bytes of live
+// objects, which unlike RSS (and HeapInuse, which counts whole spans) do
+// not keep the high-water mark of a burst; and its StackInuse (goroutine
+// stacks, outside the heap).
+func (s *sim) liveHeap(ctx context.Context) (heap, stacks int64, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.debug+"/debug/pprof/heap?gc=1&debug=1", nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	heap, stacks = -1, -1
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "# HeapInuse = "); ok {
-			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "# HeapAlloc = "); ok {
+			if heap, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64); err != nil {
+				return 0, 0, err
+			}
+		}
+		if v, ok := strings.CutPrefix(line, "# Stack = "); ok {
+			inuse, _, _ := strings.Cut(v, " ")
+			if stacks, err = strconv.ParseInt(inuse, 10, 64); err != nil {
+				return 0, 0, err
+			}
 		}
 	}
-	return 0, fmt.Errorf("xdssim: HeapInuse not in the heap profile: %w", sc.Err())
+	if heap < 0 || stacks < 0 {
+		return 0, 0, fmt.Errorf("xdssim: HeapAlloc or Stack not in the heap profile: %w", sc.Err())
+	}
+	return heap, stacks, nil
+}
+
+// saveProfile writes the control plane's pprof profile at path (e.g.
+// "heap?gc=1", "profile?seconds=30") to Config.ProfileDir/file; nothing
+// without a ProfileDir.
+func (s *sim) saveProfile(ctx context.Context, path, file string) error {
+	if s.cfg.ProfileDir == "" {
+		return nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.debug+"/debug/pprof/"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("xdssim: profile %s: %w", path, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("xdssim: profile %s: %s", path, resp.Status)
+	}
+	if err := os.MkdirAll(s.cfg.ProfileDir, 0o755); err != nil {
+		return fmt.Errorf("xdssim: %w", err)
+	}
+	f, err := os.Create(filepath.Join(s.cfg.ProfileDir, file))
+	if err != nil {
+		return fmt.Errorf("xdssim: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("xdssim: profile %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// profileAsync starts saveProfile on its own goroutine; the returned
+// function waits for it and logs a failure (a profile is an extra, not a
+// measurement).
+func (s *sim) profileAsync(ctx context.Context, path, file string) (wait func()) {
+	if s.cfg.ProfileDir == "" {
+		return func() {}
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- s.saveProfile(ctx, path, file) }()
+	return func() {
+		if err := <-errc; err != nil {
+			s.cfg.Log.Warn("profile not saved", "file", file, "err", err)
+		}
+	}
 }

@@ -14,8 +14,9 @@ func (r *Report) Print(w io.Writer) {
 	perProxy := float64(r.RSSBytes-r.RSSBaseline) / float64(max(r.Proxies, 1))
 	p("  control plane RSS: %d MB idle, %d MB connected = %s per proxy (target < 100 KB); %d MB after the single changes",
 		r.RSSBaseline>>20, r.RSSBytes>>20, kb(perProxy), r.RSSSteady>>20)
-	p("  control plane live heap (after a GC): %d MB idle, %d MB connected = %s per proxy",
-		r.HeapBaseline>>20, r.HeapConnected>>20, kb(float64(r.HeapConnected-r.HeapBaseline)/float64(max(r.Proxies, 1))))
+	p("  control plane live heap (after a GC): %d MB idle, %d MB connected = %s per proxy; goroutine stacks %s per proxy",
+		r.HeapBaseline>>20, r.HeapConnected>>20, kb(float64(r.HeapConnected-r.HeapBaseline)/float64(max(r.Proxies, 1))),
+		kb(float64(r.StackConnected-r.StackBaseline)/float64(max(r.Proxies, 1))))
 	for i, c := range r.Changes {
 		p("  change %d: %d proxies affected; file write -> ACK p50 %v p99 %v max %v; EDS %s per proxy; %.2f CPU s",
 			i, c.Affected, c.P50.Round(time.Millisecond), c.P99.Round(time.Millisecond), c.Max.Round(time.Millisecond), kb(c.BytesPerProx), c.CPUSec)

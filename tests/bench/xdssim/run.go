@@ -51,7 +51,12 @@ type Config struct {
 	Storm bool
 	// Settle bounds each wait (connect, one change, storm).
 	Settle time.Duration
-	Log    *slog.Logger
+	// ProfileDir, when set, receives pprof profiles of the control plane:
+	// heap-connected.pb.gz (after a GC, every proxy connected),
+	// cpu-churn.pb.gz (the churn phase) and cpu-storm.pb.gz (the first
+	// 10 s of the reconnect storm).
+	ProfileDir string
+	Log        *slog.Logger
 }
 
 // Report is what a run measured.
@@ -64,8 +69,10 @@ type Report struct {
 	CPUSecConnect  float64       // control-plane CPU seconds while connecting
 	RSSBytes       int64         // control-plane RSS with every proxy connected
 	RSSBaseline    int64         // control-plane RSS before any proxy
-	HeapBaseline   int64         // control-plane live heap (HeapInuse after a GC) before any proxy
+	HeapBaseline   int64         // control-plane live heap (HeapAlloc after a GC) before any proxy
 	HeapConnected  int64         // the same with every proxy connected
+	StackBaseline  int64         // control-plane goroutine stacks (StackInuse) before any proxy
+	StackConnected int64         // the same with every proxy connected
 	RSSSteady      int64         // control-plane RSS after the single changes (steady state)
 	InitialBytes   int64         // bytes received per proxy for its first config (mean)
 	Changes        []ChangeResult
@@ -155,7 +162,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer s.stopControlPlane()
 	rep.RSSBaseline = rss(s.cp.Process.Pid)
-	rep.HeapBaseline, _ = s.heapInuse(ctx)
+	rep.HeapBaseline, rep.StackBaseline, _ = s.liveHeap(ctx)
 
 	s.bundle = bundle
 	if err := s.dial(bundle); err != nil {
@@ -184,7 +191,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.CPUSecConnect = cpuSeconds(s.cp.Process.Pid) - cpu0
 	time.Sleep(time.Second) // let the heap settle before reading RSS
 	rep.RSSBytes = rss(s.cp.Process.Pid)
-	rep.HeapConnected, _ = s.heapInuse(ctx)
+	rep.HeapConnected, rep.StackConnected, _ = s.liveHeap(ctx)
+	if err := s.saveProfile(ctx, "heap?gc=1", "heap-connected.pb.gz"); err != nil {
+		return rep, err
+	}
 	var total int64
 	for _, c := range s.clients {
 		for i := range c.rxBytes {
@@ -207,6 +217,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.RSSSteady = rss(s.cp.Process.Pid)
 
 	if cfg.ChurnRate > 0 && cfg.ChurnFor > 0 {
+		done := s.profileAsync(ctx, fmt.Sprintf("profile?seconds=%d", max(1, int(cfg.ChurnFor.Seconds()))), "cpu-churn.pb.gz")
+		defer done()
 		r, err := s.churn(ctx)
 		if err != nil {
 			return rep, err
@@ -215,6 +227,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	if cfg.Storm {
+		done := s.profileAsync(ctx, "profile?seconds=10", "cpu-storm.pb.gz")
+		defer done()
 		cpu0 := cpuSeconds(s.cp.Process.Pid)
 		d, err := s.storm(ctx)
 		if err != nil {

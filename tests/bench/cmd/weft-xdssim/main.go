@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Storm, "storm", true, "run the reconnect storm")
 	fs.DurationVar(&cfg.Settle, "settle", 3*time.Minute, "bound of every wait")
 	fs.StringVar(&modes, "modes", "sotw,delta", "ADS flavours to run, in turn: sotw, delta or both")
+	profiles := fs.String("profile-dir", "", "save the control plane's heap and CPU profiles under <dir>/<mode>/ (see xdssim.Config.ProfileDir)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "bound of the whole run")
 	verbose := fs.Bool("v", false, "log progress")
 	if err := fs.Parse(args); err != nil {
@@ -74,6 +75,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("unknown mode %q", m)
 		}
 		c.Dir = base + "/" + m
+		if *profiles != "" {
+			c.ProfileDir = *profiles + "/" + m
+		}
 		if err := os.RemoveAll(c.Dir); err != nil {
 			return err
 		}
