@@ -7,7 +7,7 @@
 #                        HTTP/1.1 1k/64k, HTTP/2, gRPC), results into BENCHMARKS.md (about 20 minutes),
 #                        + sidecar memory against mesh size (bench-mem)
 #   make lint            golangci-lint (pinned, installed into ./.cache/tools/bin) over every module
-#   make generate        deepcopy + CRD YAML for api/v1alpha1 (controller-gen, pinned)
+#   make generate        deepcopy + CRD YAML for api/v1alpha1 (controller-gen, pinned); api/xdsproto
 #   make clean
 #
 # Modules come from go.work: `go test ./...` at the workspace root does not
@@ -64,7 +64,7 @@ modules:
 build:
 	$(call section,build: every main package of the workspace -> ./bin)
 	@mkdir -p $(BIN)
-	@mains=$$($(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' $(ALL_PKGS) | sort); \
+	@mains=$$($(GO) list -f '{{if eq .Name "main"}}{{.ImportPath}}{{end}}' $(ALL_PKGS) | grep -v '/hack/' | sort); \
 	if [[ -z $$mains ]]; then echo "no main packages yet"; exit 0; fi; \
 	$(GO) build -trimpath -o $(BIN)/ $$mains; \
 	for p in $$mains; do printf '  bin/%-28s %s\n' "$${p##*/}" "$$p"; done
@@ -72,20 +72,22 @@ build:
 ## ---------------------------------------------------------------- generate
 
 generate:
-	$(call section,generate: controller-gen object + crd (api/))
+	$(call section,generate: controller-gen object + crd (api/); trimmed xDS types (api/xdsproto))
 	cd api && $(GO) run $(CONTROLLER_GEN) object paths=./v1alpha1/... crd:crdVersions=v1 output:crd:dir=./crds
-	@echo "generated api/v1alpha1/zz_generated.deepcopy.go and api/crds/"
+	cd api && $(GO) run ./hack/xdsproto -out .
+	@echo "generated api/v1alpha1/zz_generated.deepcopy.go, api/crds/ and api/xdsproto/**/*.pb.go"
 
-# Fails if regenerating changes any generated file (deepcopy, CRD YAML):
+# Fails if regenerating changes any generated file (deepcopy, CRD YAML,
+# the trimmed xDS types):
 # compares against a copy taken just before, so it works on a dirty tree too
 # (CI runs it on a clean clone, where it is the same as `git diff --exit-code`).
-GENERATED := api/v1alpha1/zz_generated.deepcopy.go api/crds
+GENERATED := api/v1alpha1/zz_generated.deepcopy.go api/crds api/xdsproto
 generate-check:
 	$(call section,generate-check: generated files are up to date)
 	@snap=$$(mktemp -d); trap 'rm -rf "$$snap"' EXIT; \
-	mkdir -p "$$snap/before/crds" && cp api/v1alpha1/zz_generated.deepcopy.go "$$snap/before/" && cp -r api/crds/. "$$snap/before/crds/"; \
+	mkdir -p "$$snap/before/crds" && cp api/v1alpha1/zz_generated.deepcopy.go "$$snap/before/" && cp -r api/crds/. "$$snap/before/crds/" && cp -r api/xdsproto "$$snap/before/"; \
 	$(MAKE) --no-print-directory generate; \
-	mkdir -p "$$snap/after/crds" && cp api/v1alpha1/zz_generated.deepcopy.go "$$snap/after/" && cp -r api/crds/. "$$snap/after/crds/"; \
+	mkdir -p "$$snap/after/crds" && cp api/v1alpha1/zz_generated.deepcopy.go "$$snap/after/" && cp -r api/crds/. "$$snap/after/crds/" && cp -r api/xdsproto "$$snap/after/"; \
 	if ! diff -ru "$$snap/before" "$$snap/after"; then \
 	  echo "FAIL: generated files in api/ were stale (now regenerated): review and commit $(GENERATED)"; exit 1; \
 	fi

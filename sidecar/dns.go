@@ -7,10 +7,10 @@ import (
 	"net"
 	"strconv"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftmesh/weft/api/mesh"
+	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
 
 	"github.com/weftmesh/weft/sidecar/dnsproxy"
 	"github.com/weftmesh/weft/sidecar/xdsclient"

@@ -4,8 +4,10 @@
 // matched. It is the one evaluator of the mesh: the sidecar's inbound and
 // outbound listeners run it per request (sidecar/filter/authz), and
 // `weftctl authz check` runs it on the configuration the control plane
-// translates, so both decide the same way. It depends on Envoy's generated
-// types only (docs/architecture.md, Authorization contract).
+// translates, so both decide the same way. It depends on Envoy's types only
+// (docs/architecture.md, Authorization contract): it reads them as the
+// trimmed ones of api/xdsproto (what the sidecar decodes), and takes
+// go-control-plane's through their wire form.
 //
 // # Flow
 //

@@ -10,17 +10,42 @@ import (
 	"slices"
 	"strings"
 
-	rbacconfig "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	rbacfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
-	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/weftmesh/weft/api/xdsproto"
+	rbacconfig "github.com/weftmesh/weft/api/xdsproto/envoy/config/rbac/v3"
+	routev3 "github.com/weftmesh/weft/api/xdsproto/envoy/config/route/v3"
+	rbacfilter "github.com/weftmesh/weft/api/xdsproto/envoy/extensions/filters/http/rbac/v3"
+	matcher "github.com/weftmesh/weft/api/xdsproto/envoy/type/matcher/v3"
 )
 
 // Filter is one RBAC HTTP filter of a filter chain: its HttpFilter name and
-// its typed config.
+// its typed config, an envoy.extensions.filters.http.rbac.v3.RBAC as any Go
+// type of that message: the trimmed one of api/xdsproto (the sidecar's) is
+// read as it is, another (go-control-plane's: the control plane and weftctl)
+// through its wire form.
 type Filter struct {
 	Name   string
-	Config *rbacfilter.RBAC
+	Config proto.Message
+}
+
+// rbacConfig returns c as the trimmed RBAC type.
+func rbacConfig(c proto.Message) (*rbacfilter.RBAC, error) {
+	if r, ok := c.(*rbacfilter.RBAC); ok {
+		return r, nil
+	}
+	r := &rbacfilter.RBAC{}
+	if got, want := c.ProtoReflect().Descriptor().FullName(), xdsproto.EnvoyName(r.ProtoReflect().Descriptor()); got != want {
+		return nil, fmt.Errorf("config is a %s, want %s", got, want)
+	}
+	b, err := proto.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := proto.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return r, nil
 }
 
 // Request is what a decision looks at. Principal is the verified peer
@@ -113,9 +138,12 @@ func Compile(filters []Filter) (*Engine, error) {
 
 func compileFilter(f Filter) (compiledFilter, error) {
 	cf := compiledFilter{name: f.Name, deny: DefaultDeny(f.Name)}
-	c := f.Config
-	if c == nil {
+	if f.Config == nil || !f.Config.ProtoReflect().IsValid() {
 		return cf, errors.New("config is missing")
+	}
+	c, err := rbacConfig(f.Config)
+	if err != nil {
+		return cf, err
 	}
 	switch {
 	case c.GetMatcher() != nil:

@@ -10,14 +10,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
-	stream "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
-	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
-
 	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/api/xdsproto"
+	accesslogv3 "github.com/weftmesh/weft/api/xdsproto/envoy/config/accesslog/v3"
+	stream "github.com/weftmesh/weft/api/xdsproto/envoy/extensions/access_loggers/stream/v3"
+	hcm "github.com/weftmesh/weft/api/xdsproto/envoy/extensions/filters/network/http_connection_manager/v3"
+	typev3 "github.com/weftmesh/weft/api/xdsproto/envoy/type/v3"
 )
 
 // Config says which requests are logged; the zero value logs none.
@@ -50,7 +48,7 @@ func parseOne(al *accesslogv3.AccessLog) (Config, error) {
 		return Config{}, fmt.Errorf("logger %q is not supported (%s)", al.GetName(), mesh.AccessLoggerStdout)
 	}
 	sl := &stream.StdoutAccessLog{}
-	if err := anypb.UnmarshalTo(al.GetTypedConfig(), sl, proto.UnmarshalOptions{}); err != nil {
+	if err := xdsproto.UnmarshalAny(al.GetTypedConfig(), sl); err != nil {
 		return Config{}, err
 	}
 	if sl.GetLogFormat().GetJsonFormat() == nil {

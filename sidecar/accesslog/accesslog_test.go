@@ -3,15 +3,16 @@ package accesslog
 import (
 	"testing"
 
-	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	stream "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
-	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/api/xdsproto"
+	accesslogv3 "github.com/weftmesh/weft/api/xdsproto/envoy/config/accesslog/v3"
+	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
+	stream "github.com/weftmesh/weft/api/xdsproto/envoy/extensions/access_loggers/stream/v3"
+	hcm "github.com/weftmesh/weft/api/xdsproto/envoy/extensions/filters/network/http_connection_manager/v3"
+	typev3 "github.com/weftmesh/weft/api/xdsproto/envoy/type/v3"
 )
 
 func stdout(t *testing.T, json bool) *anypb.Any {
@@ -26,7 +27,7 @@ func stdout(t *testing.T, json bool) *anypb.Any {
 			Format: &core.SubstitutionFormatString_JsonFormat{JsonFormat: js},
 		}}
 	}
-	a, err := anypb.New(sl)
+	a, err := xdsproto.NewAny(sl)
 	if err != nil {
 		t.Fatal(err)
 	}

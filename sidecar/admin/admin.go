@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/weftmesh/weft/api/xdsproto"
 	"github.com/weftmesh/weft/sidecar/xdsclient"
 )
 
@@ -118,7 +119,9 @@ func configDump(s *xdsclient.Snapshot, st xdsclient.Status, log *slog.Logger) Co
 	return d
 }
 
-var jsonOpts = protojson.MarshalOptions{UseProtoNames: true}
+// jsonOpts resolves the Envoy type URLs of typed configs to the trimmed
+// types the sidecar decodes them into.
+var jsonOpts = protojson.MarshalOptions{UseProtoNames: true, Resolver: xdsproto.Types{}}
 
 func marshal(m proto.Message, log *slog.Logger) json.RawMessage {
 	b, err := jsonOpts.Marshal(m)

@@ -15,14 +15,14 @@ import (
 	"testing"
 	"time"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/net/dns/dnsmessage"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/api/mesh"
+	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
+	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
 )
 
 func addrs(s ...string) []netip.Addr {

@@ -6,9 +6,8 @@ import (
 	"slices"
 	"strings"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-
 	"github.com/weftmesh/weft/api/mesh"
+	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
 )
 
 // Service is one mesh service the proxy answers for.

@@ -7,11 +7,11 @@ import (
 	"sync"
 	"time"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/weftmesh/weft/api/egress"
+	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
+	route "github.com/weftmesh/weft/api/xdsproto/envoy/config/route/v3"
 
 	"github.com/weftmesh/weft/sidecar/filter/budget"
 	"github.com/weftmesh/weft/sidecar/filter/metrics"

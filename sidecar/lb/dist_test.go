@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
 )
 
 func weighted(ws ...uint32) []*Endpoint {

@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
 )
 
 // Endpoint is one upstream instance of a cluster, as the transport dials it.

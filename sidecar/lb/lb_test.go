@@ -4,7 +4,7 @@ import (
 	"sync"
 	"testing"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
 )
 
 func eps(health ...core.HealthStatus) []*Endpoint {

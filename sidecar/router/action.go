@@ -8,9 +8,8 @@ import (
 	"net/http"
 	"time"
 
-	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-
 	"github.com/weftmesh/weft/api/mesh"
+	route "github.com/weftmesh/weft/api/xdsproto/envoy/config/route/v3"
 
 	"github.com/weftmesh/weft/sidecar/filter/retry"
 	"github.com/weftmesh/weft/sidecar/lb"

@@ -4,9 +4,8 @@ import (
 	"log/slog"
 	"strings"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-
 	"github.com/weftmesh/weft/api/mesh"
+	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
 
 	"github.com/weftmesh/weft/sidecar/filter/budget"
 	"github.com/weftmesh/weft/sidecar/filter/metrics"

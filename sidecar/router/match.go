@@ -8,9 +8,10 @@ import (
 	"regexp"
 	"strings"
 
-	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/proto"
+
+	route "github.com/weftmesh/weft/api/xdsproto/envoy/config/route/v3"
+	matcher "github.com/weftmesh/weft/api/xdsproto/envoy/type/matcher/v3"
 )
 
 // PathKind says how a Match compares the path.

@@ -10,10 +10,10 @@ import (
 	"strconv"
 	"strings"
 
-	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/weftmesh/weft/api/mesh"
+	route "github.com/weftmesh/weft/api/xdsproto/envoy/config/route/v3"
 
 	"github.com/weftmesh/weft/sidecar/filter/metrics"
 	"github.com/weftmesh/weft/sidecar/lb"

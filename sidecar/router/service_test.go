@@ -4,11 +4,11 @@ import (
 	"slices"
 	"testing"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/api/mesh"
+	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
+	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
 )
 
 func TestClusterService(t *testing.T) {

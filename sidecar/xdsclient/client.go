@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
@@ -22,6 +20,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/api/mesh"
+	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
+	discovery "github.com/weftmesh/weft/api/xdsproto/envoy/service/discovery/v3"
 )
 
 // Node describes the sidecar to the control plane.
@@ -294,7 +294,7 @@ func (c *Client) Run(ctx context.Context) error {
 		return fmt.Errorf("xdsclient: dial %s: %w", c.server, err)
 	}
 	defer conn.Close()
-	ads := discovery.NewAggregatedDiscoveryServiceClient(conn)
+	ads := adsClient{conn}
 
 	bo := backoff{base: c.opts.backoffBase, max: c.opts.backoffMax}
 	for {
@@ -322,7 +322,7 @@ func (c *Client) Run(ctx context.Context) error {
 
 // session runs one ADS stream until it breaks. healthy reports whether the
 // server answered at all (then the reconnect backoff starts over).
-func (c *Client) session(ctx context.Context, ads discovery.AggregatedDiscoveryServiceClient) (healthy bool, err error) {
+func (c *Client) session(ctx context.Context, ads adsClient) (healthy bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := ads.StreamAggregatedResources(sctx)
@@ -428,7 +428,7 @@ func (c *Client) armTimer(t *time.Timer) {
 
 type session struct {
 	c      *Client
-	stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	stream adsStream
 	first  bool
 }
 

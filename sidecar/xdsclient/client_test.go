@@ -194,12 +194,12 @@ func TestBadConfigNACKedLastGoodKept(t *testing.T) {
 			reason: []string{`route "outbound"`, `cluster "outbound|9999||nope.shop.svc.cluster.local" not found`},
 		},
 		{
-			name:    "cluster fails ValidateAll",
+			name:    "cluster fails the PGV rules",
 			typeURL: xdsclient.TypeCluster,
 			break_: func(r *xdstest.Resources) {
 				r.Clusters[0].ConnectTimeout = durationpb.New(-time.Second)
 			},
-			reason: []string{`cluster "` + paymentCluster + `"`, "ConnectTimeout"},
+			reason: []string{`cluster "` + paymentCluster + `"`, "connect_timeout"},
 		},
 		{
 			name:    "listener with an unsupported required http filter",

@@ -8,20 +8,21 @@ import (
 	"net/netip"
 	"strconv"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	rbacfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
-	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	upstreamhttp "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/api/authz"
 	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/api/xdsproto"
+	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
+	endpoint "github.com/weftmesh/weft/api/xdsproto/envoy/config/endpoint/v3"
+	listener "github.com/weftmesh/weft/api/xdsproto/envoy/config/listener/v3"
+	route "github.com/weftmesh/weft/api/xdsproto/envoy/config/route/v3"
+	rbacfilter "github.com/weftmesh/weft/api/xdsproto/envoy/extensions/filters/http/rbac/v3"
+	router "github.com/weftmesh/weft/api/xdsproto/envoy/extensions/filters/http/router/v3"
+	hcm "github.com/weftmesh/weft/api/xdsproto/envoy/extensions/filters/network/http_connection_manager/v3"
+	upstreamhttp "github.com/weftmesh/weft/api/xdsproto/envoy/extensions/upstreams/http/v3"
 )
 
 // Type URLs of the resources the client subscribes to (Envoy v3's).
@@ -36,22 +37,9 @@ const (
 // upstream HTTP protocol options.
 const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
-// validator is what protoc-gen-validate generates on every Envoy message.
-type validator interface {
-	proto.Message
-	ValidateAll() error
-}
-
-// unpack unmarshals a into m and runs its ValidateAll.
-func unpack(a *anypb.Any, m validator) error {
-	if err := anypb.UnmarshalTo(a, m, proto.UnmarshalOptions{}); err != nil {
-		return fmt.Errorf("cannot unmarshal %s: %w", a.GetTypeUrl(), err)
-	}
-	if err := m.ValidateAll(); err != nil {
-		return fmt.Errorf("invalid: %w", err)
-	}
-	return nil
-}
+// unpack unmarshals a into m, the trimmed type of a's Envoy type, and
+// checks it against the PGV rules of Envoy's (xdsproto.Unpack).
+func unpack(a *anypb.Any, m proto.Message) error { return xdsproto.Unpack(a, m) }
 
 // resourceName returns the name of a resource without validating it, for
 // error messages about resources that do not unmarshal or validate.
@@ -164,7 +152,7 @@ func decodeFilterChain(fc *listener.FilterChain) (FilterChain, error) {
 		return out, fmt.Errorf("filter %q: typed_config is required", f.GetName())
 	}
 	m := &hcm.HttpConnectionManager{}
-	if tc.GetTypeUrl() != "type.googleapis.com/"+string(m.ProtoReflect().Descriptor().FullName()) {
+	if tc.GetTypeUrl() != xdsproto.TypeURL(m) {
 		return out, fmt.Errorf("filter %q: unsupported network filter %s", f.GetName(), tc.GetTypeUrl())
 	}
 	if err := unpack(tc, m); err != nil {
@@ -198,8 +186,8 @@ func decodeFilterChain(fc *listener.FilterChain) (FilterChain, error) {
 // filter the sidecar does not implement must not be skipped silently: that
 // would fail open.
 func checkHTTPFilters(fs []*hcm.HttpFilter) (*authz.Engine, error) {
-	routerURL := "type.googleapis.com/" + string((&router.Router{}).ProtoReflect().Descriptor().FullName())
-	rbacURL := "type.googleapis.com/" + string((&rbacfilter.RBAC{}).ProtoReflect().Descriptor().FullName())
+	routerURL := xdsproto.TypeURL(&router.Router{})
+	rbacURL := xdsproto.TypeURL(&rbacfilter.RBAC{})
 	haveRouter := false
 	var rbac []authz.Filter
 	for i, f := range fs {

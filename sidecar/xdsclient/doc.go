@@ -5,8 +5,9 @@
 // # Protocol
 //
 // One gRPC stream of envoy.service.discovery.v3.AggregatedDiscoveryService
-// (state of the world). On a new stream the client asks for clusters (CDS,
-// wildcard), the endpoints they reference (EDS, by name), listeners (LDS,
+// (state of the world), opened by method name with the trimmed
+// DiscoveryRequest/DiscoveryResponse. On a new stream the client asks for
+// clusters (CDS, wildcard), the endpoints they reference (EDS, by name), listeners (LDS,
 // wildcard) and the route configurations they reference (RDS, by name), in
 // that order, each with the last version it ACKed, so a restarted stream
 // resumes where the previous one stopped. Accepting listeners changes the
@@ -14,8 +15,11 @@
 //
 // # Validation
 //
-// Every response is checked whole: each resource unmarshals, passes its
-// ValidateAll, uses only what the sidecar implements (an unknown required
+// Every response is checked whole: each resource unmarshals into the
+// trimmed Envoy types of api/xdsproto (by its Envoy type URL), passes the
+// PGV rules of its Envoy type (xdsproto.Validate: what go-control-plane's
+// ValidateAll enforces, on the fields the sidecar reads), uses only what
+// the sidecar implements (an unknown required
 // HTTP filter or a transport socket is rejected rather than ignored: that
 // would fail open), and its references resolve as docs/architecture.md
 // says. A route's cluster must exist when the route arrives (clusters come

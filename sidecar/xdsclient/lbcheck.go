@@ -4,9 +4,8 @@ import (
 	"errors"
 	"fmt"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-
 	"github.com/weftmesh/weft/api/mesh"
+	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
 )
 
 // checkLB accepts the load-balancing settings the sidecar implements

@@ -4,19 +4,20 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/weftmesh/weft/api/authz"
+	"github.com/weftmesh/weft/api/xdsproto"
+	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
+	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
+	endpoint "github.com/weftmesh/weft/api/xdsproto/envoy/config/endpoint/v3"
+	listener "github.com/weftmesh/weft/api/xdsproto/envoy/config/listener/v3"
+	route "github.com/weftmesh/weft/api/xdsproto/envoy/config/route/v3"
+	discovery "github.com/weftmesh/weft/api/xdsproto/envoy/service/discovery/v3"
 )
 
 // Snapshot is one accepted configuration: every resource in it passed
@@ -203,17 +204,29 @@ func (s *Snapshot) with() *Snapshot {
 // NewSnapshot validates resources exactly as the client validates responses
 // (clusters, endpoints, listeners, routes in ADS order) and returns the
 // snapshot they make, with empty versions. Endpoints and routes that no
-// cluster or listener names are left out. It is for tests and tools.
-func NewSnapshot(ls []*listener.Listener, rs []*route.RouteConfiguration, cs []*cluster.Cluster, es []*endpoint.ClusterLoadAssignment) (*Snapshot, error) {
+// cluster or listener names are left out. It is for tests and tools. Each
+// argument is nil or a slice of Envoy messages of that resource type, of
+// any Go type of the message (go-control-plane's or the trimmed one of
+// api/xdsproto): they are read from their wire form, as the client reads a
+// response.
+func NewSnapshot(listeners, routes, clusters, endpoints any) (*Snapshot, error) {
+	var ms [4][]proto.Message
+	for i, arg := range []any{listeners, routes, clusters, endpoints} {
+		var err error
+		if ms[i], err = protos(arg); err != nil {
+			return nil, err
+		}
+	}
+	ls, rs, cs, es := ms[0], ms[1], ms[2], ms[3]
 	c := &Client{state: emptySnapshot(), types: newTypes(), log: slog.New(slog.DiscardHandler)}
 	steps := []struct {
 		url  string
 		msgs []proto.Message
 	}{
-		{TypeCluster, protos(cs)},
-		{TypeEndpoint, protos(es)},
-		{TypeListener, protos(ls)},
-		{TypeRoute, protos(rs)},
+		{TypeCluster, cs},
+		{TypeEndpoint, es},
+		{TypeListener, ls},
+		{TypeRoute, rs},
 	}
 	for _, st := range steps {
 		ts := c.types[st.url]
@@ -225,7 +238,7 @@ func NewSnapshot(ls []*listener.Listener, rs []*route.RouteConfiguration, cs []*
 		}
 		resp := &discovery.DiscoveryResponse{TypeUrl: st.url}
 		for _, m := range st.msgs {
-			a, err := anypb.New(m)
+			a, err := xdsproto.NewAny(m)
 			if err != nil {
 				return nil, fmt.Errorf("xdsclient: %w", err)
 			}
@@ -242,10 +255,22 @@ func NewSnapshot(ls []*listener.Listener, rs []*route.RouteConfiguration, cs []*
 	return c.state, nil
 }
 
-func protos[M proto.Message](ms []M) []proto.Message {
-	out := make([]proto.Message, len(ms))
-	for i, m := range ms {
+// protos reads a slice of messages of any type (nil: none).
+func protos(arg any) ([]proto.Message, error) {
+	v := reflect.ValueOf(arg)
+	if !v.IsValid() {
+		return nil, nil
+	}
+	if v.Kind() != reflect.Slice {
+		return nil, fmt.Errorf("xdsclient: NewSnapshot: %T is not a slice of messages", arg)
+	}
+	out := make([]proto.Message, v.Len())
+	for i := range v.Len() {
+		m, ok := v.Index(i).Interface().(proto.Message)
+		if !ok {
+			return nil, fmt.Errorf("xdsclient: NewSnapshot: %T is not a slice of messages", arg)
+		}
 		out[i] = m
 	}
-	return out
+	return out, nil
 }

@@ -9,13 +9,15 @@ import (
 	"slices"
 	"strings"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/weftmesh/weft/api/xdsproto"
+	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
+	listener "github.com/weftmesh/weft/api/xdsproto/envoy/config/listener/v3"
+	tlsv3 "github.com/weftmesh/weft/api/xdsproto/envoy/extensions/transport_sockets/tls/v3"
+	discovery "github.com/weftmesh/weft/api/xdsproto/envoy/service/discovery/v3"
 )
 
 // TypeSecret is the SDS resource type: the workload certificate chain
@@ -125,12 +127,12 @@ func decodeDownstreamTLS(ts *core.TransportSocket) (*DownstreamTLS, error) {
 	return out, nil
 }
 
-func unpackSocket(ts *core.TransportSocket, m validator) error {
+func unpackSocket(ts *core.TransportSocket, m proto.Message) error {
 	if ts.GetName() != TransportSocketTLS {
 		return fmt.Errorf("transport_socket: %q is not supported (%s only)", ts.GetName(), TransportSocketTLS)
 	}
 	tc := ts.GetTypedConfig()
-	want := "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
+	want := xdsproto.TypeURL(m)
 	if tc.GetTypeUrl() != want {
 		return fmt.Errorf("transport_socket: typed_config is %q, want %s", tc.GetTypeUrl(), want)
 	}

@@ -26,10 +26,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"github.com/sony/gobreaker"
 
 	"github.com/weftmesh/weft/api/mesh"
+	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
 
 	"github.com/weftmesh/weft/sidecar/filter/metrics"
 	"github.com/weftmesh/weft/sidecar/lb"

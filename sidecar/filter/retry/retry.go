@@ -15,9 +15,8 @@ import (
 	"strings"
 	"time"
 
-	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-
 	"github.com/weftmesh/weft/api/mesh"
+	route "github.com/weftmesh/weft/api/xdsproto/envoy/config/route/v3"
 
 	"github.com/weftmesh/weft/sidecar/transport"
 )

@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftmesh/weft/api/mesh"
+	route "github.com/weftmesh/weft/api/xdsproto/envoy/config/route/v3"
 	"github.com/weftmesh/weft/sidecar/transport"
 )
 

@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 
-	trace "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
-	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
-
 	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/api/xdsproto"
+	trace "github.com/weftmesh/weft/api/xdsproto/envoy/config/trace/v3"
+	hcm "github.com/weftmesh/weft/api/xdsproto/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/weftmesh/weft/sidecar/xdsclient"
 )
@@ -41,7 +39,7 @@ func HCMs(ls map[string]*xdsclient.Listener) ([]*hcm.HttpConnectionManager, erro
 		for _, fc := range l.Resource.GetFilterChains() {
 			for _, f := range fc.GetFilters() {
 				m := &hcm.HttpConnectionManager{}
-				if err := anypb.UnmarshalTo(f.GetTypedConfig(), m, proto.UnmarshalOptions{}); err != nil {
+				if err := xdsproto.UnmarshalAny(f.GetTypedConfig(), m); err != nil {
 					return nil, fmt.Errorf("listener %q: filter %q: %w", name, f.GetName(), err)
 				}
 				out = append(out, m)
@@ -97,10 +95,7 @@ func parseTracing(t *hcm.HttpConnectionManager_Tracing) (Config, error) {
 		return Config{}, fmt.Errorf("provider %q is not supported (%s)", p.GetName(), mesh.TracerOpenTelemetry)
 	}
 	oc := &trace.OpenTelemetryConfig{}
-	if err := anypb.UnmarshalTo(p.GetTypedConfig(), oc, proto.UnmarshalOptions{}); err != nil {
-		return Config{}, fmt.Errorf("provider %q: %w", p.GetName(), err)
-	}
-	if err := oc.ValidateAll(); err != nil {
+	if err := xdsproto.Unpack(p.GetTypedConfig(), oc); err != nil {
 		return Config{}, fmt.Errorf("provider %q: %w", p.GetName(), err)
 	}
 	target := oc.GetGrpcService().GetGoogleGrpc().GetTargetUri()

@@ -3,23 +3,23 @@ package tracing
 import (
 	"testing"
 
-	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	trace "github.com/envoyproxy/go-control-plane/envoy/config/trace/v3"
-	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/api/mesh"
+	"github.com/weftmesh/weft/api/xdsproto"
+	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
+	listener "github.com/weftmesh/weft/api/xdsproto/envoy/config/listener/v3"
+	trace "github.com/weftmesh/weft/api/xdsproto/envoy/config/trace/v3"
+	hcm "github.com/weftmesh/weft/api/xdsproto/envoy/extensions/filters/network/http_connection_manager/v3"
+	typev3 "github.com/weftmesh/weft/api/xdsproto/envoy/type/v3"
 
 	"github.com/weftmesh/weft/sidecar/xdsclient"
 )
 
 func listeners(t *testing.T, tr *hcm.HttpConnectionManager_Tracing, b3 bool) map[string]*xdsclient.Listener {
 	t.Helper()
-	m, err := anypb.New(&hcm.HttpConnectionManager{StatPrefix: "outbound", Tracing: tr})
+	m, err := xdsproto.NewAny(&hcm.HttpConnectionManager{StatPrefix: "outbound", Tracing: tr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func listeners(t *testing.T, tr *hcm.HttpConnectionManager_Tracing, b3 bool) map
 
 func otel(t *testing.T, name string, m proto.Message, rate float64) *hcm.HttpConnectionManager_Tracing {
 	t.Helper()
-	a, err := anypb.New(m)
+	a, err := xdsproto.NewAny(m)
 	if err != nil {
 		t.Fatal(err)
 	}

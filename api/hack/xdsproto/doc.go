@@ -1,0 +1,21 @@
+// Command xdsproto generates api/xdsproto: trimmed copies of the Envoy xDS
+// protobuf types the sidecar reads, wire-compatible with Envoy's.
+//
+// The sidecar decodes xDS resources into these types instead of linking
+// go-control-plane's, which register every message their .proto files
+// import (hundreds) and carry generated validation code: most of the
+// sidecar's executable and of the pages it touches at start.
+//
+// It reads the real descriptors from go-control-plane's generated packages
+// (protoregistry.GlobalFiles), keeps the messages that keep() declares and,
+// in each, the fields whose types are kept (scalars, enums, declared
+// messages, map entries and the google.protobuf / google.rpc types;
+// field numbers and types unchanged), renames each package P to
+// weft.xds.P (so both sets can be linked into one test binary without a
+// registry conflict) and its go_package to api/xdsproto/..., and runs
+// protoc-gen-go's generator as a library: no protoc needed. Field-level
+// PGV rules are dropped with the rest of the options: the sidecar checks
+// what it reads itself (sidecar/xdsclient).
+//
+// Run from the api module: go run ./hack/xdsproto -out . (make generate).
+package main
