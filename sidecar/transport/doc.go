@@ -18,15 +18,18 @@
 //     the multiplexed HTTP/2 connection (ALPN h2) for HTTP/2 requests, gRPC
 //     and CONNECT streams.
 //   - Direct, to an endpoint without a sidecar, and to the local app from the
-//     inbound listener: HTTP/1.1 over a keep-alive connection pool; gRPC
-//     calls (IsGRPC), which need HTTP/2, over h2c with prior knowledge.
+//     inbound listener: HTTP/1.1 over a keep-alive connection pool (package
+//     h1client); gRPC calls (IsGRPC), which need HTTP/2, over h2c with prior
+//     knowledge.
 //
 // Addresses are IP literals from xDS; nothing on this path resolves names.
 // A failure to connect is returned as a *DialError so callers can answer 502
 // and know the request never reached the upstream.
 //
-// Goroutines: net/http's Transport owns the connection goroutines (one reader
-// per HTTP/2 connection, one reader and one writer per HTTP/1.1 connection,
-// also on the mTLS HTTP/1.1 pool);
-// RoundTrip runs on the caller's goroutine. A Mesh is safe for concurrent use.
+// Goroutines: the direct HTTP/1.1 pool (h1client) has none per connection:
+// the request is written and the response read on the caller's goroutine.
+// net/http's Transport owns the connection goroutines of the other hops (one
+// reader per HTTP/2 connection, one reader and one writer per connection of
+// the mTLS HTTP/1.1 pool). RoundTrip runs on the caller's goroutine. A Mesh
+// is safe for concurrent use.
 package transport

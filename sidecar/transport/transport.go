@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftmesh/weft/api/mesh"
 
+	"github.com/weftmesh/weft/sidecar/h1client"
 	"github.com/weftmesh/weft/sidecar/lb"
 )
 
@@ -82,7 +83,9 @@ func WithMaxIdleConnsPerHost(n int) Option { return func(o *options) { o.maxIdle
 // HTTP/2).
 type Mesh struct {
 	tunnel Tunnel
-	direct *http.Transport
+	// direct carries HTTP/1.1 to direct endpoints (the app) on the
+	// caller's goroutine.
+	direct *h1client.Client
 	// directH2 carries gRPC requests to direct endpoints (the app).
 	directH2 *http.Transport
 }
@@ -102,17 +105,10 @@ func New(opts ...Option) *Mesh {
 	if o.tunnel == nil {
 		o.tunnel = NewH2C(d)
 	}
-	direct := &http.Transport{
-		Proxy:                  nil,
-		DialContext:            d.DialContext,
-		MaxIdleConns:           0, // no global limit; per host below
-		MaxIdleConnsPerHost:    o.maxIdlePerHost,
-		IdleConnTimeout:        o.idleConnTimeout,
-		ExpectContinueTimeout:  time.Second,
-		DisableCompression:     true, // a proxy passes Accept-Encoding through untouched
-		MaxResponseHeaderBytes: 1 << 20,
-		Protocols:              protocols(true, false),
-	}
+	direct := h1client.New(d.dialTCP,
+		h1client.WithMaxIdlePerHost(o.maxIdlePerHost),
+		h1client.WithIdleTimeout(o.idleConnTimeout),
+		h1client.WithMaxResponseHeaderBytes(maxResponseHeaderBytes))
 	directH2 := &http.Transport{
 		Proxy:              nil,
 		DialContext:        d.DialContext,
@@ -168,6 +164,9 @@ func (m *Mesh) CloseIdleConnections() {
 }
 
 var headerTargetPort = http.CanonicalHeaderKey(mesh.HeaderTargetPort)
+
+// maxResponseHeaderBytes bounds a response head on the HTTP/1.1 hops.
+const maxResponseHeaderBytes = 1 << 20
 
 // H2C is the plaintext HTTP/2 tunnel: prior-knowledge HTTP/2 over TCP, one
 // multiplexed connection per peer.
@@ -297,6 +296,11 @@ func NewDialer(defaultTimeout time.Duration) *Dialer {
 		defaultTimeout = mesh.DefaultConnectTimeout
 	}
 	return &Dialer{timeout: defaultTimeout}
+}
+
+// dialTCP is DialContext over TCP, as an h1client.DialFunc.
+func (d *Dialer) dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 // DialContext dials addr, bounding the dial by the endpoint's connect timeout
