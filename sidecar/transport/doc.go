@@ -26,10 +26,9 @@
 // A failure to connect is returned as a *DialError so callers can answer 502
 // and know the request never reached the upstream.
 //
-// Goroutines: the direct HTTP/1.1 pool (h1client) has none per connection:
-// the request is written and the response read on the caller's goroutine.
-// net/http's Transport owns the connection goroutines of the other hops (one
-// reader per HTTP/2 connection, one reader and one writer per connection of
-// the mTLS HTTP/1.1 pool). RoundTrip runs on the caller's goroutine. A Mesh
-// is safe for concurrent use.
+// Goroutines: the HTTP/1.1 pools (direct, and the mTLS tunnel's, both
+// h1client) have none per connection: the request is written and the
+// response read on the caller's goroutine. net/http's Transport owns the
+// goroutines of the HTTP/2 connections (one reader each). RoundTrip runs on
+// the caller's goroutine. A Mesh is safe for concurrent use.
 package transport

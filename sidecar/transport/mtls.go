@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftmesh/weft/sidecar/h1client"
 	"github.com/weftmesh/weft/sidecar/lb"
 )
 
@@ -34,7 +35,8 @@ const (
 //
 //   - HTTP/1.1 keep-alive connections (ALPN http/1.1) for plain HTTP/1.x
 //     requests, the common case: one request per connection at a time, as
-//     nginx and Envoy do between proxies. Go's HTTP/1.1 client and server
+//     nginx and Envoy do between proxies, through h1client (no goroutines
+//     per connection). Go's HTTP/1.1 client and server
 //     cost about half the CPU per request of its HTTP/2 ones (no stream
 //     goroutine, scheduler or per-frame flushes), which is what the
 //     sidecar pair's throughput was spent on (BENCHMARKS.md).
@@ -69,7 +71,7 @@ var _ Tunnel = (*MTLS)(nil)
 type mtlsPool struct {
 	once sync.Once
 	h2   *H2C
-	h1   *http.Transport
+	h1   *h1client.Client
 	err  error
 }
 
@@ -155,23 +157,15 @@ func newTLSTunnel(d *Dialer, cfg *tls.Config) *H2C {
 }
 
 // newTLSPool is the HTTP/1.1 keep-alive pool over mTLS: up to maxIdle idle
-// connections per peer, each carrying one request at a time.
-func newTLSPool(d *Dialer, cfg *tls.Config, maxIdle int) *http.Transport {
-	p := new(http.Protocols)
-	p.SetHTTP1(true)
-	return &http.Transport{
-		Proxy: nil,
-		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return dialTLS(ctx, d, cfg, network, addr)
-		},
-		MaxIdleConns:           0,
-		MaxIdleConnsPerHost:    maxIdle,
-		IdleConnTimeout:        90 * time.Second,
-		ExpectContinueTimeout:  time.Second,
-		DisableCompression:     true,
-		MaxResponseHeaderBytes: 1 << 20,
-		Protocols:              p,
-	}
+// connections per peer, each carrying one request at a time, on the
+// caller's goroutine (h1client).
+func newTLSPool(d *Dialer, cfg *tls.Config, maxIdle int) *h1client.Client {
+	return h1client.New(func(ctx context.Context, addr string) (net.Conn, error) {
+		return dialTLS(ctx, d, cfg, "tcp", addr)
+	},
+		h1client.WithMaxIdlePerHost(maxIdle),
+		h1client.WithIdleTimeout(90*time.Second),
+		h1client.WithMaxResponseHeaderBytes(maxResponseHeaderBytes))
 }
 
 // dialTLS dials addr with d and completes the mTLS handshake with cfg
