@@ -747,3 +747,29 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+func TestClose(t *testing.T) {
+	entered := make(chan struct{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done() // the client's connection is closed under it
+	})})
+	s.WatchDelay = time.Millisecond
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	c, br := raw(t, ln.Addr().String(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	<-entered
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+	if !closed(c, br) {
+		t.Error("active connection left open by Close")
+	}
+}
