@@ -260,13 +260,15 @@ func testBreakerCycle(t *testing.T, e *env) {
 	}
 
 	// 1. Three failures in a row reach the app; the third opens the breaker.
-	var opened time.Time
+	// The breaker opened somewhere inside the third failure's round trip
+	// [openedFrom, opened]; the client's clock only brackets it.
+	var openedFrom, opened time.Time
 	for i := range 3 {
 		r := next()
 		if r.overloaded != "" || r.status != http.StatusServiceUnavailable {
 			t.Fatalf("failure %d: %d overloaded=%q, want the app's 503", i+1, r.status, r.overloaded)
 		}
-		opened = r.start.Add(r.elapsed)
+		openedFrom, opened = r.start, r.start.Add(r.elapsed)
 	}
 	appBefore := e.faultStats(t, "solo-1").Requests
 
@@ -297,14 +299,22 @@ func testBreakerCycle(t *testing.T, e *env) {
 	}
 	t.Logf("open %s (%d refused, slowest %s), then the probe failed; open again %s (%d refused, slowest %s), then closed",
 		open1.Round(time.Millisecond), refused1, slowest1.Round(time.Microsecond), open2.Round(time.Millisecond), refused2, slowest2.Round(time.Microsecond))
-	// Timings: the configured ejection times are lower bounds (a few ms of
-	// clock skew between the sidecar and the client allowed); the upper
-	// bounds leave room for a busy machine.
-	const skew = 50 * time.Millisecond
-	if open1 < breakerBase-skew || open1 > breakerBase+750*time.Millisecond {
+	// Timings: the configured ejection times are lower bounds. The client
+	// only sees each ejection's start and end inside a round trip, so the
+	// lower bound is checked on the widest bracket (from the start of the
+	// request that ejected to the end of the probe): a response delayed on
+	// a busy machine cannot make a correct ejection look short. The upper
+	// bounds use the narrow bracket and leave room for a busy machine.
+	if longest1 := probe1End.Sub(openedFrom); longest1 < breakerBase {
+		t.Errorf("first ejection lasted at most %s, want at least %s", longest1, breakerBase)
+	}
+	if open1 > breakerBase+750*time.Millisecond {
 		t.Errorf("first ejection lasted %s, want %s", open1, breakerBase)
 	}
-	if open2 < 2*breakerBase-skew || open2 > 2*breakerBase+750*time.Millisecond {
+	if longest2 := probe2.start.Add(probe2.elapsed).Sub(probe1.start); longest2 < 2*breakerBase {
+		t.Errorf("second ejection lasted at most %s, want at least %s (2 × base)", longest2, 2*breakerBase)
+	}
+	if open2 > 2*breakerBase+750*time.Millisecond {
 		t.Errorf("second ejection lasted %s, want %s (2 × base)", open2, 2*breakerBase)
 	}
 	if refused1 == 0 || refused2 == 0 {
