@@ -41,10 +41,11 @@
 // shape whose hashes did not change is kept, and its nodes skip the sync;
 // a node keeps the objects of its unchanged types; replicas share their
 // listeners' filter chains; a shape's snapshot maps are shared by its
-// nodes. Snapshots carry each ClusterLoadAssignment as a stand-in holding
-// the bytes the hash was made from (hash.go standIn), so a SotW push that
-// re-sends every assignment of every affected proxy copies bytes instead
-// of marshalling each assignment once per stream; ConfigDump decodes them. BenchmarkPush measures a push at 1,000 and 5,000 proxies.
+// nodes. Snapshots carry each ClusterLoadAssignment and Cluster as a
+// stand-in holding the bytes the hash was made from (hash.go standIn), so a
+// SotW push that re-sends every assignment of every affected proxy, or a
+// connect that sends every cluster, copies bytes instead of marshalling
+// each shared object once per stream; ConfigDump decodes them. BenchmarkPush measures a push at 1,000 and 5,000 proxies.
 //
 // # Nodes
 //

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -37,7 +38,7 @@ type typeSum = [sha256.Size]byte
 type itemHash struct {
 	sum [sha256.Size]byte
 	hex string
-	// wire, for a ClusterLoadAssignment, is its stand-in in snapshots
+	// wire, for a ClusterLoadAssignment or a Cluster, is its stand-in in snapshots
 	// (nil: the resource itself); see standIn.
 	wire types.Resource
 }
@@ -91,8 +92,9 @@ func (c *hashCache) item(r types.Resource) (*itemHash, error) {
 			}
 			sum = sha256.Sum256(b)
 			h = &itemHash{sum: sum, hex: hex.EncodeToString(sum[:])}
-			if cla, ok := r.(*endpoint.ClusterLoadAssignment); ok {
-				h.wire = standIn(cla, b)
+			switch r.(type) {
+			case *endpoint.ClusterLoadAssignment, *cluster.Cluster:
+				h.wire = standIn(r, b)
 			}
 		}
 		if h == nil {
@@ -119,29 +121,31 @@ func (c *hashCache) keep(byType [][]types.Resource) {
 	}
 }
 
-// standIn returns what snapshots carry for an assignment whose
-// deterministic wire form is b: a ClusterLoadAssignment with its
-// cluster_name (field 1, so the snapshot cache still reads its name) and
-// every other field as the unknown bytes of b that follow it. Deterministic
+// standIn returns what snapshots carry for an assignment or a cluster
+// whose deterministic wire form is b: a message of the same type with its
+// name (field 1, so the snapshot cache still reads it) and every other
+// field as the unknown bytes of b that follow it. Deterministic
 // marshalling writes known fields in field-number order and unknown bytes
 // last, so the stand-in marshals to exactly b, by a copy: SotW re-sends
 // every assignment of every affected proxy on each endpoint change, and
-// marshalling the same shared objects once per stream (their endpoint
-// metadata maps in deterministic order) was half of the control plane's
-// CPU under churn. It returns cla itself when b does not start with the
-// name.
-func standIn(cla *endpoint.ClusterLoadAssignment, b []byte) types.Resource {
-	name := cla.GetClusterName()
-	if name == "" {
-		return cla
+// marshalling the same shared objects once per stream (their metadata
+// maps in deterministic order) was half of the control plane's CPU under
+// churn; clusters are re-sent whole on every connect. It returns r itself
+// when field 1 is not the name or b does not start with it.
+func standIn(r types.Resource, b []byte) types.Resource {
+	name := cache.GetResourceName(r)
+	fd := r.ProtoReflect().Descriptor().Fields().ByNumber(1)
+	if name == "" || fd == nil || fd.Kind() != protoreflect.StringKind || r.ProtoReflect().Get(fd).String() != name {
+		return r
 	}
 	prefix := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), name)
 	if !bytes.HasPrefix(b, prefix) {
-		return cla
+		return r
 	}
-	out := &endpoint.ClusterLoadAssignment{ClusterName: name}
-	out.ProtoReflect().SetUnknown(protoreflect.RawFields(b[len(prefix):]))
-	return out
+	out := r.ProtoReflect().New()
+	out.Set(fd, protoreflect.ValueOfString(name))
+	out.SetUnknown(protoreflect.RawFields(b[len(prefix):]))
+	return out.Interface()
 }
 
 // snapshotItem is what a snapshot carries for r: its stand-in when it has

@@ -6,7 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
 
@@ -15,11 +15,11 @@ import (
 	"github.com/weftmesh/weft/control-plane/translate"
 )
 
-// TestStandInMarshalsLikeTheAssignment: the stand-in of every assignment
-// of every golden mesh has the assignment's name and marshals (as the
-// snapshot cache does) to exactly the assignment's bytes, and the hash
-// cache hands it to snapshots.
-func TestStandInMarshalsLikeTheAssignment(t *testing.T) {
+// TestStandInMarshalsLikeTheResource: the stand-in of every assignment
+// and cluster of every golden mesh has the resource's name and marshals
+// (as the snapshot cache does) to exactly the resource's bytes, and the
+// hash cache hands it to snapshots.
+func TestStandInMarshalsLikeTheResource(t *testing.T) {
 	inputs, err := filepath.Glob("../translate/testdata/*.yaml")
 	if err != nil || len(inputs) == 0 {
 		t.Fatalf("golden meshes: %v (%d)", err, len(inputs))
@@ -40,7 +40,14 @@ func TestStandInMarshalsLikeTheAssignment(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			var all []types.Resource
 			for _, cla := range res.Endpoints {
+				all = append(all, cla)
+			}
+			for _, c := range res.Clusters {
+				all = append(all, c)
+			}
+			for _, cla := range all {
 				want, err := cache.MarshalResource(cla)
 				if err != nil {
 					t.Fatal(err)
@@ -50,27 +57,28 @@ func TestStandInMarshalsLikeTheAssignment(t *testing.T) {
 				}
 				si := hashes.snapshotItem(cla)
 				if si == cla {
-					t.Fatalf("%s: %s: no stand-in", w.NodeID(), cla.GetClusterName())
+					t.Fatalf("%s: %s: no stand-in", w.NodeID(), cache.GetResourceName(cla))
 				}
-				if got := cache.GetResourceName(si); got != cla.GetClusterName() {
-					t.Errorf("%s: stand-in named %q", cla.GetClusterName(), got)
+				name := cache.GetResourceName(cla)
+				if got := cache.GetResourceName(si); got != name {
+					t.Errorf("%s: stand-in named %q", name, got)
 				}
 				got, err := cache.MarshalResource(si)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if !bytes.Equal(got, want) {
-					t.Errorf("%s: stand-in marshals to %d bytes, the assignment to %d (or they differ)", cla.GetClusterName(), len(got), len(want))
+					t.Errorf("%s: stand-in marshals to %d bytes, the resource to %d (or they differ)", name, len(got), len(want))
 				}
-				back := &endpoint.ClusterLoadAssignment{}
+				back := cla.ProtoReflect().New().Interface()
 				if err := proto.Unmarshal(got, back); err != nil || !proto.Equal(back, cla) {
-					t.Errorf("%s: stand-in decodes to a different assignment (%v)", cla.GetClusterName(), err)
+					t.Errorf("%s: stand-in decodes to a different resource (%v)", name, err)
 				}
 				n++
 			}
 		}
 	}
 	if n == 0 {
-		t.Fatal("no assignment in the golden meshes")
+		t.Fatal("no assignment or cluster in the golden meshes")
 	}
 }

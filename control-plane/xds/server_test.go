@@ -352,4 +352,13 @@ func TestDeltaADS(t *testing.T) {
 			t.Fatalf("ConfigDump assignment without its endpoints: %s", it)
 		}
 	}
+	cds := d.Resources[resource.ClusterType].Items
+	if len(cds) == 0 {
+		t.Fatal("ConfigDump has no clusters")
+	}
+	for _, it := range cds {
+		if !strings.Contains(string(it), `"connectTimeout"`) {
+			t.Fatalf("ConfigDump cluster without its fields: %s", it)
+		}
+	}
 }
