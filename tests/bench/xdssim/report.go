@@ -12,8 +12,8 @@ func (r *Report) Print(w io.Writer) {
 	p("xdssim: %s, %d proxies, %d services, %d endpoints", r.Mode, r.Proxies, r.Services, r.Endpoints)
 	p("  connect: all ACKed in %v; control plane %.1f CPU s; first config %s per proxy", r.ConnectTime.Round(time.Millisecond), r.CPUSecConnect, kb(float64(r.InitialBytes)))
 	perProxy := float64(r.RSSBytes-r.RSSBaseline) / float64(max(r.Proxies, 1))
-	p("  control plane RSS: %d MB idle, %d MB connected = %s per proxy (target < 100 KB); %d MB after the single changes",
-		r.RSSBaseline>>20, r.RSSBytes>>20, kb(perProxy), r.RSSSteady>>20)
+	p("  control plane RSS: %d MB idle, %d MB connected = %s per proxy (target < 100 KB); %d MB after the single changes = %s per proxy",
+		r.RSSBaseline>>20, r.RSSBytes>>20, kb(perProxy), r.RSSSteady>>20, kb(float64(r.RSSSteady-r.RSSBaseline)/float64(max(r.Proxies, 1))))
 	p("  control plane live heap (after a GC): %d MB idle, %d MB connected = %s per proxy; goroutine stacks %s per proxy",
 		r.HeapBaseline>>20, r.HeapConnected>>20, kb(float64(r.HeapConnected-r.HeapBaseline)/float64(max(r.Proxies, 1))),
 		kb(float64(r.StackConnected-r.StackBaseline)/float64(max(r.Proxies, 1))))
