@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -806,5 +807,53 @@ func TestDialErrorReturnedAsIs(t *testing.T) {
 	}
 	if err != want { //nolint:errorlint // the very error, not one that wraps it
 		t.Errorf("error %v, want the dial's", err)
+	}
+}
+
+// TestIdleTLSConnectionCheckedBeforeUse is TestIdleConnectionCheckedBeforeUse
+// over TLS: the peek looks under the TLS connection, where the server's
+// close_notify and FIN are.
+func TestIdleTLSConnectionCheckedBeforeUse(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	closed := make(chan struct{}, 4)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}
+	cl := &countingListener{Listener: srv.Listener}
+	srv.Listener = cl
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	cfg := srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	cfg.NextProtos = []string{"http/1.1"}
+	c := New(func(ctx context.Context, addr string) (net.Conn, error) {
+		d := tls.Dialer{Config: cfg}
+		return d.DialContext(ctx, "tcp", addr)
+	})
+	c.checkIdle = 0
+	defer c.CloseIdleConnections()
+	addr := srv.Listener.Addr().String()
+	resp, err := c.RoundTrip(newRequest(t, "GET", addr, "/", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readAll(t, resp)
+	srv.CloseClientConnections() // the idle connection, from the server's side
+	<-closed
+	req := newRequest(t, "POST", addr, "/", onlyReader{strings.NewReader("data")})
+	req.ContentLength = 4
+	resp, err = c.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("request after the idle TLS connection closed: %v", err)
+	}
+	if got := readAll(t, resp); got != "ok" {
+		t.Errorf("body %q", got)
+	}
+	if n := cl.n.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
 	}
 }
