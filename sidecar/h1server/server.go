@@ -45,18 +45,21 @@ type Server struct {
 func New(cfg *http.Server) *Server { return &Server{Config: cfg} }
 
 // Serve accepts connections on ln, each served on its own goroutine,
-// until Shutdown or Close (http.ErrServerClosed) or an accept error.
+// until Shutdown or Close (http.ErrServerClosed) or an accept error; it
+// closes ln when it returns, as net/http's Serve does.
 func (s *Server) Serve(ln net.Listener) error {
+	defer func() { _ = ln.Close() }()
+	s.mu.Lock()
 	if s.shutdown.Load() {
+		s.mu.Unlock()
 		return http.ErrServerClosed
 	}
-	s.startFallback(ln.Addr())
-	s.mu.Lock()
 	if s.listeners == nil {
 		s.listeners = map[net.Listener]struct{}{}
 	}
 	s.listeners[ln] = struct{}{}
 	s.mu.Unlock()
+	s.startFallback(ln.Addr())
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, ln)
@@ -91,8 +94,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // active ones to finish their response (they close after it) and for the
 // HTTP/2 server's Shutdown, until ctx ends (its error).
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.shutdown.Store(true)
-	s.closeListeners()
+	s.setShutdown()
 	h2 := make(chan error, 1)
 	go func() { h2 <- s.Config.Shutdown(ctx) }()
 	tick := time.Millisecond
@@ -119,8 +121,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close closes the listeners and every connection at once (hijacked ones
 // are the handler's).
 func (s *Server) Close() error {
-	s.shutdown.Store(true)
-	s.closeListeners()
+	s.setShutdown()
 	err := s.Config.Close()
 	s.mu.Lock()
 	for c := range s.conns {
@@ -132,9 +133,12 @@ func (s *Server) Close() error {
 	return err
 }
 
-func (s *Server) closeListeners() {
+// setShutdown refuses new listeners and connections and closes the
+// listeners (under mu, so a Serve starting now sees the flag or is closed).
+func (s *Server) setShutdown() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.shutdown.Store(true)
 	for ln := range s.listeners {
 		_ = ln.Close()
 	}
