@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 type ctxKey struct{}
@@ -789,5 +791,33 @@ func TestShutdownBeforeServe(t *testing.T) {
 	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
 		c.Close()
 		t.Error("listener left open")
+	}
+}
+
+// TestHTTP2SettingsKept: the h2c connection is served by Config as it is
+// configured (its HTTP2 settings reach the client).
+func TestHTTP2SettingsKept(t *testing.T) {
+	addr, _ := start(t, http.NotFoundHandler(), func(hs *http.Server, _ *Server) {
+		hs.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 7}
+	})
+	c, br := raw(t, addr, h2Preface)
+	fr := http2.NewFramer(c, br)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sf, ok := f.(*http2.SettingsFrame)
+		if !ok || sf.IsAck() {
+			continue
+		}
+		if v, ok := sf.Value(http2.SettingMaxConcurrentStreams); !ok || v != 7 {
+			t.Errorf("MAX_CONCURRENT_STREAMS %d (%v), want 7", v, ok)
+		}
+		return
 	}
 }
