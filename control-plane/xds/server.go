@@ -275,7 +275,7 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 			}
 			break
 		}
-		if err := s.configFromShape(n, sh, w); err != nil {
+		if err := s.configFromShape(n, sh, w, s.status.delta(id)); err != nil {
 			s.log.Error("hash failed; proxy keeps its previous config", "proxy", id, "err", err)
 			return false
 		}
@@ -391,7 +391,7 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 // for workload w: a type whose content is what the node has already keeps
 // the node's objects; the others are the shape's, with the listeners and
 // clusters rewritten to w's address on a replica. s.mu is held.
-func (s *Server) configFromShape(n *nodeState, sh *shaped, w model.Workload) error {
+func (s *Server) configFromShape(n *nodeState, sh *shaped, w model.Workload, delta bool) error {
 	var config [numTypes][]types.Resource
 	var sums [numTypes]typeSum
 	replica := sh.rep.Name != w.Name || sh.rep.Address != w.Address
@@ -413,7 +413,7 @@ func (s *Server) configFromShape(n *nodeState, sh *shaped, w model.Workload) err
 		default:
 			config[i], sums[i] = sh.byType[i], sh.sums[i] // shared with the shape
 			var err error
-			if items[i], vmaps[i], err = sh.snapshotMaps(i, s.shapes.hashes); err != nil {
+			if items[i], vmaps[i], err = sh.snapshotMaps(i, s.shapes.hashes, delta); err != nil {
 				return err
 			}
 			continue

@@ -62,14 +62,19 @@ type shaped struct {
 	vmaps [numTypes]map[string]string
 }
 
-// snapshotMaps returns the by-name map and the version map of type i.
-func (sh *shaped) snapshotMaps(i int, hashes *hashCache) (map[string]types.ResourceWithTTL, map[string]string, error) {
+// snapshotMaps returns the by-name map of type i and, when delta (only a
+// node with a delta stream reads it), its version map (nil otherwise, and
+// not made until a delta node asks).
+func (sh *shaped) snapshotMaps(i int, hashes *hashCache, delta bool) (map[string]types.ResourceWithTTL, map[string]string, error) {
 	if sh.items[i] == nil {
+		sh.items[i] = itemsByName(sh.byType[i], hashes)
+	}
+	if delta && sh.vmaps[i] == nil {
 		vm, err := hashes.versionMap(sh.byType[i])
 		if err != nil {
 			return nil, nil, err
 		}
-		sh.items[i], sh.vmaps[i] = itemsByName(sh.byType[i], hashes), vm
+		sh.vmaps[i] = vm
 	}
 	return sh.items[i], sh.vmaps[i], nil
 }

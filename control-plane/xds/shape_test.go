@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 
@@ -139,5 +141,37 @@ func TestPushKeepsUnaffectedShapes(t *testing.T) {
 			}
 			before[id] = shapeOf(id)
 		}
+	}
+}
+
+// TestShapeVersionMapsOnlyForDelta: the delta version maps of a shape are
+// made only once a node with a delta stream uses the shape (a SotW stream
+// never reads them).
+func TestShapeVersionMapsOnlyForDelta(t *testing.T) {
+	s := New(meshconfig.Default())
+	s.Update(parse(t, replicas()))
+	s.Push()
+	s.nodeConnected("api-0.b") // no stream: not a delta node
+	s.mu.Lock()
+	sh := s.nodes["api-0.b"].shape
+	for i, vm := range sh.vmaps {
+		if vm != nil {
+			t.Errorf("type %s: version map made for a SotW node", typeURLs[i])
+		}
+	}
+	s.mu.Unlock()
+	// A delta stream names a replica of the same shape.
+	k := streamKey{delta: true, id: 1}
+	if err := s.status.open(k); err != nil {
+		t.Fatal(err)
+	}
+	s.status.request(k, &core.Node{Id: "api-1.b"}, resource.ClusterType, "", "", false)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if got := s.nodes["api-1.b"].shape; got != sh {
+		t.Fatalf("api-1.b has another shape translation")
+	}
+	if sh.vmaps[typeIndex(resource.EndpointType)] == nil {
+		t.Error("no EDS version map for a delta node's shape")
 	}
 }
