@@ -139,9 +139,15 @@ func isConnClosed(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
-// rewind returns req ready to be sent again: as it is when it has no body,
+// rewind returns req ready to be sent again, as net/http decides it: only
+// an idempotent request (GET, HEAD, OPTIONS, TRACE, or one carrying an
+// Idempotency-Key or X-Idempotency-Key header), since the server may have
+// acted on the first copy before it closed; as it is when it has no body,
 // with a fresh body from GetBody otherwise.
 func rewind(req *http.Request) (*http.Request, bool) {
+	if !idempotent(req) {
+		return nil, false
+	}
 	if req.Body == nil || req.Body == http.NoBody {
 		return req, true
 	}
@@ -156,6 +162,14 @@ func rewind(req *http.Request) (*http.Request, bool) {
 	*next = *req
 	next.Body = b
 	return next, true
+}
+
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return len(req.Header["Idempotency-Key"]) > 0 || len(req.Header["X-Idempotency-Key"]) > 0
 }
 
 func closeBody(req *http.Request) {

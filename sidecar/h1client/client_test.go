@@ -471,19 +471,25 @@ func closingServer(t *testing.T) (string, *atomic.Int64, chan struct{}) {
 }
 
 // TestStaleConnectionRetry: a request on a pooled connection the server
-// has closed meanwhile is sent again on a new one when its body can be
-// sent again, and fails otherwise.
+// has closed meanwhile is sent again on a new one when it is idempotent
+// and its body can be sent again, and fails otherwise.
 func TestStaleConnectionRetry(t *testing.T) {
+	withGetBody := func() (io.Reader, func() (io.ReadCloser, error)) {
+		return strings.NewReader("data"), func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("data")), nil }
+	}
 	for _, tc := range []struct {
 		name    string
+		method  string
+		key     bool // an Idempotency-Key header
 		body    func() (io.Reader, func() (io.ReadCloser, error))
 		wantErr bool
 	}{
-		{name: "no body", body: func() (io.Reader, func() (io.ReadCloser, error)) { return nil, nil }},
-		{name: "body with GetBody", body: func() (io.Reader, func() (io.ReadCloser, error)) {
-			return strings.NewReader("data"), func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("data")), nil }
-		}},
-		{name: "body without GetBody", body: func() (io.Reader, func() (io.ReadCloser, error)) {
+		{name: "GET", method: "GET", body: func() (io.Reader, func() (io.ReadCloser, error)) { return nil, nil }},
+		{name: "PUT with Idempotency-Key and GetBody", method: "PUT", key: true, body: withGetBody},
+		{name: "OPTIONS with GetBody", method: "OPTIONS", body: withGetBody},
+		{name: "POST without a body", method: "POST", body: func() (io.Reader, func() (io.ReadCloser, error)) { return nil, nil }, wantErr: true},
+		{name: "POST with GetBody", method: "POST", body: withGetBody, wantErr: true},
+		{name: "PUT with Idempotency-Key, body without GetBody", method: "PUT", key: true, body: func() (io.Reader, func() (io.ReadCloser, error)) {
 			return onlyReader{strings.NewReader("data")}, nil
 		}, wantErr: true},
 	} {
@@ -498,12 +504,15 @@ func TestStaleConnectionRetry(t *testing.T) {
 			readAll(t, resp)
 			<-closed // the pooled connection is closed on the server's side
 			body, getBody := tc.body()
-			req := newRequest(t, "POST", addr, "/", body)
+			req := newRequest(t, tc.method, addr, "/", body)
 			req.ContentLength = 4
 			if body == nil {
 				req.ContentLength = 0
 			}
 			req.GetBody = getBody
+			if tc.key {
+				req.Header.Set("Idempotency-Key", "k1")
+			}
 			resp, err = c.RoundTrip(req)
 			if tc.wantErr {
 				if err == nil {

@@ -52,8 +52,10 @@
 // transport returns a *transport.DialError). A request that fails on a
 // reused connection before any byte of a response arrived (EOF, reset,
 // broken pipe: the server closed the idle connection) is sent once more on
-// a new connection when its body is empty or can be had again with
-// GetBody; other failures are returned.
+// a new connection when it is idempotent (net/http's rule: GET, HEAD,
+// OPTIONS, TRACE, or an Idempotency-Key header) and its body is empty or
+// can be had again with GetBody; other failures are returned (the
+// outbound's retry policy decides what happens next).
 //
 // # Goroutines
 //
