@@ -19,6 +19,18 @@ func fail(t *testing.T, h *Host, n int) {
 	}
 }
 
+// waitUnblocked polls s until it no longer blocks and returns how long
+// after since (UnixNano) that was, on the clock Blocked reads.
+func waitUnblocked(s *lb.State, since int64) time.Duration {
+	for {
+		now := time.Now().UnixNano()
+		if !s.Blocked(now) {
+			return time.Duration(now - since)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestBreakerCycle(t *testing.T) {
 	const base = 100 * time.Millisecond
 	st := new(metrics.Stats)
@@ -31,9 +43,12 @@ func TestBreakerCycle(t *testing.T) {
 	if s.Blocked(time.Now().UnixNano()) {
 		t.Fatal("ejected after 2 of 3 failures")
 	}
+	// Bounds are read on the clock Blocked reads (wall time, ns), from an
+	// instant taken before the ejecting call: the ejection starts after
+	// it, so the lower bound cannot be undercut by the test's own timing.
+	ejected := time.Now().UnixNano()
 	fail(t, h, 1)
-	ejected := time.Now()
-	if !s.Blocked(ejected.UnixNano()) || st.Ejections.Load() != 1 {
+	if !s.Blocked(time.Now().UnixNano()) || st.Ejections.Load() != 1 {
 		t.Fatalf("not ejected after 3 failures (ejections %d)", st.Ejections.Load())
 	}
 	// Fails fast: the breaker refuses while open.
@@ -43,10 +58,7 @@ func TestBreakerCycle(t *testing.T) {
 	// Half-open after base: one probe; it fails: ejected for 2 × base. The
 	// lower bounds are the property; the upper bounds only leave room for a
 	// busy machine.
-	for s.Blocked(time.Now().UnixNano()) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if el := time.Since(ejected); el < base || el > base+time.Second {
+	if el := waitUnblocked(s, ejected); el < base || el > base+time.Second {
 		t.Errorf("first ejection lasted %s, want %s", el, base)
 	}
 	done, ok := h.Allow()
@@ -56,12 +68,9 @@ func TestBreakerCycle(t *testing.T) {
 	if _, ok := h.Allow(); ok {
 		t.Fatal("half-open allowed a second request while the probe is in flight")
 	}
+	again := time.Now().UnixNano()
 	done(false)
-	again := time.Now()
-	for s.Blocked(time.Now().UnixNano()) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if el := time.Since(again); el < 2*base-10*time.Millisecond || el > 2*base+time.Second {
+	if el := waitUnblocked(s, again); el < 2*base || el > 2*base+time.Second {
 		t.Errorf("second ejection lasted %s, want %s", el, 2*base)
 	}
 	// Recovery: the probe succeeds, the breaker closes.
