@@ -18,6 +18,9 @@ import (
 // says the connection cannot carry another request.
 func (pc *conn) readResponse(req *http.Request, closeAfter bool) (_ *http.Response, got bool, _ error) {
 	limit := pc.hp.c.maxHeader
+	// The response and its body are one allocation (made once, also when
+	// 1xx responses come first); neither is reused after it is returned.
+	var rb *respBody
 	for n1xx := 0; ; n1xx++ {
 		head, err := readHead(pc.br, pc.head, limit)
 		if cap(head) <= 64<<10 {
@@ -35,7 +38,11 @@ func (pc *conn) readResponse(req *http.Request, closeAfter bool) (_ *http.Respon
 		s := string(head)
 		line, fields, _ := strings.Cut(s, "\n")
 		line = strings.TrimSuffix(line, "\r")
-		resp := &http.Response{Request: req}
+		if rb == nil {
+			rb = new(respBody)
+		}
+		rb.resp = http.Response{Request: req}
+		resp := &rb.resp
 		if err := parseStatusLine(line, resp); err != nil {
 			return nil, true, err
 		}
@@ -52,7 +59,7 @@ func (pc *conn) readResponse(req *http.Request, closeAfter bool) (_ *http.Respon
 		if err := parseFields(fields, resp.Header); err != nil {
 			return nil, true, err
 		}
-		if err := pc.frame(req, resp, closeAfter); err != nil {
+		if err := pc.frame(req, rb, closeAfter); err != nil {
 			return nil, true, err
 		}
 		return resp, true, nil
@@ -66,9 +73,16 @@ const (
 	modeEOF            // until the server closes
 )
 
-// frame sets resp's body from its framing (RFC 9112 section 6.3) and, when
-// there is none, ends the exchange.
-func (pc *conn) frame(req *http.Request, resp *http.Response, closeAfter bool) error {
+// respBody is a response with the body that reads it, allocated together.
+type respBody struct {
+	resp http.Response
+	body body
+}
+
+// frame sets rb's response body from its framing (RFC 9112 section 6.3)
+// and, when there is none, ends the exchange.
+func (pc *conn) frame(req *http.Request, rb *respBody, closeAfter bool) error {
+	resp := &rb.resp
 	h := resp.Header
 	conn := h["Connection"]
 	closeAfter = closeAfter || hasToken(conn, "close") ||
@@ -121,7 +135,8 @@ func (pc *conn) frame(req *http.Request, resp *http.Response, closeAfter bool) e
 			return err
 		}
 	}
-	b := &body{pc: pc, nc: pc.nc, resp: resp, mode: mode, remaining: resp.ContentLength, keep: !closeAfter}
+	b := &rb.body
+	*b = body{pc: pc, nc: pc.nc, resp: resp, mode: mode, remaining: resp.ContentLength, keep: !closeAfter}
 	if mode == modeChunked {
 		b.chunked = httputil.NewChunkedReader(pc.br)
 	}

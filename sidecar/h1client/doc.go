@@ -27,7 +27,10 @@
 //     so an upstream that answers before it has read the whole body, or
 //     streams its answer while it reads, is served.
 //  3. The response head is read and parsed here (parse.go; 1xx responses are
-//     skipped, at most MaxResponseHeaderBytes per head). Framing follows
+//     skipped, at most MaxResponseHeaderBytes per head) into one string, whose
+//     slices are the status and the header values; the Response and its body
+//     are one allocation, the header map and its values' slice two more.
+//     Nothing of a response is reused for another. Framing follows
 //     RFC 9112 section 6.3: no body for HEAD, 1xx, 204 and 304;
 //     Transfer-Encoding chunked (trailers go into Response.Trailer at the
 //     end of the body, declared names present from the start, as net/http

@@ -200,11 +200,13 @@ func (c *conn) serveOne() bool {
 	}
 	r := &c.tmpl
 	var f framing
-	if err := parseHead(head, r, &f); err != nil {
+	// The exchange holds the parser's scratch: one allocation for both.
+	ex := &exchange{c: c, contentLength: -1}
+	if err := parseHead(head, r, &f, &ex.scratch); err != nil {
 		c.reject(err)
 		return false
 	}
-	ex := &exchange{c: c, contentLength: -1, expectContinue: f.expectContinue}
+	ex.expectContinue = f.expectContinue
 	ctx, cancel := context.WithCancel(c.ctx)
 	r.TLS = c.tls
 	r.RemoteAddr = c.remoteAddr

@@ -21,10 +21,12 @@
 // the head is read whole from the reader and copied into one string that
 // every parsed string (method, target, header keys and values) shares;
 // the header map and one slice for all its values; the *http.Request (a
-// WithContext copy of a per-connection template); its URL (parsed here
-// for plain origin- and absolute-form targets, else by
-// url.ParseRequestURI); a context.WithCancel; the response writer with
-// the request body inside it. Body framing: Content-Length, chunked (with
+// WithContext copy of a per-connection template); a context.WithCancel;
+// the response writer (exchange) with the request body and, for plain
+// origin- and absolute-form targets parsed here, the URL inside it (other
+// targets: url.ParseRequestURI). None of these is reused for another
+// request: what a handler keeps of its request (r, r.URL, r.Header,
+// r.Context()) stays as it was. Body framing: Content-Length, chunked (with
 // trailers), none; Expect: 100-continue sends 100 at the first body read
 // unless the head went first. HTTP/1.0 and Connection: close close after
 // the response. A head over MaxHeaderBytes is answered 431, a malformed

@@ -166,12 +166,20 @@ func nextLine(s string) (line, rest string) {
 	return line, rest
 }
 
+// scratch is per-request memory parseHead fills instead of allocating:
+// the URL of a plain target. It lives inside the request's exchange (one
+// allocation for both) and is never reused for another request, so a
+// handler that keeps r.URL keeps a valid URL.
+type scratch struct {
+	url url.URL
+}
+
 // parseHead parses head (from readHead) into r (Method, URL, Proto*,
 // RequestURI, Header, Host, Close, TransferEncoding, Trailer,
 // ContentLength) and f. Strings in r share head's memory; the header map
-// and its values are allocated at once. Body, TLS, RemoteAddr and the
-// context are the caller's.
-func parseHead(head string, r *http.Request, f *framing) error {
+// and its values are allocated at once; the URL of a plain target is
+// sc's. Body, TLS, RemoteAddr and the context are the caller's.
+func parseHead(head string, r *http.Request, f *framing, sc *scratch) error {
 	line, rest := nextLine(head)
 	method, line, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(line, " ")
@@ -296,7 +304,7 @@ func parseHead(head string, r *http.Request, f *framing) error {
 	r.Close = f.close
 	r.Trailer = nil
 	r.TransferEncoding = nil
-	if err := parseTarget(r, method, target); err != nil {
+	if err := parseTarget(r, method, target, &sc.url); err != nil {
 		return err
 	}
 	r.Host = r.URL.Host
@@ -351,8 +359,8 @@ func parseHead(head string, r *http.Request, f *framing) error {
 // (/path?query), absolute-form (http://host/path: a proxy request), the
 // authority-form of CONNECT (host:port), and "*". Plain targets are
 // parsed here with one allocation; anything else by url.ParseRequestURI,
-// as net/http does.
-func parseTarget(r *http.Request, method, target string) error {
+// as net/http does; u is where a plain target's URL goes.
+func parseTarget(r *http.Request, method, target string, u *url.URL) error {
 	if method == http.MethodConnect && target != "" && target[0] != '/' {
 		// authority-form
 		u, err := url.ParseRequestURI("http://" + target)
@@ -363,7 +371,7 @@ func parseTarget(r *http.Request, method, target string) error {
 		r.URL = u
 		return nil
 	}
-	if u := fastURL(target); u != nil {
+	if fastURL(target, u) {
 		r.URL = u
 		return nil
 	}
@@ -377,51 +385,51 @@ func parseTarget(r *http.Request, method, target string) error {
 
 // fastURL parses the common targets url.ParseRequestURI would give the
 // same result for without escapes: "/path[?query]" and
-// "http://host[:port]/path[?query]" with plain characters. Nil means: ask
-// url.ParseRequestURI.
-func fastURL(target string) *url.URL {
+// "http://host[:port]/path[?query]" with plain characters, into u. False
+// means: ask url.ParseRequestURI (u is untouched).
+func fastURL(target string, u *url.URL) bool {
 	var host string
 	if strings.HasPrefix(target, "http://") {
 		rest := target[len("http://"):]
 		i := strings.IndexByte(rest, '/')
 		if i <= 0 {
-			return nil
+			return false
 		}
 		host, target = rest[:i], rest[i:]
 		for j := 0; j < len(host); j++ {
 			if c := host[j]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == ':') {
-				return nil
+				return false
 			}
 		}
 		if host[len(host)-1] == ':' || strings.Count(host, ":") > 1 {
-			return nil
+			return false
 		}
 	}
 	if target == "" || target[0] != '/' {
-		return nil
+		return false
 	}
 	path, query, hasQuery := strings.Cut(target, "?")
 	if hasQuery && query == "" {
-		return nil // ForceQuery
+		return false // ForceQuery
 	}
 	if len(path) > 1 && path[1] == '/' && host == "" {
-		return nil // "//x" is an authority to url.Parse
+		return false // "//x" is an authority to url.Parse
 	}
 	for i := 0; i < len(path); i++ {
 		if !plainPathByte[path[i]] {
-			return nil
+			return false
 		}
 	}
 	for i := 0; i < len(query); i++ {
 		if c := query[i]; c <= ' ' || c == 0x7f || c == '#' {
-			return nil
+			return false
 		}
 	}
-	u := &url.URL{Path: path, RawQuery: query, Host: host}
+	*u = url.URL{Path: path, RawQuery: query, Host: host}
 	if host != "" {
 		u.Scheme = "http"
 	}
-	return u
+	return true
 }
 
 // plainPathByte: bytes url's path escaping leaves as they are (so

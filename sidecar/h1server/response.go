@@ -50,6 +50,9 @@ type exchange struct {
 
 	// bodyDone: the request body was read to its end (or has none).
 	bodyDone atomic.Bool
+
+	// scratch holds the request's URL and header values (parseHead).
+	scratch scratch
 }
 
 var (

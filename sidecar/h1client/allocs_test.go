@@ -1,0 +1,156 @@
+package h1client
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+)
+
+// cannedResp is what cannedServer answers to every request.
+const cannedResp = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nDate: Mon, 23 Nov 2026 17:00:00 GMT\r\nContent-Length: 2\r\n\r\nok"
+
+// cannedServer answers every request head (requests without a body) on
+// each keep-alive connection with cannedResp, allocating nothing per
+// request, so that allocation counts around RoundTrip are the client's.
+func cannedServer(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	tb.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				resp := []byte(cannedResp)
+				for {
+					line, err := br.ReadSlice('\n')
+					if err != nil {
+						return
+					}
+					if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
+						if _, err := c.Write(resp); err != nil {
+							return
+						}
+					}
+				}
+			})
+		}
+	})
+	return ln.Addr().String()
+}
+
+// exchangeOnce sends req with c and reads the whole body into buf.
+func exchangeOnce(c *Client, req *http.Request, buf []byte) error {
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	for {
+		_, err := resp.Body.Read(buf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return resp.Body.Close()
+}
+
+// TestAllocsPerRequest bounds the allocations of one keep-alive exchange
+// (a GET, a response with a Content-Length body read to its end): the
+// response head's string, the Response with its body, its header map and
+// the values' slice; a context that can be cancelled adds its watch.
+func TestAllocsPerRequest(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under -race")
+	}
+	addr := cannedServer(t)
+	c := New(tcpDial)
+	defer c.CloseIdleConnections()
+	cancelable, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, tc := range []struct {
+		name  string
+		ctx   context.Context
+		bound float64
+	}{
+		{"background", context.Background(), 5},
+		// The same context every run: its done channel and children map
+		// are made once.
+		{"cancelable", cancelable, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequestWithContext(tc.ctx, http.MethodGet, "http://"+addr+"/x", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 64)
+			if err := exchangeOnce(c, req, buf); err != nil { // dials
+				t.Fatal(err)
+			}
+			var failed error
+			n := testing.AllocsPerRun(200, func() {
+				if err := exchangeOnce(c, req, buf); err != nil {
+					failed = err
+				}
+			})
+			if failed != nil {
+				t.Fatal(failed)
+			}
+			t.Logf("%.1f allocs per request", n)
+			if n > tc.bound {
+				t.Errorf("%.1f allocs per request, want at most %v", n, tc.bound)
+			}
+		})
+	}
+}
+
+// BenchmarkRoundTrip is one keep-alive GET and its 2-byte response per op
+// against a server that allocates nothing: allocs/op are the client's.
+//
+//	go test -run '^$' -bench BenchmarkRoundTrip -benchmem ./h1client/
+func BenchmarkRoundTrip(b *testing.B) {
+	addr := cannedServer(b)
+	c := New(tcpDial)
+	defer c.CloseIdleConnections()
+	for _, tc := range []struct {
+		name string
+		ctx  func() (context.Context, func())
+	}{
+		{"background", func() (context.Context, func()) { return context.Background(), func() {} }},
+		{"cancelable", func() (context.Context, func()) { return context.WithCancel(context.Background()) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			buf := make([]byte, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				// A new request and context per op, as the proxy makes them.
+				ctx, cancel := tc.ctx()
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/x", nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := exchangeOnce(c, req, buf); err != nil {
+					b.Fatal(err)
+				}
+				cancel()
+			}
+		})
+	}
+}
