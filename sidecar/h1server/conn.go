@@ -46,7 +46,11 @@ type conn struct {
 	remoteAddr       string
 	// tmpl is where the request is parsed; each handler gets a copy
 	// (WithContext), so one allocation makes the request.
-	tmpl  http.Request
+	tmpl http.Request
+	// hdr is the last response's header map, kept for the next one
+	// (respHeader) once that response was written and its handler
+	// returned.
+	hdr   http.Header
 	state atomic.Int32
 
 	// mu guards the client-disconnect watch (watch.go) and hijacking.
@@ -229,7 +233,7 @@ func (c *conn) serveOne() bool {
 	}
 	req := r.WithContext(ctx)
 	ex.req, ex.cancel = req, cancel
-	ex.header = make(http.Header)
+	ex.header = c.respHeader()
 	ex.isHead = req.Method == http.MethodHead
 
 	c.startWatch(ex)
@@ -248,6 +252,9 @@ func (c *conn) serveOne() bool {
 	if err := c.bw.Flush(); err != nil || !keep {
 		return false
 	}
+	// The handler returned and the response is written: its header map
+	// serves the next response on this connection.
+	c.hdr = ex.header
 	c.mu.Lock()
 	dead := c.dead
 	c.mu.Unlock()
@@ -256,6 +263,22 @@ func (c *conn) serveOne() bool {
 	}
 	c.state.Store(stateIdle)
 	return true
+}
+
+// maxReusedHeader bounds the fields of a response header map that is
+// cleared and reused for the next response (a larger one is dropped).
+const maxReusedHeader = 32
+
+// respHeader returns the header map for the next response: the last
+// response's, cleared, when there is one.
+func (c *conn) respHeader() http.Header {
+	h := c.hdr
+	c.hdr = nil
+	if h == nil || len(h) > maxReusedHeader {
+		return make(http.Header)
+	}
+	clear(h)
+	return h
 }
 
 // runHandler runs the handler; a panic closes the connection (logged

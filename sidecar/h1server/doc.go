@@ -26,7 +26,12 @@
 // origin- and absolute-form targets parsed here, the URL inside it (other
 // targets: url.ParseRequestURI). None of these is reused for another
 // request: what a handler keeps of its request (r, r.URL, r.Header,
-// r.Context()) stays as it was. Body framing: Content-Length, chunked (with
+// r.Context()) stays as it was. The response header map (w.Header()) is
+// the connection's: once the handler returned and the response was
+// written, it is cleared and serves the next response on the connection
+// (unless it grew beyond 32 fields). So a handler must not use that map
+// after it returns, as it must not use w (net/http's rule); values it put
+// in it are not touched. Body framing: Content-Length, chunked (with
 // trailers), none; Expect: 100-continue sends 100 at the first body read
 // unless the head went first. HTTP/1.0 and Connection: close close after
 // the response. A head over MaxHeaderBytes is answered 431, a malformed

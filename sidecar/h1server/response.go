@@ -61,8 +61,14 @@ var (
 	_ http.Hijacker       = (*exchange)(nil)
 )
 
-// Header implements http.ResponseWriter.
-func (w *exchange) Header() http.Header { return w.header }
+// Header implements http.ResponseWriter. After the handler returned it
+// is a throwaway map: the response's went to the connection's next one.
+func (w *exchange) Header() http.Header {
+	if w.done {
+		return http.Header{}
+	}
+	return w.header
+}
 
 // WriteHeader implements http.ResponseWriter. Informational codes (1xx but
 // 101) are written at once; the final head is written with the first body

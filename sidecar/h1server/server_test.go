@@ -821,3 +821,36 @@ func TestHTTP2SettingsKept(t *testing.T) {
 		return
 	}
 }
+
+// TestKeepAliveRequestsIndependent: on one keep-alive connection, a
+// response's header map starts empty although the connection reuses the
+// last one, and what a handler kept of its request (r, r.URL, r.Header,
+// r.Context()) is unchanged by the next request.
+func TestKeepAliveRequestsIndependent(t *testing.T) {
+	keptc := make(chan *http.Request, 1)
+	addr, _ := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := len(w.Header()); n != 0 {
+			t.Errorf("%s: response header starts with %d fields: %v", r.URL.Path, n, w.Header())
+		}
+		if r.URL.Path == "/a" {
+			keptc <- r
+			w.Header().Set("X-Only-A", "1")
+			w.Header().Set("Trailer", "X-T")
+			w.Header().Set("X-T", "t")
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	}))
+	c, br := raw(t, addr, "GET /a?q=1 HTTP/1.1\r\nHost: x\r\nX-Id: a\r\n\r\n")
+	if a, body := readResp(t, br, "GET"); body != "/a" || a.Header.Get("X-Only-A") != "1" {
+		t.Fatalf("first: %q %v", body, a.Header)
+	}
+	_, _ = io.WriteString(c, "GET http://y/b HTTP/1.1\r\nHost: y\r\nX-Id: b\r\n\r\n")
+	a, body := readResp(t, br, "GET")
+	if body != "/b" || a.Header.Get("X-Only-A") != "" || len(a.Trailer) != 0 || a.TransferEncoding != nil {
+		t.Errorf("second: %q %v trailer %v te %v", body, a.Header, a.Trailer, a.TransferEncoding)
+	}
+	kept := <-keptc
+	if kept.URL.String() != "/a?q=1" || kept.Host != "x" || kept.Header.Get("X-Id") != "a" || kept.Context().Err() == nil {
+		t.Errorf("kept request changed: url %q host %q X-Id %q ctx err %v", kept.URL, kept.Host, kept.Header.Get("X-Id"), kept.Context().Err())
+	}
+}
