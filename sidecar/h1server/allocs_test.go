@@ -54,7 +54,7 @@ func TestAllocsPerRequest(t *testing.T) {
 		t.Fatal(failed)
 	}
 	t.Logf("%.1f allocs per request", n)
-	const bound = 10
+	const bound = 9
 	if n > bound {
 		t.Errorf("%.1f allocs per request, want at most %d", n, bound)
 	}

@@ -188,7 +188,7 @@ func (b *body) readTrailer() error {
 		if !ok || !validValue(v) {
 			return errChunk
 		}
-		r := b.ex.req
+		r := &b.ex.req
 		if r.Trailer == nil {
 			r.Trailer = http.Header{}
 		}

@@ -56,6 +56,7 @@ type conn struct {
 	// mu guards the client-disconnect watch (watch.go) and hijacking.
 	mu         sync.Mutex
 	cur        *exchange
+	curCancel  context.CancelFunc // cancels cur's request context
 	watch      *time.Timer
 	watchOnEOF bool
 	bgRunning  bool
@@ -231,12 +232,14 @@ func (c *conn) serveOne() bool {
 		r.Body = http.NoBody
 		ex.bodyDone.Store(true)
 	}
-	req := r.WithContext(ctx)
-	ex.req, ex.cancel = req, cancel
+	// The handler's request lives in the exchange (WithContext's copy is
+	// inlined and stays on the stack): one allocation for both.
+	ex.req = *r.WithContext(ctx)
+	req := &ex.req
 	ex.header = c.respHeader()
 	ex.isHead = req.Method == http.MethodHead
 
-	c.startWatch(ex)
+	c.startWatch(ex, cancel)
 	panicked := c.runHandler(ex)
 	c.stopWatch()
 	defer cancel()
@@ -294,7 +297,7 @@ func (c *conn) runHandler(ex *exchange) (panicked bool) {
 			}
 		}
 	}()
-	c.s.Config.Handler.ServeHTTP(ex, ex.req)
+	c.s.Config.Handler.ServeHTTP(ex, &ex.req)
 	return false
 }
 
@@ -318,7 +321,7 @@ func (c *conn) reject(err error) {
 func (c *conn) hijack() {
 	c.mu.Lock()
 	c.hijacked = true
-	c.cur = nil
+	c.cur, c.curCancel = nil, nil
 	if c.watch != nil {
 		c.watch.Stop()
 	}

@@ -20,11 +20,11 @@
 // buffer for responses of unknown length, a watch timer. Per request:
 // the head is read whole from the reader and copied into one string that
 // every parsed string (method, target, header keys and values) shares;
-// the header map and one slice for all its values; the *http.Request (a
-// WithContext copy of a per-connection template); a context.WithCancel;
-// the response writer (exchange) with the request body and, for plain
-// origin- and absolute-form targets parsed here, the URL inside it (other
-// targets: url.ParseRequestURI). None of these is reused for another
+// the header map and one slice for all its values; a context.WithCancel;
+// the response writer (exchange), one allocation that holds the
+// *http.Request (a WithContext copy of a per-connection template), its
+// body and, for plain origin- and absolute-form targets parsed here, its
+// URL (other targets: url.ParseRequestURI). None of these is reused for another
 // request: what a handler keeps of its request (r, r.URL, r.Header,
 // r.Context()) stays as it was. The response header map (w.Header()) is
 // the connection's: once the handler returned and the response was

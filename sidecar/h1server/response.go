@@ -22,10 +22,8 @@ var (
 // http.ResponseController needs).
 type exchange struct {
 	c      *conn
-	req    *http.Request
 	header http.Header
 	body   body
-	cancel func()
 
 	status int
 	// wroteHeader: the handler called WriteHeader (or Write); headSent:
@@ -34,25 +32,28 @@ type exchange struct {
 	done                  bool
 	hijacked              bool
 	isHead                bool
-	// contentLength the handler declared, -1 when none.
-	contentLength int64
-	written       int64
-	chunked       bool
+	chunked               bool
 	// closeAfter: close the connection after this response.
 	closeAfter bool
-
 	// Expect: 100-continue: the 100 goes out at the first body read
 	// unless the response head was written first.
 	expectContinue bool
-	contMu         sync.Mutex
-	continueSent   bool
-	noContinue     bool
+	// contentLength the handler declared, -1 when none.
+	contentLength int64
+	written       int64
+	contMu        sync.Mutex
+	continueSent  bool
+	noContinue    bool
 
 	// bodyDone: the request body was read to its end (or has none).
 	bodyDone atomic.Bool
 
-	// scratch holds the request's URL and header values (parseHead).
+	// scratch holds the request's URL (parseHead).
 	scratch scratch
+	// req is the request the handler gets. (The fields are ordered so
+	// that the exchange and its 8-byte malloc header fit the 576-byte size
+	// class.)
+	req http.Request
 }
 
 var (

@@ -1,6 +1,9 @@
 package h1server
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // The client-disconnect watch. net/http starts a background read of the
 // connection after every request whose body was read (and stops it after
@@ -11,11 +14,12 @@ import "time"
 // request's context when the client closes or resets the connection; a
 // byte it reads (a pipelined request) goes back to the reader.
 
-// startWatch records ex as the running exchange and starts the timer.
-func (c *conn) startWatch(ex *exchange) {
+// startWatch records ex as the running exchange, with the cancel func
+// of its request context, and starts the timer.
+func (c *conn) startWatch(ex *exchange, cancel context.CancelFunc) {
 	d := c.s.watchDelay()
 	c.mu.Lock()
-	c.cur = ex
+	c.cur, c.curCancel = ex, cancel
 	c.watchOnEOF = false
 	if c.watch == nil {
 		c.watch = time.AfterFunc(d, c.watchFired)
@@ -28,7 +32,7 @@ func (c *conn) startWatch(ex *exchange) {
 // stopWatch ends the watch of the exchange that just returned.
 func (c *conn) stopWatch() {
 	c.mu.Lock()
-	c.cur = nil
+	c.cur, c.curCancel = nil, nil
 	c.watch.Stop()
 	bg := c.bgRunning
 	c.mu.Unlock()
@@ -50,7 +54,7 @@ func (c *conn) watchFired() {
 		c.watchOnEOF = true
 		return
 	}
-	c.startBackgroundReadLocked(ex)
+	c.startBackgroundReadLocked()
 }
 
 // bodyEOF is called when ex's request body was read to its end.
@@ -59,14 +63,15 @@ func (c *conn) bodyEOF(ex *exchange) {
 	c.mu.Lock()
 	if c.watchOnEOF && c.cur == ex && !c.hijacked && !c.bgRunning {
 		c.watchOnEOF = false
-		c.startBackgroundReadLocked(ex)
+		c.startBackgroundReadLocked()
 	}
 	c.mu.Unlock()
 }
 
 // startBackgroundReadLocked starts the goroutine that reads one byte
-// under the buffered reader; c.mu is held.
-func (c *conn) startBackgroundReadLocked(ex *exchange) {
+// under the buffered reader, for the running exchange (c.cur); c.mu is
+// held.
+func (c *conn) startBackgroundReadLocked() {
 	if c.cr.hasByte {
 		return
 	}
@@ -74,7 +79,7 @@ func (c *conn) startBackgroundReadLocked(ex *exchange) {
 	c.bgAborting = false
 	done := make(chan struct{})
 	c.bgDone = done
-	cancel := ex.cancel
+	cancel := c.curCancel
 	_ = c.rwc.SetReadDeadline(time.Time{})
 	go func() {
 		defer close(done)
