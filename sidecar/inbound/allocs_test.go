@@ -34,7 +34,13 @@ func (f fixedTable) Load() *router.Table { return f.t }
 type appTransport struct {
 	resp *http.Response
 	body rewindBody
+	// needs is what NeedsEndpoint answers: whether the dialer reads the
+	// endpoint from the request context (transport.Mesh does only for an
+	// endpoint whose connect timeout is not its default).
+	needs bool
 }
+
+func (t *appTransport) NeedsEndpoint(*lb.Endpoint) bool { return t.needs }
 
 func (t *appTransport) RoundTrip(*http.Request, *lb.Endpoint) (*http.Response, error) {
 	t.body.off = 0
@@ -69,8 +75,10 @@ func (w *reusedWriter) Write(p []byte) (int, error) { return len(p), nil }
 // TestForwardToAppAllocations bounds what the inbound handler allocates
 // for a plain request to the app with telemetry on (request metrics,
 // tracing configured off), its transport and writer allocating nothing:
-// the app request's copy (its context carries the endpoint for the
-// dialer), that context value and the request's path-only URL. The
+// the app request's copy, which holds its path-only URL in the same
+// allocation, and, only when the transport's dialer needs it (an endpoint
+// whose connect timeout is not its default), a context value carrying the
+// endpoint (the URL and the context value were two more before). The
 // telemetry record reaches the handler without a context value or another
 // request copy, the authorization request is recycled, and the listener's
 // address is read without formatting it (together seven allocations more
@@ -89,33 +97,43 @@ func TestForwardToAppAllocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &appTransport{body: rewindBody{data: []byte("ok")}}
-	tr.resp = &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"text/plain"}}, Body: &tr.body, ContentLength: 2}
-	obs := telemetry.New(telemetry.Self{Workload: "payment", Namespace: "shop"},
-		tracing.New(slog.New(slog.DiscardHandler)), metrics.NewRequests(prometheus.NewRegistry()), nil)
-	h := NewHandler(fixedTable{tbl}, tr, slog.New(slog.DiscardHandler), WithTelemetry(obs))
+	for _, tc := range []struct {
+		name  string
+		needs bool
+		bound float64
+	}{
+		{"endpoint not in the context", false, 1},
+		{"endpoint in the context", true, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &appTransport{body: rewindBody{data: []byte("ok")}, needs: tc.needs}
+			tr.resp = &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"text/plain"}}, Body: &tr.body, ContentLength: 2}
+			obs := telemetry.New(telemetry.Self{Workload: "payment", Namespace: "shop"},
+				tracing.New(slog.New(slog.DiscardHandler)), metrics.NewRequests(prometheus.NewRegistry()), nil)
+			h := NewHandler(fixedTable{tbl}, tr, slog.New(slog.DiscardHandler), WithTelemetry(obs))
 
-	ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 9), Port: mesh.PortInbound})
-	req := httptest.NewRequest(http.MethodGet, "/pay", nil).WithContext(ctx)
-	req.Host = "payment.shop:8080"
-	req.RemoteAddr = "10.0.0.7:40000"
-	targetKey, target := http.CanonicalHeaderKey(mesh.HeaderTargetPort), []string{strconv.Itoa(port)}
-	w := &reusedWriter{h: http.Header{}}
-	serve := func() {
-		req.Header[targetKey] = target // the handler removes it
-		clear(w.h)
-		w.code = 0
-		h.ServeHTTP(w, req)
-	}
-	serve() // the metric series and the pools
-	if w.code != http.StatusOK {
-		t.Fatalf("status %d", w.code)
-	}
-	const bound = 3
-	if n := testing.AllocsPerRun(200, serve); n > bound {
-		t.Errorf("inbound handler: %.1f allocations per request, want at most %d", n, bound)
-	}
-	if w.code != http.StatusOK {
-		t.Fatalf("status %d", w.code)
+			ctx := context.WithValue(context.Background(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 9), Port: mesh.PortInbound})
+			req := httptest.NewRequest(http.MethodGet, "/pay", nil).WithContext(ctx)
+			req.Host = "payment.shop:8080"
+			req.RemoteAddr = "10.0.0.7:40000"
+			targetKey, target := http.CanonicalHeaderKey(mesh.HeaderTargetPort), []string{strconv.Itoa(port)}
+			w := &reusedWriter{h: http.Header{}}
+			serve := func() {
+				req.Header[targetKey] = target // the handler removes it
+				clear(w.h)
+				w.code = 0
+				h.ServeHTTP(w, req)
+			}
+			serve() // the metric series and the pools
+			if w.code != http.StatusOK {
+				t.Fatalf("status %d", w.code)
+			}
+			if n := testing.AllocsPerRun(200, serve); n > tc.bound {
+				t.Errorf("inbound handler: %.1f allocations per request, want at most %.0f", n, tc.bound)
+			}
+			if w.code != http.StatusOK {
+				t.Fatalf("status %d", w.code)
+			}
+		})
 	}
 }

@@ -21,7 +21,13 @@ import (
 type reusedTransport struct {
 	resp *http.Response
 	body rewindBody
+	// needs is what NeedsEndpoint answers: whether the dialers read the
+	// endpoint from the request context (transport.Mesh does only for an
+	// endpoint whose connect timeout is not its default).
+	needs bool
 }
+
+func (t *reusedTransport) NeedsEndpoint(*lb.Endpoint) bool { return t.needs }
 
 func newReusedTransport() *reusedTransport {
 	t := &reusedTransport{body: rewindBody{data: []byte("ok")}}
@@ -63,13 +69,14 @@ func (w *reusedWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 // TestForwardAllocations bounds what the outbound handler allocates for
 // a plain request with telemetry on, with and without the resilience
-// config (request metrics, tracing configured
-// off), its transport and writer allocating nothing: the try's request
-// copy (its context carries the endpoint for the dialers), that context
-// value and the try's path-only URL. The telemetry record, the picker's
-// context and the authorization request are recycled, and the record
-// reaches the handler without a context value or another request copy
-// (each of those was two allocations more per request).
+// config (request metrics, tracing configured off), its transport and
+// writer allocating nothing: the try's request copy, the path-only URL
+// of the prepared request (which itself stays on the stack), and, only when the transport's dialers need it
+// (an endpoint whose connect timeout is not their default), a context
+// value carrying the endpoint. The telemetry record, the picker's context
+// and the authorization request are recycled, and the record reaches the
+// handler without a context value or another request copy (each of those
+// was two allocations more per request).
 func TestForwardAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items at random under -race")
@@ -77,18 +84,22 @@ func TestForwardAllocations(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		resilient bool
+		needs     bool
 		bound     float64
 	}{
-		{"no resilience config", false, 3},
+		{"no resilience config", false, false, 2},
+		{"no resilience config, endpoint in the context", false, true, 3},
 		// The contract's default retries (nothing buffered for a GET),
 		// breakers, tracked limits and retry budget add one: gobreaker's
 		// outcome callback.
-		{"resilience on", true, 4},
+		{"resilience on", true, false, 3},
+		{"resilience on, endpoint in the context", true, true, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			obs := telemetry.New(telemetry.Self{Workload: "api", Namespace: "shop", Identity: "spiffe://cluster.local/ns/shop/sa/api"},
 				tracing.New(slog.New(slog.DiscardHandler)), metrics.NewRequests(prometheus.NewRegistry()), nil)
 			tr := newReusedTransport()
+			tr.needs = tc.needs
 			h := outbound.NewHandler(tables{table(t, tc.resilient)}, tr, slog.New(slog.DiscardHandler), outbound.WithTelemetry(obs))
 			req := httptest.NewRequest(http.MethodGet, "http://payment.shop:8080/pay", nil)
 			w := &reusedWriter{h: http.Header{}}

@@ -153,7 +153,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 			return
 		}
 		tryCtx, tryCancel := timeout.Try(ctx, pol.PerTryTimeout)
-		req := proxy.ForTry(tryCtx, out, ep)
+		req := h.fwd.ForTry(tryCtx, out, ep)
 		if body != nil {
 			req.Body, req.ContentLength = body.Reader(), body.Len()
 			b := body // the closure captures this copy, so body stays on the stack

@@ -37,6 +37,11 @@ type fakeTransport struct {
 	down   map[string]bool
 }
 
+// NeedsEndpoint answers as transport.Mesh does for an endpoint whose
+// connect timeout is its dialers' default (the sidecar's case): no
+// context layer carries the endpoint.
+func (f *fakeTransport) NeedsEndpoint(*lb.Endpoint) bool { return false }
+
 func (f *fakeTransport) RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, error) {
 	f.tries.Add(1)
 	if f.down[ep.Addr] {

@@ -4,9 +4,10 @@
 //
 // Forward turns the server's request into the upstream request in place
 // (a shallow copy with a new URL; the header map is the server's, which the
-// handler owns; Forward makes that one copy with the endpoint already in
-// its context, and the outbound listener one per try with ForTry and
-// SendTry): hop-by-hop headers go (Connection and what it names,
+// handler owns; Forward makes that copy and its URL in one allocation, and
+// the outbound listener one copy per try with ForTry and SendTry; the copy's
+// context carries the endpoint only when the transport's dialers need it,
+// transport.Mesh.NeedsEndpoint): hop-by-hop headers go (Connection and what it names,
 // Keep-Alive, Proxy-*, TE except "trailers", Trailer, Transfer-Encoding,
 // Upgrade), the Host is kept, nothing is added. The Transport (transport.Mesh
 // in the sidecar; consumer-defined here so tests and the mTLS transport can

@@ -25,15 +25,53 @@ type Transport interface {
 
 var _ Transport = (*transport.Mesh)(nil)
 
+// endpointNeeder is implemented by a Transport whose dialers read the
+// endpoint from the request context only for some endpoints
+// (transport.Mesh): the others' requests go without that context layer.
+type endpointNeeder interface {
+	NeedsEndpoint(ep *lb.Endpoint) bool
+}
+
 // Forwarder forwards requests through a Transport.
 type Forwarder struct {
-	t   Transport
-	log *slog.Logger
+	t     Transport
+	needs endpointNeeder // nil: every request carries its endpoint
+	log   *slog.Logger
 }
 
 // NewForwarder returns a Forwarder that sends with t.
 func NewForwarder(t Transport, log *slog.Logger) *Forwarder {
-	return &Forwarder{t: t, log: log}
+	f := &Forwarder{t: t, log: log}
+	f.needs, _ = t.(endpointNeeder)
+	return f
+}
+
+// needsEndpoint reports whether a request to ep must carry ep in its
+// context for the transport's dialers (transport.WithEndpoint).
+func (f *Forwarder) needsEndpoint(ep *lb.Endpoint) bool {
+	return f.needs == nil || f.needs.NeedsEndpoint(ep)
+}
+
+// hopRequest is a hop's request with its own path-only URL: one
+// allocation for both.
+type hopRequest struct {
+	req http.Request
+	url url.URL
+}
+
+// outRequest returns the hop's copy of r, prepared by prepareInPlace, its
+// context r's plus ep when the transport's dialers need it.
+func (f *Forwarder) outRequest(r *http.Request, ep *lb.Endpoint) *http.Request {
+	ctx := r.Context()
+	if f.needsEndpoint(ep) {
+		ctx = transport.WithEndpoint(ctx, ep)
+	}
+	h := new(hopRequest)
+	h.req = *r.WithContext(ctx)
+	h.url = url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	h.req.URL = &h.url
+	prepareHeaders(&h.req, r)
+	return &h.req
 }
 
 // Canonical forms of the mesh headers.
@@ -63,11 +101,9 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 // upstream in errors and logs. It is one try, no retries: the inbound
 // listener's path.
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint, cluster string) {
-	// One copy of the request, already carrying the endpoint for the
-	// dialers (Prepare + WithContext + Send would make three).
-	out := r.WithContext(transport.WithEndpoint(r.Context(), ep))
-	prepareInPlace(out, r)
-	resp, err := f.t.RoundTrip(out, ep)
+	// One copy of the request with its URL (carrying the endpoint for the
+	// dialers only when they need it).
+	resp, err := f.t.RoundTrip(f.outRequest(r, ep), ep)
 	if err != nil {
 		f.Fail(w, r, err, ep, cluster)
 		return
@@ -81,9 +117,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ep *lb.Endpo
 // calling sidecar may send it to another endpoint), and that header is
 // removed from the app's own responses.
 func (f *Forwarder) ForwardToApp(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint, cluster string) {
-	out := r.WithContext(transport.WithEndpoint(r.Context(), ep))
-	prepareInPlace(out, r)
-	resp, err := f.t.RoundTrip(out, ep)
+	resp, err := f.t.RoundTrip(f.outRequest(r, ep), ep)
 	if err != nil {
 		var de *transport.DialError
 		if errors.As(err, &de) && r.Context().Err() == nil {
@@ -125,21 +159,40 @@ func prepareInPlace(out, r *http.Request) {
 	}
 }
 
+// prepareHeaders is prepareInPlace but for the URL, which the caller has
+// set.
+func prepareHeaders(out, r *http.Request) {
+	out.RequestURI = ""
+	out.Close = false
+	if r.ContentLength == 0 {
+		out.Body = nil
+	}
+	teTrailers := hasToken(r.Header["Te"], "trailers")
+	RemoveHopHeaders(out.Header)
+	if teTrailers {
+		out.Header["Te"] = []string{"trailers"}
+	}
+}
+
 // Send sends one try of out (from Prepare, with the try's context) to ep.
+// Its copy of out carries ep in its context when the dialers need it.
 func (f *Forwarder) Send(out *http.Request, ep *lb.Endpoint) (*http.Response, error) {
-	out = out.WithContext(transport.WithEndpoint(out.Context(), ep))
-	return f.t.RoundTrip(out, ep)
+	return f.t.RoundTrip(f.ForTry(out.Context(), out, ep), ep)
 }
 
 // ForTry returns the request of one try to ep: a copy of out (from
-// Prepare) whose context is ctx, the try's, with ep added for the
-// transport's dialers. Send it with SendTry; it saves the copy Send makes.
-func ForTry(ctx context.Context, out *http.Request, ep *lb.Endpoint) *http.Request {
-	return out.WithContext(transport.WithEndpoint(ctx, ep))
+// Prepare) whose context is ctx, the try's, with ep added when the transport's dialers
+// need it (its connect timeout is not their default). Send it with
+// SendTry; it saves the copy Send makes.
+func (f *Forwarder) ForTry(ctx context.Context, out *http.Request, ep *lb.Endpoint) *http.Request {
+	if f.needsEndpoint(ep) {
+		ctx = transport.WithEndpoint(ctx, ep)
+	}
+	return out.WithContext(ctx)
 }
 
 // SendTry sends req, from ForTry (or derived from it with WithContext, so
-// its context still carries the endpoint), to ep as it is.
+// its context still carries what ForTry added), to ep as it is.
 func (f *Forwarder) SendTry(req *http.Request, ep *lb.Endpoint) (*http.Response, error) {
 	return f.t.RoundTrip(req, ep)
 }

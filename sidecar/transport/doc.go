@@ -11,8 +11,12 @@
 //     per peer address carries every concurrent request to that peer
 //     (a second one is opened only when the peer's stream limit is reached).
 //     The identity issue swaps in an mTLS Tunnel with WithTunnel, without
-//     touching anything else; the endpoint, including its expected SPIFFE ID,
-//     is in the request context (EndpointFromContext) for such a dialer.
+//     touching anything else; RoundTrip receives the endpoint, including
+//     its expected SPIFFE ID. The dialers bound a dial by the endpoint's
+//     connect timeout, which they read from the request context
+//     (WithEndpoint, EndpointFromContext) when it is not their default;
+//     Mesh.NeedsEndpoint tells the caller when to add it (the common case
+//     needs no context layer, one allocation per request less).
 //     The mTLS tunnel (MTLS) keeps two pools per peer: HTTP/1.1 keep-alive
 //     connections (ALPN http/1.1) for requests that arrived as HTTP/1.x, and
 //     the multiplexed HTTP/2 connection (ALPN h2) for HTTP/2 requests, gRPC

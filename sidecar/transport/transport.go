@@ -39,8 +39,10 @@ func (e *DialError) Unwrap() error { return e.Err }
 
 type endpointKey struct{}
 
-// WithEndpoint returns a context that carries ep to the transport's dialers
-// (for the connect timeout now, for the peer identity with mTLS).
+// WithEndpoint returns a context that carries ep to the transport's dialers,
+// which read its connect timeout from it. A request needs it only when
+// that timeout is not its transport's default (Mesh.NeedsEndpoint): the
+// mTLS tunnel takes the peer identity from the endpoint RoundTrip gets.
 func WithEndpoint(ctx context.Context, ep *lb.Endpoint) context.Context {
 	return context.WithValue(ctx, endpointKey{}, ep)
 }
@@ -88,6 +90,9 @@ type Mesh struct {
 	direct *h1client.Client
 	// directH2 carries gRPC requests to direct endpoints (the app).
 	directH2 *http.Transport
+	// connectTimeout is the default connect timeout of every dialer the
+	// Mesh uses, 0 when they differ or are not known (NeedsEndpoint).
+	connectTimeout time.Duration
 }
 
 // New returns a Mesh transport.
@@ -116,7 +121,35 @@ func New(opts ...Option) *Mesh {
 		DisableCompression: true,
 		Protocols:          protocols(false, true),
 	}
-	return &Mesh{tunnel: o.tunnel, direct: direct, directH2: directH2}
+	return &Mesh{tunnel: o.tunnel, direct: direct, directH2: directH2, connectTimeout: commonTimeout(d, o.tunnel)}
+}
+
+// commonTimeout returns d's default connect timeout when the tunnel's
+// dialers share it, and 0 when they do not or the tunnel is not one of
+// this package's.
+func commonTimeout(d *Dialer, t Tunnel) time.Duration {
+	var td *Dialer
+	switch t := t.(type) {
+	case *H2C:
+		td = t.dialer
+	case *MTLS:
+		if t.dialer.timeout != t.h2c.dialer.timeout {
+			return 0
+		}
+		td = t.dialer
+	}
+	if td == nil || td.timeout != d.timeout {
+		return 0
+	}
+	return d.timeout
+}
+
+// NeedsEndpoint reports whether a request to ep must carry ep in its
+// context (WithEndpoint) for the dialers: only when ep has a connect
+// timeout of its own that is not the dialers' default. The forwarder
+// skips the context layer otherwise (one allocation per request).
+func (m *Mesh) NeedsEndpoint(ep *lb.Endpoint) bool {
+	return ep.ConnectTimeout > 0 && ep.ConnectTimeout != m.connectTimeout
 }
 
 // IsGRPC reports whether req is a gRPC call (its Content-Type is
@@ -177,8 +210,9 @@ const maxResponseHeaderBytes = 1 << 20
 // peer is cold, the first request dials and the others wait until it has
 // its connection, then share it.
 type H2C struct {
-	t     *http.Transport
-	peers sync.Map // tunnel address -> *peerGate
+	dialer *Dialer
+	t      *http.Transport
+	peers  sync.Map // tunnel address -> *peerGate
 }
 
 var _ Tunnel = (*H2C)(nil)
@@ -197,7 +231,7 @@ func NewH2C(d *Dialer) *H2C {
 	if d == nil {
 		d = NewDialer(mesh.DefaultConnectTimeout)
 	}
-	h := &H2C{}
+	h := &H2C{dialer: d}
 	h.t = &http.Transport{
 		Proxy: nil,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {

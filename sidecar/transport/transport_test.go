@@ -170,3 +170,31 @@ func TestDirectGRPCIsH2C(t *testing.T) {
 		})
 	}
 }
+
+// TestNeedsEndpoint: a request carries its endpoint in the context only
+// when the endpoint's connect timeout is not the default of every dialer
+// the Mesh uses; with a tunnel whose dialers differ, or one it does not
+// know, whenever the endpoint has a timeout of its own.
+func TestNeedsEndpoint(t *testing.T) {
+	def := transport.New()
+	custom := transport.New(transport.WithConnectTimeout(3 * time.Second))
+	mixed := transport.New(transport.WithTunnel(transport.NewMTLS(transport.NewDialer(2*time.Second), nil)))
+	for _, tc := range []struct {
+		name    string
+		m       *transport.Mesh
+		timeout time.Duration
+		want    bool
+	}{
+		{"default mesh, no timeout", def, 0, false},
+		{"default mesh, the default", def, mesh.DefaultConnectTimeout, false},
+		{"default mesh, another", def, 2 * time.Second, true},
+		{"custom default, its own", custom, 3 * time.Second, false},
+		{"custom default, the mesh default", custom, mesh.DefaultConnectTimeout, true},
+		{"tunnel dialer differs, no timeout", mixed, 0, false},
+		{"tunnel dialer differs, the default", mixed, mesh.DefaultConnectTimeout, true},
+	} {
+		if got := tc.m.NeedsEndpoint(&lb.Endpoint{ConnectTimeout: tc.timeout}); got != tc.want {
+			t.Errorf("%s: NeedsEndpoint = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
