@@ -72,7 +72,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 			return
 		}
 	}
-	out := proxy.Prepare(r)
+	// On the stack with its URL: each try copies both (TryOf).
+	var prep proxy.Prepared
+	prep.Prepare(r)
+	out := prep.Request()
 
 	ps := h.getPickState()
 	defer h.putPickState(ps)
@@ -153,7 +156,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 			return
 		}
 		tryCtx, tryCancel := timeout.Try(ctx, pol.PerTryTimeout)
-		req := h.fwd.ForTry(tryCtx, out, ep)
+		req := h.fwd.TryOf(tryCtx, &prep, ep)
 		if body != nil {
 			req.Body, req.ContentLength = body.Reader(), body.Len()
 			b := body // the closure captures this copy, so body stays on the stack

@@ -144,6 +144,44 @@ func Prepare(r *http.Request) *http.Request {
 	return out
 }
 
+// Prepared is a request prepared for its tries (Prepare's work), with its
+// path-only URL kept apart, for a caller that keeps it on its stack (the
+// outbound listener): TryOf copies both into each try's request, in one
+// allocation.
+type Prepared struct {
+	req http.Request
+	url url.URL
+}
+
+// Prepare does the package's Prepare into p without allocating. Request
+// reads it.
+func (p *Prepared) Prepare(r *http.Request) {
+	p.req = *r
+	p.req.URL = nil // each try has its own copy of p.url
+	p.url = url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	prepareHeaders(&p.req, r)
+}
+
+// Request returns p's request, to read (method, protocol, headers); its
+// URL is nil: the path and query are in each try's request.
+func (p *Prepared) Request() *http.Request { return &p.req }
+
+// TryOf returns the request of one try of p to ep: a copy with its own
+// copy of the URL, in one allocation, whose context is ctx, the try's,
+// with ep added when the transport's dialers need it (the endpoint's
+// connect timeout is not their default). Send it with SendTry; it saves
+// the copy Send makes.
+func (f *Forwarder) TryOf(ctx context.Context, p *Prepared, ep *lb.Endpoint) *http.Request {
+	if f.needsEndpoint(ep) {
+		ctx = transport.WithEndpoint(ctx, ep)
+	}
+	h := new(hopRequest)
+	h.req = *p.req.WithContext(ctx)
+	h.url = p.url
+	h.req.URL = &h.url
+	return &h.req
+}
+
 // prepareInPlace does Prepare's work on out, a shallow copy of r.
 func prepareInPlace(out, r *http.Request) {
 	out.URL = &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
@@ -177,22 +215,15 @@ func prepareHeaders(out, r *http.Request) {
 // Send sends one try of out (from Prepare, with the try's context) to ep.
 // Its copy of out carries ep in its context when the dialers need it.
 func (f *Forwarder) Send(out *http.Request, ep *lb.Endpoint) (*http.Response, error) {
-	return f.t.RoundTrip(f.ForTry(out.Context(), out, ep), ep)
-}
-
-// ForTry returns the request of one try to ep: a copy of out (from
-// Prepare) whose context is ctx, the try's, with ep added when the transport's dialers
-// need it (its connect timeout is not their default). Send it with
-// SendTry; it saves the copy Send makes.
-func (f *Forwarder) ForTry(ctx context.Context, out *http.Request, ep *lb.Endpoint) *http.Request {
+	ctx := out.Context()
 	if f.needsEndpoint(ep) {
 		ctx = transport.WithEndpoint(ctx, ep)
 	}
-	return out.WithContext(ctx)
+	return f.t.RoundTrip(out.WithContext(ctx), ep)
 }
 
-// SendTry sends req, from ForTry (or derived from it with WithContext, so
-// its context still carries what ForTry added), to ep as it is.
+// SendTry sends req, from TryOf (or derived from it with WithContext, so
+// its context still carries what TryOf added), to ep as it is.
 func (f *Forwarder) SendTry(req *http.Request, ep *lb.Endpoint) (*http.Response, error) {
 	return f.t.RoundTrip(req, ep)
 }
