@@ -62,3 +62,36 @@ func BenchmarkExtract(b *testing.B) {
 		}
 	})
 }
+
+// TestCarrierKeys: the carrier reads and writes every propagator's header
+// under its canonical name, as propagation.HeaderCarrier does, without
+// allocating a canonical name per lookup.
+func TestCarrierKeys(t *testing.T) {
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled,
+	}))
+	mine, theirs := http.Header{}, http.Header{}
+	all := propagation.NewCompositeTextMapPropagator(w3c, b3Out)
+	all.Inject(ctx, carrier(mine))
+	all.Inject(ctx, propagation.HeaderCarrier(theirs))
+	if len(mine) == 0 || len(mine) != len(theirs) {
+		t.Fatalf("injected %v, want %v", mine, theirs)
+	}
+	for k, v := range theirs {
+		if got := mine[k]; len(got) != 1 || got[0] != v[0] {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+	for _, k := range append(extractP.Fields(), w3c.Fields()...) {
+		if got, want := canonicalKey(k), http.CanonicalHeaderKey(k); got != want {
+			t.Errorf("canonicalKey(%q) = %q, want %q", k, got, want)
+		}
+		c := carrier(theirs)
+		if n := testing.AllocsPerRun(20, func() { _ = c.Get(k); _ = c.Values(k) }); n != 0 {
+			t.Errorf("Get/Values(%q): %.0f allocations, want 0", k, n)
+		}
+	}
+	if got := carrier(http.Header{"X-Other": {"v"}}).Get("x-other"); got != "v" {
+		t.Errorf("other name: %q, want v", got)
+	}
+}

@@ -162,11 +162,65 @@ func Extract(ctx context.Context, h http.Header) context.Context {
 	if !HasPropagationHeader(h) {
 		return ctx
 	}
-	return extractP.Extract(ctx, propagation.HeaderCarrier(h))
+	return extractP.Extract(ctx, carrier(h))
 }
 
+// carrier is propagation.HeaderCarrier, but for the names the propagators
+// use, which it maps to their canonical form without http.Header's
+// per-call canonicalization (an allocation for each lower-case name: ten
+// per traced request pair).
+type carrier http.Header
+
+var (
+	_ propagation.TextMapCarrier = carrier(nil)
+	_ propagation.ValuesGetter   = carrier(nil)
+)
+
+// canonicalKey returns the canonical form of a propagator's header name.
+func canonicalKey(k string) string {
+	switch k {
+	case "traceparent":
+		return "Traceparent"
+	case "tracestate":
+		return "Tracestate"
+	case "baggage":
+		return "Baggage"
+	case "b3":
+		return "B3"
+	case "x-b3-traceid":
+		return "X-B3-Traceid"
+	case "x-b3-spanid":
+		return "X-B3-Spanid"
+	case "x-b3-parentspanid":
+		return "X-B3-Parentspanid"
+	case "x-b3-sampled":
+		return "X-B3-Sampled"
+	case "x-b3-flags":
+		return "X-B3-Flags"
+	}
+	return http.CanonicalHeaderKey(k)
+}
+
+// Get implements propagation.TextMapCarrier.
+func (c carrier) Get(key string) string {
+	if v := c[canonicalKey(key)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Values returns every value of key (propagation.ValuesGetter: the
+// baggage propagator reads them all).
+func (c carrier) Values(key string) []string { return c[canonicalKey(key)] }
+
+// Set implements propagation.TextMapCarrier.
+func (c carrier) Set(key, value string) { c[canonicalKey(key)] = []string{value} }
+
+// Keys implements propagation.TextMapCarrier.
+func (c carrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
+
 // extractKeys are the canonical names of every header extractP reads
-// (HeaderCarrier.Get looks up canonical names too).
+// (carrier.Get looks up canonical names too).
 var extractKeys = append([]string{"Traceparent", "Tracestate", "Baggage"}, b3Keys...)
 
 // HasPropagationHeader reports whether h has a header Extract reads: when
@@ -207,7 +261,7 @@ func (t *Tracer) Inject(ctx context.Context, h http.Header) {
 	for _, k := range b3Keys {
 		delete(h, k)
 	}
-	c := propagation.HeaderCarrier(h)
+	c := carrier(h)
 	w3c.Inject(ctx, c)
 	if p := t.cur.Load(); p != nil && p.cfg.B3 {
 		b3Out.Inject(ctx, c)
