@@ -244,11 +244,29 @@ func (t *Tracer) Start(ctx context.Context, name string, kind trace.SpanKind, op
 	}
 	var sp trace.Span
 	if len(opts) == 0 {
-		ctx, sp = p.tracer.Start(ctx, name, trace.WithSpanKind(kind))
+		ctx, sp = p.tracer.Start(ctx, name, spanKind(kind))
 	} else {
 		ctx, sp = p.tracer.Start(ctx, name, append(opts, trace.WithSpanKind(kind))...)
 	}
 	return ctx, sp, true
+}
+
+// The span kind options of the sidecar's spans, made once: WithSpanKind
+// allocates its option at each call.
+var (
+	kindServer = trace.WithSpanKind(trace.SpanKindServer)
+	kindClient = trace.WithSpanKind(trace.SpanKindClient)
+)
+
+// spanKind returns the start option for kind.
+func spanKind(kind trace.SpanKind) trace.SpanStartOption {
+	switch kind {
+	case trace.SpanKindServer:
+		return kindServer
+	case trace.SpanKindClient:
+		return kindClient
+	}
+	return trace.WithSpanKind(kind)
 }
 
 // Inject writes ctx's span context into h: W3C traceparent/tracestate and
