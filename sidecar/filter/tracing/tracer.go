@@ -244,29 +244,32 @@ func (t *Tracer) Start(ctx context.Context, name string, kind trace.SpanKind, op
 	}
 	var sp trace.Span
 	if len(opts) == 0 {
-		ctx, sp = p.tracer.Start(ctx, name, spanKind(kind))
+		ctx, sp = p.tracer.Start(ctx, name, spanKind(kind)...)
 	} else {
 		ctx, sp = p.tracer.Start(ctx, name, append(opts, trace.WithSpanKind(kind))...)
 	}
 	return ctx, sp, true
 }
 
-// The span kind options of the sidecar's spans, made once: WithSpanKind
-// allocates its option at each call.
+// The span kind options of the sidecar's spans, made once, as the
+// one-option lists Start passes (read only): WithSpanKind allocates its
+// option at each call, and a list built per call escapes through the
+// SDK's Start.
 var (
-	kindServer = trace.WithSpanKind(trace.SpanKindServer)
-	kindClient = trace.WithSpanKind(trace.SpanKindClient)
+	kindServer = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	kindClient = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 )
 
-// spanKind returns the start option for kind.
-func spanKind(kind trace.SpanKind) trace.SpanStartOption {
+// spanKind returns the start options (just the kind) for kind; the
+// caller must not modify them.
+func spanKind(kind trace.SpanKind) []trace.SpanStartOption {
 	switch kind {
 	case trace.SpanKindServer:
 		return kindServer
 	case trace.SpanKindClient:
 		return kindClient
 	}
-	return trace.WithSpanKind(kind)
+	return []trace.SpanStartOption{trace.WithSpanKind(kind)}
 }
 
 // Inject writes ctx's span context into h: W3C traceparent/tracestate and
