@@ -157,13 +157,9 @@ func (c *Cluster) start(ctx context.Context, o options) error {
 	// A random loopback address per cluster: tests on this machine run
 	// concurrently and must not share ports.
 	c.Host = RandomLoopback()
-	ports := make([]int, 5)
-	for i := range ports {
-		p, err := freePort(ctx, c.Host)
-		if err != nil {
-			return err
-		}
-		ports[i] = p
+	ports, err := freePorts(ctx, c.Host, 5)
+	if err != nil {
+		return err
 	}
 	etcdPort, etcdPeer, apiPort, kcmPort := ports[0], ports[1], ports[2], ports[3]
 	host := c.Host.String()

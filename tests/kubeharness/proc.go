@@ -127,21 +127,31 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// freePort returns a port that was free on ip a moment ago. Together with
-// the random loopback address per cluster, collisions with concurrent tests
-// are unlikely; a process that still fails to bind makes Start fail with
-// its log.
-func freePort(ctx context.Context, ip net.IP) (int, error) {
+// freePorts returns n distinct ports that were free on ip a moment ago.
+// Together with the random loopback address per cluster, collisions with
+// concurrent tests are unlikely; a process that still fails to bind makes
+// Start fail with its log.
+func freePorts(ctx context.Context, ip net.IP, n int) ([]int, error) {
+	// Every listener stays open until all n ports are picked: closed one
+	// by one, the kernel may hand the same port out twice (etcd's client
+	// and peer URLs on one port: "bind: address already in use").
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(ip.String(), "0"))
-	if err != nil {
-		return 0, fmt.Errorf("kubeharness: free port on %s: %w", ip, err)
+	ports := make([]int, 0, n)
+	lns := make([]net.Listener, 0, n)
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}()
+	for range n {
+		ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(ip.String(), "0"))
+		if err != nil {
+			return nil, fmt.Errorf("kubeharness: free port on %s: %w", ip, err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	if err := ln.Close(); err != nil {
-		return 0, fmt.Errorf("kubeharness: free port: %w", err)
-	}
-	return port, nil
+	return ports, nil
 }
 
 // StartProcess runs bin as a child of the test in its own process group,
@@ -175,4 +185,14 @@ func RandomLoopback() net.IP {
 }
 
 // FreePort returns a port that was free on ip a moment ago.
-func FreePort(ctx context.Context, ip net.IP) (int, error) { return freePort(ctx, ip) }
+func FreePort(ctx context.Context, ip net.IP) (int, error) {
+	p, err := freePorts(ctx, ip, 1)
+	if err != nil {
+		return 0, err
+	}
+	return p[0], nil
+}
+
+// FreePorts returns n distinct ports that were free on ip a moment ago
+// (two FreePort calls may return the same port).
+func FreePorts(ctx context.Context, ip net.IP, n int) ([]int, error) { return freePorts(ctx, ip, n) }

@@ -106,10 +106,9 @@ func TestKubeRegistry(t *testing.T) {
 	var replicas []*replica
 	for _, name := range []string{"cp-a", "cp-b"} {
 		ip := kubeharness.RandomLoopback()
-		xdsPort, err := kubeharness.FreePort(ctx, ip)
+		ports, err := kubeharness.FreePorts(ctx, ip, 2)
 		must(t, err)
-		dbgPort, err := kubeharness.FreePort(ctx, ip)
-		must(t, err)
+		xdsPort, dbgPort := ports[0], ports[1]
 		r := &replica{name: name, xds: net.JoinHostPort(ip.String(), strconv.Itoa(xdsPort))}
 		r.proc = c.StartProcess(t, name, filepath.Join(binDir, mesh.BinaryControlPlane),
 			"--registry=kube", "--kubeconfig="+c.Kubeconfig, "--leader-identity="+name,

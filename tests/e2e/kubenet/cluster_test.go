@@ -68,10 +68,9 @@ func startEnv(ctx context.Context, t *testing.T) *env {
 	// The control plane next to the API server, on loopback; the pods
 	// reach its xDS port through a forwarder on the bridge.
 	ip := kubeharness.RandomLoopback()
-	xdsPort, err := kubeharness.FreePort(ctx, ip)
+	ports, err := kubeharness.FreePorts(ctx, ip, 2)
 	must(t, err)
-	dbgPort, err := kubeharness.FreePort(ctx, ip)
-	must(t, err)
+	xdsPort, dbgPort := ports[0], ports[1]
 	xds := net.JoinHostPort(ip.String(), strconv.Itoa(xdsPort))
 	e.debug = "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(dbgPort))
 	cp := c.StartProcess(t, mesh.BinaryControlPlane, filepath.Join(binDir, mesh.BinaryControlPlane),
