@@ -1,0 +1,71 @@
+package allocfree
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/weftmesh/weft/sidecar/lb"
+)
+
+// Transport answers every request with the same 200 response, its body
+// ("ok") rewound each time, so that it allocates nothing itself.
+type Transport struct {
+	Resp *http.Response
+	body rewindBody
+	// Needs is what NeedsEndpoint answers: whether the dialers read the
+	// endpoint from the request context (transport.Mesh does only for an
+	// endpoint whose connect timeout is not its default).
+	Needs bool
+}
+
+// NewTransport returns a Transport whose NeedsEndpoint answers needs.
+func NewTransport(needs bool) *Transport {
+	t := &Transport{body: rewindBody{data: []byte("ok")}, Needs: needs}
+	t.Resp = &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"text/plain"}}, Body: &t.body, ContentLength: 2}
+	return t
+}
+
+// NeedsEndpoint implements the handlers' optional transport method.
+func (t *Transport) NeedsEndpoint(*lb.Endpoint) bool { return t.Needs }
+
+// RoundTrip returns the response with its body rewound.
+func (t *Transport) RoundTrip(*http.Request, *lb.Endpoint) (*http.Response, error) {
+	t.body.off = 0
+	return t.Resp, nil
+}
+
+type rewindBody struct {
+	data []byte
+	off  int
+}
+
+func (b *rewindBody) Read(p []byte) (int, error) {
+	if b.off >= len(b.data) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.data[b.off:])
+	b.off += n
+	return n, nil
+}
+
+func (*rewindBody) Close() error { return nil }
+
+// Writer is a ResponseWriter that discards the body and keeps the status;
+// Reset empties its header map (not replaced) between requests.
+type Writer struct {
+	H    http.Header
+	Code int
+}
+
+// NewWriter returns a Writer with an empty header map.
+func NewWriter() *Writer { return &Writer{H: http.Header{}} }
+
+// Reset readies w for the next request without allocating.
+func (w *Writer) Reset() {
+	clear(w.H)
+	w.Code = 0
+}
+
+func (w *Writer) Header() http.Header         { return w.H }
+func (w *Writer) WriteHeader(code int)        { w.Code = code }
+func (w *Writer) Write(p []byte) (int, error) { return len(p), nil }
