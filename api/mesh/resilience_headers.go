@@ -22,8 +22,10 @@ const (
 	// connect to it (an app that stopped, e.g. a pod terminating while its
 	// peers still route to it), or it has no inbound configuration (a
 	// sidecar that just started, or whose workload left the registry before
-	// its peers heard of it). The request never reached the app, so the
-	// calling sidecar retries it
+	// its peers heard of it), or the app closed the connection before
+	// answering an idempotent request without a body (an app going away
+	// closes its keep-alive connections). The request never reached the
+	// app, or is safe to send again, so the calling sidecar retries it
 	// on another endpoint whatever the method, as for a refused stream.
 	// The inbound removes it from the app's own responses: an app cannot
 	// claim it.

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/weftmesh/weft/api/mesh"
 
@@ -114,17 +115,28 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ep *lb.Endpo
 // ForwardToApp is Forward for the inbound listener, whose endpoint is the
 // workload's own app: a failure to connect to it is answered 503 with
 // mesh.HeaderAppUnreachable (the request never reached the app, so the
-// calling sidecar may send it to another endpoint), and that header is
-// removed from the app's own responses.
+// calling sidecar may send it to another endpoint), and so is an
+// idempotent request without a body whose connection the app closed
+// before answering (an app going away closes its keep-alive connections;
+// sending such a request again elsewhere is safe whether or not it got
+// there). That header is removed from the app's own responses.
 func (f *Forwarder) ForwardToApp(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint, cluster string) {
 	resp, err := f.t.RoundTrip(f.outRequest(r, ep), ep)
 	if err != nil {
-		var de *transport.DialError
-		if errors.As(err, &de) && r.Context().Err() == nil {
-			f.log.Info("app connect failed", "cluster", cluster, "endpoint", ep.Addr, "error", de.Err)
-			w.Header().Set(mesh.HeaderAppUnreachable, "1")
-			Error(w, http.StatusServiceUnavailable, "app unreachable: %s: %v", de.Addr, de.Err)
-			return
+		if r.Context().Err() == nil {
+			var de *transport.DialError
+			if errors.As(err, &de) {
+				f.log.Info("app connect failed", "cluster", cluster, "endpoint", ep.Addr, "error", de.Err)
+				w.Header().Set(mesh.HeaderAppUnreachable, "1")
+				Error(w, http.StatusServiceUnavailable, "app unreachable: %s: %v", de.Addr, de.Err)
+				return
+			}
+			if closedBeforeAnswer(err) && idempotentNoBody(r) {
+				f.log.Info("app closed the connection before answering", "cluster", cluster, "endpoint", ep.Addr, "error", err)
+				w.Header().Set(mesh.HeaderAppUnreachable, "1")
+				Error(w, http.StatusServiceUnavailable, "app unreachable: %s closed the connection before answering", ep.Addr)
+				return
+			}
 		}
 		f.Fail(w, r, err, ep, cluster)
 		return
@@ -288,6 +300,27 @@ func copyBody(w http.ResponseWriter, resp *http.Response, method string) error {
 			return rerr
 		}
 	}
+}
+
+// closedBeforeAnswer reports whether a round trip's error says the peer
+// closed or reset the connection (it failed before a response head).
+func closedBeforeAnswer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// idempotentNoBody reports whether r may be sent again without asking:
+// GET, HEAD, OPTIONS or TRACE (or any method with an Idempotency-Key
+// header), without a body.
+func idempotentNoBody(r *http.Request) bool {
+	if r.ContentLength != 0 { // -1: a body of unknown length
+		return false
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return len(r.Header["Idempotency-Key"]) > 0
 }
 
 // Fail answers a try that failed without a response: 502 for a connect

@@ -1,7 +1,9 @@
 package proxy_test
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -119,29 +121,44 @@ func TestForward(t *testing.T) {
 func TestForwardToApp(t *testing.T) {
 	ep := &lb.Endpoint{Addr: "10.1.0.7:8080"}
 	log := slog.New(slog.DiscardHandler)
+	closed := fmt.Errorf("h1client: GET 10.1.0.7:8080: %w", io.EOF)
 	for _, tc := range []struct {
 		name        string
+		method      string // default POST
 		f           *fake
 		status      int
 		body        string
 		unreachable bool
 	}{
 		{
-			"app refuses the connection", &fake{err: &transport.DialError{Addr: "10.1.0.7:8080", Err: syscall.ECONNREFUSED}},
+			"app refuses the connection", "", &fake{err: &transport.DialError{Addr: "10.1.0.7:8080", Err: syscall.ECONNREFUSED}},
 			http.StatusServiceUnavailable, "weft: app unreachable: 10.1.0.7:8080: connection refused", true,
 		},
 		{
-			"app fails after the connection", &fake{err: errors.New("reset")},
+			"app fails after the connection", "", &fake{err: errors.New("reset")},
 			http.StatusBadGateway, "weft: upstream request failed: 10.1.0.7:8080: reset", false,
 		},
-		{"the app cannot claim it", &fake{resp: &http.Response{
+		{
+			"app closes the connection before answering a GET", "GET", &fake{err: closed},
+			http.StatusServiceUnavailable, "weft: app unreachable: 10.1.0.7:8080 closed the connection before answering", true,
+		},
+		{
+			"app resets the connection before answering a HEAD", "HEAD", &fake{err: fmt.Errorf("write: %w", syscall.ECONNRESET)},
+			http.StatusServiceUnavailable, "weft: app unreachable: 10.1.0.7:8080 closed the connection before answering", true,
+		},
+		{
+			"app closes the connection before answering a POST: it may have acted on it", "", &fake{err: closed},
+			http.StatusBadGateway, "weft: upstream request failed: 10.1.0.7:8080: h1client: GET 10.1.0.7:8080: EOF", false,
+		},
+		{"the app cannot claim it", "", &fake{resp: &http.Response{
 			StatusCode: http.StatusServiceUnavailable, Header: http.Header{"X-Weft-App-Unreachable": {"1"}},
 			Body: io.NopCloser(strings.NewReader("busy")), ContentLength: 4,
 		}}, http.StatusServiceUnavailable, "busy", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := httptest.NewRecorder()
-			proxy.NewForwarder(tc.f, log).ForwardToApp(w, httptest.NewRequest("POST", "/pay", nil), ep, "inbound|8080||")
+			method := cmp.Or(tc.method, "POST")
+			proxy.NewForwarder(tc.f, log).ForwardToApp(w, httptest.NewRequest(method, "/pay", nil), ep, "inbound|8080||")
 			if w.Code != tc.status || strings.TrimSpace(w.Body.String()) != tc.body || (w.Header().Get(mesh.HeaderAppUnreachable) == "1") != tc.unreachable {
 				t.Errorf("got %d %q %v, want %d %q unreachable=%v", w.Code, w.Body.String(), w.Header(), tc.status, tc.body, tc.unreachable)
 			}
