@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/weftmesh/weft/sidecar/internal/httptoken"
 )
 
 // readResponse reads the response to req (skipping 1xx) and sets up its
@@ -85,8 +87,8 @@ func (pc *conn) frame(req *http.Request, rb *respBody, closeAfter bool) error {
 	resp := &rb.resp
 	h := resp.Header
 	conn := h["Connection"]
-	closeAfter = closeAfter || hasToken(conn, "close") ||
-		resp.ProtoMinor == 0 && !hasToken(conn, "keep-alive")
+	closeAfter = closeAfter || httptoken.Any(conn, "close") ||
+		resp.ProtoMinor == 0 && !httptoken.Any(conn, "keep-alive")
 	noBody := req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
 		resp.StatusCode == http.StatusNotModified
 	mode := modeEOF
@@ -147,9 +149,9 @@ func (pc *conn) frame(req *http.Request, rb *respBody, closeAfter bool) error {
 // parseContentLength parses the Content-Length values; repeated equal
 // values are one (RFC 9110 section 8.6), differing ones an error.
 func parseContentLength(values []string) (int64, error) {
-	v := trimOWS(values[0])
+	v := httptoken.TrimOWS(values[0])
 	for _, o := range values[1:] {
-		if trimOWS(o) != v {
+		if httptoken.TrimOWS(o) != v {
 			return 0, fmt.Errorf("conflicting Content-Length values %q", values)
 		}
 	}
@@ -175,7 +177,7 @@ func declareTrailer(resp *http.Response) error {
 		for v != "" {
 			var name string
 			name, v, _ = strings.Cut(v, ",")
-			if name = trimOWS(name); name == "" {
+			if name = httptoken.TrimOWS(name); name == "" {
 				continue
 			}
 			name = http.CanonicalHeaderKey(name)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/weftmesh/weft/sidecar/internal/httptoken"
 )
 
 // aLongTimeAgo is the deadline that aborts a blocked read or write.
@@ -300,8 +302,8 @@ func (pc *conn) writeHeadTo(req *http.Request, body *io.ReadCloser, closeAfter *
 			wstr(bw, "\r\n")
 		}
 	}
-	*closeAfter = req.Close || hasToken(req.Header["Connection"], "close")
-	if req.Close && !hasToken(req.Header["Connection"], "close") {
+	*closeAfter = req.Close || httptoken.Any(req.Header["Connection"], "close")
+	if req.Close && !httptoken.Any(req.Header["Connection"], "close") {
 		wstr(bw, "Connection: close\r\n")
 	}
 	switch {

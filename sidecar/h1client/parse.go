@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/weftmesh/weft/sidecar/internal/httptoken"
 )
 
 // errHeaderTooLarge is returned when a response head or trailer section is
@@ -116,7 +118,7 @@ func parseFields(lines string, h http.Header) error {
 		if !httpguts.ValidHeaderFieldName(name) {
 			return fmt.Errorf("invalid header field name %q", clip(name))
 		}
-		v := trimOWS(line[colon+1:])
+		v := httptoken.TrimOWS(line[colon+1:])
 		if !httpguts.ValidHeaderFieldValue(v) {
 			return fmt.Errorf("invalid header field value for %q", clip(name))
 		}
@@ -134,31 +136,6 @@ func parseFields(lines string, h http.Header) error {
 
 // countLines is the number of header field lines in lines.
 func countLines(lines string) int { return strings.Count(lines, "\n") }
-
-func trimOWS(s string) string {
-	for s != "" && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-// hasToken reports whether a comma-separated header value of values holds
-// token (ASCII case-insensitive).
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for v != "" {
-			var t string
-			t, v, _ = strings.Cut(v, ",")
-			if strings.EqualFold(trimOWS(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
 
 // clip shortens s for an error message.
 func clip(s string) string {

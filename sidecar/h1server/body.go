@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/weftmesh/weft/sidecar/internal/httptoken"
 )
 
 // maxDrain is how much of a request body the handler left unread the
@@ -192,7 +194,7 @@ func (b *body) readTrailer() error {
 		if r.Trailer == nil {
 			r.Trailer = http.Header{}
 		}
-		r.Trailer[key] = append(r.Trailer[key], trimOWS(v))
+		r.Trailer[key] = append(r.Trailer[key], httptoken.TrimOWS(v))
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/weftmesh/weft/sidecar/internal/httptoken"
 )
 
 // statusError is a request the server answers itself with code and
@@ -242,7 +244,7 @@ func parseHead(head string, r *http.Request, f *framing, sc *scratch) error {
 		if !ok {
 			return badRequest("invalid header name")
 		}
-		v := trimOWS(line[colon+1:])
+		v := httptoken.TrimOWS(line[colon+1:])
 		if !validValue(v) {
 			return badRequest("invalid header value")
 		}
@@ -266,10 +268,10 @@ func parseHead(head string, r *http.Request, f *framing, sc *scratch) error {
 			te = v
 			continue
 		case "Connection":
-			if hasToken(v, "close") {
+			if httptoken.Contains(v, "close") {
 				closeTok = true
 			}
-			if minor == 0 && hasToken(v, "keep-alive") {
+			if minor == 0 && httptoken.Contains(v, "keep-alive") {
 				f.keepAlive10 = true
 			}
 		case "Expect":
@@ -520,17 +522,6 @@ var commonHeader = func() map[string]string {
 	return m
 }()
 
-// trimOWS trims optional whitespace (space, tab) around a header value.
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
 // validValue: no control bytes but tab (httpguts.ValidHeaderFieldValue).
 func validValue(v string) bool {
 	for i := 0; i < len(v); i++ {
@@ -539,19 +530,6 @@ func validValue(v string) bool {
 		}
 	}
 	return true
-}
-
-// hasToken reports whether the comma-separated list v holds token
-// (case-insensitive).
-func hasToken(v, token string) bool {
-	for v != "" {
-		var t string
-		t, v, _ = strings.Cut(v, ",")
-		if strings.EqualFold(trimOWS(t), token) {
-			return true
-		}
-	}
-	return false
 }
 
 func parseContentLength(s string) (int64, error) {
@@ -577,7 +555,7 @@ func declareTrailers(r *http.Request, vv []string) error {
 		for v != "" {
 			var name string
 			name, v, _ = strings.Cut(v, ",")
-			name = trimOWS(name)
+			name = httptoken.TrimOWS(name)
 			if name == "" {
 				continue
 			}

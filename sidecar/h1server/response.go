@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/weftmesh/weft/sidecar/internal/httptoken"
 )
 
 var (
@@ -115,7 +117,7 @@ func (w *exchange) WriteHeader(code int) {
 	}
 	if c := w.header["Connection"]; len(c) > 0 {
 		for _, v := range c {
-			if hasToken(v, "close") {
+			if httptoken.Contains(v, "close") {
 				w.closeAfter = true
 			}
 		}
@@ -404,7 +406,7 @@ func (w *exchange) writeTrailers() {
 		for v != "" {
 			var name string
 			name, v, _ = strings.Cut(v, ",")
-			if name = trimOWS(name); name == "" {
+			if name = httptoken.TrimOWS(name); name == "" {
 				continue
 			}
 			key, ok := canonicalKey(name)

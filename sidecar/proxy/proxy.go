@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftmesh/weft/api/mesh"
 
+	"github.com/weftmesh/weft/sidecar/internal/httptoken"
 	"github.com/weftmesh/weft/sidecar/lb"
 	"github.com/weftmesh/weft/sidecar/transport"
 )
@@ -197,16 +198,7 @@ func (f *Forwarder) TryOf(ctx context.Context, p *Prepared, ep *lb.Endpoint) *ht
 // prepareInPlace does Prepare's work on out, a shallow copy of r.
 func prepareInPlace(out, r *http.Request) {
 	out.URL = &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
-	out.RequestURI = ""
-	out.Close = false
-	if r.ContentLength == 0 {
-		out.Body = nil
-	}
-	teTrailers := hasToken(r.Header["Te"], "trailers")
-	RemoveHopHeaders(out.Header)
-	if teTrailers {
-		out.Header["Te"] = []string{"trailers"}
-	}
+	prepareHeaders(out, r)
 }
 
 // prepareHeaders is prepareInPlace but for the URL, which the caller has
@@ -217,7 +209,7 @@ func prepareHeaders(out, r *http.Request) {
 	if r.ContentLength == 0 {
 		out.Body = nil
 	}
-	teTrailers := hasToken(r.Header["Te"], "trailers")
+	teTrailers := httptoken.Any(r.Header["Te"], "trailers")
 	RemoveHopHeaders(out.Header)
 	if teTrailers {
 		out.Header["Te"] = []string{"trailers"}
@@ -396,18 +388,4 @@ func TargetPort(h http.Header) (string, bool) {
 		return "", false
 	}
 	return v[0], true
-}
-
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for v != "" {
-			var t string
-			t, v, _ = strings.Cut(v, ",")
-			t, _, _ = strings.Cut(t, ";")
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
