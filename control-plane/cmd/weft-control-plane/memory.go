@@ -3,8 +3,8 @@ package main
 import (
 	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
+
+	"github.com/weftmesh/weft/api/memlimit"
 )
 
 // The control plane's memory is mostly long-lived (per-proxy stream state
@@ -24,8 +24,6 @@ import (
 const (
 	defaultGOGC     = 50
 	memLimitPercent = 75
-	// cgroupMemoryMax is the cgroup v2 memory limit of the container.
-	cgroupMemoryMax = "/sys/fs/cgroup/memory.max"
 )
 
 // gcSettings returns the GC percent and soft memory limit to set, given
@@ -35,20 +33,14 @@ func gcSettings(gogc, gomemlimit, cgroupMax string) (percent int, limit int64) {
 	if gogc == "" {
 		percent = defaultGOGC
 	}
-	if gomemlimit != "" {
-		return percent, 0
-	}
-	max, err := strconv.ParseInt(strings.TrimSpace(cgroupMax), 10, 64)
-	if err != nil || max <= 0 {
-		return percent, 0 // "max" (no limit), unreadable or unparsable
-	}
-	return percent, max / 100 * memLimitPercent
+	limit, _ = memlimit.Soft(gomemlimit, cgroupMax, memLimitPercent, 0)
+	return percent, limit
 }
 
 // applyGCSettings sets the runtime's GC percent and soft memory limit (see
 // gcSettings) and returns what it set (0: left alone).
 func applyGCSettings() (percent int, limit int64) {
-	b, _ := os.ReadFile(cgroupMemoryMax)
+	b, _ := os.ReadFile(memlimit.CgroupMemoryMax)
 	percent, limit = gcSettings(os.Getenv("GOGC"), os.Getenv("GOMEMLIMIT"), string(b))
 	if percent > 0 {
 		debug.SetGCPercent(percent)
