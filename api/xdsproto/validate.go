@@ -23,15 +23,58 @@ import (
 // violation, naming the field by its path. A rule kind it does not
 // implement is an error, never skipped (CheckRules finds them ahead).
 func Validate(m proto.Message) error {
-	return validateMessage(m.ProtoReflect(), "")
+	c := &checker{path: make([]byte, 0, 128)}
+	return c.message(m.ProtoReflect())
 }
 
-func validateMessage(m protoreflect.Message, path string) error {
+// checker holds the path of the field being checked: names are appended
+// and cut off as the walk goes in and out, and made into a string only for
+// an error (a string per field visited was most of what validating a large
+// configuration allocated).
+type checker struct {
+	path []byte
+}
+
+// at is the path of the current field: field.sub[0].other[key].
+func (c *checker) at() string { return string(c.path) }
+
+// field enters a field; the returned length is where leave cuts back to.
+func (c *checker) field(name protoreflect.Name) int {
+	n := len(c.path)
+	if n > 0 {
+		c.path = append(c.path, '.')
+	}
+	c.path = append(c.path, name...)
+	return n
+}
+
+// index enters a list item.
+func (c *checker) index(i int) int {
+	n := len(c.path)
+	c.path = append(c.path, '[')
+	c.path = strconv.AppendInt(c.path, int64(i), 10)
+	c.path = append(c.path, ']')
+	return n
+}
+
+// key enters a map value.
+func (c *checker) key(k string) int {
+	n := len(c.path)
+	c.path = append(c.path, '[')
+	c.path = append(c.path, k...)
+	c.path = append(c.path, ']')
+	return n
+}
+
+func (c *checker) leave(n int) { c.path = c.path[:n] }
+
+func (c *checker) message(m protoreflect.Message) error {
 	md := m.Descriptor()
 	for i := range md.Oneofs().Len() {
 		od := md.Oneofs().Get(i)
 		if oneofRequired(od) && m.WhichOneof(od) == nil {
-			return fmt.Errorf("%s: a value is required (of the ones this sidecar reads)", join(path, string(od.Name())))
+			c.field(od.Name())
+			return fmt.Errorf("%s: a value is required (of the ones this sidecar reads)", c.at())
 		}
 	}
 	for i := range md.Fields().Len() {
@@ -39,19 +82,24 @@ func validateMessage(m protoreflect.Message, path string) error {
 		if od := fd.ContainingOneof(); od != nil && m.WhichOneof(od) != fd {
 			continue
 		}
-		if err := validateField(m, fd, join(path, string(fd.Name()))); err != nil {
+		n := c.field(fd.Name())
+		if err := c.validateField(m, fd); err != nil {
 			return err
 		}
+		c.leave(n)
 	}
 	return nil
 }
 
-func validateField(m protoreflect.Message, fd protoreflect.FieldDescriptor, path string) error {
+func (c *checker) validateField(m protoreflect.Message, fd protoreflect.FieldDescriptor) error {
 	r := fieldRules(fd)
 	switch {
 	case fd.IsMap():
+		if r == nil && !m.Has(fd) {
+			return nil // empty, nothing to check
+		}
 		mp := m.Get(fd).Map()
-		if err := mapRules(r, fd, mp, path); err != nil {
+		if err := mapRules(r, fd, mp, c); err != nil {
 			return err
 		}
 		if fd.MapValue().Message() == nil || r.GetMap().GetValues().GetMessage().GetSkip() {
@@ -59,62 +107,64 @@ func validateField(m protoreflect.Message, fd protoreflect.FieldDescriptor, path
 		}
 		var err error
 		mp.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-			err = validateNested(fd.MapValue().Message(), v.Message(), path+"["+k.String()+"]")
+			n := c.key(k.String())
+			err = c.nested(fd.MapValue().Message(), v.Message())
+			if err == nil {
+				c.leave(n)
+			}
 			return err == nil
 		})
 		return err
 	case fd.IsList():
+		if r == nil && !m.Has(fd) {
+			return nil // empty, nothing to check
+		}
 		l := m.Get(fd).List()
-		if err := listRules(r, fd, l, path); err != nil {
+		if err := listRules(r, fd, l, c); err != nil {
 			return err
 		}
 		if fd.Message() == nil || r.GetRepeated().GetItems().GetMessage().GetSkip() {
 			return nil
 		}
 		for i := range l.Len() {
-			if err := validateNested(fd.Message(), l.Get(i).Message(), path+"["+strconv.Itoa(i)+"]"); err != nil {
+			n := c.index(i)
+			if err := c.nested(fd.Message(), l.Get(i).Message()); err != nil {
 				return err
 			}
+			c.leave(n)
 		}
 		return nil
 	case fd.Message() != nil:
 		set := m.Has(fd)
 		if r != nil {
-			if err := messageRules(r, fd.Message(), set, m.Get(fd), path); err != nil {
+			if err := messageRules(r, fd.Message(), set, m.Get(fd), c); err != nil {
 				return err
 			}
 		}
 		if !set || r.GetMessage().GetSkip() {
 			return nil
 		}
-		return validateNested(fd.Message(), m.Get(fd).Message(), path)
+		return c.nested(fd.Message(), m.Get(fd).Message())
 	default:
 		if r == nil {
 			return nil
 		}
-		return scalarRules(r, fd, m.Get(fd), path)
+		return scalarRules(r, fd, m.Get(fd), c)
 	}
 }
 
-// validateNested recurses into a set message unless it is a google.protobuf
-// or google.rpc one (PGV generates no rules for those).
-func validateNested(md protoreflect.MessageDescriptor, m protoreflect.Message, path string) error {
+// nested recurses into a set message unless it is a google.protobuf or
+// google.rpc one (PGV generates no rules for those).
+func (c *checker) nested(md protoreflect.MessageDescriptor, m protoreflect.Message) error {
 	if external(md) {
 		return nil
 	}
-	return validateMessage(m, path)
+	return c.message(m)
 }
 
 func external(md protoreflect.MessageDescriptor) bool {
 	pkg := string(md.ParentFile().Package())
 	return len(pkg) >= 7 && (pkg[:7] == "google.")
-}
-
-func join(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
 }
 
 func fieldRules(fd protoreflect.FieldDescriptor) *validate.FieldRules {
@@ -139,16 +189,16 @@ func unsupported(path string, rule protoreflect.FieldDescriptor) error {
 
 // messageRules applies the rules of a singular message field: required,
 // and the type rules of durations, Anys and wrappers.
-func messageRules(r *validate.FieldRules, md protoreflect.MessageDescriptor, set bool, v protoreflect.Value, path string) error {
-	if err := eachRule(r.GetMessage(), path, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
+func messageRules(r *validate.FieldRules, md protoreflect.MessageDescriptor, set bool, v protoreflect.Value, c *checker) error {
+	if err := eachRule(r.GetMessage(), c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
 		switch rule.Name() {
 		case "required":
 			if rv.Bool() && !set {
-				return fmt.Errorf("%s: value is required", path)
+				return fmt.Errorf("%s: value is required", c.at())
 			}
 		case "skip":
 		default:
-			return unsupported(path, rule)
+			return unsupported(c.at(), rule)
 		}
 		return nil
 	}); err != nil {
@@ -158,31 +208,31 @@ func messageRules(r *validate.FieldRules, md protoreflect.MessageDescriptor, set
 	case nil:
 		return nil
 	case *validate.FieldRules_Duration:
-		return durationRules(t.Duration, set, v, path)
+		return durationRules(t.Duration, set, v, c)
 	case *validate.FieldRules_Any:
-		return eachRule(t.Any, path, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
+		return eachRule(t.Any, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
 			switch rule.Name() {
 			case "required":
 				if rv.Bool() && !set {
-					return fmt.Errorf("%s: value is required", path)
+					return fmt.Errorf("%s: value is required", c.at())
 				}
 				return nil
 			}
-			return unsupported(path, rule)
+			return unsupported(c.at(), rule)
 		})
 	default:
 		// A wrapper (google.protobuf.UInt32Value, ...): its value, when set.
 		if md.Fields().Len() != 1 || md.Fields().Get(0).Name() != "value" || !external(md) {
-			return fmt.Errorf("%s: %T rules on a %s field: %w", path, t, md.FullName(), errUnsupported)
+			return fmt.Errorf("%s: %T rules on a %s field: %w", c.at(), t, md.FullName(), errUnsupported)
 		}
 		if !set {
 			return nil
 		}
-		return scalarRules(r, md.Fields().Get(0), v.Message().Get(md.Fields().Get(0)), path)
+		return scalarRules(r, md.Fields().Get(0), v.Message().Get(md.Fields().Get(0)), c)
 	}
 }
 
-func durationRules(r *validate.DurationRules, set bool, v protoreflect.Value, path string) error {
+func durationRules(r *validate.DurationRules, set bool, v protoreflect.Value, c *checker) error {
 	var d *durationpb.Duration
 	if set {
 		d = &durationpb.Duration{
@@ -190,10 +240,10 @@ func durationRules(r *validate.DurationRules, set bool, v protoreflect.Value, pa
 			Nanos:   int32(v.Message().Get(v.Message().Descriptor().Fields().ByName("nanos")).Int()),
 		}
 	}
-	return eachRule(r, path, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
+	return eachRule(r, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
 		if rule.Name() == "required" {
 			if rv.Bool() && !set {
-				return fmt.Errorf("%s: value is required", path)
+				return fmt.Errorf("%s: value is required", c.at())
 			}
 			return nil
 		}
@@ -201,24 +251,24 @@ func durationRules(r *validate.DurationRules, set bool, v protoreflect.Value, pa
 			return nil
 		}
 		bound := rv.Message().Interface().(*durationpb.Duration)
-		c := compareDuration(d, bound)
+		cmp := compareDuration(d, bound)
 		var ok bool
 		switch rule.Name() {
 		case "lt":
-			ok = c < 0
+			ok = cmp < 0
 		case "lte":
-			ok = c <= 0
+			ok = cmp <= 0
 		case "gt":
-			ok = c > 0
+			ok = cmp > 0
 		case "gte":
-			ok = c >= 0
+			ok = cmp >= 0
 		case "const":
-			ok = c == 0
+			ok = cmp == 0
 		default:
-			return unsupported(path, rule)
+			return unsupported(c.at(), rule)
 		}
 		if !ok {
-			return fmt.Errorf("%s: duration %s must be %s %s", path, d.AsDuration(), rule.Name(), bound.AsDuration())
+			return fmt.Errorf("%s: duration %s must be %s %s", c.at(), d.AsDuration(), rule.Name(), bound.AsDuration())
 		}
 		return nil
 	})
@@ -240,69 +290,74 @@ func compareDuration(a, b *durationpb.Duration) int {
 	return 0
 }
 
-func listRules(r *validate.FieldRules, fd protoreflect.FieldDescriptor, l protoreflect.List, path string) error {
+func listRules(r *validate.FieldRules, fd protoreflect.FieldDescriptor, l protoreflect.List, c *checker) error {
 	if r == nil {
 		return nil
 	}
 	rr := r.GetRepeated()
 	if rr == nil {
-		return fmt.Errorf("%s: %T rules on a repeated field: %w", path, r.GetType(), errUnsupported)
+		return fmt.Errorf("%s: %T rules on a repeated field: %w", c.at(), r.GetType(), errUnsupported)
 	}
-	return eachRule(rr, path, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
+	return eachRule(rr, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
 		switch rule.Name() {
 		case "min_items":
 			if uint64(l.Len()) < rv.Uint() {
-				return fmt.Errorf("%s: want at least %d items, got %d", path, rv.Uint(), l.Len())
+				return fmt.Errorf("%s: want at least %d items, got %d", c.at(), rv.Uint(), l.Len())
 			}
 		case "max_items":
 			if uint64(l.Len()) > rv.Uint() {
-				return fmt.Errorf("%s: want at most %d items, got %d", path, rv.Uint(), l.Len())
+				return fmt.Errorf("%s: want at most %d items, got %d", c.at(), rv.Uint(), l.Len())
 			}
 		case "items":
 			items := rr.GetItems()
 			for i := range l.Len() {
-				p := path + "[" + strconv.Itoa(i) + "]"
+				n := c.index(i)
 				var err error
 				if fd.Message() != nil {
-					err = messageRules(items, fd.Message(), true, l.Get(i), p)
+					err = messageRules(items, fd.Message(), true, l.Get(i), c)
 				} else {
-					err = scalarRules(items, fd, l.Get(i), p)
+					err = scalarRules(items, fd, l.Get(i), c)
 				}
 				if err != nil {
 					return err
 				}
+				c.leave(n)
 			}
 		default:
-			return unsupported(path, rule)
+			return unsupported(c.at(), rule)
 		}
 		return nil
 	})
 }
 
-func mapRules(r *validate.FieldRules, fd protoreflect.FieldDescriptor, mp protoreflect.Map, path string) error {
+func mapRules(r *validate.FieldRules, fd protoreflect.FieldDescriptor, mp protoreflect.Map, c *checker) error {
 	if r == nil {
 		return nil
 	}
 	mr := r.GetMap()
 	if mr == nil {
-		return fmt.Errorf("%s: %T rules on a map field: %w", path, r.GetType(), errUnsupported)
+		return fmt.Errorf("%s: %T rules on a map field: %w", c.at(), r.GetType(), errUnsupported)
 	}
-	return eachRule(mr, path, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
+	return eachRule(mr, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
 		switch rule.Name() {
 		case "keys":
 			var err error
 			mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
-				err = scalarRules(mr.GetKeys(), fd.MapKey(), k.Value(), path+"["+k.String()+"]")
+				n := c.key(k.String())
+				err = scalarRules(mr.GetKeys(), fd.MapKey(), k.Value(), c)
+				if err == nil {
+					c.leave(n)
+				}
 				return err == nil
 			})
 			return err
 		case "min_pairs":
 			if uint64(mp.Len()) < rv.Uint() {
-				return fmt.Errorf("%s: want at least %d pairs, got %d", path, rv.Uint(), mp.Len())
+				return fmt.Errorf("%s: want at least %d pairs, got %d", c.at(), rv.Uint(), mp.Len())
 			}
 			return nil
 		}
-		return unsupported(path, rule)
+		return unsupported(c.at(), rule)
 	})
 }
 
@@ -313,125 +368,131 @@ var (
 	headerLoose       = regexp.MustCompile("^[^\u0000\u000A\u000D]*$")
 )
 
-func scalarRules(r *validate.FieldRules, fd protoreflect.FieldDescriptor, v protoreflect.Value, path string) error {
+func scalarRules(r *validate.FieldRules, fd protoreflect.FieldDescriptor, v protoreflect.Value, c *checker) error {
 	switch t := r.GetType().(type) {
 	case nil:
 		return nil
 	case *validate.FieldRules_String_:
-		return stringRules(t.String_, v.String(), path)
+		return stringRules(t.String_, v.String(), c)
 	case *validate.FieldRules_Bool:
-		return eachRule(t.Bool, path, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
+		return eachRule(t.Bool, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
 			if rule.Name() != "const" {
-				return unsupported(path, rule)
+				return unsupported(c.at(), rule)
 			}
 			if v.Bool() != rv.Bool() {
-				return fmt.Errorf("%s: must be %v", path, rv.Bool())
+				return fmt.Errorf("%s: must be %v", c.at(), rv.Bool())
 			}
 			return nil
 		})
 	case *validate.FieldRules_Enum:
-		return eachRule(t.Enum, path, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
+		return eachRule(t.Enum, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
 			n := v.Enum()
 			switch rule.Name() {
 			case "defined_only":
 				if rv.Bool() && fd.Enum().Values().ByNumber(n) == nil {
-					return fmt.Errorf("%s: %d is not a defined %s", path, n, EnvoyName(fd.Enum()))
+					return fmt.Errorf("%s: %d is not a defined %s", c.at(), n, EnvoyName(fd.Enum()))
 				}
 			case "not_in":
 				if slices.Contains(t.Enum.GetNotIn(), int32(n)) {
-					return fmt.Errorf("%s: must not be %d", path, n)
+					return fmt.Errorf("%s: must not be %d", c.at(), n)
 				}
 			case "in":
 				if !slices.Contains(t.Enum.GetIn(), int32(n)) {
-					return fmt.Errorf("%s: must be one of %v", path, t.Enum.GetIn())
+					return fmt.Errorf("%s: must be one of %v", c.at(), t.Enum.GetIn())
 				}
 			case "const":
 				if int64(n) != rv.Int() {
-					return fmt.Errorf("%s: must be %v", path, rv)
+					return fmt.Errorf("%s: must be %v", c.at(), rv)
 				}
 			default:
-				return unsupported(path, rule)
+				return unsupported(c.at(), rule)
 			}
 			return nil
 		})
 	case *validate.FieldRules_Uint32:
-		return numberRules(t.Uint32, v, path)
+		return numberRules(t.Uint32, v, c)
 	case *validate.FieldRules_Uint64:
-		return numberRules(t.Uint64, v, path)
+		return numberRules(t.Uint64, v, c)
 	case *validate.FieldRules_Int32:
-		return numberRules(t.Int32, v, path)
+		return numberRules(t.Int32, v, c)
 	case *validate.FieldRules_Int64:
-		return numberRules(t.Int64, v, path)
+		return numberRules(t.Int64, v, c)
 	case *validate.FieldRules_Double:
-		return numberRules(t.Double, v, path)
+		return numberRules(t.Double, v, c)
 	case *validate.FieldRules_Float:
-		return numberRules(t.Float, v, path)
+		return numberRules(t.Float, v, c)
 	}
-	return fmt.Errorf("%s: %T rules: %w", path, r.GetType(), errUnsupported)
+	return fmt.Errorf("%s: %T rules: %w", c.at(), r.GetType(), errUnsupported)
 }
 
 // numberRules applies lt, lte, gt, gte, const, in and not_in of a numeric
 // rules message to v (the rule values have v's kind).
-func numberRules(rules proto.Message, v protoreflect.Value, path string) error {
+func numberRules(rules proto.Message, v protoreflect.Value, c *checker) error {
 	rm := rules.ProtoReflect()
 	var lo, hi protoreflect.FieldDescriptor
-	rm.Range(func(f protoreflect.FieldDescriptor, _ protoreflect.Value) bool {
+	fields := rm.Descriptor().Fields()
+	for i := range fields.Len() {
+		f := fields.Get(i)
+		if !rm.Has(f) {
+			continue
+		}
 		switch f.Name() {
 		case "gt", "gte":
 			lo = f
 		case "lt", "lte":
 			hi = f
 		}
-		return true
-	})
-	if lo != nil && hi != nil && compare(rm.Get(hi), rm.Get(lo)) < 0 {
-		// PGV reads lt < gt as "outside the range".
-		return fmt.Errorf("%s: exclusive range rule: %w", path, errUnsupported)
 	}
-	return eachRule(rules, path, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
+	if lo != nil && hi != nil && compare(rm.Get(hi), rm.Get(lo), hi.Kind()) < 0 {
+		// PGV reads lt < gt as "outside the range".
+		return fmt.Errorf("%s: exclusive range rule: %w", c.at(), errUnsupported)
+	}
+	return eachRule(rules, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
 		var ok bool
 		switch rule.Name() {
 		case "lt":
-			ok = compare(v, rv) < 0
+			ok = compare(v, rv, rule.Kind()) < 0
 		case "lte":
-			ok = compare(v, rv) <= 0
+			ok = compare(v, rv, rule.Kind()) <= 0
 		case "gt":
-			ok = compare(v, rv) > 0
+			ok = compare(v, rv, rule.Kind()) > 0
 		case "gte":
-			ok = compare(v, rv) >= 0
+			ok = compare(v, rv, rule.Kind()) >= 0
 		case "const":
-			ok = compare(v, rv) == 0
+			ok = compare(v, rv, rule.Kind()) == 0
 		case "in", "not_in":
 			found := false
 			l := rv.List()
 			for i := range l.Len() {
-				found = found || compare(v, l.Get(i)) == 0
+				found = found || compare(v, l.Get(i), rule.Kind()) == 0
 			}
 			ok = found == (rule.Name() == "in")
 		default:
-			return unsupported(path, rule)
+			return unsupported(c.at(), rule)
 		}
 		if !ok {
-			return fmt.Errorf("%s: %v must be %s %v", path, v, rule.Name(), rv)
+			return fmt.Errorf("%s: %v must be %s %v", c.at(), v, rule.Name(), rv)
 		}
 		return nil
 	})
 }
 
-// compare orders two numeric values of one kind.
-func compare(a, b protoreflect.Value) int {
-	switch x := a.Interface().(type) {
-	case uint32, uint64:
+// compare orders two numeric values of kind k (a rule field's kind: the
+// rule values have the checked value's kind). It does not box them.
+func compare(a, b protoreflect.Value, k protoreflect.Kind) int {
+	switch k {
+	case protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
 		au, bu := a.Uint(), b.Uint()
 		return cmp3(au < bu, au > bu)
-	case int32, int64:
+	case protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind,
+		protoreflect.Sfixed32Kind, protoreflect.Sfixed64Kind:
 		ai, bi := a.Int(), b.Int()
 		return cmp3(ai < bi, ai > bi)
-	case float32, float64:
+	case protoreflect.FloatKind, protoreflect.DoubleKind:
 		af, bf := a.Float(), b.Float()
 		return cmp3(af < bf, af > bf)
 	default:
-		panic(fmt.Sprintf("xdsproto: compare %T", x))
+		panic(fmt.Sprintf("xdsproto: compare %s", k))
 	}
 }
 
@@ -445,8 +506,8 @@ func cmp3(less, more bool) int {
 	return 0
 }
 
-func stringRules(r *validate.StringRules, s, path string) error {
-	return eachRule(r, path, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
+func stringRules(r *validate.StringRules, s string, c *checker) error {
+	return eachRule(r, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
 		var ok bool
 		switch rule.Name() {
 		case "min_len":
@@ -460,7 +521,7 @@ func stringRules(r *validate.StringRules, s, path string) error {
 		case "pattern":
 			re, err := regexp.Compile(rv.String())
 			if err != nil {
-				return fmt.Errorf("%s: pattern rule %q: %w", path, rv.String(), err)
+				return fmt.Errorf("%s: pattern rule %q: %w", c.at(), rv.String(), err)
 			}
 			ok = re.MatchString(s)
 		case "in":
@@ -480,21 +541,23 @@ func stringRules(r *validate.StringRules, s, path string) error {
 			case r.GetWellKnownRegex() == validate.KnownRegex_HTTP_HEADER_VALUE:
 				re = headerValueStrict
 			default:
-				return unsupported(path, rule)
+				return unsupported(c.at(), rule)
 			}
 			ok = re.MatchString(s)
 		default:
-			return unsupported(path, rule)
+			return unsupported(c.at(), rule)
 		}
 		if !ok {
-			return fmt.Errorf("%s: %q does not satisfy %s %v", path, s, rule.Name(), rv)
+			return fmt.Errorf("%s: %q does not satisfy %s %v", c.at(), s, rule.Name(), rv)
 		}
 		return nil
 	})
 }
 
-// eachRule calls f for each rule set in rules (a PGV rules message).
-func eachRule(rules proto.Message, path string, f func(rule protoreflect.FieldDescriptor, v protoreflect.Value) error) error {
+// eachRule calls f for each rule set in rules (a PGV rules message), in
+// field order. It walks the descriptor rather than Range so that f (and
+// what its closure holds) stays on the caller's stack.
+func eachRule(rules proto.Message, c *checker, f func(rule protoreflect.FieldDescriptor, v protoreflect.Value) error) error {
 	if rules == nil {
 		return nil
 	}
@@ -502,16 +565,20 @@ func eachRule(rules proto.Message, path string, f func(rule protoreflect.FieldDe
 	if !rm.IsValid() {
 		return nil
 	}
-	var err error
-	rm.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if !implemented(fd.FullName()) {
-			err = unsupported(path, fd)
-			return false
+	fields := rm.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if !rm.Has(fd) {
+			continue
 		}
-		err = f(fd, v)
-		return err == nil
-	})
-	return err
+		if !implemented(fd.FullName()) {
+			return unsupported(c.at(), fd)
+		}
+		if err := f(fd, rm.Get(fd)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // implemented reports whether Validate enforces a PGV rule.

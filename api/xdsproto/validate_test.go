@@ -13,6 +13,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
@@ -256,5 +257,106 @@ func TestTypes(t *testing.T) {
 	}
 	if _, err := (xdsproto.Types{}).FindMessageByName("envoy.no.Such"); !errors.Is(err, protoregistry.NotFound) {
 		t.Errorf("unknown name: %v", err)
+	}
+}
+
+// meshCluster is an outbound cluster as the control plane sends it (EDS,
+// circuit breakers, outlier detection, HTTP/2 options, the mTLS socket,
+// metadata), in its trimmed type.
+func meshCluster(t testing.TB) *tcluster.Cluster {
+	t.Helper()
+	opts, err := anypb.New(&httpv3.HttpProtocolOptions{UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
+		ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+			Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
+		}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsCtx, err := anypb.New(&tlsv3.UpstreamTlsContext{CommonTlsContext: goodTLS().GetCommonTlsContext()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := goodCluster()
+	c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+		MaxConnections: wrapperspb.UInt32(1024), MaxPendingRequests: wrapperspb.UInt32(1024), MaxRequests: wrapperspb.UInt32(1024),
+		RetryBudget: &clusterv3.CircuitBreakers_Thresholds_RetryBudget{BudgetPercent: &typev3.Percent{Value: 20}, MinRetryConcurrency: wrapperspb.UInt32(3)},
+	}}}
+	c.OutlierDetection = &clusterv3.OutlierDetection{
+		Consecutive_5Xx: wrapperspb.UInt32(5), Interval: durationpb.New(5 * time.Second), BaseEjectionTime: durationpb.New(30 * time.Second),
+		MaxEjectionPercent: wrapperspb.UInt32(50), EnforcingConsecutive_5Xx: wrapperspb.UInt32(100), MaxEjectionTime: durationpb.New(300 * time.Second),
+	}
+	c.TypedExtensionProtocolOptions = map[string]*anypb.Any{"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": opts}
+	c.TransportSocket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: tlsCtx}}
+	if err := c.ValidateAll(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := proto.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &tcluster.Cluster{}
+	if err := xdsproto.UnmarshalAny(&anypb.Any{TypeUrl: xdsproto.TypeURL(out), Value: b}, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestValidateAllocations: checking a valid resource allocates nothing
+// per field it visits (the path of a field is made only for an error).
+// A 10,000-Service configuration allocated 240 MB in Validate when every
+// field visited built its path string, which doubled the sidecar's peak
+// memory while it applied the configuration.
+func TestValidateAllocations(t *testing.T) {
+	c := meshCluster(t)
+	if err := xdsproto.Validate(c); err != nil {
+		t.Fatal(err)
+	}
+	// What is left: the map walks (a map view and a Range callback each:
+	// metadata, its Struct, the protocol options) and the durations' bounds.
+	// Building a path string per field visited made it 118.
+	const most = 24
+	if n := testing.AllocsPerRun(100, func() { _ = xdsproto.Validate(c) }); n > most {
+		t.Errorf("Validate(mesh cluster) allocates %v times, want at most %d", n, most)
+	}
+}
+
+// TestValidatePaths: an error names the field by its whole path, through
+// nested messages, list items and map values.
+func TestValidatePaths(t *testing.T) {
+	r := goodRoute()
+	r.VirtualHosts = append(r.VirtualHosts, goodRoute().VirtualHosts[0])
+	r.VirtualHosts[1].Routes[0].Match.Headers[0].Name = "x\nuser"
+	c := goodCluster()
+	c.Metadata.FilterMetadata[""] = &structpb.Struct{}
+	rb := goodRBAC()
+	rb.Rules.Policies["p"].Permissions[0].Rule = &rbacv3.Permission_Any{Any: false}
+	for _, tc := range []struct {
+		msg     proto.Message
+		trimmed proto.Message
+		want    string
+	}{
+		{r, &troute.RouteConfiguration{}, "virtual_hosts[1].routes[0].match.headers[0].name: "},
+		{c, &tcluster.Cluster{}, "metadata.filter_metadata[]: "},
+		{rb, &trbacfilter.RBAC{}, "rules.policies[p].permissions[0].any: "},
+	} {
+		b, err := proto.Marshal(tc.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = xdsproto.Unpack(&anypb.Any{TypeUrl: xdsproto.TypeURL(tc.trimmed), Value: b}, tc.trimmed)
+		if err == nil || !strings.HasPrefix(err.Error(), "invalid: "+tc.want) {
+			t.Errorf("Unpack(%T) = %v, want %q", tc.msg, err, "invalid: "+tc.want+"...")
+		}
+	}
+}
+
+func BenchmarkValidate(b *testing.B) {
+	c := meshCluster(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := xdsproto.Validate(c); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
