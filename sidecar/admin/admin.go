@@ -114,7 +114,14 @@ func configDump(s *xdsclient.Snapshot, st xdsclient.Status, log *slog.Logger) Co
 		d.Clusters = append(d.Clusters, marshal(s.Clusters[k].Resource, log))
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Endpoints)) {
-		d.Endpoints = append(d.Endpoints, marshal(s.Endpoints[k].Resource, log))
+		cla, err := s.Endpoints[k].Resource()
+		if err != nil {
+			log.Warn("config_dump: cannot decode an assignment", "name", k, "error", err)
+			b, _ := json.Marshal(map[string]string{"error": err.Error()})
+			d.Endpoints = append(d.Endpoints, b)
+			continue
+		}
+		d.Endpoints = append(d.Endpoints, marshal(cla, log))
 	}
 	return d
 }

@@ -235,7 +235,7 @@ func sameCluster(old *Cluster, c *xdsclient.Cluster, as *xdsclient.Assignment) b
 	case old.assignment == nil || as == nil:
 		return false
 	}
-	return proto.Equal(old.assignment.Resource, as.Resource)
+	return old.assignment.Equal(as)
 }
 
 // endpoints converts an assignment: the endpoints of the highest priority

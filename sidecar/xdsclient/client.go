@@ -469,6 +469,14 @@ func (s *session) handle(resp *discovery.DiscoveryResponse, holdUntil time.Time)
 		return s.handleSecrets(ts, resp)
 	}
 	cand, missingOnly, err := c.candidate(ts, resp)
+	resources := len(resp.GetResources())
+	if err == nil {
+		// The candidate holds what it needs decoded (an assignment its wire
+		// form): the encoded resources go before the update handler
+		// compiles the configuration. A rejected response keeps them, to
+		// be handled again when it is held.
+		resp.Resources = nil
+	}
 	if err == nil && c.opts.validate != nil {
 		err = c.opts.validate(cand)
 	}
@@ -490,7 +498,7 @@ func (s *session) handle(resp *discovery.DiscoveryResponse, holdUntil time.Time)
 
 	c.commit(ts, resp.GetVersionInfo(), cand)
 	c.log.Debug("xds config accepted", "type", shortType(ts.url), "version", resp.GetVersionInfo(),
-		"resources", len(resp.GetResources()), "complete", cand.Complete)
+		"resources", resources, "complete", cand.Complete)
 	if err := s.send(ts, nil); err != nil {
 		return err
 	}

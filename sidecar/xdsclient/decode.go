@@ -332,6 +332,7 @@ func decodeCluster(a *anypb.Any) (*Cluster, error) {
 			if err != nil {
 				return fmt.Errorf("load_assignment: %w", err)
 			}
+			as.inline = c.GetLoadAssignment()
 			out.Static = as
 		default:
 			return fmt.Errorf("type: %s is not supported (EDS and STATIC only)", c.GetType())
@@ -353,14 +354,24 @@ func decodeEndpoints(a *anypb.Any) (*Assignment, error) {
 	if err != nil {
 		return nil, resourceError("endpoints", cla.GetClusterName(), err)
 	}
+	as.raw = a.GetValue()
 	return as, nil
 }
 
+// decodeAssignment decodes cla's endpoints (the caller sets where Resource
+// finds cla again).
 func decodeAssignment(cla *endpoint.ClusterLoadAssignment) (*Assignment, error) {
 	if len(cla.GetNamedEndpoints()) > 0 {
 		return nil, errors.New("named_endpoints: not supported")
 	}
-	out := &Assignment{Name: cla.GetClusterName(), Resource: cla}
+	out := &Assignment{Name: cla.GetClusterName()}
+	n := 0
+	for _, loc := range cla.GetEndpoints() {
+		n += len(loc.GetLbEndpoints())
+	}
+	if n > 0 {
+		out.Endpoints = make([]Endpoint, 0, n) // exactly: kept as long as the assignment
+	}
 	for li, loc := range cla.GetEndpoints() {
 		for ei, lbe := range loc.GetLbEndpoints() {
 			ep, err := decodeEndpoint(lbe)

@@ -8,11 +8,13 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftmesh/weft/api/mesh"
+	tendpoint "github.com/weftmesh/weft/api/xdsproto/envoy/config/endpoint/v3"
 
 	"github.com/weftmesh/weft/sidecar/internal/xdstest"
 	"github.com/weftmesh/weft/sidecar/xdsclient"
@@ -205,5 +207,36 @@ func TestSnapshotNamesAndCompleteness(t *testing.T) {
 	}
 	if got := s.RouteNames(); len(got) != 1 || got[0] != mesh.RouteOutbound {
 		t.Errorf("RouteNames = %v", got)
+	}
+}
+
+// TestAssignmentResource: an assignment gives back the resource it was
+// decoded from (the config dump reads it): an EDS one from its wire form,
+// a STATIC cluster's inline one as its cluster holds it.
+func TestAssignmentResource(t *testing.T) {
+	r := good()
+	s, err := build(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Endpoints[paymentCluster].Resource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := proto.Marshal(r.Endpoints[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCLA := &tendpoint.ClusterLoadAssignment{}
+	if err := proto.Unmarshal(want, wantCLA); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got, wantCLA) || got.GetClusterName() != paymentCluster || len(got.GetEndpoints()) != 1 {
+		t.Errorf("Resource() = %v, want %v", got, wantCLA)
+	}
+	in := s.Clusters[mesh.InboundClusterName(appPort)]
+	static, err := in.Static.Resource()
+	if err != nil || static != in.Resource.GetLoadAssignment() || static == nil {
+		t.Errorf("STATIC Resource() = %v, %v; want the cluster's load_assignment", static, err)
 	}
 }
