@@ -66,7 +66,7 @@ func newDNSServer(ctx context.Context, cfg Config, log *slog.Logger, reg prometh
 func dnsServices(s *xdsclient.Snapshot) ([]dnsproxy.Service, error) {
 	cs := make([]*cluster.Cluster, 0, len(s.Clusters))
 	for _, c := range s.Clusters {
-		cs = append(cs, c.Resource)
+		cs = append(cs, &cluster.Cluster{Name: c.Name, Metadata: c.Metadata}) // what ServicesFromClusters reads
 	}
 	return dnsproxy.ServicesFromClusters(cs)
 }

@@ -16,7 +16,10 @@
 //
 // xdsclient.Client (one goroutine) accepts a response, then calls the
 // validator, which compiles the candidate snapshot with router.Compile (a
-// compile error NACKs the response), then, when the snapshot is published,
+// compile error NACKs the response; the last accepted candidate's table
+// lends the clusters that did not change, so a configuration that warms
+// over several responses is not compiled whole each time), then, when the
+// snapshot is published,
 // the update handler, which stores the compiled table in an
 // atomic.Pointer[router.Table] and nudges the listener manager. Requests
 // load the pointer once and see one whole configuration; nothing on the

@@ -258,7 +258,17 @@ func Run(ctx context.Context, cfg Config) error {
 	xdsOpts := append([]xdsclient.Option{
 		xdsclient.WithLogger(log),
 		xdsclient.WithValidator(func(s *xdsclient.Snapshot) error {
-			t, err := router.Compile(s, tables.Load(), routerLog)
+			// Each candidate derives from the last accepted one, whose table
+			// is compiled (published or still warming): it lends the
+			// clusters that did not change. With only the published one,
+			// the first configuration's clusters were compiled four times
+			// over (CDS, EDS, LDS and RDS each accepted before it was
+			// complete).
+			prev := tables.Load()
+			if compiled != nil {
+				prev = compiled
+			}
+			t, err := router.Compile(s, prev, routerLog)
 			if err != nil {
 				return err
 			}

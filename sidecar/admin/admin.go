@@ -111,14 +111,19 @@ func configDump(s *xdsclient.Snapshot, st xdsclient.Status, log *slog.Logger) Co
 		d.Routes = append(d.Routes, marshal(s.Routes[k], log))
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Clusters)) {
-		d.Clusters = append(d.Clusters, marshal(s.Clusters[k].Resource, log))
+		c, err := s.Clusters[k].Resource()
+		if err != nil {
+			log.Warn("config_dump: cannot decode a cluster", "name", k, "error", err)
+			d.Clusters = append(d.Clusters, errorJSON(err))
+			continue
+		}
+		d.Clusters = append(d.Clusters, marshal(c, log))
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Endpoints)) {
 		cla, err := s.Endpoints[k].Resource()
 		if err != nil {
 			log.Warn("config_dump: cannot decode an assignment", "name", k, "error", err)
-			b, _ := json.Marshal(map[string]string{"error": err.Error()})
-			d.Endpoints = append(d.Endpoints, b)
+			d.Endpoints = append(d.Endpoints, errorJSON(err))
 			continue
 		}
 		d.Endpoints = append(d.Endpoints, marshal(cla, log))
@@ -134,8 +139,14 @@ func marshal(m proto.Message, log *slog.Logger) json.RawMessage {
 	b, err := jsonOpts.Marshal(m)
 	if err != nil {
 		log.Warn("config_dump: cannot marshal a resource", "type", m.ProtoReflect().Descriptor().FullName(), "error", err)
-		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+		return errorJSON(err)
 	}
+	return b
+}
+
+// errorJSON stands for a resource the dump cannot show.
+func errorJSON(err error) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"error": err.Error()})
 	return b
 }
 

@@ -64,7 +64,7 @@ func originalDst(tbl *router.Table, name string) bool {
 		return false
 	}
 	c := tbl.Snapshot.Clusters[name]
-	return c != nil && c.Resource.GetType() == cluster.Cluster_ORIGINAL_DST
+	return c != nil && c.Type == cluster.Cluster_ORIGINAL_DST
 }
 
 // hostPort adds the default port to a Host without one.

@@ -126,16 +126,30 @@ func (c *Cluster) Service(host string) string {
 // and counters of old (the same cluster in the previous table, or nil).
 func compileCluster(c *xdsclient.Cluster, as *xdsclient.Assignment, old *Cluster, reg *metrics.Registry, log *slog.Logger) (*Cluster, error) {
 	stats := reg.For(c.Name)
-	odCfg := outlier.FromCluster(c.Resource.GetOutlierDetection())
 	out := &Cluster{
 		Name:       c.Name,
-		LB:         lbConfig(c.Resource),
 		Stats:      stats,
-		Services:   services(c.Resource),
 		hosts:      map[string]*outlier.Host{},
 		states:     map[string]*lb.State{},
 		cluster:    c,
 		assignment: as,
+	}
+	var odCfg outlier.Config
+	var thresholds budget.Thresholds
+	if old != nil && (old.cluster == c || old.cluster.SameResource(c)) {
+		// Only the assignment changed: what the cluster resource says
+		// is old's.
+		odCfg, thresholds = old.Outlier.Config(), old.Limits.Thresholds()
+		out.LB, out.Services = old.LB, old.Services
+	} else {
+		// The snapshot keeps the cluster encoded: decoded here for this
+		// compilation only.
+		res, err := c.Resource()
+		if err != nil {
+			return nil, err
+		}
+		odCfg, thresholds = outlier.FromCluster(res.GetOutlierDetection()), budget.FromCluster(res.GetCircuitBreakers())
+		out.LB, out.Services = lbConfig(res), services(res)
 	}
 	var counters *budget.Counters
 	keep := false
@@ -143,7 +157,7 @@ func compileCluster(c *xdsclient.Cluster, as *xdsclient.Assignment, old *Cluster
 		counters = old.Limits.Counters()
 		keep = old.Outlier.Config() == odCfg
 	}
-	out.Limits = budget.New(budget.FromCluster(c.Resource.GetCircuitBreakers()), counters)
+	out.Limits = budget.New(thresholds, counters)
 	if keep {
 		out.Outlier = old.Outlier
 	} else {

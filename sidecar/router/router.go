@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/weftmesh/weft/api/mesh"
 	route "github.com/weftmesh/weft/api/xdsproto/envoy/config/route/v3"
 
@@ -226,7 +224,7 @@ func Compile(s *xdsclient.Snapshot, prev *Table, opts ...Option) (*Table, error)
 }
 
 func sameCluster(old *Cluster, c *xdsclient.Cluster, as *xdsclient.Assignment) bool {
-	if old.cluster != c && !proto.Equal(old.cluster.Resource, c.Resource) {
+	if old.cluster != c && !old.cluster.SameResource(c) {
 		return false
 	}
 	switch {

@@ -17,6 +17,7 @@ import (
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar/internal/xdstest"
+	"github.com/weftmesh/weft/sidecar/lb"
 	"github.com/weftmesh/weft/sidecar/router"
 	"github.com/weftmesh/weft/sidecar/xdsclient"
 )
@@ -387,4 +388,37 @@ func compileB(b *testing.B) *router.Table {
 		b.Fatal(err)
 	}
 	return tbl
+}
+
+// TestClusterConfigKeptWhenOnlyEndpointsChange: a cluster whose resource
+// did not change keeps what it says (picker policy, circuit breakers,
+// outlier detection) when only its assignment changed; a changed resource
+// is read again.
+func TestClusterConfigKeptWhenOnlyEndpointsChange(t *testing.T) {
+	r := resources()
+	c := r.Clusters[1] // payment8080
+	c.LbPolicy = cluster.Cluster_LEAST_REQUEST
+	c.CircuitBreakers = &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{{MaxRequests: wrapperspb.UInt32(7)}}}
+	c.OutlierDetection = &cluster.OutlierDetection{Consecutive_5Xx: wrapperspb.UInt32(3)}
+	t1 := compile(t, r, nil)
+	c1 := t1.Clusters[payment8080]
+	if c1.LB.Policy != lb.PolicyLeastRequest || c1.Limits.Thresholds().MaxRequests != 7 {
+		t.Fatalf("first compile: LB %+v, thresholds %+v", c1.LB, c1.Limits.Thresholds())
+	}
+
+	r.Endpoints[1] = xdstest.Assignment(payment8080, xdstest.Endpoint{IP: "127.0.0.13", Port: 8080, TunnelPort: mesh.PortInbound})
+	c2 := compile(t, r, t1).Clusters[payment8080]
+	if c2.Picker == c1.Picker {
+		t.Fatal("new endpoints, old picker")
+	}
+	if c2.LB != c1.LB || c2.Limits.Thresholds() != c1.Limits.Thresholds() || c2.Outlier != c1.Outlier {
+		t.Errorf("endpoints changed: LB %+v -> %+v, thresholds %+v -> %+v, outlier kept %v",
+			c1.LB, c2.LB, c1.Limits.Thresholds(), c2.Limits.Thresholds(), c2.Outlier == c1.Outlier)
+	}
+
+	c.CircuitBreakers.Thresholds[0].MaxRequests = wrapperspb.UInt32(9)
+	c3 := compile(t, r, t1).Clusters[payment8080]
+	if got := c3.Limits.Thresholds().MaxRequests; got != 9 {
+		t.Errorf("cluster changed: max requests %d, want 9", got)
+	}
 }

@@ -277,7 +277,10 @@ func decodeCluster(a *anypb.Any) (*Cluster, error) {
 	if err := unpack(a, c); err != nil {
 		return nil, resourceError("cluster", resourceName(c), err)
 	}
-	out := &Cluster{Name: c.GetName(), Resource: c, ConnectTimeout: c.GetConnectTimeout().AsDuration()}
+	out := &Cluster{
+		Name: c.GetName(), ConnectTimeout: c.GetConnectTimeout().AsDuration(),
+		Type: c.GetType(), Metadata: c.GetMetadata(), raw: a.GetValue(),
+	}
 	if err := func() error {
 		if len(c.GetTransportSocketMatches()) > 0 {
 			return errors.New("transport_socket_matches: not supported by this sidecar")

@@ -236,7 +236,14 @@ func TestAssignmentResource(t *testing.T) {
 	}
 	in := s.Clusters[mesh.InboundClusterName(appPort)]
 	static, err := in.Static.Resource()
-	if err != nil || static != in.Resource.GetLoadAssignment() || static == nil {
-		t.Errorf("STATIC Resource() = %v, %v; want the cluster's load_assignment", static, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inRes, err := in.Resource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if static == nil || !proto.Equal(static, inRes.GetLoadAssignment()) {
+		t.Errorf("STATIC Resource() = %v; want the cluster's load_assignment %v", static, inRes.GetLoadAssignment())
 	}
 }

@@ -42,6 +42,17 @@
 // the last accepted configuration; Status reports the connection, the last
 // ACKed version of each type and the last NACK.
 //
+// # What a snapshot keeps
+//
+// Clusters and assignments are kept in their wire form with what the data
+// path reads at every update decoded (an assignment's endpoints; a
+// cluster's EDS name, TLS context, type and metadata); Resource decodes
+// the rest again for the router's compilation of a new or changed cluster
+// and for the config dump. Decoded, a mesh cluster is ~3 KB of protos and
+// a one-endpoint assignment ~2 KB, against ~0.4 and ~0.2 KB encoded. An
+// accepted response's resources are dropped before the update handler
+// runs.
+//
 // # Goroutines
 //
 // Run owns everything: it dials, runs one stream at a time and reconnects
