@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,10 @@ import (
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/weftmesh/weft/api/mesh"
 
@@ -50,7 +55,9 @@ type reply struct {
 	BodyLen      int    `json:"bodyLen"`
 }
 
-// app is an HTTP/1.1 upstream.
+// app is an HTTP/1.1 upstream that also serves gRPC over h2c (the
+// grpc.health.v1 service, through grpc-go's ServeHTTP): the sidecars send
+// gRPC calls to their app with HTTP/2 with prior knowledge.
 type app struct {
 	name string
 	ip   string
@@ -59,6 +66,8 @@ type app struct {
 	hits atomic.Int64
 	// delay, when set, slows every response down.
 	delay atomic.Int64
+	// health is the app's grpc.health.v1 service.
+	health *health.Server
 }
 
 func (a *app) addr() string { return net.JoinHostPort(a.ip, strconv.FormatUint(uint64(a.port), 10)) }
@@ -71,8 +80,20 @@ func startApp(t testing.TB, name, ip string) *app {
 	}
 	a := &app{name: name, ip: ip, port: uint32(ln.Addr().(*net.TCPAddr).Port)}
 	payload := strings.Repeat("x", 1024)
-	a.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	gs := grpc.NewServer()
+	a.health = health.NewServer()
+	healthgrpc.RegisterHealthServer(gs, a.health)
+	testgrpc.RegisterTestServiceServer(gs, duplexEcho{})
+	t.Cleanup(gs.Stop)
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	a.srv = &http.Server{Protocols: protocols, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.hits.Add(1)
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
 		if d := a.delay.Load(); d > 0 {
 			time.Sleep(time.Duration(d))
 		}
@@ -105,6 +126,27 @@ func startApp(t testing.TB, name, ip string) *app {
 	go func() { _ = a.srv.Serve(ln) }()
 	t.Cleanup(func() { a.srv.Close() })
 	return a
+}
+
+// duplexEcho is the app's grpc.testing.TestService: FullDuplexCall answers
+// each request as it arrives with its payload (bidirectional streaming).
+type duplexEcho struct {
+	testgrpc.UnimplementedTestServiceServer
+}
+
+func (duplexEcho) FullDuplexCall(s testgrpc.TestService_FullDuplexCallServer) error {
+	for {
+		req, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.Send(&testgrpc.StreamingOutputCallResponse{Payload: req.GetPayload()}); err != nil {
+			return err
+		}
+	}
 }
 
 // proc is one running sidecar.

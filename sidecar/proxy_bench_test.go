@@ -1,12 +1,15 @@
 package sidecar
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/weftmesh/weft/api/mesh"
 
@@ -22,7 +25,8 @@ import (
 // HTTP/1.1 requests), "mesh-mtls-h2" the same with the client sidecar's
 // HTTP/1.1 pool off (every request over its HTTP/2 connection);
 // "h2client-mesh-mtls" sends the same requests as HTTP/2 (h2c) to the
-// client sidecar, which keeps HTTP/2 on the hop for them. "sequential" is one request at a time (latency);
+// client sidecar (BenchmarkProxyPairGRPC makes gRPC calls through the
+// same pair). "sequential" is one request at a time (latency);
 // "parallel" runs GOMAXPROCS×4 concurrent clients (throughput).
 //
 //	cd sidecar && go test -run '^$' -bench BenchmarkProxyPair -benchtime 2s .
@@ -101,6 +105,50 @@ func BenchmarkProxyPair(b *testing.B) {
 			reportCPU(b, cpuTime(b)-cpu)
 		})
 	}
+}
+
+// BenchmarkProxyPairGRPC makes gRPC unary calls (grpc.health.v1 Check,
+// grpc-go client and server) through the mTLS sidecar pair: h2c to the
+// client sidecar, HTTP/2 over mTLS between the sidecars, h2c to the app.
+//
+//	cd sidecar && go test -run '^$' -bench BenchmarkProxyPairGRPC -benchtime 2s .
+func BenchmarkProxyPairGRPC(b *testing.B) {
+	me := newMTLSEnv(b, time.Hour, false)
+	hc := healthgrpc.NewHealthClient(dialGRPC(b, me))
+	req := &healthgrpc.HealthCheckRequest{}
+	check := func(b *testing.B) {
+		resp, err := hc.Check(context.Background(), req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if resp.GetStatus() != healthgrpc.HealthCheckResponse_SERVING {
+			b.Fatalf("status %v", resp.GetStatus())
+		}
+	}
+	b.Run("grpc-mesh-mtls/sequential", func(b *testing.B) {
+		check(b) // warm the connections
+		b.ReportAllocs()
+		cpu := cpuTime(b)
+		b.ResetTimer()
+		for b.Loop() {
+			check(b)
+		}
+		b.StopTimer()
+		reportCPU(b, cpuTime(b)-cpu)
+	})
+	b.Run("grpc-mesh-mtls/parallel", func(b *testing.B) {
+		b.SetParallelism(4)
+		b.ReportAllocs()
+		cpu := cpuTime(b)
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				check(b)
+			}
+		})
+		b.StopTimer()
+		reportCPU(b, cpuTime(b)-cpu)
+	})
 }
 
 // cpuTime is the CPU time (user + system) the process has used.
