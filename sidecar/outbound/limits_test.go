@@ -59,7 +59,7 @@ func TestClusterLimitsFailFast(t *testing.T) {
 		name   string
 		th     *cluster.CircuitBreakers_Thresholds
 		mtls   bool
-		h2     bool // requests arrive as HTTP/2
+		h2     bool // requests arrive as HTTP/2 gRPC calls
 		held   int
 		reason string // "" : the next request is admitted
 	}{
@@ -72,8 +72,9 @@ func TestClusterLimitsFailFast(t *testing.T) {
 		// own: the fourth request, back on the first endpoint, needs a
 		// fourth connection...
 		{"max_connections, HTTP/1.1 over mTLS", &cluster.CircuitBreakers_Thresholds{MaxConnections: u(3)}, true, false, 3, "max_connections"},
-		// ...while HTTP/2 requests share each endpoint's one connection.
-		{"max_connections, HTTP/2 over mTLS", &cluster.CircuitBreakers_Thresholds{MaxConnections: u(3)}, true, true, 3, ""},
+		// ...while gRPC calls (HTTP/2 on the hop) share each endpoint's
+		// one connection.
+		{"max_connections, gRPC over mTLS", &cluster.CircuitBreakers_Thresholds{MaxConnections: u(3)}, true, true, 3, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,6 +93,7 @@ func TestClusterLimitsFailFast(t *testing.T) {
 				req := httptest.NewRequestWithContext(ctx, http.MethodGet, "http://payment.shop:8080/pay", nil)
 				if tc.h2 {
 					req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0
+					req.Header.Set("Content-Type", "application/grpc")
 				}
 				w := httptest.NewRecorder()
 				h.ServeHTTP(w, req)

@@ -18,9 +18,10 @@
 //     Mesh.NeedsEndpoint tells the caller when to add it (the common case
 //     needs no context layer, one allocation per request less).
 //     The mTLS tunnel (MTLS) keeps two pools per peer: HTTP/1.1 keep-alive
-//     connections (ALPN http/1.1) for requests that arrived as HTTP/1.x, and
-//     the multiplexed HTTP/2 connection (ALPN h2) for HTTP/2 requests, gRPC
-//     and CONNECT streams.
+//     connections (ALPN http/1.1) for plain requests, whether they arrived
+//     as HTTP/1.x or as HTTP/2 (with no body or one of known length), and
+//     the multiplexed HTTP/2 connection (ALPN h2) for gRPC, CONNECT
+//     streams and HTTP/2 requests whose body is a stream of unknown length.
 //   - Direct, to an endpoint without a sidecar, and to the local app from the
 //     inbound listener: HTTP/1.1 over a keep-alive connection pool (package
 //     h1client); gRPC calls (IsGRPC), which need HTTP/2, over h2c with prior

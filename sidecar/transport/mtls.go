@@ -33,17 +33,21 @@ const (
 // Two pools per set of allowed peer IDs (a cluster's SAN list; equal lists
 // share them):
 //
-//   - HTTP/1.1 keep-alive connections (ALPN http/1.1) for plain HTTP/1.x
-//     requests, the common case: one request per connection at a time, as
-//     nginx and Envoy do between proxies, through h1client (no goroutines
-//     per connection). Go's HTTP/1.1 client and server
-//     cost about half the CPU per request of its HTTP/2 ones (no stream
-//     goroutine, scheduler or per-frame flushes), which is what the
-//     sidecar pair's throughput was spent on (BENCHMARKS.md).
+//   - HTTP/1.1 keep-alive connections (ALPN http/1.1) for plain requests,
+//     the common case: one request per connection at a time, as nginx and
+//     Envoy do between proxies, through h1client (no goroutines per
+//     connection) and the peer's h1server. Requests that arrived as HTTP/2
+//     take it too when their body is empty or of known length (nginx's
+//     h2-to-HTTP/1.1 hop): on the peer, net/http's HTTP/2 server runs a
+//     goroutine per stream, a frame scheduler, and a flush (an extra
+//     goroutine and write) per response frame, which made the server
+//     sidecar use 1.7 times the CPU per request (BENCHMARKS.md, "HTTP/2
+//     and gRPC through the pair"). Trailers go as chunked trailers.
 //   - HTTP/2 (ALPN h2), one multiplexed connection per peer address behind
-//     the same cold-start gate as H2C, for what needs it: requests that
-//     arrived as HTTP/2 (gRPC and other h2 clients keep their trailers and
-//     stream semantics end to end) and CONNECT streams.
+//     the same cold-start gate as H2C, for what needs it: gRPC (trailers
+//     and streams end to end, whatever version the client used), HTTP/2
+//     requests whose body is a stream of unknown length (the client may
+//     send while it reads, full duplex), and CONNECT streams.
 //
 // A TLS handshake failure (the peer's identity is not in the list, its
 // certificate does not verify) is a *DialError on both: the request never
@@ -87,11 +91,17 @@ func NewMTLS(d *Dialer, config TLSConfigFunc, opts ...MTLSOption) *MTLS {
 	return m
 }
 
-// useHTTP1 reports whether req goes over the HTTP/1.1 pool: it arrived as
-// HTTP/1.x, is not a CONNECT and is not gRPC (whose trailers and streams
-// stay on HTTP/2, whatever version the client used).
+// useHTTP1 reports whether req goes over the HTTP/1.1 pool: it is not a
+// CONNECT, not gRPC (whose trailers and streams stay on HTTP/2, whatever
+// version the client used), and either arrived as HTTP/1.x or, having
+// arrived as HTTP/2, has no body or one of known length. An HTTP/2
+// request whose body is a stream of unknown length (a client that may
+// send while it reads: full duplex) keeps HTTP/2 on the hop.
 func useHTTP1(req *http.Request) bool {
-	return req.ProtoMajor == 1 && req.Method != http.MethodConnect && !IsGRPC(req)
+	if req.Method == http.MethodConnect || IsGRPC(req) {
+		return false
+	}
+	return req.ProtoMajor == 1 || req.ContentLength >= 0
 }
 
 // RoundTrip implements Tunnel.

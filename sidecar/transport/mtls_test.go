@@ -80,6 +80,16 @@ func TestMTLSPools(t *testing.T) {
 	ca := testca.New(t, "root", time.Hour)
 	grpcReq := func(r *http.Request) { r.Header.Set("Content-Type", "application/grpc+proto") }
 	h2Req := func(r *http.Request) { r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0 }
+	// h2Body is an HTTP/2 POST whose body has length n (-1: a stream of
+	// unknown length, as an HTTP/2 client sends without content-length).
+	h2Body := func(n int64) func(*http.Request) {
+		return func(r *http.Request) {
+			h2Req(r)
+			r.Method = http.MethodPost
+			r.Body = io.NopCloser(strings.NewReader("abc"))
+			r.ContentLength = n
+		}
+	}
 	tests := []struct {
 		name      string
 		opts      []transport.MTLSOption
@@ -88,7 +98,9 @@ func TestMTLSPools(t *testing.T) {
 		wantALPN  string
 	}{
 		{name: "HTTP/1.1 request over the HTTP/1.1 pool", wantProto: "HTTP/1.1", wantALPN: "http/1.1"},
-		{name: "HTTP/2 request over HTTP/2", tweak: h2Req, wantProto: "HTTP/2.0", wantALPN: "h2"},
+		{name: "HTTP/2 request without a body over the HTTP/1.1 pool", tweak: h2Req, wantProto: "HTTP/1.1", wantALPN: "http/1.1"},
+		{name: "HTTP/2 request with a body of known length over the HTTP/1.1 pool", tweak: h2Body(3), wantProto: "HTTP/1.1", wantALPN: "http/1.1"},
+		{name: "HTTP/2 request with a streamed body over HTTP/2", tweak: h2Body(-1), wantProto: "HTTP/2.0", wantALPN: "h2"},
 		{name: "gRPC from an HTTP/1.1 client over HTTP/2", tweak: grpcReq, wantProto: "HTTP/2.0", wantALPN: "h2"},
 		{name: "HTTP/1.1 pool off", opts: []transport.MTLSOption{transport.WithHTTP1Pool(false)}, wantProto: "HTTP/2.0", wantALPN: "h2"},
 	}

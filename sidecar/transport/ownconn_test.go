@@ -21,6 +21,10 @@ func TestOwnConnection(t *testing.T) {
 		}
 		return r
 	}
+	streamed := func(r *http.Request) *http.Request {
+		r.ContentLength = -1
+		return r
+	}
 	for _, tc := range []struct {
 		name string
 		req  *http.Request
@@ -31,7 +35,8 @@ func TestOwnConnection(t *testing.T) {
 		{"direct gRPC (h2c, multiplexed)", req(http.MethodPost, 2, true), direct, false},
 		{"h2c tunnel", req(http.MethodGet, 1, false), h2c, false},
 		{"mTLS, HTTP/1.1 (pooled)", req(http.MethodGet, 1, false), mtls, true},
-		{"mTLS, HTTP/2", req(http.MethodGet, 2, false), mtls, false},
+		{"mTLS, HTTP/2 without a body (pooled HTTP/1.1)", req(http.MethodGet, 2, false), mtls, true},
+		{"mTLS, HTTP/2 with a streamed body", streamed(req(http.MethodPost, 2, false)), mtls, false},
 		{"mTLS, gRPC over HTTP/1.1 client", req(http.MethodPost, 1, true), mtls, false},
 		{"mTLS, CONNECT", req(http.MethodConnect, 1, false), mtls, false},
 	} {

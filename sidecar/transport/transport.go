@@ -162,10 +162,10 @@ func IsGRPC(req *http.Request) bool {
 
 // OwnConnection reports whether a request to ep holds a connection of its
 // own while it is in flight — pooled HTTP/1.1: to a direct endpoint unless
-// it is gRPC, and over the mTLS tunnel when it arrived as HTTP/1.x (not
-// CONNECT, not gRPC) — rather than a stream on the one multiplexed HTTP/2
-// connection to the endpoint (the h2c or mTLS tunnel, direct gRPC). The
-// outbound's max_connections accounting follows it.
+// it is gRPC, and over the mTLS tunnel unless it is CONNECT, gRPC or an
+// HTTP/2 request with a streamed body — rather than a stream on the one
+// multiplexed HTTP/2 connection to the endpoint (the h2c or mTLS tunnel,
+// direct gRPC). The outbound's max_connections accounting follows it.
 func OwnConnection(req *http.Request, ep *lb.Endpoint) bool {
 	if ep.TunnelAddr == "" {
 		return !IsGRPC(req)

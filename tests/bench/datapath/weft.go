@@ -166,7 +166,7 @@ func hopKind(ctx context.Context) (string, bool) {
 	if version == "" {
 		return "plaintext HTTP/2 (no TLS handshake on :" + strconv.Itoa(mesh.PortInbound) + ")", false
 	}
-	return fmt.Sprintf("%s, ALPN %s (http/1.1 carries HTTP/1.1 requests; h2 HTTP/2, gRPC, CONNECT)", version, strings.Join(agreed, " and ")), true
+	return fmt.Sprintf("%s, ALPN %s (http/1.1 carries HTTP/1.1 requests and HTTP/2 ones without a streamed body; h2 gRPC, CONNECT, streamed HTTP/2 bodies)", version, strings.Join(agreed, " and ")), true
 }
 
 // probeTLS opens a TLS connection offering one ALPN protocol and returns
