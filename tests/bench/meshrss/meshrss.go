@@ -10,7 +10,8 @@
 // (certificate, every xDS type applied, listeners bound), lets it settle,
 // and reads its /proc/<pid>/status: VmRSS, RssAnon (heap, stacks: what the
 // configuration costs), RssFile (the executable's pages) and VmHWM (the
-// peak while the configuration was decoded and compiled).
+// peak while the configuration was decoded and compiled). With
+// Config.Profile it also saves the sidecar's heap profile.
 //
 // Two allowlists per mesh size: "reach 5" gives every namespace an egress
 // NetworkPolicy that allows only its own namespace (five Services), so the
@@ -57,7 +58,11 @@ type Config struct {
 	Settle time.Duration // bound of every wait
 	// Idle is how long the sidecar runs, configured, before it is read.
 	Idle time.Duration
-	Log  *slog.Logger
+	// Profile saves the sidecar's heap profile (/debug/pprof/heap?gc=1 on
+	// its admin port) as heap.pb.gz in each case's directory, after its
+	// /proc status was read (the forced GC does not change the figures).
+	Profile bool
+	Log     *slog.Logger
 }
 
 // Result is one case.
@@ -166,7 +171,38 @@ func runCase(ctx context.Context, cfg Config, services, reach int) (Result, erro
 		return res, err
 	}
 	res.RSS, res.Anon, res.File, res.HWM = st["VmRSS"], st["RssAnon"], st["RssFile"], st["VmHWM"]
+	if cfg.Profile {
+		if err := save(ctx, admin+"/debug/pprof/heap?gc=1", filepath.Join(dir, "heap.pb.gz")); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// save writes what url answers to file.
+func save(ctx context.Context, url, file string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("meshrss: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("meshrss: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("meshrss: %s: status %d", url, resp.StatusCode)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("meshrss: %s: %w", url, err)
+	}
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		return fmt.Errorf("meshrss: %w", err)
+	}
+	return nil
 }
 
 // writeMesh writes spec's registry with WorkloadEntry 0 at ip (the

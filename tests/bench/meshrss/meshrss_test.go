@@ -2,6 +2,8 @@ package meshrss
 
 import (
 	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,5 +52,26 @@ func TestMarkdown(t *testing.T) {
 	want := "| 1000 | 5 | 1.2s | 30.0 | 7.0 | 23.0 | 31.0 |"
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("table lacks %q:\n%s", want, b.String())
+	}
+}
+
+func TestSave(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/debug/pprof/heap" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte("profile"))
+	}))
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "heap.pb.gz")
+	if err := save(t.Context(), srv.URL+"/debug/pprof/heap?gc=1", file); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(file); err != nil || string(b) != "profile" {
+		t.Errorf("saved %q, %v", b, err)
+	}
+	if err := save(t.Context(), srv.URL+"/nothing", file+"2"); err == nil {
+		t.Error("a 404 was saved")
 	}
 }

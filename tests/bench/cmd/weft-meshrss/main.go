@@ -27,6 +27,7 @@ func main() {
 	flag.StringVar(&sizes, "services", "10,1000,10000", "mesh sizes (Services; multiples of 5), comma separated")
 	flag.DurationVar(&cfg.Settle, "settle", 3*time.Minute, "bound of every wait")
 	flag.DurationVar(&cfg.Idle, "idle", 3*time.Second, "how long the configured sidecar runs before it is read")
+	flag.BoolVar(&cfg.Profile, "profile", false, "save each sidecar's heap profile (heap.pb.gz in its case directory)")
 	timeout := flag.Duration("timeout", 20*time.Minute, "bound of the whole run")
 	flag.Parse()
 	for _, f := range strings.Split(sizes, ",") {
