@@ -3,6 +3,7 @@ module github.com/weftmesh/weft/sidecar
 go 1.26.0
 
 require (
+	connectrpc.com/connect v1.21.1
 	github.com/envoyproxy/go-control-plane v0.14.0
 	github.com/envoyproxy/go-control-plane/envoy v1.40.0
 	github.com/spiffe/go-spiffe/v2 v2.9.0

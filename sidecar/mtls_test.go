@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	cav1 "github.com/weftmesh/weft/api/ca/v1"
+	"github.com/weftmesh/weft/api/ca/v1/cav1grpc"
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar/identity"
@@ -72,7 +72,7 @@ func newMTLSEnv(t testing.TB, lifetime time.Duration, permissive bool, mtlsOpts 
 	e := &mtlsEnv{ca: testca.New(t, "root", lifetime)}
 	td := spiffeid.RequireTrustDomainFromString(mesh.DefaultTrustDomain)
 	cpID := spiffeid.RequireFromPath(td, "/ns/"+mesh.ControlPlaneNamespace+"/sa/"+mesh.ControlPlaneServiceAccount)
-	e.cp = xdstest.StartWith(t, "127.0.0.1:0", func(s *grpc.Server) { cav1.RegisterCertificateServiceServer(s, e.ca) },
+	e.cp = xdstest.StartWith(t, "127.0.0.1:0", func(s *grpc.Server) { cav1grpc.RegisterCertificateServiceServer(s, e.ca) },
 		grpc.Creds(credentials.NewTLS(e.ca.ServerTLS(t, cpID))))
 	e.client = startSecureSidecar(t, e.ca, e.cp, clientNode, randomIP(t), mtlsOpts...)
 	e.server = startSecureSidecar(t, e.ca, e.cp, serverNode, randomIP(t))

@@ -1,31 +1,27 @@
 package sidecar
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
-	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
-	"google.golang.org/grpc"
-	grpcbackoff "google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials"
 
-	cav1 "github.com/weftmesh/weft/api/ca/v1"
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar/identity"
+	"github.com/weftmesh/weft/sidecar/internal/cpconn"
 )
 
 // secureChannel is the xDS/CA channel's security: TLS 1.3 to the control
 // plane, verified against the bundle the sidecar was started with and
 // authorized as exactly the control plane's SPIFFE ID, and the bearer
-// credential on every RPC.
+// credential on every call.
 type secureChannel struct {
 	td     spiffeid.TrustDomain
 	bundle *x509bundle.Bundle
@@ -56,10 +52,10 @@ func (s *secureChannel) controlPlaneID() spiffeid.ID {
 	return spiffeid.RequireFromString(mesh.SPIFFEID(s.td.Name(), mesh.ControlPlaneNamespace, mesh.ControlPlaneServiceAccount))
 }
 
-// dialOptions are the gRPC options of the ADS and the CA connection; the
-// ADS one (bearer) sends the credential on every call, the CA client
-// (identity.GRPCCA) adds it itself.
-func (s *secureChannel) dialOptions(log *slog.Logger, bearerOnEveryCall bool) []grpc.DialOption {
+// tlsConfig is the TLS of the xDS and CA connection (cpconn.NewTransport
+// adds ALPN h2): TLS 1.3, the control plane's certificate verified against
+// the bundle and authorized as exactly controlPlaneID, refusals logged.
+func (s *secureChannel) tlsConfig(log *slog.Logger) *tls.Config {
 	cpID := s.controlPlaneID()
 	cfg := tlsconfig.TLSClientConfig(s.bundle, tlsconfig.AuthorizeID(cpID))
 	cfg.MinVersion = tls.VersionTLS13
@@ -75,32 +71,14 @@ func (s *secureChannel) dialOptions(log *slog.Logger, bearerOnEveryCall bool) []
 		}
 		return nil
 	}
-	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
-		// gRPC's default reconnect backoff reaches 120 s.
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           grpcbackoff.Config{BaseDelay: 200 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 3 * time.Second},
-			MinConnectTimeout: 5 * time.Second,
-		}),
-	}
-	if bearerOnEveryCall {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearer{s.cred}))
-	}
-	return opts
+	return cfg
 }
 
-// bearer sends the credential, read at each call (a rotated token file is
-// picked up), as `authorization: Bearer <token>`.
-type bearer struct{ cred identity.Credential }
-
-var _ credentials.PerRPCCredentials = bearer{}
-
-func (b bearer) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
-	tok, err := b.cred(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]string{cav1.MetadataAuthorization: cav1.BearerPrefix + tok}, nil
+// clients are the HTTP/2 clients of the ADS stream and of the CA on one
+// transport (one connection): the ADS one sends the credential with its
+// request (cpconn.Bearer), the CA client (identity.GRPCCA) adds it itself.
+// close closes the transport's idle connections.
+func (s *secureChannel) clients(log *slog.Logger) (ads, ca *http.Client, closeIdle func()) {
+	tr := cpconn.NewTransport(s.tlsConfig(log))
+	return &http.Client{Transport: cpconn.Bearer{Next: tr, Token: s.cred}}, &http.Client{Transport: tr}, tr.CloseIdleConnections
 }
-
-func (bearer) RequireTransportSecurity() bool { return true }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc"
 
 	"github.com/weftmesh/weft/api/mesh"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/weftmesh/weft/sidecar/gateway"
 	"github.com/weftmesh/weft/sidecar/identity"
 	"github.com/weftmesh/weft/sidecar/inbound"
+	"github.com/weftmesh/weft/sidecar/internal/cpconn"
 	"github.com/weftmesh/weft/sidecar/outbound"
 	"github.com/weftmesh/weft/sidecar/router"
 	"github.com/weftmesh/weft/sidecar/telemetry"
@@ -169,7 +169,8 @@ func Run(ctx context.Context, cfg Config) error {
 	var (
 		sec       *secureChannel
 		mgr       *identity.Manager
-		ca        *grpc.ClientConn
+		ca        *identity.GRPCCA
+		adsHTTP   *http.Client
 		serverTLS *tls.Config
 		trOpts    []transport.Option
 		xdsConn   atomic.Bool
@@ -199,10 +200,11 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		m = admin.NewMetrics(mgr, xdsConn.Load)
 		metrics = m
-		if ca, err = grpc.NewClient(cfg.XDSAddress, sec.dialOptions(log, false)...); err != nil {
-			return fmt.Errorf("sidecar: ca: %w", err)
-		}
-		defer ca.Close()
+		var caHTTP *http.Client
+		var closeIdle func()
+		adsHTTP, caHTTP, closeIdle = sec.clients(log)
+		defer closeIdle()
+		ca = identity.NewGRPCCA(caHTTP, cpconn.BaseURL(cfg.XDSAddress, true), sec.cred)
 		serverTLS = identity.ServerTLSConfig(mgr, mgr, sec.td, log)
 		mtlsDialer := transport.NewDialer(mesh.DefaultConnectTimeout)
 		mtlsDialer.Source = srcAddr(cfg)
@@ -307,7 +309,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}),
 	}, cfg.XDSOptions...)
 	if sec != nil {
-		xdsOpts = append(xdsOpts, xdsclient.WithSecrets(mgr), xdsclient.WithDialOptions(sec.dialOptions(log, true)...))
+		xdsOpts = append(xdsOpts, xdsclient.WithSecrets(mgr), xdsclient.WithHTTPClient(adsHTTP, cpconn.BaseURL(cfg.XDSAddress, true)))
 	}
 	xc, err := xdsclient.New(cfg.XDSAddress, xdsclient.Node{
 		Workload: cfg.Workload, Namespace: cfg.Namespace, ServiceAccount: cfg.ServiceAccount, IP: cfg.IP,
@@ -374,7 +376,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return lm.run(gctx)
 	})
 	if mgr != nil {
-		g.Go(func() error { return mgr.Run(gctx, identity.NewGRPCCA(ca, sec.cred)) })
+		g.Go(func() error { return mgr.Run(gctx, ca) })
 	}
 	if dns != nil {
 		g.Go(func() error { return dns.serve(gctx) })

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	cav1 "github.com/weftmesh/weft/api/ca/v1"
+	"github.com/weftmesh/weft/api/ca/v1/cav1grpc"
 )
 
 // Server is the CA's gRPC service (weft.ca.v1.CertificateService). It
@@ -23,7 +24,7 @@ import (
 // logs every refusal with its reason. Register it on the control plane's
 // gRPC server (TLS with a certificate from the same CA).
 type Server struct {
-	cav1.UnimplementedCertificateServiceServer
+	cav1grpc.UnimplementedCertificateServiceServer
 
 	ca     *Authority
 	auth   Authenticator
@@ -41,7 +42,7 @@ func WithIssuedHook(f func(ctx context.Context, who Identity, issued *Issued)) S
 	return func(s *Server) { s.issued = f }
 }
 
-var _ cav1.CertificateServiceServer = (*Server)(nil)
+var _ cav1grpc.CertificateServiceServer = (*Server)(nil)
 
 // NewServer returns the service for ca, authenticating callers with auth.
 // log may be nil (slog.Default()).
@@ -68,9 +69,9 @@ func AuthenticateContext(ctx context.Context, auth Authenticator) (Identity, err
 }
 
 // Register registers the service on g.
-func (s *Server) Register(g *grpc.Server) { cav1.RegisterCertificateServiceServer(g, s) }
+func (s *Server) Register(g *grpc.Server) { cav1grpc.RegisterCertificateServiceServer(g, s) }
 
-// CreateCertificate implements cav1.CertificateServiceServer.
+// CreateCertificate implements cav1grpc.CertificateServiceServer.
 func (s *Server) CreateCertificate(ctx context.Context, req *cav1.CreateCertificateRequest) (*cav1.CreateCertificateResponse, error) {
 	addr := ""
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {

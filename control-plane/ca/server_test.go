@@ -20,11 +20,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	cav1 "github.com/weftmesh/weft/api/ca/v1"
+	"github.com/weftmesh/weft/api/ca/v1/cav1grpc"
 )
 
 // startServer serves the CA service on a random loopback port and returns a
 // client for it and the server's log.
-func startServer(t *testing.T, a *Authority, auth Authenticator) (cav1.CertificateServiceClient, *syncBuffer) {
+func startServer(t *testing.T, a *Authority, auth Authenticator) (cav1grpc.CertificateServiceClient, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	lis, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
@@ -40,7 +41,7 @@ func startServer(t *testing.T, a *Authority, auth Authenticator) (cav1.Certifica
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return cav1.NewCertificateServiceClient(conn), logs
+	return cav1grpc.NewCertificateServiceClient(conn), logs
 }
 
 func TestServerCreateCertificate(t *testing.T) {

@@ -3,17 +3,16 @@ package identity
 import (
 	"context"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
-	cav1 "github.com/weftmesh/weft/api/ca/v1"
+	"github.com/weftmesh/weft/api/ca/v1/cav1grpc"
 
+	"github.com/weftmesh/weft/sidecar/internal/cpconn"
 	"github.com/weftmesh/weft/sidecar/internal/testca"
 )
 
@@ -25,35 +24,33 @@ func serveCA(t *testing.T, addr string, svc *testca.CA) (*grpc.Server, string) {
 		t.Fatal(err)
 	}
 	g := grpc.NewServer()
-	cav1.RegisterCertificateServiceServer(g, svc)
+	cav1grpc.RegisterCertificateServiceServer(g, svc)
 	go func() { _ = g.Serve(lis) }()
 	return g, lis.Addr().String()
 }
 
-// TestGRPCCADownAndBack: the Manager renews through the real gRPC client;
-// the CA's server stops (the control plane is down), the Manager keeps its
-// certificate and retries; the server comes back on the same address and
-// renewal succeeds on the same connection object, with no restart.
+// TestGRPCCADownAndBack: the Manager renews through the real client
+// (connect's gRPC protocol on cpconn's HTTP/2 transport) against grpc-go's
+// server, the control plane's; the CA's server stops (the control plane is
+// down), the Manager keeps its certificate and retries; the server comes
+// back on the same address and renewal succeeds on the same client, with
+// no restart.
 func TestGRPCCADownAndBack(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	svc := testca.New(t, "root", 2*time.Second) // token "wjt_test"
 	g, addr := serveCA(t, "127.0.0.1:0", svc)
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, MaxDelay: 300 * time.Millisecond}, MinConnectTimeout: time.Second}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	tr := cpconn.NewTransport(nil)
+	defer tr.CloseIdleConnections()
+	hc, base := &http.Client{Transport: tr}, cpconn.BaseURL(addr, false)
 
 	t.Run("wrong token", func(t *testing.T) {
 		m, err := New(paymentID, WithLogger(discard()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = m.renew(ctx, NewGRPCCA(conn, StaticToken("wjt_other")))
-		if status.Code(err) != codes.Unauthenticated {
+		err = m.renew(ctx, NewGRPCCA(hc, base, StaticToken("wjt_other")))
+		if connect.CodeOf(err) != connect.CodeUnauthenticated {
 			t.Fatalf("renew with a wrong token: %v", err)
 		}
 	})
@@ -62,7 +59,7 @@ func TestGRPCCADownAndBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runManager(t, ctx, m, NewGRPCCA(conn, StaticToken("wjt_test")))
+	runManager(t, ctx, m, NewGRPCCA(hc, base, StaticToken("wjt_test")))
 	first := m.Status()
 	g.Stop()
 	eventually(t, 10*time.Second, "failed renewals while the CA is down", func() bool { return m.Status().Failures >= 3 })

@@ -9,8 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
+	"connectrpc.com/connect"
 
 	cav1 "github.com/weftmesh/weft/api/ca/v1"
 )
@@ -112,18 +111,24 @@ func TokenFile(path string) Credential {
 }
 
 // GRPCCA is the client of the mesh CA's gRPC service
-// (weft.ca.v1.CertificateService) on a connection the caller owns (TLS,
-// verified with the trust bundle the workload was started with).
+// (weft.ca.v1.CertificateService), spoken with connect's gRPC protocol on
+// an HTTP/2 client the caller owns (sidecar/internal/cpconn: TLS, verified
+// with the trust bundle the workload was started with).
 type GRPCCA struct {
-	client cav1.CertificateServiceClient
+	client *connect.Client[cav1.CreateCertificateRequest, cav1.CreateCertificateResponse]
 	cred   Credential
 }
 
 var _ CA = (*GRPCCA)(nil)
 
-// NewGRPCCA returns a CA client on conn that sends cred with each request.
-func NewGRPCCA(conn grpc.ClientConnInterface, cred Credential) *GRPCCA {
-	return &GRPCCA{client: cav1.NewCertificateServiceClient(conn), cred: cred}
+// NewGRPCCA returns a CA client for the server at baseURL
+// (https://host:port) on hc that sends cred with each request.
+func NewGRPCCA(hc connect.HTTPClient, baseURL string, cred Credential) *GRPCCA {
+	return &GRPCCA{
+		client: connect.NewClient[cav1.CreateCertificateRequest, cav1.CreateCertificateResponse](
+			hc, baseURL+cav1.ProcedureCreateCertificate, connect.WithGRPC()),
+		cred: cred,
+	}
 }
 
 // Sign implements CA.
@@ -132,14 +137,16 @@ func (c *GRPCCA) Sign(ctx context.Context, csrPEM []byte, validity time.Duration
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx = metadata.AppendToOutgoingContext(ctx, cav1.MetadataAuthorization, cav1.BearerPrefix+tok)
-	resp, err := c.client.CreateCertificate(ctx, &cav1.CreateCertificateRequest{
+	req := connect.NewRequest(&cav1.CreateCertificateRequest{
 		CsrPem:          string(csrPEM),
 		ValiditySeconds: int64(validity / time.Second),
 	})
+	req.Header().Set(cav1.MetadataAuthorization, cav1.BearerPrefix+tok)
+	res, err := c.client.CallUnary(ctx, req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("identity: CA: %w", err)
 	}
+	resp := res.Msg
 	if chain, err = ParseCertificatesPEM([]byte(strings.Join(resp.GetCertChainPem(), "\n"))); err != nil {
 		return nil, nil, fmt.Errorf("identity: CA response chain: %w", err)
 	}

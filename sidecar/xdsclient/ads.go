@@ -3,33 +3,33 @@ package xdsclient
 import (
 	"context"
 
-	"google.golang.org/grpc"
+	"connectrpc.com/connect"
 
 	discovery "github.com/weftmesh/weft/api/xdsproto/envoy/service/discovery/v3"
 )
 
-// streamADS is the full method name of Envoy's aggregated discovery stream.
-// The sidecar speaks it with the trimmed DiscoveryRequest/Response (same
-// wire form as Envoy's) instead of go-control-plane's generated client.
+// streamADS is the gRPC method name (HTTP/2 path) of Envoy's aggregated
+// discovery stream. The sidecar speaks it with the trimmed
+// DiscoveryRequest/Response (same wire form as Envoy's) through connect's
+// gRPC protocol instead of a generated client.
 const streamADS = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
 
-var adsStreamDesc = grpc.StreamDesc{
-	StreamName:    "StreamAggregatedResources",
-	ServerStreams: true,
-	ClientStreams: true,
+// maxResponseBytes bounds one DiscoveryResponse.
+const maxResponseBytes = 64 << 20
+
+// adsClient opens ADS streams.
+type adsClient struct {
+	c *connect.Client[discovery.DiscoveryRequest, discovery.DiscoveryResponse]
 }
 
-// adsClient opens ADS streams on a connection.
-type adsClient struct{ conn grpc.ClientConnInterface }
+func newADSClient(hc connect.HTTPClient, baseURL string) adsClient {
+	return adsClient{connect.NewClient[discovery.DiscoveryRequest, discovery.DiscoveryResponse](
+		hc, baseURL+streamADS, connect.WithGRPC(), connect.WithReadMaxBytes(maxResponseBytes))}
+}
 
 // adsStream is one ADS stream: requests out, responses in.
-type adsStream = grpc.BidiStreamingClient[discovery.DiscoveryRequest, discovery.DiscoveryResponse]
+type adsStream = *connect.BidiStreamForClient[discovery.DiscoveryRequest, discovery.DiscoveryResponse]
 
-// StreamAggregatedResources opens a stream; it ends with ctx.
-func (a adsClient) StreamAggregatedResources(ctx context.Context, opts ...grpc.CallOption) (adsStream, error) {
-	s, err := a.conn.NewStream(ctx, &adsStreamDesc, streamADS, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &grpc.GenericClientStream[discovery.DiscoveryRequest, discovery.DiscoveryResponse]{ClientStream: s}, nil
-}
+// open starts a stream; it ends with ctx. The request goes out with the
+// first Send.
+func (a adsClient) open(ctx context.Context) adsStream { return a.c.CallBidiStream(ctx) }

@@ -7,21 +7,21 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"connectrpc.com/connect"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/grpc"
-	grpcbackoff "google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/api/mesh"
 	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
 	discovery "github.com/weftmesh/weft/api/xdsproto/envoy/service/discovery/v3"
+
+	"github.com/weftmesh/weft/sidecar/internal/cpconn"
 )
 
 // Node describes the sidecar to the control plane.
@@ -66,7 +66,8 @@ type Option func(*options)
 
 type options struct {
 	logger          *slog.Logger
-	dialOptions     []grpc.DialOption
+	httpClient      connect.HTTPClient
+	baseURL         string
 	backoffBase     time.Duration
 	backoffMax      time.Duration
 	nackBackoffBase time.Duration
@@ -79,10 +80,12 @@ type options struct {
 // WithLogger sets the logger (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
-// WithDialOptions adds gRPC dial options, after the defaults (insecure
-// transport credentials, connect backoff capped like the stream backoff).
-func WithDialOptions(opts ...grpc.DialOption) Option {
-	return func(o *options) { o.dialOptions = append(o.dialOptions, opts...) }
+// WithHTTPClient sets the HTTP/2 client the ADS stream runs on and the URL
+// of the server (cpconn.BaseURL: https for the sidecar's TLS channel, whose
+// client also adds the credential). Default: cleartext HTTP/2 to the server
+// address (cpconn.NewTransport(nil)), no credential.
+func WithHTTPClient(hc connect.HTTPClient, baseURL string) Option {
+	return func(o *options) { o.httpClient, o.baseURL = hc, baseURL }
 }
 
 // WithBackoff sets the reconnect backoff: jittered, doubling from base to max
@@ -276,25 +279,13 @@ func (c *Client) Status() Status {
 // of every type. Run returns nil when ctx is done, and an error only when the
 // client cannot be set up at all.
 func (c *Client) Run(ctx context.Context) error {
-	dialOpts := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff: grpcbackoff.Config{
-				BaseDelay:  c.opts.backoffBase,
-				Multiplier: 1.6,
-				Jitter:     0.2,
-				MaxDelay:   c.opts.backoffMax,
-			},
-			MinConnectTimeout: 5 * time.Second,
-		}),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
-	}, c.opts.dialOptions...)
-	conn, err := grpc.NewClient(c.server, dialOpts...)
-	if err != nil {
-		return fmt.Errorf("xdsclient: dial %s: %w", c.server, err)
+	hc, base := c.opts.httpClient, c.opts.baseURL
+	if hc == nil {
+		tr := cpconn.NewTransport(nil)
+		defer tr.CloseIdleConnections()
+		hc, base = &http.Client{Transport: tr}, cpconn.BaseURL(c.server, false)
 	}
-	defer conn.Close()
-	ads := adsClient{conn}
+	ads := newADSClient(hc, base)
 
 	bo := backoff{base: c.opts.backoffBase, max: c.opts.backoffMax}
 	for {
@@ -325,34 +316,23 @@ func (c *Client) Run(ctx context.Context) error {
 func (c *Client) session(ctx context.Context, ads adsClient) (healthy bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := ads.StreamAggregatedResources(sctx)
-	if err != nil {
-		return false, fmt.Errorf("open ADS stream: %w", err)
-	}
+	stream := ads.open(sctx)
 	s := &session{c: c, stream: stream, first: true}
 	for _, ts := range c.types {
 		ts.nonce, ts.subscribed, ts.pending, ts.due, ts.held = "", false, nil, time.Time{}, nil
 	}
-	for _, url := range order {
-		ts := c.types[url]
-		if ts.wildcard || len(ts.names) > 0 {
-			if err := s.send(ts, nil); err != nil {
-				return false, err
-			}
-		}
-	}
-	c.setConnected(true, nil)
-	c.log.Info("xds stream open", "node", c.node.GetId())
 
 	// The receive goroutine only moves responses to this one, which owns
-	// all state and is the only one to Send.
+	// all state and is the only one to Send. It runs from the start: a
+	// Send that fails because the call failed (io.EOF) leaves the reason
+	// to Receive (streamErr).
 	recv := make(chan *discovery.DiscoveryResponse)
 	recvErr := make(chan error, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for {
-			resp, err := stream.Recv()
+			resp, err := stream.Receive()
 			if err != nil {
 				recvErr <- err
 				return
@@ -364,7 +344,37 @@ func (c *Client) session(ctx context.Context, ads adsClient) (healthy bool, err 
 			}
 		}
 	}()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		// net/http's HTTP/2 client notices the cancelled context only once
+		// the request body is closed (it is blocked reading it), so the
+		// request side is closed before the response is waited for.
+		cancel()
+		_ = stream.CloseRequest()
+		<-done
+		_ = stream.CloseResponse()
+	}()
+	streamErr := func(err error) error {
+		if !errors.Is(err, io.EOF) {
+			return err
+		}
+		select {
+		case rerr := <-recvErr:
+			return fmt.Errorf("%w: %w", err, rerr)
+		case <-ctx.Done():
+			return err
+		}
+	}
+
+	for _, url := range order {
+		ts := c.types[url]
+		if ts.wildcard || len(ts.names) > 0 {
+			if err := s.send(ts, nil); err != nil {
+				return false, streamErr(err)
+			}
+		}
+	}
+	c.setConnected(true, nil)
+	c.log.Info("xds stream open", "node", c.node.GetId())
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -381,7 +391,7 @@ func (c *Client) session(ctx context.Context, ads adsClient) (healthy bool, err 
 		case resp := <-recv:
 			healthy = true
 			if err := s.handle(resp, time.Time{}); err != nil {
-				return healthy, err
+				return healthy, streamErr(err)
 			}
 		case now := <-timer.C:
 			for _, url := range order {
@@ -390,12 +400,12 @@ func (c *Client) session(ctx context.Context, ads adsClient) (healthy bool, err 
 					held := ts.held
 					ts.held = nil
 					if err := s.handle(held, ts.holdUntil); err != nil {
-						return healthy, err
+						return healthy, streamErr(err)
 					}
 				}
 				if ts.pending != nil && !now.Before(ts.due) {
 					if err := s.send(ts, ts.pending); err != nil {
-						return healthy, err
+						return healthy, streamErr(err)
 					}
 				}
 			}
@@ -560,7 +570,7 @@ func (s *session) nack(ts *typeState, resp *discovery.DiscoveryResponse, err err
 	c.mu.Lock()
 	c.status.LastNACK = &NACK{TypeURL: ts.url, Version: resp.GetVersionInfo(), Nonce: resp.GetNonce(), Reason: reason, Time: now}
 	c.mu.Unlock()
-	detail := &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: reason}
+	detail := &rpcstatus.Status{Code: int32(connect.CodeInvalidArgument), Message: reason}
 	if ts.nackCount == 1 {
 		c.log.Warn("xds config rejected; keeping the last accepted config", "type", shortType(ts.url),
 			"version", resp.GetVersionInfo(), "keep_version", ts.acked, "reason", reason)

@@ -6,7 +6,10 @@
 //
 // One gRPC stream of envoy.service.discovery.v3.AggregatedDiscoveryService
 // (state of the world), opened by method name with the trimmed
-// DiscoveryRequest/DiscoveryResponse. On a new stream the client asks for
+// DiscoveryRequest/DiscoveryResponse through connect's gRPC protocol on
+// net/http's HTTP/2 client (WithHTTPClient; sidecar/internal/cpconn builds
+// it, with TLS, the credential and HTTP/2 health pings), so the sidecar
+// does not link grpc-go. On a new stream the client asks for
 // clusters (CDS, wildcard), the endpoints they reference (EDS, by name), listeners (LDS,
 // wildcard) and the route configurations they reference (RDS, by name), in
 // that order, each with the last version it ACKed, so a restarted stream
@@ -55,10 +58,12 @@
 //
 // # Goroutines
 //
-// Run owns everything: it dials, runs one stream at a time and reconnects
-// with jittered exponential backoff (200 ms doubling to 3 s by default),
-// keeping the last good configuration in force while disconnected. Per
-// stream, one goroutine blocks in Recv and passes responses over a channel to
+// Run owns everything: it runs one stream at a time and reconnects with
+// jittered exponential backoff (200 ms doubling to 3 s by default), keeping
+// the last good configuration in force while disconnected (a stream that
+// cannot connect fails at once; a dead connection is found by the
+// transport's pings). Per stream, one goroutine blocks in Receive and
+// passes responses over a channel to
 // the Run goroutine, which alone validates, commits, calls the validator and
 // the update handler, and Sends. So the handler runs before the ACK, and it
 // must not block: the sidecar compiles its routing table there and swaps it

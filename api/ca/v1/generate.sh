@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates ca.pb.go and ca_grpc.pb.go from ca.proto.
+# Regenerates ca.pb.go (the messages) from ca.proto, and cav1grpc/service.pb.go
+# and cav1grpc/service_grpc.pb.go (grpc-go's server and client) from
+# cav1grpc/service.proto.
 # Needs protoc (Debian: apt-get install -y protobuf-compiler); installs the two
 # pinned Go plugins into <repo>/.cache/tools/bin when they are missing.
 set -euo pipefail
@@ -13,5 +15,8 @@ command -v protoc >/dev/null || { echo "generate.sh: protoc not found (apt-get i
 cd "$here"
 PATH="$bin:$PATH" protoc -I . \
   --go_out=. --go_opt=paths=source_relative \
-  --go-grpc_out=. --go-grpc_opt=paths=source_relative \
   ca.proto
+PATH="$bin:$PATH" protoc -I . \
+  --go_out=. --go_opt=paths=source_relative \
+  --go-grpc_out=. --go-grpc_opt=paths=source_relative \
+  cav1grpc/service.proto

@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	cav1 "github.com/weftmesh/weft/api/ca/v1"
+	"github.com/weftmesh/weft/api/ca/v1/cav1grpc"
 	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/control-plane/ca"
 	"github.com/weftmesh/weft/control-plane/xds"
@@ -258,7 +259,7 @@ func TestSecureXDSRefusals(t *testing.T) {
 		})
 	}
 	t.Run("csr for an identity the token does not prove", func(t *testing.T) {
-		cl := cav1.NewCertificateServiceClient(s.dial(t, s.tokens["client"]))
+		cl := cav1grpc.NewCertificateServiceClient(s.dial(t, s.tokens["client"]))
 		_, err := cl.CreateCertificate(t.Context(), &cav1.CreateCertificateRequest{CsrPem: csrFor(t, s.td, "shop", "payment")})
 		if status.Code(err) != codes.PermissionDenied {
 			t.Fatalf("CreateCertificate = %v, want PermissionDenied", err)
@@ -291,7 +292,7 @@ func TestSecureXDSSecretsAndRotation(t *testing.T) {
 	cc := s.dial(t, s.tokens["client"])
 	issue := func() *x509.Certificate {
 		t.Helper()
-		resp, err := cav1.NewCertificateServiceClient(cc).CreateCertificate(t.Context(), &cav1.CreateCertificateRequest{CsrPem: csrFor(t, s.td, "shop", "client")})
+		resp, err := cav1grpc.NewCertificateServiceClient(cc).CreateCertificate(t.Context(), &cav1.CreateCertificateRequest{CsrPem: csrFor(t, s.td, "shop", "client")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,11 +30,12 @@ import (
 	"google.golang.org/grpc/status"
 
 	cav1 "github.com/weftmesh/weft/api/ca/v1"
+	"github.com/weftmesh/weft/api/ca/v1/cav1grpc"
 )
 
 // CA is a test certificate authority.
 type CA struct {
-	cav1.UnimplementedCertificateServiceServer
+	cav1grpc.UnimplementedCertificateServiceServer
 
 	Root     *x509.Certificate
 	key      *ecdsa.PrivateKey

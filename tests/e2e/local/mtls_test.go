@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	cav1 "github.com/weftmesh/weft/api/ca/v1"
+	"github.com/weftmesh/weft/api/ca/v1/cav1grpc"
 	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/control-plane/launch"
 )
@@ -139,7 +140,7 @@ func TestMTLSRefusals(t *testing.T) {
 
 	t.Run("csr for an identity the token does not prove", func(t *testing.T) {
 		off := e.logOffset("control-plane")
-		cl := cav1.NewCertificateServiceClient(e.dialCP(t, e.tokenOf(t, "client.shop")))
+		cl := cav1grpc.NewCertificateServiceClient(e.dialCP(t, e.tokenOf(t, "client.shop")))
 		resp, err := cl.CreateCertificate(t.Context(), &cav1.CreateCertificateRequest{CsrPem: csrPEM(t, td, "shop", "payment")})
 		if status.Code(err) != codes.PermissionDenied || resp != nil {
 			t.Fatalf("CreateCertificate(payment) with client's token = %v, %v; want PermissionDenied", resp, err)
@@ -158,7 +159,7 @@ func TestMTLSRefusals(t *testing.T) {
 		cc := e.dialCP(t, stolen)
 		off := e.logOffset("control-plane")
 		// As order-1: its certificate...
-		_, err := cav1.NewCertificateServiceClient(cc).CreateCertificate(t.Context(), &cav1.CreateCertificateRequest{CsrPem: csrPEM(t, td, "shop", "order")})
+		_, err := cav1grpc.NewCertificateServiceClient(cc).CreateCertificate(t.Context(), &cav1.CreateCertificateRequest{CsrPem: csrPEM(t, td, "shop", "order")})
 		if status.Code(err) != codes.PermissionDenied {
 			t.Fatalf("CreateCertificate(order) with payment's token = %v; want PermissionDenied", err)
 		}
