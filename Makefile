@@ -181,7 +181,7 @@ demo: build
 ifeq ($(JAEGER),1)
 	hack/jaeger/up.sh $(ROOT)/.cache/jaeger/run
 	trap 'kill $$(cat $(ROOT)/.cache/jaeger/run/jaeger.pid) 2>/dev/null' EXIT; \
-	$(BIN)/shop-demo -f $(DEMO_MESH) -bin $(BIN) --jaeger 127.0.0.1:4317 --jaeger-query http://127.0.0.1:16686
+	$(BIN)/shop-demo -f $(DEMO_MESH) -bin $(BIN) --jaeger 127.0.0.1:4318 --jaeger-query http://127.0.0.1:16686
 else
 	$(BIN)/shop-demo -f $(DEMO_MESH) -bin $(BIN)
 endif

@@ -14,6 +14,16 @@ const (
 	// TracerOpenTelemetry is the HttpConnectionManager tracing provider
 	// name (envoy.extensions.tracers.opentelemetry... OpenTelemetryConfig).
 	TracerOpenTelemetry = "envoy.tracers.opentelemetry"
+	// OTLPPort is the OTLP/HTTP port of a collector (Jaeger, the
+	// OpenTelemetry Collector): the sidecars export spans over OTLP/HTTP
+	// (protobuf) to http://<tracing endpoint>/v1/traces.
+	OTLPPort = 4318
+	// OTLPTracesPath is the OTLP/HTTP path of trace export.
+	OTLPTracesPath = "/v1/traces"
+	// OTLPCluster is the cluster named in the OpenTelemetryConfig's
+	// http_service.http_uri (Envoy requires one); the sidecar ignores it
+	// and dials the URI's host.
+	OTLPCluster = "otlp"
 	// AccessLoggerStdout is the access logger name (StdoutAccessLog).
 	AccessLoggerStdout = "envoy.access_loggers.stdout"
 	// AccessLogSamplingRuntimeKey and AccessLogStatusRuntimeKey are the
@@ -53,3 +63,7 @@ const (
 // on an mTLS connection (for the source_workload metric label) and removes
 // it before the app.
 const HeaderSourceWorkload = "x-weft-source-workload"
+
+// OTLPTracesURL is the OTLP/HTTP trace export URL of the collector at
+// endpoint (host:port, meshconfig.Tracing.Endpoint).
+func OTLPTracesURL(endpoint string) string { return "http://" + endpoint + OTLPTracesPath }

@@ -56,8 +56,9 @@ type Config struct {
 
 // Tracing configures span export.
 type Tracing struct {
-	// Endpoint is the OTLP/gRPC collector address (host:port); empty turns
-	// export off.
+	// Endpoint is the OTLP/HTTP collector address (host:port, usually port
+	// mesh.OTLPPort 4318); the sidecars POST spans to
+	// http://<endpoint>/v1/traces. Empty turns export off.
 	Endpoint string `json:"endpoint,omitempty"`
 	// SamplingRate in [0,1] for requests that arrive without a sampling
 	// decision.

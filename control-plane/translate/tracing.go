@@ -38,12 +38,11 @@ func (b *builder) tracing() (*hcm.HttpConnectionManager_Tracing, error) {
 		return nil, nil
 	}
 	cfg, err := typed(&trace.OpenTelemetryConfig{
-		GrpcService: &core.GrpcService{
-			TargetSpecifier: &core.GrpcService_GoogleGrpc_{GoogleGrpc: &core.GrpcService_GoogleGrpc{
-				TargetUri: t.Endpoint, StatPrefix: "otlp",
-			}},
-			Timeout: durationpb.New(otlpTimeout),
-		},
+		HttpService: &core.HttpService{HttpUri: &core.HttpUri{
+			Uri:              mesh.OTLPTracesURL(t.Endpoint),
+			HttpUpstreamType: &core.HttpUri_Cluster{Cluster: mesh.OTLPCluster},
+			Timeout:          durationpb.New(otlpTimeout),
+		}},
 		ServiceName: b.serviceName(),
 	})
 	if err != nil {

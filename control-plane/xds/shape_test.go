@@ -57,7 +57,7 @@ func TestShapeMatchesBuild(t *testing.T) {
 		meshes[filepath.Base(in)] = data
 	}
 	traced := meshconfig.Default()
-	traced.Tracing.Endpoint = "127.0.0.1:4317"
+	traced.Tracing.Endpoint = "127.0.0.1:4318"
 	for name, data := range meshes {
 		st, err := file.Parse(name, data)
 		if err != nil {

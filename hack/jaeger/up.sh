@@ -28,4 +28,4 @@ for _ in $(seq 300); do
   kill -0 "$(cat "$DIR/jaeger.pid")" 2>/dev/null || { tail -20 "$DIR/jaeger.log" >&2; exit 1; }
   sleep 0.1
 done
-echo "[jaeger-up] ready: OTLP gRPC $H:$OTLP_GRPC, query API http://$H:$QUERY_HTTP" >&2
+echo "[jaeger-up] ready: OTLP/HTTP $H:$OTLP_HTTP (the mesh's tracing endpoint), OTLP gRPC $H:$OTLP_GRPC, query API http://$H:$QUERY_HTTP" >&2

@@ -35,8 +35,9 @@ type Jaeger struct {
 	dir string
 }
 
-// OTLPGRPC is the OTLP/gRPC receiver's host:port.
-func (j *Jaeger) OTLPGRPC() string { return net.JoinHostPort(j.IP, strconv.Itoa(PortOTLPGRPC)) }
+// OTLPHTTP is the OTLP/HTTP receiver's host:port (the mesh's tracing
+// endpoint: the sidecars export OTLP/HTTP).
+func (j *Jaeger) OTLPHTTP() string { return net.JoinHostPort(j.IP, strconv.Itoa(PortOTLPHTTP)) }
 
 // QueryURL is the query API's base URL.
 func (j *Jaeger) QueryURL() string {

@@ -64,6 +64,8 @@ func keep() []string {
 		"envoy.config.trace.v3.OpenTelemetryConfig",
 		"envoy.config.core.v3.GrpcService",
 		"envoy.config.core.v3.GrpcService.GoogleGrpc",
+		"envoy.config.core.v3.HttpService",
+		"envoy.config.core.v3.HttpUri",
 
 		// RDS.
 		"envoy.config.route.v3.RouteConfiguration",

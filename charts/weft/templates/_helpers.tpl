@@ -54,7 +54,7 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- if .Values.mesh.tracing.endpoint -}}
 {{ .Values.mesh.tracing.endpoint }}
 {{- else if .Values.jaeger.enabled -}}
-{{ printf "%s.%s.svc:4317" (include "weft.jaeger" .) (include "weft.namespace" .) }}
+{{ printf "%s.%s.svc:4318" (include "weft.jaeger" .) (include "weft.namespace" .) }}
 {{- end -}}
 {{- end -}}
 

@@ -52,7 +52,7 @@ type Config struct {
 	DrainBound time.Duration
 	Timeout    time.Duration // per checkout
 	Verbose    bool          // stream every process's log to Log
-	// Jaeger is an OTLP/gRPC collector (host:port): the demo points the
+	// Jaeger is an OTLP/HTTP collector (host:port, Jaeger's 4318): the demo points the
 	// mesh's tracing at it (sampling 1) with the weft-mesh-config
 	// ConfigMap; JaegerQuery (the query API's base URL) is printed as the
 	// link to the demo's traces.

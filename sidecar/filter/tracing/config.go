@@ -3,6 +3,7 @@ package tracing
 import (
 	"errors"
 	"fmt"
+	"net/url"
 
 	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/api/xdsproto"
@@ -14,7 +15,8 @@ import (
 
 // Config is the tracing of one proxy; the zero value is tracing off.
 type Config struct {
-	// Endpoint is the OTLP/gRPC collector (host:port); empty: off.
+	// Endpoint is the OTLP/HTTP collector's trace URL
+	// (http://host:4318/v1/traces); empty: off.
 	Endpoint string
 	// Rate in [0,1] samples requests without a parent decision.
 	Rate float64
@@ -98,9 +100,9 @@ func parseTracing(t *hcm.HttpConnectionManager_Tracing) (Config, error) {
 	if err := xdsproto.Unpack(p.GetTypedConfig(), oc); err != nil {
 		return Config{}, fmt.Errorf("provider %q: %w", p.GetName(), err)
 	}
-	target := oc.GetGrpcService().GetGoogleGrpc().GetTargetUri()
-	if target == "" {
-		return Config{}, errors.New("opentelemetry: grpc_service.google_grpc.target_uri is required")
+	target, err := otlpURL(oc)
+	if err != nil {
+		return Config{}, fmt.Errorf("opentelemetry: %w", err)
 	}
 	rate := 1.0
 	if rs := t.GetRandomSampling(); rs != nil {
@@ -111,4 +113,25 @@ func parseTracing(t *hcm.HttpConnectionManager_Tracing) (Config, error) {
 	}
 	rate = min(max(rate, 0), 1)
 	return Config{Endpoint: target, Rate: rate, ServiceName: oc.GetServiceName()}, nil
+}
+
+// otlpURL is the collector URL of oc: http_service.http_uri.uri, plain
+// http with a host (the sidecar exports OTLP/HTTP without TLS). A
+// grpc_service (OTLP/gRPC) is refused: the sidecar does not speak it.
+func otlpURL(oc *trace.OpenTelemetryConfig) (string, error) {
+	if oc.GetGrpcService() != nil {
+		return "", errors.New("grpc_service (OTLP/gRPC) is not supported: use http_service (OTLP/HTTP)")
+	}
+	raw := oc.GetHttpService().GetHttpUri().GetUri()
+	if raw == "" {
+		return "", errors.New("http_service.http_uri.uri is required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("http_service.http_uri.uri: %w", err)
+	}
+	if u.Scheme != "http" || u.Host == "" || u.User != nil {
+		return "", fmt.Errorf("http_service.http_uri.uri %q: want http://host:port/path", raw)
+	}
+	return raw, nil
 }

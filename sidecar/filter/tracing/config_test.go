@@ -2,8 +2,10 @@ package tracing
 
 import (
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/api/mesh"
@@ -45,7 +47,14 @@ func otel(t *testing.T, name string, m proto.Message, rate float64) *hcm.HttpCon
 }
 
 func TestParse(t *testing.T) {
-	good := &trace.OpenTelemetryConfig{
+	otlp := func(uri string) *trace.OpenTelemetryConfig {
+		return &trace.OpenTelemetryConfig{
+			HttpService: &core.HttpService{HttpUri: &core.HttpUri{Uri: uri, HttpUpstreamType: &core.HttpUri_Cluster{Cluster: mesh.OTLPCluster}, Timeout: durationpb.New(time.Second)}},
+			ServiceName: "order.shop",
+		}
+	}
+	good := otlp(mesh.OTLPTracesURL("127.0.0.1:4318"))
+	grpc := &trace.OpenTelemetryConfig{
 		GrpcService: &core.GrpcService{TargetSpecifier: &core.GrpcService_GoogleGrpc_{GoogleGrpc: &core.GrpcService_GoogleGrpc{TargetUri: "127.0.0.1:4317", StatPrefix: "otlp"}}},
 		ServiceName: "order.shop",
 	}
@@ -58,7 +67,10 @@ func TestParse(t *testing.T) {
 	}{
 		{name: "off", want: Config{}},
 		{name: "off ignores b3", b3: true, want: Config{}},
-		{name: "otel", tr: otel(t, mesh.TracerOpenTelemetry, good, 0.25), b3: true, want: Config{Endpoint: "127.0.0.1:4317", Rate: 0.25, B3: true, ServiceName: "order.shop"}},
+		{name: "otel", tr: otel(t, mesh.TracerOpenTelemetry, good, 0.25), b3: true, want: Config{Endpoint: "http://127.0.0.1:4318/v1/traces", Rate: 0.25, B3: true, ServiceName: "order.shop"}},
+		{name: "OTLP/gRPC refused", tr: otel(t, mesh.TracerOpenTelemetry, grpc, 1), wantErr: true},
+		{name: "https refused", tr: otel(t, mesh.TracerOpenTelemetry, otlp("https://collector:4318/v1/traces"), 1), wantErr: true},
+		{name: "no host refused", tr: otel(t, mesh.TracerOpenTelemetry, otlp("http:///v1/traces"), 1), wantErr: true},
 		{name: "zipkin refused", tr: otel(t, "envoy.tracers.zipkin", good, 1), wantErr: true},
 		{name: "no target refused", tr: otel(t, mesh.TracerOpenTelemetry, &trace.OpenTelemetryConfig{ServiceName: "x"}, 1), wantErr: true},
 	}

@@ -13,9 +13,12 @@
 // started with. With no configuration there is no provider: Start returns
 // the incoming context and a no-op span, so the cost is one atomic load.
 //
-// Export: OTLP/gRPC through Batcher, a bounded queue that never blocks
-// the request path (a full queue drops the span and counts it) and
-// exports batches with a deadline; failed exports count as dropped.
+// Export: OTLP/HTTP (binary protobuf POSTed to the collector's
+// http://host:4318/v1/traces) through Batcher, a bounded queue that never
+// blocks the request path (a full queue drops the span and counts it) and
+// exports batches with a deadline; failed exports count as dropped. The
+// exporter is otlptrace's with a small HTTP client of its own (otlphttp.go):
+// the otlptracehttp exporter links grpc-go.
 //
 // Goroutines: each provider's Batcher runs one export goroutine, stopped
 // by the provider's Shutdown. Run owns the shutdowns: replaced providers

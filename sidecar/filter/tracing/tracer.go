@@ -11,7 +11,7 @@ import (
 
 	"go.opentelemetry.io/contrib/propagators/b3"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -56,7 +56,7 @@ type Option func(*Tracer)
 // WithQueueSize sets the batch queue bound (DefaultQueueSize).
 func WithQueueSize(n int) Option { return func(t *Tracer) { t.queue = n } }
 
-// WithExporter replaces the OTLP/gRPC exporter (tests).
+// WithExporter replaces the OTLP/HTTP exporter (tests).
 func WithExporter(f func(ctx context.Context, endpoint string) (sdktrace.SpanExporter, error)) Option {
 	return func(t *Tracer) { t.newExp = f }
 }
@@ -70,13 +70,11 @@ func New(log *slog.Logger, opts ...Option) *Tracer {
 	return t
 }
 
-func otlpExporter(ctx context.Context, endpoint string) (sdktrace.SpanExporter, error) {
-	return otlptracegrpc.New(ctx,
-		otlptracegrpc.WithEndpoint(endpoint),
-		otlptracegrpc.WithInsecure(),
-		otlptracegrpc.WithTimeout(DefaultExportTimeout),
-		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}),
-	)
+// otlpExporter exports to the OTLP/HTTP collector at url (Config.Endpoint)
+// without retries: the Batcher bounds each export with
+// DefaultExportTimeout and counts a failed one as dropped.
+func otlpExporter(ctx context.Context, url string) (sdktrace.SpanExporter, error) {
+	return otlptrace.New(ctx, newOTLPHTTP(url))
 }
 
 // Counters returns the export counters.

@@ -141,7 +141,7 @@ func checkRendered(t *testing.T, objs []*unstructured.Unstructured, file string)
 	}
 	if file == "tracing-values.yaml" {
 		cm := toTyped[corev1.ConfigMap](t, find(objs, "ConfigMap", mesh.MeshConfigMapName))
-		if !strings.Contains(cm.Data[mesh.MeshConfigMapKey], `endpoint: "weft-jaeger.weft-system.svc:4317"`) {
+		if !strings.Contains(cm.Data[mesh.MeshConfigMapKey], `endpoint: "weft-jaeger.weft-system.svc:4318"`) {
 			t.Errorf("tracing on with Jaeger: mesh config %q does not point at the in-cluster Jaeger", cm.Data[mesh.MeshConfigMapKey])
 		}
 	}
@@ -231,7 +231,7 @@ func TestSchemaRejections(t *testing.T) {
 		{"mtls mode", []string{"mesh.mtlsMode=LAX"}, "mtlsMode"},
 		{"outbound policy", []string{"mesh.outboundPolicy=OPEN"}, "outboundPolicy"},
 		{"sampling above 1", []string{"mesh.tracing.samplingRate=2"}, "samplingRate"},
-		{"tracing endpoint not host:port", []string{"mesh.tracing.endpoint=http://jaeger:4317"}, "endpoint"},
+		{"tracing endpoint not host:port", []string{"mesh.tracing.endpoint=http://jaeger:4318"}, "endpoint"},
 		{"failure policy", []string{"webhook.failurePolicy=Maybe"}, "failurePolicy"},
 		{"webhook timeout", []string{"webhook.timeoutSeconds=60"}, "timeoutSeconds"},
 		{"zero replicas", []string{"controlPlane.replicas=0"}, "replicas"},

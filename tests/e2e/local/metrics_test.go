@@ -48,7 +48,7 @@ func reqSeries(metric, dir, src, srcSA, dst, dstSA, dstSvc, code string) string 
 // inbound side's destination_service from its inbound cluster's services).
 func TestRequestMetricsMatchTraffic(t *testing.T) {
 	p := meshParams{Base: randomBase(), Payment2: "absent"}
-	p.Extra = tracingExtra(p, p.IP(201)+":4317", "0")
+	p.Extra = tracingExtra(p, p.IP(201)+":4318", "0")
 	e := startSecureMesh(t, p)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()

@@ -107,7 +107,7 @@ func TestTracingAcrossTheMesh(t *testing.T) {
 	}
 	p := meshParams{Base: randomBase(), Payment2: "absent"}
 	j := jaegerharness.Start(t, p.IP(200))
-	p.Extra = tracingExtra(p, j.OTLPGRPC(), "1")
+	p.Extra = tracingExtra(p, j.OTLPHTTP(), "1")
 	e := startSecureMesh(t, p)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -214,7 +214,7 @@ func TestTracingAcrossTheMesh(t *testing.T) {
 	})
 
 	// Sampling 0 pushed at run time: a new root is no longer sampled.
-	p.Extra = tracingExtra(p, j.OTLPGRPC(), "0")
+	p.Extra = tracingExtra(p, j.OTLPHTTP(), "0")
 	e.writeMesh(t, p)
 	for {
 		r, _, err := e.get(ctx, url)
@@ -263,7 +263,7 @@ func TestTracingAcrossTheMesh(t *testing.T) {
 		}
 	}
 	// And back to 1.
-	p.Extra = tracingExtra(p, j.OTLPGRPC(), "1")
+	p.Extra = tracingExtra(p, j.OTLPHTTP(), "1")
 	e.writeMesh(t, p)
 	for {
 		r, _, err := e.get(ctx, url)
@@ -284,7 +284,7 @@ func TestTracingAcrossTheMesh(t *testing.T) {
 // sampling decision.
 func TestTracePropagationConversions(t *testing.T) {
 	p := meshParams{Base: randomBase(), Payment2: "absent"}
-	p.Extra = tracingExtraB3(p, p.IP(201)+":4317", "0", false) // nothing listens: spans dropped
+	p.Extra = tracingExtraB3(p, p.IP(201)+":4318", "0", false) // nothing listens: spans dropped
 	e := startSecureMesh(t, p)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -351,7 +351,7 @@ func TestTracePropagationConversions(t *testing.T) {
 	}
 
 	// B3 on, pushed at run time: W3C in, W3C and B3 out.
-	p.Extra = tracingExtraB3(p, p.IP(201)+":4317", "0", true)
+	p.Extra = tracingExtraB3(p, p.IP(201)+":4318", "0", true)
 	e.writeMesh(t, p)
 	traceID, tp := newTraceParent(true)
 	var gw, order map[string]string
@@ -394,7 +394,7 @@ func TestTracingCollectorDown(t *testing.T) {
 	}{{"down", false}, {"slow", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := meshParams{Base: randomBase(), Payment2: "absent"}
-			collector := p.IP(201) + ":4317" // nothing listens there
+			collector := p.IP(201) + ":4318" // nothing listens there
 			if tc.slow {
 				ln, err := net.Listen("tcp", collector)
 				if err != nil {
@@ -554,7 +554,7 @@ func TestTracingRetryAttempts(t *testing.T) {
 	}
 	p := meshParams{Base: randomBase(), Payment2: "absent"}
 	j := jaegerharness.Start(t, p.IP(200))
-	p.Extra = tracingExtra(p, j.OTLPGRPC(), "1") + "---\n" + retryExtra(p)
+	p.Extra = tracingExtra(p, j.OTLPHTTP(), "1") + "---\n" + retryExtra(p)
 	e := startSecureMesh(t, p)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
@@ -727,7 +727,7 @@ func checkAccessLog(t *testing.T, e *env, wl, traceID string, spans func(kind, s
 // 400 in the mesh ConfigMap) leaves out the successes and keeps the 404s.
 func TestAccessLogFilterAtRunTime(t *testing.T) {
 	p := meshParams{Base: randomBase(), Payment2: "absent"}
-	collector := p.IP(201) + ":4317" // nothing listens: spans dropped, ids still made
+	collector := p.IP(201) + ":4318" // nothing listens: spans dropped, ids still made
 	p.Extra = meshConfigExtra(p, collector, "1", false, "{enabled: true}")
 	e := startSecureMesh(t, p)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)

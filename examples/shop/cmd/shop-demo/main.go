@@ -28,7 +28,7 @@ func main() {
 	fs.DurationVar(&cfg.ScaleUpAt, "scale-up-at", cfg.ScaleUpAt, "when to scale payment to 3 endpoints (offset into the load)")
 	fs.DurationVar(&cfg.ScaleDownAt, "scale-down-at", cfg.ScaleDownAt, "when to scale payment back to 1 endpoint")
 	fs.BoolVar(&cfg.Verbose, "v", false, "stream every process's log to stderr")
-	fs.StringVar(&cfg.Jaeger, "jaeger", "", "OTLP/gRPC collector host:port (Jaeger) to send the mesh's spans to, sampling 1")
+	fs.StringVar(&cfg.Jaeger, "jaeger", "", "OTLP/HTTP collector host:port (Jaeger's 4318) to send the mesh's spans to, sampling 1")
 	fs.StringVar(&cfg.JaegerQuery, "jaeger-query", "", "Jaeger query API base URL, printed as the link to the demo's traces")
 	_ = fs.Parse(os.Args[1:])
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

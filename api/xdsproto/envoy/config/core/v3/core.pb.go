@@ -272,7 +272,7 @@ func (x SocketAddress_Protocol) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use SocketAddress_Protocol.Descriptor instead.
 func (SocketAddress_Protocol) EnumDescriptor() ([]byte, []int) {
-	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{11, 0}
+	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{13, 0}
 }
 
 type Address struct {
@@ -811,6 +811,140 @@ func (*GrpcService_EnvoyGrpc) isGrpcService_TargetSpecifier() {}
 
 func (*GrpcService_GoogleGrpc_) isGrpcService_TargetSpecifier() {}
 
+type HttpService struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	HttpUri       *HttpUri                `protobuf:"bytes,1,opt,name=http_uri,json=httpUri,proto3" json:"http_uri,omitempty"`
+	Formatters    []*TypedExtensionConfig `protobuf:"bytes,3,rep,name=formatters,proto3" json:"formatters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HttpService) Reset() {
+	*x = HttpService{}
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HttpService) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HttpService) ProtoMessage() {}
+
+func (x *HttpService) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HttpService.ProtoReflect.Descriptor instead.
+func (*HttpService) Descriptor() ([]byte, []int) {
+	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *HttpService) GetHttpUri() *HttpUri {
+	if x != nil {
+		return x.HttpUri
+	}
+	return nil
+}
+
+func (x *HttpService) GetFormatters() []*TypedExtensionConfig {
+	if x != nil {
+		return x.Formatters
+	}
+	return nil
+}
+
+type HttpUri struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Uri   string                 `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
+	// Types that are valid to be assigned to HttpUpstreamType:
+	//
+	//	*HttpUri_Cluster
+	HttpUpstreamType isHttpUri_HttpUpstreamType `protobuf_oneof:"http_upstream_type"`
+	Timeout          *durationpb.Duration       `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *HttpUri) Reset() {
+	*x = HttpUri{}
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HttpUri) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HttpUri) ProtoMessage() {}
+
+func (x *HttpUri) ProtoReflect() protoreflect.Message {
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HttpUri.ProtoReflect.Descriptor instead.
+func (*HttpUri) Descriptor() ([]byte, []int) {
+	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HttpUri) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *HttpUri) GetHttpUpstreamType() isHttpUri_HttpUpstreamType {
+	if x != nil {
+		return x.HttpUpstreamType
+	}
+	return nil
+}
+
+func (x *HttpUri) GetCluster() string {
+	if x != nil {
+		if x, ok := x.HttpUpstreamType.(*HttpUri_Cluster); ok {
+			return x.Cluster
+		}
+	}
+	return ""
+}
+
+func (x *HttpUri) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+type isHttpUri_HttpUpstreamType interface {
+	isHttpUri_HttpUpstreamType()
+}
+
+type HttpUri_Cluster struct {
+	Cluster string `protobuf:"bytes,2,opt,name=cluster,proto3,oneof"`
+}
+
+func (*HttpUri_Cluster) isHttpUri_HttpUpstreamType() {}
+
 type Locality struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Region        string                 `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
@@ -822,7 +956,7 @@ type Locality struct {
 
 func (x *Locality) Reset() {
 	*x = Locality{}
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[6]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -834,7 +968,7 @@ func (x *Locality) String() string {
 func (*Locality) ProtoMessage() {}
 
 func (x *Locality) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[6]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -847,7 +981,7 @@ func (x *Locality) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Locality.ProtoReflect.Descriptor instead.
 func (*Locality) Descriptor() ([]byte, []int) {
-	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{6}
+	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Locality) GetRegion() string {
@@ -881,7 +1015,7 @@ type Metadata struct {
 
 func (x *Metadata) Reset() {
 	*x = Metadata{}
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[7]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -893,7 +1027,7 @@ func (x *Metadata) String() string {
 func (*Metadata) ProtoMessage() {}
 
 func (x *Metadata) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[7]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -906,7 +1040,7 @@ func (x *Metadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metadata.ProtoReflect.Descriptor instead.
 func (*Metadata) Descriptor() ([]byte, []int) {
-	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{7}
+	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Metadata) GetFilterMetadata() map[string]*structpb.Struct {
@@ -943,7 +1077,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[8]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -955,7 +1089,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[8]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -968,7 +1102,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{8}
+	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Node) GetId() string {
@@ -1071,7 +1205,7 @@ type RuntimeFractionalPercent struct {
 
 func (x *RuntimeFractionalPercent) Reset() {
 	*x = RuntimeFractionalPercent{}
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[9]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1217,7 @@ func (x *RuntimeFractionalPercent) String() string {
 func (*RuntimeFractionalPercent) ProtoMessage() {}
 
 func (x *RuntimeFractionalPercent) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[9]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1230,7 @@ func (x *RuntimeFractionalPercent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuntimeFractionalPercent.ProtoReflect.Descriptor instead.
 func (*RuntimeFractionalPercent) Descriptor() ([]byte, []int) {
-	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{9}
+	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RuntimeFractionalPercent) GetDefaultValue() *v3.FractionalPercent {
@@ -1123,7 +1257,7 @@ type RuntimeUInt32 struct {
 
 func (x *RuntimeUInt32) Reset() {
 	*x = RuntimeUInt32{}
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[10]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1269,7 @@ func (x *RuntimeUInt32) String() string {
 func (*RuntimeUInt32) ProtoMessage() {}
 
 func (x *RuntimeUInt32) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[10]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1282,7 @@ func (x *RuntimeUInt32) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuntimeUInt32.ProtoReflect.Descriptor instead.
 func (*RuntimeUInt32) Descriptor() ([]byte, []int) {
-	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{10}
+	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RuntimeUInt32) GetDefaultValue() uint32 {
@@ -1183,7 +1317,7 @@ type SocketAddress struct {
 
 func (x *SocketAddress) Reset() {
 	*x = SocketAddress{}
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[11]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1329,7 @@ func (x *SocketAddress) String() string {
 func (*SocketAddress) ProtoMessage() {}
 
 func (x *SocketAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[11]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1342,7 @@ func (x *SocketAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SocketAddress.ProtoReflect.Descriptor instead.
 func (*SocketAddress) Descriptor() ([]byte, []int) {
-	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{11}
+	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SocketAddress) GetProtocol() SocketAddress_Protocol {
@@ -1304,7 +1438,7 @@ type SubstitutionFormatString struct {
 
 func (x *SubstitutionFormatString) Reset() {
 	*x = SubstitutionFormatString{}
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[12]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1450,7 @@ func (x *SubstitutionFormatString) String() string {
 func (*SubstitutionFormatString) ProtoMessage() {}
 
 func (x *SubstitutionFormatString) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[12]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1463,7 @@ func (x *SubstitutionFormatString) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubstitutionFormatString.ProtoReflect.Descriptor instead.
 func (*SubstitutionFormatString) Descriptor() ([]byte, []int) {
-	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{12}
+	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SubstitutionFormatString) GetFormat() isSubstitutionFormatString_Format {
@@ -1422,7 +1556,7 @@ type TransportSocket struct {
 
 func (x *TransportSocket) Reset() {
 	*x = TransportSocket{}
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[13]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1568,7 @@ func (x *TransportSocket) String() string {
 func (*TransportSocket) ProtoMessage() {}
 
 func (x *TransportSocket) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[13]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1581,7 @@ func (x *TransportSocket) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransportSocket.ProtoReflect.Descriptor instead.
 func (*TransportSocket) Descriptor() ([]byte, []int) {
-	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{13}
+	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TransportSocket) GetName() string {
@@ -1493,7 +1627,7 @@ type TypedExtensionConfig struct {
 
 func (x *TypedExtensionConfig) Reset() {
 	*x = TypedExtensionConfig{}
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[14]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1639,7 @@ func (x *TypedExtensionConfig) String() string {
 func (*TypedExtensionConfig) ProtoMessage() {}
 
 func (x *TypedExtensionConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[14]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1652,7 @@ func (x *TypedExtensionConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TypedExtensionConfig.ProtoReflect.Descriptor instead.
 func (*TypedExtensionConfig) Descriptor() ([]byte, []int) {
-	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{14}
+	return file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TypedExtensionConfig) GetName() string {
@@ -1550,7 +1684,7 @@ type GrpcService_GoogleGrpc struct {
 
 func (x *GrpcService_GoogleGrpc) Reset() {
 	*x = GrpcService_GoogleGrpc{}
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[15]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1696,7 @@ func (x *GrpcService_GoogleGrpc) String() string {
 func (*GrpcService_GoogleGrpc) ProtoMessage() {}
 
 func (x *GrpcService_GoogleGrpc) ProtoReflect() protoreflect.Message {
-	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[15]
+	mi := &file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1676,7 +1810,17 @@ const file_weft_xds_envoy_config_core_v3_core_proto_rawDesc = "" +
 	"\x18credentials_factory_name\x18\x05 \x01(\tR\x16credentialsFactoryName\x12/\n" +
 	"\x06config\x18\x06 \x01(\v2\x17.google.protobuf.StructR\x06config\x12^\n" +
 	"\x1dper_stream_buffer_limit_bytes\x18\a \x01(\v2\x1c.google.protobuf.UInt32ValueR\x19perStreamBufferLimitBytesB\x17\n" +
-	"\x10target_specifier\x12\x03\xf8B\x01\"Q\n" +
+	"\x10target_specifier\x12\x03\xf8B\x01\"\xa5\x01\n" +
+	"\vHttpService\x12A\n" +
+	"\bhttp_uri\x18\x01 \x01(\v2&.weft.xds.envoy.config.core.v3.HttpUriR\ahttpUri\x12S\n" +
+	"\n" +
+	"formatters\x18\x03 \x03(\v23.weft.xds.envoy.config.core.v3.TypedExtensionConfigR\n" +
+	"formatters\"\xad\x01\n" +
+	"\aHttpUri\x12\x19\n" +
+	"\x03uri\x18\x01 \x01(\tB\a\xfaB\x04r\x02\x10\x01R\x03uri\x12#\n" +
+	"\acluster\x18\x02 \x01(\tB\a\xfaB\x04r\x02\x10\x01H\x00R\acluster\x12G\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\x12\xfaB\x0f\xaa\x01\f\b\x01\x1a\x06\b\x80\x80\x80\x80\x102\x00R\atimeoutB\x19\n" +
+	"\x12http_upstream_type\x12\x03\xf8B\x01\"Q\n" +
 	"\bLocality\x12\x16\n" +
 	"\x06region\x18\x01 \x01(\tR\x06region\x12\x12\n" +
 	"\x04zone\x18\x02 \x01(\tR\x04zone\x12\x19\n" +
@@ -1777,7 +1921,7 @@ func file_weft_xds_envoy_config_core_v3_core_proto_rawDescGZIP() []byte {
 }
 
 var file_weft_xds_envoy_config_core_v3_core_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_weft_xds_envoy_config_core_v3_core_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_weft_xds_envoy_config_core_v3_core_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_weft_xds_envoy_config_core_v3_core_proto_goTypes = []any{
 	(ApiVersion)(0),                  // 0: weft.xds.envoy.config.core.v3.ApiVersion
 	(HealthStatus)(0),                // 1: weft.xds.envoy.config.core.v3.HealthStatus
@@ -1790,55 +1934,60 @@ var file_weft_xds_envoy_config_core_v3_core_proto_goTypes = []any{
 	(*ConfigSource)(nil),             // 8: weft.xds.envoy.config.core.v3.ConfigSource
 	(*DataSource)(nil),               // 9: weft.xds.envoy.config.core.v3.DataSource
 	(*GrpcService)(nil),              // 10: weft.xds.envoy.config.core.v3.GrpcService
-	(*Locality)(nil),                 // 11: weft.xds.envoy.config.core.v3.Locality
-	(*Metadata)(nil),                 // 12: weft.xds.envoy.config.core.v3.Metadata
-	(*Node)(nil),                     // 13: weft.xds.envoy.config.core.v3.Node
-	(*RuntimeFractionalPercent)(nil), // 14: weft.xds.envoy.config.core.v3.RuntimeFractionalPercent
-	(*RuntimeUInt32)(nil),            // 15: weft.xds.envoy.config.core.v3.RuntimeUInt32
-	(*SocketAddress)(nil),            // 16: weft.xds.envoy.config.core.v3.SocketAddress
-	(*SubstitutionFormatString)(nil), // 17: weft.xds.envoy.config.core.v3.SubstitutionFormatString
-	(*TransportSocket)(nil),          // 18: weft.xds.envoy.config.core.v3.TransportSocket
-	(*TypedExtensionConfig)(nil),     // 19: weft.xds.envoy.config.core.v3.TypedExtensionConfig
-	(*GrpcService_GoogleGrpc)(nil),   // 20: weft.xds.envoy.config.core.v3.GrpcService.GoogleGrpc
-	nil,                              // 21: weft.xds.envoy.config.core.v3.Metadata.FilterMetadataEntry
-	nil,                              // 22: weft.xds.envoy.config.core.v3.Metadata.TypedFilterMetadataEntry
-	(*wrapperspb.UInt32Value)(nil),   // 23: google.protobuf.UInt32Value
-	(*durationpb.Duration)(nil),      // 24: google.protobuf.Duration
-	(*structpb.Struct)(nil),          // 25: google.protobuf.Struct
-	(*v3.FractionalPercent)(nil),     // 26: weft.xds.envoy.type.v3.FractionalPercent
-	(*anypb.Any)(nil),                // 27: google.protobuf.Any
+	(*HttpService)(nil),              // 11: weft.xds.envoy.config.core.v3.HttpService
+	(*HttpUri)(nil),                  // 12: weft.xds.envoy.config.core.v3.HttpUri
+	(*Locality)(nil),                 // 13: weft.xds.envoy.config.core.v3.Locality
+	(*Metadata)(nil),                 // 14: weft.xds.envoy.config.core.v3.Metadata
+	(*Node)(nil),                     // 15: weft.xds.envoy.config.core.v3.Node
+	(*RuntimeFractionalPercent)(nil), // 16: weft.xds.envoy.config.core.v3.RuntimeFractionalPercent
+	(*RuntimeUInt32)(nil),            // 17: weft.xds.envoy.config.core.v3.RuntimeUInt32
+	(*SocketAddress)(nil),            // 18: weft.xds.envoy.config.core.v3.SocketAddress
+	(*SubstitutionFormatString)(nil), // 19: weft.xds.envoy.config.core.v3.SubstitutionFormatString
+	(*TransportSocket)(nil),          // 20: weft.xds.envoy.config.core.v3.TransportSocket
+	(*TypedExtensionConfig)(nil),     // 21: weft.xds.envoy.config.core.v3.TypedExtensionConfig
+	(*GrpcService_GoogleGrpc)(nil),   // 22: weft.xds.envoy.config.core.v3.GrpcService.GoogleGrpc
+	nil,                              // 23: weft.xds.envoy.config.core.v3.Metadata.FilterMetadataEntry
+	nil,                              // 24: weft.xds.envoy.config.core.v3.Metadata.TypedFilterMetadataEntry
+	(*wrapperspb.UInt32Value)(nil),   // 25: google.protobuf.UInt32Value
+	(*durationpb.Duration)(nil),      // 26: google.protobuf.Duration
+	(*structpb.Struct)(nil),          // 27: google.protobuf.Struct
+	(*v3.FractionalPercent)(nil),     // 28: weft.xds.envoy.type.v3.FractionalPercent
+	(*anypb.Any)(nil),                // 29: google.protobuf.Any
 }
 var file_weft_xds_envoy_config_core_v3_core_proto_depIdxs = []int32{
-	16, // 0: weft.xds.envoy.config.core.v3.Address.socket_address:type_name -> weft.xds.envoy.config.core.v3.SocketAddress
-	23, // 1: weft.xds.envoy.config.core.v3.CidrRange.prefix_len:type_name -> google.protobuf.UInt32Value
+	18, // 0: weft.xds.envoy.config.core.v3.Address.socket_address:type_name -> weft.xds.envoy.config.core.v3.SocketAddress
+	25, // 1: weft.xds.envoy.config.core.v3.CidrRange.prefix_len:type_name -> google.protobuf.UInt32Value
 	6,  // 2: weft.xds.envoy.config.core.v3.ConfigSource.ads:type_name -> weft.xds.envoy.config.core.v3.AggregatedConfigSource
-	24, // 3: weft.xds.envoy.config.core.v3.ConfigSource.initial_fetch_timeout:type_name -> google.protobuf.Duration
+	26, // 3: weft.xds.envoy.config.core.v3.ConfigSource.initial_fetch_timeout:type_name -> google.protobuf.Duration
 	0,  // 4: weft.xds.envoy.config.core.v3.ConfigSource.resource_api_version:type_name -> weft.xds.envoy.config.core.v3.ApiVersion
-	20, // 5: weft.xds.envoy.config.core.v3.GrpcService.google_grpc:type_name -> weft.xds.envoy.config.core.v3.GrpcService.GoogleGrpc
-	24, // 6: weft.xds.envoy.config.core.v3.GrpcService.timeout:type_name -> google.protobuf.Duration
-	21, // 7: weft.xds.envoy.config.core.v3.Metadata.filter_metadata:type_name -> weft.xds.envoy.config.core.v3.Metadata.FilterMetadataEntry
-	22, // 8: weft.xds.envoy.config.core.v3.Metadata.typed_filter_metadata:type_name -> weft.xds.envoy.config.core.v3.Metadata.TypedFilterMetadataEntry
-	25, // 9: weft.xds.envoy.config.core.v3.Node.metadata:type_name -> google.protobuf.Struct
-	11, // 10: weft.xds.envoy.config.core.v3.Node.locality:type_name -> weft.xds.envoy.config.core.v3.Locality
-	5,  // 11: weft.xds.envoy.config.core.v3.Node.listening_addresses:type_name -> weft.xds.envoy.config.core.v3.Address
-	26, // 12: weft.xds.envoy.config.core.v3.RuntimeFractionalPercent.default_value:type_name -> weft.xds.envoy.type.v3.FractionalPercent
-	4,  // 13: weft.xds.envoy.config.core.v3.SocketAddress.protocol:type_name -> weft.xds.envoy.config.core.v3.SocketAddress.Protocol
-	25, // 14: weft.xds.envoy.config.core.v3.SubstitutionFormatString.json_format:type_name -> google.protobuf.Struct
-	9,  // 15: weft.xds.envoy.config.core.v3.SubstitutionFormatString.text_format_source:type_name -> weft.xds.envoy.config.core.v3.DataSource
-	19, // 16: weft.xds.envoy.config.core.v3.SubstitutionFormatString.formatters:type_name -> weft.xds.envoy.config.core.v3.TypedExtensionConfig
-	27, // 17: weft.xds.envoy.config.core.v3.TransportSocket.typed_config:type_name -> google.protobuf.Any
-	27, // 18: weft.xds.envoy.config.core.v3.TypedExtensionConfig.typed_config:type_name -> google.protobuf.Any
-	27, // 19: weft.xds.envoy.config.core.v3.GrpcService.GoogleGrpc.channel_credentials_plugin:type_name -> google.protobuf.Any
-	27, // 20: weft.xds.envoy.config.core.v3.GrpcService.GoogleGrpc.call_credentials_plugin:type_name -> google.protobuf.Any
-	25, // 21: weft.xds.envoy.config.core.v3.GrpcService.GoogleGrpc.config:type_name -> google.protobuf.Struct
-	23, // 22: weft.xds.envoy.config.core.v3.GrpcService.GoogleGrpc.per_stream_buffer_limit_bytes:type_name -> google.protobuf.UInt32Value
-	25, // 23: weft.xds.envoy.config.core.v3.Metadata.FilterMetadataEntry.value:type_name -> google.protobuf.Struct
-	27, // 24: weft.xds.envoy.config.core.v3.Metadata.TypedFilterMetadataEntry.value:type_name -> google.protobuf.Any
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	22, // 5: weft.xds.envoy.config.core.v3.GrpcService.google_grpc:type_name -> weft.xds.envoy.config.core.v3.GrpcService.GoogleGrpc
+	26, // 6: weft.xds.envoy.config.core.v3.GrpcService.timeout:type_name -> google.protobuf.Duration
+	12, // 7: weft.xds.envoy.config.core.v3.HttpService.http_uri:type_name -> weft.xds.envoy.config.core.v3.HttpUri
+	21, // 8: weft.xds.envoy.config.core.v3.HttpService.formatters:type_name -> weft.xds.envoy.config.core.v3.TypedExtensionConfig
+	26, // 9: weft.xds.envoy.config.core.v3.HttpUri.timeout:type_name -> google.protobuf.Duration
+	23, // 10: weft.xds.envoy.config.core.v3.Metadata.filter_metadata:type_name -> weft.xds.envoy.config.core.v3.Metadata.FilterMetadataEntry
+	24, // 11: weft.xds.envoy.config.core.v3.Metadata.typed_filter_metadata:type_name -> weft.xds.envoy.config.core.v3.Metadata.TypedFilterMetadataEntry
+	27, // 12: weft.xds.envoy.config.core.v3.Node.metadata:type_name -> google.protobuf.Struct
+	13, // 13: weft.xds.envoy.config.core.v3.Node.locality:type_name -> weft.xds.envoy.config.core.v3.Locality
+	5,  // 14: weft.xds.envoy.config.core.v3.Node.listening_addresses:type_name -> weft.xds.envoy.config.core.v3.Address
+	28, // 15: weft.xds.envoy.config.core.v3.RuntimeFractionalPercent.default_value:type_name -> weft.xds.envoy.type.v3.FractionalPercent
+	4,  // 16: weft.xds.envoy.config.core.v3.SocketAddress.protocol:type_name -> weft.xds.envoy.config.core.v3.SocketAddress.Protocol
+	27, // 17: weft.xds.envoy.config.core.v3.SubstitutionFormatString.json_format:type_name -> google.protobuf.Struct
+	9,  // 18: weft.xds.envoy.config.core.v3.SubstitutionFormatString.text_format_source:type_name -> weft.xds.envoy.config.core.v3.DataSource
+	21, // 19: weft.xds.envoy.config.core.v3.SubstitutionFormatString.formatters:type_name -> weft.xds.envoy.config.core.v3.TypedExtensionConfig
+	29, // 20: weft.xds.envoy.config.core.v3.TransportSocket.typed_config:type_name -> google.protobuf.Any
+	29, // 21: weft.xds.envoy.config.core.v3.TypedExtensionConfig.typed_config:type_name -> google.protobuf.Any
+	29, // 22: weft.xds.envoy.config.core.v3.GrpcService.GoogleGrpc.channel_credentials_plugin:type_name -> google.protobuf.Any
+	29, // 23: weft.xds.envoy.config.core.v3.GrpcService.GoogleGrpc.call_credentials_plugin:type_name -> google.protobuf.Any
+	27, // 24: weft.xds.envoy.config.core.v3.GrpcService.GoogleGrpc.config:type_name -> google.protobuf.Struct
+	25, // 25: weft.xds.envoy.config.core.v3.GrpcService.GoogleGrpc.per_stream_buffer_limit_bytes:type_name -> google.protobuf.UInt32Value
+	27, // 26: weft.xds.envoy.config.core.v3.Metadata.FilterMetadataEntry.value:type_name -> google.protobuf.Struct
+	29, // 27: weft.xds.envoy.config.core.v3.Metadata.TypedFilterMetadataEntry.value:type_name -> google.protobuf.Any
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_weft_xds_envoy_config_core_v3_core_proto_init() }
@@ -1868,20 +2017,23 @@ func file_weft_xds_envoy_config_core_v3_core_proto_init() {
 		(*GrpcService_EnvoyGrpc)(nil),
 		(*GrpcService_GoogleGrpc_)(nil),
 	}
-	file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[8].OneofWrappers = []any{
+	file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[7].OneofWrappers = []any{
+		(*HttpUri_Cluster)(nil),
+	}
+	file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[10].OneofWrappers = []any{
 		(*Node_UserAgentVersion)(nil),
 		(*Node_UserAgentBuildVersion)(nil),
 	}
-	file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[11].OneofWrappers = []any{
+	file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[13].OneofWrappers = []any{
 		(*SocketAddress_PortValue)(nil),
 		(*SocketAddress_NamedPort)(nil),
 	}
-	file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[12].OneofWrappers = []any{
+	file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[14].OneofWrappers = []any{
 		(*SubstitutionFormatString_TextFormat)(nil),
 		(*SubstitutionFormatString_JsonFormat)(nil),
 		(*SubstitutionFormatString_TextFormatSource)(nil),
 	}
-	file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[13].OneofWrappers = []any{
+	file_weft_xds_envoy_config_core_v3_core_proto_msgTypes[15].OneofWrappers = []any{
 		(*TransportSocket_TypedConfig)(nil),
 	}
 	type x struct{}
@@ -1890,7 +2042,7 @@ func file_weft_xds_envoy_config_core_v3_core_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_weft_xds_envoy_config_core_v3_core_proto_rawDesc), len(file_weft_xds_envoy_config_core_v3_core_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -28,6 +28,7 @@ const (
 type OpenTelemetryConfig struct {
 	state                             protoimpl.MessageState     `protogen:"open.v1"`
 	GrpcService                       *v3.GrpcService            `protobuf:"bytes,1,opt,name=grpc_service,json=grpcService,proto3" json:"grpc_service,omitempty"`
+	HttpService                       *v3.HttpService            `protobuf:"bytes,3,opt,name=http_service,json=httpService,proto3" json:"http_service,omitempty"`
 	Exporter                          *v3.TypedExtensionConfig   `protobuf:"bytes,10,opt,name=exporter,proto3" json:"exporter,omitempty"`
 	ServiceName                       string                     `protobuf:"bytes,2,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
 	ResourceDetectors                 []*v3.TypedExtensionConfig `protobuf:"bytes,4,rep,name=resource_detectors,json=resourceDetectors,proto3" json:"resource_detectors,omitempty"`
@@ -73,6 +74,13 @@ func (*OpenTelemetryConfig) Descriptor() ([]byte, []int) {
 func (x *OpenTelemetryConfig) GetGrpcService() *v3.GrpcService {
 	if x != nil {
 		return x.GrpcService
+	}
+	return nil
+}
+
+func (x *OpenTelemetryConfig) GetHttpService() *v3.HttpService {
+	if x != nil {
+		return x.HttpService
 	}
 	return nil
 }
@@ -255,9 +263,10 @@ var File_weft_xds_envoy_config_trace_v3_trace_proto protoreflect.FileDescriptor
 
 const file_weft_xds_envoy_config_trace_v3_trace_proto_rawDesc = "" +
 	"\n" +
-	"*weft/xds/envoy/config/trace/v3/trace.proto\x12\x1eweft.xds.envoy.config.trace.v3\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x17validate/validate.proto\x1a(weft/xds/envoy/config/core/v3/core.proto\"\xff\x05\n" +
+	"*weft/xds/envoy/config/trace/v3/trace.proto\x12\x1eweft.xds.envoy.config.trace.v3\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x17validate/validate.proto\x1a(weft/xds/envoy/config/core/v3/core.proto\"\xce\x06\n" +
 	"\x13OpenTelemetryConfig\x12M\n" +
-	"\fgrpc_service\x18\x01 \x01(\v2*.weft.xds.envoy.config.core.v3.GrpcServiceR\vgrpcService\x12O\n" +
+	"\fgrpc_service\x18\x01 \x01(\v2*.weft.xds.envoy.config.core.v3.GrpcServiceR\vgrpcService\x12M\n" +
+	"\fhttp_service\x18\x03 \x01(\v2*.weft.xds.envoy.config.core.v3.HttpServiceR\vhttpService\x12O\n" +
 	"\bexporter\x18\n" +
 	" \x01(\v23.weft.xds.envoy.config.core.v3.TypedExtensionConfigR\bexporter\x12!\n" +
 	"\fservice_name\x18\x02 \x01(\tR\vserviceName\x12b\n" +
@@ -292,27 +301,29 @@ var file_weft_xds_envoy_config_trace_v3_trace_proto_goTypes = []any{
 	(*Tracing)(nil),                 // 1: weft.xds.envoy.config.trace.v3.Tracing
 	(*Tracing_Http)(nil),            // 2: weft.xds.envoy.config.trace.v3.Tracing.Http
 	(*v3.GrpcService)(nil),          // 3: weft.xds.envoy.config.core.v3.GrpcService
-	(*v3.TypedExtensionConfig)(nil), // 4: weft.xds.envoy.config.core.v3.TypedExtensionConfig
-	(*wrapperspb.UInt32Value)(nil),  // 5: google.protobuf.UInt32Value
-	(*wrapperspb.BoolValue)(nil),    // 6: google.protobuf.BoolValue
-	(*anypb.Any)(nil),               // 7: google.protobuf.Any
+	(*v3.HttpService)(nil),          // 4: weft.xds.envoy.config.core.v3.HttpService
+	(*v3.TypedExtensionConfig)(nil), // 5: weft.xds.envoy.config.core.v3.TypedExtensionConfig
+	(*wrapperspb.UInt32Value)(nil),  // 6: google.protobuf.UInt32Value
+	(*wrapperspb.BoolValue)(nil),    // 7: google.protobuf.BoolValue
+	(*anypb.Any)(nil),               // 8: google.protobuf.Any
 }
 var file_weft_xds_envoy_config_trace_v3_trace_proto_depIdxs = []int32{
 	3,  // 0: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.grpc_service:type_name -> weft.xds.envoy.config.core.v3.GrpcService
-	4,  // 1: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.exporter:type_name -> weft.xds.envoy.config.core.v3.TypedExtensionConfig
-	4,  // 2: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.resource_detectors:type_name -> weft.xds.envoy.config.core.v3.TypedExtensionConfig
-	4,  // 3: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.sampler:type_name -> weft.xds.envoy.config.core.v3.TypedExtensionConfig
-	5,  // 4: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.max_cache_size:type_name -> google.protobuf.UInt32Value
-	6,  // 5: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.set_telemetry_sdk_resource_attributes:type_name -> google.protobuf.BoolValue
-	6,  // 6: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.set_service_name_resource_attribute:type_name -> google.protobuf.BoolValue
-	6,  // 7: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.set_instrumentation_scope:type_name -> google.protobuf.BoolValue
-	2,  // 8: weft.xds.envoy.config.trace.v3.Tracing.http:type_name -> weft.xds.envoy.config.trace.v3.Tracing.Http
-	7,  // 9: weft.xds.envoy.config.trace.v3.Tracing.Http.typed_config:type_name -> google.protobuf.Any
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	4,  // 1: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.http_service:type_name -> weft.xds.envoy.config.core.v3.HttpService
+	5,  // 2: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.exporter:type_name -> weft.xds.envoy.config.core.v3.TypedExtensionConfig
+	5,  // 3: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.resource_detectors:type_name -> weft.xds.envoy.config.core.v3.TypedExtensionConfig
+	5,  // 4: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.sampler:type_name -> weft.xds.envoy.config.core.v3.TypedExtensionConfig
+	6,  // 5: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.max_cache_size:type_name -> google.protobuf.UInt32Value
+	7,  // 6: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.set_telemetry_sdk_resource_attributes:type_name -> google.protobuf.BoolValue
+	7,  // 7: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.set_service_name_resource_attribute:type_name -> google.protobuf.BoolValue
+	7,  // 8: weft.xds.envoy.config.trace.v3.OpenTelemetryConfig.set_instrumentation_scope:type_name -> google.protobuf.BoolValue
+	2,  // 9: weft.xds.envoy.config.trace.v3.Tracing.http:type_name -> weft.xds.envoy.config.trace.v3.Tracing.Http
+	8,  // 10: weft.xds.envoy.config.trace.v3.Tracing.Http.typed_config:type_name -> google.protobuf.Any
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_weft_xds_envoy_config_trace_v3_trace_proto_init() }
