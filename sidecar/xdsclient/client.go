@@ -120,7 +120,10 @@ func WithUpdateHandler(f func(*Snapshot)) Option { return func(o *options) { o.o
 type Status struct {
 	// Server is the xDS server address.
 	Server string `json:"server"`
-	// Connected is true while an ADS stream is open.
+	// Connected is true while an ADS stream is open and the server has
+	// answered on it (the request goes out with the first Send, whether or
+	// not a server is there to read it: a live server answers the first
+	// requests at once).
 	Connected bool `json:"connected"`
 	// Since is when Connected last changed.
 	Since time.Time `json:"since"`
@@ -373,8 +376,7 @@ func (c *Client) session(ctx context.Context, ads adsClient) (healthy bool, err 
 			}
 		}
 	}
-	c.setConnected(true, nil)
-	c.log.Info("xds stream open", "node", c.node.GetId())
+	c.log.Debug("xds stream requested", "node", c.node.GetId())
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -389,7 +391,11 @@ func (c *Client) session(ctx context.Context, ads adsClient) (healthy bool, err 
 			}
 			return healthy, fmt.Errorf("receive: %w", err)
 		case resp := <-recv:
-			healthy = true
+			if !healthy {
+				healthy = true
+				c.setConnected(true, nil)
+				c.log.Info("xds stream open", "node", c.node.GetId())
+			}
 			if err := s.handle(resp, time.Time{}); err != nil {
 				return healthy, streamErr(err)
 			}
