@@ -73,6 +73,11 @@ const (
 	// DefaultDebounce is how long the control plane waits for more changes
 	// before it translates and pushes.
 	DefaultDebounce = 100 * time.Millisecond
+	// DefaultMaxConnecting is how many proxies the control plane sends
+	// their first configuration at once; more wait their turn, so that a
+	// rollout or reconnect storm does not hold every proxy's first
+	// configuration in memory together.
+	DefaultMaxConnecting = 64
 	// DefaultConnectTimeout bounds a sidecar's dial to an upstream.
 	DefaultConnectTimeout = 1 * time.Second
 	// DefaultCertLifetime is the lifetime of a workload certificate.

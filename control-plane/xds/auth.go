@@ -59,7 +59,7 @@ func (g *guard) open(ctx context.Context, k streamKey) error {
 	g.mu.Lock()
 	g.streams[k] = guardStream{node: node, peer: addr}
 	g.mu.Unlock()
-	return g.next.open(k)
+	return g.next.open(ctx, k)
 }
 
 func (g *guard) check(k streamKey, node *core.Node, typeURL string) error {

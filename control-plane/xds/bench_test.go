@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"syscall"
@@ -62,7 +63,7 @@ func BenchmarkPush(b *testing.B) {
 			s.Update(states[0])
 			s.Push()
 			for i := range proxies {
-				s.nodeConnected(fmt.Sprintf("svc-%04d-%d.ns-%03d", i%1000, i/1000, (i%1000)%50))
+				s.nodeConnected(context.Background(), fmt.Sprintf("svc-%04d-%d.ns-%03d", i%1000, i/1000, (i%1000)%50))
 			}
 			cpu0 := cpuTime(b)
 			n := 0

@@ -52,7 +52,19 @@
 // The status callbacks see a node when its stream's first request names it
 // (node.id = mesh.NodeID(workload, namespace)). Its snapshot is built right
 // then, on that stream's goroutine and before the server opens the watch, so
-// the first response does not wait for the next push. A node id with no
+// the first response does not wait for the next push.
+//
+// Admission (admit.go, WithMaxConnecting): before its snapshot is built a
+// joining node takes one of a bounded number of slots, waiting on its
+// stream's goroutine (until the stream or the server ends) when all are
+// taken. status frees the slot once the node has answered (ACK or NACK)
+// the first response of every type it subscribed to that has resources in
+// its first snapshot (subscriptions are recorded as the requests come, in
+// stream order, so an EDS subscription sent after the CDS ACK is waited
+// for), when its last stream closes, or after a hold bound. So a connect
+// burst holds a bounded number of first configurations in memory
+// (marshalled, then queued in gRPC until the client reads them) instead of
+// one per connecting proxy. A node id with no
 // workload in the registry gets an empty snapshot until one appears; before
 // the first registry state no node gets anything. When a node's last stream
 // closes its snapshot is dropped.
@@ -61,7 +73,8 @@
 // on go-control-plane's stream goroutines. One mutex serializes building
 // snapshots; the status has its own and never holds it while calling back.
 // When Run returns it cancels the context of every ADS stream, so that a
-// graceful gRPC stop completes.
+// graceful gRPC stop completes. An admission slot's hold bound is a
+// time.AfterFunc timer, stopped when the slot is freed.
 //
 // # Identity
 //

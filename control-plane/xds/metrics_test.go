@@ -220,8 +220,8 @@ func TestPushCompletesWhenACKedDuringSetSnapshot(t *testing.T) {
 	s.cache = ackingCache{SnapshotCache: s.cache, acked: s.acks.acked}
 	s.Update(parse(t, meshYAML))
 	s.Push()
-	s.nodeConnected("order-1.shop")
-	s.nodeConnected("payment-1.shop")
+	s.nodeConnected(context.Background(), "order-1.shop")
+	s.nodeConnected(context.Background(), "payment-1.shop")
 	for i, mesh := range []string{meshYAML + payment2, meshYAML} {
 		s.Update(parse(t, mesh))
 		s.Push()

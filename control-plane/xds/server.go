@@ -46,6 +46,10 @@ type Server struct {
 	auth     Authenticator
 	obs      Observer
 	acks     *ackTracker
+	admit    *admission // nil: no bound on connecting nodes
+	// maxConnecting bounds the nodes receiving their first
+	// configuration at once (admit.go); 0: no bound.
+	maxConnecting int
 
 	cache  cache.SnapshotCache
 	ads    serverv3.Server
@@ -62,7 +66,8 @@ type Server struct {
 	pending *model.State
 	// pendingSince is when the first Update since the last push came.
 	pendingSince time.Time
-	ready        atomic.Bool // a registry state has been pushed
+	ready        atomic.Bool   // a registry state has been pushed
+	pushed       chan struct{} // closed with the first push of a state
 
 	mu     sync.Mutex // serializes snapshot building; guards the fields below
 	state  *model.State
@@ -118,6 +123,12 @@ func WithDebounce(d time.Duration) Option {
 // it streams are not authenticated (tests, --insecure-xds).
 func WithAuthenticator(a Authenticator) Option { return func(s *Server) { s.auth = a } }
 
+// WithMaxConnecting bounds how many nodes receive their first
+// configuration at once (default mesh.DefaultMaxConnecting; n <= 0: no
+// bound). A node beyond it waits, on its stream, until another one has
+// answered its first responses (see admission).
+func WithMaxConnecting(n int) Option { return func(s *Server) { s.maxConnecting = max(n, 0) } }
+
 // WithClock sets the time source of ConnectedAt (tests).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
@@ -133,9 +144,15 @@ func New(mc meshconfig.Config, opts ...Option) *Server {
 		nodes: map[string]*nodeState{},
 		certs: map[string]issuedCert{},
 		obs:   nopObserver{},
+
+		pushed:        make(chan struct{}),
+		maxConnecting: mesh.DefaultMaxConnecting,
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.maxConnecting > 0 {
+		s.admit = newAdmission(s.maxConnecting, admissionHold)
 	}
 	s.acks = newAckTracker(s.obs, s.now)
 	s.streamCtx, s.cancelStreams = context.WithCancel(context.Background())
@@ -210,7 +227,9 @@ func (s *Server) Push() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.state = next
-	s.ready.Store(true)
+	if !s.ready.Swap(true) {
+		close(s.pushed)
+	}
 	s.seq++
 	if s.shapes.hashes != nil {
 		s.shapes.hashes.rotate()
@@ -226,8 +245,41 @@ func (s *Server) Push() {
 	s.log.Info("xds push", "version", s.seq, "proxies", len(s.nodes), "changed", changed)
 }
 
-// nodeConnected runs when a node's first stream names it.
-func (s *Server) nodeConnected(id string) {
+// admissionHold bounds how long a connecting node keeps its admission
+// slot when it never answers its first responses.
+const admissionHold = 10 * time.Second
+
+// nodeConnected runs when a node's first stream names it, on that stream's
+// goroutine (ctx is the stream's). With an admission bound it first waits
+// for the first registry state (nodes that connect before it, as after a
+// restart, would otherwise all get their first snapshot in one push) and
+// then for a slot, which status frees once the node has answered its first
+// configuration; a stream that ends (or a server that stops) while
+// waiting goes on without one, as it will send nothing much.
+func (s *Server) nodeConnected(ctx context.Context, id string) {
+	release := func() {}
+	if s.admit != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(s.streamCtx, cancel) //nolint:contextcheck // the wait also ends when the server stops, not only with the stream
+		select {
+		case <-s.pushed:
+		case <-ctx.Done():
+		}
+		r, err := s.admit.enter(ctx)
+		stop()
+		cancel()
+		if err == nil {
+			release = r
+		} else {
+			s.log.Debug("proxy connects without an admission slot", "proxy", id, "err", err)
+		}
+	}
+	s.status.admit(id, s.connectNode(id), release)
+}
+
+// connectNode builds a connecting node's first snapshot and returns the
+// types it has resources of (what the node will be waited for).
+func (s *Server) connectNode(id string) (want uint8) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := &nodeState{connecting: true}
@@ -235,6 +287,15 @@ func (s *Server) nodeConnected(id string) {
 	s.log.Info("proxy connected", "proxy", id)
 	s.syncNode(id, n)
 	n.connecting = false
+	if n.versions[0] == "" {
+		return 0 // no snapshot (no registry state yet, or translation failed)
+	}
+	for i, typ := range typeURLs {
+		if len(n.config[i]) > 0 || (typ == resource.SecretType && len(n.secrets) > 0) {
+			want |= typeBit(typ)
+		}
+	}
+	return want
 }
 
 // nodeDisconnected runs when a node's last stream closes.

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -106,7 +107,7 @@ func TestPushKeepsUnaffectedShapes(t *testing.T) {
 	s.Push()
 	ids := []string{"api-0.b", "api-1.b", "api-2.b", "web-0.a", "web-1.a"}
 	for _, id := range ids {
-		s.nodeConnected(id)
+		s.nodeConnected(context.Background(), id)
 	}
 	shapeOf := func(id string) *shaped {
 		s.mu.Lock()
@@ -151,7 +152,7 @@ func TestShapeVersionMapsOnlyForDelta(t *testing.T) {
 	s := New(meshconfig.Default())
 	s.Update(parse(t, replicas()))
 	s.Push()
-	s.nodeConnected("api-0.b") // no stream: not a delta node
+	s.nodeConnected(context.Background(), "api-0.b") // no stream: not a delta node
 	s.mu.Lock()
 	sh := s.nodes["api-0.b"].shape
 	for i, vm := range sh.vmaps {
@@ -162,7 +163,7 @@ func TestShapeVersionMapsOnlyForDelta(t *testing.T) {
 	s.mu.Unlock()
 	// A delta stream names a replica of the same shape.
 	k := streamKey{delta: true, id: 1}
-	if err := s.status.open(k); err != nil {
+	if err := s.status.open(context.Background(), k); err != nil {
 		t.Fatal(err)
 	}
 	s.status.request(k, &core.Node{Id: "api-1.b"}, resource.ClusterType, "", "", false)

@@ -44,6 +44,7 @@ type streamKey struct {
 type sent struct{ nonce, version string }
 
 type streamState struct {
+	ctx  context.Context // the stream's: ends when it closes
 	node string
 	sent map[string]sent // by type URL: the last response
 }
@@ -53,6 +54,9 @@ type proxyState struct {
 	deltaSeen   bool // some stream of the node is (or was) a delta stream
 	connectedAt time.Time
 	types       map[string]*TypeStatus
+	// connecting: the node holds an admission slot until it answered
+	// its first configuration (admit.go); nil otherwise.
+	connecting *connecting
 }
 
 // status implements the go-control-plane server callbacks: it follows which
@@ -61,10 +65,13 @@ type proxyState struct {
 // what was sent, ACKed and NACKed. Callbacks run on the streams' goroutines;
 // connect and disconnect are called without status's lock held, before the
 // server goes on with the request, so a node's snapshot exists before its
-// first watch.
+// first watch; connect gets the stream's context and may block (admission).
+// While a node is admitted (admit), status follows which types it subscribed
+// to and answered, and releases its slot when it has answered them all or
+// its last stream closes.
 type status struct {
 	now        func() time.Time
-	connect    func(node string)
+	connect    func(ctx context.Context, node string)
 	disconnect func(node string)
 	// obs gets responses and NACKs, acked every ACK (set before the first
 	// stream; never called with mu held).
@@ -78,7 +85,7 @@ type status struct {
 
 var _ serverv3.Callbacks = (*status)(nil)
 
-func newStatus(now func() time.Time, connect, disconnect func(string)) *status {
+func newStatus(now func() time.Time, connect func(context.Context, string), disconnect func(string)) *status {
 	return &status{
 		now: now, connect: connect, disconnect: disconnect,
 		obs: nopObserver{}, acked: func(string, string, string) {},
@@ -119,9 +126,9 @@ func (s *status) connected() int {
 	return len(s.proxies)
 }
 
-func (s *status) open(k streamKey) error {
+func (s *status) open(ctx context.Context, k streamKey) error {
 	s.mu.Lock()
-	s.streams[k] = &streamState{sent: map[string]sent{}}
+	s.streams[k] = &streamState{ctx: ctx, sent: map[string]sent{}}
 	s.mu.Unlock()
 	return nil
 }
@@ -131,16 +138,23 @@ func (s *status) closed(k streamKey) {
 	st := s.streams[k]
 	delete(s.streams, k)
 	gone := ""
+	var release func()
 	if st != nil && st.node != "" {
 		if p := s.proxies[st.node]; p != nil {
 			p.streams--
 			if p.streams <= 0 {
 				delete(s.proxies, st.node)
 				gone = st.node
+				if p.connecting != nil {
+					release = p.connecting.release
+				}
 			}
 		}
 	}
 	s.mu.Unlock()
+	if release != nil {
+		release()
+	}
 	if gone != "" {
 		s.disconnect(gone)
 	}
@@ -168,8 +182,10 @@ func (s *status) request(k streamKey, node *core.Node, typeURL, nonce string, er
 		p.deltaSeen = p.deltaSeen || k.delta
 	}
 	ackedVersion, nacked := "", false
+	answered := false
 	if nonce != "" && st.node != "" {
 		if last, ok := st.sent[typeURL]; ok && last.nonce == nonce {
+			answered = true
 			ts := s.typeStatus(st.node, typeURL)
 			if nack {
 				ts.Nack, nacked = errorDetail, true
@@ -179,10 +195,21 @@ func (s *status) request(k streamKey, node *core.Node, typeURL, nonce string, er
 			}
 		}
 	}
-	nodeID := st.node
+	release := s.progress(st.node, typeURL, answered)
+	nodeID, ctx := st.node, st.ctx
 	s.mu.Unlock()
+	if release != nil {
+		release()
+	}
 	if joined != "" {
-		s.connect(joined)
+		s.connect(ctx, joined)
+		// The joining request subscribed to its type too.
+		s.mu.Lock()
+		release = s.progress(joined, typeURL, false)
+		s.mu.Unlock()
+		if release != nil {
+			release()
+		}
 	}
 	switch {
 	case nacked:
@@ -190,6 +217,47 @@ func (s *status) request(k streamKey, node *core.Node, typeURL, nonce string, er
 	case ackedVersion != "":
 		s.acked(nodeID, typeURL, ackedVersion)
 	}
+}
+
+// admit records that node holds an admission slot (release frees it)
+// until it has answered the first response of each type in want (the
+// non-empty types of its first snapshot) it subscribes to. With nothing to
+// wait for, or when the node is gone already, the slot is freed at once.
+func (s *status) admit(node string, want uint8, release func()) {
+	s.mu.Lock()
+	p := s.proxies[node]
+	if p != nil && want != 0 {
+		if p.connecting != nil {
+			// Cannot happen (one connect per join); free the older slot.
+			defer p.connecting.release()
+		}
+		p.connecting = &connecting{want: want, release: release}
+		release = nil
+	}
+	s.mu.Unlock()
+	if release != nil {
+		release()
+	}
+}
+
+// progress notes that node requested typeURL (and answered its last
+// response when answered) and returns the node's admission release when
+// that completes its first configuration; s.mu is held.
+func (s *status) progress(node, typeURL string, answered bool) (release func()) {
+	p := s.proxies[node]
+	if p == nil || p.connecting == nil {
+		return nil
+	}
+	c := p.connecting
+	c.subscribed |= typeBit(typeURL)
+	if answered {
+		c.answered |= typeBit(typeURL)
+	}
+	if !c.done() {
+		return nil
+	}
+	p.connecting = nil
+	return c.release
 }
 
 func (s *status) response(k streamKey, typeURL, nonce, version string) {
@@ -220,8 +288,8 @@ func (s *status) typeStatus(node, typeURL string) *TypeStatus {
 }
 
 // OnStreamOpen implements sotw.Callbacks.
-func (s *status) OnStreamOpen(_ context.Context, id int64, _ string) error {
-	return s.open(streamKey{id: id})
+func (s *status) OnStreamOpen(ctx context.Context, id int64, _ string) error {
+	return s.open(ctx, streamKey{id: id})
 }
 
 // OnStreamClosed implements sotw.Callbacks.
@@ -251,8 +319,8 @@ func (s *status) OnStreamResponse(_ context.Context, id int64, _ *discovery.Disc
 }
 
 // OnDeltaStreamOpen implements delta.Callbacks.
-func (s *status) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error {
-	return s.open(streamKey{delta: true, id: id})
+func (s *status) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
+	return s.open(ctx, streamKey{delta: true, id: id})
 }
 
 // OnDeltaStreamClosed implements delta.Callbacks.

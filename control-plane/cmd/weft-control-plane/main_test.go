@@ -25,14 +25,15 @@ import (
 )
 
 func TestParseFlags(t *testing.T) {
-	cfg, err := parseFlags([]string{"--file=m.yaml", "--debounce=50ms", "--trust-domain=example.org", "--log-level=debug", "--ca-dir=ca", "--join-tokens=t.json", "--mtls-mode=permissive"}, io.Discard)
+	cfg, err := parseFlags([]string{"--file=m.yaml", "--debounce=50ms", "--trust-domain=example.org", "--log-level=debug", "--ca-dir=ca", "--join-tokens=t.json", "--mtls-mode=permissive", "--max-connecting=8"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.File != "m.yaml" || cfg.Debounce != 50*time.Millisecond || cfg.Mesh.TrustDomain != "example.org" ||
 		cfg.Mesh.ClusterDomain != "cluster.local" || cfg.XDSAddress != "127.0.0.1:15012" ||
 		cfg.DebugAddress != "127.0.0.1:15014" || cfg.LogLevel != slog.LevelDebug ||
-		cfg.CA.Dir != "ca" || cfg.CA.JoinTokens != "t.json" || cfg.Mesh.MTLSMode != meshconfig.MTLSPermissive || cfg.InsecureXDS {
+		cfg.CA.Dir != "ca" || cfg.CA.JoinTokens != "t.json" || cfg.Mesh.MTLSMode != meshconfig.MTLSPermissive || cfg.InsecureXDS ||
+		cfg.MaxConnecting != 8 {
 		t.Fatalf("cfg = %+v", cfg)
 	}
 	for _, bad := range [][]string{
@@ -42,6 +43,7 @@ func TestParseFlags(t *testing.T) {
 		{"--registry=kube", "--ca-dir=ca", "--ca-cert=c"}, // two CAs
 		{"--file=m", "--trust-domain="},                   // invalid mesh config
 		{"--file=m", "--log-level=chatty"},                // bad level
+		{"--file=m", "--max-connecting=-1"},               // negative bound
 		{"--file=m", "extra"},
 		{"--file=m", "--join-tokens=t"},                                     // no CA
 		{"--file=m", "--ca-dir=ca"},                                         // no authenticator
