@@ -36,20 +36,49 @@ func cpuSeconds(pid int) float64 {
 }
 
 // rss is the resident set size of process pid in bytes (VmRSS).
-func rss(pid int) int64 {
+func rss(pid int) int64 { return procStatus(pid).rss }
+
+// memStatus is the memory lines of /proc/<pid>/status, in bytes.
+type memStatus struct {
+	rss, anon, file, hwm int64 // VmRSS, RssAnon, RssFile, VmHWM (peak RSS)
+}
+
+func procStatus(pid int) memStatus {
+	var m memStatus
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return m
 	}
 	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
 		}
+		var dst *int64
+		switch k {
+		case "VmRSS":
+			dst = &m.rss
+		case "RssAnon":
+			dst = &m.anon
+		case "RssFile":
+			dst = &m.file
+		case "VmHWM":
+			dst = &m.hwm
+		default:
+			continue
+		}
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		*dst = kb << 10
 	}
-	return 0
+	return m
+}
+
+// resetPeakRSS resets process pid's VmHWM to its current RSS
+// (clear_refs 5), so that a later VmHWM is the peak of what came since.
+func resetPeakRSS(pid int) error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
 }
 
 // metric reads one unlabelled sample from the control plane's /metrics.

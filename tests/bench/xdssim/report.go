@@ -11,9 +11,11 @@ func (r *Report) Print(w io.Writer) {
 	p := func(f string, a ...any) { _, _ = fmt.Fprintf(w, f+"\n", a...) }
 	p("xdssim: %s, %d proxies, %d services, %d endpoints", r.Mode, r.Proxies, r.Services, r.Endpoints)
 	p("  connect: all ACKed in %v; control plane %.1f CPU s; first config %s per proxy", r.ConnectTime.Round(time.Millisecond), r.CPUSecConnect, kb(float64(r.InitialBytes)))
-	perProxy := float64(r.RSSBytes-r.RSSBaseline) / float64(max(r.Proxies, 1))
-	p("  control plane RSS: %d MB idle, %d MB connected = %s per proxy (target < 100 KB); %d MB after the single changes = %s per proxy",
-		r.RSSBaseline>>20, r.RSSBytes>>20, kb(perProxy), r.RSSSteady>>20, kb(float64(r.RSSSteady-r.RSSBaseline)/float64(max(r.Proxies, 1))))
+	n := float64(max(r.Proxies, 1))
+	p("  control plane RSS: %d MB idle, %d MB connected (%d MB anonymous) = %s per proxy (target < 100 KB); %d MB after the single changes = %s per proxy",
+		r.RSSBaseline>>20, r.RSSBytes>>20, r.RSSAnon>>20, kb(float64(r.RSSBytes-r.RSSBaseline)/n), r.RSSSteady>>20, kb(float64(r.RSSSteady-r.RSSBaseline)/n))
+	p("    peak during connect %d MB = %s per proxy; nothing subtracted: %s per proxy connected, %s after the changes",
+		r.RSSPeak>>20, kb(float64(r.RSSPeak-r.RSSBaseline)/n), kb(float64(r.RSSBytes)/n), kb(float64(r.RSSSteady)/n))
 	p("  control plane live heap (after a GC): %d MB idle, %d MB connected = %s per proxy; goroutine stacks %s per proxy",
 		r.HeapBaseline>>20, r.HeapConnected>>20, kb(float64(r.HeapConnected-r.HeapBaseline)/float64(max(r.Proxies, 1))),
 		kb(float64(r.StackConnected-r.StackBaseline)/float64(max(r.Proxies, 1))))

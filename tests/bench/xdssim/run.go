@@ -56,7 +56,10 @@ type Config struct {
 	// cpu-churn.pb.gz (the churn phase) and cpu-storm.pb.gz (the first
 	// 10 s of the reconnect storm).
 	ProfileDir string
-	Log        *slog.Logger
+	// ControlPlaneArgs are added to weft-control-plane's command line
+	// (e.g. --max-connecting=128, to compare settings).
+	ControlPlaneArgs []string
+	Log              *slog.Logger
 }
 
 // Report is what a run measured.
@@ -67,8 +70,10 @@ type Report struct {
 	Endpoints      int
 	ConnectTime    time.Duration // all proxies ACKed their first config
 	CPUSecConnect  float64       // control-plane CPU seconds while connecting
-	RSSBytes       int64         // control-plane RSS with every proxy connected
-	RSSBaseline    int64         // control-plane RSS before any proxy
+	RSSBytes       int64         // control-plane RSS with every proxy connected (1 s after the last first ACK)
+	RSSAnon        int64         // its anonymous part (heap, stacks, runtime), same moment
+	RSSPeak        int64         // control-plane peak RSS (VmHWM) from the first connect to that moment
+	RSSBaseline    int64         // control-plane RSS before any proxy (registry loaded and pushed)
 	HeapBaseline   int64         // control-plane live heap (HeapAlloc after a GC) before any proxy
 	HeapConnected  int64         // the same with every proxy connected
 	StackBaseline  int64         // control-plane goroutine stacks (StackInuse) before any proxy
@@ -180,6 +185,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	// Connect.
+	if err := resetPeakRSS(s.cp.Process.Pid); err != nil {
+		cfg.Log.Warn("peak RSS not reset: it includes the start", "err", err)
+	}
 	cpu0 := cpuSeconds(s.cp.Process.Pid)
 	t0 := time.Now()
 	s.startClients(ctx)
@@ -190,7 +198,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.ConnectTime = time.Since(t0)
 	rep.CPUSecConnect = cpuSeconds(s.cp.Process.Pid) - cpu0
 	time.Sleep(time.Second) // let the heap settle before reading RSS
-	rep.RSSBytes = rss(s.cp.Process.Pid)
+	ms := procStatus(s.cp.Process.Pid)
+	rep.RSSBytes, rep.RSSAnon, rep.RSSPeak = ms.rss, ms.anon, ms.hwm
 	rep.HeapConnected, rep.StackConnected, _ = s.liveHeap(ctx)
 	if err := s.saveProfile(ctx, "heap?gc=1", "heap-connected.pb.gz"); err != nil {
 		return rep, err
@@ -314,11 +323,13 @@ func (s *sim) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("xdssim: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, filepath.Join(s.cfg.Bin, mesh.BinaryControlPlane), //nolint:gosec // G204: our own binary.
-		"--registry=file", "--file="+s.meshFile,
-		"--xds-address="+s.xds, "--debug-address="+s.debug,
-		"--ca-dir="+caDir, "--join-tokens="+filepath.Join(caDir, "join-tokens.json"),
-		"--trust-domain="+mesh.DefaultTrustDomain, "--log-level=warn")
+	args := append([]string{
+		"--registry=file", "--file=" + s.meshFile,
+		"--xds-address=" + s.xds, "--debug-address=" + s.debug,
+		"--ca-dir=" + caDir, "--join-tokens=" + filepath.Join(caDir, "join-tokens.json"),
+		"--trust-domain=" + mesh.DefaultTrustDomain, "--log-level=warn",
+	}, s.cfg.ControlPlaneArgs...)
+	cmd := exec.CommandContext(ctx, filepath.Join(s.cfg.Bin, mesh.BinaryControlPlane), args...) //nolint:gosec // G204: our own binary.
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		_ = logf.Close()

@@ -36,6 +36,9 @@ func TestSmallRun(t *testing.T) {
 			if rep.StormTime <= 0 || rep.InitialBytes <= 0 || rep.RSSBytes <= 0 {
 				t.Fatalf("storm %v, initial bytes %d, rss %d: want all > 0", rep.StormTime, rep.InitialBytes, rep.RSSBytes)
 			}
+			if rep.RSSAnon <= 0 || rep.RSSAnon > rep.RSSBytes || rep.RSSPeak < rep.RSSBytes {
+				t.Fatalf("RSS %d, anonymous %d, peak %d: want 0 < anonymous <= RSS <= peak", rep.RSSBytes, rep.RSSAnon, rep.RSSPeak)
+			}
 			eds := rep.Changes[0].BytesPerProx
 			// 12 services: SotW re-sends 12 assignments, delta one.
 			if delta && eds > 2000 || !delta && eds < 3000 {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -51,6 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Storm, "storm", true, "run the reconnect storm")
 	fs.DurationVar(&cfg.Settle, "settle", 3*time.Minute, "bound of every wait")
 	fs.StringVar(&modes, "modes", "sotw,delta", "ADS flavours to run, in turn: sotw, delta or both")
+	cpArgs := fs.String("cp-args", "", "extra weft-control-plane flags, space-separated (e.g. --max-connecting=128)")
 	profiles := fs.String("profile-dir", "", "save the control plane's heap and CPU profiles under <dir>/<mode>/ (see xdssim.Config.ProfileDir)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "bound of the whole run")
 	verbose := fs.Bool("v", false, "log progress")
@@ -61,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		level = slog.LevelInfo
 	}
+	cfg.ControlPlaneArgs = strings.Fields(*cpArgs)
 	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
