@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weftmesh/weft/api/mesh"
-	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
 
 	"github.com/weftmesh/weft/sidecar/dnsproxy"
 	"github.com/weftmesh/weft/sidecar/xdsclient"
@@ -64,11 +63,17 @@ func newDNSServer(ctx context.Context, cfg Config, log *slog.Logger, reg prometh
 // dnsServices reads the DNS names out of a snapshot's service clusters; an
 // error makes the snapshot invalid (NACKed by the validator).
 func dnsServices(s *xdsclient.Snapshot) ([]dnsproxy.Service, error) {
-	cs := make([]*cluster.Cluster, 0, len(s.Clusters))
+	var out []dnsproxy.Service
 	for _, c := range s.Clusters {
-		cs = append(cs, &cluster.Cluster{Name: c.Name, Metadata: c.Metadata}) // what ServicesFromClusters reads
+		svc, ok, err := dnsproxy.ServiceOf(c.Name, c.ServiceHost, c.ServiceAddresses)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, svc)
+		}
 	}
-	return dnsproxy.ServicesFromClusters(cs)
+	return out, nil
 }
 
 // update installs the names of snapshot s's service clusters (which the

@@ -18,11 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/net/dns/dnsmessage"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/weftmesh/weft/api/mesh"
-	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
-	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
 )
 
 func addrs(s ...string) []netip.Addr {
@@ -75,38 +72,28 @@ func TestTableLookup(t *testing.T) {
 	}
 }
 
-func weftCluster(name, host string, vips ...string) *cluster.Cluster {
-	vals := make([]*structpb.Value, 0, len(vips))
-	for _, v := range vips {
-		vals = append(vals, structpb.NewStringValue(v))
-	}
-	return &cluster.Cluster{Name: name, Metadata: &core.Metadata{FilterMetadata: map[string]*structpb.Struct{
-		mesh.MetadataNamespace: {Fields: map[string]*structpb.Value{
-			mesh.MetadataServiceHost:      structpb.NewStringValue(host),
-			mesh.MetadataServiceAddresses: structpb.NewListValue(&structpb.ListValue{Values: vals}),
-			mesh.MetadataLB:               structpb.NewStringValue(mesh.MetadataLBLeastLatency),
-		}},
-	}}}
-}
-
-func TestServicesFromClusters(t *testing.T) {
-	got, err := ServicesFromClusters([]*cluster.Cluster{
-		weftCluster("outbound|80||cart.shop.svc.cluster.local", "cart.shop.svc.cluster.local", "10.96.0.10"),
-		{Name: "inbound|8080||"},
-		weftCluster("outbound|80||headless.shop.svc.cluster.local", "headless.shop.svc.cluster.local"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []Service{
-		{Host: "cart.shop.svc.cluster.local", Addresses: addrs("10.96.0.10")},
-		{Host: "headless.shop.svc.cluster.local"},
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("got %v, want %v", got, want)
-	}
-	if _, err := ServicesFromClusters([]*cluster.Cluster{weftCluster("x", "x.y.svc.z", "not-an-ip")}); err == nil {
-		t.Error("a bad address was accepted")
+func TestServiceOf(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		host    string
+		addrs   []string
+		want    Service
+		wantOK  bool
+		wantErr bool
+	}{
+		{"cluster IP", "cart.shop.svc.cluster.local", []string{"10.96.0.10"}, Service{Host: "cart.shop.svc.cluster.local", Addresses: addrs("10.96.0.10")}, true, false},
+		{"headless", "headless.shop.svc.cluster.local", []string{}, Service{Host: "headless.shop.svc.cluster.local"}, true, false},
+		{"no address list", "x.y.svc.z", nil, Service{}, false, false},
+		{"no host (inbound)", "", []string{"10.96.0.10"}, Service{}, false, false},
+		{"bad address", "x.y.svc.z", []string{"not-an-ip"}, Service{}, false, true},
+		{"address not a string", "x.y.svc.z", []string{""}, Service{}, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok, err := ServiceOf("outbound|80||"+tc.host, tc.host, tc.addrs)
+			if (err != nil) != tc.wantErr || ok != tc.wantOK || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("ServiceOf = %v, %v, %v; want %v, %v, error %v", got, ok, err, tc.want, tc.wantOK, tc.wantErr)
+			}
+		})
 	}
 }
 

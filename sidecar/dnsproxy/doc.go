@@ -29,7 +29,7 @@
 // accepts a new xDS snapshot; a lookup takes no lock. Services come from
 // the outbound service clusters' metadata (filter_metadata["weft"]:
 // mesh.MetadataServiceHost and mesh.MetadataServiceAddresses, see
-// ServicesFromClusters). A service <svc>.<ns>.svc.<cluster domain> answers
+// ServiceOf). A service <svc>.<ns>.svc.<cluster domain> answers
 // under the names an app may ask for: the FQDN, <svc>.<ns>.svc,
 // <svc>.<ns>, and <svc> alone for a service in the proxy's own namespace
 // — the pod's search path (<ns>.svc.<domain> svc.<domain> <domain>) turns

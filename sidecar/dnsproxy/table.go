@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/weftmesh/weft/api/mesh"
-	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
 )
 
 // Service is one mesh service the proxy answers for.
@@ -84,31 +83,22 @@ func (t *Table) Len() int {
 	return len(t.names)
 }
 
-// ServicesFromClusters reads the services out of the outbound clusters'
-// Weft metadata (mesh.MetadataServiceHost, mesh.MetadataServiceAddresses);
-// clusters without it are skipped. A service has one cluster per port, so
-// services repeat; NewTable merges them.
-func ServicesFromClusters(clusters []*cluster.Cluster) ([]Service, error) {
-	var out []Service
-	for _, c := range clusters {
-		md := c.GetMetadata().GetFilterMetadata()[mesh.MetadataNamespace]
-		if md == nil {
-			continue
-		}
-		host := md.GetFields()[mesh.MetadataServiceHost].GetStringValue()
-		list := md.GetFields()[mesh.MetadataServiceAddresses].GetListValue()
-		if host == "" || list == nil {
-			continue
-		}
-		s := Service{Host: host}
-		for _, v := range list.GetValues() {
-			a, err := netip.ParseAddr(v.GetStringValue())
-			if err != nil {
-				return nil, fmt.Errorf("dnsproxy: cluster %s: %s: %w", c.GetName(), mesh.MetadataServiceAddresses, err)
-			}
-			s.Addresses = append(s.Addresses, a)
-		}
-		out = append(out, s)
+// ServiceOf is the service an outbound cluster's Weft metadata names
+// (mesh.MetadataServiceHost, mesh.MetadataServiceAddresses, as
+// xdsclient.Cluster holds them): false when it names none (no host or no
+// address list), an error when an address is not an IP. A service has one
+// cluster per port, so services repeat; NewTable merges them.
+func ServiceOf(cluster, host string, addresses []string) (Service, bool, error) {
+	if host == "" || addresses == nil {
+		return Service{}, false, nil
 	}
-	return out, nil
+	s := Service{Host: host}
+	for _, v := range addresses {
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return Service{}, false, fmt.Errorf("dnsproxy: cluster %s: %s: %w", cluster, mesh.MetadataServiceAddresses, err)
+		}
+		s.Addresses = append(s.Addresses, a)
+	}
+	return s, true, nil
 }

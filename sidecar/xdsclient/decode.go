@@ -16,6 +16,7 @@ import (
 	"github.com/weftmesh/weft/api/mesh"
 	"github.com/weftmesh/weft/api/xdsproto"
 	cluster "github.com/weftmesh/weft/api/xdsproto/envoy/config/cluster/v3"
+	core "github.com/weftmesh/weft/api/xdsproto/envoy/config/core/v3"
 	endpoint "github.com/weftmesh/weft/api/xdsproto/envoy/config/endpoint/v3"
 	listener "github.com/weftmesh/weft/api/xdsproto/envoy/config/listener/v3"
 	route "github.com/weftmesh/weft/api/xdsproto/envoy/config/route/v3"
@@ -279,8 +280,9 @@ func decodeCluster(a *anypb.Any) (*Cluster, error) {
 	}
 	out := &Cluster{
 		Name: c.GetName(), ConnectTimeout: c.GetConnectTimeout().AsDuration(),
-		Type: c.GetType(), Metadata: c.GetMetadata(), raw: a.GetValue(),
+		Type: c.GetType(), raw: a.GetValue(),
 	}
+	out.ServiceHost, out.ServiceAddresses = serviceMetadata(c.GetMetadata())
 	if err := func() error {
 		if len(c.GetTransportSocketMatches()) > 0 {
 			return errors.New("transport_socket_matches: not supported by this sidecar")
@@ -428,6 +430,20 @@ func decodeEndpoint(lbe *endpoint.LbEndpoint) (Endpoint, error) {
 		ep.Identity = f[mesh.MetadataIdentity].GetStringValue()
 	}
 	return ep, nil
+}
+
+// serviceMetadata reads a cluster's mesh.MetadataServiceHost and
+// mesh.MetadataServiceAddresses (Cluster.ServiceHost, ServiceAddresses).
+func serviceMetadata(md *core.Metadata) (host string, addresses []string) {
+	f := md.GetFilterMetadata()[mesh.MetadataNamespace].GetFields()
+	host = f[mesh.MetadataServiceHost].GetStringValue()
+	if list := f[mesh.MetadataServiceAddresses].GetListValue(); list != nil {
+		addresses = make([]string, 0, len(list.GetValues()))
+		for _, v := range list.GetValues() {
+			addresses = append(addresses, v.GetStringValue())
+		}
+	}
+	return host, addresses
 }
 
 // portValue reads a port from a Struct value: a whole number, or a decimal

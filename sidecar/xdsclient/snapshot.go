@@ -98,9 +98,13 @@ type Cluster struct {
 	TLS *UpstreamTLS
 	// Type is the cluster's discovery type: EDS, STATIC or ORIGINAL_DST.
 	Type cluster.Cluster_DiscoveryType
-	// Metadata is the cluster's metadata, read at every update (the DNS
-	// names, an inbound cluster's services, the picker's options).
-	Metadata *core.Metadata
+	// ServiceHost and ServiceAddresses are the DNS proxy's names of the
+	// cluster's service, read at every update: filter_metadata["weft"]
+	// ["service_host"] ("" when unset) and ["service_addresses"] (nil when
+	// unset, empty for an empty list; an entry that is not a string is
+	// "", which dnsproxy.ServiceOf rejects).
+	ServiceHost      string
+	ServiceAddresses []string
 	// raw is the resource's wire form. The decoded message is not kept:
 	// ~3 KB of protos per mesh cluster (circuit breakers, outlier
 	// detection, the TLS context and protocol options as Anys) against

@@ -2,6 +2,7 @@ package xdsclient
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,7 +21,8 @@ import (
 // order), and not when a field differs; Resource gives the cluster back.
 func TestClusterSameResource(t *testing.T) {
 	md := &core.Metadata{FilterMetadata: map[string]*structpb.Struct{"weft": {Fields: map[string]*structpb.Value{
-		"service_host": structpb.NewStringValue("a.ns.svc.cluster.local"),
+		"service_host":      structpb.NewStringValue("a.ns.svc.cluster.local"),
+		"service_addresses": structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewStringValue("10.96.0.1"), structpb.NewNumberValue(1)}}),
 	}}}}
 	head := &cluster.Cluster{
 		Name:                 "outbound|80||a.ns.svc.cluster.local",
@@ -49,8 +51,18 @@ func TestClusterSameResource(t *testing.T) {
 		return c
 	}
 	a := decode(enc(head, tail))
-	if a.Type != cluster.Cluster_EDS || a.EDSName != head.Name || !proto.Equal(a.Metadata, md) || a.ConnectTimeout != time.Second {
+	if a.Type != cluster.Cluster_EDS || a.EDSName != head.Name || a.ConnectTimeout != time.Second ||
+		a.ServiceHost != "a.ns.svc.cluster.local" || !slices.Equal(a.ServiceAddresses, []string{"10.96.0.1", ""}) {
 		t.Errorf("decoded %+v", a)
+	}
+	if h, as := serviceMetadata(nil); h != "" || as != nil {
+		t.Errorf("no metadata: %q, %q", h, as)
+	}
+	empty := &core.Metadata{FilterMetadata: map[string]*structpb.Struct{"weft": {Fields: map[string]*structpb.Value{
+		"service_addresses": structpb.NewListValue(&structpb.ListValue{}),
+	}}}}
+	if _, as := serviceMetadata(empty); as == nil || len(as) != 0 {
+		t.Errorf("empty address list: %#v, want empty, not nil (a headless service)", as)
 	}
 	same, reordered := decode(enc(head, tail)), decode(enc(tail, head))
 	if bytes.Equal(a.raw, reordered.raw) {
