@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -145,7 +146,7 @@ func (m *Mesh) start(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	for _, w := range m.workloads {
-		p, err := startProcess(sidecarName(w), m.sidecarArgs(w), m.cfg.env, m.LogFile(sidecarName(w)), m.out)
+		p, err := startProcess(sidecarName(w), m.sidecarArgs(w), m.sidecarEnv(), m.LogFile(sidecarName(w)), m.out)
 		if err != nil {
 			m.mu.Unlock()
 			return err
@@ -186,6 +187,19 @@ func (m *Mesh) start(ctx context.Context) error {
 
 func sidecarName(w Workload) string { return w.NodeID() + "/sidecar" }
 func appName(w Workload) string     { return w.NodeID() + "/app" }
+
+// sidecarEnv is the sidecars' environment: WithEnv's (or the launcher's)
+// plus WithSidecarEnv's.
+func (m *Mesh) sidecarEnv() []string {
+	if len(m.cfg.sidecarEnv) == 0 {
+		return m.cfg.env
+	}
+	env := m.cfg.env
+	if env == nil {
+		env = os.Environ()
+	}
+	return append(slices.Clip(env), m.cfg.sidecarEnv...)
+}
 
 func (m *Mesh) sidecarArgs(w Workload) []string {
 	return append([]string{
@@ -289,7 +303,7 @@ func (m *Mesh) RestartSidecar(ctx context.Context, nodeID string) error {
 	if m.stopped {
 		return errors.New("launch: mesh is stopped")
 	}
-	p, err := startProcess(sidecarName(w), m.sidecarArgs(w), m.cfg.env, m.LogFile(sidecarName(w)), m.out)
+	p, err := startProcess(sidecarName(w), m.sidecarArgs(w), m.sidecarEnv(), m.LogFile(sidecarName(w)), m.out)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -190,5 +191,26 @@ func TestProcessGracefulStop(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("SIGTERM stop took %s", took)
+	}
+}
+
+func TestSidecarEnv(t *testing.T) {
+	cfg := defaultConfig()
+	WithEnv([]string{"A=1", "GOGC=100"})(&cfg)
+	m := &Mesh{cfg: cfg}
+	if got := m.sidecarEnv(); !slices.Equal(got, []string{"A=1", "GOGC=100"}) {
+		t.Fatalf("without WithSidecarEnv: %q", got)
+	}
+	WithSidecarEnv("GOGC=off", "GODEBUG=gctrace=1")(&m.cfg)
+	want := []string{"A=1", "GOGC=100", "GOGC=off", "GODEBUG=gctrace=1"}
+	if got := m.sidecarEnv(); !slices.Equal(got, want) {
+		t.Fatalf("sidecar env %q, want %q", got, want)
+	}
+	if !slices.Equal(m.cfg.env, []string{"A=1", "GOGC=100"}) {
+		t.Fatalf("the other processes' env changed: %q", m.cfg.env)
+	}
+	m.cfg.env = nil
+	if got := m.sidecarEnv(); len(got) < 2 || !slices.Equal(got[len(got)-2:], []string{"GOGC=off", "GODEBUG=gctrace=1"}) || len(got) != len(os.Environ())+2 {
+		t.Fatalf("without WithEnv: the launcher's env plus the sidecar's, got %d entries ending %q", len(got), got[max(len(got)-2, 0):])
 	}
 }

@@ -26,6 +26,7 @@ type config struct {
 	readyTimeout   time.Duration
 	stopTimeout    time.Duration
 	env            []string
+	sidecarEnv     []string
 	secure         secureMode
 	certLifetime   time.Duration
 	mtlsMode       meshconfig.MTLSMode
@@ -100,6 +101,13 @@ func WithStopTimeout(d time.Duration) Option { return func(c *config) { c.stopTi
 
 // WithEnv sets the environment of every process (default: the launcher's).
 func WithEnv(env []string) Option { return func(c *config) { c.env = env } }
+
+// WithSidecarEnv adds KEY=value entries to the sidecars' environment only
+// (after WithEnv's or the launcher's, so they win): benchmarks try GOGC or
+// GODEBUG on the proxies without changing the control plane or the apps.
+func WithSidecarEnv(kv ...string) Option {
+	return func(c *config) { c.sidecarEnv = append(c.sidecarEnv, kv...) }
+}
 
 // WithCertLifetime sets the lifetime of the certificates the control
 // plane's CA issues (--cert-lifetime; tests use a few seconds).

@@ -34,6 +34,10 @@ type Config struct {
 	// and the control plane; -1 for either leaves it unpinned.
 	LoadCPU   int
 	ServerCPU int
+
+	// SidecarEnv is added to the Weft sidecars' environment only
+	// (KEY=value; GOGC, GOMEMLIMIT or GODEBUG=gctrace=1 experiments).
+	SidecarEnv []string
 }
 
 // DefaultConfig is `make bench`: about fifteen minutes of measurement

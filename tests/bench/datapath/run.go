@@ -227,7 +227,7 @@ func (st *runState) startAll(ctx context.Context) error {
 
 	if st.has("W") {
 		st.logf("starting Weft control plane and two sidecars (CPU %d)", cpu)
-		w, err := startWeft(ctx, st.cfg.BinDir, filepath.Join(st.cfg.RunDir, "weft"), cpu)
+		w, err := startWeft(ctx, st.cfg.BinDir, filepath.Join(st.cfg.RunDir, "weft"), cpu, st.cfg.SidecarEnv)
 		if w != nil {
 			st.weft = w
 		}

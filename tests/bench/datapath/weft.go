@@ -97,9 +97,9 @@ func writeMeshFile(dir string) (string, error) {
 }
 
 // startWeft runs the control plane and both sidecars with the same launcher
-// as `weftctl up`, every process with GOMAXPROCS=1, then pins them (all
-// threads) to cpu.
-func startWeft(ctx context.Context, binDir, runDir string, cpu int) (*weftPair, error) {
+// as `weftctl up`, every process with GOMAXPROCS=1 (the sidecars with
+// sidecarEnv too), then pins them (all threads) to cpu.
+func startWeft(ctx context.Context, binDir, runDir string, cpu int, sidecarEnv []string) (*weftPair, error) {
 	meshFile, err := writeMeshFile(runDir)
 	if err != nil {
 		return nil, err
@@ -110,6 +110,7 @@ func startWeft(ctx context.Context, binDir, runDir string, cpu int) (*weftPair, 
 		launch.WithRunDir(filepath.Join(runDir, "logs")),
 		launch.WithLogLevel("warn"),
 		launch.WithEnv(env),
+		launch.WithSidecarEnv(sidecarEnv...),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("weft: %w", err)

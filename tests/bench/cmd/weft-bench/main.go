@@ -20,7 +20,7 @@ import (
 
 func main() {
 	cfg := datapath.DefaultConfig()
-	var tools, paths, sizes, qps string
+	var tools, paths, sizes, qps, sidecarEnv string
 	flag.StringVar(&cfg.BinDir, "bin", cfg.BinDir, "directory with bench-upstream, weft-control-plane and weft-sidecar")
 	flag.StringVar(&tools, "tools", ".cache/tools/bin", "directory with fortio (falls back to $PATH)")
 	flag.StringVar(&cfg.RunDir, "run", cfg.RunDir, "scratch directory: certificates, configs, logs, raw results")
@@ -37,11 +37,13 @@ func main() {
 	flag.IntVar(&cfg.SatConns, "sat-conns", cfg.SatConns, "connections of the saturation runs")
 	flag.IntVar(&cfg.LoadCPU, "load-cpu", cfg.LoadCPU, "CPU for the load generator (-1: no pinning at all)")
 	flag.IntVar(&cfg.ServerCPU, "server-cpu", cfg.ServerCPU, "CPU for the upstream, the proxies and the control plane")
+	flag.StringVar(&sidecarEnv, "sidecar-env", "", "KEY=value entries, space separated, added to the Weft sidecars' environment only (e.g. 'GOGC=off GODEBUG=gctrace=1')")
 	flag.StringVar(&cfg.Command, "command", "", "the command to print with the results (default: this one)")
 	flag.Parse()
 
 	cfg.Paths = split(paths)
 	cfg.Sizes = split(sizes)
+	cfg.SidecarEnv = strings.Fields(sidecarEnv)
 	cfg.QPS = nil
 	for _, q := range split(qps) {
 		n, err := strconv.Atoi(q)
