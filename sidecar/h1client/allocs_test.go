@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 )
 
 // cannedResp is what cannedServer answers to every request.
@@ -75,27 +76,38 @@ func exchangeOnce(c *Client, req *http.Request, buf []byte) error {
 // TestAllocsPerRequest bounds the allocations of one keep-alive exchange
 // (a GET, a response with a Content-Length body read to its end): the
 // response head's string, the Response with its body, its header map and
-// the values' slice; a context that can be cancelled adds its watch.
+// the values' slice. A request whose context can be cancelled adds its
+// watch only when it is still in flight after the watch delay; watched
+// from the start (delay 0), a new context per request (the proxy's case)
+// costs five more: its done channel and children map, the AfterFunc's
+// context, its stop function and the closure it registers.
 func TestAllocsPerRequest(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items at random under -race")
 	}
 	addr := cannedServer(t)
-	c := New(tcpDial)
-	defer c.CloseIdleConnections()
 	cancelable, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, tc := range []struct {
 		name  string
+		delay time.Duration
 		ctx   context.Context
+		fresh bool // a new cancelable context and request per exchange
 		bound float64
 	}{
-		{"background", context.Background(), 5},
+		{"background", DefaultCancelWatchDelay, context.Background(), false, 5},
 		// The same context every run: its done channel and children map
 		// are made once.
-		{"cancelable", cancelable, 7},
+		{"cancelable", 0, cancelable, false, 7},
+		// The context, its cancel func and the request copy are 3 of
+		// these. (An hour: the exchange always ends before the watch,
+		// whatever the machine's load; the default is milliseconds.)
+		{"fresh-context", time.Hour, context.Background(), true, 8},
+		{"fresh-context-watched-at-once", 0, context.Background(), true, 13},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			c := New(tcpDial, WithCancelWatchDelay(tc.delay))
+			defer c.CloseIdleConnections()
 			req, err := http.NewRequestWithContext(tc.ctx, http.MethodGet, "http://"+addr+"/x", nil)
 			if err != nil {
 				t.Fatal(err)
@@ -106,7 +118,13 @@ func TestAllocsPerRequest(t *testing.T) {
 			}
 			var failed error
 			n := testing.AllocsPerRun(200, func() {
-				if err := exchangeOnce(c, req, buf); err != nil {
+				r := req
+				if tc.fresh {
+					ctx, cancel := context.WithCancel(tc.ctx)
+					defer cancel()
+					r = req.WithContext(ctx)
+				}
+				if err := exchangeOnce(c, r, buf); err != nil {
 					failed = err
 				}
 			})

@@ -67,6 +67,8 @@ type Client struct {
 	maxHeader   int
 	// checkIdle is checkIdleAfter (tests shorten it).
 	checkIdle time.Duration
+	// watchDelay: WithCancelWatchDelay.
+	watchDelay time.Duration
 
 	hosts   sync.Map  // addr -> *hostPool
 	readers sync.Pool // *bufio.Reader
@@ -82,6 +84,7 @@ func New(dial DialFunc, opts ...Option) *Client {
 		idleTimeout: DefaultIdleTimeout,
 		maxHeader:   DefaultMaxResponseHeaderBytes,
 		checkIdle:   checkIdleAfter,
+		watchDelay:  DefaultCancelWatchDelay,
 	}
 	for _, o := range opts {
 		o(c)

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func tcpDial(ctx context.Context, addr string) (net.Conn, error) {
@@ -601,9 +602,20 @@ func stallServerGot(t *testing.T, resp string) (string, chan struct{}, chan stru
 	return addr, got, gone
 }
 
+// watchDelays are the cancellation watch's delays the cancel tests run
+// with: from the start, and the default (the context may end before the
+// watch is registered).
+var watchDelays = []time.Duration{0, DefaultCancelWatchDelay}
+
 func TestCancelMidBody(t *testing.T) {
+	for _, d := range watchDelays {
+		t.Run(d.String(), func(t *testing.T) { testCancelMidBody(t, d) })
+	}
+}
+
+func testCancelMidBody(t *testing.T, delay time.Duration) {
 	addr, gone := stallServer(t, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst")
-	c := New(tcpDial)
+	c := New(tcpDial, WithCancelWatchDelay(delay))
 	ctx, cancel := context.WithCancel(t.Context())
 	req := newRequest(t, "GET", addr, "/", nil).WithContext(ctx)
 	resp, err := c.RoundTrip(req) //nolint:bodyclose // closed below, after the cancelled Read
@@ -628,8 +640,14 @@ func TestCancelMidBody(t *testing.T) {
 }
 
 func TestCancelBeforeResponse(t *testing.T) {
+	for _, d := range watchDelays {
+		t.Run(d.String(), func(t *testing.T) { testCancelBeforeResponse(t, d) })
+	}
+}
+
+func testCancelBeforeResponse(t *testing.T, delay time.Duration) {
 	addr, got, gone := stallServerGot(t, "")
-	c := New(tcpDial)
+	c := New(tcpDial, WithCancelWatchDelay(delay))
 	ctx, cancel := context.WithCancelCause(t.Context())
 	why := errors.New("client went away")
 	req := newRequest(t, "GET", addr, "/", nil).WithContext(ctx)
@@ -647,6 +665,44 @@ func TestCancelBeforeResponse(t *testing.T) {
 		t.Errorf("RoundTrip after cancel: %v, want the context's cause", err)
 	}
 	<-gone
+}
+
+// TestCancelAfterResponseKeepsConnection: a request's context that ends
+// once its response was read (a proxy's request context ends when its
+// handler returns) leaves the pooled connection alone, whether the watch
+// was registered (delay 0) or not.
+func TestCancelAfterResponseKeepsConnection(t *testing.T) {
+	for _, d := range watchDelays {
+		t.Run(d.String(), func(t *testing.T) {
+			var dials atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = io.WriteString(w, "ok")
+			}))
+			defer srv.Close()
+			c := New(func(ctx context.Context, addr string) (net.Conn, error) {
+				dials.Add(1)
+				return tcpDial(ctx, addr)
+			}, WithCancelWatchDelay(d))
+			defer c.CloseIdleConnections()
+			for i := range 50 {
+				ctx, cancel := context.WithCancel(t.Context())
+				req := newRequest(t, "GET", srv.Listener.Addr().String(), "/", nil).WithContext(ctx)
+				resp, err := c.RoundTrip(req)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				cancel()
+				if err != nil || string(b) != "ok" {
+					t.Fatalf("request %d: %q, %v", i, b, err)
+				}
+			}
+			if n := dials.Load(); n != 1 {
+				t.Errorf("%d dials for 50 sequential requests, want 1", n)
+			}
+		})
+	}
 }
 
 func TestCloseWhileReadBlocks(t *testing.T) {

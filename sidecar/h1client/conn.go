@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
@@ -38,8 +39,15 @@ type conn struct {
 	abortFn func()
 
 	// Of the request in flight.
-	ctx  context.Context
-	stop func() bool // stops the context watch; nil without one
+	ctx context.Context
+	// The cancellation watch (watch.go): wctx is the context the timer
+	// watches once it fires (nil: none in flight), wstop stops the
+	// AfterFunc registered then (or at once without a delay). wmu guards
+	// both against the timer's goroutine.
+	wmu    sync.Mutex
+	wctx   context.Context
+	wstop  func() bool
+	wtimer *time.Timer
 	// writing: a body writer goroutine owns bw until it sends its result
 	// on writeErr.
 	writing  bool
@@ -89,11 +97,8 @@ func (pc *conn) close() {
 // pools the connection when keep holds and nothing went wrong since,
 // or closes it.
 func (pc *conn) finish(keep bool) {
-	if pc.stop != nil {
-		if !pc.stop() {
-			keep = false // the context ended: the deadline is set
-		}
-		pc.stop = nil
+	if !pc.unwatch() {
+		keep = false // the context ended: the deadline is set
 	}
 	pc.ctx = nil
 	if pc.writing {
@@ -139,9 +144,7 @@ func (pc *conn) cause(err error) error {
 func (pc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	pc.ctx = ctx
-	if ctx.Done() != nil {
-		pc.stop = context.AfterFunc(ctx, pc.abortFn)
-	}
+	pc.watch(ctx)
 	closeAfter, werr, ferr := pc.writeRequest(req)
 	if ferr != nil {
 		pc.finish(false)

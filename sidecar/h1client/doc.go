@@ -48,7 +48,12 @@
 // context.AfterFunc on the request's context sets a past deadline on the
 // connection, which aborts a blocked read or write; the error is then
 // context.Cause of the request's context, as with net/http, and the
-// connection is discarded. A Close of the body from another goroutine
+// connection is discarded. The AfterFunc is registered only once the
+// request has been in flight for WithCancelWatchDelay (default 5 ms; a
+// per-connection timer, reset per request, registers it): the proxy's
+// contexts are new for each request, and registering cost five
+// allocations a request (watch.go). A context that ends within the delay
+// aborts the request at the delay. A Close of the body from another goroutine
 // while a Read blocks closes the connection.
 //
 // A dial error is returned as the DialFunc returned it (the sidecar's
@@ -64,8 +69,8 @@
 //
 // None per connection. Per request only the body writer of step 2, which
 // ends when the body is written or the connection fails (the request's
-// connection is closed when it is abandoned). Each upstream address's pool
-// has one timer (time.AfterFunc) that closes the connections idle for longer
-// than the idle timeout; CloseIdleConnections stops it. A Client is safe
-// for concurrent use.
+// connection is closed when it is abandoned). Each connection has a watch
+// timer and each upstream address's pool one timer (time.AfterFunc) that
+// closes the connections idle for longer than the idle timeout;
+// CloseIdleConnections stops it. A Client is safe for concurrent use.
 package h1client
