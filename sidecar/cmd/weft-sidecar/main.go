@@ -7,18 +7,17 @@
 // kernel killing the proxy (memlimit.go).
 //
 // GC policy (gcpolicy.go): unless GOGC is set in the environment, the heap
-// may grow 8 MiB above what the last cycle left live before the next cycle
-// starts, instead of Go's default of the live heap itself (GOGC=100), a
-// few MB in a sidecar. After each cycle GOGC is set to what gives that
-// headroom (between 100 and 800). The trade: a few MB more heap at load
-// (about 4 MiB more with the bench mesh's 4 MB live heap) for half the GC
-// cycles or fewer, each a mark phase of several milliseconds on the
+// may grow 4 MiB above what the last cycle left live before the next cycle
+// starts, instead of Go's default of the live heap itself (GOGC=100), 2-3
+// MB in a sidecar. After each cycle GOGC is set to what gives that
+// headroom (between 100 and 800). The trade: a MB or two more heap at load
+// for fewer GC cycles, each a mark phase of several milliseconds on the
 // sidecar's one P that delays the requests arriving during it (the tail
-// of the pair's latency, BENCHMARKS.md), and less GC CPU per request. Once
-// the live heap passes 8 MiB (a large mesh's configuration) it is Go's
-// default, so memory never grows by a multiple; the soft memory limit
-// still caps the heap either way. GOGC and GOMEMLIMIT in the environment
-// win.
+// of the pair's latency, BENCHMARKS.md), and less GC CPU per request;
+// 8 MiB, the first choice, cost 4 MiB more RSS per sidecar. Once the live
+// heap passes 4 MiB (a large mesh's configuration) it is Go's default, so
+// memory never grows by a multiple; the soft memory limit still caps the
+// heap either way. GOGC and GOMEMLIMIT in the environment win.
 package main
 
 import (
