@@ -11,6 +11,7 @@ import (
 	"github.com/weftmesh/weft/sidecar/capture"
 	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
 	"github.com/weftmesh/weft/sidecar/h1server"
+	"github.com/weftmesh/weft/sidecar/internal/stackgrow"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
 	"github.com/weftmesh/weft/sidecar/telemetry"
@@ -60,6 +61,11 @@ func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Opti
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		// A new goroutine per HTTP/2 stream: grow its stack once, here,
+		// not by doubling deep in the path (package stackgrow).
+		stackgrow.Grow()
+	}
 	peer := PeerFromContext(r.Context())
 	var rq *telemetry.Request // nil without telemetry; its methods are nil-safe
 	if h.obs != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/weftmesh/weft/sidecar/capture"
 	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
 	"github.com/weftmesh/weft/sidecar/h1server"
+	"github.com/weftmesh/weft/sidecar/internal/stackgrow"
 	"github.com/weftmesh/weft/sidecar/proxy"
 	"github.com/weftmesh/weft/sidecar/router"
 	"github.com/weftmesh/weft/sidecar/telemetry"
@@ -66,6 +67,11 @@ func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Opti
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 2 {
+		// A new goroutine per HTTP/2 stream: grow its stack once, here,
+		// not by doubling deep in the path (package stackgrow).
+		stackgrow.Grow()
+	}
 	var rq *telemetry.Request // nil without telemetry; its methods are nil-safe
 	if h.obs != nil {
 		w, r, rq = h.obs.Outbound(w, r)
