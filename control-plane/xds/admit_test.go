@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"testing"
+	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -168,4 +169,74 @@ func TestAdmissionWaitsForFirstState(t *testing.T) {
 	if _, err := s.cache.GetSnapshot("api-0.b"); err != nil {
 		t.Fatalf("api-0.b has no snapshot: %v", err)
 	}
+}
+
+// TestAdmissionBurstEnd: the end of a burst (at least limit nodes admitted,
+// then none waiting or holding a slot) is reported once, with the number
+// admitted; fewer nodes are no burst; a wait that ends without a slot
+// counts out but not as admitted.
+func TestAdmissionBurstEnd(t *testing.T) {
+	var ended []int
+	a := newAdmission(2, time.Hour, func(n int) { ended = append(ended, n) })
+	ctx := t.Context()
+	enter := func() func() {
+		t.Helper()
+		r, err := a.enter(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r1 := enter()
+	r1()
+	if len(ended) != 0 {
+		t.Fatalf("one node reported as a burst: %v", ended)
+	}
+	r1, r2 := enter(), enter()
+	// A third waits for a slot; the wait is cut.
+	cctx, cancel := context.WithCancel(ctx)
+	waited := make(chan error)
+	go func() {
+		_, err := a.enter(cctx)
+		waited <- err
+	}()
+	cancel()
+	if err := <-waited; err == nil {
+		t.Fatal("enter returned a slot after its context ended")
+	}
+	r1()
+	r1() // twice: frees once
+	if len(ended) != 0 {
+		t.Fatalf("burst reported while a node holds a slot: %v", ended)
+	}
+	r3 := enter()
+	r2()
+	r3()
+	if len(ended) != 1 || ended[0] != 3 {
+		t.Fatalf("burst ends reported %v, want [3]", ended)
+	}
+	if !a.sem.TryAcquire(2) {
+		t.Fatal("slots not all free")
+	}
+}
+
+// TestRunReturnsMemoryAfterBurst: Run calls the WithReturnMemory function
+// when a connect burst ends.
+func TestRunReturnsMemoryAfterBurst(t *testing.T) {
+	returned := make(chan struct{}, 1)
+	s := New(meshconfig.Default(), WithMaxConnecting(1), WithReturnMemory(func() { returned <- struct{}{} }))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Run(ctx)
+	}()
+	r, err := s.admit.enter(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r()
+	<-returned
+	cancel()
+	<-done
 }

@@ -64,7 +64,9 @@
 // for), when its last stream closes, or after a hold bound. So a connect
 // burst holds a bounded number of first configurations in memory
 // (marshalled, then queued in gRPC until the client reads them) instead of
-// one per connecting proxy. A node id with no
+// one per connecting proxy. When a burst of at least the bound ends (no
+// node waits or holds a slot), Run's goroutine calls the WithReturnMemory
+// function once (the daemon's returns the freed heap to the OS). A node id with no
 // workload in the registry gets an empty snapshot until one appears; before
 // the first registry state no node gets anything. When a node's last stream
 // closes its snapshot is dropped.

@@ -50,6 +50,10 @@ type Server struct {
 	// maxConnecting bounds the nodes receiving their first
 	// configuration at once (admit.go); 0: no bound.
 	maxConnecting int
+	// returnMemory runs on Run's goroutine after a connect burst
+	// (bursts); nil: never.
+	returnMemory func()
+	bursts       chan int // nodes admitted in a burst that ended
 
 	cache  cache.SnapshotCache
 	ads    serverv3.Server
@@ -129,6 +133,14 @@ func WithAuthenticator(a Authenticator) Option { return func(s *Server) { s.auth
 // answered its first responses (see admission).
 func WithMaxConnecting(n int) Option { return func(s *Server) { s.maxConnecting = max(n, 0) } }
 
+// WithReturnMemory makes the server call f (the daemon passes
+// debug.FreeOSMemory) on Run's goroutine when a connect burst ends: at
+// least the admission bound of nodes got their first configuration and
+// none is connecting any more (see admission). Without it, or without an
+// admission bound, the runtime's scavenger returns the burst's freed heap
+// as it sees fit.
+func WithReturnMemory(f func()) Option { return func(s *Server) { s.returnMemory = f } }
+
 // WithClock sets the time source of ConnectedAt (tests).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
@@ -147,12 +159,18 @@ func New(mc meshconfig.Config, opts ...Option) *Server {
 
 		pushed:        make(chan struct{}),
 		maxConnecting: mesh.DefaultMaxConnecting,
+		bursts:        make(chan int, 1),
 	}
 	for _, o := range opts {
 		o(s)
 	}
 	if s.maxConnecting > 0 {
-		s.admit = newAdmission(s.maxConnecting, admissionHold)
+		s.admit = newAdmission(s.maxConnecting, admissionHold, func(n int) {
+			select {
+			case s.bursts <- n:
+			default: // one is pending already
+			}
+		})
 	}
 	s.acks = newAckTracker(s.obs, s.now)
 	s.streamCtx, s.cancelStreams = context.WithCancel(context.Background())
@@ -195,8 +213,24 @@ func (s *Server) Update(st model.State) {
 // every open ADS stream (so a graceful gRPC stop can finish) and returns nil.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.cancelStreams()
+	var wg sync.WaitGroup
+	if s.returnMemory != nil {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case n := <-s.bursts:
+					t0 := s.now()
+					s.returnMemory()
+					s.log.Info("connect burst ended: freed memory returned to the OS", "proxies", n, "took", s.now().Sub(t0))
+				}
+			}
+		})
+	}
 	d := &debouncer{delay: s.delay, maxDelay: s.maxDelay, push: s.Push}
 	d.run(ctx, s.kick)
+	wg.Wait()
 	return nil
 }
 

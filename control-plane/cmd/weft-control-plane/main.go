@@ -5,7 +5,8 @@
 // Memory: unless GOGC is set in the environment the GC percent is 50 (the
 // heap grows to 1.5 × the live heap, not 2 ×), and unless GOMEMLIMIT is
 // set 75 % of the container's cgroup v2 memory limit becomes the runtime's
-// soft memory limit (memory.go).
+// soft memory limit; after a connect burst the freed heap is returned to
+// the OS (memory.go).
 package main
 
 import (

@@ -75,7 +75,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening listeningF
 	if err != nil {
 		return fmt.Errorf("weft-control-plane: metrics: %w", err)
 	}
-	xopts := []xds.Option{xds.WithLogger(log.With("component", "xds")), xds.WithDebounce(cfg.Debounce), xds.WithMaxConnecting(cfg.MaxConnecting), xds.WithObserver(xdsMetrics)}
+	xopts := []xds.Option{
+		xds.WithLogger(log.With("component", "xds")), xds.WithDebounce(cfg.Debounce), xds.WithObserver(xdsMetrics),
+		xds.WithMaxConnecting(cfg.MaxConnecting), xds.WithReturnMemory(returnMemory),
+	}
 	if sec.auth != nil && !cfg.InsecureXDS {
 		xopts = append(xopts, xds.WithAuthenticator(nodeAuth{sec.auth}))
 	}
