@@ -39,7 +39,7 @@ require (
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/sony/gobreaker v1.0.0
 	golang.org/x/net v0.62.0
-	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/sys v0.49.0
 	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260928230214-8a89bd6388cc // indirect
 )

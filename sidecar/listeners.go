@@ -32,6 +32,9 @@ type listenerManager struct {
 	// bound is true when a table was applied and every listener it names
 	// is bound.
 	bound atomic.Bool
+	// started is closed the first time bound becomes true.
+	started     chan struct{}
+	startedOnce sync.Once
 	// done is closed when run returned: every listener drained.
 	done chan struct{}
 
@@ -86,6 +89,7 @@ func newListenerManager(log *slog.Logger, drain time.Duration, tables *atomic.Po
 		tables:  tables,
 		servers: servers,
 		wake:    make(chan struct{}, 1),
+		started: make(chan struct{}),
 		done:    make(chan struct{}),
 		running: map[string]*served{},
 	}
@@ -182,6 +186,9 @@ func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
 		}
 	}
 	m.bound.Store(ok)
+	if ok {
+		m.startedOnce.Do(func() { close(m.started) })
+	}
 	return ok
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/weftmesh/weft/sidecar/identity"
 	"github.com/weftmesh/weft/sidecar/inbound"
 	"github.com/weftmesh/weft/sidecar/internal/cpconn"
+	"github.com/weftmesh/weft/sidecar/internal/memtrim"
 	"github.com/weftmesh/weft/sidecar/outbound"
 	"github.com/weftmesh/weft/sidecar/router"
 	"github.com/weftmesh/weft/sidecar/telemetry"
@@ -101,6 +102,13 @@ type Config struct {
 	DNSProxy   bool
 	DNSAddress string
 	ResolvConf string
+
+	// TrimAfterStart gives back, once the first configuration is applied
+	// and its listeners are bound, the memory only starting up used: the
+	// executable's pages it mapped and the heap its garbage left free
+	// (package memtrim). weft-sidecar sets it; a process that runs other
+	// things beside the sidecar (tests) need not.
+	TrimAfterStart bool
 }
 
 // DefaultXDSAddress is where the control plane listens in local mode.
@@ -381,6 +389,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if dns != nil {
 		g.Go(func() error { return dns.serve(gctx) })
 	}
+	if cfg.TrimAfterStart {
+		g.Go(func() error {
+			select {
+			case <-gctx.Done():
+			case <-lm.started:
+				trimAfterStart(log)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
@@ -419,4 +437,15 @@ func Run(ctx context.Context, cfg Config) error {
 	err = g.Wait()
 	log.Info("sidecar stopped")
 	return err
+}
+
+// trimAfterStart gives back the memory only starting up used
+// (memtrim.Trim) and logs what it did.
+func trimAfterStart(log *slog.Logger) {
+	r, err := memtrim.Trim()
+	if err != nil {
+		log.Warn("start-up memory not given back", "error", err)
+		return
+	}
+	log.Debug("start-up memory given back", "executable_mappings", r.Mappings, "executable_bytes", r.Unmapped)
 }

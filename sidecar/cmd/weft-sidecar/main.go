@@ -4,7 +4,9 @@
 // Memory: in a container with a memory limit (cgroup v2 memory.max) and no
 // GOMEMLIMIT in the environment, 75 % of the limit becomes the Go runtime's
 // soft memory limit, so the GC works harder near the limit instead of the
-// kernel killing the proxy (memlimit.go).
+// kernel killing the proxy (memlimit.go). Once the first configuration
+// is applied, the executable pages only starting up used are dropped
+// (--trim-after-start, package sidecar/internal/memtrim).
 //
 // GC policy (gcpolicy.go): unless GOGC is set in the environment, the heap
 // may grow 4 MiB above what the last cycle left live before the next cycle
@@ -109,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (sidecar.Config, error) {
 	fs.BoolVar(&cfg.DNSProxy, flagName(mesh.SidecarFlagDNSProxy), false, "run the DNS proxy: A/AAAA for mesh services from the xDS config, other queries forwarded to the nameservers of --resolv-conf")
 	fs.StringVar(&cfg.DNSAddress, "dns-address", sidecar.DefaultDNSAddress, "DNS proxy address (UDP and TCP), with --dns-proxy")
 	fs.StringVar(&cfg.ResolvConf, "resolv-conf", dnsproxy.DefaultResolvConf, "resolv.conf whose nameservers the DNS proxy forwards to")
+	fs.BoolVar(&cfg.TrimAfterStart, "trim-after-start", true, "once the first configuration is applied, drop the executable pages only starting up used (idle RSS; package sidecar/internal/memtrim)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

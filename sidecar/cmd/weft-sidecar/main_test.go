@@ -22,6 +22,12 @@ func TestParseFlags(t *testing.T) {
 	if !cfg.Logger.Enabled(context.Background(), slog.LevelDebug) {
 		t.Error("debug logging not enabled")
 	}
+	if !cfg.TrimAfterStart {
+		t.Error("start-up pages are not trimmed by default")
+	}
+	if cfg, err := parseFlags([]string{"--trim-after-start=false"}, io.Discard); err != nil || cfg.TrimAfterStart {
+		t.Errorf("--trim-after-start=false: TrimAfterStart %v, %v", cfg.TrimAfterStart, err)
+	}
 	for _, bad := range [][]string{{"--log-level=loud"}, {"extra"}, {"--nope"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", strings.Join(bad, " "))

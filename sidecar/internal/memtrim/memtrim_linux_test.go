@@ -1,0 +1,106 @@
+package memtrim
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestReadOnlyMappings(t *testing.T) {
+	const maps = `00400000-00a02000 r-xp 00000000 fe:00 11535587                           /bin/weft-sidecar
+00a02000-01100000 r--p 00602000 fe:00 11535587                           /bin/weft-sidecar
+01100000-01174000 rw-p 00d00000 fe:00 11535587                           /bin/weft-sidecar
+01174000-031bc000 rw-p 00000000 00:00 0 
+7f17e680f000-7f17e6811000 r-xp 00000000 00:00 0                          [vdso]
+7f0000000000-7f0000001000 r--p 00000000 fe:00 42                         /etc/other
+7f0000002000-7f0000003000 r--p 00000000 fe:01 11535587                   /other/device
+7f0000004000-7f0000005000 r--s 00000000 fe:00 11535587                   /bin/weft-sidecar
+7f0000006000-7f0000007000 rwxp 00000000 fe:00 11535587                   /bin/weft-sidecar (deleted)
+`
+	got, err := readOnlyMappings(strings.NewReader(maps), 0xfe, 0, 11535587)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []mapping{{0x400000, 0xa02000}, {0xa02000, 0x1100000}}
+	if len(got) != len(want) {
+		t.Fatalf("mappings %x, want %x", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("mapping %d: %x, want %x", i, got[i], want[i])
+		}
+	}
+}
+
+func TestReadOnlyMappingsBadLine(t *testing.T) {
+	if _, err := readOnlyMappings(strings.NewReader("zz-00 r-xp 00000000 fe:00 7 /x\n"), 0xfe, 0, 7); err == nil {
+		t.Fatal("a bad address range was accepted")
+	}
+}
+
+// resident counts the pages of the executable's read-only mappings that
+// are mapped into the process (/proc/self/pagemap's present bit).
+func resident(t *testing.T) (pages, total int) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &st); err != nil {
+		t.Fatal(err)
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := readOnlyMappings(bytes.NewReader(maps), unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	page := uint64(os.Getpagesize())
+	for _, m := range ms {
+		buf := make([]byte, (m.end-m.start)/page*8)
+		if _, err := pm.ReadAt(buf, int64(m.start/page*8)); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < len(buf); i += 8 {
+			total++
+			if binary.LittleEndian.Uint64(buf[i:])&(1<<63) != 0 {
+				pages++
+			}
+		}
+	}
+	return pages, total
+}
+
+// TestTrimDropsExecutablePages trims the test binary itself: pages of its
+// read-only segments stop being mapped, and the program keeps running
+// from the page cache. What the test runs again is mapped back at once,
+// a whole page-cache folio per fault (64 KiB and more), so only "fewer"
+// is certain.
+func TestTrimDropsExecutablePages(t *testing.T) {
+	before, total := resident(t)
+	r, err := Trim()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := resident(t)
+	t.Logf("dropped %d mappings, %d bytes; resident pages of %d: %d -> %d", r.Mappings, r.Unmapped, total, before, after)
+	if r.Mappings < 2 {
+		t.Errorf("dropped %d mappings, want the text and rodata ones", r.Mappings)
+	}
+	if after >= before {
+		t.Errorf("resident pages %d -> %d: the executable's pages were not dropped", before, after)
+	}
+	// The code and data still work: the same result again.
+	r2, err := Trim()
+	if err != nil || r2 != r {
+		t.Errorf("second Trim: %+v, %v; want %+v", r2, err, r)
+	}
+}
