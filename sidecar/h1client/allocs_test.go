@@ -93,20 +93,23 @@ func TestAllocsPerRequest(t *testing.T) {
 		delay time.Duration
 		ctx   context.Context
 		fresh bool // a new cancelable context and request per exchange
+		opts  []Option
 		bound float64
 	}{
-		{"background", DefaultCancelWatchDelay, context.Background(), false, 5},
+		{"background", DefaultCancelWatchDelay, context.Background(), false, nil, 5},
+		// The header map (2: the map and its group) comes back at Close.
+		{"background-recycled-headers", DefaultCancelWatchDelay, context.Background(), false, []Option{WithHeaderRecycling()}, 3},
 		// The same context every run: its done channel and children map
 		// are made once.
-		{"cancelable", 0, cancelable, false, 7},
+		{"cancelable", 0, cancelable, false, nil, 7},
 		// The context, its cancel func and the request copy are 3 of
 		// these. (An hour: the exchange always ends before the watch,
 		// whatever the machine's load; the default is milliseconds.)
-		{"fresh-context", time.Hour, context.Background(), true, 8},
-		{"fresh-context-watched-at-once", 0, context.Background(), true, 13},
+		{"fresh-context", time.Hour, context.Background(), true, nil, 8},
+		{"fresh-context-watched-at-once", 0, context.Background(), true, nil, 13},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := New(tcpDial, WithCancelWatchDelay(tc.delay))
+			c := New(tcpDial, append(tc.opts, WithCancelWatchDelay(tc.delay))...)
 			defer c.CloseIdleConnections()
 			req, err := http.NewRequestWithContext(tc.ctx, http.MethodGet, "http://"+addr+"/x", nil)
 			if err != nil {

@@ -57,7 +57,7 @@ func (pc *conn) readResponse(req *http.Request, closeAfter bool) (_ *http.Respon
 			}
 			continue
 		}
-		resp.Header = make(http.Header, countLines(fields))
+		resp.Header = pc.hp.c.newHeader(countLines(fields))
 		if err := parseFields(fields, resp.Header); err != nil {
 			return nil, true, err
 		}
@@ -139,6 +139,9 @@ func (pc *conn) frame(req *http.Request, rb *respBody, closeAfter bool) error {
 	}
 	b := &rb.body
 	*b = body{pc: pc, nc: pc.nc, resp: resp, mode: mode, remaining: resp.ContentLength, keep: !closeAfter}
+	if c := pc.hp.c; c.recycleHeaders {
+		b.headers = &c.headers
+	}
 	if mode == modeChunked {
 		b.chunked = httputil.NewChunkedReader(pc.br)
 	}
@@ -194,6 +197,25 @@ func declareTrailer(resp *http.Response) error {
 	return nil
 }
 
+// maxRecycledHeader bounds the fields of a header map that is recycled
+// (a larger one is left to the GC).
+const maxRecycledHeader = 32
+
+// recycleHeader gives the response's header map, cleared, to the Client
+// for a later response, when it recycles them; the response is left
+// without one.
+func (b *body) recycleHeader() {
+	h := b.resp.Header
+	if b.headers == nil || h == nil {
+		return
+	}
+	b.resp.Header = nil
+	if len(h) <= maxRecycledHeader {
+		clear(h)
+		b.headers.Put(h)
+	}
+}
+
 // body is a response body. It holds the connection until the end of the
 // body, then pools it (or closes it). Read and Close may be called from
 // different goroutines: a Close while a Read blocks closes the connection.
@@ -211,6 +233,9 @@ type body struct {
 	keep      bool
 	err       error // sticky: io.EOF at the end
 	closed    bool
+	// headers: the Client's recycled header maps when it recycles them
+	// (WithHeaderRecycling); Close hands resp.Header back.
+	headers *sync.Pool
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -330,6 +355,7 @@ func (b *body) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.recycleHeader()
 	if b.err != nil {
 		return nil
 	}

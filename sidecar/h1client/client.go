@@ -58,6 +58,28 @@ func WithIdleTimeout(d time.Duration) Option { return func(c *Client) { c.idleTi
 // section of a chunked body (default DefaultMaxResponseHeaderBytes).
 func WithMaxResponseHeaderBytes(n int) Option { return func(c *Client) { c.maxHeader = n } }
 
+// WithHeaderRecycling makes a response's Header map the Client's again
+// once the caller closed the response's body: it is cleared and filled by
+// a later response, and the closed response's Header is set to nil. The
+// caller must not use the map after Close (values it took from it, the
+// []string slices, stay as they were: they are not reused). The sidecar's
+// proxy copies the upstream's header values into its own response and
+// closes the body when it is done; the map was two allocations, ~380
+// bytes, per request and hop. A response without a body (http.NoBody)
+// keeps its map.
+func WithHeaderRecycling() Option { return func(c *Client) { c.recycleHeaders = true } }
+
+// newHeader returns a header map for a response with about n fields: a
+// recycled one when there is one.
+func (c *Client) newHeader(n int) http.Header {
+	if c.recycleHeaders {
+		if h, ok := c.headers.Get().(http.Header); ok {
+			return h
+		}
+	}
+	return make(http.Header, n)
+}
+
 // Client is a pool of HTTP/1.1 keep-alive connections per upstream
 // address. It is safe for concurrent use.
 type Client struct {
@@ -74,6 +96,9 @@ type Client struct {
 	readers sync.Pool // *bufio.Reader
 	writers sync.Pool // *bufio.Writer
 	bodies  sync.Pool // *[]byte of inlineBody bytes: copy buffer of larger bodies
+	// recycleHeaders: WithHeaderRecycling; headers holds the cleared maps.
+	recycleHeaders bool
+	headers        sync.Pool // http.Header
 }
 
 // New returns a Client that dials with dial.

@@ -705,6 +705,68 @@ func TestCancelAfterResponseKeepsConnection(t *testing.T) {
 	}
 }
 
+// TestHeaderRecycling: with WithHeaderRecycling, concurrent requests each
+// see their own response's fields until they close the body, the closed
+// response has no Header, and the value slices taken from it stay as they
+// were after later responses reused the map.
+func TestHeaderRecycling(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Echo", r.URL.Path)
+		if r.URL.Query().Has("more") {
+			w.Header().Set("X-More", "1")
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	}))
+	defer srv.Close()
+	c := New(tcpDial, WithHeaderRecycling())
+	defer c.CloseIdleConnections()
+	addr := srv.Listener.Addr().String()
+	var kept [][]string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				path := fmt.Sprintf("/g%d/r%d", g, i)
+				target := path
+				if i%2 == 0 {
+					target += "?more"
+				}
+				resp, err := c.RoundTrip(newRequest(t, "GET", addr, target, nil))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				got, more := resp.Header.Get("X-Echo"), resp.Header.Get("X-More")
+				vv := resp.Header["X-Echo"]
+				resp.Body.Close()
+				if err != nil || string(b) != path || got != path || (more == "1") != (i%2 == 0) {
+					t.Errorf("%s: body %q, X-Echo %q, X-More %q, %v", target, b, got, more, err)
+					return
+				}
+				if resp.Header != nil {
+					t.Errorf("%s: the closed response still has its header map", path)
+				}
+				mu.Lock()
+				kept = append(kept, vv)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for _, vv := range kept {
+		if len(vv) != 1 || seen[vv[0]] {
+			t.Fatalf("a kept X-Echo value changed: %q (or seen twice)", vv)
+		}
+		seen[vv[0]] = true
+	}
+	if len(seen) != 200 {
+		t.Errorf("%d distinct X-Echo values kept, want 200", len(seen))
+	}
+}
+
 func TestCloseWhileReadBlocks(t *testing.T) {
 	addr, gone := stallServer(t, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
 	c := New(tcpDial)

@@ -13,7 +13,9 @@
 // Transfer-Encoding, Upgrade), the Host is kept, nothing is added. The
 // Transport (transport.Mesh in the sidecar; consumer-defined here so tests
 // and the mTLS transport can stand in) sends it. The response headers
-// lose their hop-by-hop headers; the body is copied through a pooled
+// lose their hop-by-hop headers and their values go into the client's
+// response (the upstream's header map is not used once its body is
+// closed: the transport recycles it); the body is copied through a pooled
 // 32 KiB buffer and flushed after every read when its length is unknown
 // (streaming, server-sent events); trailers follow the body. An upstream
 // that fails mid-body aborts the client's response rather than end it

@@ -27,6 +27,11 @@
 //     h1client); gRPC calls (IsGRPC), which need HTTP/2, over h2c with prior
 //     knowledge.
 //
+// A response from the HTTP/1.1 pools gives its Header map back when its
+// body is closed (h1client.WithHeaderRecycling; the closed response's Header
+// is then nil): callers use the map only until Close. The value slices
+// they took from it stay theirs.
+//
 // Addresses are IP literals from xDS; nothing on this path resolves names.
 // A failure to connect is returned as a *DialError so callers can answer 502
 // and know the request never reached the upstream.

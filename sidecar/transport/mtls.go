@@ -175,7 +175,8 @@ func newTLSPool(d *Dialer, cfg *tls.Config, maxIdle int) *h1client.Client {
 	},
 		h1client.WithMaxIdlePerHost(maxIdle),
 		h1client.WithIdleTimeout(90*time.Second),
-		h1client.WithMaxResponseHeaderBytes(maxResponseHeaderBytes))
+		h1client.WithMaxResponseHeaderBytes(maxResponseHeaderBytes),
+		h1client.WithHeaderRecycling())
 }
 
 // dialTLS dials addr with d and completes the mTLS handshake with cfg

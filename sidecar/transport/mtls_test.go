@@ -123,11 +123,13 @@ func TestMTLSPools(t *testing.T) {
 					t.Fatalf("request %d: %v", i, err)
 				}
 				body, _ := io.ReadAll(resp.Body)
+				// Before Close: the HTTP/1.1 pool recycles the map then.
+				proto, alpn := resp.Header.Get("X-Proto"), resp.Header.Get("X-ALPN")
 				resp.Body.Close()
-				if got := resp.Header.Get("X-Proto"); got != tc.wantProto {
+				if got := proto; got != tc.wantProto {
 					t.Errorf("request %d: peer saw %s, want %s", i, got, tc.wantProto)
 				}
-				if got := resp.Header.Get("X-ALPN"); got != tc.wantALPN {
+				if got := alpn; got != tc.wantALPN {
 					t.Errorf("request %d: ALPN %q, want %q", i, got, tc.wantALPN)
 				}
 				if string(body) != "/x" {

@@ -113,7 +113,8 @@ func New(opts ...Option) *Mesh {
 	direct := h1client.New(d.dialTCP,
 		h1client.WithMaxIdlePerHost(o.maxIdlePerHost),
 		h1client.WithIdleTimeout(o.idleConnTimeout),
-		h1client.WithMaxResponseHeaderBytes(maxResponseHeaderBytes))
+		h1client.WithMaxResponseHeaderBytes(maxResponseHeaderBytes),
+		h1client.WithHeaderRecycling())
 	directH2 := &http.Transport{
 		Proxy:              nil,
 		DialContext:        d.DialContext,

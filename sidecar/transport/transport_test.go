@@ -104,9 +104,11 @@ func TestDirectIsPooledHTTP1(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
+		// Before Close: the HTTP/1.1 pool recycles the map then.
+		proto, port := resp.Header.Get("X-Proto"), resp.Header.Get("X-Target-Port")
 		resp.Body.Close()
-		if resp.Header.Get("X-Proto") != "HTTP/1.1" || resp.Header.Get("X-Target-Port") != "" {
-			t.Fatalf("upstream saw proto %q target port %q", resp.Header.Get("X-Proto"), resp.Header.Get("X-Target-Port"))
+		if proto != "HTTP/1.1" || port != "" {
+			t.Fatalf("upstream saw proto %q target port %q", proto, port)
 		}
 	}
 	if n := cl.n.Load(); n != 1 {
@@ -163,8 +165,9 @@ func TestDirectGRPCIsH2C(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
+			got := resp.Header.Get("X-Proto") // before Close, which recycles the map
 			resp.Body.Close()
-			if got := resp.Header.Get("X-Proto"); got != tc.wantProto {
+			if got != tc.wantProto {
 				t.Errorf("app saw %s, want %s", got, tc.wantProto)
 			}
 		})
