@@ -181,9 +181,15 @@ func Run(ctx context.Context, cfg Config) error {
 		adsHTTP   *http.Client
 		serverTLS *tls.Config
 		trOpts    []transport.Option
-		xdsConn   atomic.Bool
+		// xds is the ADS client once made: weft_xds_connected reads its
+		// status when scraped (the metrics are made before it).
+		xds atomic.Pointer[xdsclient.Client]
 	)
-	metrics := admin.NewMetrics(nil, xdsConn.Load)
+	xdsConnected := func() bool {
+		c := xds.Load()
+		return c != nil && c.Status().Connected
+	}
+	metrics := admin.NewMetrics(nil, xdsConnected)
 	if !cfg.Plaintext {
 		if sec, err = newSecureChannel(cfg); err != nil {
 			return err
@@ -206,7 +212,7 @@ func Run(ctx context.Context, cfg Config) error {
 		if mgr, err = identity.New(id, opts...); err != nil {
 			return fmt.Errorf("sidecar: %w", err)
 		}
-		m = admin.NewMetrics(mgr, xdsConn.Load)
+		m = admin.NewMetrics(mgr, xdsConnected)
 		metrics = m
 		var caHTTP *http.Client
 		var closeIdle func()
@@ -327,6 +333,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("sidecar: %w", err)
 	}
 
+	xds.Store(xc)
+
 	var draining atomic.Bool
 	ready := func() bool {
 		if mgr != nil {
@@ -399,18 +407,6 @@ func Run(ctx context.Context, cfg Config) error {
 			return nil
 		})
 	}
-	g.Go(func() error {
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			xdsConn.Store(xc.Status().Connected)
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-t.C:
-			}
-		}
-	})
 	for _, s := range []struct {
 		name string
 		srv  *http.Server

@@ -404,6 +404,11 @@ func TestListenersFollowLDS(t *testing.T) {
 
 	cp.Set(node, "1", inbound(ip, mesh.PortInbound))
 	waitReady(t, p)
+	// Ready means the stream delivered a configuration: the gauge reads
+	// the client's status when scraped, so it says connected at once.
+	if m := scrape(t, "http://"+p.addr(mesh.PortHealth)+"/metrics"); !strings.Contains(m, "\nweft_xds_connected 1\n") {
+		t.Errorf("weft_xds_connected once ready:\n%s", m)
+	}
 	first := p.addr(mesh.PortInbound)
 	if code, err := call(first); err != nil || code != http.StatusOK {
 		t.Fatalf("inbound at %s: %d %v", first, code, err)
@@ -427,6 +432,21 @@ func TestListenersFollowLDS(t *testing.T) {
 		t.Errorf("in-flight request on a removed listener = %d, want 200", code)
 	}
 	eventually("the removed listener to close", func() bool { _, err := call(moved); return err != nil })
+}
+
+// scrape returns the body of a GET of url.
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func TestGracefulShutdown(t *testing.T) {
