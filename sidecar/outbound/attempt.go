@@ -64,12 +64,17 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 	defer cancel()
 	pol := rt.Retry
 	var body *retry.Body
+	var tee *retry.Tee // a streamed body (unknown length), sent as it is read
 	replayable := false
 	if pol.NumRetries > 0 {
-		var err error
-		if body, replayable, err = retry.BufferBody(r, rt.BufferLimit); err != nil {
-			proxy.Error(w, http.StatusBadRequest, "cannot read the request body: %v", err)
-			return
+		if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+			tee = retry.NewTee(r.Body, rt.BufferLimit)
+		} else {
+			var err error
+			if body, replayable, err = retry.BufferBody(r, rt.BufferLimit); err != nil {
+				proxy.Error(w, http.StatusBadRequest, "cannot read the request body: %v", err)
+				return
+			}
 		}
 	}
 	// On the stack with its URL: each try copies both (TryOf).
@@ -161,6 +166,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 			req.Body, req.ContentLength = body.Reader(), body.Len()
 			b := body // the closure captures this copy, so body stays on the stack
 			req.GetBody = func() (io.ReadCloser, error) { return b.Reader(), nil }
+		} else if tee != nil {
+			req.Body = tee
 		}
 		st.Attempts.Add(1)
 		ep.State.Begin()
@@ -201,6 +208,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 			header = resp.Header
 		}
 		cond := retry.ClassifyResponse(status, header, err, ep.TunnelAddr != "")
+		if tee != nil && body == nil {
+			// A streamed body can go again if this try read all of it, or
+			// none of it (a connect failure: the next try sends the tee).
+			if b, ok := tee.Whole(); ok {
+				body, replayable = b, true
+			} else {
+				replayable = cond == retry.ConnectFailure && tee.Untouched()
+			}
+		}
 		again := cond != 0 && try <= pol.NumRetries && pol.Retryable(r.Method, status, cond) && (replayable || cond == retry.ConnectFailure && body == nil && r.ContentLength == 0)
 		if !again {
 			lastResp, lastErr = resp, err

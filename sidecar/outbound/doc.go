@@ -15,7 +15,8 @@
 // Resilience (attempt.go, package filter): the route picks the cluster
 // (weighted split), the cluster's max_requests admits the request (else 503
 // with x-weft-overloaded), the route timeout bounds everything after, the
-// body is buffered up to request_body_buffer_limit, and each try picks an
+// body is kept up to request_body_buffer_limit (read first when its length
+// is known, copied as it streams when not: retry.Tee), and each try picks an
 // endpoint avoiding those already tried, asks its breaker, applies
 // max_pending_requests / max_connections, sends with the per-try timeout,
 // and records the outcome (breaker, latency). A failed try is retried when
