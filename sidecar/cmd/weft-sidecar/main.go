@@ -12,8 +12,10 @@
 // may grow 4 MiB above what the last cycle left live before the next cycle
 // starts, instead of Go's default of the live heap itself (GOGC=100), 2-3
 // MB in a sidecar. After each cycle GOGC is set to what gives that
-// headroom (between 100 and 800). The trade: a MB or two more heap at load
-// for fewer GC cycles, each a mark phase of several milliseconds on the
+// headroom (between 100 and 800; 8 MiB before the first cycle, so start-up
+// is not collected before the sidecar is ready). The trade: a MB or two
+// more heap at load for fewer GC cycles, each a mark phase of several
+// milliseconds on the
 // sidecar's one P that delays the requests arriving during it (the tail
 // of the pair's latency, BENCHMARKS.md), and less GC CPU per request;
 // 8 MiB, the first choice, cost 4 MiB more RSS per sidecar. Once the live
