@@ -11,12 +11,14 @@
 // executable's read-only segments (madvise MADV_DONTNEED): the pages stay
 // in the page cache, and what the process touches afterwards is mapped
 // again by a minor fault, without I/O. Writable segments (data, bss) are
-// never dropped: MADV_DONTNEED would lose what was written to them.
+// never dropped: MADV_DONTNEED would lose what was written to them. Nor is
+// a read-only mapping holding a written page (smaps' Anonymous above 0: a
+// PIE's relocated RELRO segment, a debugger's breakpoint), for the same
+// reason.
 //
 // Trim does not return the heap (debug.FreeOSMemory): measured on an
 // idle sidecar, its forced GC cycle left more anonymous memory and more
 // executable pages resident (the stack scan reads pclntab), not less.
 //
-// Only Linux drops pages; elsewhere Trim does nothing. A debugger's
-// software breakpoints (written into the text) set before Trim are lost.
+// Only Linux drops pages; elsewhere Trim does nothing.
 package memtrim
