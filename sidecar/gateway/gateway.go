@@ -469,12 +469,17 @@ func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.
 	defer cancel()
 	pol := res.retry
 	var body *retry.Body
+	var tee *retry.Tee // a streamed body (unknown length), sent as it is read
 	replayable := false
 	if pol.NumRetries > 0 {
-		var err error
-		if body, replayable, err = retry.BufferBody(r, mesh.DefaultRetryBufferBytes); err != nil {
-			rec.refuse(w, http.StatusBadRequest, resultError, "bad_request", "egress: cannot read the request body: %v", err)
-			return
+		if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+			tee = retry.NewTee(countingReader{r.Body, &rec.bytesIn}, mesh.DefaultRetryBufferBytes)
+		} else {
+			var err error
+			if body, replayable, err = retry.BufferBody(r, mesh.DefaultRetryBufferBytes); err != nil {
+				rec.refuse(w, http.StatusBadRequest, resultError, "bad_request", "egress: cannot read the request body: %v", err)
+				return
+			}
 		}
 	}
 	out := proxy.Prepare(r)
@@ -499,6 +504,7 @@ func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.
 	switch {
 	case body != nil:
 		rec.bytesIn.Store(body.Len())
+	case tee != nil: // counts as it is read
 	case out.Body != nil:
 		out.Body = countingReader{out.Body, &rec.bytesIn}
 	}
@@ -552,6 +558,8 @@ func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.
 			req.Body, req.ContentLength = body.Reader(), body.Len()
 			b := body
 			req.GetBody = func() (io.ReadCloser, error) { return b.Reader(), nil }
+		} else if tee != nil {
+			req.Body = tee
 		}
 		st.Attempts.Add(1)
 		rec.attempts = try
@@ -578,6 +586,15 @@ func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.
 		}
 		done(err == nil && status < 500)
 		cond := retry.Classify(status, err, false)
+		if tee != nil && body == nil {
+			// A streamed body can go again if this try read all of it, or
+			// none of it (a connect failure: the next try sends the tee).
+			if b, ok := tee.Whole(); ok {
+				body, replayable = b, true
+			} else {
+				replayable = cond == retry.ConnectFailure && tee.Untouched()
+			}
+		}
 		again := cond != 0 && try <= pol.NumRetries && pol.Retryable(r.Method, status, cond) &&
 			(replayable || cond == retry.ConnectFailure && body == nil && r.ContentLength == 0)
 		if !again {

@@ -163,3 +163,66 @@ func TestResilience(t *testing.T) {
 		}
 	})
 }
+
+// A request body of unknown length (a stream) goes to the external host as
+// the client sends it, retry policy or not: the gateway keeps a copy for
+// retries instead of reading the body to its end before the first try,
+// which held a bidirectional stream (whose client sends more only after an
+// answer) until its deadline.
+func TestStreamedBodyNotHeldForRetries(t *testing.T) {
+	gotFirst := make(chan struct{})
+	site := serveSite(t, func(w http.ResponseWriter, r *http.Request) {
+		first := make([]byte, 4)
+		if _, err := io.ReadFull(r.Body, first); err != nil || string(first) != "ping" {
+			http.Error(w, fmt.Sprintf("first message %q, %v", first, err), http.StatusBadRequest)
+			return
+		}
+		close(gotFirst)
+		rest, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "pong %d", len(rest))
+	})
+	const retry2 = `{"retryOn":"connect-failure,refused-stream,reset","numRetries":2,"retryBackOff":{"baseInterval":"0.001s","maxInterval":"0.010s"}}`
+	e := start(t, resilient("stream", site, "0s", retry2, "", ""))
+	c := client(t, order)
+
+	pr, pw := io.Pipe()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "https://"+e.gw+"/upload", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = fmt.Sprintf("stream.example.test:%d", site)
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := c.Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, err := io.ReadAll(resp.Body)
+		done <- result{resp.StatusCode, string(b), err}
+	}()
+	if _, err := pw.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gotFirst:
+	case res := <-done:
+		t.Fatalf("the request ended before the site read its first message: %+v", res)
+	case <-time.After(4 * time.Second):
+		t.Fatal("the site did not get the first message while the client's body was open: the gateway held the stream")
+	}
+	if _, err := pw.Write([]byte("more")); err != nil {
+		t.Fatal(err)
+	}
+	_ = pw.Close()
+	res := <-done
+	if res.err != nil || res.code != http.StatusOK || res.body != "pong 4" {
+		t.Fatalf("streamed request: %+v, want 200 %q", res, "pong 4")
+	}
+}
