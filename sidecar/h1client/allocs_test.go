@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 )
@@ -19,40 +18,21 @@ const cannedResp = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\
 // request, so that allocation counts around RoundTrip are the client's.
 func cannedServer(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	tb.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
+	resp := []byte(cannedResp)
+	addr, _ := rawServer(tb, func(_ int, c net.Conn, br *bufio.Reader) {
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadSlice('\n')
 			if err != nil {
 				return
 			}
-			wg.Go(func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				resp := []byte(cannedResp)
-				for {
-					line, err := br.ReadSlice('\n')
-					if err != nil {
-						return
-					}
-					if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
-						if _, err := c.Write(resp); err != nil {
-							return
-						}
-					}
+			if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
+				if _, err := c.Write(resp); err != nil {
+					return
 				}
-			})
+			}
 		}
 	})
-	return ln.Addr().String()
+	return addr
 }
 
 // exchangeOnce sends req with c and reads the whole body into buf.

@@ -215,7 +215,7 @@ func TestConcurrentRequestsPoolConnections(t *testing.T) {
 
 // rawServer runs handle for each connection accepted on a loopback
 // listener; it counts them.
-func rawServer(t *testing.T, handle func(n int, c net.Conn, br *bufio.Reader)) (string, *atomic.Int64) {
+func rawServer(t testing.TB, handle func(n int, c net.Conn, br *bufio.Reader)) (string, *atomic.Int64) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

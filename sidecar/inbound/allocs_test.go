@@ -78,16 +78,7 @@ func TestForwardToAppAllocations(t *testing.T) {
 				w.Reset()
 				h.ServeHTTP(w, req)
 			}
-			serve() // the metric series and the pools
-			if w.Code != http.StatusOK {
-				t.Fatalf("status %d", w.Code)
-			}
-			if n := testing.AllocsPerRun(200, serve); n > tc.bound {
-				t.Errorf("inbound handler: %.1f allocations per request, want at most %.0f", n, tc.bound)
-			}
-			if w.Code != http.StatusOK {
-				t.Fatalf("status %d", w.Code)
-			}
+			allocfree.Bound(t, "inbound handler", w, serve, tc.bound)
 		})
 	}
 }

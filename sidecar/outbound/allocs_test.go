@@ -56,16 +56,7 @@ func TestForwardAllocations(t *testing.T) {
 				w.Reset()
 				h.ServeHTTP(w, req)
 			}
-			serve() // the metric series and the pools
-			if w.Code != http.StatusOK {
-				t.Fatalf("status %d", w.Code)
-			}
-			if n := testing.AllocsPerRun(200, serve); n > tc.bound {
-				t.Errorf("outbound handler: %.1f allocations per request, want at most %.0f", n, tc.bound)
-			}
-			if w.Code != http.StatusOK {
-				t.Fatalf("status %d", w.Code)
-			}
+			allocfree.Bound(t, "outbound handler", w, serve, tc.bound)
 		})
 	}
 }

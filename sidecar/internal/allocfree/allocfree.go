@@ -3,6 +3,7 @@ package allocfree
 import (
 	"io"
 	"net/http"
+	"testing"
 
 	"github.com/weftmesh/weft/sidecar/lb"
 )
@@ -69,3 +70,20 @@ func (w *Writer) Reset() {
 func (w *Writer) Header() http.Header         { return w.H }
 func (w *Writer) WriteHeader(code int)        { w.Code = code }
 func (w *Writer) Write(p []byte) (int, error) { return len(p), nil }
+
+// Bound serves one request first (the metric series and the pools), then
+// fails t unless serve, which answers one request into w, answers 200 and
+// allocates at most bound times per request (testing.AllocsPerRun).
+func Bound(t testing.TB, what string, w *Writer, serve func(), bound float64) {
+	t.Helper()
+	serve()
+	if w.Code != http.StatusOK {
+		t.Fatalf("%s: status %d", what, w.Code)
+	}
+	if n := testing.AllocsPerRun(200, serve); n > bound {
+		t.Errorf("%s: %.1f allocations per request, want at most %.0f", what, n, bound)
+	}
+	if w.Code != http.StatusOK {
+		t.Fatalf("%s: status %d", what, w.Code)
+	}
+}

@@ -2,5 +2,6 @@
 // the tests that bound what a handler itself allocates
 // (testing.AllocsPerRun on the inbound and outbound handlers): a
 // transport answering every request with one response whose body is
-// rewound, and a ResponseWriter whose header map is reused.
+// rewound, a ResponseWriter whose header map is reused, and Bound, the
+// check itself.
 package allocfree
