@@ -20,7 +20,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/weftmesh/weft/api/ca/v1/cav1grpc"
@@ -100,13 +99,7 @@ func (e *mtlsEnv) push(permissive bool, peerIDs ...string) {
 	// The route retries as the control plane's default policy says (every
 	// mesh route has one).
 	vh := xdstest.ServiceVirtualHost(svcPayment, ns, paymentPort, true)
-	vh.Routes[0].GetRoute().RetryPolicy = &route.RetryPolicy{
-		RetryOn:                       mesh.DefaultRetryOn,
-		NumRetries:                    wrapperspb.UInt32(mesh.DefaultRetryAttempts),
-		HostSelectionRetryMaxAttempts: mesh.RetryHostSelectionMaxAttempts,
-		RetryHostPredicate:            []*route.RetryPolicy_RetryHostPredicate{{Name: mesh.RetryHostPredicatePreviousHosts}},
-		RetryBackOff:                  &route.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Millisecond)},
-	}
+	vh.Routes[0].GetRoute().RetryPolicy = xdstest.MeshRetryPolicy()
 	vh.Routes[0].RequestBodyBufferLimit = wrapperspb.UInt64(mesh.DefaultRetryBufferBytes)
 	e.cp.Set(mesh.NodeID(clientNode, ns), v, xdstest.Resources{
 		Listeners: []*listener.Listener{xdstest.OutboundListener(e.client.ip)},

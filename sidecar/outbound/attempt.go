@@ -209,13 +209,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 		}
 		cond := retry.ClassifyResponse(status, header, err, ep.TunnelAddr != "")
 		if tee != nil && body == nil {
-			// A streamed body can go again if this try read all of it, or
-			// none of it (a connect failure: the next try sends the tee).
-			if b, ok := tee.Whole(); ok {
-				body, replayable = b, true
-			} else {
-				replayable = cond == retry.ConnectFailure && tee.Untouched()
-			}
+			body, replayable = tee.AfterFailedTry(cond == retry.ConnectFailure)
 		}
 		again := cond != 0 && try <= pol.NumRetries && pol.Retryable(r.Method, status, cond) && (replayable || cond == retry.ConnectFailure && body == nil && r.ContentLength == 0)
 		if !again {

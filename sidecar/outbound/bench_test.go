@@ -71,13 +71,7 @@ func tableWith(tb testing.TB, resilient bool, th *cluster.CircuitBreakers_Thresh
 	vh := xdstest.ServiceVirtualHost("payment", "shop", 8080, true)
 	if resilient {
 		rt := vh.Routes[0].GetRoute()
-		rt.RetryPolicy = &route.RetryPolicy{
-			RetryOn:                       mesh.DefaultRetryOn,
-			NumRetries:                    wrapperspb.UInt32(mesh.DefaultRetryAttempts),
-			HostSelectionRetryMaxAttempts: mesh.RetryHostSelectionMaxAttempts,
-			RetryHostPredicate:            []*route.RetryPolicy_RetryHostPredicate{{Name: mesh.RetryHostPredicatePreviousHosts}},
-			RetryBackOff:                  &route.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Millisecond)},
-		}
+		rt.RetryPolicy = xdstest.MeshRetryPolicy()
 		vh.Routes[0].RequestBodyBufferLimit = wrapperspb.UInt64(mesh.DefaultRetryBufferBytes)
 		c.OutlierDetection = &cluster.OutlierDetection{Consecutive_5Xx: wrapperspb.UInt32(5), BaseEjectionTime: durationpb.New(30 * time.Second)}
 		c.CircuitBreakers = &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{{

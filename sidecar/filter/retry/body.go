@@ -126,6 +126,17 @@ func (t *Tee) Whole() (*Body, bool) {
 	return &Body{data: t.buf}, true
 }
 
+// AfterFailedTry says how a request whose try failed can go again: with
+// the copy when the try read the whole body within the limit (b, true);
+// with t itself when the try was a connect failure that read none of it
+// (nil, true); otherwise not at all (nil, false).
+func (t *Tee) AfterFailedTry(connectFailure bool) (b *Body, replayable bool) {
+	if b, ok := t.Whole(); ok {
+		return b, true
+	}
+	return nil, connectFailure && t.Untouched()
+}
+
 // Untouched reports whether no try has read from t: after a connect
 // failure (the transport never started on the body), the next try sends
 // t itself.

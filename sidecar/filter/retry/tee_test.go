@@ -67,3 +67,42 @@ func TestTee(t *testing.T) {
 		}
 	})
 }
+
+func TestTeeAfterFailedTry(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		read           int // bytes the failed try read (-1: to the end)
+		limit          int64
+		connectFailure bool
+		wantBody       string // "" with replayable: the tee itself goes again
+		wantReplay     bool
+	}{
+		{"connect failure, nothing read", 0, 10, true, "", true},
+		{"other failure, nothing read", 0, 10, false, "", false},
+		{"read to the end within the limit", -1, 10, false, "hello", true},
+		{"read to the end over the limit", -1, 3, true, "", false},
+		{"partly read", 2, 10, true, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tee := NewTee(&closeCounter{Reader: strings.NewReader("hello")}, tc.limit)
+			switch {
+			case tc.read < 0:
+				_, _ = io.ReadAll(tee)
+			case tc.read > 0:
+				_, _ = io.ReadFull(tee, make([]byte, tc.read))
+			}
+			b, replay := tee.AfterFailedTry(tc.connectFailure)
+			if replay != tc.wantReplay {
+				t.Fatalf("replayable %v, want %v", replay, tc.wantReplay)
+			}
+			got := ""
+			if b != nil {
+				data, _ := io.ReadAll(b.Reader())
+				got = string(data)
+			}
+			if got != tc.wantBody {
+				t.Errorf("copy %q, want %q", got, tc.wantBody)
+			}
+		})
+	}
+}

@@ -219,3 +219,15 @@ func Assignment(cluster string, eps ...Endpoint) *endpoint.ClusterLoadAssignment
 	}
 	return &endpoint.ClusterLoadAssignment{ClusterName: cluster, Endpoints: []*endpoint.LocalityLbEndpoints{loc}}
 }
+
+// MeshRetryPolicy is the retry policy the control plane puts on every mesh
+// route (api/mesh's defaults), with a 1 ms base back-off for tests.
+func MeshRetryPolicy() *route.RetryPolicy {
+	return &route.RetryPolicy{
+		RetryOn:                       mesh.DefaultRetryOn,
+		NumRetries:                    wrapperspb.UInt32(mesh.DefaultRetryAttempts),
+		HostSelectionRetryMaxAttempts: mesh.RetryHostSelectionMaxAttempts,
+		RetryHostPredicate:            []*route.RetryPolicy_RetryHostPredicate{{Name: mesh.RetryHostPredicatePreviousHosts}},
+		RetryBackOff:                  &route.RetryPolicy_RetryBackOff{BaseInterval: durationpb.New(time.Millisecond)},
+	}
+}
