@@ -360,11 +360,17 @@ func (c *Client) session(ctx context.Context, ads adsClient) (healthy bool, err 
 		if !errors.Is(err, io.EOF) {
 			return err
 		}
-		select {
-		case rerr := <-recvErr:
-			return fmt.Errorf("%w: %w", err, rerr)
-		case <-ctx.Done():
-			return err
+		for {
+			select {
+			case rerr := <-recvErr:
+				return fmt.Errorf("%w: %w", err, rerr)
+			case <-recv:
+				// A response read before the call failed: the receive
+				// goroutine would wait on it forever, and Receive's
+				// reason with it. The stream is dead; drop it.
+			case <-ctx.Done():
+				return err
+			}
 		}
 	}
 

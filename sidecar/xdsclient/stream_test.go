@@ -5,8 +5,16 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	discovery "github.com/weftmesh/weft/api/xdsproto/envoy/service/discovery/v3"
 	"github.com/weftmesh/weft/sidecar/xdsclient"
 )
 
@@ -69,5 +77,63 @@ func TestNotConnectedUntilTheServerAnswers(t *testing.T) {
 	<-requested
 	if st := c.Status(); st.Connected {
 		t.Errorf("status %+v: connected to a server that never answered", st)
+	}
+}
+
+// A control plane that pushes several responses and then ends the stream
+// (a restart, a rollout) must not leave the client stuck: the ACK it sends
+// for the first response fails while the receive side holds the next one,
+// and the client must still see the stream's end and open a new one.
+func TestReconnectWhenTheStreamEndsWithResponsesUnread(t *testing.T) {
+	var streams atomic.Int32
+	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error {
+		if streams.Add(1) > 1 {
+			<-ss.Context().Done() // the reconnect: hold it open
+			return nil
+		}
+		var req discovery.DiscoveryRequest
+		if err := ss.RecvMsg(&req); err != nil {
+			return err
+		}
+		for i := range 20 {
+			v := strconv.Itoa(i + 1)
+			if err := ss.SendMsg(&discovery.DiscoveryResponse{TypeUrl: xdsclient.TypeCluster, VersionInfo: v, Nonce: v}); err != nil {
+				return err
+			}
+		}
+		return status.Error(codes.Unavailable, "control plane restarting")
+	}))
+	ln, err := (&net.ListenConfig{}).Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Stop()
+
+	c, err := xdsclient.New(ln.Addr().String(), xdsclient.Node{Workload: workload, Namespace: ns},
+		xdsclient.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after its context ended")
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for streams.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client opened %d stream(s): it did not reconnect after the stream ended", streams.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
