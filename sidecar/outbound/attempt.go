@@ -210,6 +210,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 		cond := retry.ClassifyResponse(status, header, err, ep.TunnelAddr != "")
 		if tee != nil && body == nil {
 			body, replayable = tee.AfterFailedTry(cond == retry.ConnectFailure)
+			if body != nil {
+				// The next tries send the copy, of known length: admit
+				// them as what the transport will carry them on
+				// (transport.OwnConnection reads the length).
+				out.ContentLength = body.Len()
+			}
 		}
 		again := cond != 0 && try <= pol.NumRetries && pol.Retryable(r.Method, status, cond) && (replayable || cond == retry.ConnectFailure && body == nil && r.ContentLength == 0)
 		if !again {

@@ -37,12 +37,14 @@ const (
 //     the common case: one request per connection at a time, as nginx and
 //     Envoy do between proxies, through h1client (no goroutines per
 //     connection) and the peer's h1server. Requests that arrived as HTTP/2
-//     take it too when their body is empty or of known length (nginx's
+//     take it too when their body is empty or of known length and they
+//     carry no trailers (nginx's
 //     h2-to-HTTP/1.1 hop): on the peer, net/http's HTTP/2 server runs a
 //     goroutine per stream, a frame scheduler, and a flush (an extra
 //     goroutine and write) per response frame, which made the server
 //     sidecar use 1.7 times the CPU per request (BENCHMARKS.md, "HTTP/2
-//     and gRPC through the pair"). Trailers go as chunked trailers.
+//     and gRPC through the pair"). An HTTP/1.x request's trailers go as
+//     chunked trailers.
 //   - HTTP/2 (ALPN h2), one multiplexed connection per peer address behind
 //     the same cold-start gate as H2C, for what needs it: gRPC (trailers
 //     and streams end to end, whatever version the client used), HTTP/2
@@ -94,14 +96,16 @@ func NewMTLS(d *Dialer, config TLSConfigFunc, opts ...MTLSOption) *MTLS {
 // useHTTP1 reports whether req goes over the HTTP/1.1 pool: it is not a
 // CONNECT, not gRPC (whose trailers and streams stay on HTTP/2, whatever
 // version the client used), and either arrived as HTTP/1.x or, having
-// arrived as HTTP/2, has no body or one of known length. An HTTP/2
-// request whose body is a stream of unknown length (a client that may
-// send while it reads: full duplex) keeps HTTP/2 on the hop.
+// arrived as HTTP/2, has no body or one of known length and no
+// trailers. An HTTP/2 request whose body is a stream of unknown length (a
+// client that may send while it reads: full duplex) or that carries
+// trailers keeps HTTP/2 on the hop: HTTP/1.1 sends trailers only after a
+// chunked body, and a body of known length goes with Content-Length.
 func useHTTP1(req *http.Request) bool {
 	if req.Method == http.MethodConnect || IsGRPC(req) {
 		return false
 	}
-	return req.ProtoMajor == 1 || req.ContentLength >= 0
+	return req.ProtoMajor == 1 || req.ContentLength >= 0 && len(req.Trailer) == 0
 }
 
 // RoundTrip implements Tunnel.

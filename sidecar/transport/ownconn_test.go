@@ -25,6 +25,11 @@ func TestOwnConnection(t *testing.T) {
 		r.ContentLength = -1
 		return r
 	}
+	trailers := func(r *http.Request) *http.Request {
+		r.ContentLength = 4
+		r.Trailer = http.Header{"Checksum": nil}
+		return r
+	}
 	for _, tc := range []struct {
 		name string
 		req  *http.Request
@@ -37,6 +42,7 @@ func TestOwnConnection(t *testing.T) {
 		{"mTLS, HTTP/1.1 (pooled)", req(http.MethodGet, 1, false), mtls, true},
 		{"mTLS, HTTP/2 without a body (pooled HTTP/1.1)", req(http.MethodGet, 2, false), mtls, true},
 		{"mTLS, HTTP/2 with a streamed body", streamed(req(http.MethodPost, 2, false)), mtls, false},
+		{"mTLS, HTTP/2 with a known length and trailers", trailers(req(http.MethodPost, 2, false)), mtls, false},
 		{"mTLS, gRPC over HTTP/1.1 client", req(http.MethodPost, 1, true), mtls, false},
 		{"mTLS, CONNECT", req(http.MethodConnect, 1, false), mtls, false},
 	} {
