@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -103,10 +104,10 @@ type Config struct {
 	DNSAddress string
 	ResolvConf string
 
-	// TrimAfterStart gives back, once the first configuration is applied
-	// and its listeners are bound, the memory only starting up used: the
-	// executable's pages it mapped and the heap its garbage left free
-	// (package memtrim). weft-sidecar sets it; a process that runs other
+	// TrimAfterStart drops, once the first configuration is applied and
+	// its listeners are bound, the mappings of the executable's pages
+	// only starting up touched (package memtrim; the heap is left to the
+	// runtime). weft-sidecar sets it; a process that runs other
 	// things beside the sidecar (tests) need not.
 	TrimAfterStart bool
 }
@@ -441,6 +442,10 @@ func trimAfterStart(log *slog.Logger) {
 	r, err := memtrim.Trim()
 	if err != nil {
 		log.Warn("start-up memory not given back", "error", err)
+		return
+	}
+	if r.Mappings == 0 && runtime.GOOS == "linux" {
+		log.Warn("start-up memory not given back: no read-only mapping of the executable found")
 		return
 	}
 	log.Debug("start-up memory given back", "executable_mappings", r.Mappings, "executable_bytes", r.Unmapped)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -19,15 +20,14 @@ type mapping struct {
 // dropExecutable madvises MADV_DONTNEED every read-only mapping of the
 // running executable that holds no private copy of a page.
 func dropExecutable() (Result, error) {
-	var st unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &st); err != nil {
-		return Result{}, fmt.Errorf("memtrim: %w", err)
-	}
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return Result{}, fmt.Errorf("memtrim: %w", err)
 	}
-	ms, err := readOnlyMappings(f, unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	// The executable is the file mapped where this function's code is:
+	// its device and inode as smaps names them (stat of /proc/self/exe
+	// can name another device, e.g. overlayfs on older kernels).
+	ms, err := readOnlyMappings(f, uint64(reflect.ValueOf(dropExecutable).Pointer()))
 	f.Close()
 	if err != nil {
 		return Result{}, err
@@ -43,30 +43,27 @@ func dropExecutable() (Result, error) {
 	return r, nil
 }
 
+// entry is one mapping of smaps as readOnlyMappings reads it.
+type entry struct {
+	mapping
+	perms, dev, ino string
+	written         bool // Anonymous above 0
+}
+
 // readOnlyMappings returns the mappings in smaps (the format of
 // /proc/<pid>/smaps: a maps line, then "Key: value" lines) of the file
-// with that device and inode that are private, not writable ("r-xp" and
-// "r--p") and hold no private copy of a page ("Anonymous: 0 kB").
+// mapped at code (an address of the executable's text) that are private,
+// not writable ("r-xp" and "r--p") and hold no private copy of a page
+// ("Anonymous: 0 kB").
 //
-// A writable mapping ("rw-p": data, bss) never qualifies, whatever its
-// file. Neither does a read-only one that was written before it was made
-// read-only (a PIE's or a dynamically linked binary's relocated RELRO
-// segment, mprotected after the loader wrote it; a debugger's
-// breakpoint): its written pages are anonymous copies, and
-// MADV_DONTNEED would replace them with the file's unwritten bytes.
-func readOnlyMappings(smaps io.Reader, major, minor uint32, ino uint64) ([]mapping, error) {
-	var (
-		out       []mapping
-		cur       mapping
-		candidate bool
-	)
-	flush := func() {
-		if candidate {
-			out = append(out, cur)
-		}
-		candidate = false
-	}
-	dev := fmt.Sprintf("%02x:%02x", major, minor)
+// A writable mapping ("rw-p": data, bss) never qualifies. Neither does a
+// read-only one that was written before it was made read-only (a PIE's
+// or a dynamically linked binary's relocated RELRO segment, mprotected
+// after the loader wrote it; a debugger's breakpoint): its written pages
+// are anonymous copies, and MADV_DONTNEED would replace them with the
+// file's unwritten bytes.
+func readOnlyMappings(smaps io.Reader, code uint64) ([]mapping, error) {
+	var all []entry
 	s := bufio.NewScanner(smaps)
 	for s.Scan() {
 		f := bytes.Fields(s.Bytes())
@@ -75,25 +72,14 @@ func readOnlyMappings(smaps io.Reader, major, minor uint32, ino uint64) ([]mappi
 		}
 		if key, ok := bytes.CutSuffix(f[0], []byte(":")); ok {
 			// A field of the mapping above; only Anonymous matters.
-			if candidate && string(key) == "Anonymous" && (len(f) < 2 || string(f[1]) != "0") {
-				candidate = false
+			if len(all) > 0 && string(key) == "Anonymous" && (len(f) < 2 || string(f[1]) != "0") {
+				all[len(all)-1].written = true
 			}
 			continue
 		}
 		// start-end perms offset dev inode [path]
-		flush()
 		if len(f) < 5 {
-			continue
-		}
-		perms := string(f[1])
-		if perms != "r-xp" && perms != "r--p" {
-			continue
-		}
-		if string(f[3]) != dev {
-			continue
-		}
-		if n, err := strconv.ParseUint(string(f[4]), 10, 64); err != nil || n != ino {
-			continue
+			return nil, fmt.Errorf("memtrim: bad smaps line %q", s.Bytes())
 		}
 		lo, hi, ok := bytes.Cut(f[0], []byte("-"))
 		if !ok {
@@ -104,11 +90,26 @@ func readOnlyMappings(smaps io.Reader, major, minor uint32, ino uint64) ([]mappi
 		if err1 != nil || err2 != nil || end <= start {
 			return nil, fmt.Errorf("memtrim: bad smaps line %q", s.Bytes())
 		}
-		cur, candidate = mapping{start: start, end: end}, true
+		all = append(all, entry{mapping: mapping{start, end}, perms: string(f[1]), dev: string(f[3]), ino: string(f[4])})
 	}
-	flush()
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("memtrim: reading smaps: %w", err)
+	}
+	var exe *entry
+	for i := range all {
+		if all[i].start <= code && code < all[i].end {
+			exe = &all[i]
+			break
+		}
+	}
+	if exe == nil || exe.ino == "0" {
+		return nil, fmt.Errorf("memtrim: no file mapping holds the code at %#x", code)
+	}
+	var out []mapping
+	for _, e := range all {
+		if e.dev == exe.dev && e.ino == exe.ino && (e.perms == "r-xp" || e.perms == "r--p") && !e.written {
+			out = append(out, e.mapping)
+		}
 	}
 	return out, nil
 }
