@@ -123,8 +123,10 @@ func (c *Cluster) Service(host string) string {
 }
 
 // compileCluster builds a cluster, carrying the endpoint state, breakers
-// and counters of old (the same cluster in the previous table, or nil).
-func compileCluster(c *xdsclient.Cluster, as *xdsclient.Assignment, old *Cluster, reg *metrics.Registry, log *slog.Logger) (*Cluster, error) {
+// and counters of old (the same cluster in the previous table, or nil);
+// sameRes says old's cluster resource is c's, so only the assignment
+// changed.
+func compileCluster(c *xdsclient.Cluster, as *xdsclient.Assignment, old *Cluster, sameRes bool, reg *metrics.Registry, log *slog.Logger) (*Cluster, error) {
 	stats := reg.For(c.Name)
 	out := &Cluster{
 		Name:       c.Name,
@@ -136,7 +138,7 @@ func compileCluster(c *xdsclient.Cluster, as *xdsclient.Assignment, old *Cluster
 	}
 	var odCfg outlier.Config
 	var thresholds budget.Thresholds
-	if old != nil && (old.cluster == c || old.cluster.SameResource(c)) {
+	if sameRes {
 		// Only the assignment changed: what the cluster resource says
 		// is old's.
 		odCfg, thresholds = old.Outlier.Config(), old.Limits.Thresholds()

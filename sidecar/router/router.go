@@ -157,14 +157,16 @@ func Compile(s *xdsclient.Snapshot, prev *Table, opts ...Option) (*Table, error)
 			as = c.Static
 		}
 		var old *Cluster
+		sameRes := false // old's cluster resource is c's (decoded at most once)
 		if prev != nil {
 			old = prev.Clusters[name]
-			if old != nil && sameCluster(old, c, as) {
+			sameRes = old != nil && (old.cluster == c || old.cluster.SameResource(c))
+			if sameRes && sameAssignment(old, as) {
 				t.Clusters[name] = old.with(c, as)
 				continue
 			}
 		}
-		cl, err := compileCluster(c, as, old, t.Metrics, t.log)
+		cl, err := compileCluster(c, as, old, sameRes, t.Metrics, t.log)
 		if err != nil {
 			cerrs = append(cerrs, fmt.Errorf("cluster %q: %w", name, err))
 			continue
@@ -223,10 +225,7 @@ func Compile(s *xdsclient.Snapshot, prev *Table, opts ...Option) (*Table, error)
 	return t, nil
 }
 
-func sameCluster(old *Cluster, c *xdsclient.Cluster, as *xdsclient.Assignment) bool {
-	if old.cluster != c && !old.cluster.SameResource(c) {
-		return false
-	}
+func sameAssignment(old *Cluster, as *xdsclient.Assignment) bool {
 	switch {
 	case old.assignment == as:
 		return true
