@@ -16,11 +16,15 @@
 //     metrics.Source.
 //
 // The flow of one outbound request (package outbound runs it, on the
-// server's request goroutine; nothing here owns a goroutine):
+// server's request goroutine; the one goroutine here is a retry.Tee's
+// pump, which reads a streamed body for every try and is stopped by
+// Tee.Close when the request is done):
 //
 //	budget.StartRequest (503 x-weft-overloaded: max_requests)
 //	timeout.Request (route timeout: one context for all tries and backoff)
-//	retry.BufferBody (up to request_body_buffer_limit; larger: no retries)
+//	retry.BufferBody (known length, up to request_body_buffer_limit;
+//	    larger: no retries) or retry.Tee (unknown length: sent as read,
+//	    copy kept up to the limit; a retry sends the copy, then the rest)
 //	for each try:
 //	    lb pick avoiding tried endpoints ─▶ outlier.Host.Allow (half-open probe)
 //	    budget.StartRetry (tries after the first; over budget: stop)

@@ -36,7 +36,14 @@
 // in-flight requests and retries, the breaker) is kept by the Handler,
 // keyed by destination name and port.
 //
+// A plain HTTP request body of unknown length goes to the external host as
+// it is read, with a copy kept for retries (filter/retry.Tee, 64 KiB): a
+// retry sends the copy, then the rest of the client's live body, also
+// after a try that sent only part of it; over 64 KiB no retry.
+//
 // Goroutines: a CONNECT splice owns one goroutine (caller -> upstream) and
-// waits for it before the handler returns; the HTTP transport owns its
+// waits for it before the handler returns; a body of unknown length under
+// a retry policy is read by its Tee's pump goroutine, which the handler
+// stops (Tee.Close) before it returns; the HTTP transport owns its
 // connection goroutines.
 package gateway

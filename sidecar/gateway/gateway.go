@@ -474,6 +474,7 @@ func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.
 	if pol.NumRetries > 0 {
 		if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
 			tee = retry.NewTee(countingReader{r.Body, &rec.bytesIn}, mesh.DefaultRetryBufferBytes)
+			defer func() { _ = tee.Close() }() // after the response is copied: stops its pump
 		} else {
 			var err error
 			if body, replayable, err = retry.BufferBody(r, mesh.DefaultRetryBufferBytes); err != nil {
@@ -559,7 +560,7 @@ func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.
 			b := body
 			req.GetBody = func() (io.ReadCloser, error) { return b.Reader(), nil }
 		} else if tee != nil {
-			req.Body = tee
+			req.Body = tee.Try(tryCtx)
 		}
 		st.Attempts.Add(1)
 		rec.attempts = try
@@ -587,7 +588,7 @@ func (h *Handler) forwardHTTP(w http.ResponseWriter, r *http.Request, d *egress.
 		done(err == nil && status < 500)
 		cond := retry.Classify(status, err, false)
 		if tee != nil && body == nil {
-			body, replayable = tee.AfterFailedTry(cond == retry.ConnectFailure)
+			body, replayable = tee.AfterFailedTry()
 		}
 		again := cond != 0 && try <= pol.NumRetries && pol.Retryable(r.Method, status, cond) &&
 			(replayable || cond == retry.ConnectFailure && body == nil && r.ContentLength == 0)

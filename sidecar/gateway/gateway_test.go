@@ -151,7 +151,7 @@ func start(t testing.TB, extra ...egress.Destination) *env {
 	tables.Store(rt)
 	metricsReg := rt.Metrics
 
-	logBuf := &syncWriter{}
+	logBuf := &syncWriter{written: make(chan struct{}, 64)}
 	res := &gateway.Static{Hosts: map[string][]netip.Addr{
 		"api.example.test": {netip.MustParseAddr("127.0.0.1")},
 		"ext.example.test": {netip.MustParseAddr("127.0.0.1")},
@@ -172,14 +172,35 @@ func start(t testing.TB, extra ...egress.Destination) *env {
 
 // syncWriter collects the access log written from request goroutines.
 type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
+	mu      sync.Mutex
+	b       strings.Builder
+	written chan struct{} // a value per line, when there is room
 }
 
 func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	select {
+	case w.written <- struct{}{}:
+	default:
+	}
 	return w.b.Write(p)
+}
+
+// waitFor waits for a logged line containing s (a hang guard, not a
+// timing assertion) and returns the log.
+func (w *syncWriter) waitFor(t testing.TB, s string) string {
+	t.Helper()
+	for {
+		if log := w.String(); strings.Contains(log, s) {
+			return log
+		}
+		select {
+		case <-w.written:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("waited 20 s for an access-log line with %s:\n%s", s, w.String())
+		}
+	}
 }
 
 func (w *syncWriter) String() string {

@@ -69,6 +69,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 	if pol.NumRetries > 0 {
 		if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
 			tee = retry.NewTee(r.Body, rt.BufferLimit)
+			defer func() { _ = tee.Close() }() // after the response is copied: stops its pump
 		} else {
 			var err error
 			if body, replayable, err = retry.BufferBody(r, rt.BufferLimit); err != nil {
@@ -167,7 +168,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 			b := body // the closure captures this copy, so body stays on the stack
 			req.GetBody = func() (io.ReadCloser, error) { return b.Reader(), nil }
 		} else if tee != nil {
-			req.Body = tee
+			req.Body = tee.Try(tryCtx)
 		}
 		st.Attempts.Add(1)
 		ep.State.Begin()
@@ -209,7 +210,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 		}
 		cond := retry.ClassifyResponse(status, header, err, ep.TunnelAddr != "")
 		if tee != nil && body == nil {
-			body, replayable = tee.AfterFailedTry(cond == retry.ConnectFailure)
+			body, replayable = tee.AfterFailedTry()
 			if body != nil {
 				// The next tries send the copy, of known length: admit
 				// them as what the transport will carry them on

@@ -67,6 +67,16 @@ func table(tb testing.TB, resilient bool) *router.Table {
 // th when th is not nil.
 func tableWith(tb testing.TB, resilient bool, th *cluster.CircuitBreakers_Thresholds) *router.Table {
 	tb.Helper()
+	return tableOf(tb, resilient, th,
+		xdstest.Endpoint{IP: "10.0.0.1", Port: 8080, TunnelPort: 15006},
+		xdstest.Endpoint{IP: "10.0.0.2", Port: 8080, TunnelPort: 15006},
+		xdstest.Endpoint{IP: "10.0.0.3", Port: 8080, TunnelPort: 15006},
+	)
+}
+
+// tableOf is tableWith with the cluster's endpoints eps.
+func tableOf(tb testing.TB, resilient bool, th *cluster.CircuitBreakers_Thresholds, eps ...xdstest.Endpoint) *router.Table {
+	tb.Helper()
 	c := xdstest.OutboundCluster("payment", "shop", 8080)
 	vh := xdstest.ServiceVirtualHost("payment", "shop", 8080, true)
 	if resilient {
@@ -84,11 +94,7 @@ func tableWith(tb testing.TB, resilient bool, th *cluster.CircuitBreakers_Thresh
 	if th != nil {
 		c.CircuitBreakers = &cluster.CircuitBreakers{Thresholds: []*cluster.CircuitBreakers_Thresholds{th}}
 	}
-	eds := xdstest.Assignment(c.GetName(),
-		xdstest.Endpoint{IP: "10.0.0.1", Port: 8080, TunnelPort: 15006},
-		xdstest.Endpoint{IP: "10.0.0.2", Port: 8080, TunnelPort: 15006},
-		xdstest.Endpoint{IP: "10.0.0.3", Port: 8080, TunnelPort: 15006},
-	)
+	eds := xdstest.Assignment(c.GetName(), eps...)
 	s, err := xdsclient.NewSnapshot([]*listener.Listener{xdstest.OutboundListener("10.0.0.9")},
 		[]*route.RouteConfiguration{xdstest.OutboundRoute(vh)}, []*cluster.Cluster{c}, []*endpoint.ClusterLoadAssignment{eds})
 	if err != nil {

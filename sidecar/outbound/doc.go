@@ -16,7 +16,9 @@
 // (weighted split), the cluster's max_requests admits the request (else 503
 // with x-weft-overloaded), the route timeout bounds everything after, the
 // body is kept up to request_body_buffer_limit (read first when its length
-// is known, copied as it streams when not: retry.Tee), and each try picks an
+// is known, copied as it streams when not: retry.Tee, whose retries send
+// the copy and then the rest of the client's live body, also after a try
+// that sent only part of it), and each try picks an
 // endpoint avoiding those already tried, asks its breaker, applies
 // max_pending_requests / max_connections, sends with the per-try timeout,
 // and records the outcome (breaker, latency). A failed try is retried when
@@ -49,5 +51,7 @@
 // Goroutines: the server (NewServer: h1server, handing h2c to net/http's
 // server) runs one goroutine per HTTP/1.1 connection, net/http one per h2c
 // stream; the handler runs on it and blocks until the response is copied. Nothing here owns a goroutine; the sidecar binds, serves and
-// drains the server (NewServer) as LDS says.
+// drains the server (NewServer) as LDS says. A body of unknown length under
+// a retry policy is read by its retry.Tee's pump goroutine, which the
+// handler stops (Tee.Close) before it returns.
 package outbound

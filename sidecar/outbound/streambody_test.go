@@ -80,9 +80,10 @@ func (b *serverBody) Close() error { b.closed = true; return nil }
 
 // TestRetryStreamedBody: a request body of unknown length is sent as it
 // is read (not held until its end for a possible retry: a bidirectional
-// stream would never start), and a failed try is still sent again when
-// the body can be had whole: the try read none of it (connect failure),
-// or all of it.
+// stream would never start), and a failed try is sent again whole
+// whatever it read of it: none (connect failure), part (the copy, then
+// the rest) or all (the copy, of known length). replay_test.go has the
+// same over real transports, with the limit and a client going away.
 func TestRetryStreamedBody(t *testing.T) {
 	const body = "a streamed request body"
 	for _, tc := range []struct {
@@ -93,7 +94,8 @@ func TestRetryStreamedBody(t *testing.T) {
 	}{
 		{"connect failure before any read: the next try streams the body", []step{{0, "dial"}, {-1, "ok"}}, http.StatusOK, []string{"", body}},
 		{"refused after reading it all: the next try sends the copy", []step{{-1, "refused"}, {-1, "ok"}}, http.StatusOK, []string{body, body}},
-		{"refused after reading part of it: not retried", []step{{5, "refused"}, {-1, "ok"}}, http.StatusServiceUnavailable, []string{body[:5]}},
+		{"refused after reading part of it: the next try sends the copy, then the rest", []step{{5, "refused"}, {-1, "ok"}}, http.StatusOK, []string{body[:5], body}},
+		{"refused twice after reading parts of it", []step{{3, "refused"}, {9, "refused"}, {-1, "ok"}}, http.StatusOK, []string{body[:3], body[:9], body}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := &scriptedTransport{steps: tc.steps}

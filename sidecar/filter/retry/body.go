@@ -2,10 +2,12 @@ package retry
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 )
 
@@ -60,88 +62,291 @@ func (b *Body) Reader() io.ReadCloser { return io.NopCloser(bytes.NewReader(b.da
 // is kept, so that a failed try can be sent again; BufferBody would hold
 // the first try until the client ended its body, and a bidirectional
 // stream, whose client sends its next message only after an answer, would
-// never start. A failed try is sent again with the copy when the try read
-// the body to its end within the limit (Whole), with t itself when it was
-// a connect failure that read nothing of it (Untouched); otherwise the
-// request is not retried.
+// never start.
 //
-// Close closes the request's body only once a try has started reading it
-// (a transport closes its request's body to stop its writer); a try that
-// failed before reading it (a connect failure) leaves it whole for the
-// next one.
+// Each try reads through its own reader (Try): first what the copy holds,
+// then what the client sends next. So a try that failed having sent part
+// of the body is sent again whole: the copy up to where the client has
+// got, then the live body (Envoy replays a partly sent buffered body the
+// same way). Once more than limit bytes have been read no try goes again
+// (AfterFailedTry), and the copy keeps only what the current try has not
+// had yet.
+//
+// One goroutine, the pump, reads the client's body, so that the body
+// stays open across tries and no two tries read it at once. It is started
+// by the first try that wants bytes the copy does not hold, and reads only
+// when the current try asks (one read at a time, no read-ahead: the
+// client's flow control and a bidirectional stream behave as when the try
+// read the body itself). A try's reader never reads the client's body
+// itself, so it can be abandoned while the pump waits for the client:
+// Close (a transport closes its request's body to stop its writer), a
+// later Try, or the end of the try's context returns its pending Read at
+// once, and what the pump reads meanwhile is kept for the next try.
+// Tee.Close, when the request is done, stops the pump: it closes the
+// client's body when a read is under way (a server's request body ends a
+// pending Read on Close; one that waits for the Read, as h1server's does,
+// delays Close until the client sends more or goes away, as the server's
+// own end of the exchange would) and waits for the pump to return.
 type Tee struct {
-	r     io.ReadCloser
+	src   io.ReadCloser
 	limit int64
 
-	mu   sync.Mutex
-	buf  []byte
-	read bool // a read started
-	eof  bool
-	over bool // more than limit bytes: no copy
+	mu      sync.Mutex
+	asked   sync.Cond // the pump waits on it for want or closed
+	buf     []byte    // what the pump read, from body offset base on
+	base    int64     // 0 while the copy is whole (not over the limit)
+	over    bool      // more than limit bytes were read: no try goes again
+	err     error     // the client's body's error; io.EOF at its end
+	want    int       // bytes the current try asks for; 0: no ask pending
+	reading bool      // a read is asked for or under way
+	pumping bool      // the pump was started
+	closed  bool
+	cur     *teeReader // the latest try's reader
+	tries   int
+	first   teeReader // the first try's, allocated with the Tee
+	wg      sync.WaitGroup
 }
 
-// NewTee returns a Tee over body that keeps up to limit bytes.
-func NewTee(body io.ReadCloser, limit int64) *Tee { return &Tee{r: body, limit: limit} }
+// maxRead bounds one read of the client's body; firstRoom is the copy's
+// first size; a read into less room than minRead grows the copy first.
+const (
+	maxRead   = 32 << 10
+	firstRoom = 1 << 10
+	minRead   = 512
+)
 
-// Read reads from the request's body, keeping a copy.
-func (t *Tee) Read(p []byte) (int, error) {
-	t.mu.Lock()
-	t.read = true // before the read, so that Close can end one that blocks
-	t.mu.Unlock()
-	n, err := t.r.Read(p)
+var (
+	errTryEnded  = errors.New("retry: request body: the try ended")
+	errOverLimit = errors.New("retry: request body: over the retry buffer limit, cannot be sent again")
+)
+
+// NewTee returns a Tee over body that keeps up to limit bytes. The caller
+// must Close it when the request is done.
+func NewTee(body io.ReadCloser, limit int64) *Tee {
+	t := &Tee{src: body, limit: limit}
+	t.asked.L = &t.mu
+	return t
+}
+
+// Try returns the body for the next try: a reader that gives what the
+// copy holds, then what the client sends next, until ctx (the try's
+// context; not nil) ends or it is closed. The previous try's reader ends: its
+// pending Read returns and later ones fail. After the copy went over the
+// limit (AfterFailedTry said no) the reader fails at once.
+func (t *Tee) Try(ctx context.Context) io.ReadCloser {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.over {
-		if int64(len(t.buf)+n) > t.limit {
-			t.over, t.buf = true, nil
-		} else {
-			t.buf = append(t.buf, p[:n]...)
-		}
+	r := &t.first
+	if t.tries > 0 {
+		r = new(teeReader)
 	}
-	if errors.Is(err, io.EOF) {
-		t.eof = true
+	t.tries++
+	*r = teeReader{t: t, ctx: ctx, wake: make(chan struct{}, 1)}
+	if c := t.cur; c != nil {
+		c.end(errTryEnded)
 	}
-	return n, err
-}
-
-// Close closes the request's body if a try started reading it (see Tee).
-func (t *Tee) Close() error {
-	t.mu.Lock()
-	started := t.read
-	t.mu.Unlock()
-	if !started {
-		return nil
+	t.cur = r
+	switch {
+	case t.closed:
+		r.err = errTryEnded
+	case t.over:
+		r.err = errOverLimit
 	}
-	return t.r.Close()
-}
-
-// Whole returns the body when a try read it to its end within the limit:
-// the next try sends that copy.
-func (t *Tee) Whole() (*Body, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.eof || t.over {
-		return nil, false
-	}
-	return &Body{data: t.buf}, true
+	return r
 }
 
 // AfterFailedTry says how a request whose try failed can go again: with
-// the copy when the try read the whole body within the limit (b, true);
-// with t itself when the try was a connect failure that read none of it
-// (nil, true); otherwise not at all (nil, false).
-func (t *Tee) AfterFailedTry(connectFailure bool) (b *Body, replayable bool) {
-	if b, ok := t.Whole(); ok {
-		return b, true
-	}
-	return nil, connectFailure && t.Untouched()
-}
-
-// Untouched reports whether no try has read from t: after a connect
-// failure (the transport never started on the body), the next try sends
-// t itself.
-func (t *Tee) Untouched() bool {
+// the copy, of known length, when the client's body has ended within the
+// limit (b, true); through a new Try when it has not ended and the copy
+// is still whole (nil, true), which replays the copy and then continues
+// from the client's body, also when the failed try read only part of it
+// or none (a connect failure); not at all when more than the limit was
+// read or the client's body failed (nil, false).
+func (t *Tee) AfterFailedTry() (b *Body, replayable bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return !t.read
+	switch {
+	case t.over, t.err != nil && !errors.Is(t.err, io.EOF):
+		return nil, false
+	case t.err != nil: // io.EOF: the whole body is in the copy
+		return &Body{data: t.buf}, true
+	}
+	return nil, true
+}
+
+// Close stops the pump (see Tee) and ends every try's reader. The client's
+// body is closed only when a read of it is under way.
+func (t *Tee) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	if c := t.cur; c != nil {
+		c.end(errTryEnded)
+	}
+	reading := t.pumping && t.reading
+	t.asked.Signal()
+	t.mu.Unlock()
+	var err error
+	if reading {
+		err = t.src.Close()
+	}
+	t.wg.Wait()
+	return err
+}
+
+// ask has the pump read up to n bytes (t.mu held, no read under way).
+func (t *Tee) ask(n int) {
+	t.reading, t.want = true, n
+	if !t.pumping {
+		t.pumping = true
+		t.wg.Add(1)
+		go t.pump()
+		return
+	}
+	t.asked.Signal()
+}
+
+// pump reads the client's body, one read per ask, into the copy, until
+// the body ends or fails or the Tee is closed.
+func (t *Tee) pump() {
+	defer t.wg.Done()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for {
+		for t.want == 0 && !t.closed {
+			t.asked.Wait()
+		}
+		if t.closed {
+			return
+		}
+		dst := t.room(t.want)
+		t.want = 0
+		// Readers touch only t.buf[:len(t.buf)], under t.mu; the read
+		// fills the room past it.
+		t.mu.Unlock()
+		n, err := t.src.Read(dst)
+		t.mu.Lock()
+		t.buf = t.buf[:len(t.buf)+n]
+		if !t.over && t.base+int64(len(t.buf)) > t.limit {
+			t.over = true
+		}
+		if err != nil {
+			t.err = err
+		}
+		t.reading = false
+		if c := t.cur; c != nil {
+			c.signal()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// room returns the buffer the next read fills, past what the copy holds,
+// at most n bytes (t.mu held). The copy grows from firstRoom by doubling,
+// so a small body costs one small allocation. Over the limit no try will
+// go again, so what the current try has had is dropped first and one
+// buffer of the try's size is reused.
+func (t *Tee) room(n int) []byte {
+	n = max(1, min(n, maxRead))
+	if t.over && (t.cur == nil || t.cur.off == t.base+int64(len(t.buf))) {
+		t.base += int64(len(t.buf))
+		t.buf = t.buf[:0]
+		if cap(t.buf) > maxRead || cap(t.buf) < n {
+			t.buf = make([]byte, 0, n)
+		}
+	}
+	if spare := cap(t.buf) - len(t.buf); spare < min(n, minRead) {
+		t.buf = slices.Grow(t.buf, min(n, max(len(t.buf), firstRoom)))
+	}
+	n = min(n, cap(t.buf)-len(t.buf))
+	return t.buf[len(t.buf) : len(t.buf)+n]
+}
+
+// teeReader is one try's body: the copy from offset 0, then what the pump
+// reads.
+type teeReader struct {
+	t    *Tee
+	ctx  context.Context
+	wake chan struct{} // the pump read, or the reader ended
+	off  int64         // body offset of the next byte to give
+	err  error         // the reader ended (closed, superseded, over the limit)
+}
+
+// Read gives the next bytes of the body, asking the pump for more when
+// the try has had all that was read.
+func (r *teeReader) Read(p []byte) (int, error) {
+	t := r.t
+	t.mu.Lock()
+	for {
+		if r.err != nil {
+			t.mu.Unlock()
+			return 0, r.err
+		}
+		end := t.base + int64(len(t.buf))
+		if r.off < end {
+			if r.off < t.base { // dropped over the limit: cannot happen for the current try
+				r.err = errOverLimit
+				continue
+			}
+			n := copy(p, t.buf[r.off-t.base:])
+			r.off += int64(n)
+			var err error
+			if r.off == end && errors.Is(t.err, io.EOF) {
+				err = io.EOF // the last bytes with the end, as the body gave them
+			}
+			t.mu.Unlock()
+			return n, err
+		}
+		if t.err != nil {
+			err := t.err
+			t.mu.Unlock()
+			return 0, err
+		}
+		if len(p) == 0 {
+			t.mu.Unlock()
+			return 0, nil
+		}
+		if err := r.ctx.Err(); err != nil {
+			t.mu.Unlock()
+			return 0, err
+		}
+		if !t.reading {
+			t.ask(len(p))
+		}
+		t.mu.Unlock()
+		select {
+		case <-r.wake:
+		case <-r.ctx.Done():
+		}
+		t.mu.Lock()
+	}
+}
+
+// Close ends the reader; the client's body stays open for the next try.
+func (r *teeReader) Close() error {
+	r.t.mu.Lock()
+	r.end(errTryEnded)
+	r.t.mu.Unlock()
+	return nil
+}
+
+// end ends the reader with err unless it has ended (t.mu held).
+func (r *teeReader) end(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+	r.signal()
+}
+
+// signal wakes the reader's pending Read, if any (t.mu held).
+func (r *teeReader) signal() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 }

@@ -2,7 +2,9 @@
 // Compile reads an Envoy RetryPolicy (plus Weft's retry_non_idempotent route
 // metadata) into an immutable Policy; Classify names the retry_on condition
 // a try's outcome falls under; Policy.Retry decides, Policy.Backoff says how
-// long to wait; BufferBody makes a request body replayable.
+// long to wait; BufferBody makes a request body of known length
+// replayable, and Tee one of unknown length, sent as it is read (its
+// retries send the kept copy, then the rest of the client's body).
 //
 // Policies are shared by every request on the route and never modified.
 package retry
