@@ -25,3 +25,15 @@ func TestGCSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestReadBufferSize: over TLS the xDS server keeps no read buffer of its
+// own per connection (the TLS connection buffers its records); in
+// plaintext gRPC takes its buffers from a pool, so they may have a size.
+func TestReadBufferSize(t *testing.T) {
+	if got := readBufferSize(true); got != 0 {
+		t.Errorf("TLS: read buffer %d bytes per connection, want 0", got)
+	}
+	if got := readBufferSize(false); got <= 0 {
+		t.Errorf("plaintext: read buffer %d, want a pooled buffer size > 0", got)
+	}
+}
