@@ -8,6 +8,7 @@ import (
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -208,7 +209,10 @@ func (c *shapeCache) get(st *model.State, w model.Workload, mc meshconfig.Config
 }
 
 // rewrite returns res for a replica at address to: listeners and inbound
-// clusters cloned with the address replaced, everything else shared.
+// clusters copied with the address replaced, everything else shared. Each
+// replica keeps its copies for as long as it is connected, so only what
+// holds the address is new: a listener's address, an inbound cluster's
+// load assignment; their other fields alias the shape's objects.
 func rewrite(res *translate.Resources, from, to string) *translate.Resources {
 	out := &translate.Resources{Routes: res.Routes, Endpoints: res.Endpoints}
 	out.Listeners = make([]*listener.Listener, len(res.Listeners))
@@ -223,9 +227,11 @@ func rewrite(res *translate.Resources, from, to string) *translate.Resources {
 	}
 	out.Clusters = make([]*cluster.Cluster, len(res.Clusters))
 	for i, cl := range res.Clusters {
-		if cl.GetType() == cluster.Cluster_STATIC && strings.HasPrefix(cl.GetName(), "inbound|") {
-			cl = proto.Clone(cl).(*cluster.Cluster)
-			for _, le := range cl.GetLoadAssignment().GetEndpoints() {
+		if cl.GetType() == cluster.Cluster_STATIC && strings.HasPrefix(cl.GetName(), "inbound|") && cl.GetLoadAssignment() != nil {
+			la := proto.Clone(cl.GetLoadAssignment()).(*endpoint.ClusterLoadAssignment)
+			cl = shallowCopy(cl)
+			cl.LoadAssignment = la
+			for _, le := range la.GetEndpoints() {
 				for _, e := range le.GetLbEndpoints() {
 					setAddress(e.GetEndpoint().GetAddress(), from, to)
 				}

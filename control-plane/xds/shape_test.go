@@ -7,11 +7,17 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/weftmesh/weft/api/meshconfig"
 	"github.com/weftmesh/weft/control-plane/registry/file"
@@ -174,5 +180,57 @@ func TestShapeVersionMapsOnlyForDelta(t *testing.T) {
 	}
 	if sh.vmaps[typeIndex(resource.EndpointType)] == nil {
 		t.Error("no EDS version map for a delta node's shape")
+	}
+}
+
+// TestRewriteSharesAllButTheAddress: a replica's copies of its shape's
+// inbound clusters and listeners (kept for as long as it is connected)
+// alias every field of the shape's objects but the ones holding the
+// address, which are its own; the shape's objects are left as they were.
+func TestRewriteSharesAllButTheAddress(t *testing.T) {
+	const from, to = "10.5.1.1", "10.5.1.2"
+	inbound := &cluster.Cluster{
+		Name:                 "inbound|8080||",
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
+		ConnectTimeout:       durationpb.New(time.Second),
+		LoadAssignment: &endpoint.ClusterLoadAssignment{ClusterName: "inbound|8080||", Endpoints: []*endpoint.LocalityLbEndpoints{{
+			LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
+				Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{Address: from, PortSpecifier: &core.SocketAddress_PortValue{PortValue: 8080}}}},
+			}}}},
+		}}},
+	}
+	outbound := &cluster.Cluster{Name: "outbound|80||api.a.svc.cluster.local", ConnectTimeout: durationpb.New(time.Second)}
+	lis := &listener.Listener{
+		Name:         "inbound",
+		Address:      &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{Address: from, PortSpecifier: &core.SocketAddress_PortValue{PortValue: 15006}}}},
+		FilterChains: []*listener.FilterChain{{Name: "chain"}},
+	}
+	res := &translate.Resources{Clusters: []*cluster.Cluster{inbound, outbound}, Listeners: []*listener.Listener{lis}}
+	before := proto.Clone(inbound)
+
+	out := rewrite(res, from, to)
+
+	got := out.Clusters[0]
+	if a := got.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress().GetAddress(); a != to {
+		t.Errorf("replica's inbound endpoint address %q, want %q", a, to)
+	}
+	if !proto.Equal(inbound, before) {
+		t.Error("rewrite modified the shape's inbound cluster")
+	}
+	if got.GetConnectTimeout() != inbound.GetConnectTimeout() {
+		t.Error("replica's inbound cluster has its own copy of connect_timeout; want the shape's (only the load assignment holds the address)")
+	}
+	if got.GetLoadAssignment() == inbound.GetLoadAssignment() {
+		t.Error("replica's inbound cluster shares the shape's load assignment")
+	}
+	if out.Clusters[1] != outbound {
+		t.Error("an outbound cluster was copied; want the shape's")
+	}
+	l := out.Listeners[0]
+	if a := l.GetAddress().GetSocketAddress().GetAddress(); a != to || lis.GetAddress().GetSocketAddress().GetAddress() != from {
+		t.Errorf("listener addresses: replica %q, shape %q; want %q, %q", a, lis.GetAddress().GetSocketAddress().GetAddress(), to, from)
+	}
+	if &l.FilterChains[0] != &lis.FilterChains[0] {
+		t.Error("replica's listener has its own filter chains; want the shape's")
 	}
 }

@@ -78,6 +78,9 @@ type status struct {
 	obs   Observer
 	acked func(node, typeURL, version string)
 
+	// names shares the resource names of requests (intern.go).
+	names *interner
+
 	mu      sync.Mutex
 	streams map[streamKey]*streamState
 	proxies map[string]*proxyState
@@ -89,6 +92,7 @@ func newStatus(now func() time.Time, connect func(context.Context, string), disc
 	return &status{
 		now: now, connect: connect, disconnect: disconnect,
 		obs: nopObserver{}, acked: func(string, string, string) {},
+		names:   newInterner(),
 		streams: map[streamKey]*streamState{},
 		proxies: map[string]*proxyState{},
 	}
@@ -303,10 +307,13 @@ func (s *status) OnStreamClosed(id int64, _ *core.Node) { s.closed(streamKey{id:
 // plane counts its versions from 1 again). It is cleared, so the snapshot
 // cache answers with the node's current snapshot instead of taking an
 // equal version for "up to date" and never answering.
+//
+// The request's resource names are replaced with shared copies (intern.go).
 func (s *status) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
 	if req.GetResponseNonce() == "" {
 		req.VersionInfo = ""
 	}
+	s.names.names(req.ResourceNames)
 	s.request(streamKey{id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
 		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 	return nil
@@ -329,8 +336,10 @@ func (s *status) OnDeltaStreamClosed(id int64, _ *core.Node) {
 }
 
 // OnStreamDeltaRequest implements delta.Callbacks. Only a stream's first
-// request is sure to carry the node.
+// request is sure to carry the node. The names it subscribes to are
+// replaced with shared copies (intern.go).
 func (s *status) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
+	s.names.names(req.ResourceNamesSubscribe)
 	s.request(streamKey{delta: true, id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
 		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 	return nil
