@@ -1,6 +1,7 @@
 package file
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -55,5 +56,32 @@ func TestParseWithMemo(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMemoizedParseAllocations: re-reading a large file decodes nothing
+// and allocates little per remembered document (the kinds table was built
+// again for each one: ~60 allocations a document).
+func TestMemoizedParseAllocations(t *testing.T) {
+	var b strings.Builder
+	const docs = 500
+	for i := range docs {
+		fmt.Fprintf(&b, "apiVersion: weft.dev/v1alpha1\nkind: WorkloadEntry\nmetadata: {name: w%d, namespace: shop, labels: {app: w}}\nspec: {address: 10.1.%d.%d, serviceAccount: w}\n---\n", i, i/250, i%250+1)
+	}
+	data := []byte(b.String())
+	memo := newDocMemo()
+	if _, err := parse("mesh.yaml", data, memo); err != nil {
+		t.Fatal(err)
+	}
+	memo.rotate()
+	allocs := testing.AllocsPerRun(3, func() {
+		if _, err := parse("mesh.yaml", data, memo); err != nil {
+			t.Fatal(err)
+		}
+		memo.rotate()
+	})
+	t.Logf("%.1f allocations per document", allocs/docs)
+	if perDoc := allocs / docs; perDoc > 30 {
+		t.Errorf("a memoized parse allocates %.1f times per document; want at most 30", perDoc)
 	}
 }

@@ -1,6 +1,7 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -13,7 +14,8 @@ import (
 )
 
 // DefaultPollInterval is how often a Source reads its file. Reading and
-// hashing a mesh file costs microseconds; polling the content (rather than
+// hashing a mesh file costs microseconds to a few milliseconds (into one
+// buffer kept between reads: a poll allocates nothing); polling the content (rather than
 // watching the directory or mtimes) sees every edit however the editor saves
 // it: in place, by atomic rename, through a symlink swap (ConfigMap volumes),
 // and within one mtime tick.
@@ -69,10 +71,16 @@ func (s *Source) Run(ctx context.Context, push func(model.State)) error {
 	seen, failing := false, false
 	memo := newDocMemo()
 	var lastReadErr string
+	// One buffer for every read: an unchanged file (nearly every poll)
+	// allocates nothing, where os.ReadFile's copy of a large mesh file
+	// ten times a second was most of the control plane's garbage between
+	// pushes (2.2 MB for 10,000 WorkloadEntries: 22 MB/s), and each GC
+	// marks every connected proxy's state.
+	var buf bytes.Buffer
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
-		data, err := os.ReadFile(s.path)
+		err := readFile(s.path, &buf)
 		switch {
 		case err != nil:
 			if err.Error() != lastReadErr {
@@ -83,10 +91,11 @@ func (s *Source) Run(ctx context.Context, push func(model.State)) error {
 			}
 		default:
 			lastReadErr = ""
-			sum := sha256.Sum256(data)
+			sum := sha256.Sum256(buf.Bytes())
 			if !seen || sum != last {
 				seen, last = true, sum
-				st, perr := parse(s.path, data, memo)
+				// parse gets its own copy: buf is read into again.
+				st, perr := parse(s.path, bytes.Clone(buf.Bytes()), memo)
 				memo.rotate()
 				if perr != nil {
 					failing = true
@@ -109,6 +118,22 @@ func (s *Source) Run(ctx context.Context, push func(model.State)) error {
 		case <-t.C:
 		}
 	}
+}
+
+// readFile reads the file at path into buf, replacing its content and
+// keeping its storage.
+func readFile(path string, buf *bytes.Buffer) error {
+	buf.Reset()
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil {
+		buf.Grow(int(fi.Size()) + bytes.MinRead) // ReadFrom needs MinRead spare
+	}
+	_, err = buf.ReadFrom(f) // an *os.PathError, as os.ReadFile's
+	return err
 }
 
 func (s *Source) logParseError(err error) {

@@ -1,10 +1,12 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -179,4 +181,50 @@ func TestSourceWaitsForAGoodFile(t *testing.T) {
 	}
 	writeAtomic(t, path, oneWorkload)
 	w.waitState(t, 1, time.Second)
+}
+
+// TestReadFileReusesItsBuffer: polling an unchanged file must not allocate
+// a copy of it each time (os.ReadFile did: 22 MB/s of garbage for a 2.2 MB
+// mesh file read every 100 ms, each GC marking every proxy's state).
+func TestReadFileReusesItsBuffer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mesh.yaml")
+	content := strings.Repeat(oneWorkload+"---\n", 4000) // ~400 KB
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := readFile(path, &buf); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const reads = 20
+	for range reads {
+		if err := readFile(path, &buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if buf.String() != content {
+		t.Fatalf("read %d bytes, want the file's %d", buf.Len(), len(content))
+	}
+	// Each read may allocate the *os.File and such, never the content.
+	if got := after.TotalAlloc - before.TotalAlloc; got >= uint64(len(content)) {
+		t.Errorf("%d reads of a %d-byte file allocated %d bytes; want less than one copy", reads, len(content), got)
+	}
+}
+
+func TestReadFileErrors(t *testing.T) {
+	var buf bytes.Buffer
+	buf.WriteString("stale")
+	err := readFile(filepath.Join(t.TempDir(), "missing.yaml"), &buf)
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: err = %v, want os.ErrNotExist", err)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("missing file: buffer keeps %q, want it empty", buf.String())
+	}
+	if err := readFile(t.TempDir(), &buf); err == nil {
+		t.Error("a directory: err = nil, want the read error")
+	}
 }
