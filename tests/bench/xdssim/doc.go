@@ -30,7 +30,9 @@
 //     /debug/pprof/heap?gc=1) and goroutine stacks (StackInuse) before
 //     and after, and its RSS again after the single changes. With
 //     Config.ProfileDir it also saves the control plane's heap profile at
-//     that moment and CPU profiles of the churn and the storm.
+//     that moment, another after the single changes (what they allocated:
+//     its alloc_space less the first's) and CPU profiles of the churn and
+//     the storm.
 //   - single changes: one WorkloadEntry's address changes in the file (one
 //     endpoint change); the latency of a proxy is file write -> its ACK of
 //     the next EDS version; affected = proxies that got a new EDS version

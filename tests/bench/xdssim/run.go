@@ -53,6 +53,8 @@ type Config struct {
 	Settle time.Duration
 	// ProfileDir, when set, receives pprof profiles of the control plane:
 	// heap-connected.pb.gz (after a GC, every proxy connected),
+	// heap-changes.pb.gz (after a GC, after the single changes: their
+	// allocations are its alloc_space less heap-connected's),
 	// cpu-churn.pb.gz (the churn phase) and cpu-storm.pb.gz (the first
 	// 10 s of the reconnect storm).
 	ProfileDir string
@@ -224,6 +226,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	rep.RSSSteady = rss(s.cp.Process.Pid)
+	// What the changes allocated is its alloc_space less heap-connected's
+	// (a heap profile is as of the last GC: one is forced, after the RSS
+	// was read).
+	if err := s.saveProfile(ctx, "heap?gc=1", "heap-changes.pb.gz"); err != nil {
+		return rep, err
+	}
 
 	if cfg.ChurnRate > 0 && cfg.ChurnFor > 0 {
 		done := s.profileAsync(ctx, fmt.Sprintf("profile?seconds=%d", max(1, int(cfg.ChurnFor.Seconds()))), "cpu-churn.pb.gz")
