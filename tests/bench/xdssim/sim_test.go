@@ -1,6 +1,7 @@
 package xdssim
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -23,12 +24,23 @@ func TestSmallRun(t *testing.T) {
 	for _, delta := range []bool{false, true} {
 		t.Run(map[bool]string{false: "sotw", true: "delta"}[delta], func(t *testing.T) {
 			spec := MeshSpec{Services: 12, Namespaces: 3, EndpointsPerService: 2}
+			profiles := ""
+			if !delta {
+				profiles = filepath.Join(t.TempDir(), "profiles")
+			}
 			rep, err := Run(t.Context(), Config{
 				Bin: bin, Dir: filepath.Join(t.TempDir(), "run"), Mesh: spec, Proxies: 20, Delta: delta, Conns: 2,
-				Changes: 1, Storm: true, Settle: 60 * time.Second,
+				Changes: 1, Storm: true, Settle: 60 * time.Second, ProfileDir: profiles,
 			})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if profiles != "" {
+				for _, f := range []string{"heap-connected.pb.gz", "heap-changes.pb.gz", "cpu-storm.pb.gz"} {
+					if fi, err := os.Stat(filepath.Join(profiles, f)); err != nil || fi.Size() == 0 {
+						t.Errorf("profile %s: %v (want a non-empty file)", f, err)
+					}
+				}
 			}
 			if len(rep.Changes) != 1 || rep.Changes[0].Affected != 20 {
 				t.Fatalf("changes = %+v, want one that reached all 20 proxies", rep.Changes)
