@@ -108,10 +108,10 @@ type Tee struct {
 }
 
 // maxRead bounds one read of the client's body; firstRoom is the copy's
-// first size; a read into less room than minRead grows the copy first.
+// first size; with less room than minRead left the copy grows first.
 const (
 	maxRead   = 32 << 10
-	firstRoom = 1 << 10
+	firstRoom = 2 << 10
 	minRead   = 512
 )
 
@@ -247,8 +247,9 @@ func (t *Tee) pump() {
 }
 
 // room returns the buffer the next read fills, past what the copy holds,
-// at most n bytes (t.mu held). The copy grows from firstRoom by doubling,
-// so a small body costs one small allocation. Over the limit no try will
+// at most n bytes (t.mu held): the copy's spare room, or, when less than
+// minRead is left, room it grows by (firstRoom first, so a short body
+// costs one small allocation, then what the try asks). Over the limit no try will
 // go again, so what the current try has had is dropped first and one
 // buffer of the try's size is reused.
 func (t *Tee) room(n int) []byte {
@@ -261,7 +262,14 @@ func (t *Tee) room(n int) []byte {
 		}
 	}
 	if spare := cap(t.buf) - len(t.buf); spare < min(n, minRead) {
-		t.buf = slices.Grow(t.buf, min(n, max(len(t.buf), firstRoom)))
+		// The first room is small (most streamed bodies are short); once a
+		// read has filled the room, the body is likely longer: room for
+		// what the try asks.
+		grow := n
+		if len(t.buf) == 0 {
+			grow = min(n, firstRoom)
+		}
+		t.buf = slices.Grow(t.buf, grow)
 	}
 	n = min(n, cap(t.buf)-len(t.buf))
 	return t.buf[len(t.buf) : len(t.buf)+n]
