@@ -37,9 +37,15 @@ func cannedServer(tb testing.TB) string {
 
 // exchangeOnce sends req with c and reads the whole body into buf.
 func exchangeOnce(c *Client, req *http.Request, buf []byte) error {
+	_, err := exchange(c, req, buf) //nolint:bodyclose // exchange closes it
+	return err
+}
+
+// exchange is exchangeOnce returning the closed response.
+func exchange(c *Client, req *http.Request, buf []byte) (*http.Response, error) {
 	resp, err := c.RoundTrip(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for {
 		_, err := resp.Body.Read(buf)
@@ -47,10 +53,10 @@ func exchangeOnce(c *Client, req *http.Request, buf []byte) error {
 			break
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return resp.Body.Close()
+	return resp, resp.Body.Close()
 }
 
 // TestAllocsPerRequest bounds the allocations of one keep-alive exchange
@@ -74,19 +80,24 @@ func TestAllocsPerRequest(t *testing.T) {
 		ctx   context.Context
 		fresh bool // a new cancelable context and request per exchange
 		opts  []Option
-		bound float64
+		// recycle: each response is given back (Recycle) once closed.
+		recycle bool
+		bound   float64
 	}{
-		{"background", DefaultCancelWatchDelay, context.Background(), false, nil, 5},
+		{"background", DefaultCancelWatchDelay, context.Background(), false, nil, false, 5},
 		// The header map (2: the map and its group) comes back at Close.
-		{"background-recycled-headers", DefaultCancelWatchDelay, context.Background(), false, []Option{WithHeaderRecycling()}, 3},
+		{"background-recycled-headers", DefaultCancelWatchDelay, context.Background(), false, []Option{WithHeaderRecycling()}, false, 3},
+		// And the Response with its body when given back: the head's
+		// string and the values' slice are left.
+		{"background-recycled-responses", DefaultCancelWatchDelay, context.Background(), false, []Option{WithHeaderRecycling()}, true, 2},
 		// The same context every run: its done channel and children map
 		// are made once.
-		{"cancelable", 0, cancelable, false, nil, 7},
+		{"cancelable", 0, cancelable, false, nil, false, 7},
 		// The context, its cancel func and the request copy are 3 of
 		// these. (An hour: the exchange always ends before the watch,
 		// whatever the machine's load; the default is milliseconds.)
-		{"fresh-context", time.Hour, context.Background(), true, nil, 8},
-		{"fresh-context-watched-at-once", 0, context.Background(), true, nil, 13},
+		{"fresh-context", time.Hour, context.Background(), true, nil, false, 8},
+		{"fresh-context-watched-at-once", 0, context.Background(), true, nil, false, 13},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := New(tcpDial, append(tc.opts, WithCancelWatchDelay(tc.delay))...)
@@ -107,8 +118,13 @@ func TestAllocsPerRequest(t *testing.T) {
 					defer cancel()
 					r = req.WithContext(ctx)
 				}
-				if err := exchangeOnce(c, r, buf); err != nil {
+				resp, err := exchange(c, r, buf) //nolint:bodyclose // exchange closes it
+				if err != nil {
 					failed = err
+					return
+				}
+				if tc.recycle {
+					Recycle(resp)
 				}
 			})
 			if failed != nil {
@@ -153,5 +169,72 @@ func BenchmarkRoundTrip(b *testing.B) {
 				cancel()
 			}
 		})
+	}
+}
+
+// TestRecycle: a response given back once its body was read and closed
+// is the memory of a later response, with that response's fields only;
+// one whose body is not closed, or from a Client that does not recycle,
+// is not reused.
+func TestRecycle(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items at random under -race")
+	}
+	addr := cannedServer(t)
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	c := New(tcpDial, WithHeaderRecycling())
+	defer c.CloseIdleConnections()
+	first, err := exchange(c, req, buf) //nolint:bodyclose // exchange closes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	Recycle(first)
+	if first.StatusCode != 0 || first.Request != nil || first.Body != nil {
+		t.Errorf("a recycled response keeps its fields: %d %v %v", first.StatusCode, first.Request, first.Body)
+	}
+	second, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second != first {
+		t.Errorf("the next response is not the one given back")
+	}
+	if second.StatusCode != http.StatusOK || second.ContentLength != 2 || second.Request != req || second.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Errorf("recycled response: %d %d %v", second.StatusCode, second.ContentLength, second.Header)
+	}
+	// Not closed: left alone.
+	Recycle(second)
+	if second.StatusCode != http.StatusOK {
+		t.Fatalf("a response whose body is open was recycled")
+	}
+	b, err := io.ReadAll(second.Body)
+	if err != nil || string(b) != "ok" {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	_ = second.Body.Close()
+	Recycle(second)
+	third, err := c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third != second {
+		t.Errorf("the next response is not the one given back")
+	}
+	_ = third.Body.Close()
+
+	// A Client that does not recycle leaves its responses to the GC.
+	plain := New(tcpDial)
+	defer plain.CloseIdleConnections()
+	p1, err := exchange(plain, req, buf) //nolint:bodyclose // exchange closes it
+	if err != nil {
+		t.Fatal(err)
+	}
+	Recycle(p1)
+	if p1.StatusCode != http.StatusOK {
+		t.Errorf("a response of a Client that does not recycle was recycled")
 	}
 }

@@ -21,7 +21,8 @@ import (
 func (pc *conn) readResponse(req *http.Request, closeAfter bool) (_ *http.Response, got bool, _ error) {
 	limit := pc.hp.c.maxHeader
 	// The response and its body are one allocation (made once, also when
-	// 1xx responses come first); neither is reused after it is returned.
+	// 1xx responses come first), reused only once the caller gave it back
+	// (Recycle).
 	var rb *respBody
 	for n1xx := 0; ; n1xx++ {
 		head, err := readHead(pc.br, pc.head, limit)
@@ -41,7 +42,7 @@ func (pc *conn) readResponse(req *http.Request, closeAfter bool) (_ *http.Respon
 		line, fields, _ := strings.Cut(s, "\n")
 		line = strings.TrimSuffix(line, "\r")
 		if rb == nil {
-			rb = new(respBody)
+			rb = pc.hp.c.newRespBody()
 		}
 		rb.resp = http.Response{Request: req}
 		resp := &rb.resp
@@ -138,9 +139,9 @@ func (pc *conn) frame(req *http.Request, rb *respBody, closeAfter bool) error {
 		}
 	}
 	b := &rb.body
-	*b = body{pc: pc, nc: pc.nc, resp: resp, mode: mode, remaining: resp.ContentLength, keep: !closeAfter}
+	*b = body{pc: pc, nc: pc.nc, resp: resp, rb: rb, mode: mode, remaining: resp.ContentLength, keep: !closeAfter}
 	if c := pc.hp.c; c.recycleHeaders {
-		b.headers = &c.headers
+		b.headers, b.responses = &c.headers, &c.responses
 	}
 	if mode == modeChunked {
 		b.chunked = httputil.NewChunkedReader(pc.br)
@@ -234,8 +235,12 @@ type body struct {
 	err       error // sticky: io.EOF at the end
 	closed    bool
 	// headers: the Client's recycled header maps when it recycles them
-	// (WithHeaderRecycling); Close hands resp.Header back.
-	headers *sync.Pool
+	// (WithHeaderRecycling); Close hands resp.Header back. responses: the
+	// Client's recycled responses then (Recycle); rb is the allocation
+	// that holds this body and its response.
+	headers   *sync.Pool
+	responses *sync.Pool
+	rb        *respBody
 }
 
 func (b *body) Read(p []byte) (int, error) {

@@ -31,7 +31,9 @@
 //     slices are the status and the header values; the Response and its body
 //     are one allocation, the header map and its values' slice two more.
 //     Nothing of a response is reused for another, except, with
-//     WithHeaderRecycling, its header map once the caller closed the body. Framing follows
+//     WithHeaderRecycling, its header map once the caller closed the body,
+//     and the Response with its body once the caller gave it back
+//     (Recycle). Framing follows
 //     RFC 9112 section 6.3: no body for HEAD, 1xx, 204 and 304;
 //     Transfer-Encoding chunked (trailers go into Response.Trailer at the
 //     end of the body, declared names present from the start, as net/http

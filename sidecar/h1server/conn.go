@@ -50,8 +50,14 @@ type conn struct {
 	// hdr is the last response's header map, kept for the next one
 	// (respHeader) once that response was written and its handler
 	// returned.
-	hdr   http.Header
-	state atomic.Int32
+	hdr http.Header
+	// rh is Config.Handler when it is a Recycler. spare and reqMem are
+	// the exchange and the request header memory of the last request
+	// its handler gave back, cleared, for the next request.
+	rh     Recycler
+	spare  *exchange
+	reqMem headerMem
+	state  atomic.Int32
 
 	// mu guards the client-disconnect watch (watch.go) and hijacking.
 	mu         sync.Mutex
@@ -108,6 +114,7 @@ func (c *conn) serve() {
 	}
 	c.cr.c = c
 	c.armHeaderTimeout = c.headerTimeout
+	c.rh, _ = s.Config.Handler.(Recycler)
 	c.br = s.getReader(&c.cr)
 	c.pend = c.pendBuf[:0]
 	for first := true; ; first = false {
@@ -205,9 +212,16 @@ func (c *conn) serveOne() bool {
 	}
 	r := &c.tmpl
 	var f framing
-	// The exchange holds the parser's scratch: one allocation for both.
-	ex := &exchange{c: c, contentLength: -1}
-	if err := parseHead(head, r, &f, &ex.scratch); err != nil {
+	// The exchange holds the parser's scratch: one allocation for both
+	// (or none: the last request's, given back).
+	ex := c.spare
+	c.spare = nil
+	if ex == nil {
+		ex = &exchange{c: c, contentLength: -1}
+	}
+	hm := c.reqMem
+	c.reqMem = headerMem{}
+	if err := parseHead(head, r, &f, &ex.scratch, &hm); err != nil {
 		c.reject(err)
 		return false
 	}
@@ -215,6 +229,7 @@ func (c *conn) serveOne() bool {
 	ctx, cancel := context.WithCancel(c.ctx)
 	r.TLS = c.tls
 	r.RemoteAddr = c.remoteAddr
+	noBody := false
 	switch {
 	case r.Method == http.MethodConnect:
 		// The body is the tunnel: what the client sends after the head,
@@ -231,6 +246,7 @@ func (c *conn) serveOne() bool {
 	default:
 		r.Body = http.NoBody
 		ex.bodyDone.Store(true)
+		noBody = true
 	}
 	// The handler's request lives in the exchange (WithContext's copy is
 	// inlined and stays on the stack): one allocation for both.
@@ -240,7 +256,7 @@ func (c *conn) serveOne() bool {
 	ex.isHead = req.Method == http.MethodHead
 
 	c.startWatch(ex, cancel)
-	panicked := c.runHandler(ex)
+	panicked, done := c.runHandler(ex)
 	c.stopWatch()
 	defer cancel()
 	if ex.hijacked {
@@ -258,6 +274,13 @@ func (c *conn) serveOne() bool {
 	// The handler returned and the response is written: its header map
 	// serves the next response on this connection.
 	c.hdr = ex.header
+	if done && noBody {
+		// The handler gave the request back (Recycler) and it had no
+		// body (so nothing can still read one through the exchange):
+		// the exchange, with the request, and the header map serve the
+		// next request.
+		c.recycle(ex, hm)
+	}
 	c.mu.Lock()
 	dead := c.dead
 	c.mu.Unlock()
@@ -284,12 +307,28 @@ func (c *conn) respHeader() http.Header {
 	return h
 }
 
+// recycle keeps ex and hm, cleared, for the connection's next request.
+// Nothing of the old request stays reachable from them (its strings, its
+// context), and a header map grown beyond maxReusedHeader fields is
+// dropped.
+func (c *conn) recycle(ex *exchange, hm headerMem) {
+	*ex = exchange{c: c, contentLength: -1}
+	c.spare = ex
+	if len(hm.hdr) > maxReusedHeader {
+		hm.hdr = nil
+	}
+	clear(hm.hdr)
+	clear(hm.vals)
+	c.reqMem = hm
+}
+
 // runHandler runs the handler; a panic closes the connection (logged
-// unless it is http.ErrAbortHandler).
-func (c *conn) runHandler(ex *exchange) (panicked bool) {
+// unless it is http.ErrAbortHandler). done: a Recycler gave the request
+// back.
+func (c *conn) runHandler(ex *exchange) (panicked, done bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			panicked = true
+			panicked, done = true, false
 			if v != http.ErrAbortHandler { //nolint:errorlint // the sentinel is compared as net/http does
 				buf := make([]byte, 64<<10)
 				buf = buf[:runtime.Stack(buf, false)]
@@ -297,8 +336,11 @@ func (c *conn) runHandler(ex *exchange) (panicked bool) {
 			}
 		}
 	}()
+	if c.rh != nil {
+		return false, c.rh.ServeRecycle(ex, &ex.req)
+	}
 	c.s.Config.Handler.ServeHTTP(ex, &ex.req)
-	return false
+	return false, false
 }
 
 // reject answers a request the server could not read: a status for a

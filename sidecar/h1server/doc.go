@@ -25,8 +25,9 @@
 // *http.Request (a WithContext copy of a per-connection template), its
 // body and, for plain origin- and absolute-form targets parsed here, its
 // URL (other targets: url.ParseRequestURI). None of these is reused for another
-// request: what a handler keeps of its request (r, r.URL, r.Header,
-// r.Context()) stays as it was. The response header map (w.Header()) is
+// request unless the handler gives the request back (Recycler, below):
+// what a handler keeps of its request (r, r.URL, r.Header, r.Context())
+// stays as it was. The response header map (w.Header()) is
 // the connection's: once the handler returned and the response was
 // written, it is cleared and serves the next response on the connection
 // (unless it grew beyond 32 fields). So a handler must not use that map
@@ -51,6 +52,20 @@
 // (formatted once a second); it does not sniff a Content-Type and does
 // not sort header fields. A panicking handler closes the connection
 // (logged unless http.ErrAbortHandler).
+//
+// # Giving a request back (Recycler)
+//
+// A Config.Handler that implements Recycler is called through
+// ServeRecycle, whose result says whether the handler, and everything it
+// handed the request to, is done with r, r.URL, r.Header (map and value
+// slices) and w. When it is, and the request had no body (a body's reader
+// lives in the exchange and a transport may still read it), the
+// connection keeps the exchange (with the *http.Request and its URL), the
+// header map and its values' slice, cleared, for its next request: three
+// allocations and ~1 KB per request less. The head string and the
+// context are new for every request, so strings taken from a request and
+// its context stay valid whatever the handler answered. A handler that
+// panics, hijacks or answers false keeps the request, as with ServeHTTP.
 //
 // # Client disconnect (watch.go)
 //

@@ -170,18 +170,29 @@ func nextLine(s string) (line, rest string) {
 
 // scratch is per-request memory parseHead fills instead of allocating:
 // the URL of a plain target. It lives inside the request's exchange (one
-// allocation for both) and is never reused for another request, so a
-// handler that keeps r.URL keeps a valid URL.
+// allocation for both), which is reused for another request only when
+// the handler gave the request back (Recycler), so a handler that keeps
+// r.URL otherwise keeps a valid URL.
 type scratch struct {
 	url url.URL
+}
+
+// headerMem is the memory of a request's header map: the map and the
+// slice its values are cut from. A connection keeps the last request's
+// when the handler gave the request back (Recycler), cleared.
+type headerMem struct {
+	hdr  http.Header
+	vals []string
 }
 
 // parseHead parses head (from readHead) into r (Method, URL, Proto*,
 // RequestURI, Header, Host, Close, TransferEncoding, Trailer,
 // ContentLength) and f. Strings in r share head's memory; the header map
-// and its values are allocated at once; the URL of a plain target is
-// sc's. Body, TLS, RemoteAddr and the context are the caller's.
-func parseHead(head string, r *http.Request, f *framing, sc *scratch) error {
+// and its values' slice are hm's when it holds them (empty: a recycled
+// request's), else allocated at once, and hm holds what r uses when it
+// returns; the URL of a plain target is sc's. Body, TLS, RemoteAddr and
+// the context are the caller's.
+func parseHead(head string, r *http.Request, f *framing, sc *scratch, hm *headerMem) error {
 	line, rest := nextLine(head)
 	method, line, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(line, " ")
@@ -222,12 +233,18 @@ func parseHead(head string, r *http.Request, f *framing, sc *scratch) error {
 		haveCL bool
 		te     string
 	)
-	if n > 0 {
+	hdr = hm.hdr
+	if hdr == nil {
 		hdr = make(http.Header, n)
-		vals = make([]string, n)
-	} else {
-		hdr = http.Header{}
 	}
+	if n > 0 {
+		if cap(hm.vals) >= n {
+			vals = hm.vals[:n]
+		} else {
+			vals = make([]string, n)
+		}
+	}
+	hm.hdr, hm.vals = hdr, vals
 	for rest != "" {
 		line, rest = nextLine(rest)
 		if line == "" {

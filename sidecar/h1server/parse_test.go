@@ -19,7 +19,7 @@ func parse(t testing.TB, s string) (*http.Request, framing, error) {
 	}
 	r := new(http.Request)
 	var f framing
-	err = parseHead(head, r, &f, new(scratch))
+	err = parseHead(head, r, &f, new(scratch), new(headerMem))
 	return r, f, err
 }
 
@@ -122,7 +122,7 @@ func BenchmarkParseHead(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := parseHead(head, &r, &f, &sc); err != nil {
+			if err := parseHead(head, &r, &f, &sc, new(headerMem)); err != nil {
 				b.Fatal(err)
 			}
 		}

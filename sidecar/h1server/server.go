@@ -17,6 +17,28 @@ import (
 // watching its connection for the client going away (Server.WatchDelay).
 const DefaultWatchDelay = 5 * time.Millisecond
 
+// Recycler is a Config.Handler that can give a request back to the
+// server when it is done with it, so the connection serves its next
+// request with the same memory: the *http.Request, its URL, its header
+// map and the slice of the header values, and the response writer (one
+// exchange and two maps' worth of allocations per request otherwise).
+//
+// ServeRecycle serves w and r as ServeHTTP does and returns done. done
+// true promises that neither the handler nor anything it started or
+// handed r to (a transport, a goroutine, a span, a retry) holds or will
+// use, once ServeRecycle returned, r itself, r.URL, r.Header (the map or
+// any of its value slices) or w. What stays valid whatever done says:
+// the strings of the request (its head is not reused), r.Context(), and
+// values the handler put in r.Header. A request with a body is never
+// recycled, so done does not speak for r.Body. When unsure, return
+// false: the request is then left to the garbage collector, as with
+// ServeHTTP. HTTP/2 requests (handed to Config) are served with
+// ServeHTTP.
+type Recycler interface {
+	http.Handler
+	ServeRecycle(w http.ResponseWriter, r *http.Request) (done bool)
+}
+
 // Server serves HTTP/1.x connections itself and hands every other one
 // (TLS with ALPN "h2", the h2c prior-knowledge preface) to Config.
 type Server struct {

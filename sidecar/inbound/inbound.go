@@ -44,7 +44,7 @@ func WithTelemetry(o *telemetry.Observer) Option { return func(h *Handler) { h.o
 
 var headerPeerIdentity = http.CanonicalHeaderKey(mesh.HeaderPeerIdentity)
 
-var _ http.Handler = (*Handler)(nil)
+var _ h1server.Recycler = (*Handler)(nil)
 
 // NewHandler returns the inbound handler; t should dial the app directly.
 func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Option) *Handler {
@@ -60,7 +60,16 @@ func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Opti
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w, r) }
+
+// ServeRecycle implements h1server.Recycler: the request is given back
+// when it went to the app on a transport that keeps nothing of it
+// (proxy.Forwarder.Releases); every other path keeps it.
+func (h *Handler) ServeRecycle(w http.ResponseWriter, r *http.Request) bool { return h.serve(w, r) }
+
+// serve handles the request; released: nothing holds r once it returned
+// (ServeRecycle).
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (released bool) {
 	if r.ProtoMajor == 2 {
 		// A new goroutine per HTTP/2 stream: grow its stack once, here,
 		// not by doubling deep in the path (package stackgrow).
@@ -84,7 +93,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// workload left the registry while its peers still route to it).
 		w.Header().Set(mesh.HeaderAppUnreachable, "1")
 		proxy.Error(w, http.StatusServiceUnavailable, "no inbound configuration yet")
-		return
+		return false
 	}
 	v, ok := proxy.TargetPort(r.Header)
 	if !ok {
@@ -92,14 +101,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		dst, captured := capture.FromContext(r.Context())
 		if !captured {
 			proxy.Error(w, http.StatusMisdirectedRequest, "request has no %s header", mesh.HeaderTargetPort)
-			return
+			return false
 		}
 		v = strconv.Itoa(int(dst.Port()))
 	}
 	port, err := strconv.ParseUint(v, 10, 16)
 	if err != nil || port == 0 {
 		proxy.Error(w, http.StatusBadRequest, "bad %s %q", mesh.HeaderTargetPort, v)
-		return
+		return false
 	}
 	if r.Method == http.MethodConnect && r.URL.Path == "" {
 		r.URL.Path = "/" // raw TCP from a peer (tcp.go): route and authorize as "/"
@@ -107,14 +116,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	chain := tbl.Inbound.Chain(uint32(port))
 	if chain == nil {
 		proxy.Error(w, http.StatusMisdirectedRequest, "port %d is not served here (no inbound filter chain)", port)
-		return
+		return false
 	}
 	mtls := peer != nil && !peer.ID.IsZero()
 	if !mtls && !chain.Plaintext {
 		addr := r.RemoteAddr
 		h.log.Warn("refused plaintext request to a STRICT port", "peer", addr, "port", port, "chain", chain.Name)
 		proxy.Error(w, http.StatusForbidden, "port %d accepts mTLS only (STRICT); plaintext refused", port)
-		return
+		return false
 	}
 	// Authorization before routing: the chain's RBAC filters, by the
 	// verified identity only (fails closed without a compiled engine).
@@ -127,11 +136,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		lds = tbl.Snapshot.Listeners[mesh.ListenerInbound]
 	}
 	if !h.authz.Inbound(w, r, authzfilter.ChainEngine(lds, uint32(port)), principal, uint32(port)) {
-		return
+		return false
 	}
 	if chain.Routes == nil {
 		proxy.Error(w, http.StatusServiceUnavailable, "no inbound routes for port %d yet", port)
-		return
+		return false
 	}
 	vh := chain.Routes.VirtualHost(r.Host)
 	var rt *router.Route
@@ -140,16 +149,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt == nil {
 		proxy.Error(w, http.StatusNotFound, "no inbound route for %s%s on port %d", r.Host, r.URL.Path, port)
-		return
+		return false
 	}
 	if rt.Cluster == nil {
 		proxy.Error(w, http.StatusServiceUnavailable, "cluster %s not found", rt.ClusterName)
-		return
+		return false
 	}
 	ep := rt.Cluster.Picker.Pick()
 	if ep == nil {
 		proxy.Error(w, http.StatusServiceUnavailable, "no app endpoint for %s", rt.ClusterName)
-		return
+		return false
 	}
 	proxy.RemoveMeshHeaders(r.Header)
 	if h.obs != nil {
@@ -167,9 +176,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == http.MethodConnect {
 		h.connectApp(w, r, ep, rq)
-		return
+		return false
 	}
-	h.fwd.ForwardToApp(w, r, ep, rt.ClusterName)
+	return h.fwd.ForwardToApp(w, r, ep, rt.ClusterName)
 }
 
 // NewServer returns the inbound server for h: HTTP/1.1 (over mTLS or

@@ -37,12 +37,15 @@ var (
 const pickTries = 3
 
 // forward runs one request through the route's cluster: limits, route
-// timeout, tries with retries and backoff, and the answer.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.Request, rt *router.Route) {
+// timeout, tries with retries and backoff, and the answer. released: the
+// transport kept nothing of any try (proxy.Forwarder.Releases) and every
+// response was closed, so nothing holds r once forward returns
+// (h1server.Recycler); false on the rarer paths that return early.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.Request, rt *router.Route) (released bool) {
 	name, cl := rt.PickCluster()
 	if cl == nil {
 		proxy.Error(w, http.StatusServiceUnavailable, "cluster %s not found", name)
-		return
+		return false
 	}
 	st := cl.Stats
 	st.Requests.Add(1)
@@ -56,7 +59,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 	if !lim.StartRequest() {
 		st.OverflowMaxRequests.Add(1)
 		overloaded(w, string(budget.MaxRequests), "cluster %s: too many requests in flight", name)
-		return
+		return false
 	}
 	defer lim.EndRequest()
 
@@ -74,7 +77,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 			var err error
 			if body, replayable, err = retry.BufferBody(r, rt.BufferLimit); err != nil {
 				proxy.Error(w, http.StatusBadRequest, "cannot read the request body: %v", err)
-				return
+				return false
 			}
 		}
 	}
@@ -100,7 +103,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 		lastTry  int
 		retrying bool
 		endTry   func()
+		// lastHop is the answered try's, when the transport releases it.
+		lastHop *proxy.Hop
 	)
+	released = true
 	finish := func() {
 		if endTry != nil {
 			endTry()
@@ -130,7 +136,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 			}
 			if ctx.Err() != nil {
 				h.deadline(w, r, ctx, st, debug, try-1, lastEp)
-				return
+				return false
 			}
 		}
 		pc.Now = 0
@@ -142,7 +148,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 				}
 				st.NoHealthy.Add(1)
 				overloaded(w, mesh.OverloadNoHealthy, "no healthy endpoints for %s", name)
-				return
+				return false
 			}
 			break
 		}
@@ -159,10 +165,11 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 				st.OverflowMaxPendingRequests.Add(1)
 			}
 			overloaded(w, string(reason), "cluster %s: %s reached", name, reason)
-			return
+			return false
 		}
 		tryCtx, tryCancel := timeout.Try(ctx, pol.PerTryTimeout)
-		req := h.fwd.TryOf(tryCtx, &prep, ep)
+		hop := h.fwd.TryOf(tryCtx, &prep, ep)
+		req := hop.Request()
 		if body != nil {
 			req.Body, req.ContentLength = body.Reader(), body.Len()
 			b := body // the closure captures this copy, so body stays on the stack
@@ -173,6 +180,8 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 		st.Attempts.Add(1)
 		ep.State.Begin()
 		req, span := rq.StartAttempt(req, ep, try)
+		rel := h.fwd.Releases(req, ep)
+		released = released && rel
 		start := time.Now()
 		resp, err := h.fwd.SendTry(req, ep)
 		now := time.Now()
@@ -195,10 +204,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 			case timeout.RouteTimeout:
 				done(false)
 				h.deadline(w, r, ctx, st, debug, try, ep)
-				return
+				return false
 			case timeout.ClientGone:
 				done(true)
-				return
+				return false
 			case timeout.TryTimeout:
 				st.PerTryTimeouts.Add(1)
 			}
@@ -221,10 +230,16 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 		again := cond != 0 && try <= pol.NumRetries && pol.Retryable(r.Method, status, cond) && (replayable || cond == retry.ConnectFailure && body == nil && r.ContentLength == 0)
 		if !again {
 			lastResp, lastErr = resp, err
+			if rel {
+				lastHop = hop
+			}
 			break
 		}
 		if resp != nil {
 			_ = resp.Body.Close()
+		}
+		if rel {
+			h.fwd.Recycle(hop, resp)
 		}
 		finish()
 		lastResp, lastErr = nil, err
@@ -237,21 +252,22 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, rq *telemetry.
 		// Nothing was tried (budget or no endpoint on the first retry):
 		// cannot happen on the first try, which answers above.
 		proxy.Error(w, http.StatusServiceUnavailable, "no endpoint for %s", name)
-		return
+		return released
 	}
 	if debug {
 		setDebug(w, lastTry, lastEp)
 	}
 	if lastResp != nil {
-		h.fwd.WriteResponse(w, r, lastResp, lastEp, name)
-		return
+		h.fwd.WriteResponse(w, r, lastResp, lastEp, name) // closes its body
+	} else if status, ok := retriedStatus(lastErr); ok {
+		proxy.Error(w, status, "upstream answered %d on every try", status)
+	} else {
+		h.fwd.Fail(w, r, lastErr, lastEp, name)
 	}
-	var rs errRetriedStatus
-	if errors.As(lastErr, &rs) {
-		proxy.Error(w, rs.status, "upstream answered %d on every try", rs.status)
-		return
+	if lastHop != nil {
+		h.fwd.Recycle(lastHop, lastResp)
 	}
-	h.fwd.Fail(w, r, lastErr, lastEp, name)
+	return released
 }
 
 // pickState is one request's picker context with room for the endpoints
@@ -285,6 +301,15 @@ func (h *Handler) putPickState(ps *pickState) {
 type errRetriedStatus struct{ status int }
 
 func (e errRetriedStatus) Error() string { return "upstream status " + strconv.Itoa(e.status) }
+
+// retriedStatus returns the status of an errRetriedStatus.
+func retriedStatus(err error) (int, bool) {
+	var rs errRetriedStatus
+	if errors.As(err, &rs) {
+		return rs.status, true
+	}
+	return 0, false
+}
 
 // pick chooses the try's endpoint and asks its breaker; refused reports
 // that a breaker refused an endpoint it picked.

@@ -49,7 +49,7 @@ type Option func(*Handler)
 // every request.
 func WithTelemetry(o *telemetry.Observer) Option { return func(h *Handler) { h.obs = o } }
 
-var _ http.Handler = (*Handler)(nil)
+var _ h1server.Recycler = (*Handler)(nil)
 
 // NewHandler returns the outbound handler.
 func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Option) *Handler {
@@ -66,7 +66,16 @@ func NewHandler(tables Tables, t proxy.Transport, log *slog.Logger, opts ...Opti
 }
 
 // ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.serve(w, r) }
+
+// ServeRecycle implements h1server.Recycler: the request is given back
+// when it was forwarded on transports that keep nothing of it
+// (proxy.Forwarder.Releases); every other path keeps it.
+func (h *Handler) ServeRecycle(w http.ResponseWriter, r *http.Request) bool { return h.serve(w, r) }
+
+// serve handles the request; released: nothing holds r once it returned
+// (ServeRecycle).
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (released bool) {
 	if r.ProtoMajor == 2 {
 		// A new goroutine per HTTP/2 stream: grow its stack once, here,
 		// not by doubling deep in the path (package stackgrow).
@@ -80,54 +89,54 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tbl := h.tables.Load()
 	if tbl == nil || tbl.Outbound == nil {
 		proxy.Error(w, http.StatusServiceUnavailable, "no outbound configuration yet")
-		return
+		return false
 	}
 	// One chain for any port today; with capture the original destination
 	// port selects it.
 	chain := tbl.Outbound.Chain(0)
 	if chain == nil || chain.Routes == nil {
 		proxy.Error(w, http.StatusServiceUnavailable, "no outbound routes yet")
-		return
+		return false
 	}
 	if r.Host == "" {
 		proxy.Error(w, http.StatusBadRequest, "request has no host")
-		return
+		return false
 	}
 	if r.Method == http.MethodConnect && capture.IsRawTCP(r.Context()) {
 		h.rawTCP(w, r, rq, tbl, chain.Routes) // capture.go
-		return
+		return false
 	}
 	if r.Method == http.MethodConnect {
 		// External hosts only (egress.go): the gateway authorizes.
 		h.connect(w, r, rq, tbl, chain.Routes)
-		return
+		return false
 	}
 	// The egress allowlist (NetworkPolicy) before routing.
 	if tbl.Snapshot != nil && !h.authz.Outbound(w, r, authzfilter.ChainEngine(tbl.Snapshot.Listeners[mesh.ListenerOutbound], 0)) {
-		return
+		return false
 	}
 	vh := chain.Routes.VirtualHost(r.Host)
 	if vh == nil {
 		var done bool
 		if vh, done = h.byOriginalDst(w, r, tbl, chain.Routes); done {
-			return
+			return false
 		}
 	}
 	if vh == nil {
 		h.notInRegistry(w, r.Host)
-		return
+		return false
 	}
 	rt := vh.Route(r)
 	if rt == nil {
 		proxy.Error(w, http.StatusNotFound, "no route for %s%s", r.Host, r.URL.Path)
-		return
+		return false
 	}
 	proxy.RemoveMeshHeaders(r.Header)
 	if originalDst(tbl, rt.ClusterName) {
 		h.passthrough(w, r)
-		return
+		return false
 	}
-	h.forward(w, r, rq, rt)
+	return h.forward(w, r, rq, rt)
 }
 
 // NewServer returns the outbound HTTP server for h: HTTP/1.1 keep-alive on

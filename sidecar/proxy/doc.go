@@ -3,12 +3,12 @@
 // request path that the outbound and inbound listeners share.
 //
 // Forward turns the server's request into the upstream request in place
-// (a shallow copy with a new URL; the header map is the server's, which
-// the handler owns; Forward makes that copy and its URL in one
-// allocation, and the outbound listener, which keeps its Prepared request
-// on its stack, one such copy per try with TryOf and SendTry; the copy's
-// context carries the endpoint only when the transport's dialers need it,
-// transport.Mesh.NeedsEndpoint): hop-by-hop headers go (Connection and
+// (a shallow copy with a new URL, a Hop; the header map is the server's,
+// which the handler owns; Forward prepares it on its stack and copies it
+// into the Hop with TryOf, as the outbound listener does once per try,
+// sending with SendTry; the copy's context carries the endpoint only when
+// the transport's dialers need it, transport.Mesh.NeedsEndpoint):
+// hop-by-hop headers go (Connection and
 // what it names, Keep-Alive, Proxy-*, TE except "trailers", Trailer,
 // Transfer-Encoding, Upgrade), the Host is kept, nothing is added. The
 // Transport (transport.Mesh in the sidecar; consumer-defined here so tests
@@ -20,6 +20,14 @@
 // (streaming, server-sent events); trailers follow the body. An upstream
 // that fails mid-body aborts the client's response rather than end it
 // cleanly.
+//
+// Ownership: when the Transport says it keeps nothing of a try's request
+// once it answered (Releases: transport.Mesh.ReleasesRequest, a request
+// without a body on an HTTP/1.1 pool), the Hop and, once its body is
+// closed, the upstream's response go back to their pools (Recycle), and
+// Forward and ForwardToApp report the server's request released, so the
+// handler may give it back to h1server (h1server.Recycler). Otherwise
+// nothing is reused and the garbage collector takes them.
 //
 // Errors are answered by the sidecar itself with a one-line text/plain body
 // that starts with "weft:": 502 when the upstream could not be reached (a

@@ -34,18 +34,40 @@ type endpointNeeder interface {
 	NeedsEndpoint(ep *lb.Endpoint) bool
 }
 
+// requestReleaser is implemented by a Transport that can tell when it
+// keeps nothing of a request once RoundTrip failed or the response's body
+// was closed (transport.Mesh): those requests are recycled.
+type requestReleaser interface {
+	ReleasesRequest(req *http.Request, ep *lb.Endpoint) bool
+	// RecycleResponse takes back a response the caller closed and is
+	// done with (a no-op for one it cannot reuse).
+	RecycleResponse(resp *http.Response)
+}
+
 // Forwarder forwards requests through a Transport.
 type Forwarder struct {
 	t     Transport
-	needs endpointNeeder // nil: every request carries its endpoint
+	needs endpointNeeder  // nil: every request carries its endpoint
+	rel   requestReleaser // nil: no request is released
 	log   *slog.Logger
+	// hops recycles the hop requests the transport released (*Hop).
+	hops sync.Pool
 }
 
 // NewForwarder returns a Forwarder that sends with t.
 func NewForwarder(t Transport, log *slog.Logger) *Forwarder {
 	f := &Forwarder{t: t, log: log}
 	f.needs, _ = t.(endpointNeeder)
+	f.rel, _ = t.(requestReleaser)
 	return f
+}
+
+// Releases reports whether the transport keeps nothing of req, sent to
+// ep, once RoundTrip failed or the response's body was closed (then the
+// hop may be recycled, and the server's request whose header map req
+// shares may be given back: h1server.Recycler).
+func (f *Forwarder) Releases(req *http.Request, ep *lb.Endpoint) bool {
+	return f.rel != nil && f.rel.ReleasesRequest(req, ep)
 }
 
 // needsEndpoint reports whether a request to ep must carry ep in its
@@ -54,26 +76,51 @@ func (f *Forwarder) needsEndpoint(ep *lb.Endpoint) bool {
 	return f.needs == nil || f.needs.NeedsEndpoint(ep)
 }
 
-// hopRequest is a hop's request with its own path-only URL: one
-// allocation for both.
-type hopRequest struct {
+// Hop is one try's request with its own path-only URL: one allocation
+// for both, recycled by Recycle once the transport released it.
+type Hop struct {
 	req http.Request
 	url url.URL
 }
 
-// outRequest returns the hop's copy of r, prepared by prepareInPlace, its
-// context r's plus ep when the transport's dialers need it.
-func (f *Forwarder) outRequest(r *http.Request, ep *lb.Endpoint) *http.Request {
-	ctx := r.Context()
-	if f.needsEndpoint(ep) {
-		ctx = transport.WithEndpoint(ctx, ep)
+// Request returns the hop's request.
+func (h *Hop) Request() *http.Request { return &h.req }
+
+// newHop returns a Hop, recycled when there is one.
+func (f *Forwarder) newHop() *Hop {
+	if h, ok := f.hops.Get().(*Hop); ok {
+		return h
 	}
-	h := new(hopRequest)
-	h.req = *r.WithContext(ctx)
-	h.url = url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
-	h.req.URL = &h.url
-	prepareHeaders(&h.req, r)
-	return &h.req
+	return new(Hop)
+}
+
+// Recycle gives back a try: its Hop and its response (nil when
+// RoundTrip failed). Call it only when Releases said so for the request
+// sent (h's, or one derived from it with WithContext) and once resp's
+// body is closed, and use nothing of either afterwards (values taken from
+// them, such as header value slices and the status, stay valid).
+func (f *Forwarder) Recycle(h *Hop, resp *http.Response) {
+	if resp != nil && f.rel != nil {
+		f.rel.RecycleResponse(resp)
+	}
+	*h = Hop{}
+	f.hops.Put(h)
+}
+
+// send sends the one try of r to ep (Forward, ForwardToApp) and answers
+// with answer; it reports whether the transport released the request
+// (r's header map is the hop's).
+func (f *Forwarder) send(r *http.Request, ep *lb.Endpoint, answer func(*http.Response, error)) (released bool) {
+	var p Prepared // on the stack: TryOf copies it into the hop
+	p.Prepare(r)
+	h := f.TryOf(r.Context(), &p, ep)
+	released = f.Releases(&h.req, ep)
+	resp, err := f.t.RoundTrip(&h.req, ep) //nolint:bodyclose // answer closes it (WriteResponse)
+	answer(resp, err)
+	if released {
+		f.Recycle(h, resp)
+	}
+	return released
 }
 
 // Canonical forms of the mesh headers.
@@ -100,17 +147,19 @@ var hopHeaders = []string{
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // Forward sends r to ep and copies the response to w. cluster names the
-// upstream in errors and logs. It is one try, no retries: the inbound
-// listener's path.
-func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint, cluster string) {
+// upstream in errors and logs. It is one try, no retries. released: the
+// transport keeps nothing of r (Releases), so a server may recycle it
+// once the handler returns.
+func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint, cluster string) (released bool) {
 	// One copy of the request with its URL (carrying the endpoint for the
 	// dialers only when they need it).
-	resp, err := f.t.RoundTrip(f.outRequest(r, ep), ep)
-	if err != nil {
-		f.Fail(w, r, err, ep, cluster)
-		return
-	}
-	f.WriteResponse(w, r, resp, ep, cluster)
+	return f.send(r, ep, func(resp *http.Response, err error) {
+		if err != nil {
+			f.Fail(w, r, err, ep, cluster)
+			return
+		}
+		f.WriteResponse(w, r, resp, ep, cluster)
+	})
 }
 
 // ForwardToApp is Forward for the inbound listener, whose endpoint is the
@@ -120,30 +169,37 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, ep *lb.Endpo
 // idempotent request without a body whose connection the app closed
 // before answering (an app going away closes its keep-alive connections;
 // sending such a request again elsewhere is safe whether or not it got
-// there). That header is removed from the app's own responses.
-func (f *Forwarder) ForwardToApp(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint, cluster string) {
-	resp, err := f.t.RoundTrip(f.outRequest(r, ep), ep)
-	if err != nil {
-		if r.Context().Err() == nil {
-			var de *transport.DialError
-			if errors.As(err, &de) {
-				f.log.Info("app connect failed", "cluster", cluster, "endpoint", ep.Addr, "error", de.Err)
-				w.Header().Set(mesh.HeaderAppUnreachable, "1")
-				Error(w, http.StatusServiceUnavailable, "app unreachable: %s: %v", de.Addr, de.Err)
-				return
-			}
-			if closedBeforeAnswer(err) && idempotentNoBody(r) {
-				f.log.Info("app closed the connection before answering", "cluster", cluster, "endpoint", ep.Addr, "error", err)
-				w.Header().Set(mesh.HeaderAppUnreachable, "1")
-				Error(w, http.StatusServiceUnavailable, "app unreachable: %s closed the connection before answering", ep.Addr)
-				return
-			}
+// there). That header is removed from the app's own responses. released
+// is Forward's.
+func (f *Forwarder) ForwardToApp(w http.ResponseWriter, r *http.Request, ep *lb.Endpoint, cluster string) (released bool) {
+	return f.send(r, ep, func(resp *http.Response, err error) {
+		if err != nil {
+			f.appFailed(w, r, err, ep, cluster)
+			return
 		}
-		f.Fail(w, r, err, ep, cluster)
-		return
+		delete(resp.Header, headerAppUnreachable) // Del would canonicalize (allocate) the name each time
+		f.WriteResponse(w, r, resp, ep, cluster)
+	})
+}
+
+// appFailed answers ForwardToApp's failed try.
+func (f *Forwarder) appFailed(w http.ResponseWriter, r *http.Request, err error, ep *lb.Endpoint, cluster string) {
+	if r.Context().Err() == nil {
+		var de *transport.DialError
+		if errors.As(err, &de) {
+			f.log.Info("app connect failed", "cluster", cluster, "endpoint", ep.Addr, "error", de.Err)
+			w.Header().Set(mesh.HeaderAppUnreachable, "1")
+			Error(w, http.StatusServiceUnavailable, "app unreachable: %s: %v", de.Addr, de.Err)
+			return
+		}
+		if closedBeforeAnswer(err) && idempotentNoBody(r) {
+			f.log.Info("app closed the connection before answering", "cluster", cluster, "endpoint", ep.Addr, "error", err)
+			w.Header().Set(mesh.HeaderAppUnreachable, "1")
+			Error(w, http.StatusServiceUnavailable, "app unreachable: %s closed the connection before answering", ep.Addr)
+			return
+		}
 	}
-	delete(resp.Header, headerAppUnreachable) // Del would canonicalize (allocate) the name each time
-	f.WriteResponse(w, r, resp, ep, cluster)
+	f.Fail(w, r, err, ep, cluster)
 }
 
 // Prepare turns the server's request into the upstream request: a shallow
@@ -179,20 +235,22 @@ func (p *Prepared) Prepare(r *http.Request) {
 // URL is nil: the path and query are in each try's request.
 func (p *Prepared) Request() *http.Request { return &p.req }
 
-// TryOf returns the request of one try of p to ep: a copy with its own
-// copy of the URL, in one allocation, whose context is ctx, the try's,
-// with ep added when the transport's dialers need it (the endpoint's
-// connect timeout is not their default). Send it with SendTry; it saves
-// the copy Send makes.
-func (f *Forwarder) TryOf(ctx context.Context, p *Prepared, ep *lb.Endpoint) *http.Request {
+// TryOf returns one try of p to ep: a copy of the request with its own
+// copy of the URL, in one allocation (none when a recycled Hop is at
+// hand), whose context is ctx, the try's, with ep added when the
+// transport's dialers need it (the endpoint's connect timeout is not
+// their default). Send its Request with SendTry (it saves the copy Send
+// makes), and Recycle it when Releases says the transport is done with
+// it.
+func (f *Forwarder) TryOf(ctx context.Context, p *Prepared, ep *lb.Endpoint) *Hop {
 	if f.needsEndpoint(ep) {
 		ctx = transport.WithEndpoint(ctx, ep)
 	}
-	h := new(hopRequest)
+	h := f.newHop()
 	h.req = *p.req.WithContext(ctx)
 	h.url = p.url
 	h.req.URL = &h.url
-	return &h.req
+	return h
 }
 
 // prepareInPlace does Prepare's work on out, a shallow copy of r.

@@ -30,7 +30,11 @@
 // A response from the HTTP/1.1 pools gives its Header map back when its
 // body is closed (h1client.WithHeaderRecycling; the closed response's Header
 // is then nil): callers use the map only until Close. The value slices
-// they took from it stay theirs.
+// they took from it stay theirs. Mesh.ReleasesRequest tells a caller when
+// RoundTrip keeps nothing of a request once it answered (no body, an
+// HTTP/1.1 pool), so the caller may reuse the request, and
+// Mesh.RecycleResponse takes such a pool's response back once its body is
+// closed and the caller is done with it.
 //
 // Addresses are IP literals from xDS; nothing on this path resolves names.
 // A failure to connect is returned as a *DialError so callers can answer 502

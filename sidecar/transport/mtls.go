@@ -108,6 +108,12 @@ func useHTTP1(req *http.Request) bool {
 	return req.ProtoMajor == 1 || req.ContentLength >= 0 && len(req.Trailer) == 0
 }
 
+// releases reports whether RoundTrip sends req to ep on the HTTP/1.1
+// pool (Mesh.ReleasesRequest).
+func (m *MTLS) releases(req *http.Request, ep *lb.Endpoint) bool {
+	return ep.MTLS != nil && m.http1 && useHTTP1(req)
+}
+
 // RoundTrip implements Tunnel.
 func (m *MTLS) RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, error) {
 	if ep == nil || ep.MTLS == nil {

@@ -174,6 +174,30 @@ func OwnConnection(req *http.Request, ep *lb.Endpoint) bool {
 	return ep.MTLS != nil && useHTTP1(req)
 }
 
+// ReleasesRequest reports whether RoundTrip keeps nothing of req (the
+// request, its URL, its header map) once it returned an error, or a
+// response whose body was then closed: req has no body and goes on an
+// HTTP/1.1 pool (h1client writes it and reads the answer on the caller's
+// goroutine; no body writer runs on). net/http's HTTP/2 transport may
+// still hold a request after that (its stream's goroutine), so requests
+// it carries are not released. The proxy recycles its hop requests, and
+// the server's request, by it.
+func (m *Mesh) ReleasesRequest(req *http.Request, ep *lb.Endpoint) bool {
+	if req.Body != nil && req.Body != http.NoBody {
+		return false
+	}
+	if ep.TunnelAddr == "" {
+		return !IsGRPC(req)
+	}
+	mt, ok := m.tunnel.(*MTLS)
+	return ok && mt.releases(req, ep)
+}
+
+// RecycleResponse gives back a response of the HTTP/1.1 pools
+// (h1client.Recycle) once the caller read and closed its body and is done
+// with it; any other response is left to the garbage collector.
+func (m *Mesh) RecycleResponse(resp *http.Response) { h1client.Recycle(resp) }
+
 // RoundTrip sends req to ep. req.URL carries path and query only; RoundTrip
 // sets scheme and host. req.Host is sent as the Host (:authority) header.
 func (m *Mesh) RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, error) {

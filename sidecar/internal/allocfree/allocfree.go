@@ -17,6 +17,11 @@ type Transport struct {
 	// endpoint from the request context (transport.Mesh does only for an
 	// endpoint whose connect timeout is not its default).
 	Needs bool
+	// Releases is what ReleasesRequest answers: whether the transport
+	// keeps nothing of a request once it answered (transport.Mesh does
+	// for a request without a body on its HTTP/1.1 pools), so the
+	// forwarder recycles the hop's request.
+	Releases bool
 }
 
 // NewTransport returns a Transport whose NeedsEndpoint answers needs.
@@ -28,6 +33,13 @@ func NewTransport(needs bool) *Transport {
 
 // NeedsEndpoint implements the handlers' optional transport method.
 func (t *Transport) NeedsEndpoint(*lb.Endpoint) bool { return t.Needs }
+
+// ReleasesRequest implements the forwarder's optional transport method.
+func (t *Transport) ReleasesRequest(*http.Request, *lb.Endpoint) bool { return t.Releases }
+
+// RecycleResponse implements the forwarder's optional transport method:
+// the one response is kept.
+func (t *Transport) RecycleResponse(*http.Response) {}
 
 // RoundTrip returns the response with its body rewound.
 func (t *Transport) RoundTrip(*http.Request, *lb.Endpoint) (*http.Response, error) {
