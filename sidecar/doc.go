@@ -29,7 +29,8 @@
 //
 // Run owns one errgroup: the xDS client's Run; the listener manager, which
 // alone binds, rebinds and drains the outbound and inbound servers
-// (h1server.Server for HTTP/1.x, handing HTTP/2 to net/http's server; each
+// (h1server.Server for HTTP/1.x, handing HTTP/2 to h2server.Server, or
+// net/http's server with Config.HTTP2Server "net/http"; each
 // server's Serve runs in a goroutine the manager waits for); and the admin
 // and health servers. When the context ends, readiness turns false, the
 // listeners stop accepting and drain in-flight requests for up to

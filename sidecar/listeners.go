@@ -13,6 +13,7 @@ import (
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar/h1server"
+	"github.com/weftmesh/weft/sidecar/h2server"
 	"github.com/weftmesh/weft/sidecar/router"
 )
 
@@ -203,4 +204,19 @@ func (m *listenerManager) stop(name string, s *served) {
 			_ = s.srv.Close()
 		}
 	})
+}
+
+// Values of Config.HTTP2Server.
+const (
+	HTTP2ServerWeft    = "weft"
+	HTTP2ServerNetHTTP = "net/http"
+)
+
+// withHTTP2 has srv serve HTTP/2 with sidecar/h2server unless cfg asks
+// for net/http's server.
+func withHTTP2(cfg Config, srv *h1server.Server) *h1server.Server {
+	if cfg.HTTP2Server != HTTP2ServerNetHTTP {
+		srv.HTTP2 = h2server.FromConfig(srv.Config)
+	}
+	return srv
 }

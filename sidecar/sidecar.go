@@ -92,6 +92,10 @@ type Config struct {
 	// AppProbes is mesh.EnvAppProbes' JSON: the app's original HTTP
 	// probes, answered on the health port under mesh.AppProbePathPrefix.
 	AppProbes string
+	// HTTP2Server is what serves the listeners' HTTP/2 connections:
+	// HTTP2ServerWeft (default; sidecar/h2server) or HTTP2ServerNetHTTP
+	// (net/http's HTTP/2 server, the fallback).
+	HTTP2Server string
 	// MTLSOptions are extra options of the mTLS tunnel (benchmarks turn
 	// its HTTP/1.1 pool off to compare).
 	MTLSOptions []transport.MTLSOption
@@ -139,6 +143,13 @@ func (c Config) withDefaults() (Config, error) {
 	case mesh.ModeSidecar, mesh.ModeEgressGateway:
 	default:
 		errs = append(errs, fmt.Errorf("mode %q is not %s or %s", c.Mode, mesh.ModeSidecar, mesh.ModeEgressGateway))
+	}
+	switch c.HTTP2Server {
+	case "":
+		c.HTTP2Server = HTTP2ServerWeft
+	case HTTP2ServerWeft, HTTP2ServerNetHTTP:
+	default:
+		errs = append(errs, fmt.Errorf("http2 server %q is not %s or %s", c.HTTP2Server, HTTP2ServerWeft, HTTP2ServerNetHTTP))
 	}
 	if !c.Plaintext && (c.CABundle == "" || c.TokenFile == "") {
 		errs = append(errs, errors.New("ca bundle and token file are required (or plaintext mode)"))
@@ -246,8 +257,8 @@ func Run(ctx context.Context, cfg Config) error {
 	obs, tracer, tcp := newTelemetry(cfg, log, metrics, &tables)
 	lm := newListenerManager(log, cfg.DrainTimeout, &tables, captureSpecs(cfg, map[string]serverSpec{
 		mesh.ListenerOutbound: {newServer: func() server {
-			return outbound.NewServer(outbound.NewHandler(&tables, tr, log, outbound.WithAuthz(az), outbound.WithTelemetry(obs),
-				outbound.WithRegisterer(metrics.Registry)), log)
+			return withHTTP2(cfg, outbound.NewServer(outbound.NewHandler(&tables, tr, log, outbound.WithAuthz(az), outbound.WithTelemetry(obs),
+				outbound.WithRegisterer(metrics.Registry)), log))
 		}},
 		mesh.ListenerInbound: {
 			newServer: func() server {
@@ -255,7 +266,7 @@ func Run(ctx context.Context, cfg Config) error {
 					// The gateway stays on net/http's server.
 					return inbound.NewHTTPServer(newGateway(cfg, log, &tables, metrics.Registry, tcp), log)
 				}
-				return inbound.NewServer(inbound.NewHandler(&tables, tr, log, inbound.WithAuthz(az), inbound.WithTelemetry(obs)), log)
+				return withHTTP2(cfg, inbound.NewServer(inbound.NewHandler(&tables, tr, log, inbound.WithAuthz(az), inbound.WithTelemetry(obs)), log))
 			},
 			wrap: func(ln net.Listener) net.Listener { return inbound.NewListener(ln, serverTLS, log) }, //nolint:contextcheck // the listener owns its accept loop until Close
 		},

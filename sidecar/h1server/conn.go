@@ -107,7 +107,7 @@ func (c *conn) serve() {
 		}
 		st := tc.ConnectionState()
 		if st.NegotiatedProtocol == "h2" {
-			gone = c.handOff(tc)
+			gone = c.handOff(tc, nil)
 			return
 		}
 		c.tls = &st
@@ -124,7 +124,7 @@ func (c *conn) serve() {
 		if first && c.tls == nil && s.h2c() {
 			if b, err := c.br.Peek(1); err == nil && b[0] == 'P' {
 				if b, err := c.br.Peek(len(h2Preface)); err == nil && string(b) == h2Preface {
-					gone = c.handOff(&replayConn{Conn: c.rwc, r: c.br})
+					gone = c.handOff(&replayConn{Conn: c.rwc, r: c.br}, c.br)
 					return
 				}
 			}
@@ -161,8 +161,14 @@ func (c *conn) close() {
 
 // handOff gives the connection to the HTTP/2 server; it reports whether
 // it took it.
-func (c *conn) handOff(nc net.Conn) bool {
+func (c *conn) handOff(nc net.Conn, br *bufio.Reader) bool {
 	c.state.Store(stateGone)
+	if h2 := c.s.HTTP2; h2 != nil {
+		// Served here; the connection stays tracked (Shutdown waits for
+		// it, Close closes it).
+		h2.ServeConn(c.s.connContext(nc), nc, br)
+		return true
+	}
 	c.s.fallback.deliver(nc)
 	return true
 }

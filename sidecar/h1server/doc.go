@@ -11,9 +11,11 @@
 // loops read-request -> handler -> finish-response. A TLS connection
 // (already handshaken by the inbound's Listener, or handshaken here)
 // whose ALPN is "h2", and a plaintext one that opens with the h2c
-// preface (read into the buffer, then replayed), are handed through an
-// in-memory listener to Config, the net/http.Server the caller
-// configured, which serves HTTP/2 exactly as before; so does
+// preface (read into the buffer, then replayed), are served by HTTP2
+// (a ConnServer: sidecar/h2server) on the connection's goroutine when it
+// is set, else handed through an in-memory listener to Config, the
+// net/http.Server the caller configured, which serves HTTP/2 exactly as
+// before; so does
 // Config.Handler and Config.ConnContext for HTTP/1.x here.
 //
 // Per connection: one pooled 4 KiB bufio.Reader and Writer, a 2 KiB hold
@@ -82,7 +84,9 @@
 // client, an error, the idle timeout, Shutdown or Close), a short-lived
 // background read per slow request (waited for before the next request
 // or a hijack), and Config's own Serve on the in-memory listener (ended
-// by Shutdown/Close). Shutdown refuses new connections, closes idle ones,
-// lets active ones finish their response and close, and shuts Config
-// down; Close closes everything. A hijacked connection is the handler's.
+// by Shutdown/Close; not started when HTTP2 is set: an HTTP/2 connection
+// then stays on its goroutine, tracked like the others, and HTTP2 owns
+// its streams' goroutines). Shutdown refuses new connections, closes idle
+// ones, lets active ones finish their response and close, and shuts
+// Config (or HTTP2: GOAWAY) down; Close closes everything. A hijacked connection is the handler's.
 package h1server

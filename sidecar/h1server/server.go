@@ -49,6 +49,10 @@ type Server struct {
 	Config *http.Server
 	// WatchDelay (default DefaultWatchDelay): see watch.go.
 	WatchDelay time.Duration
+	// HTTP2, when set, serves the HTTP/2 connections (sidecar/h2server)
+	// instead of Config, on the connection's goroutine. Set it before
+	// Serve.
+	HTTP2 ConnServer
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -61,6 +65,19 @@ type Server struct {
 
 	readers, writers sync.Pool
 	dates            atomic.Pointer[dateStamp]
+}
+
+// ConnServer serves HTTP/2 connections handed to it.
+type ConnServer interface {
+	// ServeConn serves nc until it ends and closes it; ctx is the
+	// connection's context (Config.ConnContext applied); br, when not
+	// nil, reads nc and holds what was read of it already (the h2c
+	// preface).
+	ServeConn(ctx context.Context, nc net.Conn, br *bufio.Reader)
+	// Shutdown ends the connections gracefully (GOAWAY), until ctx ends.
+	Shutdown(ctx context.Context) error
+	// Close closes them.
+	Close() error
 }
 
 // New returns a server for cfg (see Server.Config).
@@ -118,7 +135,13 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.setShutdown()
 	h2 := make(chan error, 1)
-	go func() { h2 <- s.Config.Shutdown(ctx) }()
+	go func() {
+		if s.HTTP2 != nil {
+			h2 <- s.HTTP2.Shutdown(ctx)
+			return
+		}
+		h2 <- s.Config.Shutdown(ctx)
+	}()
 	tick := time.Millisecond
 	t := time.NewTimer(tick)
 	defer t.Stop()
@@ -145,6 +168,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.setShutdown()
 	err := s.Config.Close()
+	if s.HTTP2 != nil {
+		err = s.HTTP2.Close()
+	}
 	s.mu.Lock()
 	for c := range s.conns {
 		c.state.Store(stateClosed)
@@ -202,6 +228,9 @@ func (s *Server) shuttingDown() bool { return s.shutdown.Load() }
 // startFallback starts Config serving the in-memory listener HTTP/2
 // connections are handed to (once; Shutdown and Close end it).
 func (s *Server) startFallback(addr net.Addr) {
+	if s.HTTP2 != nil {
+		return
+	}
 	s.fallbackOnce.Do(func() {
 		s.fallback = &memListener{ch: make(chan net.Conn), done: make(chan struct{}), addr: addr}
 		s.fallbackWG.Add(1)

@@ -23,8 +23,9 @@
 // 502 when the app fails after it was reached.
 //
 // Goroutines: the server (NewServer: h1server for HTTP/1.x, handing
-// HTTP/2 over mTLS and h2c to net/http's server) runs one goroutine per
-// HTTP/1.1 connection and net/http one per HTTP/2 stream; the handler runs
-// on it. The sidecar binds, serves and drains the server as LDS says (the
+// HTTP/2 over mTLS and h2c to net/http's server, or to h2server when the
+// sidecar sets h1server.Server.HTTP2, as it does by default) runs one
+// goroutine per HTTP/1.1 or HTTP/2 connection and one per HTTP/2 stream;
+// the handler runs on it. The sidecar binds, serves and drains the server as LDS says (the
 // egress gateway serves with NewHTTPServer, net/http's alone).
 package inbound

@@ -49,7 +49,8 @@
 // a mesh service.
 //
 // Goroutines: the server (NewServer: h1server, handing h2c to net/http's
-// server) runs one goroutine per HTTP/1.1 connection, net/http one per h2c
+// server, or to h2server when the sidecar sets h1server.Server.HTTP2, as it
+// does by default) runs one goroutine per connection and one per h2c
 // stream; the handler runs on it and blocks until the response is copied. Nothing here owns a goroutine; the sidecar binds, serves and
 // drains the server (NewServer) as LDS says. A body of unknown length under
 // a retry policy is read by its retry.Tee's pump goroutine, which the

@@ -1,0 +1,70 @@
+// Package h2server is the sidecar's HTTP/2 server: h1server hands it the
+// outbound's and inbound's HTTP/2 connections (TLS with ALPN "h2", and
+// plaintext ones that open with the h2c prior-knowledge preface) instead
+// of net/http's HTTP/2 server, whose per-frame costs dominated the
+// sidecars' HTTP/2 and gRPC profiles (issue 11): a goroutine per stream
+// plus hand-offs of every frame between the read loop, the serve loop and
+// the handler, and a write and flush per frame on a goroutine of its own.
+// The frame codec (http2.Framer, hpack) is golang.org/x/net's; the
+// connection loop, flow control and write batching are here.
+//
+// # Flow
+//
+// ServeConn runs on the connection's goroutine (h1server's) as its read
+// loop: the preface, SETTINGS both ways (MAX_CONCURRENT_STREAMS,
+// INITIAL_WINDOW_SIZE, MAX_HEADER_LIST_SIZE) and a WINDOW_UPDATE that opens
+// the connection window, then one frame at a time. HEADERS (with their
+// CONTINUATION, merged and size-checked by the Framer, which stops at
+// twice the header-list limit: CVE-2024-27316) make a stream and an
+// *http.Request (a request over the limit is answered 431); the handler
+// runs on a goroutine of its own, which then serves queued streams. DATA
+// goes into the stream's body buffer (requestBody), which the handler
+// reads; the bytes it consumed (or dropped) go back to the peer's windows
+// in WINDOW_UPDATEs once a quarter of a window is due. Trailers end the
+// body and fill Request.Trailer. RST_STREAM cancels the request's
+// context and fails its body and writes. PING is answered; SETTINGS is
+// applied (initial window, frame size, header table) and acknowledged.
+//
+// # Writing
+//
+// Every frame is written under the connection's mutex into one buffer
+// (wbuf) by whoever makes it: the read loop (ACKs, WINDOW_UPDATE,
+// RST_STREAM), handlers (HEADERS, DATA, trailers). One goroutine at a
+// time writes the buffer to the socket (flushLocked), without the mutex;
+// what was added while it wrote goes in its next write. The read loop
+// flushes when it has nothing more buffered to read; a handler flushes
+// when it calls Flush and when it returns. So a response whose handler
+// returns without flushing leaves in one write (HEADERS, DATA, trailers),
+// and the responses of several streams completing together share one.
+// HEADERS and DATA wait while 64 KiB are queued; control frames do not
+// wait, and a peer that lets 1 MiB of them queue loses the connection.
+//
+// The response writer buffers up to 16 KiB of body; the head goes with
+// the first DATA (or alone on Flush). A handler that returns with the
+// whole body buffered and no Content-Length gets one. Trailers: declared
+// with the Trailer header or set with http.TrailerPrefix. DATA is sent
+// within the stream's and the connection's send windows, the handler
+// waiting for WINDOW_UPDATE. A request with Expect: 100-continue gets
+// 100 at the first body read. A handler that returns before the client
+// ended its request gets the stream reset with NO_ERROR after the
+// response; a panicking one with INTERNAL_ERROR.
+//
+// # Limits
+//
+// MaxConcurrentStreams (default 250) bounds the open streams (more are
+// refused with REFUSED_STREAM) and the handlers running: a stream the
+// client reset still counts until its handler returned, so rapid resets
+// (CVE-2023-44487) queue new streams, and a queue beyond four times the
+// limit ends the connection with ENHANCE_YOUR_CALM. Flow-control windows
+// are enforced both ways; a DATA frame beyond them is a FLOW_CONTROL_ERROR.
+//
+// # Goroutines and shutdown
+//
+// Per connection: the read loop (the caller's), handler goroutines (at
+// most MaxConcurrentStreams), and a timer for keep-alive PINGs
+// (SendPingTimeout, PingTimeout) and IdleTimeout. When the read loop
+// ends it cancels every stream and waits for the handlers to return.
+// Shutdown sends GOAWAY (last stream id seen) on every connection: each
+// closes once its streams are done; new streams are refused. Close closes
+// the connections.
+package h2server

@@ -1,0 +1,746 @@
+package h2server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// writeBufSize is how many response body bytes a stream holds before it
+// frames them (a DATA frame's default maximum).
+const writeBufSize = 16 << 10
+
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); return &b }}
+
+// stream is one request: its http.Request, its body, and the
+// http.ResponseWriter its handler writes to.
+type stream struct {
+	c      *conn
+	id     uint32
+	req    *http.Request
+	cancel context.CancelFunc
+	body   *requestBody // nil: none (END_STREAM on HEADERS)
+
+	// Under c.mu.
+	sendWin    int64
+	inflow     int64
+	unacked    int64
+	declLen    int64 // Content-Length of the request, -1 if none
+	gotLen     int64
+	remoteDone bool // END_STREAM received, or reset
+	localDone  bool // END_STREAM sent, or reset
+	reset      bool
+	sentHead   bool // the final HEADERS went out
+
+	// The handler's.
+	rh          http.Header
+	status      int
+	wroteHeader bool
+	done        bool
+	wb          *[]byte
+	trailers    []string // declared with the Trailer header
+}
+
+var (
+	_ http.ResponseWriter = (*stream)(nil)
+	_ http.Flusher        = (*stream)(nil)
+)
+
+// newStream makes the stream of a request's HEADERS, or returns the code
+// of the stream error a malformed request is (RFC 9113 8.1.1, 8.3).
+func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, http2.ErrCode) {
+	var method, scheme, authority, path string
+	for _, hf := range f.PseudoFields() {
+		switch hf.Name {
+		case ":method":
+			method = hf.Value
+		case ":scheme":
+			scheme = hf.Value
+		case ":authority":
+			authority = hf.Value
+		case ":path":
+			path = hf.Value
+		default: // :protocol (extended CONNECT is not offered), :status
+			return nil, http2.ErrCodeProtocol
+		}
+	}
+	connect := method == http.MethodConnect
+	if method == "" || connect && (scheme != "" || path != "" || authority == "") ||
+		!connect && (scheme == "" || path == "" || path[0] != '/' && (path != "*" || method != http.MethodOptions)) {
+		return nil, http2.ErrCodeProtocol
+	}
+	regular := f.RegularFields()
+	header := make(http.Header, len(regular))
+	vals := make([]string, len(regular))
+	declLen := int64(-1)
+	var cookies []string
+	for i, hf := range regular {
+		switch hf.Name {
+		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
+			return nil, http2.ErrCodeProtocol
+		case "te":
+			if hf.Value != "trailers" {
+				return nil, http2.ErrCodeProtocol
+			}
+		case "content-length":
+			n, err := strconv.ParseInt(hf.Value, 10, 64)
+			if err != nil || n < 0 || declLen >= 0 && n != declLen {
+				return nil, http2.ErrCodeProtocol
+			}
+			declLen = n
+		case "host":
+			if authority == "" {
+				authority = hf.Value
+			}
+			continue
+		case "cookie":
+			cookies = append(cookies, hf.Value)
+			continue
+		}
+		k := canonicalKey(hf.Name)
+		vals[i] = hf.Value
+		if vv, ok := header[k]; ok {
+			header[k] = append(vv, hf.Value)
+		} else {
+			header[k] = vals[i : i+1 : i+1]
+		}
+	}
+	if len(cookies) > 0 {
+		header["Cookie"] = []string{strings.Join(cookies, "; ")}
+	}
+	if f.Truncated {
+		// Over the header list limit: answered 431 below, not served.
+		return nil, http2.ErrCodeProtocol
+	}
+	end := f.StreamEnded()
+	if end && declLen > 0 {
+		return nil, http2.ErrCodeProtocol
+	}
+	var u *url.URL
+	var err error
+	requestURI := path
+	switch {
+	case connect:
+		u = &url.URL{Host: authority}
+		requestURI = authority
+	case path == "*":
+		u = &url.URL{Path: "*"}
+	default:
+		u, err = url.ParseRequestURI(path)
+		if err != nil {
+			return nil, http2.ErrCodeProtocol
+		}
+	}
+	st := &stream{
+		c:       c,
+		id:      f.StreamID,
+		sendWin: c.peerWindow,
+		inflow:  int64(c.s.streamWindow()),
+		declLen: declLen,
+	}
+	var trailer http.Header
+	if vv := header["Trailer"]; len(vv) > 0 {
+		for _, v := range vv {
+			for k := range strings.SplitSeq(v, ",") {
+				k = http.CanonicalHeaderKey(textprotoTrim(k))
+				if k != "" && httpguts.ValidTrailerHeader(k) {
+					if trailer == nil {
+						trailer = http.Header{}
+					}
+					trailer[k] = nil
+				}
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	st.cancel = cancel
+	r := &http.Request{
+		Method:        method,
+		URL:           u,
+		Proto:         "HTTP/2.0",
+		ProtoMajor:    2,
+		Header:        header,
+		ContentLength: declLen,
+		Host:          authority,
+		RemoteAddr:    c.remoteAddr,
+		RequestURI:    requestURI,
+		TLS:           c.tls,
+		Trailer:       trailer,
+	}
+	if end {
+		r.Body = http.NoBody
+		r.ContentLength = 0
+	} else {
+		st.body = &requestBody{st: st, trailer: trailer}
+		st.body.cond.L = &st.body.mu
+		st.body.expect = header.Get("Expect") == "100-continue"
+		r.Body = st.body
+	}
+	st.req = r.WithContext(ctx)
+	return st, http2.ErrCodeNo
+}
+
+func textprotoTrim(s string) string { return strings.Trim(s, " \t") }
+
+// trailerOf is the header of a trailers HEADERS frame; false when it
+// holds a field not allowed in trailers.
+func trailerOf(f *http2.MetaHeadersFrame) (http.Header, bool) {
+	h := make(http.Header, len(f.Fields))
+	for _, hf := range f.RegularFields() {
+		k := canonicalKey(hf.Name)
+		if !httpguts.ValidTrailerHeader(k) {
+			return nil, false
+		}
+		h[k] = append(h[k], hf.Value)
+	}
+	return h, true
+}
+
+// serve runs the handler and ends the stream.
+func (st *stream) serve() {
+	c := st.c
+	defer st.cancel()
+	if !st.runHandler() {
+		c.mu.Lock()
+		c.resetLocked(st, st.id, http2.ErrCodeInternal)
+		c.flushLocked()
+		c.mu.Unlock()
+	} else {
+		st.finish()
+	}
+	st.done = true
+	if st.wb != nil {
+		*st.wb = (*st.wb)[:0]
+		writeBufs.Put(st.wb)
+		st.wb = nil
+	}
+	if st.body != nil {
+		_ = st.body.Close()
+	}
+	c.mu.Lock()
+	if !st.remoteDone {
+		// The response is complete; the client need not send the rest.
+		c.resetLocked(st, st.id, http2.ErrCodeNo)
+		c.flushLocked()
+	}
+	c.mu.Unlock()
+}
+
+// runHandler runs the handler; false when it panicked.
+func (st *stream) runHandler() (ok bool) {
+	defer func() {
+		if ok {
+			return
+		}
+		if e := recover(); e != nil && !errors.Is(asError(e), http.ErrAbortHandler) {
+			buf := make([]byte, 16<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			st.c.s.logf("h2server: panic serving %v: %v\n%s", st.c.remoteAddr, e, buf)
+		}
+	}()
+	st.c.s.Handler.ServeHTTP(st, st.req)
+	return true
+}
+
+func asError(e any) error {
+	if err, ok := e.(error); ok {
+		return err
+	}
+	return nil
+}
+
+func (st *stream) Header() http.Header {
+	if st.rh == nil {
+		st.rh = make(http.Header)
+	}
+	return st.rh
+}
+
+func (st *stream) WriteHeader(code int) {
+	if st.wroteHeader || st.done {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if code < 200 {
+		if code != http.StatusSwitchingProtocols {
+			st.writeInformational(code, st.rh)
+		}
+		return
+	}
+	st.wroteHeader = true
+	st.status = code
+}
+
+func (st *stream) Write(p []byte) (int, error) {
+	if st.done {
+		return 0, errStreamReset
+	}
+	if !st.wroteHeader {
+		st.WriteHeader(http.StatusOK)
+	}
+	if !bodyAllowed(st.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if st.req.Method == http.MethodHead {
+		return len(p), nil
+	}
+	if st.wb == nil {
+		st.wb, _ = writeBufs.Get().(*[]byte)
+	}
+	if len(*st.wb)+len(p) <= writeBufSize {
+		*st.wb = append(*st.wb, p...)
+		return len(p), nil
+	}
+	if err := st.send(p, false, false); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// WriteString lets io.WriteString skip a conversion.
+func (st *stream) WriteString(s string) (int, error) {
+	if st.wb != nil && len(*st.wb)+len(s) <= writeBufSize && st.wroteHeader && bodyAllowed(st.status) && st.req.Method != http.MethodHead && !st.done {
+		*st.wb = append(*st.wb, s...)
+		return len(s), nil
+	}
+	return st.Write([]byte(s))
+}
+
+func (st *stream) Flush() { _ = st.FlushError() }
+
+// FlushError sends the head and the body written so far (reached through
+// http.ResponseController).
+func (st *stream) FlushError() error {
+	if st.done {
+		return errStreamReset
+	}
+	if !st.wroteHeader {
+		st.WriteHeader(http.StatusOK)
+	}
+	return st.send(nil, false, true)
+}
+
+// EnableFullDuplex: HTTP/2 is (reached through http.ResponseController).
+func (st *stream) EnableFullDuplex() error { return nil }
+
+// send frames the head (if not sent), the buffered body and p, and
+// writes them out; flush: it reports a write error.
+func (st *stream) send(p []byte, end, flush bool) error {
+	c := st.c
+	st.prepareHead()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !st.sentHead {
+		if err := c.writeHeadLocked(st, false, -1); err != nil {
+			return err
+		}
+	}
+	if st.wb != nil && len(*st.wb) > 0 {
+		err := c.writeDataLocked(st, *st.wb, end && len(p) == 0)
+		*st.wb = (*st.wb)[:0]
+		if err != nil {
+			return err
+		}
+	}
+	if len(p) > 0 {
+		if err := c.writeDataLocked(st, p, end); err != nil {
+			return err
+		}
+	}
+	// Framed body goes out now (as net/http's does once its buffer is
+	// full); frames of other streams queued meanwhile go with it.
+	c.flushLocked()
+	if flush {
+		return c.werr
+	}
+	return nil
+}
+
+// prepareHead notes the trailers the handler declared, before the head
+// is sent.
+func (st *stream) prepareHead() {
+	if st.trailers != nil || st.rh == nil {
+		return
+	}
+	for _, v := range st.rh["Trailer"] {
+		for k := range strings.SplitSeq(v, ",") {
+			if k = http.CanonicalHeaderKey(textprotoTrim(k)); k != "" {
+				st.trailers = append(st.trailers, k)
+			}
+		}
+	}
+	if st.trailers == nil {
+		st.trailers = []string{}
+	}
+}
+
+// finish ends the response after the handler returned: the head (with a
+// Content-Length when the whole body is buffered), the body, trailers.
+func (st *stream) finish() {
+	c := st.c
+	if !st.wroteHeader {
+		st.WriteHeader(http.StatusOK)
+	}
+	st.prepareHead()
+	trailers := st.collectTrailers()
+	var body []byte
+	if st.wb != nil {
+		body = *st.wb
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.reset {
+		return
+	}
+	if !st.sentHead {
+		clen := int64(-1)
+		if len(trailers) == 0 && bodyAllowed(st.status) && st.req.Method != http.MethodHead && st.rh["Content-Length"] == nil {
+			clen = int64(len(body))
+		}
+		if c.writeHeadLocked(st, len(body) == 0 && len(trailers) == 0, clen) != nil {
+			return
+		}
+	}
+	if !st.localDone && (len(body) > 0 || len(trailers) == 0) {
+		if c.writeDataLocked(st, body, len(trailers) == 0) != nil {
+			return
+		}
+	}
+	if !st.localDone && len(trailers) > 0 {
+		if c.writeTrailersLocked(st, trailers) != nil {
+			return
+		}
+	}
+	c.flushLocked()
+}
+
+// collectTrailers are the declared trailers set and those set with
+// http.TrailerPrefix.
+func (st *stream) collectTrailers() []hpack.HeaderField {
+	var out []hpack.HeaderField
+	for _, k := range st.trailers {
+		for _, v := range st.rh[k] {
+			out = append(out, hpack.HeaderField{Name: lowerKey(k), Value: v})
+		}
+	}
+	for k, vv := range st.rh {
+		if rest, ok := strings.CutPrefix(k, http.TrailerPrefix); ok {
+			for _, v := range vv {
+				out = append(out, hpack.HeaderField{Name: strings.ToLower(rest), Value: v})
+			}
+		}
+	}
+	return out
+}
+
+// writeInformational sends a 1xx head: with the handler's header for
+// WriteHeader, without it for 100 Continue (h nil).
+func (st *stream) writeInformational(code int, h http.Header) {
+	c := st.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.sentHead || st.reset || c.waitRoomLocked() != nil {
+		return
+	}
+	c.hbuf.b = c.hbuf.b[:0]
+	_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(code)})
+	c.encodeHeader(h)
+	if c.writeBlockLocked(st.id, false) == nil {
+		c.flushLocked()
+	}
+}
+
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
+}
+
+// writeHeadLocked writes the response's HEADERS (and CONTINUATION).
+func (c *conn) writeHeadLocked(st *stream, end bool, clen int64) error {
+	if err := c.waitRoomLocked(); err != nil {
+		return err
+	}
+	if st.reset {
+		return errStreamReset
+	}
+	if st.sentHead {
+		return nil
+	}
+	c.hbuf.b = c.hbuf.b[:0]
+	_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(st.status)})
+	c.encodeHeader(st.rh)
+	if clen >= 0 {
+		_ = c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(clen, 10)})
+	}
+	if st.rh["Date"] == nil {
+		_ = c.henc.WriteField(hpack.HeaderField{Name: "date", Value: c.s.dates.get()})
+	}
+	st.sentHead = true
+	if err := c.writeBlockLocked(st.id, end); err != nil {
+		return err
+	}
+	if end {
+		c.localDoneLocked(st)
+	}
+	return nil
+}
+
+func (c *conn) writeTrailersLocked(st *stream, trailers []hpack.HeaderField) error {
+	if err := c.waitRoomLocked(); err != nil {
+		return err
+	}
+	if st.reset {
+		return errStreamReset
+	}
+	c.hbuf.b = c.hbuf.b[:0]
+	for _, hf := range trailers {
+		if httpguts.ValidHeaderFieldValue(hf.Value) {
+			_ = c.henc.WriteField(hf)
+		}
+	}
+	if err := c.writeBlockLocked(st.id, true); err != nil {
+		return err
+	}
+	c.localDoneLocked(st)
+	return nil
+}
+
+// encodeHeader encodes h but the fields HTTP/2 forbids and trailers.
+func (c *conn) encodeHeader(h http.Header) {
+	for k, vv := range h {
+		switch k {
+		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade":
+			continue
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) {
+			continue
+		}
+		lk := lowerKey(k)
+		if !httpguts.ValidHeaderFieldName(lk) {
+			continue
+		}
+		for _, v := range vv {
+			if httpguts.ValidHeaderFieldValue(v) {
+				_ = c.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
+			}
+		}
+	}
+}
+
+// writeBlockLocked frames the encoded block in hbuf as HEADERS and
+// CONTINUATION frames.
+func (c *conn) writeBlockLocked(id uint32, end bool) error {
+	block := c.hbuf.b
+	first := true
+	for first || len(block) > 0 {
+		n := min(len(block), int(c.peerMaxFrame))
+		frag, rest := block[:n], block[n:]
+		var err error
+		if first {
+			err = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: end, EndHeaders: len(rest) == 0})
+		} else {
+			err = c.fr.WriteContinuation(id, len(rest) == 0, frag)
+		}
+		if err != nil {
+			return err
+		}
+		block, first = rest, false
+	}
+	return nil
+}
+
+// writeDataLocked frames p as DATA within the stream's and the
+// connection's send windows, waiting for them to open.
+func (c *conn) writeDataLocked(st *stream, p []byte, end bool) error {
+	for {
+		if err := c.waitRoomLocked(); err != nil {
+			return err
+		}
+		if st.reset {
+			return errStreamReset
+		}
+		if len(p) == 0 {
+			if end {
+				if err := c.fr.WriteData(st.id, true, nil); err != nil {
+					return err
+				}
+				c.localDoneLocked(st)
+			}
+			return nil
+		}
+		n := min(int64(len(p)), int64(c.peerMaxFrame), st.sendWin, c.sendWin)
+		if n <= 0 {
+			if len(c.wbuf) > 0 && !c.flushing {
+				c.flushLocked()
+				continue
+			}
+			c.cond.Wait()
+			continue
+		}
+		last := end && n == int64(len(p))
+		if err := c.fr.WriteData(st.id, last, p[:n]); err != nil {
+			return err
+		}
+		st.sendWin -= n
+		c.sendWin -= n
+		p = p[n:]
+		if last {
+			c.localDoneLocked(st)
+			return nil
+		}
+	}
+}
+
+func (c *conn) localDoneLocked(st *stream) {
+	st.localDone = true
+	c.forgetLocked(st)
+}
+
+// requestBody is a request's body: DATA the read loop received, waiting
+// for the handler.
+type requestBody struct {
+	st      *stream
+	trailer http.Header
+
+	mu     sync.Mutex
+	cond   sync.Cond
+	buf    []byte
+	off    int
+	err    error // io.EOF after END_STREAM, or why the stream ended
+	closed bool  // the handler closed it: DATA is dropped
+	expect bool  // Expect: 100-continue, not answered yet
+}
+
+// push appends data; false when the handler closed the body.
+func (b *requestBody) push(data []byte) bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.err != nil {
+		return false
+	}
+	if b.off == len(b.buf) {
+		b.buf, b.off = b.buf[:0], 0
+	} else if b.off > 0 && len(b.buf)+len(data) > cap(b.buf) {
+		n := copy(b.buf, b.buf[b.off:])
+		b.buf, b.off = b.buf[:n], 0
+	}
+	b.buf = append(b.buf, data...)
+	b.cond.Signal()
+	return true
+}
+
+// end ends the body: trailers (a header, possibly nil) with io.EOF, or an
+// error.
+func (b *requestBody) end(trailer any) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return
+	}
+	switch t := trailer.(type) {
+	case error:
+		b.err = t
+	case http.Header:
+		// As net/http's: into Request.Trailer, which the request
+		// declared (the Trailer header); others are dropped.
+		if b.trailer != nil {
+			for k, vv := range t {
+				b.trailer[k] = vv
+			}
+		}
+		b.err = io.EOF
+	default:
+		b.err = io.EOF
+	}
+	b.cond.Broadcast()
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	if b.expect {
+		b.expect = false
+		b.st.continue100()
+	}
+	b.mu.Lock()
+	for b.off == len(b.buf) && b.err == nil && !b.closed {
+		b.cond.Wait()
+	}
+	if b.closed {
+		b.mu.Unlock()
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.off == len(b.buf) {
+		err := b.err
+		b.mu.Unlock()
+		return 0, err
+	}
+	n := copy(p, b.buf[b.off:])
+	b.off += n
+	b.mu.Unlock()
+	b.st.c.credit(b.st, n)
+	return n, nil
+}
+
+// Close drops what was not read; the bytes go back to the windows.
+func (b *requestBody) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	n := len(b.buf) - b.off
+	b.buf, b.off = nil, 0
+	b.cond.Broadcast()
+	b.mu.Unlock()
+	b.st.c.credit(b.st, n)
+	return nil
+}
+
+// continue100 answers Expect: 100-continue at the first body read.
+func (st *stream) continue100() {
+	c := st.c
+	c.mu.Lock()
+	sent := st.sentHead || st.remoteDone
+	c.mu.Unlock()
+	if !sent {
+		st.writeInformational(http.StatusContinue, nil)
+	}
+}
+
+func statusText(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 204:
+		return "204"
+	case 206:
+		return "206"
+	case 304:
+		return "304"
+	case 400:
+		return "400"
+	case 404:
+		return "404"
+	case 500:
+		return "500"
+	}
+	return strconv.Itoa(code)
+}
