@@ -191,7 +191,7 @@ func (c *conn) connError(err error) {
 	if c.started && !c.closed {
 		c.goAwayTx, c.goAwaySent = true, true
 		_ = c.controlLocked(func() error { return c.fr.WriteGoAway(c.maxID, code, nil) })
-		c.flushLocked()
+		c.drainLocked()
 	}
 	c.mu.Unlock()
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
@@ -510,7 +510,7 @@ func (c *conn) noteIdleLocked() {
 		c.idleSince = time.Now()
 		if c.goAwayTx || c.goAwayRx {
 			// Drained: end the connection (the read loop's read fails).
-			c.flushLocked()
+			c.drainLocked()
 			_ = c.nc.Close()
 		}
 	}
@@ -603,6 +603,18 @@ func (c *conn) flushLocked() {
 	}
 }
 
+// drainLocked returns once everything queued was written (or writing
+// failed), whoever writes it: before the connection is closed.
+func (c *conn) drainLocked() {
+	for c.werr == nil {
+		c.flushLocked()
+		if !c.flushing && len(c.wbuf) == 0 {
+			return
+		}
+		c.cond.Wait()
+	}
+}
+
 // failLocked ends the connection after a write error.
 func (c *conn) failLocked(err error) {
 	if c.werr == nil {
@@ -669,7 +681,7 @@ func (c *conn) goAway(code http2.ErrCode, graceful bool) {
 		c.goAwaySent = true
 		_ = c.controlLocked(func() error { return c.fr.WriteGoAway(c.maxID, code, nil) })
 	}
-	c.flushLocked()
+	c.drainLocked()
 	idle := len(c.streams) == 0 && c.running == 0
 	if idle || !graceful {
 		_ = c.nc.Close()
@@ -755,7 +767,7 @@ func (c *conn) tick() {
 	if d := s.IdleTimeout; d > 0 && !c.idleSince.IsZero() && len(c.streams) == 0 && c.running == 0 && now.Sub(c.idleSince) >= d {
 		c.goAwayTx, c.goAwaySent = true, true
 		_ = c.controlLocked(func() error { return c.fr.WriteGoAway(c.maxID, http2.ErrCodeNo, nil) })
-		c.flushLocked()
+		c.drainLocked()
 		_ = c.nc.Close()
 		return
 	}

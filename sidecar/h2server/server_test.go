@@ -598,15 +598,21 @@ func TestRapidReset(t *testing.T) {
 	})})
 	defer close(release)
 	rc := dialRaw(t, addr)
+	// Literal fields, so that the same block can be sent again.
+	blk := rc.block(":method", "GET", ":scheme", "http", ":authority", "x", ":path", "/")
+	flood := make(chan struct{})
 	go func() {
+		defer close(flood)
 		for id := uint32(1); id < 2*(5*limit+10); id += 2 {
-			rc.get(id, true)
-			if rc.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			if rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: blk, EndStream: true, EndHeaders: true}) != nil ||
+				rc.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
 				return
 			}
 		}
 	}()
 	rc.readUntil("GOAWAY ENHANCE_YOUR_CALM", isGoAway(http2.ErrCodeEnhanceYourCalm))
+	_ = rc.c.Close()
+	<-flood
 	if m := most.Load(); m > limit {
 		t.Fatalf("%d handlers ran at once, limit %d", m, limit)
 	}
