@@ -43,17 +43,22 @@ type streamKey struct {
 
 type sent struct{ nonce, version string }
 
+// Per-stream and per-proxy state is kept in arrays by type (typeURLs'
+// order), not maps keyed by type URL: it is memory per proxy. A type URL
+// the server does not serve has no status.
+
 type streamState struct {
 	ctx  context.Context // the stream's: ends when it closes
 	node string
-	sent map[string]sent // by type URL: the last response
+	sent [numTypes]sent // by type: the last response
 }
 
 type proxyState struct {
 	streams     int
 	deltaSeen   bool // some stream of the node is (or was) a delta stream
 	connectedAt time.Time
-	types       map[string]*TypeStatus
+	types       [numTypes]TypeStatus
+	seen        uint8 // typeBit of each type in types with a status
 	// connecting: the node holds an admission slot until it answered
 	// its first configuration (admit.go); nil otherwise.
 	connecting *connecting
@@ -105,8 +110,10 @@ func (s *status) Proxies() []ProxyStatus {
 	out := make([]ProxyStatus, 0, len(s.proxies))
 	for id, p := range s.proxies {
 		ps := ProxyStatus{ID: id, ConnectedAt: p.connectedAt, Versions: map[string]TypeStatus{}}
-		for typ, ts := range p.types {
-			ps.Versions[typ] = *ts
+		for i, typ := range typeURLs {
+			if p.seen&(1<<i) != 0 {
+				ps.Versions[typ] = p.types[i]
+			}
 		}
 		out = append(out, ps)
 	}
@@ -132,7 +139,7 @@ func (s *status) connected() int {
 
 func (s *status) open(ctx context.Context, k streamKey) error {
 	s.mu.Lock()
-	s.streams[k] = &streamState{ctx: ctx, sent: map[string]sent{}}
+	s.streams[k] = &streamState{ctx: ctx}
 	s.mu.Unlock()
 	return nil
 }
@@ -178,7 +185,7 @@ func (s *status) request(k streamKey, node *core.Node, typeURL, nonce string, er
 		st.node = node.GetId()
 		p := s.proxies[st.node]
 		if p == nil {
-			p = &proxyState{connectedAt: s.now(), types: map[string]*TypeStatus{}}
+			p = &proxyState{connectedAt: s.now()}
 			s.proxies[st.node] = p
 			joined = st.node
 		}
@@ -188,7 +195,8 @@ func (s *status) request(k streamKey, node *core.Node, typeURL, nonce string, er
 	ackedVersion, nacked := "", false
 	answered := false
 	if nonce != "" && st.node != "" {
-		if last, ok := st.sent[typeURL]; ok && last.nonce == nonce {
+		if i := typeIndex(typeURL); i >= 0 && st.sent[i].nonce == nonce {
+			last := st.sent[i]
 			answered = true
 			ts := s.typeStatus(st.node, typeURL)
 			if nack {
@@ -271,7 +279,11 @@ func (s *status) response(k streamKey, typeURL, nonce, version string) {
 	if st == nil {
 		return
 	}
-	st.sent[typeURL] = sent{nonce: nonce, version: version}
+	i := typeIndex(typeURL)
+	if i < 0 {
+		return
+	}
+	st.sent[i] = sent{nonce: nonce, version: version}
 	if st.node != "" {
 		s.typeStatus(st.node, typeURL).Sent = version
 	}
@@ -280,15 +292,12 @@ func (s *status) response(k streamKey, typeURL, nonce, version string) {
 // typeStatus returns the proxy's status for a type; s.mu is held.
 func (s *status) typeStatus(node, typeURL string) *TypeStatus {
 	p := s.proxies[node]
-	if p == nil {
+	i := typeIndex(typeURL)
+	if p == nil || i < 0 {
 		return &TypeStatus{}
 	}
-	ts := p.types[typeURL]
-	if ts == nil {
-		ts = &TypeStatus{}
-		p.types[typeURL] = ts
-	}
-	return ts
+	p.seen |= 1 << i
+	return &p.types[i]
 }
 
 // OnStreamOpen implements sotw.Callbacks.
