@@ -74,14 +74,22 @@ func (b *Body) Reader() io.ReadCloser { return io.NopCloser(bytes.NewReader(b.da
 //
 // One goroutine, the pump, reads the client's body, so that the body
 // stays open across tries and no two tries read it at once. It is started
-// by the first try that wants bytes the copy does not hold, and reads only
-// when the current try asks (one read at a time, no read-ahead: the
-// client's flow control and a bidirectional stream behave as when the try
-// read the body itself). A try's reader never reads the client's body
-// itself, so it can be abandoned while the pump waits for the client:
-// Close (a transport closes its request's body to stop its writer), a
-// later Try, or the end of the try's context returns its pending Read at
-// once, and what the pump reads meanwhile is kept for the next try.
+// by the first try that wants bytes the copy does not hold, and reads when
+// the current try asks, plus one read ahead after a read that gave bytes
+// (never more: the client's flow control and a bidirectional stream
+// behave as when the try read the body itself, and a short body's end
+// reaches the try with its last bytes, so an HTTP/2 transport ends the
+// stream on its last DATA frame instead of an empty one). A try's reader
+// never reads the client's body itself, so it can be abandoned while the
+// pump waits for the client: Close (a transport closes its request's body
+// to stop its writer), a later Try, or the end of the try's context
+// returns its pending Read at once, and what the pump reads meanwhile is
+// kept for the next try. (A try cannot read the client's body on its own
+// goroutine: net/http's HTTP/2 transport returns a reset stream's error
+// only once its body writer has returned, and a writer blocked in the
+// client's Read would hold the retry until the client sent more, which a
+// bidirectional stream's client does only after an answer.)
+//
 // Tee.Close, when the request is done, stops the pump: it closes the
 // client's body when a read is under way (a server's request body ends a
 // pending Read on Close; one that waits for the Read, as h1server's does,
@@ -98,6 +106,7 @@ type Tee struct {
 	over    bool      // more than limit bytes were read: no try goes again
 	err     error     // the client's body's error; io.EOF at its end
 	want    int       // bytes the current try asks for; 0: no ask pending
+	ahead   bool      // the pump reads once more without an ask
 	reading bool      // a read is asked for or under way
 	pumping bool      // the pump was started
 	closed  bool
@@ -209,21 +218,27 @@ func (t *Tee) ask(n int) {
 	t.asked.Signal()
 }
 
-// pump reads the client's body, one read per ask, into the copy, until
-// the body ends or fails or the Tee is closed.
+// pump reads the client's body into the copy, until the body ends or
+// fails or the Tee is closed: one read per ask, and after a read that
+// gave bytes one more without an ask (see Tee).
 func (t *Tee) pump() {
 	defer t.wg.Done()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	size := 0 // of the last ask
 	for {
-		for t.want == 0 && !t.closed {
+		for t.want == 0 && !t.ahead && !t.closed {
 			t.asked.Wait()
 		}
 		if t.closed {
 			return
 		}
-		dst := t.room(t.want)
-		t.want = 0
+		asked := t.want > 0
+		if asked {
+			size = t.want
+		}
+		t.want, t.ahead, t.reading = 0, false, true
+		dst := t.room(size)
 		// Readers touch only t.buf[:len(t.buf)], under t.mu; the read
 		// fills the room past it.
 		t.mu.Unlock()
@@ -237,7 +252,12 @@ func (t *Tee) pump() {
 			t.err = err
 		}
 		t.reading = false
-		if c := t.cur; c != nil {
+		c := t.cur
+		// One read ahead of the try: the end of a short body comes with its
+		// last bytes, and the next part of a longer one is on its way
+		// while the try sends this one.
+		t.ahead = asked && n > 0 && err == nil && c != nil && c.err == nil
+		if c != nil {
 			c.signal()
 		}
 		if err != nil {
@@ -249,24 +269,29 @@ func (t *Tee) pump() {
 // room returns the buffer the next read fills, past what the copy holds,
 // at most n bytes (t.mu held): the copy's spare room, or, when less than
 // minRead is left, room it grows by (firstRoom first, so a short body
-// costs one small allocation, then what the try asks). Over the limit no try will
-// go again, so what the current try has had is dropped first and one
-// buffer of the try's size is reused.
+// costs one small allocation, then what the try asks). Over the limit no
+// try will go again, so what the current try has had is dropped first.
 func (t *Tee) room(n int) []byte {
 	n = max(1, min(n, maxRead))
-	if t.over && (t.cur == nil || t.cur.off == t.base+int64(len(t.buf))) {
-		t.base += int64(len(t.buf))
-		t.buf = t.buf[:0]
-		if cap(t.buf) > maxRead || cap(t.buf) < n {
-			t.buf = make([]byte, 0, n)
+	if t.over {
+		k := 0
+		if c := t.cur; c != nil && c.off > t.base {
+			k = int(c.off - t.base)
 		}
+		rest := t.buf[k:]
+		if cap(t.buf) > 4*maxRead { // the copy from before the limit
+			t.buf = append(make([]byte, 0, len(rest)+n), rest...)
+		} else {
+			t.buf = t.buf[:copy(t.buf, rest)]
+		}
+		t.base += int64(k)
 	}
 	if spare := cap(t.buf) - len(t.buf); spare < min(n, minRead) {
 		// The first room is small (most streamed bodies are short); once a
 		// read has filled the room, the body is likely longer: room for
 		// what the try asks.
 		grow := n
-		if len(t.buf) == 0 {
+		if t.base+int64(len(t.buf)) == 0 {
 			grow = min(n, firstRoom)
 		}
 		t.buf = slices.Grow(t.buf, grow)
