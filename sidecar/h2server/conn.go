@@ -66,6 +66,8 @@ type conn struct {
 	// Write side (under mu).
 	wbuf, spare  []byte
 	flushing     bool
+	flushDue     bool           // a flushSoonLocked goroutine is due
+	flushers     sync.WaitGroup // flushSoonLocked's goroutines
 	werr         error
 	henc         *hpack.Encoder
 	hbuf         headerBuf
@@ -603,6 +605,23 @@ func (c *conn) flushLocked() {
 	}
 }
 
+// flushSoonLocked has a goroutine of its own write wbuf, unless a write
+// is in progress or due (that one takes what is queued): the caller goes
+// on, and what it queues before the goroutine runs (on a single P: until
+// the caller blocks) shares the write.
+func (c *conn) flushSoonLocked() {
+	if c.flushing || c.flushDue || len(c.wbuf) == 0 || c.werr != nil {
+		return
+	}
+	c.flushDue = true
+	c.flushers.Go(func() {
+		c.mu.Lock()
+		c.flushDue = false
+		c.flushLocked()
+		c.mu.Unlock()
+	})
+}
+
 // drainLocked returns once everything queued was written (or writing
 // failed), whoever writes it: before the connection is closed.
 func (c *conn) drainLocked() {
@@ -714,6 +733,7 @@ func (c *conn) close() {
 	}
 	c.queue = nil
 	c.mu.Unlock()
+	c.flushers.Wait()
 	if c.ownBR {
 		c.s.putReader(c.br)
 	}

@@ -32,10 +32,14 @@
 // RST_STREAM), handlers (HEADERS, DATA, trailers). One goroutine at a
 // time writes the buffer to the socket (flushLocked), without the mutex;
 // what was added while it wrote goes in its next write. The read loop
-// flushes when it has nothing more buffered to read; a handler flushes
-// when it calls Flush and when it returns. So a response whose handler
-// returns without flushing leaves in one write (HEADERS, DATA, trailers),
-// and the responses of several streams completing together share one.
+// flushes when it has nothing more buffered to read; a handler when it
+// returns, and when its buffered body exceeds a frame. Flush (the proxy
+// flushes after each chunk of a streamed response) starts a goroutine
+// that writes, unless a write is in progress or due: on a single P it
+// runs when the handler blocks (the next upstream read), so the trailers
+// a handler writes right after a gRPC message join it. So a response
+// leaves in one write (HEADERS, DATA, trailers), and the responses of
+// several streams completing together share one.
 // HEADERS and DATA wait while 64 KiB are queued; control frames do not
 // wait, and a peer that lets 1 MiB of them queue loses the connection.
 //
@@ -61,7 +65,8 @@
 // # Goroutines and shutdown
 //
 // Per connection: the read loop (the caller's), handler goroutines (at
-// most MaxConcurrentStreams), and a timer for keep-alive PINGs
+// most MaxConcurrentStreams), at most one Flush writer at a time (waited
+// for when the connection ends), and a timer for keep-alive PINGs
 // (SendPingTimeout, PingTimeout) and IdleTimeout. When the read loop
 // ends it cancels every stream and waits for the handlers to return.
 // Shutdown sends GOAWAY (last stream id seen) on every connection: each

@@ -337,7 +337,8 @@ func (st *stream) FlushError() error {
 func (st *stream) EnableFullDuplex() error { return nil }
 
 // send frames the head (if not sent), the buffered body and p, and
-// writes them out; flush: it reports a write error.
+// writes them out; flush (http.Flusher): on a goroutine of its own
+// (flushSoonLocked), and it reports a write error.
 func (st *stream) send(p []byte, end, flush bool) error {
 	c := st.c
 	st.prepareHead()
@@ -360,12 +361,16 @@ func (st *stream) send(p []byte, end, flush bool) error {
 			return err
 		}
 	}
+	if flush {
+		// Flush: the frames go out once this goroutine blocks or
+		// returns, so that what the handler writes until then (the
+		// trailers of a gRPC response after its message) joins them.
+		c.flushSoonLocked()
+		return c.werr
+	}
 	// Framed body goes out now (as net/http's does once its buffer is
 	// full); frames of other streams queued meanwhile go with it.
 	c.flushLocked()
-	if flush {
-		return c.werr
-	}
 	return nil
 }
 
