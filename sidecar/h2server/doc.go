@@ -18,12 +18,14 @@
 // twice the header-list limit: CVE-2024-27316) make a stream and an
 // *http.Request (a request over the limit is answered 431); the handler
 // runs on a goroutine of its own, which then serves queued streams. DATA
-// goes into the stream's body buffer (requestBody), which the handler
-// reads; the bytes it consumed (or dropped) go back to the peer's windows
-// in WINDOW_UPDATEs once a quarter of a window is due. Trailers end the
-// body and fill Request.Trailer. RST_STREAM cancels the request's
-// context and fails its body and writes. PING is answered; SETTINGS is
-// applied (initial window, frame size, header table) and acknowledged.
+// goes into the stream's body (requestBody: pooled 16 KiB chunks, each
+// given back once read, so it holds the unread bytes the connection
+// window bounds), which the handler reads; the bytes it consumed (or
+// dropped) go back to the peer's windows in WINDOW_UPDATEs once a
+// quarter of a window is due. Trailers end the body and fill
+// Request.Trailer. RST_STREAM cancels the request's context and fails its
+// body and writes. PING is answered; SETTINGS is applied (initial window,
+// frame size, header table) and acknowledged.
 //
 // # Writing
 //

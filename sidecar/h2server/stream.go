@@ -619,14 +619,26 @@ type requestBody struct {
 	st      *stream
 	trailer http.Header
 
-	mu     sync.Mutex
-	cond   sync.Cond
-	buf    []byte
+	mu   sync.Mutex
+	cond sync.Cond
+	// chunks hold the bytes received and not read yet: chunks[0][off:],
+	// then the others. A chunk goes back to bodyChunks once read, so a
+	// stream holds its unread bytes (which the connection window bounds)
+	// in at most one chunk more; a buffer kept per stream grew to what the
+	// peer once sent ahead of the handler and stayed that size, up to a
+	// stream window per stream.
+	chunks []*[]byte
 	off    int
 	err    error // io.EOF after END_STREAM, or why the stream ended
 	closed bool  // the handler closed it: DATA is dropped
 	expect bool  // Expect: 100-continue, not answered yet
 }
+
+// bodyChunk is the size of the buffers request bodies wait in (a DATA
+// frame's payload at most, as the server reads them).
+const bodyChunk = maxFrameSize
+
+var bodyChunks = sync.Pool{New: func() any { b := make([]byte, 0, bodyChunk); return &b }}
 
 // push appends data; false when the handler closed the body.
 func (b *requestBody) push(data []byte) bool {
@@ -638,15 +650,29 @@ func (b *requestBody) push(data []byte) bool {
 	if b.closed || b.err != nil {
 		return false
 	}
-	if b.off == len(b.buf) {
-		b.buf, b.off = b.buf[:0], 0
-	} else if b.off > 0 && len(b.buf)+len(data) > cap(b.buf) {
-		n := copy(b.buf, b.buf[b.off:])
-		b.buf, b.off = b.buf[:n], 0
+	for len(data) > 0 {
+		var last *[]byte
+		if n := len(b.chunks); n > 0 && len(*b.chunks[n-1]) < cap(*b.chunks[n-1]) {
+			last = b.chunks[n-1]
+		} else {
+			last, _ = bodyChunks.Get().(*[]byte)
+			b.chunks = append(b.chunks, last)
+		}
+		n := copy((*last)[len(*last):cap(*last)], data)
+		*last = (*last)[:len(*last)+n]
+		data = data[n:]
 	}
-	b.buf = append(b.buf, data...)
 	b.cond.Signal()
 	return true
+}
+
+// dropFirstLocked gives the first chunk back to the pool.
+func (b *requestBody) dropFirstLocked() {
+	ch := b.chunks[0]
+	*ch = (*ch)[:0]
+	bodyChunks.Put(ch)
+	b.chunks[0] = nil
+	b.chunks, b.off = b.chunks[1:], 0
 }
 
 // end ends the body: trailers (a header, possibly nil) with io.EOF, or an
@@ -684,20 +710,28 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		b.st.continue100()
 	}
 	b.mu.Lock()
-	for b.off == len(b.buf) && b.err == nil && !b.closed {
+	for len(b.chunks) == 0 && b.err == nil && !b.closed {
 		b.cond.Wait()
 	}
 	if b.closed {
 		b.mu.Unlock()
 		return 0, http.ErrBodyReadAfterClose
 	}
-	if b.off == len(b.buf) {
+	if len(b.chunks) == 0 {
 		err := b.err
 		b.mu.Unlock()
 		return 0, err
 	}
-	n := copy(p, b.buf[b.off:])
-	b.off += n
+	n := 0
+	for n < len(p) && len(b.chunks) > 0 {
+		ch := *b.chunks[0]
+		k := copy(p[n:], ch[b.off:])
+		n += k
+		b.off += k
+		if b.off == len(ch) {
+			b.dropFirstLocked()
+		}
+	}
 	b.mu.Unlock()
 	b.st.c.credit(b.st, n)
 	return n, nil
@@ -711,8 +745,12 @@ func (b *requestBody) Close() error {
 		return nil
 	}
 	b.closed = true
-	n := len(b.buf) - b.off
-	b.buf, b.off = nil, 0
+	n := -b.off
+	for len(b.chunks) > 0 {
+		n += len(*b.chunks[0])
+		b.dropFirstLocked()
+	}
+	b.chunks = nil
 	b.cond.Broadcast()
 	b.mu.Unlock()
 	b.st.c.credit(b.st, n)
@@ -748,4 +786,15 @@ func statusText(code int) string {
 		return "500"
 	}
 	return strconv.Itoa(code)
+}
+
+// held is how many bytes of buffers b holds.
+func (b *requestBody) held() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, ch := range b.chunks {
+		n += cap(*ch)
+	}
+	return n
 }

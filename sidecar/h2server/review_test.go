@@ -1,0 +1,139 @@
+package h2server
+
+import (
+	"io"
+	"net/http"
+	"runtime"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// settleGoroutines waits until no more than want goroutines run; it fails
+// the test with their stacks when they do not end within waitFor.
+func settleGoroutines(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for runtime.NumGoroutine() > want {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, want at most %d:\n%s", runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// pingRoundTrip sends a PING and reads until its ACK: every frame the
+// client sent before it was processed by the read loop.
+func (rc *rawClient) pingRoundTrip(data [8]byte) {
+	rc.t.Helper()
+	if err := rc.fr.WritePing(false, data); err != nil {
+		rc.t.Fatal(err)
+	}
+	rc.readUntil("PING ACK", func(f http2.Frame) bool {
+		p, ok := f.(*http2.PingFrame)
+		return ok && p.IsAck() && p.Data == data
+	})
+}
+
+// TestRequestBodiesHoldNoMoreThanTheConnectionWindow: the request bodies
+// of a connection's streams hold memory for the bytes the peer sent and
+// the handlers did not read yet, which the connection window bounds; a
+// stream whose handler read what it was sent does not keep the buffer it
+// took (one stream window per stream: MaxConcurrentStreams times
+// StreamWindow per connection, 1000 MiB on the inbound).
+func TestRequestBodiesHoldNoMoreThanTheConnectionWindow(t *testing.T) {
+	const (
+		streams = 8
+		window  = 1 << 20
+		sent    = 512 << 10 // the connection window is open again after it was read
+	)
+	type handlerState struct {
+		read chan struct{}
+		body chan *requestBody
+	}
+	states := make(map[string]*handlerState, streams)
+	for i := range streams {
+		states["/"+string(rune('a'+i))] = &handlerState{read: make(chan struct{}), body: make(chan *requestBody, 1)}
+	}
+	addr := serve(t, &Server{StreamWindow: window, ConnWindow: window, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hs := states[r.URL.Path]
+		select {
+		case <-hs.read:
+		case <-r.Context().Done():
+			return
+		}
+		if _, err := io.ReadFull(r.Body, make([]byte, sent)); err != nil {
+			t.Errorf("%s: %v", r.URL.Path, err)
+		}
+		hs.body <- r.Body.(*requestBody)
+		<-r.Context().Done() // the stream stays open, its body read
+	})})
+	rc := dialRaw(t, addr)
+	chunk := make([]byte, maxFrameSize)
+	var bodies []*requestBody
+	for i := range streams {
+		id := uint32(2*i + 1)
+		path := "/" + string(rune('a'+i))
+		kv := []string{":method", "POST", ":scheme", "http", ":authority", "x", ":path", path}
+		if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.block(kv...), EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		for n := 0; n < sent; n += len(chunk) {
+			if err := rc.fr.WriteData(id, false, chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rc.pingRoundTrip([8]byte{byte(i)}) // all of it is buffered before the handler reads
+		close(states[path].read)
+		bodies = append(bodies, <-states[path].body)
+	}
+	held := 0
+	for _, b := range bodies {
+		held += b.held()
+	}
+	if held > window {
+		t.Fatalf("request bodies hold %d bytes of buffers for 0 unread bytes, want at most the connection window (%d)", held, window)
+	}
+}
+
+// TestHandlersEndWhenTheConnectionDies: handlers blocked reading a body,
+// writing into a closed window, waiting on their context, and streams
+// queued behind MaxConcurrentStreams all end when the client goes away.
+func TestHandlersEndWhenTheConnectionDies(t *testing.T) {
+	started := make(chan struct{}, 16)
+	addr := serve(t, &Server{MaxConcurrentStreams: 3, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		switch r.URL.Path {
+		case "/read":
+			_, _ = io.Copy(io.Discard, r.Body)
+		case "/write":
+			for {
+				if _, err := w.Write(make([]byte, 64<<10)); err != nil {
+					return
+				}
+			}
+		default:
+			<-r.Context().Done()
+		}
+	})})
+	base := runtime.NumGoroutine()
+	rc := dialRaw(t, addr)
+	if err := rc.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0}); err != nil {
+		t.Fatal(err)
+	}
+	for i, path := range []string{"/read", "/write", "/ctx"} {
+		kv := []string{":method", "POST", ":scheme", "http", ":authority", "x", ":path", path}
+		if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: rc.block(kv...), EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+	}
+	// Reset a running one: its handler still runs, so the next waits in the queue.
+	_ = rc.fr.WriteRSTStream(5, http2.ErrCodeCancel)
+	rc.get(7, true)
+	rc.pingRoundTrip([8]byte{7})
+	_ = rc.c.Close()
+	settleGoroutines(t, base)
+}
