@@ -71,7 +71,10 @@
 // for when the connection ends), and a timer for keep-alive PINGs
 // (SendPingTimeout, PingTimeout) and IdleTimeout. When the read loop
 // ends it cancels every stream and waits for the handlers to return.
-// Shutdown sends GOAWAY (last stream id seen) on every connection: each
-// closes once its streams are done; new streams are refused. Close closes
-// the connections.
+// Shutdown sends GOAWAY (last stream id seen) on every connection, each
+// from a goroutine of its own that ends once it was written or the
+// connection closed (a peer that reads nothing holds up no other
+// connection, nor Shutdown's return when its context ends): each closes
+// once its streams are done; new streams are refused. Close closes the
+// connections.
 package h2server

@@ -83,11 +83,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	// GOAWAY goes on each connection on a goroutine of its own: writing it
+	// waits for the socket, which a peer that reads nothing keeps full, and
+	// that must hold up neither the other connections' GOAWAY nor the
+	// return when ctx ends. Each ends when its GOAWAY was written or its
+	// connection closed (Close).
+	var sending sync.WaitGroup
 	for _, c := range conns {
-		c.goAway(http2.ErrCodeNo, true)
+		sending.Go(func() { c.goAway(http2.ErrCodeNo, true) })
 	}
 	done := make(chan struct{})
 	go func() {
+		sending.Wait()
 		s.wg.Wait()
 		close(done)
 	}()
