@@ -35,6 +35,10 @@ const (
 	// maxFrameSize is the frame size the server reads (the default; it
 	// does not advertise another).
 	maxFrameSize = 16 << 10
+	// goAwayTimeout is how long a peer has to take the GOAWAY of a
+	// connection that ends (idle, or a connection error) before it is
+	// closed regardless (net/http's goAwayTimeout).
+	goAwayTimeout = time.Second
 )
 
 var (
@@ -193,6 +197,7 @@ func (c *conn) connError(err error) {
 	if c.started && !c.closed {
 		c.goAwayTx, c.goAwaySent = true, true
 		_ = c.controlLocked(func() error { return c.fr.WriteGoAway(c.maxID, code, nil) })
+		_ = c.nc.SetWriteDeadline(time.Now().Add(goAwayTimeout))
 		c.drainLocked()
 	}
 	c.mu.Unlock()
@@ -780,19 +785,38 @@ func (c *conn) tick() {
 		case !c.pingOut && n == c.lastFrames:
 			c.pingOut, c.pingAt = true, now
 			_ = c.controlLocked(func() error { return c.fr.WritePing(false, [8]byte{'w', 'e', 'f', 't'}) })
-			c.flushLocked()
+			c.flushWithinLocked(s.pingTimeout())
 		}
 	}
 	c.lastFrames = n
 	if d := s.IdleTimeout; d > 0 && !c.idleSince.IsZero() && len(c.streams) == 0 && c.running == 0 && now.Sub(c.idleSince) >= d {
 		c.goAwayTx, c.goAwaySent = true, true
 		_ = c.controlLocked(func() error { return c.fr.WriteGoAway(c.maxID, http2.ErrCodeNo, nil) })
+		// The deadline applies to a write in progress too: whoever
+		// writes, the timer does not wait beyond it.
+		_ = c.nc.SetWriteDeadline(now.Add(goAwayTimeout))
 		c.drainLocked()
 		_ = c.nc.Close()
 		return
 	}
 	if !c.closed {
 		c.timer.Reset(c.period)
+	}
+}
+
+// flushWithinLocked writes wbuf from the timer within d: a peer that does
+// not take it in time (dead, or reading nothing) fails the connection
+// instead of holding the timer in the write, and with it the PING
+// timeout. A write in progress elsewhere takes wbuf with it; the PING
+// timeout ends that one.
+func (c *conn) flushWithinLocked(d time.Duration) {
+	if c.flushing || len(c.wbuf) == 0 || c.werr != nil {
+		return
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	c.flushLocked()
+	if c.werr == nil {
+		_ = c.nc.SetWriteDeadline(time.Time{})
 	}
 }
 

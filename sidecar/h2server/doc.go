@@ -69,8 +69,11 @@
 // Per connection: the read loop (the caller's), handler goroutines (at
 // most MaxConcurrentStreams), at most one Flush writer at a time (waited
 // for when the connection ends), and a timer for keep-alive PINGs
-// (SendPingTimeout, PingTimeout) and IdleTimeout. When the read loop
-// ends it cancels every stream and waits for the handlers to return.
+// (SendPingTimeout, PingTimeout) and IdleTimeout; the timer's writes
+// have a deadline (the PING's PingTimeout, an idle GOAWAY's a second, as
+// a connection error's GOAWAY), so a peer that reads nothing cannot hold
+// it in a write past the PING timeout or the idle close. When the read
+// loop ends it cancels every stream and waits for the handlers to return.
 // Shutdown sends GOAWAY (last stream id seen) on every connection, each
 // from a goroutine of its own that ends once it was written or the
 // connection closed (a peer that reads nothing holds up no other
