@@ -524,7 +524,8 @@ func (c *conn) noteIdleLocked() {
 }
 
 // abortLocked ends st at once (RST_STREAM sent or received): its context
-// is cancelled, its body fails, its writes fail.
+// is cancelled, its body fails (what was not read is dropped), its writes
+// fail.
 func (c *conn) abortLocked(st *stream) {
 	st.reset = true
 	st.remoteDone = true
@@ -534,7 +535,11 @@ func (c *conn) abortLocked(st *stream) {
 		c.noteIdleLocked()
 	}
 	st.cancel()
-	st.body.end(errStreamReset)
+	// What the handler did not read goes back to the connection window
+	// now: a queued stream's handler never runs to close its body.
+	if n := st.body.abort(errStreamReset); n > 0 {
+		c.creditLocked(st, int64(n))
+	}
 	c.cond.Broadcast()
 }
 

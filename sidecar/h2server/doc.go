@@ -24,8 +24,9 @@
 // dropped) go back to the peer's windows in WINDOW_UPDATEs once a
 // quarter of a window is due. Trailers end the body and fill
 // Request.Trailer. RST_STREAM cancels the request's context and fails its
-// body and writes. PING is answered; SETTINGS is applied (initial window,
-// frame size, header table) and acknowledged.
+// body (what the handler did not read goes back to the connection window
+// at once, a queued stream's too) and writes. PING is answered; SETTINGS
+// is applied (initial window, frame size, header table) and acknowledged.
 //
 // # Writing
 //

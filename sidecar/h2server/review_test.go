@@ -179,3 +179,67 @@ func TestServerResetsCountAsRapidResets(t *testing.T) {
 		t.Fatalf("%d handlers ran at once, limit %d", m, limit)
 	}
 }
+
+// TestResetQueuedStreamGivesItsBytesBack: the request bytes a stream
+// received while it waited in the queue (MaxConcurrentStreams handlers
+// running) go back to the connection window when the client resets it;
+// they were never returned (the stream's handler never runs to close its
+// body), so every such reset shrank the connection window for good.
+func TestResetQueuedStreamGivesItsBytesBack(t *testing.T) {
+	const sent = 60000
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{}, 1)
+	addr := serve(t, &Server{MaxConcurrentStreams: 1, ConnWindow: initialWindow, StreamWindow: initialWindow, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release // ignores its context, as a slow handler does
+	})})
+	rc := dialRaw(t, addr)
+	post := func(id uint32) {
+		kv := []string{":method", "POST", ":scheme", "http", ":authority", "x", ":path", "/"}
+		if err := rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: rc.block(kv...), EndHeaders: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The connection window as the client sees it.
+	window := int64(initialWindow)
+	readUpdates := func(ping byte) {
+		if err := rc.fr.WritePing(false, [8]byte{ping}); err != nil {
+			t.Fatal(err)
+		}
+		rc.readUntil("PING ACK", func(f http2.Frame) bool {
+			switch f := f.(type) {
+			case *http2.WindowUpdateFrame:
+				if f.StreamID == 0 {
+					window += int64(f.Increment)
+				}
+			case *http2.PingFrame:
+				return f.IsAck() && f.Data == [8]byte{ping}
+			}
+			return false
+		})
+	}
+	post(1)
+	<-started
+	// Its handler goes on: stream 3 waits in the queue.
+	if err := rc.fr.WriteRSTStream(1, http2.ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	post(3)
+	for n := 0; n < sent; n += maxFrameSize {
+		k := min(maxFrameSize, sent-n)
+		if err := rc.fr.WriteData(3, false, make([]byte, k)); err != nil {
+			t.Fatal(err)
+		}
+		window -= int64(k)
+	}
+	readUpdates(1)
+	if err := rc.fr.WriteRSTStream(3, http2.ErrCodeCancel); err != nil {
+		t.Fatal(err)
+	}
+	readUpdates(2)
+	// The server may hold back less than a quarter of the window.
+	if window < initialWindow-initialWindow/4 {
+		t.Fatalf("connection window %d after the streams were reset, want at least %d", window, initialWindow-initialWindow/4)
+	}
+}

@@ -737,6 +737,31 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// abort ends the body with err (the stream was reset) and drops what was
+// not read; it returns how many bytes it dropped, for the connection
+// window. A body received whole keeps its io.EOF if nothing was dropped.
+func (b *requestBody) abort(err error) int {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	if len(b.chunks) > 0 {
+		n = -b.off
+		for len(b.chunks) > 0 {
+			n += len(*b.chunks[0])
+			b.dropFirstLocked()
+		}
+		b.chunks = nil
+	}
+	if b.err == nil || n > 0 {
+		b.err = err
+	}
+	b.cond.Broadcast()
+	return n
+}
+
 // Close drops what was not read; the bytes go back to the windows.
 func (b *requestBody) Close() error {
 	b.mu.Lock()
