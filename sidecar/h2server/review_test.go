@@ -243,3 +243,48 @@ func TestResetQueuedStreamGivesItsBytesBack(t *testing.T) {
 		t.Fatalf("connection window %d after the streams were reset, want at least %d", window, initialWindow-initialWindow/4)
 	}
 }
+
+// TestWindowUpdateErrors: RFC 9113 6.9: a zero increment is a connection
+// PROTOCOL_ERROR on the connection and a stream one on a stream; a stream
+// window beyond 2^31-1 is a stream FLOW_CONTROL_ERROR, and so is a
+// connection window beyond it for the connection.
+func TestWindowUpdateErrors(t *testing.T) {
+	blocked := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	tests := []struct {
+		name string
+		run  func(rc *rawClient)
+	}{
+		{"zero increment on the connection", func(rc *rawClient) {
+			_ = rc.fr.WriteWindowUpdate(0, 0)
+			rc.readUntil("GOAWAY PROTOCOL_ERROR", isGoAway(http2.ErrCodeProtocol))
+		}},
+		{"zero increment on a stream", func(rc *rawClient) {
+			rc.get(1, true)
+			_ = rc.fr.WriteWindowUpdate(1, 0)
+			rc.readUntil("RST_STREAM PROTOCOL_ERROR", isRST(1, http2.ErrCodeProtocol))
+		}},
+		{"a stream window beyond 2^31-1", func(rc *rawClient) {
+			rc.get(1, true)
+			_ = rc.fr.WriteWindowUpdate(1, 1<<31-1)
+			rc.readUntil("RST_STREAM FLOW_CONTROL_ERROR", isRST(1, http2.ErrCodeFlowControl))
+		}},
+		{"a connection window beyond 2^31-1 in steps", func(rc *rawClient) {
+			_ = rc.fr.WriteWindowUpdate(0, 1<<30)
+			_ = rc.fr.WriteWindowUpdate(0, 1<<30)
+			rc.readUntil("GOAWAY FLOW_CONTROL_ERROR", isGoAway(http2.ErrCodeFlowControl))
+		}},
+		{"SETTINGS_INITIAL_WINDOW_SIZE taking a stream window beyond 2^31-1", func(rc *rawClient) {
+			rc.get(1, true)
+			_ = rc.fr.WriteWindowUpdate(1, 1<<31-1-initialWindow)
+			_ = rc.fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: initialWindow + 1})
+			rc.readUntil("GOAWAY FLOW_CONTROL_ERROR", isGoAway(http2.ErrCodeFlowControl))
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rc := dialRaw(t, serve(t, &Server{Handler: blocked}))
+			rc.fr.AllowIllegalWrites = true
+			tc.run(rc)
+		})
+	}
+}
