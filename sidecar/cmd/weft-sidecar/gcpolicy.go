@@ -9,30 +9,35 @@ import (
 
 // gcHeadroom is the least the heap may grow above what the last GC cycle
 // left live before the next cycle starts. Go's default (GOGC=100) lets it
-// grow by the live heap itself, 2-3 MB in a sidecar at rest, so at 1000
-// requests/s the collector ran one to two cycles a second, each a mark
-// phase of several milliseconds on the sidecar's one P that delays the
-// requests arriving during it (the p99/p99.9 of the pair). 4 MiB of
-// headroom keeps that under one cycle a second at today's ~2.6 KB
-// allocated per request per sidecar (BENCHMARKS.md), so the two sidecars
-// together are in a mark phase well under 1 % of the time (the p99), for
-// about 4 MiB less peak RSS than the 8 MiB chosen when a request
-// allocated more (the RSS target is 20 MB per sidecar). It is Go's default
-// once the live heap passes it (a large mesh's configuration), so memory
-// never grows by a multiple.
-const gcHeadroom = 4 << 20
+// grow by the live heap itself, 2-3 MB in a sidecar at rest; the cycle
+// rate at load is the headroom over the bytes allocated per request, and
+// each cycle is a mark phase of a few milliseconds on the sidecar's one P
+// that delays the requests arriving during it (the p99/p99.9 of the
+// pair). At ~0.5 KB allocated per request per sidecar (requests recycled
+// by the pipeline, BENCHMARKS.md) 1.5 MiB is a cycle every ~3 s at 1000
+// requests/s (0.3-0.4 per 1000 requests), fewer than 4 MiB gave at the
+// ~2.3 KB before (0.5-0.8), for 2.5 MiB less heap: the peak RSS target is
+// 20 MB per sidecar at 1000 requests/s, and 2 MiB left it at 18.8-19.3
+// MiB. Above twice the headroom the heap may grow by the live heap less
+// the headroom (gcPercentFor), which tends to Go's default for a large
+// mesh's configuration, so memory never grows by a multiple.
+const gcHeadroom = 3 << 19 // 1.5 MiB
 
-// gcStartHeadroom is the headroom before the first cycle: start-up's
-// garbage (the first configuration) is left for one cycle under load or
-// the runtime's two-minute forced one. With 4 MiB the first cycle came
-// while the sidecar applied its configuration, and the collector's own
-// buffers and metadata (~0.7 MiB) were already resident when it became
-// ready (idle RSS, BENCHMARKS.md).
-const gcStartHeadroom = 8 << 20
+// gcStartHeadroom is the headroom before the first cycle (over the
+// runtime's 4 MB minimum heap: a 6 MB goal): start-up's garbage (the
+// first configuration) is left for one cycle under load or the runtime's
+// two-minute forced one. With 4 MiB the first cycle came while the
+// sidecar applied its configuration, and the collector's own buffers and
+// metadata (~0.7 MiB) were already resident when it became ready (idle
+// RSS, BENCHMARKS.md). With 8 MiB, once requests allocated ~0.5 KB, the
+// heap grew to that 8 MB goal under load before the first cycle: the peak
+// RSS at 1000 requests/s was the start-up headroom's, 1.2 MiB above what
+// 6 MiB gives.
+const gcStartHeadroom = 6 << 20
 
 // Bounds of the GOGC the policy sets.
 const (
-	gcPercentMin = 100 // Go's default: never collect more often than it would
+	gcPercentMin = 50  // what gcPercentFor gives at twice the headroom; a guard
 	gcPercentMax = 800 // a near-empty heap does not get a huge minimum heap
 )
 
@@ -41,14 +46,18 @@ const (
 const defaultHeapMinimum = 4 << 20
 
 // gcPercentFor returns the GOGC that puts the next heap goal headroom
-// bytes above the live heap: the runtime's goal is live + (live + stacks
-// + globals) * GOGC / 100.
+// bytes above the live heap, or, once the live heap (with stacks and
+// globals) is over twice the headroom, the live heap less the headroom
+// above it (Go's default less a constant: continuous at twice the
+// headroom, GOGC 50 there, tending to 100): the runtime's goal is live +
+// (live + stacks + globals) * GOGC / 100.
 func gcPercentFor(live, stacks, globals, headroom uint64) int {
 	base := live + stacks + globals
 	if base == 0 {
 		return gcPercentMax
 	}
-	p := (headroom*100 + base - 1) / base
+	grow := max(headroom, base-min(base, headroom))
+	p := (grow*100 + base - 1) / base
 	return int(min(max(p, gcPercentMin), gcPercentMax))
 }
 

@@ -9,19 +9,21 @@
 // (--trim-after-start, package sidecar/internal/memtrim).
 //
 // GC policy (gcpolicy.go): unless GOGC is set in the environment, the heap
-// may grow 4 MiB above what the last cycle left live before the next cycle
-// starts, instead of Go's default of the live heap itself (GOGC=100), 2-3
-// MB in a sidecar. After each cycle GOGC is set to what gives that
-// headroom (between 100 and 800; 8 MiB before the first cycle, so start-up
-// is not collected before the sidecar is ready). The trade: a MB or two
-// more heap at load for fewer GC cycles, each a mark phase of several
-// milliseconds on the
-// sidecar's one P that delays the requests arriving during it (the tail
-// of the pair's latency, BENCHMARKS.md), and less GC CPU per request;
-// 8 MiB, the first choice, cost 4 MiB more RSS per sidecar. Once the live
-// heap passes 4 MiB (a large mesh's configuration) it is Go's default, so
-// memory never grows by a multiple; the soft memory limit still caps the
-// heap either way. GOGC and GOMEMLIMIT in the environment win.
+// may grow 1.5 MiB above what the last cycle left live before the next cycle
+// starts, instead of Go's default of the live heap itself (GOGC=100), ~3
+// MB in a sidecar at load. After each cycle GOGC is set to what gives that
+// headroom (between 50 and 800; a 6 MB heap before the first cycle, so
+// start-up is not collected before the sidecar is ready). The trade: each
+// cycle is a mark phase of a few milliseconds on the sidecar's one P that
+// delays the requests arriving during it (the tail of the pair's latency,
+// BENCHMARKS.md), and the headroom over the bytes a request allocates
+// sets how often one runs: at ~0.5 KB per request, one every ~3 s at 1000
+// requests/s, less often than 4 MiB did when requests allocated ~2.3 KB,
+// for 2.5 MiB less heap (the RSS target is 20 MB per sidecar). Once the
+// live heap passes twice the headroom (a large mesh's configuration) it
+// may grow by the live heap less the headroom, tending to Go's default,
+// so memory never grows by a multiple; the soft memory limit still caps
+// the heap either way. GOGC and GOMEMLIMIT in the environment win.
 package main
 
 import (
