@@ -622,7 +622,7 @@ type requestBody struct {
 	mu   sync.Mutex
 	cond sync.Cond
 	// chunks hold the bytes received and not read yet: chunks[0][off:],
-	// then the others. A chunk goes back to bodyChunks once read, so a
+	// then the others. A chunk goes back to its pool once read, so a
 	// stream holds its unread bytes (which the connection window bounds)
 	// in at most one chunk more; a buffer kept per stream grew to what the
 	// peer once sent ahead of the handler and stayed that size, up to a
@@ -634,11 +634,37 @@ type requestBody struct {
 	expect bool  // Expect: 100-continue, not answered yet
 }
 
-// bodyChunk is the size of the buffers request bodies wait in (a DATA
-// frame's payload at most, as the server reads them).
-const bodyChunk = maxFrameSize
+// bodyChunkSizes are the sizes of the buffers request bodies wait in, as
+// net/http's: a new chunk is the smallest that holds the DATA payload
+// that needs it (16 KiB, a payload's most as the server reads them, at
+// most), so a small body takes a small chunk.
+var bodyChunkSizes = [...]int{1 << 10, 2 << 10, 4 << 10, 8 << 10, maxFrameSize}
 
-var bodyChunks = sync.Pool{New: func() any { b := make([]byte, 0, bodyChunk); return &b }}
+// bodyChunks pool the chunks of each size of bodyChunkSizes.
+var bodyChunks [len(bodyChunkSizes)]sync.Pool
+
+// getBodyChunk is an empty chunk for n bytes (at most its largest size).
+func getBodyChunk(n int) *[]byte {
+	i := 0
+	for i < len(bodyChunkSizes)-1 && bodyChunkSizes[i] < n {
+		i++
+	}
+	if b, ok := bodyChunks[i].Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, bodyChunkSizes[i])
+	return &b
+}
+
+func putBodyChunk(b *[]byte) {
+	*b = (*b)[:0]
+	for i, size := range bodyChunkSizes {
+		if cap(*b) == size {
+			bodyChunks[i].Put(b)
+			return
+		}
+	}
+}
 
 // push appends data; false when the handler closed the body.
 func (b *requestBody) push(data []byte) bool {
@@ -655,7 +681,7 @@ func (b *requestBody) push(data []byte) bool {
 		if n := len(b.chunks); n > 0 && len(*b.chunks[n-1]) < cap(*b.chunks[n-1]) {
 			last = b.chunks[n-1]
 		} else {
-			last, _ = bodyChunks.Get().(*[]byte)
+			last = getBodyChunk(len(data))
 			b.chunks = append(b.chunks, last)
 		}
 		n := copy((*last)[len(*last):cap(*last)], data)
@@ -668,9 +694,7 @@ func (b *requestBody) push(data []byte) bool {
 
 // dropFirstLocked gives the first chunk back to the pool.
 func (b *requestBody) dropFirstLocked() {
-	ch := b.chunks[0]
-	*ch = (*ch)[:0]
-	bodyChunks.Put(ch)
+	putBodyChunk(b.chunks[0])
 	b.chunks[0] = nil
 	b.chunks, b.off = b.chunks[1:], 0
 }
