@@ -3,12 +3,13 @@ package h1client
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/weftmesh/weft/sidecar/internal/resend"
 )
 
 // DialFunc opens a connection to addr (host:port). For TLS it returns the
@@ -199,10 +200,10 @@ func (e *staleError) Error() string { return e.err.Error() }
 func (e *staleError) Unwrap() error { return e.err }
 
 // isConnClosed reports whether err says the peer closed or reset the
-// connection (not a timeout or a local failure).
+// connection (not a timeout or a local failure): resend.PeerClosed, or
+// ECONNABORTED, as net/http counts it.
 func isConnClosed(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+	return resend.PeerClosed(err) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // rewind returns req ready to be sent again, as net/http decides it: only
@@ -230,12 +231,11 @@ func rewind(req *http.Request) (*http.Request, bool) {
 	return next, true
 }
 
+// idempotent is net/http's rule: a safe method (a request's "" is GET),
+// or an Idempotency-Key or X-Idempotency-Key header.
 func idempotent(req *http.Request) bool {
-	switch req.Method {
-	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	return len(req.Header["Idempotency-Key"]) > 0 || len(req.Header["X-Idempotency-Key"]) > 0
+	return req.Method == "" || resend.SafeMethod(req.Method) ||
+		resend.HasIdempotencyKey(req.Header) || len(req.Header["X-Idempotency-Key"]) > 0
 }
 
 func closeBody(req *http.Request) {

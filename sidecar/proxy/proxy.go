@@ -10,11 +10,11 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar/internal/httptoken"
+	"github.com/weftmesh/weft/sidecar/internal/resend"
 	"github.com/weftmesh/weft/sidecar/lb"
 	"github.com/weftmesh/weft/sidecar/transport"
 )
@@ -192,7 +192,7 @@ func (f *Forwarder) appFailed(w http.ResponseWriter, r *http.Request, err error,
 			Error(w, http.StatusServiceUnavailable, "app unreachable: %s: %v", de.Addr, de.Err)
 			return
 		}
-		if closedBeforeAnswer(err) && idempotentNoBody(r) {
+		if resend.PeerClosed(err) && idempotentNoBody(r) {
 			f.log.Info("app closed the connection before answering", "cluster", cluster, "endpoint", ep.Addr, "error", err)
 			w.Header().Set(mesh.HeaderAppUnreachable, "1")
 			Error(w, http.StatusServiceUnavailable, "app unreachable: %s closed the connection before answering", ep.Addr)
@@ -352,13 +352,6 @@ func copyBody(w http.ResponseWriter, resp *http.Response, method string) error {
 	}
 }
 
-// closedBeforeAnswer reports whether a round trip's error says the peer
-// closed or reset the connection (it failed before a response head).
-func closedBeforeAnswer(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
 // idempotentNoBody reports whether r may be sent again without asking:
 // GET, HEAD, OPTIONS or TRACE (or any method with an Idempotency-Key
 // header), without a body.
@@ -366,11 +359,7 @@ func idempotentNoBody(r *http.Request) bool {
 	if r.ContentLength != 0 { // -1: a body of unknown length
 		return false
 	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return true
-	}
-	return len(r.Header["Idempotency-Key"]) > 0
+	return resend.SafeMethod(r.Method) || resend.HasIdempotencyKey(r.Header)
 }
 
 // Fail answers a try that failed without a response: 502 for a connect
