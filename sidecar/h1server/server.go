@@ -32,7 +32,7 @@ const DefaultWatchDelay = 5 * time.Millisecond
 // values the handler put in r.Header. A request with a body is never
 // recycled, so done does not speak for r.Body. When unsure, return
 // false: the request is then left to the garbage collector, as with
-// ServeHTTP. HTTP/2 requests (handed to Config) are served with
+// ServeHTTP. HTTP/2 requests (handed to HTTP2 or Config) are served with
 // ServeHTTP.
 type Recycler interface {
 	http.Handler
