@@ -99,9 +99,11 @@ type conn struct {
 	timer      *time.Timer
 	period     time.Duration
 	lastFrames uint64
-	pingOut    bool
-	pingAt     time.Time
-	idleSince  time.Time
+	// lastFrameAt is when the timer saw the frame count change last.
+	lastFrameAt time.Time
+	pingOut     bool
+	pingAt      time.Time
+	idleSince   time.Time
 }
 
 // headerBuf collects the hpack encoder's output.
@@ -767,6 +769,7 @@ func (c *conn) startTimer() {
 	c.mu.Lock()
 	c.period = p
 	c.idleSince = time.Now()
+	c.lastFrameAt = c.idleSince
 	c.timer = time.AfterFunc(p, c.tick)
 	c.mu.Unlock()
 }
@@ -781,19 +784,20 @@ func (c *conn) tick() {
 		return
 	}
 	now := time.Now()
-	n := c.frames.Load()
+	if n := c.frames.Load(); n != c.lastFrames {
+		c.lastFrames, c.lastFrameAt = n, now
+	}
 	if s.SendPingTimeout > 0 {
 		switch {
 		case c.pingOut && now.Sub(c.pingAt) >= s.pingTimeout():
 			c.failLocked(errors.New("h2server: PING timed out"))
 			return
-		case !c.pingOut && n == c.lastFrames:
+		case !c.pingOut && now.Sub(c.lastFrameAt) >= s.SendPingTimeout:
 			c.pingOut, c.pingAt = true, now
 			_ = c.controlLocked(func() error { return c.fr.WritePing(false, [8]byte{'w', 'e', 'f', 't'}) })
 			c.flushWithinLocked(s.pingTimeout())
 		}
 	}
-	c.lastFrames = n
 	if d := s.IdleTimeout; d > 0 && !c.idleSince.IsZero() && len(c.streams) == 0 && c.running == 0 && now.Sub(c.idleSince) >= d {
 		c.goAwayTx, c.goAwaySent = true, true
 		_ = c.controlLocked(func() error { return c.fr.WriteGoAway(c.maxID, http2.ErrCodeNo, nil) })

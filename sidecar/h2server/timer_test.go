@@ -58,3 +58,18 @@ func TestTimerClosesAConnectionWhosePeerReadsNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestPingAfterSendPingTimeout: the keep-alive PING goes once no frame
+// came for SendPingTimeout (as net/http's), not after one timer period
+// (the shortest of SendPingTimeout, PingTimeout and IdleTimeout: the
+// inbound's 30 s SendPingTimeout pinged every 10 s of silence, its
+// PingTimeout).
+func TestPingAfterSendPingTimeout(t *testing.T) {
+	const sendPing = 300 * time.Millisecond
+	rc := dialRaw(t, serve(t, &Server{Handler: http.HandlerFunc(okHandler), SendPingTimeout: sendPing, PingTimeout: 50 * time.Millisecond}))
+	last := time.Now() // the client's last frame: the SETTINGS ACK in dialRaw
+	rc.readUntil("PING", func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && !p.IsAck() })
+	if waited := time.Since(last); waited < sendPing {
+		t.Fatalf("PING %v after the client's last frame, want at least SendPingTimeout (%v)", waited, sendPing)
+	}
+}
