@@ -321,3 +321,32 @@ func TestRequestBodyChunks(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteBeyondContentLength: a handler's write past the Content-Length
+// it declared fails and sends nothing (a response body longer than its
+// Content-Length is malformed, RFC 9113 8.1.1), as net/http's.
+func TestWriteBeyondContentLength(t *testing.T) {
+	errs := make(chan error, 2)
+	addr := serve(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		_, err := io.WriteString(w, "hello world")
+		errs <- err
+		_, err = w.Write([]byte("hello"))
+		errs <- err
+	})})
+	resp, err := h2cClient(t).Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || string(body) != "hello" || resp.ContentLength != 5 {
+		t.Errorf("body %q (length %d), %v; want hello", body, resp.ContentLength, err)
+	}
+	if err := <-errs; err == nil {
+		t.Error("writing 11 bytes with a Content-Length of 5 succeeded")
+	}
+	if err := <-errs; err != nil {
+		t.Errorf("writing the 5 declared bytes: %v", err)
+	}
+}

@@ -50,6 +50,8 @@ type stream struct {
 	done        bool
 	wb          *[]byte
 	trailers    []string // declared with the Trailer header
+	respLen     int64    // the Content-Length the handler declared, -1 if none
+	wrote       int64    // body bytes the handler wrote
 }
 
 var (
@@ -282,6 +284,24 @@ func (st *stream) WriteHeader(code int) {
 	}
 	st.wroteHeader = true
 	st.status = code
+	st.respLen = declaredLength(st.rh)
+}
+
+// errWroteTooMuch: a body longer than its Content-Length is malformed
+// (RFC 9113 8.1.1); the write fails, as net/http's.
+var errWroteTooMuch = errors.New("h2server: handler wrote more than the declared Content-Length")
+
+// declaredLength is h's Content-Length, -1 if none or not a length.
+func declaredLength(h http.Header) int64 {
+	vv := h["Content-Length"]
+	if len(vv) == 0 {
+		return -1
+	}
+	n, err := strconv.ParseInt(vv[0], 10, 64)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
 }
 
 func (st *stream) Write(p []byte) (int, error) {
@@ -294,6 +314,10 @@ func (st *stream) Write(p []byte) (int, error) {
 	if !bodyAllowed(st.status) {
 		return 0, http.ErrBodyNotAllowed
 	}
+	if st.respLen >= 0 && st.wrote+int64(len(p)) > st.respLen {
+		return 0, errWroteTooMuch
+	}
+	st.wrote += int64(len(p))
 	if st.req.Method == http.MethodHead {
 		return len(p), nil
 	}
@@ -312,8 +336,10 @@ func (st *stream) Write(p []byte) (int, error) {
 
 // WriteString lets io.WriteString skip a conversion.
 func (st *stream) WriteString(s string) (int, error) {
-	if st.wb != nil && len(*st.wb)+len(s) <= writeBufSize && st.wroteHeader && bodyAllowed(st.status) && st.req.Method != http.MethodHead && !st.done {
+	if st.wb != nil && len(*st.wb)+len(s) <= writeBufSize && st.wroteHeader && bodyAllowed(st.status) && st.req.Method != http.MethodHead && !st.done &&
+		(st.respLen < 0 || st.wrote+int64(len(s)) <= st.respLen) {
 		*st.wb = append(*st.wb, s...)
+		st.wrote += int64(len(s))
 		return len(s), nil
 	}
 	return st.Write([]byte(s))
