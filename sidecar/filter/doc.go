@@ -18,7 +18,8 @@
 // The flow of one outbound request (package outbound runs it, on the
 // server's request goroutine; the one goroutine here is a retry.Tee's
 // pump, which reads a streamed body for every try and is stopped by
-// Tee.Close when the request is done):
+// Tee.Close when the request is done; a body the server received whole,
+// as a gRPC unary call's usually is, is taken at once and starts none):
 //
 //	budget.StartRequest (503 x-weft-overloaded: max_requests)
 //	timeout.Request (route timeout: one context for all tries and backoff)

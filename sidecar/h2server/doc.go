@@ -22,7 +22,9 @@
 // given back once read, so it holds the unread bytes the connection
 // window bounds), which the handler reads; the bytes it consumed (or
 // dropped) go back to the peer's windows in WINDOW_UPDATEs once a
-// quarter of a window is due. Trailers end the body and fill
+// quarter of a window is due. Once END_STREAM came, ReadRest gives all
+// the body's bytes at once (retry.Tee takes a gRPC unary call's message
+// so, without its pump goroutine). Trailers end the body and fill
 // Request.Trailer. RST_STREAM cancels the request's context and fails its
 // body (what the handler did not read goes back to the connection window
 // at once, a queued stream's too) and writes. PING is answered; SETTINGS

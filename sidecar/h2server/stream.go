@@ -787,6 +787,34 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// ReadRest gives the rest of the body at once when the client has ended
+// it (END_STREAM, with its trailers if any) and every byte of it is here,
+// so no Read would wait: rest is then the caller's and the body is at its
+// end. whole is false, and the body left as it was, while more may come,
+// after a reset or once the body was closed. retry.Tee takes a gRPC unary
+// call's message this way instead of starting the goroutine that reads a
+// streamed body.
+func (b *requestBody) ReadRest() (rest []byte, whole bool) {
+	b.mu.Lock()
+	if b.closed || !errors.Is(b.err, io.EOF) {
+		b.mu.Unlock()
+		return nil, false
+	}
+	n := -b.off
+	for _, ch := range b.chunks {
+		n += len(*ch)
+	}
+	rest = make([]byte, 0, n)
+	for len(b.chunks) > 0 {
+		rest = append(rest, (*b.chunks[0])[b.off:]...)
+		b.dropFirstLocked()
+	}
+	b.chunks = nil
+	b.mu.Unlock()
+	b.st.c.credit(b.st, n)
+	return rest, true
+}
+
 // abort ends the body with err (the stream was reset) and drops what was
 // not read; it returns how many bytes it dropped, for the connection
 // window. A body received whole keeps its io.EOF if nothing was dropped.

@@ -54,5 +54,7 @@
 // stream; the handler runs on it and blocks until the response is copied. Nothing here owns a goroutine; the sidecar binds, serves and
 // drains the server (NewServer) as LDS says. A body of unknown length under
 // a retry policy is read by its retry.Tee's pump goroutine, which the
-// handler stops (Tee.Close) before it returns.
+// handler stops (Tee.Close) before it returns, unless h2server received
+// it whole before the first try read it (a gRPC unary call): then the
+// Tee takes it at once and no goroutine runs.
 package outbound

@@ -622,3 +622,22 @@ func (b *countingBody) Read(p []byte) (int, error) {
 }
 
 func (b *countingBody) Close() error { return b.rc.Close() }
+
+// restReader is a request body that gives all that is left of it at once
+// once the client has ended it (h2server's; retry.Tee takes a gRPC unary
+// call's message so, with no goroutine of its own).
+type restReader interface {
+	ReadRest() (rest []byte, whole bool)
+}
+
+// ReadRest passes on the server's body's ReadRest, counting what it gives;
+// false when the body has none.
+func (b *countingBody) ReadRest() ([]byte, bool) {
+	rr, ok := b.rc.(restReader)
+	if !ok {
+		return nil, false
+	}
+	rest, whole := rr.ReadRest()
+	b.n += int64(len(rest))
+	return rest, whole
+}

@@ -90,6 +90,16 @@ func (b *Body) Reader() io.ReadCloser { return io.NopCloser(bytes.NewReader(b.da
 // client's Read would hold the retry until the client sent more, which a
 // bidirectional stream's client does only after an answer.)
 //
+// A body that says it was received whole (restReader: h2server's, when
+// the client's END_STREAM came and no byte was read yet, as a gRPC unary
+// call's HEADERS and DATA usually come in one read) starts no pump: the
+// first try that wants bytes takes all of them at once as the copy, of
+// known length and ended, so every try replays it and AfterFailedTry
+// gives it as a Body; the try's request keeps its unknown length, so the
+// hop (HTTP/2 for gRPC and streamed bodies) is what it would have been.
+// A body still coming (bidirectional and client-streaming gRPC, uploads)
+// goes through the pump.
+//
 // Tee.Close, when the request is done, stops the pump: it closes the
 // client's body when a read is under way (a server's request body ends a
 // pending Read on Close; one that waits for the Read, as h1server's does,
@@ -123,6 +133,14 @@ const (
 	firstRoom = 2 << 10
 	minRead   = 512
 )
+
+// restReader is a request body that can give all that is left of it at
+// once when the client has ended it and every byte is already here (no
+// Read would wait): h2server's. whole is false, and the body left as it
+// was, when more may come.
+type restReader interface {
+	ReadRest() (rest []byte, whole bool)
+}
 
 var (
 	errTryEnded  = errors.New("retry: request body: the try ended")
@@ -216,6 +234,24 @@ func (t *Tee) ask(n int) {
 		return
 	}
 	t.asked.Signal()
+}
+
+// takeWhole makes the copy the client's whole body when it says it was
+// received whole (restReader), so no pump starts (t.mu held, before the
+// pump started: nothing was read yet). A body over the limit is not sent
+// again, as when the pump reads it.
+func (t *Tee) takeWhole() bool {
+	rr, ok := t.src.(restReader)
+	if !ok {
+		return false
+	}
+	rest, whole := rr.ReadRest()
+	if !whole {
+		return false
+	}
+	t.buf, t.err = rest, io.EOF
+	t.over = int64(len(rest)) > t.limit
+	return true
 }
 
 // pump reads the client's body into the copy, until the body ends or
@@ -347,6 +383,9 @@ func (r *teeReader) Read(p []byte) (int, error) {
 		if err := r.ctx.Err(); err != nil {
 			t.mu.Unlock()
 			return 0, err
+		}
+		if !t.pumping && t.takeWhole() {
+			continue
 		}
 		if !t.reading {
 			t.ask(len(p))

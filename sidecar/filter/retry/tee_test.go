@@ -302,3 +302,98 @@ func TestTeeManyAbandonedTries(t *testing.T) {
 		t.Error("two reads of the client's body at once")
 	}
 }
+
+// restBody is a request body that may say it was received whole (a
+// restReader, as h2server's once the client's END_STREAM came); it counts
+// the calls the Tee makes.
+type restBody struct {
+	data  string
+	whole bool // ReadRest gives the body
+	off   int
+	reads int
+	rests int
+}
+
+func (b *restBody) ReadRest() ([]byte, bool) {
+	b.rests++
+	if !b.whole {
+		return nil, false
+	}
+	rest := []byte(b.data[b.off:])
+	b.off = len(b.data)
+	return rest, true
+}
+
+func (b *restBody) Read(p []byte) (int, error) {
+	b.reads++
+	if b.off == len(b.data) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.data[b.off:])
+	b.off += n
+	return n, nil
+}
+
+func (b *restBody) Close() error { return nil }
+
+// TestTeeTakesAWholeBody: a body received whole is the copy at the first
+// try's first read, with no pump and no read of the body (a gRPC unary
+// call); one whose end has not come is read by the pump, as before; both
+// are replayed whole, unless over the limit.
+func TestTeeTakesAWholeBody(t *testing.T) {
+	tests := []struct {
+		name        string
+		whole       bool
+		limit       int64
+		wantPump    bool
+		wantReplay  bool
+		wantSrcRead bool
+	}{
+		{name: "received whole", whole: true, limit: 64, wantReplay: true},
+		{name: "end still to come", whole: false, limit: 64, wantPump: true, wantReplay: true, wantSrcRead: true},
+		{name: "whole over the limit", whole: true, limit: 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &restBody{data: "hello", whole: tc.whole}
+			tee := NewTee(src, tc.limit)
+			first := tee.Try(t.Context())
+			if got, err := io.ReadAll(first); err != nil || string(got) != "hello" {
+				t.Fatalf("first try read %q, %v; want hello", got, err)
+			}
+			tee.mu.Lock()
+			pumped := tee.pumping
+			tee.mu.Unlock()
+			body, replayable := tee.AfterFailedTry()
+			if err := tee.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if pumped != tc.wantPump {
+				t.Errorf("pump started: %v, want %v", pumped, tc.wantPump)
+			}
+			if (src.reads > 0) != tc.wantSrcRead || src.rests != 1 {
+				t.Errorf("body: %d reads, %d ReadRest; want reads: %v, one ReadRest", src.reads, src.rests, tc.wantSrcRead)
+			}
+			if replayable != tc.wantReplay || (body != nil) != tc.wantReplay {
+				t.Fatalf("AfterFailedTry: %v, %v; want replayable %v", body, replayable, tc.wantReplay)
+			}
+			if body != nil {
+				if got, _ := io.ReadAll(body.Reader()); string(got) != "hello" {
+					t.Errorf("replayed body %q, want hello", got)
+				}
+			}
+		})
+	}
+}
+
+// TestTeeWholeBodyEndsWithItsLastBytes: the try reading a body received
+// whole gets its end with its last bytes, so an HTTP/2 transport ends the
+// stream on its last DATA frame.
+func TestTeeWholeBodyEndsWithItsLastBytes(t *testing.T) {
+	tee := NewTee(&restBody{data: "hello", whole: true}, 64)
+	defer func() { _ = tee.Close() }()
+	n, err := tee.Try(t.Context()).Read(make([]byte, 16))
+	if n != 5 || !errors.Is(err, io.EOF) {
+		t.Fatalf("Read: %d, %v; want 5, io.EOF", n, err)
+	}
+}
