@@ -28,9 +28,12 @@ GOLANGCI_LINT_VERSION  := v2.15.0
 CONTROLLER_GEN         := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 # fortio: later versions need a module the proxy refuses.
 FORTIO_VERSION         := v1.65.0
+# HTTP/2 conformance suite run against sidecar/h2server (TestH2Spec).
+H2SPEC_VERSION         := v2.2.1+incompatible
 
 GOLANGCI_LINT := $(TOOLS)/golangci-lint
 FORTIO        := $(TOOLS)/fortio
+H2SPEC        := $(TOOLS)/h2spec
 
 # Workspace modules (relative dirs) and their import paths, from go.work.
 MODULES      := $(shell $(GO) work edit -json | sed -n 's/.*"DiskPath": "\.\/\(.*\)".*/\1/p')
@@ -122,7 +125,7 @@ vet:
 	@echo "ok: go vet clean"
 
 tools: $(GOLANGCI_LINT) $(FORTIO)
-lint-tools: $(GOLANGCI_LINT)
+lint-tools: $(GOLANGCI_LINT) $(H2SPEC)
 	@echo "ok: $$($(GOLANGCI_LINT) version | cut -d' ' -f1-4)"
 
 # Installed with `go install` into ./.cache/tools/bin; reused while the version matches.
@@ -138,6 +141,13 @@ $(FORTIO): FORCE
 	  GOBIN=$(TOOLS) $(GO) install fortio.org/fortio@$(FORTIO_VERSION); \
 	fi
 
+# h2spec prints no version of its own: reinstalled when the module's differs.
+$(H2SPEC): FORCE
+	@if ! [[ -x $@ ]] || ! $(GO) version -m $@ 2>/dev/null | grep -q "summerwind/h2spec[[:space:]]*$(H2SPEC_VERSION)"; then \
+	  echo "installing h2spec $(H2SPEC_VERSION) into $(TOOLS)"; \
+	  GOBIN=$(TOOLS) $(GO) install github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION); \
+	fi
+
 FORCE:
 
 lint: $(GOLANGCI_LINT)
@@ -150,14 +160,15 @@ lint: $(GOLANGCI_LINT)
 
 ## ---------------------------------------------------------------- tests
 
-# Tests that bound per-request allocations; they skip under -race.
-ALLOC_TESTS := Alloc|TestInboundTraceContextWithTracingOff|TestSpanKindOption
+# Tests that rely on sync.Pool keeping what was put (allocation bounds,
+# recycled responses); they skip under -race, where it drops items at random.
+ALLOC_TESTS := Alloc|TestInboundTraceContextWithTracingOff|TestSpanKindOption|TestRecycle
 
-unit:
+unit: $(H2SPEC)
 	$(call section,unit: go test -race over every module (e2e excluded))
 	@pkgs=$$($(GO) list $(ALL_PKGS) | { grep -v '/tests/e2e/' || true; }); \
 	if [[ -z $$pkgs ]]; then echo "no packages"; exit 0; fi; \
-	$(GO) test -race -count=1 -timeout $(UNIT_TIMEOUT) $(GOTESTFLAGS) $$pkgs
+	H2SPEC=$(H2SPEC) $(GO) test -race -count=1 -timeout $(UNIT_TIMEOUT) $(GOTESTFLAGS) $$pkgs
 	@# The allocation guards (testing.AllocsPerRun) skip under -race, where
 	@# sync.Pool drops items at random: run them once more without it.
 	$(GO) test -count=1 -timeout 5m -run '$(ALLOC_TESTS)' ./sidecar/...
