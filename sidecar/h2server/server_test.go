@@ -578,43 +578,56 @@ func TestResetStreamCancelsTheRequest(t *testing.T) {
 	}
 }
 
-// TestRapidReset: streams reset as soon as opened (CVE-2023-44487) do not
-// run more handlers than MAX_CONCURRENT_STREAMS; the queue behind them is
-// bounded and the connection ends with ENHANCE_YOUR_CALM.
+// TestRapidReset: streams reset as soon as opened do not run more handlers
+// than MAX_CONCURRENT_STREAMS; the queue behind them is bounded and the
+// connection ends with ENHANCE_YOUR_CALM. Both ways a stream can be reset
+// at once count: the client's RST_STREAM (CVE-2023-44487) and the
+// server's own reset of a stream because of what the client sent, here a
+// WINDOW_UPDATE beyond 2^31-1 ("MadeYouReset", CVE-2025-8671).
 func TestRapidReset(t *testing.T) {
-	const limit = 4
-	release := make(chan struct{})
-	var running, most atomic.Int32
-	addr := serve(t, &Server{MaxConcurrentStreams: limit, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := running.Add(1)
-		for {
-			m := most.Load()
-			if n <= m || most.CompareAndSwap(m, n) {
-				break
+	for _, tc := range []struct {
+		name  string
+		reset func(fr *http2.Framer, id uint32) error
+	}{
+		{"client RST_STREAM", func(fr *http2.Framer, id uint32) error { return fr.WriteRSTStream(id, http2.ErrCodeCancel) }},
+		{"server reset (MadeYouReset)", func(fr *http2.Framer, id uint32) error { return fr.WriteWindowUpdate(id, 1<<31-1) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const limit = 4
+			release := make(chan struct{})
+			var running, most atomic.Int32
+			addr := serve(t, &Server{MaxConcurrentStreams: limit, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := running.Add(1)
+				for {
+					m := most.Load()
+					if n <= m || most.CompareAndSwap(m, n) {
+						break
+					}
+				}
+				<-release // ignores its context, as a slow handler does
+				running.Add(-1)
+			})})
+			defer close(release)
+			rc := dialRaw(t, addr)
+			// Literal fields, so that the same block can be sent again.
+			blk := rc.block(":method", "GET", ":scheme", "http", ":authority", "x", ":path", "/")
+			flood := make(chan struct{})
+			go func() {
+				defer close(flood)
+				for id := uint32(1); id < 2*(5*limit+10); id += 2 {
+					if rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: blk, EndStream: true, EndHeaders: true}) != nil ||
+						tc.reset(rc.fr, id) != nil {
+						return
+					}
+				}
+			}()
+			rc.readUntil("GOAWAY ENHANCE_YOUR_CALM", isGoAway(http2.ErrCodeEnhanceYourCalm))
+			_ = rc.c.Close()
+			<-flood
+			if m := most.Load(); m > limit {
+				t.Fatalf("%d handlers ran at once, limit %d", m, limit)
 			}
-		}
-		<-release // ignores its context, as a slow handler does
-		running.Add(-1)
-	})})
-	defer close(release)
-	rc := dialRaw(t, addr)
-	// Literal fields, so that the same block can be sent again.
-	blk := rc.block(":method", "GET", ":scheme", "http", ":authority", "x", ":path", "/")
-	flood := make(chan struct{})
-	go func() {
-		defer close(flood)
-		for id := uint32(1); id < 2*(5*limit+10); id += 2 {
-			if rc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: blk, EndStream: true, EndHeaders: true}) != nil ||
-				rc.fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
-				return
-			}
-		}
-	}()
-	rc.readUntil("GOAWAY ENHANCE_YOUR_CALM", isGoAway(http2.ErrCodeEnhanceYourCalm))
-	_ = rc.c.Close()
-	<-flood
-	if m := most.Load(); m > limit {
-		t.Fatalf("%d handlers ran at once, limit %d", m, limit)
+		})
 	}
 }
 
