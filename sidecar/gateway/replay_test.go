@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/weftmesh/weft/api/mesh"
 
@@ -50,29 +49,6 @@ func (e *env) streamPut(t *testing.T, ctx context.Context, name string, site uin
 	return pw, done
 }
 
-// await waits for ch, failing when the request ended first or nothing
-// happened for long (a hang guard, not a timing assertion).
-func await[T any](t *testing.T, what string, ch <-chan T, done <-chan putResult) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case res := <-done:
-		t.Fatalf("the request ended before %s: %+v", what, res)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("waited 20 s for %s", what)
-	}
-	var zero T
-	return zero
-}
-
-func write(t *testing.T, pw *io.PipeWriter, b []byte) {
-	t.Helper()
-	if _, err := pw.Write(b); err != nil {
-		t.Fatalf("client body write: %v", err)
-	}
-}
-
 // The gateway replays a streamed body whose first try the external host
 // reset after reading part of it: the retry gets the copy, then the rest
 // of the client's live body, byte for byte; over the retry buffer limit it
@@ -86,13 +62,13 @@ func TestStreamedBodyReplay(t *testing.T) {
 		site := serveSite(t, up.ServeHTTP)
 		e := start(t, resilient("replay", site, "0s", replayRetries, "", ""))
 		pw, done := e.streamPut(t, t.Context(), "replay", site)
-		write(t, pw, a)
-		await(t, "the first try's reset", up.Reset, done)
-		write(t, pw, p1)
-		await(t, "the retry having the copy", up.GotPrefix, done)
-		write(t, pw, p2)
+		bodytest.Write(t, pw, a)
+		bodytest.Await(t, "the first try's reset", up.Reset, done)
+		bodytest.Write(t, pw, p1)
+		bodytest.Await(t, "the retry having the copy", up.GotPrefix, done)
+		bodytest.Write(t, pw, p2)
 		_ = pw.Close()
-		res := await(t, "the response", done, nil)
+		res := bodytest.Wait(t, "the response", done)
 		if wantBody := fmt.Sprintf("ok %d", len(want)); res.err != nil || res.code != http.StatusOK || res.body != wantBody {
 			t.Errorf("response %d %q (%v), want 200 %q", res.code, res.body, res.err, wantBody)
 		}
@@ -107,11 +83,11 @@ func TestStreamedBodyReplay(t *testing.T) {
 		site := serveSite(t, up.ServeHTTP)
 		e := start(t, resilient("replay", site, "0s", replayRetries, "", ""))
 		pw, done := e.streamPut(t, t.Context(), "replay", site)
-		write(t, pw, a)
-		await(t, "the first try's reset", up.Reset, done)
+		bodytest.Write(t, pw, a)
+		bodytest.Await(t, "the first try's reset", up.Reset, done)
 		_, _ = pw.Write([]byte("more")) // the request may have failed meanwhile
 		_ = pw.Close()
-		res := await(t, "the response", done, nil)
+		res := bodytest.Wait(t, "the response", done)
 		if res.err != nil || res.code != http.StatusBadGateway {
 			t.Errorf("response %d %q (%v), want 502", res.code, res.body, res.err)
 		}
@@ -128,14 +104,14 @@ func TestStreamedBodyReplay(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		pw, done := e.streamPut(t, ctx, "replay", site)
-		write(t, pw, a)
-		await(t, "the site having the first part", up.GotPrefix, done)
+		bodytest.Write(t, pw, a)
+		bodytest.Await(t, "the site having the first part", up.GotPrefix, done)
 		cancel()
 		_ = pw.CloseWithError(errors.New("client gone"))
-		if res := await(t, "the response", done, nil); res.err == nil {
+		if res := bodytest.Wait(t, "the response", done); res.err == nil {
 			t.Errorf("a cancelled request got a response: %d %q", res.code, res.body)
 		}
-		if err := await(t, "the site's end", up.FirstEnded, nil); err == nil {
+		if err := bodytest.Wait(t, "the site's end", up.FirstEnded); err == nil {
 			t.Error("the site read the body to a clean end though the client went away in its middle")
 		}
 		// The access log is written once the handler returned (its body's

@@ -124,29 +124,6 @@ func (p *replayPath) put(t *testing.T, ctx context.Context) (*io.PipeWriter, <-c
 	return pw, done
 }
 
-// await waits for ch, failing the test when the request ended first or
-// nothing happened for long (a hang, not a timing assertion).
-func await[T any](t *testing.T, what string, ch <-chan T, done <-chan replayResult) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case res := <-done:
-		t.Fatalf("the request ended before %s: %+v", what, res)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("waited 20 s for %s", what)
-	}
-	var zero T
-	return zero
-}
-
-func write(t *testing.T, pw *io.PipeWriter, b []byte) {
-	t.Helper()
-	if _, err := pw.Write(b); err != nil {
-		t.Fatalf("client body write: %v", err)
-	}
-}
-
 // TestRetryReplaysAPartlySentBody: the first try's upstream reads part of
 // a body of unknown length and resets; the retry, on the other endpoint,
 // gets the body whole and byte for byte: the copy the sidecar kept (more
@@ -161,13 +138,13 @@ func TestRetryReplaysAPartlySentBody(t *testing.T) {
 		p := newReplayPath(t, h2, up)
 		t.Run(p.name, func(t *testing.T) {
 			pw, done := p.put(t, t.Context())
-			write(t, pw, a)
-			await(t, "the first upstream's reset", up.Reset, done)
-			write(t, pw, p1)
-			await(t, "the retry's upstream having the copy", up.GotPrefix, done)
-			write(t, pw, p2)
+			bodytest.Write(t, pw, a)
+			bodytest.Await(t, "the first upstream's reset", up.Reset, done)
+			bodytest.Write(t, pw, p1)
+			bodytest.Await(t, "the retry's upstream having the copy", up.GotPrefix, done)
+			bodytest.Write(t, pw, p2)
 			_ = pw.Close()
-			res := await(t, "the response", done, nil)
+			res := bodytest.Wait(t, "the response", done)
 			if wantBody := "ok " + strconv.Itoa(len(want)) + " (attempts 2)"; res.err != nil || res.code != http.StatusOK || res.body != wantBody {
 				t.Errorf("response %d %q (%v), want 200 %q", res.code, res.body, res.err, wantBody)
 			}
@@ -220,11 +197,11 @@ func TestRetryStreamedBodyOverTheLimit(t *testing.T) {
 		p := newReplayPath(t, h2, up)
 		t.Run(p.name, func(t *testing.T) {
 			pw, done := p.put(t, t.Context())
-			write(t, pw, a)
-			await(t, "the first upstream's reset", up.Reset, done)
+			bodytest.Write(t, pw, a)
+			bodytest.Await(t, "the first upstream's reset", up.Reset, done)
 			_, _ = pw.Write([]byte("more")) // the request may have failed meanwhile
 			_ = pw.Close()
-			res := await(t, "the response", done, nil)
+			res := bodytest.Wait(t, "the response", done)
 			if res.err != nil || res.code != http.StatusBadGateway {
 				t.Errorf("response %d %q (%v), want 502", res.code, res.body, res.err)
 			}
@@ -248,16 +225,16 @@ func TestRetryStreamedBodyClientGone(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			pw, done := p.put(t, ctx)
-			write(t, pw, a)
-			await(t, "the upstream having the first part", up.GotPrefix, done)
+			bodytest.Write(t, pw, a)
+			bodytest.Await(t, "the upstream having the first part", up.GotPrefix, done)
 			cancel()
 			_ = pw.CloseWithError(errors.New("client gone")) // net/http's client waits for its body's Read
-			res := await(t, "the response", done, nil)
+			res := bodytest.Wait(t, "the response", done)
 			if res.err == nil {
 				t.Errorf("a cancelled request got a response: %d %q", res.code, res.body)
 			}
-			await(t, "the handler's return", p.served, nil)
-			if err := await(t, "the upstream's end", up.FirstEnded, nil); err == nil {
+			bodytest.Wait(t, "the handler's return", p.served)
+			if err := bodytest.Wait(t, "the upstream's end", up.FirstEnded); err == nil {
 				t.Error("the upstream read the body to a clean end though the client went away in its middle")
 			}
 			if up.Hits() != 1 {
