@@ -22,10 +22,12 @@ const (
 	// maxPending is how many bytes of HEADERS and DATA may wait for the
 	// writer before a handler waits for room.
 	maxPending = 64 << 10
-	// maxControlPending closes a connection whose peer makes it queue
-	// that many bytes of control frames (PING and SETTINGS ACKs,
-	// RST_STREAM) without reading them.
-	maxControlPending = 1 << 20
+	// maxQueuedControlFrames closes a connection whose peer makes it
+	// queue more control frames (PING and SETTINGS ACKs, RST_STREAM,
+	// WINDOW_UPDATE) than that without reading them: ping, settings and
+	// reset floods (CVE-2019-9512, CVE-2019-9515, CVE-2019-9514), as
+	// net/http's maxQueuedControlFrames.
+	maxQueuedControlFrames = 10000
 	// maxKeepBuf: a write buffer that grew beyond it is not kept.
 	maxKeepBuf = 128 << 10
 	// initialWindow is HTTP/2's initial flow-control window.
@@ -72,7 +74,11 @@ type conn struct {
 	flushing     bool
 	flushDue     bool           // a flushSoonLocked goroutine is due
 	flushers     sync.WaitGroup // flushSoonLocked's goroutines
+	flushSoon    func()         // c.flushSoonRun
 	werr         error
+	ctrlQueued   int       // control frames in wbuf
+	writeBy      time.Time // a write's deadline when the connection ends (zero: none)
+	deadline     time.Time // the socket's write deadline, as last set
 	henc         *hpack.Encoder
 	hbuf         headerBuf
 	peerMaxFrame uint32
@@ -136,6 +142,7 @@ func (s *Server) newConn(ctx context.Context, nc net.Conn, br *bufio.Reader) *co
 		inflow:       initialWindow,
 	}
 	c.cond.L = &c.mu
+	c.flushSoon = c.flushSoonRun
 	if c.br == nil {
 		c.br = s.getReader(nc)
 		c.ownBR = true
@@ -173,8 +180,11 @@ func (c *conn) serve() {
 			}
 		}
 		if c.br.Buffered() == 0 {
+			// The writer writes what was queued: the read loop never waits
+			// for the peer to read (a peer that reads nothing while it
+			// sends PINGs is dropped once the queue is full, not obeyed).
 			c.mu.Lock()
-			c.flushLocked()
+			c.flushSoonLocked()
 			c.mu.Unlock()
 		}
 	}
@@ -199,7 +209,7 @@ func (c *conn) connError(err error) {
 	if c.started && !c.closed {
 		c.goAwayTx, c.goAwaySent = true, true
 		_ = c.controlLocked(func() error { return c.fr.WriteGoAway(c.maxID, code, nil) })
-		_ = c.nc.SetWriteDeadline(time.Now().Add(goAwayTimeout))
+		c.setWriteByLocked(time.Now().Add(goAwayTimeout))
 		c.drainLocked()
 	}
 	c.mu.Unlock()
@@ -233,7 +243,7 @@ func (c *conn) handshake() bool {
 		c.inflow = w
 	}
 	c.started = true
-	c.flushLocked()
+	c.flushSoonLocked()
 	c.mu.Unlock()
 	f, err := c.fr.ReadFrame()
 	if err != nil {
@@ -249,6 +259,9 @@ func (c *conn) handshake() bool {
 		c.connError(err)
 		return false
 	}
+	c.mu.Lock()
+	c.flushSoonLocked() // its ACK
+	c.mu.Unlock()
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.startTimer()
 	c.mu.Lock()
@@ -570,16 +583,18 @@ func (c *conn) wasReset(id uint32) bool {
 	return false
 }
 
-// controlLocked writes a control frame; they never wait for room, but a
-// peer that lets them pile up loses the connection.
+// controlLocked queues a control frame; they never wait for room, but a
+// peer that lets more than maxQueuedControlFrames pile up loses the
+// connection (closed: a GOAWAY would queue behind what it does not read).
 func (c *conn) controlLocked(write func() error) error {
 	if c.werr != nil {
 		return c.werr
 	}
-	if len(c.wbuf) > maxControlPending {
+	if c.ctrlQueued >= maxQueuedControlFrames {
 		c.failLocked(errFlood)
 		return errFlood
 	}
+	c.ctrlQueued++
 	return write()
 }
 
@@ -597,12 +612,15 @@ func (c *conn) waitRoomLocked() error {
 
 // flushLocked writes wbuf unless another goroutine is writing (it writes
 // what was added meanwhile when its write returns). mu is released during
-// the write.
+// the write, which must complete within the write timeout (or writeBy).
 func (c *conn) flushLocked() {
 	for len(c.wbuf) > 0 && !c.flushing && c.werr == nil {
 		c.flushing = true
 		b := c.wbuf
 		c.wbuf, c.spare = c.spare[:0], nil
+		c.ctrlQueued = 0
+		// Set under mu: setWriteByLocked may shorten it meanwhile.
+		c.setDeadlineLocked(c.writeDeadlineLocked())
 		c.mu.Unlock()
 		_, err := c.nc.Write(b)
 		c.mu.Lock()
@@ -617,6 +635,39 @@ func (c *conn) flushLocked() {
 	}
 }
 
+// writeDeadlineLocked is the deadline of a write starting now: the write
+// timeout (a pending write, not a stream's life: an idle stream has no
+// write pending), or writeBy when the connection ends sooner.
+func (c *conn) writeDeadlineLocked() time.Time {
+	var dl time.Time
+	if d := c.s.writeTimeout(); d > 0 {
+		dl = time.Now().Add(d)
+	}
+	if !c.writeBy.IsZero() && (dl.IsZero() || c.writeBy.Before(dl)) {
+		dl = c.writeBy
+	}
+	return dl
+}
+
+// setDeadlineLocked sets the socket's write deadline (it applies to a
+// write in progress too).
+func (c *conn) setDeadlineLocked(dl time.Time) {
+	if !dl.Equal(c.deadline) {
+		c.deadline = dl
+		_ = c.nc.SetWriteDeadline(dl)
+	}
+}
+
+// setWriteByLocked bounds the connection's writes, the one in progress
+// included, by t (zero: the write timeout alone again).
+func (c *conn) setWriteByLocked(t time.Time) {
+	c.writeBy = t
+	if t.IsZero() {
+		return // the next write sets its own deadline
+	}
+	c.setDeadlineLocked(t)
+}
+
 // flushSoonLocked has a goroutine of its own write wbuf, unless a write
 // is in progress or due (that one takes what is queued): the caller goes
 // on, and what it queues before the goroutine runs (on a single P: until
@@ -626,12 +677,18 @@ func (c *conn) flushSoonLocked() {
 		return
 	}
 	c.flushDue = true
-	c.flushers.Go(func() {
-		c.mu.Lock()
-		c.flushDue = false
-		c.flushLocked()
-		c.mu.Unlock()
-	})
+	c.flushers.Add(1)
+	go c.flushSoon() // a func value without arguments: no allocation
+}
+
+// flushSoonRun is flushSoonLocked's goroutine (c.flushSoon, the method
+// value made once in newConn).
+func (c *conn) flushSoonRun() {
+	defer c.flushers.Done()
+	c.mu.Lock()
+	c.flushDue = false
+	c.flushLocked()
+	c.mu.Unlock()
 }
 
 // drainLocked returns once everything queued was written (or writing
@@ -803,7 +860,7 @@ func (c *conn) tick() {
 		_ = c.controlLocked(func() error { return c.fr.WriteGoAway(c.maxID, http2.ErrCodeNo, nil) })
 		// The deadline applies to a write in progress too: whoever
 		// writes, the timer does not wait beyond it.
-		_ = c.nc.SetWriteDeadline(now.Add(goAwayTimeout))
+		c.setWriteByLocked(now.Add(goAwayTimeout))
 		c.drainLocked()
 		_ = c.nc.Close()
 		return
@@ -822,10 +879,10 @@ func (c *conn) flushWithinLocked(d time.Duration) {
 	if c.flushing || len(c.wbuf) == 0 || c.werr != nil {
 		return
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	c.setWriteByLocked(time.Now().Add(d))
 	c.flushLocked()
 	if c.werr == nil {
-		_ = c.nc.SetWriteDeadline(time.Time{})
+		c.setWriteByLocked(time.Time{})
 	}
 }
 

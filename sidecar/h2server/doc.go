@@ -37,8 +37,12 @@
 // RST_STREAM), handlers (HEADERS, DATA, trailers). One goroutine at a
 // time writes the buffer to the socket (flushLocked), without the mutex;
 // what was added while it wrote goes in its next write. The read loop
-// flushes when it has nothing more buffered to read; a handler when it
-// returns, and when its buffered body exceeds a frame. Flush (the proxy
+// never writes to the socket: when it has nothing more buffered to read
+// it hands what it queued to a writer goroutine (flushSoonLocked), or to
+// the write in progress, and reads on, so a peer that sends PINGs,
+// SETTINGS or frames that reset streams and reads nothing cannot hold it
+// in a write. A handler flushes when it returns, and when its buffered
+// body exceeds a frame. Flush (the proxy
 // flushes after each chunk of a streamed response) starts a goroutine
 // that writes, unless a write is in progress or due: on a single P it
 // runs when the handler blocks (the next upstream read), so the trailers
@@ -46,7 +50,14 @@
 // leaves in one write (HEADERS, DATA, trailers), and the responses of
 // several streams completing together share one.
 // HEADERS and DATA wait while 64 KiB are queued; control frames do not
-// wait, and a peer that lets 1 MiB of them queue loses the connection.
+// wait, and a peer that lets more than 10000 of them queue (net/http's
+// maxQueuedControlFrames: ping, settings and reset floods, CVE-2019-9512,
+// -9515, -9514) loses the connection. Each write to the socket has a
+// deadline, WriteTimeout (default 30 s; HTTP2Config.WriteByteTimeout in
+// FromConfig): a peer that does not take a batch within it, because it
+// reads nothing or too slowly, loses the connection. The deadline is set
+// when a write starts, so it bounds a pending write, never a stream's
+// life: an idle gRPC stream or tunnel has no write pending.
 //
 // The response writer buffers up to 16 KiB of body; the head goes with
 // the first DATA (or alone on Flush). A handler that returns with the
@@ -70,13 +81,13 @@
 // # Goroutines and shutdown
 //
 // Per connection: the read loop (the caller's), handler goroutines (at
-// most MaxConcurrentStreams), at most one Flush writer at a time (waited
-// for when the connection ends), and a timer for keep-alive PINGs
-// (SendPingTimeout, PingTimeout) and IdleTimeout; the timer's writes
-// have a deadline (the PING's PingTimeout, an idle GOAWAY's a second, as
-// a connection error's GOAWAY), so a peer that reads nothing cannot hold
-// it in a write past the PING timeout or the idle close. When the read
-// loop ends it cancels every stream and waits for the handlers to return.
+// most MaxConcurrentStreams), at most one writer goroutine at a time
+// (Flush's and the read loop's; waited for when the connection ends),
+// and a timer for keep-alive PINGs (SendPingTimeout, PingTimeout) and
+// IdleTimeout; the timer's writes have a shorter deadline (the PING's
+// PingTimeout, an idle GOAWAY's a second, as a connection error's
+// GOAWAY), so a peer that reads nothing cannot hold it in a write past
+// the PING timeout or the idle close. When the read loop ends it cancels every stream and waits for the handlers to return.
 // Shutdown sends GOAWAY (last stream id seen) on every connection, each
 // from a goroutine of its own that ends once it was written or the
 // connection closed (a peer that reads nothing holds up no other

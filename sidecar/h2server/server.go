@@ -18,6 +18,10 @@ const (
 	DefaultMaxConcurrentStreams = 250
 	DefaultStreamWindow         = 1 << 20
 	DefaultConnWindow           = 1 << 20
+	// DefaultWriteTimeout bounds each write to a connection: a peer that
+	// does not take a batch of frames (at most about 64 KiB beyond the
+	// control frames) within it reads too slowly, or not at all.
+	DefaultWriteTimeout = 30 * time.Second
 )
 
 // Server serves HTTP/2 connections handed to ServeConn (h1server hands
@@ -46,6 +50,14 @@ type Server struct {
 	// PingTimeout closes the connection when its ACK does not come within
 	// it (default 15 s). 0: no PINGs.
 	SendPingTimeout, PingTimeout time.Duration
+	// WriteTimeout bounds each write to the connection: a write that the
+	// peer does not take within it (it reads too slowly, or nothing) fails
+	// the connection. It applies to a pending write, not to a stream's
+	// life: streams that send nothing (an idle gRPC stream, a tunnel) are
+	// not bounded. Unlike net/http's WriteByteTimeout, a peer that reads a
+	// little at a time does not extend it. Default DefaultWriteTimeout; a
+	// negative value: no bound.
+	WriteTimeout time.Duration
 	// ErrorLog (nil: the log package's logger).
 	ErrorLog *log.Logger
 
@@ -173,6 +185,13 @@ func (s *Server) pingTimeout() time.Duration {
 	return 15 * time.Second
 }
 
+func (s *Server) writeTimeout() time.Duration {
+	if s.WriteTimeout != 0 {
+		return s.WriteTimeout
+	}
+	return DefaultWriteTimeout
+}
+
 func (s *Server) logf(format string, args ...any) {
 	if l := s.ErrorLog; l != nil {
 		l.Printf(format, args...)
@@ -226,8 +245,10 @@ func (d *dateCache) get() string {
 // FromConfig returns a server configured as cfg configures net/http's
 // HTTP/2 server: its Handler, MaxHeaderBytes, ReadHeaderTimeout,
 // IdleTimeout, ErrorLog and HTTP2's MaxConcurrentStreams,
-// MaxReceiveBufferPerStream / PerConnection, SendPingTimeout and
-// PingTimeout.
+// MaxReceiveBufferPerStream / PerConnection, SendPingTimeout, PingTimeout
+// and WriteByteTimeout (as WriteTimeout). http.Server's WriteTimeout is
+// not taken: net/http applies it to a stream's life, which would end
+// long-lived streams.
 func FromConfig(cfg *http.Server) *Server {
 	s := &Server{
 		Handler:           cfg.Handler,
@@ -242,6 +263,7 @@ func FromConfig(cfg *http.Server) *Server {
 		s.ConnWindow = int32(max(0, min(h.MaxReceiveBufferPerConnection, 1<<31-1)))   //nolint:gosec // bounded
 		s.SendPingTimeout = h.SendPingTimeout
 		s.PingTimeout = h.PingTimeout
+		s.WriteTimeout = h.WriteByteTimeout
 	}
 	if s.Handler == nil {
 		s.Handler = http.DefaultServeMux
