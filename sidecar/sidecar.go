@@ -27,6 +27,7 @@ import (
 	"github.com/weftmesh/weft/sidecar/identity"
 	"github.com/weftmesh/weft/sidecar/inbound"
 	"github.com/weftmesh/weft/sidecar/internal/cpconn"
+	"github.com/weftmesh/weft/sidecar/internal/heaprelease"
 	"github.com/weftmesh/weft/sidecar/internal/memtrim"
 	"github.com/weftmesh/weft/sidecar/outbound"
 	"github.com/weftmesh/weft/sidecar/router"
@@ -114,6 +115,12 @@ type Config struct {
 	// runtime). weft-sidecar sets it; a process that runs other
 	// things beside the sidecar (tests) need not.
 	TrimAfterStart bool
+
+	// ReleaseHeap returns to the OS the heap a burst of load left behind
+	// once the load has dropped (package heaprelease: two GC cycles and a
+	// scavenge, at most once per drop). weft-sidecar sets it; it acts on
+	// the whole process, so tests that run sidecars in-process need not.
+	ReleaseHeap bool
 }
 
 // DefaultXDSAddress is where the control plane listens in local mode.
@@ -416,6 +423,12 @@ func Run(ctx context.Context, cfg Config) error {
 			case <-lm.started:
 				trimAfterStart(log)
 			}
+			return nil
+		})
+	}
+	if cfg.ReleaseHeap {
+		g.Go(func() error {
+			heaprelease.New(heaprelease.Policy{}, log.With("component", "heaprelease")).Run(gctx, 0)
 			return nil
 		})
 	}

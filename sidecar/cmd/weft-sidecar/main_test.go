@@ -28,6 +28,12 @@ func TestParseFlags(t *testing.T) {
 	if cfg, err := parseFlags([]string{"--trim-after-start=false"}, io.Discard); err != nil || cfg.TrimAfterStart {
 		t.Errorf("--trim-after-start=false: TrimAfterStart %v, %v", cfg.TrimAfterStart, err)
 	}
+	if !cfg.ReleaseHeap {
+		t.Error("the heap is not released after a load drop by default")
+	}
+	if cfg, err := parseFlags([]string{"--release-heap=false"}, io.Discard); err != nil || cfg.ReleaseHeap {
+		t.Errorf("--release-heap=false: ReleaseHeap %v, %v", cfg.ReleaseHeap, err)
+	}
 	for _, bad := range [][]string{{"--log-level=loud"}, {"extra"}, {"--nope"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", strings.Join(bad, " "))
