@@ -55,6 +55,16 @@ func WithMaxIdlePerHost(n int) Option { return func(c *Client) { c.maxIdle = n }
 // DefaultIdleTimeout).
 func WithIdleTimeout(d time.Duration) Option { return func(c *Client) { c.idleTimeout = d } }
 
+// WithSpareIdleTimeout sets how long an idle connection other than the
+// most recently used one of its address is kept (0, the default: as long
+// as any, the idle timeout). After a burst the pool shrinks to the
+// connections the load that follows uses (LIFO keeps those warm), as
+// HAProxy's pool-purge-delay does, instead of keeping every connection
+// the burst opened, and its TLS record buffers, for the whole idle
+// timeout; one connection stays for the idle timeout, so occasional
+// traffic does not pay a new connection each time.
+func WithSpareIdleTimeout(d time.Duration) Option { return func(c *Client) { c.spareTimeout = d } }
+
 // WithMaxResponseHeaderBytes bounds a response head, and the trailer
 // section of a chunked body (default DefaultMaxResponseHeaderBytes).
 func WithMaxResponseHeaderBytes(n int) Option { return func(c *Client) { c.maxHeader = n } }
@@ -123,7 +133,9 @@ type Client struct {
 	dial        DialFunc
 	maxIdle     int
 	idleTimeout time.Duration
-	maxHeader   int
+	// spareTimeout: WithSpareIdleTimeout (0: idleTimeout).
+	spareTimeout time.Duration
+	maxHeader    int
 	// checkIdle is checkIdleAfter (tests shorten it).
 	checkIdle time.Duration
 	// watchDelay: WithCancelWatchDelay.
@@ -260,8 +272,38 @@ type hostPool struct {
 	c     *Client
 	mu    sync.Mutex
 	idle  []*conn
-	timer *time.Timer // closes connections idle for longer than the timeout
+	timer *time.Timer // closes connections idle for longer than their limit
 	armed bool
+	due   time.Time // when the armed timer fires
+}
+
+// limitLocked is how long idle[i] may stay idle: the idle timeout for
+// the most recently used connection, the spare timeout (when shorter)
+// for the others.
+func (hp *hostPool) limitLocked(i int) time.Duration {
+	if i < len(hp.idle)-1 && hp.c.spareTimeout > 0 && hp.c.spareTimeout < hp.c.idleTimeout {
+		return hp.c.spareTimeout
+	}
+	return hp.c.idleTimeout
+}
+
+// armLocked makes the timer fire when the first idle connection reaches
+// its limit: the oldest one's (idle is oldest first, and the most recently
+// used one's limit is the longest), unless the timer is due earlier.
+func (hp *hostPool) armLocked(now time.Time) {
+	if len(hp.idle) == 0 {
+		return
+	}
+	due := hp.idle[0].idleAt.Add(hp.limitLocked(0))
+	if hp.armed && !due.Before(hp.due) {
+		return
+	}
+	hp.armed, hp.due = true, due
+	if hp.timer == nil {
+		hp.timer = time.AfterFunc(due.Sub(now), hp.expire)
+	} else {
+		hp.timer.Reset(due.Sub(now))
+	}
 }
 
 func (c *Client) host(addr string) *hostPool {
@@ -328,24 +370,17 @@ func (hp *hostPool) put(pc *conn) {
 		return
 	}
 	hp.idle = append(hp.idle, pc)
-	if !hp.armed {
-		hp.armed = true
-		if hp.timer == nil {
-			hp.timer = time.AfterFunc(hp.c.idleTimeout, hp.expire)
-		} else {
-			hp.timer.Reset(hp.c.idleTimeout)
-		}
-	}
+	hp.armLocked(pc.idleAt)
 	hp.mu.Unlock()
 }
 
-// expire closes the connections idle for longer than the timeout (the
+// expire closes the connections idle for longer than their limit (the
 // oldest are first) and rearms the timer for the next one.
 func (hp *hostPool) expire() {
 	now := time.Now()
 	hp.mu.Lock()
 	n := 0
-	for n < len(hp.idle) && now.Sub(hp.idle[n].idleAt) >= hp.c.idleTimeout {
+	for n < len(hp.idle) && now.Sub(hp.idle[n].idleAt) >= hp.limitLocked(n) {
 		n++
 	}
 	expired := make([]*conn, n)
@@ -353,10 +388,8 @@ func (hp *hostPool) expire() {
 	rest := copy(hp.idle, hp.idle[n:])
 	clear(hp.idle[rest:])
 	hp.idle = hp.idle[:rest]
-	hp.armed = rest > 0
-	if hp.armed {
-		hp.timer.Reset(hp.idle[0].idleAt.Add(hp.c.idleTimeout).Sub(now))
-	}
+	hp.armed = false
+	hp.armLocked(now)
 	hp.mu.Unlock()
 	for _, pc := range expired {
 		pc.close()

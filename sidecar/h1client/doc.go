@@ -74,6 +74,9 @@
 // ends when the body is written or the connection fails (the request's
 // connection is closed when it is abandoned). Each connection has a watch
 // timer and each upstream address's pool one timer (time.AfterFunc) that
-// closes the connections idle for longer than the idle timeout;
+// closes the connections idle for longer than the idle timeout, or, with
+// WithSpareIdleTimeout, those other than the most recently used one idle
+// for longer than that shorter timeout (a burst's extra connections go
+// once the load that follows no longer uses them);
 // CloseIdleConnections stops it. A Client is safe for concurrent use.
 package h1client

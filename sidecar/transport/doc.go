@@ -36,6 +36,11 @@
 // Mesh.RecycleResponse takes such a pool's response back once its body is
 // closed and the caller is done with it.
 //
+// Both HTTP/1.1 pools keep an address's most recently used idle connection
+// for the idle timeout (90 s) and its other idle connections for 10 s
+// (h1client.WithSpareIdleTimeout): after a burst they shrink to what the
+// load that follows uses.
+//
 // Addresses are IP literals from xDS; nothing on this path resolves names.
 // A failure to connect is returned as a *DialError so callers can answer 502
 // and know the request never reached the upstream.

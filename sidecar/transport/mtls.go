@@ -185,6 +185,7 @@ func newTLSPool(d *Dialer, cfg *tls.Config, maxIdle int) *h1client.Client {
 	},
 		h1client.WithMaxIdlePerHost(maxIdle),
 		h1client.WithIdleTimeout(90*time.Second),
+		h1client.WithSpareIdleTimeout(spareIdleTimeout),
 		h1client.WithMaxResponseHeaderBytes(maxResponseHeaderBytes),
 		h1client.WithHeaderRecycling())
 }

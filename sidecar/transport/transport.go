@@ -113,6 +113,7 @@ func New(opts ...Option) *Mesh {
 	direct := h1client.New(d.dialTCP,
 		h1client.WithMaxIdlePerHost(o.maxIdlePerHost),
 		h1client.WithIdleTimeout(o.idleConnTimeout),
+		h1client.WithSpareIdleTimeout(spareIdleTimeout),
 		h1client.WithMaxResponseHeaderBytes(maxResponseHeaderBytes),
 		h1client.WithHeaderRecycling())
 	directH2 := &http.Transport{
@@ -225,6 +226,15 @@ var headerTargetPort = http.CanonicalHeaderKey(mesh.HeaderTargetPort)
 
 // maxResponseHeaderBytes bounds a response head on the HTTP/1.1 hops.
 const maxResponseHeaderBytes = 1 << 20
+
+// spareIdleTimeout is how long the HTTP/1.1 pools (direct, and the mTLS
+// tunnel's) keep an idle connection other than an address's most
+// recently used one (h1client.WithSpareIdleTimeout): a saturation run's
+// 32 connections per peer, each with its TLS record buffers and, on the
+// peer, its goroutine, shrink to what the load that follows uses within
+// 10 s instead of staying for the 90 s idle timeout (BENCHMARKS.md, "Heap
+// after a burst").
+const spareIdleTimeout = 10 * time.Second
 
 // H2C is the plaintext HTTP/2 tunnel: prior-knowledge HTTP/2 over TCP, one
 // multiplexed connection per peer.
