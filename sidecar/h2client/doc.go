@@ -1,0 +1,82 @@
+// Package h2client is the sidecar's HTTP/2 client, for the hops that
+// need HTTP/2: the tunnel's multiplexed connection to a peer sidecar
+// (h2c, or TLS with ALPN h2) and the h2c hop to a gRPC app (package
+// transport). It replaces net/http's HTTP/2 transport there, whose
+// per-request costs dominated the sidecars' gRPC profiles (issue 11): a
+// goroutine per request plus hand-offs of every request and frame
+// between it, the connection's writer and its read loop. It is the
+// client side of sidecar/h2server's design: the frame codec
+// (http2.Framer, hpack) is golang.org/x/net's; the pool, the connection
+// loop, flow control and write batching are here.
+//
+// # Connections
+//
+// One connection per peer address carries every request to it; a second
+// one is dialled only while every stream the first allows
+// (SETTINGS_MAX_CONCURRENT_STREAMS; 100 until the peer's SETTINGS came)
+// is taken. One dial at a time per peer: requests that find no room wait
+// for it (or for their context). A new connection's preface, SETTINGS
+// (push off, the stream window, the header list limit) and the
+// WINDOW_UPDATE that opens its connection window are queued, not
+// written: they leave in one write with the first request's HEADERS.
+//
+// # A request
+//
+// RoundTrip runs on the caller's goroutine: it reserves a stream on a
+// connection, encodes the head (checked first against the peer's
+// SETTINGS_MAX_HEADER_LIST_SIZE, so a refused head leaves the encoder's
+// table as the peer knows it) and writes it. A request without a body
+// ends its stream on HEADERS. A body that can give all of itself at once
+// (ReadRest: sidecar/h2server's request body once the client ended it,
+// as a gRPC unary call's) is framed on the caller's goroutine too, so
+// HEADERS, DATA and END_STREAM leave in one write. Any other body (a
+// stream: gRPC client or bidirectional streaming, CONNECT tunnels,
+// uploads) is sent as it is read by a goroutine of the stream's own,
+// within the stream's and the connection's send windows, then its
+// trailers (Request.Trailer) or END_STREAM; the body is closed once sent
+// or when the stream ends (which ends a pending Read). The caller then
+// waits for the response head; the body's DATA waits in pooled chunks
+// until read, and the bytes read (or dropped by Close) go back to the
+// peer in WINDOW_UPDATEs once a quarter of a window is due (backpressure:
+// a caller that does not read stops the peer at the stream window).
+// Trailers fill Response.Trailer before the body's io.EOF.
+// Cancelling the request's context resets the stream (RST_STREAM
+// CANCEL): a caller waiting for the head gets the context's error, and
+// so does the body's next Read. Closing the body before its end resets
+// the stream too.
+//
+// # Writing
+//
+// Every frame is written under the connection's mutex into one buffer by
+// whoever makes it: callers (HEADERS, whole bodies), body writers (DATA,
+// trailers), the read loop (ACKs, WINDOW_UPDATE, RST_STREAM). One
+// goroutine at a time writes the buffer to the socket, without the
+// mutex; what was queued meanwhile goes in its next write, so requests
+// made together share writes. HEADERS and DATA wait while 64 KiB are
+// queued; control frames do not, and a peer that lets 1 MiB of them
+// queue loses the connection.
+//
+// # Errors and retries
+//
+// A connection error (a read or write failure, a protocol error of the
+// peer, which gets GOAWAY) fails every stream on it. GOAWAY stops new
+// streams on the connection (it closes once its streams are done); the
+// streams above its last stream id fail with an error wrapping
+// ErrNotProcessed, as does a stream refused with REFUSED_STREAM: the
+// peer never processed them, so they may be sent again elsewhere
+// (filter/retry classifies them RefusedStream). A request without a body
+// that was not processed goes again on another connection at once (up
+// to twice), as net/http's does. RST_STREAM from the peer fails its
+// stream: the head's wait, or the body's reads when the response was not
+// complete.
+//
+// # Goroutines
+//
+// Per connection: its read loop, a timer for keep-alive PINGs (WithPing:
+// a PING after that long without a frame read, the connection failed
+// when its ACK is late) and WithIdleTimeout, and a body writer per
+// request with a streamed body while it sends. Nothing else runs per
+// request: RoundTrip and the response body's reads are the caller's.
+// Close fails every connection and waits for the read loops and body
+// writers to return.
+package h2client

@@ -1,0 +1,570 @@
+package h2client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/http/httpguts"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/weftmesh/weft/sidecar/internal/h2key"
+)
+
+var (
+	errStreamReset      = errors.New("h2client: stream reset")
+	errBodyClosed       = errors.New("h2client: response body closed")
+	errHeaderListSize   = errors.New("h2client: request header list larger than the peer's SETTINGS_MAX_HEADER_LIST_SIZE")
+	errStreamIDsExhaust = errors.New("h2client: connection ran out of stream ids")
+)
+
+// stream is one request on a connection.
+type stream struct {
+	cc  *conn
+	id  uint32
+	req *http.Request
+
+	// Under cc.mu.
+	sendWin     int64
+	inflow      int64
+	unacked     int64
+	declLen     int64 // the response's Content-Length, -1 if none
+	gotLen      int64
+	gotHead     bool // the final response HEADERS came
+	remoteDone  bool // END_STREAM received, or reset
+	localDone   bool // END_STREAM sent, or reset
+	reset       bool
+	unprocessed bool // the peer did not process it (GOAWAY, REFUSED_STREAM)
+	writing     bool // the body writer runs
+	bodyClosed  bool // the request body was closed, or is queued to be
+	delivered   bool
+	resp        *http.Response // the head, once delivered
+	err         error          // or why the stream failed before it
+
+	headCh chan struct{} // closed once resp or err is set
+	// wdone is closed when the body writer returned (it closed the
+	// request body); nil when none runs.
+	wdone chan struct{}
+	body  *responseBody
+	// stop unregisters the cancellation of the request's context; the
+	// caller's (RoundTrip, then the response body's reader).
+	stop func() bool
+}
+
+// restReader is a request body that can give all that is left of it at
+// once when its sender has ended it and every byte is already here (no
+// Read would wait): sidecar/h2server's request body, passed on by the
+// telemetry and retry layers. Such a body is framed on the caller's
+// goroutine with the request's HEADERS: no body writer, one write.
+type restReader interface {
+	ReadRest() (rest []byte, whole bool)
+}
+
+// roundTrip sends req on cc, whose stream getConn reserved, and waits
+// for the response head.
+func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	hasBody := req.Body != nil && req.Body != http.NoBody
+	var rest []byte
+	whole := false
+	if hasBody {
+		if rr, ok := req.Body.(restReader); ok {
+			rest, whole = rr.ReadRest()
+		}
+	}
+	st := &stream{cc: cc, req: req, declLen: -1, headCh: make(chan struct{})}
+	st.body = &responseBody{st: st}
+	st.body.cond.L = &st.body.mu
+	trailers := len(req.Trailer) > 0
+
+	cc.mu.Lock()
+	cc.reserved--
+	err := cc.startLocked(st, hasBody, trailers)
+	if err != nil {
+		cc.noteIdleLocked()
+		cc.mu.Unlock()
+		cc.closePending()
+		closeBody(req)
+		return nil, err
+	}
+	if whole {
+		err = cc.writeDataLocked(st, rest, !trailers)
+		if err == nil && trailers {
+			err = cc.writeTrailersLocked(st, req.Trailer)
+		}
+		if err != nil && !st.reset {
+			cc.resetLocked(st, st.id, http2.ErrCodeCancel, err)
+		}
+	} else if hasBody {
+		st.writing = true
+		st.wdone = make(chan struct{})
+	}
+	cc.flushLocked()
+	cc.mu.Unlock()
+	cc.closePending()
+	if whole {
+		closeBody(req)
+	}
+	if st.writing && !cc.cl.goWithConn(st.writeBody) {
+		cc.mu.Lock()
+		st.writing = false
+		cc.resetLocked(st, st.id, http2.ErrCodeCancel, ErrClosed)
+		cc.mu.Unlock()
+		closeBody(req)
+		close(st.wdone)
+	}
+	if ctx.Done() != nil {
+		st.stop = context.AfterFunc(ctx, func() { st.cancel(context.Cause(ctx)) })
+	}
+	<-st.headCh
+	// deliver set resp or err before closing headCh.
+	if st.err != nil {
+		st.finish()
+		st.waitWriter()
+		return nil, st.err
+	}
+	resp := st.resp
+	if resp.Body == http.NoBody {
+		st.finish()
+	}
+	return resp, nil
+}
+
+// startLocked opens st: an id, and its HEADERS in wbuf (END_STREAM when
+// there is nothing to send after them).
+func (cc *conn) startLocked(st *stream, hasBody, trailers bool) error {
+	for {
+		if cc.err != nil {
+			return cc.err
+		}
+		if cc.goAway {
+			return fmt.Errorf("%w: connection going away (GOAWAY)", ErrNotProcessed)
+		}
+		if cc.nextID > maxStreamID {
+			return fmt.Errorf("%w: %w", ErrNotProcessed, errStreamIDsExhaust)
+		}
+		if len(cc.wbuf) < maxPending || cc.werr != nil {
+			break
+		}
+		if err := cc.waitRoomLocked(); err != nil {
+			return err
+		}
+	}
+	end := !hasBody
+	if err := cc.encodeRequestLocked(st.req, hasBody, trailers); err != nil {
+		return err
+	}
+	st.id = cc.nextID
+	cc.nextID += 2
+	st.sendWin = cc.peerWindow
+	st.inflow = int64(cc.cl.streamWindow)
+	cc.streams[st.id] = st
+	if err := cc.writeBlockLocked(st.id, end); err != nil {
+		return err
+	}
+	if end {
+		st.localDone = true
+	}
+	return nil
+}
+
+// encodeRequestLocked encodes req's head into hbuf, after checking it
+// against the peer's header list limit (before the encoder's table
+// changes).
+func (cc *conn) encodeRequestLocked(req *http.Request, hasBody, trailers bool) error {
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	connect := method == http.MethodConnect
+	var path string
+	if !connect {
+		path = req.URL.RequestURI()
+	}
+	if !httpguts.ValidHostHeader(host) {
+		return fmt.Errorf("h2client: invalid Host %q", host)
+	}
+	var clen string
+	if req.ContentLength > 0 { // 0 with a body: unknown
+		clen = strconv.FormatInt(req.ContentLength, 10)
+	}
+	size := int64(len(":method")+len(method)+len(":authority")+len(host)) + 2*32
+	if !connect {
+		size += int64(len(":scheme")+len(req.URL.Scheme)+len(":path")+len(path)) + 2*32
+	}
+	if clen != "" {
+		size += int64(len("content-length")+len(clen)) + 32
+	}
+	for k, vv := range req.Header {
+		if skipField(k) {
+			continue
+		}
+		lk := h2key.Lower(k)
+		if !httpguts.ValidHeaderFieldName(lk) {
+			return fmt.Errorf("h2client: invalid header field name %q", k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("h2client: invalid header field value for %q", k)
+			}
+			size += int64(len(lk)+len(v)) + 32
+		}
+	}
+	if cc.peerMaxList >= 0 && size > cc.peerMaxList {
+		return errHeaderListSize
+	}
+	cc.hbuf.b = cc.hbuf.b[:0]
+	e := cc.henc
+	_ = e.WriteField(hpack.HeaderField{Name: ":method", Value: method})
+	if !connect {
+		_ = e.WriteField(hpack.HeaderField{Name: ":scheme", Value: req.URL.Scheme})
+	}
+	_ = e.WriteField(hpack.HeaderField{Name: ":authority", Value: host})
+	if !connect {
+		_ = e.WriteField(hpack.HeaderField{Name: ":path", Value: path})
+	}
+	for k, vv := range req.Header {
+		if skipField(k) {
+			continue
+		}
+		lk := h2key.Lower(k)
+		for _, v := range vv {
+			if lk == "te" && v != "trailers" {
+				continue
+			}
+			_ = e.WriteField(hpack.HeaderField{Name: lk, Value: v, Sensitive: lk == "authorization" || lk == "proxy-authorization"})
+		}
+	}
+	if trailers {
+		keys := make([]string, 0, len(req.Trailer))
+		for k := range req.Trailer {
+			keys = append(keys, h2key.Lower(k))
+		}
+		_ = e.WriteField(hpack.HeaderField{Name: "trailer", Value: strings.Join(keys, ",")})
+	}
+	if clen != "" {
+		_ = e.WriteField(hpack.HeaderField{Name: "content-length", Value: clen})
+	}
+	return nil
+}
+
+// skipField: fields HTTP/2 forbids or that the client sets itself.
+func skipField(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Keep-Alive", "Host", "Content-Length", "Trailer":
+		return true
+	}
+	return false
+}
+
+// writeBlockLocked frames the encoded block in hbuf as HEADERS and
+// CONTINUATION frames.
+func (cc *conn) writeBlockLocked(id uint32, end bool) error {
+	block := cc.hbuf.b
+	first := true
+	for first || len(block) > 0 {
+		n := min(len(block), int(cc.peerMaxFrame))
+		frag, rest := block[:n], block[n:]
+		var err error
+		if first {
+			err = cc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: end, EndHeaders: len(rest) == 0})
+		} else {
+			err = cc.fr.WriteContinuation(id, len(rest) == 0, frag)
+		}
+		if err != nil {
+			return err
+		}
+		block, first = rest, false
+	}
+	return nil
+}
+
+// writeDataLocked frames p as DATA within the stream's and the
+// connection's send windows, waiting for them to open.
+func (cc *conn) writeDataLocked(st *stream, p []byte, end bool) error {
+	for {
+		if err := cc.waitRoomLocked(); err != nil {
+			return err
+		}
+		if st.reset {
+			return errStreamReset
+		}
+		if len(p) == 0 {
+			if end {
+				if err := cc.fr.WriteData(st.id, true, nil); err != nil {
+					return err
+				}
+				cc.localDoneLocked(st)
+			}
+			return nil
+		}
+		n := min(int64(len(p)), int64(cc.peerMaxFrame), st.sendWin, cc.sendWin)
+		if n <= 0 {
+			if len(cc.wbuf) > 0 && !cc.flushing {
+				cc.flushLocked()
+				continue
+			}
+			cc.cond.Wait()
+			continue
+		}
+		last := end && n == int64(len(p))
+		if err := cc.fr.WriteData(st.id, last, p[:n]); err != nil {
+			return err
+		}
+		st.sendWin -= n
+		cc.sendWin -= n
+		p = p[n:]
+		if last {
+			cc.localDoneLocked(st)
+			return nil
+		}
+	}
+}
+
+// writeTrailersLocked ends st with its request's trailers.
+func (cc *conn) writeTrailersLocked(st *stream, tr http.Header) error {
+	if err := cc.waitRoomLocked(); err != nil {
+		return err
+	}
+	if st.reset {
+		return errStreamReset
+	}
+	cc.hbuf.b = cc.hbuf.b[:0]
+	for k, vv := range tr {
+		lk := h2key.Lower(k)
+		if !httpguts.ValidHeaderFieldName(lk) {
+			continue
+		}
+		for _, v := range vv {
+			if httpguts.ValidHeaderFieldValue(v) {
+				_ = cc.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
+			}
+		}
+	}
+	if err := cc.writeBlockLocked(st.id, true); err != nil {
+		return err
+	}
+	cc.localDoneLocked(st)
+	return nil
+}
+
+// bodyBufs are the body writers' read buffers.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, minFrameSize); return &b }}
+
+// writeBody sends the request body as it is read, on a goroutine of the
+// stream's own (the Client's wait group): DATA frames within the send
+// windows, then END_STREAM or the trailers. A body that fails resets the
+// stream. It closes the body when done; a reset closes it sooner, which
+// ends a pending Read.
+func (st *stream) writeBody() {
+	cc := st.cc
+	req := st.req
+	bp, _ := bodyBufs.Get().(*[]byte)
+	buf := *bp
+	for {
+		n, rerr := req.Body.Read(buf)
+		eof := errors.Is(rerr, io.EOF)
+		if rerr != nil && !eof {
+			cc.mu.Lock()
+			cc.resetLocked(st, st.id, http2.ErrCodeCancel, fmt.Errorf("h2client: request body: %w", rerr))
+			cc.flushLocked()
+			cc.mu.Unlock()
+			break
+		}
+		if n == 0 && !eof {
+			continue
+		}
+		trailers := eof && len(req.Trailer) > 0
+		cc.mu.Lock()
+		err := cc.writeDataLocked(st, buf[:n], eof && !trailers)
+		if err == nil && trailers {
+			err = cc.writeTrailersLocked(st, req.Trailer)
+		}
+		if err != nil && !st.reset {
+			cc.resetLocked(st, st.id, http2.ErrCodeCancel, err)
+		}
+		cc.flushLocked()
+		cc.mu.Unlock()
+		if err != nil || eof {
+			break
+		}
+	}
+	bodyBufs.Put(bp)
+	cc.mu.Lock()
+	st.writing = false
+	closeIt := !st.bodyClosed
+	st.bodyClosed = true
+	cc.mu.Unlock()
+	cc.closePending()
+	if closeIt {
+		_ = req.Body.Close()
+	}
+	close(st.wdone)
+}
+
+// waitWriter returns once the body writer, if any, returned: the request
+// body is closed and no longer used (as net/http's transport, the caller
+// may reuse what the body holds once RoundTrip failed or the response
+// body was closed). The stream has ended or was reset, so the writer's
+// pending Read was ended by the body's Close.
+func (st *stream) waitWriter() {
+	if st.wdone != nil {
+		<-st.wdone
+	}
+}
+
+// stopBodyWriter has the request body closed (once mu is released), so
+// that the body writer's pending Read ends (cc.mu held).
+func (st *stream) stopBodyWriter() {
+	if st.writing && !st.bodyClosed {
+		st.bodyClosed = true
+		st.cc.closeLaterLocked(st.req.Body)
+	}
+}
+
+// cancel resets the stream when the request's context ends.
+func (st *stream) cancel(cause error) {
+	cc := st.cc
+	cc.mu.Lock()
+	if !st.reset {
+		if st.remoteDone && st.localDone {
+			// Complete: what the caller did not read yet fails.
+			st.reset = true
+			if n := st.body.end(nil, cause); n > 0 {
+				cc.creditLocked(nil, int64(n))
+			}
+		} else {
+			cc.resetLocked(st, st.id, http2.ErrCodeCancel, cause)
+		}
+		cc.flushLocked()
+	}
+	cc.mu.Unlock()
+	cc.closePending()
+}
+
+// finish unregisters the context's cancellation once the caller is done
+// with the stream (the head failed, or the body ended or was closed).
+func (st *stream) finish() {
+	if st.stop != nil {
+		st.stop()
+		st.stop = nil
+	}
+}
+
+// deliver gives the caller waiting in roundTrip the response head or an
+// error (cc.mu held); only the first counts.
+func (st *stream) deliver(resp *http.Response, err error) {
+	if st.delivered {
+		return
+	}
+	st.delivered = true
+	st.resp, st.err = resp, err
+	close(st.headCh)
+}
+
+// responseOf makes the response of a HEADERS frame; informational is
+// true for a 1xx head (dropped), err when the head is malformed.
+func (st *stream) responseOf(f *http2.MetaHeadersFrame) (resp *http.Response, informational bool, err error) {
+	var status string
+	for _, hf := range f.PseudoFields() {
+		if hf.Name != ":status" || status != "" {
+			return nil, false, fmt.Errorf("h2client: malformed response: pseudo-header %q", hf.Name)
+		}
+		status = hf.Value
+	}
+	code, cerr := strconv.Atoi(status)
+	if cerr != nil || len(status) != 3 || code < 100 {
+		return nil, false, fmt.Errorf("h2client: malformed response status %q", status)
+	}
+	if code < 200 {
+		if code == http.StatusSwitchingProtocols {
+			return nil, false, errors.New("h2client: 101 Switching Protocols over HTTP/2")
+		}
+		return nil, true, nil
+	}
+	regular := f.RegularFields()
+	header := make(http.Header, len(regular))
+	vals := make([]string, len(regular))
+	declLen := int64(-1)
+	var trailer http.Header
+	for i, hf := range regular {
+		k := h2key.Canonical(hf.Name)
+		switch k {
+		case "Content-Length":
+			n, perr := strconv.ParseInt(hf.Value, 10, 64)
+			if perr != nil || n < 0 || declLen >= 0 && n != declLen {
+				return nil, false, fmt.Errorf("h2client: malformed response Content-Length %q", hf.Value)
+			}
+			declLen = n
+		case "Trailer":
+			for t := range strings.SplitSeq(hf.Value, ",") {
+				if t = http.CanonicalHeaderKey(strings.TrimSpace(t)); t != "" {
+					if trailer == nil {
+						trailer = http.Header{}
+					}
+					trailer[t] = nil
+				}
+			}
+		}
+		vals[i] = hf.Value
+		if vv, ok := header[k]; ok {
+			header[k] = append(vv, hf.Value)
+		} else {
+			header[k] = vals[i : i+1 : i+1]
+		}
+	}
+	resp = &http.Response{
+		Status:        statusLine(code),
+		StatusCode:    code,
+		Proto:         "HTTP/2.0",
+		ProtoMajor:    2,
+		Header:        header,
+		Trailer:       trailer,
+		ContentLength: declLen,
+		Request:       st.req,
+	}
+	noBody := st.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
+	if !noBody {
+		st.declLen = declLen
+	}
+	if f.StreamEnded() {
+		resp.Body = http.NoBody
+		if declLen < 0 {
+			resp.ContentLength = 0
+		}
+	} else {
+		resp.Body = st.body
+		st.body.trailer = &resp.Trailer
+	}
+	return resp, false, nil
+}
+
+func statusLine(code int) string {
+	switch code {
+	case http.StatusOK:
+		return "200 OK"
+	case http.StatusNotFound:
+		return "404 Not Found"
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
+}
+
+// trailerOf is the header of a trailers HEADERS frame.
+func trailerOf(f *http2.MetaHeadersFrame) http.Header {
+	h := make(http.Header, len(f.Fields))
+	for _, hf := range f.RegularFields() {
+		k := h2key.Canonical(hf.Name)
+		h[k] = append(h[k], hf.Value)
+	}
+	return h
+}
