@@ -399,6 +399,31 @@ func (r *teeReader) Read(p []byte) (int, error) {
 	}
 }
 
+// ReadRest gives all that is left of the try's body at once when the
+// whole body is in the copy (the client ended it within the limit) or
+// can be taken whole from the client's body (restReader, before anything
+// was read): a transport then frames it with the request's head
+// (h2client) rather than reading it on a goroutine of its own. The try's
+// reader is then at its end; rest is the copy's, read-only. whole is
+// false, and the reader left as it was, otherwise.
+func (r *teeReader) ReadRest() (rest []byte, whole bool) {
+	t := r.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r.err != nil || r.ctx.Err() != nil {
+		return nil, false
+	}
+	if !t.pumping && t.err == nil && !t.takeWhole() {
+		return nil, false
+	}
+	if !errors.Is(t.err, io.EOF) || t.base != 0 || r.off > int64(len(t.buf)) {
+		return nil, false
+	}
+	rest = t.buf[r.off:len(t.buf):len(t.buf)]
+	r.off = int64(len(t.buf))
+	return rest, true
+}
+
 // Close ends the reader; the client's body stays open for the next try.
 func (r *teeReader) Close() error {
 	r.t.mu.Lock()

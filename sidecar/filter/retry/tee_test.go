@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -395,5 +396,35 @@ func TestTeeWholeBodyEndsWithItsLastBytes(t *testing.T) {
 	n, err := tee.Try(t.Context()).Read(make([]byte, 16))
 	if n != 5 || !errors.Is(err, io.EOF) {
 		t.Fatalf("Read: %d, %v; want 5, io.EOF", n, err)
+	}
+}
+
+// TestTeeReaderReadRest: a try's reader gives a body received whole all
+// at once (a transport frames it with the head, h2client), and again to
+// the next try; a body whose end has not come is not (its reader is left
+// as it was).
+func TestTeeReaderReadRest(t *testing.T) {
+	for _, whole := range []bool{true, false} {
+		t.Run(fmt.Sprint("whole=", whole), func(t *testing.T) {
+			src := &restBody{data: "hello", whole: whole}
+			tee := NewTee(src, 64)
+			defer func() { _ = tee.Close() }()
+			for try := range 2 {
+				r := tee.Try(t.Context())
+				rest, ok := r.(interface{ ReadRest() ([]byte, bool) }).ReadRest()
+				if ok != whole || whole && string(rest) != "hello" {
+					t.Fatalf("try %d: ReadRest %q, %v; want whole %v", try, rest, ok, whole)
+				}
+				if src.reads > 0 {
+					t.Fatalf("try %d: the client's body was read", try)
+				}
+				if !whole {
+					return
+				}
+				if n, err := r.Read(make([]byte, 8)); n != 0 || !errors.Is(err, io.EOF) {
+					t.Fatalf("try %d: Read after ReadRest: %d, %v; want io.EOF", try, n, err)
+				}
+			}
+		})
 	}
 }
