@@ -15,6 +15,7 @@ import (
 	"github.com/weftmesh/weft/sidecar/h1server"
 	"github.com/weftmesh/weft/sidecar/h2server"
 	"github.com/weftmesh/weft/sidecar/router"
+	"github.com/weftmesh/weft/sidecar/transport"
 )
 
 // bindRetry is how often a listener that failed to bind is tried again.
@@ -210,6 +211,12 @@ func (m *listenerManager) stop(name string, s *served) {
 const (
 	HTTP2ServerWeft    = "weft"
 	HTTP2ServerNetHTTP = "net/http"
+)
+
+// Values of Config.HTTP2Client.
+const (
+	HTTP2ClientWeft    = transport.HTTP2ClientWeft
+	HTTP2ClientNetHTTP = transport.HTTP2ClientNetHTTP
 )
 
 // withHTTP2 has srv serve HTTP/2 with sidecar/h2server unless cfg asks

@@ -97,6 +97,11 @@ type Config struct {
 	// HTTP2ServerWeft (default; sidecar/h2server) or HTTP2ServerNetHTTP
 	// (net/http's HTTP/2 server, the fallback).
 	HTTP2Server string
+	// HTTP2Client is what carries the HTTP/2 hops (the tunnel's
+	// multiplexed connection, h2c to a gRPC app):
+	// HTTP2ClientWeft (default; sidecar/h2client) or
+	// HTTP2ClientNetHTTP (net/http's transport, the fallback).
+	HTTP2Client string
 	// MTLSOptions are extra options of the mTLS tunnel (benchmarks turn
 	// its HTTP/1.1 pool off to compare).
 	MTLSOptions []transport.MTLSOption
@@ -157,6 +162,13 @@ func (c Config) withDefaults() (Config, error) {
 	case HTTP2ServerWeft, HTTP2ServerNetHTTP:
 	default:
 		errs = append(errs, fmt.Errorf("http2 server %q is not %s or %s", c.HTTP2Server, HTTP2ServerWeft, HTTP2ServerNetHTTP))
+	}
+	switch c.HTTP2Client {
+	case "":
+		c.HTTP2Client = transport.HTTP2ClientWeft
+	case transport.HTTP2ClientWeft, transport.HTTP2ClientNetHTTP:
+	default:
+		errs = append(errs, fmt.Errorf("http2 client %q is not %s or %s", c.HTTP2Client, transport.HTTP2ClientWeft, transport.HTTP2ClientNetHTTP))
 	}
 	if !c.Plaintext && (c.CABundle == "" || c.TokenFile == "") {
 		errs = append(errs, errors.New("ca bundle and token file are required (or plaintext mode)"))
@@ -252,12 +264,12 @@ func Run(ctx context.Context, cfg Config) error {
 					ids = append(ids, id)
 				}
 				return identity.ClientTLSConfigALPN(mgr, mgr, ids, alpn, log), nil
-			}, cfg.MTLSOptions...)))
+			}, append([]transport.MTLSOption{transport.WithMTLSHTTP2Client(cfg.HTTP2Client)}, cfg.MTLSOptions...)...)))
 	}
 
 	var tables atomic.Pointer[router.Table]
-	tr := transport.New(append(trOpts, transport.WithSourceAddr(srcAddr(cfg)))...)
-	defer tr.CloseIdleConnections()
+	tr := transport.New(append(trOpts, transport.WithSourceAddr(srcAddr(cfg)), transport.WithHTTP2Client(cfg.HTTP2Client))...)
+	defer tr.Close()
 	// One authorization filter for both listeners; its denial counter is
 	// served with the sidecar's metrics.
 	az := authzfilter.New(log, authzfilter.WithRegisterer(metrics.Registry))

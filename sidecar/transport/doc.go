@@ -27,6 +27,17 @@
 //     h1client); gRPC calls (IsGRPC), which need HTTP/2, over h2c with prior
 //     knowledge.
 //
+// The HTTP/2 hops (the h2c tunnel, the mTLS tunnel's HTTP/2 pool, direct
+// gRPC) go through package h2client, or net/http's HTTP/2 transport with
+// WithHTTP2Client / WithMTLSHTTP2Client(HTTP2ClientNetHTTP) (the
+// sidecar's --http2-client=net/http). A request h2client knows the peer
+// did not process (above the last stream id of its GOAWAY, or refused
+// with REFUSED_STREAM) fails with an error wrapping ErrNotProcessed:
+// like a DialError, safe to send again elsewhere whatever its method
+// (h2client already sent one without a body again on another
+// connection). A response body's Close, and a failed RoundTrip, return
+// once h2client's body writer has closed the request body.
+//
 // A response from the HTTP/1.1 pools gives its Header map back when its
 // body is closed (h1client.WithHeaderRecycling; the closed response's Header
 // is then nil): callers use the map only until Close. The value slices
@@ -47,7 +58,10 @@
 //
 // Goroutines: the HTTP/1.1 pools (direct, and the mTLS tunnel's, both
 // h1client) have none per connection: the request is written and the
-// response read on the caller's goroutine. net/http's Transport owns the
-// goroutines of the HTTP/2 connections (one reader each). RoundTrip runs on
-// the caller's goroutine. A Mesh is safe for concurrent use.
+// response read on the caller's goroutine. h2client owns the goroutines
+// of the HTTP/2 connections (one read loop each, a keep-alive timer, and
+// a body writer per request whose body is a stream, while it sends);
+// Close ends them (net/http's Transport owns its own, when selected).
+// RoundTrip runs on the caller's goroutine. A Mesh is safe for
+// concurrent use.
 package transport

@@ -63,6 +63,9 @@ type MTLS struct {
 	maxIdlePerHost int
 	// http1 enables the HTTP/1.1 pool (default true).
 	http1 bool
+	// netHTTP2: net/http's transport carries the HTTP/2 pool, not
+	// h2client.
+	netHTTP2 bool
 }
 
 // MTLSOption configures an MTLS tunnel.
@@ -71,6 +74,13 @@ type MTLSOption func(*MTLS)
 // WithHTTP1Pool turns the HTTP/1.1 pool on (the default) or off (every
 // request over HTTP/2, as before it existed: benchmarks compare the two).
 func WithHTTP1Pool(on bool) MTLSOption { return func(m *MTLS) { m.http1 = on } }
+
+// WithMTLSHTTP2Client picks what carries the HTTP/2 pool (and the h2c
+// tunnel of endpoints without mTLS): HTTP2ClientWeft (h2client, the
+// default) or HTTP2ClientNetHTTP.
+func WithMTLSHTTP2Client(name string) MTLSOption {
+	return func(m *MTLS) { m.netHTTP2 = name == HTTP2ClientNetHTTP }
+}
 
 var _ Tunnel = (*MTLS)(nil)
 
@@ -86,10 +96,11 @@ func NewMTLS(d *Dialer, config TLSConfigFunc, opts ...MTLSOption) *MTLS {
 	if d == nil {
 		d = NewDialer(0)
 	}
-	m := &MTLS{h2c: NewH2C(d), dialer: d, config: config, maxIdlePerHost: 256, http1: true}
+	m := &MTLS{dialer: d, config: config, maxIdlePerHost: 256, http1: true}
 	for _, o := range opts {
 		o(m)
 	}
+	m.h2c = newH2C(d, m.netHTTP2)
 	return m
 }
 
@@ -135,7 +146,7 @@ func (m *MTLS) RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, er
 			p.err = err
 			return
 		}
-		p.h2 = newTLSTunnel(m.dialer, cfg2)
+		p.h2 = newTLSTunnel(m.dialer, cfg2, m.netHTTP2)
 		p.h1 = newTLSPool(m.dialer, cfg1, m.maxIdlePerHost)
 	})
 	if p.err != nil {
@@ -146,6 +157,17 @@ func (m *MTLS) RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, er
 		return p.h1.RoundTrip(req)
 	}
 	return p.h2.RoundTrip(req, ep)
+}
+
+// close closes the HTTP/2 pools' h2client connections (Mesh.Close).
+func (m *MTLS) close() {
+	m.h2c.close()
+	m.byKey.Range(func(_, v any) bool {
+		if p := v.(*mtlsPool); p.h2 != nil {
+			p.h2.close()
+		}
+		return true
+	})
 }
 
 // CloseIdleConnections implements Tunnel.
@@ -162,8 +184,13 @@ func (m *MTLS) CloseIdleConnections() {
 
 // newTLSTunnel is an H2C whose transport speaks HTTP/2 over TLS: the dial
 // and the handshake are one step, so a refused handshake is a DialError.
-func newTLSTunnel(d *Dialer, cfg *tls.Config) *H2C {
-	h := NewH2C(d)
+func newTLSTunnel(d *Dialer, cfg *tls.Config, netHTTP bool) *H2C {
+	if !netHTTP {
+		return &H2C{dialer: d, own: newTunnelClient(func(ctx context.Context, addr string) (net.Conn, error) {
+			return dialTLS(ctx, d, cfg, "tcp", addr)
+		})}
+	}
+	h := newH2C(d, true)
 	h.t.Protocols = new(http.Protocols)
 	h.t.Protocols.SetHTTP2(true)
 	h.t.DialContext = nil

@@ -15,6 +15,7 @@ import (
 	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar/h1client"
+	"github.com/weftmesh/weft/sidecar/h2client"
 	"github.com/weftmesh/weft/sidecar/lb"
 )
 
@@ -37,6 +38,29 @@ func (e *DialError) Error() string { return "transport: connect to " + e.Addr + 
 
 func (e *DialError) Unwrap() error { return e.Err }
 
+// ErrNotProcessed is wrapped by the errors of HTTP/2 requests the peer
+// did not process: above the last stream id of its GOAWAY, or refused
+// with REFUSED_STREAM (h2client; net/http's transport retries those
+// itself when it can, else reports REFUSED_STREAM). Like a DialError,
+// such a request may be sent again elsewhere.
+var ErrNotProcessed = h2client.ErrNotProcessed
+
+// HTTP/2 clients of the HTTP/2 hops (WithHTTP2Client,
+// WithMTLSHTTP2Client).
+const (
+	// HTTP2ClientWeft is package h2client (the default).
+	HTTP2ClientWeft = "weft"
+	// HTTP2ClientNetHTTP is net/http's HTTP/2 transport.
+	HTTP2ClientNetHTTP = "net/http"
+)
+
+// h2Transport carries the requests of one HTTP/2 hop: an h2client.Client
+// or net/http's Transport.
+type h2Transport interface {
+	RoundTrip(req *http.Request) (*http.Response, error)
+	CloseIdleConnections()
+}
+
 type endpointKey struct{}
 
 // WithEndpoint returns a context that carries ep to the transport's dialers,
@@ -57,6 +81,7 @@ func EndpointFromContext(ctx context.Context) *lb.Endpoint {
 type Option func(*options)
 
 type options struct {
+	netHTTP2        bool
 	connectTimeout  time.Duration
 	tunnel          Tunnel
 	maxIdlePerHost  int
@@ -68,6 +93,14 @@ type options struct {
 // ip is itself a loopback address (local mode: each workload has its own
 // 127.0.0.N, and peers' source-IP rules see it instead of 127.0.0.1).
 func WithSourceAddr(ip netip.Addr) Option { return func(o *options) { o.source = ip } }
+
+// WithHTTP2Client picks what carries the h2c tunnel's and direct gRPC's
+// HTTP/2: HTTP2ClientWeft (package h2client, the default) or
+// HTTP2ClientNetHTTP (net/http's transport). The mTLS tunnel has its own
+// option (WithMTLSHTTP2Client).
+func WithHTTP2Client(name string) Option {
+	return func(o *options) { o.netHTTP2 = name == HTTP2ClientNetHTTP }
+}
 
 // WithConnectTimeout sets the dial timeout used when an endpoint has none
 // (default mesh.DefaultConnectTimeout).
@@ -89,7 +122,7 @@ type Mesh struct {
 	// caller's goroutine.
 	direct *h1client.Client
 	// directH2 carries gRPC requests to direct endpoints (the app).
-	directH2 *http.Transport
+	directH2 h2Transport
 	// connectTimeout is the default connect timeout of every dialer the
 	// Mesh uses, 0 when they differ or are not known (NeedsEndpoint).
 	connectTimeout time.Duration
@@ -108,7 +141,7 @@ func New(opts ...Option) *Mesh {
 	d := NewDialer(o.connectTimeout)
 	d.Source = o.source
 	if o.tunnel == nil {
-		o.tunnel = NewH2C(d)
+		o.tunnel = newH2C(d, o.netHTTP2)
 	}
 	direct := h1client.New(d.dialTCP,
 		h1client.WithMaxIdlePerHost(o.maxIdlePerHost),
@@ -116,12 +149,19 @@ func New(opts ...Option) *Mesh {
 		h1client.WithSpareIdleTimeout(spareIdleTimeout),
 		h1client.WithMaxResponseHeaderBytes(maxResponseHeaderBytes),
 		h1client.WithHeaderRecycling())
-	directH2 := &http.Transport{
-		Proxy:              nil,
-		DialContext:        d.DialContext,
-		IdleConnTimeout:    o.idleConnTimeout,
-		DisableCompression: true,
-		Protocols:          protocols(false, true),
+	var directH2 h2Transport
+	if o.netHTTP2 {
+		directH2 = &http.Transport{
+			Proxy:              nil,
+			DialContext:        d.DialContext,
+			IdleConnTimeout:    o.idleConnTimeout,
+			DisableCompression: true,
+			Protocols:          protocols(false, true),
+		}
+	} else {
+		directH2 = h2client.New(d.dialTCP,
+			h2client.WithIdleTimeout(o.idleConnTimeout),
+			h2client.WithMaxHeaderBytes(maxResponseHeaderBytes))
 	}
 	return &Mesh{tunnel: o.tunnel, direct: direct, directH2: directH2, connectTimeout: commonTimeout(d, o.tunnel)}
 }
@@ -222,6 +262,19 @@ func (m *Mesh) CloseIdleConnections() {
 	m.directH2.CloseIdleConnections()
 }
 
+// Close closes every connection of the HTTP/2 hops that h2client
+// carries (their streams fail) and waits for their goroutines, and the
+// idle ones of the others; the Mesh is not used after.
+func (m *Mesh) Close() {
+	m.CloseIdleConnections()
+	if c, ok := m.directH2.(*h2client.Client); ok {
+		_ = c.Close()
+	}
+	if c, ok := m.tunnel.(interface{ close() }); ok {
+		c.close()
+	}
+}
+
 var headerTargetPort = http.CanonicalHeaderKey(mesh.HeaderTargetPort)
 
 // maxResponseHeaderBytes bounds a response head on the HTTP/1.1 hops.
@@ -237,7 +290,8 @@ const maxResponseHeaderBytes = 1 << 20
 const spareIdleTimeout = 10 * time.Second
 
 // H2C is the plaintext HTTP/2 tunnel: prior-knowledge HTTP/2 over TCP, one
-// multiplexed connection per peer.
+// multiplexed connection per peer, through h2client (which dials once
+// per peer at a time itself) or net/http's transport.
 //
 // net/http cannot know that a plaintext connection will speak HTTP/2 before
 // it has dialled it, so a burst of requests to a peer without a connection
@@ -246,8 +300,10 @@ const spareIdleTimeout = 10 * time.Second
 // its connection, then share it.
 type H2C struct {
 	dialer *Dialer
-	t      *http.Transport
-	peers  sync.Map // tunnel address -> *peerGate
+	// own, when set, carries the requests (h2client); t otherwise.
+	own   *h2client.Client
+	t     *http.Transport
+	peers sync.Map // tunnel address -> *peerGate
 }
 
 var _ Tunnel = (*H2C)(nil)
@@ -260,11 +316,27 @@ type peerGate struct {
 	leader chan struct{}
 }
 
+// Keep-alive and idle limits of the tunnel's HTTP/2 connections: a ping
+// after 30 s of silence, and the connection is dropped when the peer does
+// not answer within 10 s (a dead peer is noticed even when no request is
+// in flight); an idle connection is closed after 5 minutes.
+const (
+	tunnelSendPing    = 30 * time.Second
+	tunnelPingTimeout = 10 * time.Second
+	tunnelIdleTimeout = 5 * time.Minute
+)
+
 // NewH2C returns an h2c tunnel that dials with d (nil: a Dialer with
-// mesh.DefaultConnectTimeout).
-func NewH2C(d *Dialer) *H2C {
+// mesh.DefaultConnectTimeout), through h2client.
+func NewH2C(d *Dialer) *H2C { return newH2C(d, false) }
+
+// newH2C is NewH2C through net/http's transport when netHTTP.
+func newH2C(d *Dialer, netHTTP bool) *H2C {
 	if d == nil {
 		d = NewDialer(mesh.DefaultConnectTimeout)
+	}
+	if !netHTTP {
+		return &H2C{dialer: d, own: newTunnelClient(d.dialTCP)}
 	}
 	h := &H2C{dialer: d}
 	h.t = &http.Transport{
@@ -278,21 +350,29 @@ func NewH2C(d *Dialer) *H2C {
 			return d.DialContext(ctx, network, addr)
 		},
 		DisableCompression: true,
-		IdleConnTimeout:    5 * time.Minute,
+		IdleConnTimeout:    tunnelIdleTimeout,
 		Protocols:          protocols(false, true),
 		HTTP2: &http.HTTP2Config{
-			// A ping after 30 s of silence, and the connection is dropped
-			// when the peer does not answer within 10 s: a dead peer is
-			// noticed even when no request is in flight.
-			SendPingTimeout: 30 * time.Second,
-			PingTimeout:     10 * time.Second,
+			SendPingTimeout: tunnelSendPing,
+			PingTimeout:     tunnelPingTimeout,
 		},
 	}
 	return h
 }
 
+// newTunnelClient is the h2client of a tunnel that dials with dial.
+func newTunnelClient(dial h2client.DialFunc) *h2client.Client {
+	return h2client.New(dial,
+		h2client.WithPing(tunnelSendPing, tunnelPingTimeout),
+		h2client.WithIdleTimeout(tunnelIdleTimeout),
+		h2client.WithMaxHeaderBytes(maxResponseHeaderBytes))
+}
+
 // RoundTrip implements Tunnel.
 func (h *H2C) RoundTrip(req *http.Request, _ *lb.Endpoint) (*http.Response, error) {
+	if h.own != nil {
+		return h.own.RoundTrip(req)
+	}
 	addr := req.URL.Host
 	gv, ok := h.peers.Load(addr)
 	if !ok {
@@ -339,7 +419,20 @@ func (h *H2C) RoundTrip(req *http.Request, _ *lb.Endpoint) (*http.Response, erro
 }
 
 // CloseIdleConnections implements Tunnel.
-func (h *H2C) CloseIdleConnections() { h.t.CloseIdleConnections() }
+func (h *H2C) CloseIdleConnections() {
+	if h.own != nil {
+		h.own.CloseIdleConnections()
+		return
+	}
+	h.t.CloseIdleConnections()
+}
+
+// close closes h2client's connections and waits for their goroutines.
+func (h *H2C) close() {
+	if h.own != nil {
+		_ = h.own.Close()
+	}
+}
 
 func protocols(http1, h2c bool) *http.Protocols {
 	p := new(http.Protocols)

@@ -65,10 +65,19 @@ func request(t *testing.T, host, path string) *http.Request {
 	return req
 }
 
+// h2Clients are the HTTP/2 clients a Mesh can use (WithHTTP2Client).
+var h2Clients = []string{transport.HTTP2ClientWeft, transport.HTTP2ClientNetHTTP}
+
 func TestTunnelIsMultiplexedH2C(t *testing.T) {
+	for _, client := range h2Clients {
+		t.Run(client, func(t *testing.T) { testTunnelIsMultiplexedH2C(t, client) })
+	}
+}
+
+func testTunnelIsMultiplexedH2C(t *testing.T, client string) {
 	cl, addr := serve(t, 50*time.Millisecond)
-	m := transport.New()
-	defer m.CloseIdleConnections()
+	m := transport.New(transport.WithHTTP2Client(client))
+	defer m.Close()
 	ep := &lb.Endpoint{Addr: "127.0.0.9:8080", TargetPort: "8080", TunnelAddr: addr}
 	var wg sync.WaitGroup
 	for range 30 {
@@ -123,12 +132,26 @@ func TestDialError(t *testing.T) {
 	}
 	dead := ln.Addr().String()
 	ln.Close()
-	m := transport.New(transport.WithConnectTimeout(time.Second))
-	for _, ep := range []*lb.Endpoint{
-		{Addr: dead, TargetPort: "1"},
-		{Addr: "127.0.0.9:1", TargetPort: "1", TunnelAddr: dead},
+	for _, client := range h2Clients {
+		m := transport.New(transport.WithConnectTimeout(time.Second), transport.WithHTTP2Client(client))
+		defer m.Close()
+		grpc := request(t, "x", "/")
+		grpc.Header.Set("Content-Type", "application/grpc")
+		testDialError(t, m, dead, grpc)
+	}
+}
+
+func testDialError(t *testing.T, m *transport.Mesh, dead string, grpc *http.Request) {
+	for _, tc := range []struct {
+		ep  *lb.Endpoint
+		req *http.Request
+	}{
+		{&lb.Endpoint{Addr: dead, TargetPort: "1"}, request(t, "x", "/")},
+		{&lb.Endpoint{Addr: dead, TargetPort: "1"}, grpc},
+		{&lb.Endpoint{Addr: "127.0.0.9:1", TargetPort: "1", TunnelAddr: dead}, request(t, "x", "/")},
 	} {
-		resp, err := m.RoundTrip(request(t, "x", "/"), ep)
+		ep := tc.ep
+		resp, err := m.RoundTrip(tc.req, ep)
 		if resp != nil {
 			resp.Body.Close()
 		}
@@ -151,26 +174,32 @@ func TestDirectGRPCIsH2C(t *testing.T) {
 		{"application/json", "HTTP/1.1"},
 		{"", "HTTP/1.1"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.contentType, func(t *testing.T) {
-			_, addr := serve(t, 0)
-			m := transport.New()
-			defer m.CloseIdleConnections()
-			req := request(t, "app", "/pkg.Svc/Call")
-			if tc.contentType != "" {
-				req.Header.Set("Content-Type", tc.contentType)
-			}
-			resp, err := m.RoundTrip(req, &lb.Endpoint{Addr: addr, TargetPort: "1"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			got := resp.Header.Get("X-Proto") // before Close, which recycles the map
-			resp.Body.Close()
-			if got != tc.wantProto {
-				t.Errorf("app saw %s, want %s", got, tc.wantProto)
-			}
-		})
+	for _, client := range h2Clients {
+		for _, tc := range tests {
+			t.Run(client+"/"+tc.contentType, func(t *testing.T) {
+				testDirectGRPC(t, client, tc.contentType, tc.wantProto)
+			})
+		}
+	}
+}
+
+func testDirectGRPC(t *testing.T, client, contentType, wantProto string) {
+	_, addr := serve(t, 0)
+	m := transport.New(transport.WithHTTP2Client(client))
+	defer m.Close()
+	req := request(t, "app", "/pkg.Svc/Call")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := m.RoundTrip(req, &lb.Endpoint{Addr: addr, TargetPort: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	got := resp.Header.Get("X-Proto") // before Close, which recycles the map
+	resp.Body.Close()
+	if got != wantProto {
+		t.Errorf("app saw %s, want %s", got, wantProto)
 	}
 }
 

@@ -156,7 +156,7 @@ func ClassifyResponse(status int, header http.Header, err error, viaSidecar bool
 		switch {
 		case errors.As(err, &de):
 			return ConnectFailure
-		case strings.Contains(err.Error(), "REFUSED_STREAM"):
+		case errors.Is(err, transport.ErrNotProcessed), strings.Contains(err.Error(), "REFUSED_STREAM"):
 			return RefusedStream
 		}
 		return Reset

@@ -2,6 +2,7 @@ package retry
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -37,6 +38,7 @@ func TestRetryable(t *testing.T) {
 		{"reset GET", def, "GET", 0, nil, errors.New("stream reset"), false, true},
 		{"reset POST", def, "POST", 0, nil, errors.New("stream reset"), false, false},
 		{"refused stream POST", def, "POST", 0, nil, errors.New("stream error: REFUSED_STREAM"), false, true},
+		{"above GOAWAY's last stream POST", def, "POST", 0, nil, fmt.Errorf("%w: GOAWAY", transport.ErrNotProcessed), false, true},
 		{"421 from a sidecar POST", def, "POST", 421, nil, nil, true, true},
 		{"421 from an app", def, "GET", 421, nil, nil, false, false},
 		{"503 not configured", def, "GET", 503, nil, nil, false, false},
