@@ -7,7 +7,6 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	grpcstatus "google.golang.org/grpc/status"
@@ -40,7 +39,7 @@ type guardStream struct {
 	peer string
 }
 
-var _ serverv3.Callbacks = (*guard)(nil)
+var _ callbacks = (*guard)(nil)
 
 func newGuard(next *status, auth Authenticator, log *slog.Logger) *guard {
 	return &guard{next: next, auth: auth, log: log, streams: map[streamKey]guardStream{}}
@@ -83,18 +82,18 @@ func (g *guard) closed(k streamKey) {
 	g.mu.Unlock()
 }
 
-// OnStreamOpen implements sotw.Callbacks.
+// OnStreamOpen implements callbacks.
 func (g *guard) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 	return g.open(ctx, streamKey{id: id})
 }
 
-// OnStreamClosed implements sotw.Callbacks.
+// OnStreamClosed implements callbacks.
 func (g *guard) OnStreamClosed(id int64, n *core.Node) {
 	g.closed(streamKey{id: id})
 	g.next.OnStreamClosed(id, n)
 }
 
-// OnStreamRequest implements sotw.Callbacks.
+// OnStreamRequest implements callbacks.
 func (g *guard) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
 	if err := g.check(streamKey{id: id}, req.GetNode(), req.GetTypeUrl()); err != nil {
 		return err
@@ -102,23 +101,23 @@ func (g *guard) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error
 	return g.next.OnStreamRequest(id, req)
 }
 
-// OnStreamResponse implements sotw.Callbacks.
+// OnStreamResponse implements callbacks.
 func (g *guard) OnStreamResponse(ctx context.Context, id int64, req *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
 	g.next.OnStreamResponse(ctx, id, req, resp)
 }
 
-// OnDeltaStreamOpen implements delta.Callbacks.
+// OnDeltaStreamOpen implements callbacks.
 func (g *guard) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
 	return g.open(ctx, streamKey{delta: true, id: id})
 }
 
-// OnDeltaStreamClosed implements delta.Callbacks.
+// OnDeltaStreamClosed implements callbacks.
 func (g *guard) OnDeltaStreamClosed(id int64, n *core.Node) {
 	g.closed(streamKey{delta: true, id: id})
 	g.next.OnDeltaStreamClosed(id, n)
 }
 
-// OnStreamDeltaRequest implements delta.Callbacks.
+// OnStreamDeltaRequest implements callbacks.
 func (g *guard) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
 	if err := g.check(streamKey{delta: true, id: id}, req.GetNode(), req.GetTypeUrl()); err != nil {
 		return err
@@ -126,15 +125,7 @@ func (g *guard) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequ
 	return g.next.OnStreamDeltaRequest(id, req)
 }
 
-// OnStreamDeltaResponse implements delta.Callbacks.
+// OnStreamDeltaResponse implements callbacks.
 func (g *guard) OnStreamDeltaResponse(id int64, req *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
 	g.next.OnStreamDeltaResponse(id, req, resp)
 }
-
-// OnFetchRequest implements rest.Callbacks: REST is not served.
-func (g *guard) OnFetchRequest(context.Context, *discovery.DiscoveryRequest) error {
-	return grpcstatus.Error(codes.Unimplemented, "xds: REST is not served")
-}
-
-// OnFetchResponse implements rest.Callbacks.
-func (g *guard) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}

@@ -1,7 +1,6 @@
 // Package xds serves the mesh's configuration to the sidecars over ADS
-// (go-control-plane v0.14 server/v3: state of the world and delta on the
-// same Aggregated Discovery Service) from a snapshot cache holding one
-// snapshot per connected node.
+// (state of the world and delta on the same Aggregated Discovery Service,
+// ads.go) from one snapshot per connected node.
 //
 // # Flow
 //
@@ -9,8 +8,8 @@
 //	    --kick--> debouncer (Run's goroutine; 100 ms of quiet, at most 1 s)
 //	    --Push--> translate.Index for the state (Next of the previous one);
 //	              for each connected node: its shape's translation (shape.go),
-//	              hash per type, SetSnapshot when a type changed
-//	    --> snapshot cache --> SotW and delta ADS streams
+//	              hash per type, a new snapshot when a type changed
+//	    --> snapshots (one per node) --wake--> SotW and delta ADS streams
 //
 // Update never blocks the registry: it stores the state and wakes the
 // debouncer, so bursts of edits are coalesced into one push.
@@ -22,8 +21,8 @@
 // got when they last changed: a push sets a new snapshot only for nodes
 // whose resources changed, and in it only the changed types carry the new
 // version, so an endpoint change re-sends EDS alone (SotW compares versions
-// per type; delta sends only the resources whose hash changed, which the
-// snapshot cache computes itself).
+// per type; delta sends only the resources whose hash changed: the
+// snapshot's version map against the one the stream last sent).
 //
 // # Scale
 //
@@ -37,7 +36,7 @@
 // unaffected shapes are neither translated nor hashed again; hash.go
 // hashes each object once
 // (two generations) and fills the delta version maps from those hashes, so
-// the snapshot cache does not marshal every node's resources again; a
+// no stream marshals every node's resources again to compare them; a
 // shape whose hashes did not change is kept, and its nodes skip the sync;
 // a node keeps the objects of its unchanged types; replicas share their
 // listeners' filter chains; a shape's snapshot maps are shared by its
@@ -51,8 +50,8 @@
 //
 // The status callbacks see a node when its stream's first request names it
 // (node.id = mesh.NodeID(workload, namespace)). Its snapshot is built right
-// then, on that stream's goroutine and before the server opens the watch, so
-// the first response does not wait for the next push.
+// then, on that stream's goroutine and before the stream answers the
+// request, so the first response does not wait for the next push.
 //
 // Admission (admit.go, WithMaxConnecting): before its snapshot is built a
 // joining node takes one of a bounded number of slots, waiting on its
@@ -72,10 +71,10 @@
 // closes its snapshot is dropped.
 //
 // Goroutines: Run owns the debouncer and Push runs on it; the callbacks run
-// on go-control-plane's stream goroutines. One mutex serializes building
-// snapshots; the status has its own and never holds it while calling back.
-// When Run returns it cancels the context of every ADS stream, so that a
-// graceful gRPC stop completes. An admission slot's hold bound is a
+// on the ADS streams' goroutines. One mutex serializes building snapshots;
+// the status has its own and never holds it while calling back. When Run
+// returns, every ADS stream ends (its handler returns), so that a graceful
+// gRPC stop completes. An admission slot's hold bound is a
 // time.AfterFunc timer, stopped when the slot is freed.
 //
 // # Identity
@@ -95,8 +94,23 @@
 // versioned like the other types. Certificates lists them for
 // /debug/certs.
 //
-// ADS is ordered (sotw.WithOrderedADS): a SotW stream gets the types of one
-// snapshot in push order, clusters before routes.
+// # Streams (ads.go)
+//
+// Each ADS stream is its gRPC handler goroutine plus a receiver goroutine
+// that only reads requests and hands them over one at a time (it ends with
+// the stream). The handler handles a request (callbacks first: guard,
+// status), then sends, in typeURLs' order (clusters before endpoints
+// before listeners before routes, SotW and delta alike), a response for
+// every subscribed type that has something to send and no response in
+// flight; the same when wake signals a new snapshot of its node. A push
+// never blocks on a stream: it stores the node's snapshot in snapshots and
+// signals wake (a one-slot channel); a slow proxy holds up only its own
+// handler, in Send, and gets the latest snapshot once it has answered. A
+// stream keeps per type its subscription (shared name strings), the nonce
+// and version of its last response and, for delta, the version map of
+// that response (the snapshot's own map, not a copy). The ADS protocol
+// rules it follows are listed in docs/architecture.md ("The ADS protocol
+// as the server speaks it").
 //
 // # Status
 //
@@ -114,6 +128,6 @@
 // non-empty type; the ackTracker (metrics.go, its own lock, fed by status
 // outside status's lock) reports the push when the last such ACK arrives
 // or the last waiting node disconnects. The push records what it expects
-// before SetSnapshot: the cache may answer an open watch at once and the
-// ACK may arrive before SetSnapshot returns.
+// before it publishes the snapshot: a stream may answer at once and the
+// ACK may arrive before the push has moved on.
 package xds

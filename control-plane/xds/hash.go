@@ -46,8 +46,8 @@ type itemHash struct {
 // hashCache hashes resources once per object: translations share objects
 // between proxies (shapes, translate.Index) and keep them across pushes
 // when nothing changed, so a proxy's sync costs map lookups, not
-// marshalling. Objects are never modified once built (the snapshot cache
-// only marshals them), so a pointer names its content. Two generations:
+// marshalling. Objects are never modified once built (streams only
+// marshal them), so a pointer names its content. Two generations:
 // an object not looked up during a whole generation is dropped. s.mu
 // guards it.
 type hashCache struct {
@@ -123,7 +123,7 @@ func (c *hashCache) keep(byType [][]types.Resource) {
 
 // standIn returns what snapshots carry for an assignment or a cluster
 // whose deterministic wire form is b: a message of the same type with its
-// name (field 1, so the snapshot cache still reads it) and every other
+// name (field 1, so cache.GetResourceName still reads it) and every other
 // field as the unknown bytes of b that follow it. Deterministic
 // marshalling writes known fields in field-number order and unknown bytes
 // last, so the stand-in marshals to exactly b, by a copy: SotW re-sends

@@ -2,13 +2,12 @@ package xds
 
 import "sync"
 
-// Resource names in requests are kept by go-control-plane for as long as a
-// stream lives: a SotW request's resource_names (the latest request of
-// each type, in its watch) and every stream's subscription sets. Decoded
-// from each request, they are copies per proxy of the same few names (a
-// proxy's EDS names are its outbound clusters, shared with every proxy of
-// its reach): ~2.4 KB per proxy at 5,000 proxies. The status callbacks
-// replace them with one shared copy before go-control-plane sees them.
+// Resource names in requests are kept for as long as a stream lives: they
+// are its subscription (ads.go). Decoded from each request, they are
+// copies per proxy of the same few names (a proxy's EDS names are its
+// outbound clusters, shared with every proxy of its reach): ~2.4 KB per
+// proxy at 5,000 proxies. The status callbacks replace them with one
+// shared copy before the stream keeps them.
 const (
 	// internMaxNames bounds a generation of the interner: past it the
 	// older generation is dropped (names in use come back on their next

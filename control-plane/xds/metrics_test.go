@@ -8,7 +8,6 @@ import (
 	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -192,22 +191,19 @@ func TestAckTrackerLaterVersionSettlesEarlierPush(t *testing.T) {
 	tr.acked("a", resource.ClusterType, "not a number") // ignored
 }
 
-// ackingCache is a snapshot cache whose proxies ACK every type of a new
-// snapshot before SetSnapshot returns: the fastest sidecar possible (under
+// ackingStore is a snapshot store whose proxies ACK every type of a new
+// snapshot before it is published: the fastest sidecar possible (under
 // load, a real one can be that fast relative to the pusher).
-type ackingCache struct {
-	cache.SnapshotCache
+type ackingStore struct {
+	snapshotStore
 	acked func(node, typeURL, version string)
 }
 
-func (c ackingCache) SetSnapshot(ctx context.Context, node string, snap cache.ResourceSnapshot) error {
-	if err := c.SnapshotCache.SetSnapshot(ctx, node, snap); err != nil {
-		return err
+func (c ackingStore) set(node string, snap *snapshot) {
+	c.snapshotStore.set(node, snap)
+	for i, typ := range typeURLs {
+		c.acked(node, typ, snap.versions[i])
 	}
-	for _, typ := range typeURLs {
-		c.acked(node, typ, snap.GetVersion(typ))
-	}
-	return nil
 }
 
 // TestPushCompletesWhenACKedDuringSetSnapshot: an ACK that arrives while
@@ -217,7 +213,7 @@ func (c ackingCache) SetSnapshot(ctx context.Context, node string, snap cache.Re
 func TestPushCompletesWhenACKedDuringSetSnapshot(t *testing.T) {
 	rec := newRecorder()
 	s := New(meshconfig.Default(), WithObserver(rec))
-	s.cache = ackingCache{SnapshotCache: s.cache, acked: s.acks.acked}
+	s.snaps = ackingStore{snapshotStore: s.snaps, acked: s.acks.acked}
 	s.Update(parse(t, meshYAML))
 	s.Push()
 	s.nodeConnected(context.Background(), "order-1.shop")

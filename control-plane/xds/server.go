@@ -15,10 +15,7 @@ import (
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	sotw "github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -35,8 +32,8 @@ var typeURLs = [...]string{resource.ClusterType, resource.EndpointType, resource
 // ErrUnknownProxy is returned by ConfigDump for a node that has no snapshot.
 var ErrUnknownProxy = errors.New("xds: no such proxy")
 
-// Server serves ADS (state of the world and delta) from a snapshot cache
-// holding one snapshot per connected node. See the package doc.
+// Server serves ADS (state of the world and delta) from one snapshot per
+// connected node. See the package doc.
 type Server struct {
 	log      *slog.Logger
 	mc       meshconfig.Config
@@ -55,10 +52,11 @@ type Server struct {
 	returnMemory func()
 	bursts       chan int // nodes admitted in a burst that ended
 
-	cache  cache.SnapshotCache
-	ads    serverv3.Server
-	status *status
-	kick   chan struct{}
+	snaps     snapshotStore
+	cb        callbacks // status, behind guard with WithAuthenticator
+	streamIDs atomic.Int64
+	status    *status
+	kick      chan struct{}
 
 	// streamCtx ends every ADS stream when Run returns.
 	streamCtx     context.Context
@@ -176,22 +174,18 @@ func New(mc meshconfig.Config, opts ...Option) *Server {
 	s.streamCtx, s.cancelStreams = context.WithCancel(context.Background())
 	s.status = newStatus(s.now, s.nodeConnected, s.nodeDisconnected)
 	s.status.obs, s.status.acked = s.obs, s.acks.acked
-	s.cache = cache.NewSnapshotCache(true, cache.IDHash{}, cacheLogger{s.log})
-	var cb serverv3.Callbacks = s.status
+	s.snaps = newSnapshots()
+	s.cb = s.status
 	if s.auth != nil {
-		cb = newGuard(s.status, s.auth, s.log)
+		s.cb = newGuard(s.status, s.auth, s.log)
 	}
-	// Ordered ADS (SotW): responses go out in the order the cache produced
-	// them, CDS before EDS before LDS before RDS, so a sidecar never sees a
-	// route before its cluster.
-	s.ads = serverv3.NewServer(s.streamCtx, s.cache, cb, sotw.WithOrderedADS())
 	return s
 }
 
 // Register adds the Aggregated Discovery Service (both its SotW and its
 // delta method) to a gRPC server.
 func (s *Server) Register(g *grpc.Server) {
-	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s.ads)
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, ads{s})
 }
 
 // Update hands the server a new registry state. It never blocks: the
@@ -337,7 +331,7 @@ func (s *Server) nodeDisconnected(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.nodes, id)
-	s.cache.ClearSnapshot(id)
+	s.snaps.clear(id)
 	s.acks.forget(id)
 	s.log.Info("proxy disconnected", "proxy", id)
 }
@@ -427,20 +421,16 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 		n.secrets = sec
 		return false
 	}
-	// The delta version maps are filled in here from the hash cache (the
-	// cache would marshal every resource of every node again). No
-	// snap.Consistent: translate.Build checked the references, and a
+	// The delta version maps are filled in here from the hash cache. No
+	// consistency check: translate.Build checked the references, and a
 	// replica's rewrite changes addresses only.
 	// Only a node with a delta stream gets version maps (a SotW stream
-	// never reads them; should a delta stream come later, the cache
-	// builds the map of that snapshot itself).
+	// never reads them; should a delta stream come later, it hashes the
+	// snapshot's resources itself).
 	delta := s.status.delta(id)
-	snap := &cache.Snapshot{}
-	if delta {
-		snap.VersionMap = make(map[string]map[string]string, numTypes)
-	}
+	snap := &snapshot{}
 	versions := n.versions
-	for i, typ := range typeURLs {
+	for i := range typeURLs {
 		if versions[i] == "" || n.sums[i] != sums[i] {
 			versions[i] = version
 		}
@@ -461,23 +451,17 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 				n.vmaps[i] = vm
 			}
 		}
-		snap.Resources[cache.GetResponseType(typ)] = cache.Resources{Version: versions[i], Items: items}
-		if delta {
-			snap.VersionMap[typ] = vm
-		}
+		snap.versions[i], snap.items[i], snap.vmaps[i] = versions[i], items, vm
 	}
-	// Expect the ACKs before the snapshot is set: the cache may answer the
-	// node's open watch at once, and its ACK can arrive before SetSnapshot
-	// returns (an ACK nobody expects yet would be lost and the push never
+	// Expect the ACKs before the snapshot is published: the node's stream
+	// may answer at once, and its ACK can arrive before publish returns
+	// (an ACK nobody expects yet would be lost and the push never
 	// reported complete).
 	if !n.connecting {
 		s.acks.expect(id, s.seq, mask)
 	}
-	if err := s.cache.SetSnapshot(s.streamCtx, id, snap); err != nil {
-		s.log.Error("set snapshot", "proxy", id, "err", err)
-		s.acks.forget(id) // only when the server stops: no ACK will come
-		return false
-	}
+	s.snaps.set(id, snap)
+	s.status.wake(id)
 	n.sums, n.versions, n.secrets = sums, versions, sec
 	return true
 }
@@ -561,24 +545,25 @@ type TypeDump struct {
 
 // ConfigDump returns the snapshot of a connected node, or ErrUnknownProxy.
 func (s *Server) ConfigDump(id string) (*ConfigDump, error) {
-	snap, err := s.cache.GetSnapshot(id)
-	if err != nil {
+	snap := s.snaps.get(id)
+	if snap == nil {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownProxy, id)
 	}
 	out := &ConfigDump{ID: id, Resources: map[string]TypeDump{}}
-	for _, typ := range typeURLs {
-		items := snap.GetResources(typ)
+	for i, typ := range typeURLs {
+		items := snap.items[i]
 		names := make([]string, 0, len(items))
 		for name := range items {
 			names = append(names, name)
 		}
 		sortStrings(names)
-		td := TypeDump{Version: snap.GetVersion(typ), Items: []json.RawMessage{}}
+		td := TypeDump{Version: snap.versions[i], Items: []json.RawMessage{}}
 		for _, name := range names {
 			// A stand-in (hash.go) keeps most of its fields as unknown
 			// bytes, which protojson does not render: decode it again.
-			m := items[name].ProtoReflect().New().Interface()
-			wire, err := proto.MarshalOptions{Deterministic: true}.Marshal(items[name])
+			r := items[name].Resource
+			m := r.ProtoReflect().New().Interface()
+			wire, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
 			if err == nil {
 				err = proto.Unmarshal(wire, m)
 			}

@@ -54,7 +54,7 @@ metadata: {name: payment-2, namespace: shop, labels: {app: payment}}
 spec: {address: 127.0.0.4, serviceAccount: payment}
 `
 
-func parse(t *testing.T, data string) model.State {
+func parse(t testing.TB, data string) model.State {
 	t.Helper()
 	st, err := file.Parse("mesh.yaml", []byte(data))
 	if err != nil {

@@ -56,7 +56,7 @@ type shaped struct {
 	err    error
 	byType [numTypes][]types.Resource
 	sums   [numTypes]typeSum
-	// The snapshot cache's by-name maps of byType and their delta version
+	// The snapshots' by-name maps of byType and their delta version
 	// maps, made once (snapshotMaps) and shared by the snapshots of every
 	// node that has the type unchanged.
 	items [numTypes]map[string]types.ResourceWithTTL
@@ -80,7 +80,7 @@ func (sh *shaped) snapshotMaps(i int, hashes *hashCache, delta bool) (map[string
 	return sh.items[i], sh.vmaps[i], nil
 }
 
-// itemsByName is the snapshot cache's index of resources (their stand-ins
+// itemsByName is a snapshot's index of resources (their stand-ins
 // where they have one: hashCache.snapshotItem).
 func itemsByName(items []types.Resource, hashes *hashCache) map[string]types.ResourceWithTTL {
 	m := make(map[string]types.ResourceWithTTL, len(items))

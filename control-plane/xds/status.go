@@ -9,7 +9,6 @@ import (
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -51,10 +50,14 @@ type streamState struct {
 	ctx  context.Context // the stream's: ends when it closes
 	node string
 	sent [numTypes]sent // by type: the last response
+	// wake is the stream's (attach): signalled when its node's snapshot
+	// changes; nil for a stream nobody serves (tests).
+	wake chan struct{}
 }
 
 type proxyState struct {
-	streams     int
+	// streams are the node's open streams.
+	streams     []*streamState
 	deltaSeen   bool // some stream of the node is (or was) a delta stream
 	connectedAt time.Time
 	types       [numTypes]TypeStatus
@@ -64,13 +67,13 @@ type proxyState struct {
 	connecting *connecting
 }
 
-// status implements the go-control-plane server callbacks: it follows which
+// status implements the stream callbacks (ads.go): it follows which
 // nodes are connected (calling connect when a node's first stream names it,
 // disconnect when its last stream closes) and records, per node and type,
 // what was sent, ACKed and NACKed. Callbacks run on the streams' goroutines;
 // connect and disconnect are called without status's lock held, before the
-// server goes on with the request, so a node's snapshot exists before its
-// first watch; connect gets the stream's context and may block (admission).
+// stream goes on with the request, so a node's snapshot exists before its
+// first response; connect gets the stream's context and may block (admission).
 // While a node is admitted (admit), status follows which types it subscribed
 // to and answered, and releases its slot when it has answered them all or
 // its last stream closes.
@@ -91,7 +94,7 @@ type status struct {
 	proxies map[string]*proxyState
 }
 
-var _ serverv3.Callbacks = (*status)(nil)
+var _ callbacks = (*status)(nil)
 
 func newStatus(now func() time.Time, connect func(context.Context, string), disconnect func(string)) *status {
 	return &status{
@@ -137,6 +140,35 @@ func (s *status) connected() int {
 	return len(s.proxies)
 }
 
+// attach sets the channel that wakes stream k's handler when its node's
+// snapshot changes (wake).
+func (s *status) attach(k streamKey, wake chan struct{}) {
+	s.mu.Lock()
+	if st := s.streams[k]; st != nil {
+		st.wake = wake
+	}
+	s.mu.Unlock()
+}
+
+// wake signals every open stream of node, without blocking: the node has a
+// new snapshot.
+func (s *status) wake(node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.proxies[node]
+	if p == nil {
+		return
+	}
+	for _, st := range p.streams {
+		if st.wake != nil {
+			select {
+			case st.wake <- struct{}{}:
+			default: // already signalled
+			}
+		}
+	}
+}
+
 func (s *status) open(ctx context.Context, k streamKey) error {
 	s.mu.Lock()
 	s.streams[k] = &streamState{ctx: ctx}
@@ -152,8 +184,8 @@ func (s *status) closed(k streamKey) {
 	var release func()
 	if st != nil && st.node != "" {
 		if p := s.proxies[st.node]; p != nil {
-			p.streams--
-			if p.streams <= 0 {
+			p.streams = slices.DeleteFunc(p.streams, func(o *streamState) bool { return o == st })
+			if len(p.streams) == 0 {
 				delete(s.proxies, st.node)
 				gone = st.node
 				if p.connecting != nil {
@@ -189,7 +221,7 @@ func (s *status) request(k streamKey, node *core.Node, typeURL, nonce string, er
 			s.proxies[st.node] = p
 			joined = st.node
 		}
-		p.streams++
+		p.streams = append(p.streams, st)
 		p.deltaSeen = p.deltaSeen || k.delta
 	}
 	ackedVersion, nacked := "", false
@@ -300,51 +332,40 @@ func (s *status) typeStatus(node, typeURL string) *TypeStatus {
 	return &p.types[i]
 }
 
-// OnStreamOpen implements sotw.Callbacks.
+// OnStreamOpen implements callbacks.
 func (s *status) OnStreamOpen(ctx context.Context, id int64, _ string) error {
 	return s.open(ctx, streamKey{id: id})
 }
 
-// OnStreamClosed implements sotw.Callbacks.
+// OnStreamClosed implements callbacks.
 func (s *status) OnStreamClosed(id int64, _ *core.Node) { s.closed(streamKey{id: id}) }
 
-// OnStreamRequest implements sotw.Callbacks.
-//
-// A request without a response nonce is a type's first on its stream: the
-// stream has been sent nothing, so any version_info it carries was ACKed
-// on an earlier stream, perhaps from another server (a restarted control
-// plane counts its versions from 1 again). It is cleared, so the snapshot
-// cache answers with the node's current snapshot instead of taking an
-// equal version for "up to date" and never answering.
-//
-// The request's resource names are replaced with shared copies (intern.go).
+// OnStreamRequest implements callbacks. The request's resource names are
+// replaced with shared copies (intern.go).
 func (s *status) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
-	if req.GetResponseNonce() == "" {
-		req.VersionInfo = ""
-	}
 	s.names.names(req.ResourceNames)
 	s.request(streamKey{id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
 		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 	return nil
 }
 
-// OnStreamResponse implements sotw.Callbacks.
+// OnStreamResponse implements callbacks.
 func (s *status) OnStreamResponse(_ context.Context, id int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
 	s.response(streamKey{id: id}, resp.GetTypeUrl(), resp.GetNonce(), resp.GetVersionInfo())
 	s.obs.ResponseSent(resp.GetTypeUrl(), false, proto.Size(resp))
 }
 
-// OnDeltaStreamOpen implements delta.Callbacks.
+// OnDeltaStreamOpen implements callbacks.
 func (s *status) OnDeltaStreamOpen(ctx context.Context, id int64, _ string) error {
 	return s.open(ctx, streamKey{delta: true, id: id})
 }
 
-// OnDeltaStreamClosed implements delta.Callbacks.
+// OnDeltaStreamClosed implements callbacks.
 func (s *status) OnDeltaStreamClosed(id int64, _ *core.Node) {
 	s.closed(streamKey{delta: true, id: id})
 }
 
-// OnStreamDeltaRequest implements delta.Callbacks. Only a stream's first
+// OnStreamDeltaRequest implements callbacks. Only a stream's first
 // request is sure to carry the node. The names it subscribes to are
 // replaced with shared copies (intern.go).
 func (s *status) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
@@ -354,15 +375,9 @@ func (s *status) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryReq
 	return nil
 }
 
-// OnStreamDeltaResponse implements delta.Callbacks; the delta response's
+// OnStreamDeltaResponse implements callbacks; the delta response's
 // system_version_info is the snapshot version of its type.
 func (s *status) OnStreamDeltaResponse(id int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
 	s.response(streamKey{delta: true, id: id}, resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
 	s.obs.ResponseSent(resp.GetTypeUrl(), true, proto.Size(resp))
 }
-
-// OnFetchRequest implements rest.Callbacks (REST is not served).
-func (s *status) OnFetchRequest(context.Context, *discovery.DiscoveryRequest) error { return nil }
-
-// OnFetchResponse implements rest.Callbacks.
-func (s *status) OnFetchResponse(*discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {}
