@@ -694,9 +694,11 @@ func (c *conn) flushSoonRun() {
 // drainLocked returns once everything queued was written (or writing
 // failed), whoever writes it: before the connection is closed.
 func (c *conn) drainLocked() {
-	for c.werr == nil {
+	for {
 		c.flushLocked()
-		if !c.flushing && len(c.wbuf) == 0 {
+		// A write of its own that failed leaves what was queued meanwhile:
+		// nobody else writes it, nor wakes this one.
+		if c.werr != nil || !c.flushing && len(c.wbuf) == 0 {
 			return
 		}
 		c.cond.Wait()

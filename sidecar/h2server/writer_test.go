@@ -41,7 +41,11 @@ func servePipe(t *testing.T, s *Server) *pipeClient {
 	t.Cleanup(func() {
 		_ = cli.Close()
 		_ = s.Close()
-		<-pc.served
+		select {
+		case <-pc.served:
+		case <-time.After(waitFor):
+			t.Error("ServeConn did not return after Close")
+		}
 	})
 	wrote := make(chan struct{})
 	go func() {
@@ -243,5 +247,60 @@ func pingPipe(t *testing.T, pc *pipeClient) {
 		if p, ok := f.(*http2.PingFrame); ok && p.IsAck() && p.Data == [8]byte{'p'} {
 			return
 		}
+	}
+}
+
+// anyConnQueued reports whether a connection has frames queued that no
+// write has taken yet.
+func (s *Server) anyConnQueued() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.mu.Lock()
+		n := len(c.wbuf)
+		c.mu.Unlock()
+		if n > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// TestConnectionErrorEndsWhenItsGoAwayFails: the read loop that writes a
+// connection error's GOAWAY itself returns when that write fails, though
+// a handler queued its response meanwhile (it waited for a write that
+// nobody would make, and the connection was never closed: found by
+// FuzzServeConn).
+func TestConnectionErrorEndsWhenItsGoAwayFails(t *testing.T) {
+	release := make(chan struct{})
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		<-release
+		_, _ = io.WriteString(w, "ok")
+	})}
+	pc := servePipe(t, s)
+	get := pc.block(":method", "GET", ":scheme", "http", ":authority", "x", ":path", "/")
+	if err := pc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: get, EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	// A PING on a stream is a connection error: the read loop writes
+	// GOAWAY, to a client that does not read.
+	if err := pc.fr.WriteRawFrame(http2.FramePing, 0, 1, make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the GOAWAY's write", s.anyConnWriting)
+	close(release)
+	waitUntil(t, "the handler's response queued", s.anyConnQueued)
+	_ = pc.c.Close() // the GOAWAY's write fails
+	pc.waitServed(t)
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
