@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -491,7 +492,10 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		// Over SETTINGS_MAX_HEADER_LIST_SIZE: 431, not served.
 		return c.refuseLargeLocked(id, f.StreamEnded())
 	}
-	st, code := c.newStream(f)
+	st, code, bad := c.newStream(f)
+	if bad != "" {
+		return c.badRequestLocked(id, bad)
+	}
 	if code != http2.ErrCodeNo {
 		return http2.StreamError{StreamID: id, Code: code}
 	}
@@ -925,4 +929,36 @@ func (c *conn) refuseLargeLocked(id uint32, ended bool) error {
 		}
 		return nil
 	})
+}
+
+// badRequestLocked answers a malformed request (RFC 9113 8.1.1: "a
+// server MAY send an HTTP response prior to closing or resetting the
+// stream") with 400 and why, as net/http's server does, then resets the
+// stream with PROTOCOL_ERROR, the stream error it is: a client that read
+// the whole response ignores the reset. The body goes only within the
+// send windows.
+func (c *conn) badRequestLocked(id uint32, why string) error {
+	body := why + "\n"
+	n := int64(len(body))
+	withBody := n <= c.sendWin && n <= c.peerWindow && n <= int64(c.peerMaxFrame)
+	err := c.controlLocked(func() error {
+		c.hbuf.b = c.hbuf.b[:0]
+		_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: "400"})
+		_ = c.henc.WriteField(hpack.HeaderField{Name: "content-type", Value: "text/plain; charset=utf-8"})
+		_ = c.henc.WriteField(hpack.HeaderField{Name: "x-content-type-options", Value: "nosniff"})
+		if !withBody {
+			return c.writeBlockLocked(id, true)
+		}
+		_ = c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))})
+		if err := c.writeBlockLocked(id, false); err != nil {
+			return err
+		}
+		c.sendWin -= n
+		return c.fr.WriteData(id, true, []byte(body))
+	})
+	if err != nil {
+		return err
+	}
+	c.resetLocked(nil, id, http2.ErrCodeProtocol)
+	return nil
 }

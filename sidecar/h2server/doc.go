@@ -16,9 +16,12 @@
 // the connection window, then one frame at a time. HEADERS (with their
 // CONTINUATION, merged and size-checked by the Framer, which stops at
 // twice the header-list limit: CVE-2024-27316) make a stream and an
-// *http.Request (a request over the limit is answered 431); the handler
-// runs on a goroutine of its own, which then serves queued streams. DATA
-// goes into the stream's body (requestBody: pooled 16 KiB chunks, each
+// *http.Request (a request over the limit is answered 431; a malformed
+// one is reset with PROTOCOL_ERROR, after a 400 that says why when a
+// regular field makes it so, as net/http answers: a connection-specific
+// field, TE other than trailers, a Content-Length that is not one or
+// comes without a body); the handler runs on a goroutine of its own,
+// which then serves queued streams. DATA goes into the stream's body (requestBody: pooled 16 KiB chunks, each
 // given back once read, so it holds the unread bytes the connection
 // window bounds), which the handler reads; the bytes it consumed (or
 // dropped) go back to the peer's windows in WINDOW_UPDATEs once a

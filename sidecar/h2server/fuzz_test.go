@@ -53,6 +53,15 @@ func FuzzServeConn(f *testing.F) {
 		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1})
 		_ = fr.WriteGoAway(0, http2.ErrCodeNo, nil)
 	}))
+	// Malformed requests answered 400 before their reset.
+	f.Add(frames(func(fr *http2.Framer, b func(...string) []byte) {
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: b(append(get, "connection", "close")...), EndStream: true, EndHeaders: true})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 3, BlockFragment: b(append(post, "content-length", "3x")...), EndHeaders: true})
+		_ = fr.WriteData(3, true, []byte("abc"))
+		_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 5, BlockFragment: b(append(get, "te", "gzip")...), EndStream: true, EndHeaders: true})
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 7, BlockFragment: b(append(post, "content-length", "2")...), EndStream: true, EndHeaders: true})
+	}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s := &Server{MaxHeaderBytes: 4096, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(w, r.Body)

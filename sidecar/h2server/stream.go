@@ -60,8 +60,11 @@ var (
 )
 
 // newStream makes the stream of a request's HEADERS, or returns the code
-// of the stream error a malformed request is (RFC 9113 8.1.1, 8.3).
-func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, http2.ErrCode) {
+// of the stream error a malformed request is (RFC 9113 8.1.1, 8.3); bad,
+// when not empty, says why a request malformed in a regular field is
+// answered 400 before the stream is reset (as net/http answers
+// connection-specific fields and TE, with its messages).
+func (c *conn) newStream(f *http2.MetaHeadersFrame) (st *stream, code http2.ErrCode, bad string) {
 	var method, scheme, authority, path string
 	for _, hf := range f.PseudoFields() {
 		switch hf.Name {
@@ -74,13 +77,13 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, http2.ErrCode) {
 		case ":path":
 			path = hf.Value
 		default: // :protocol (extended CONNECT is not offered), :status
-			return nil, http2.ErrCodeProtocol
+			return nil, http2.ErrCodeProtocol, ""
 		}
 	}
 	connect := method == http.MethodConnect
 	if method == "" || connect && (scheme != "" || path != "" || authority == "") ||
 		!connect && (scheme == "" || path == "" || path[0] != '/' && (path != "*" || method != http.MethodOptions)) {
-		return nil, http2.ErrCodeProtocol
+		return nil, http2.ErrCodeProtocol, ""
 	}
 	regular := f.RegularFields()
 	header := make(http.Header, len(regular))
@@ -90,15 +93,15 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, http2.ErrCode) {
 	for i, hf := range regular {
 		switch hf.Name {
 		case "connection", "proxy-connection", "keep-alive", "transfer-encoding", "upgrade":
-			return nil, http2.ErrCodeProtocol
+			return nil, http2.ErrCodeProtocol, fmt.Sprintf("request header %q is not valid in HTTP/2", canonicalKey(hf.Name))
 		case "te":
 			if hf.Value != "trailers" {
-				return nil, http2.ErrCodeProtocol
+				return nil, http2.ErrCodeProtocol, `request header "TE" may only be "trailers" in HTTP/2`
 			}
 		case "content-length":
 			n, err := strconv.ParseInt(hf.Value, 10, 64)
 			if err != nil || n < 0 || declLen >= 0 && n != declLen {
-				return nil, http2.ErrCodeProtocol
+				return nil, http2.ErrCodeProtocol, "invalid Content-Length"
 			}
 			declLen = n
 		case "host":
@@ -123,11 +126,11 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, http2.ErrCode) {
 	}
 	if f.Truncated {
 		// Over the header list limit: answered 431 below, not served.
-		return nil, http2.ErrCodeProtocol
+		return nil, http2.ErrCodeProtocol, ""
 	}
 	end := f.StreamEnded()
 	if end && declLen > 0 {
-		return nil, http2.ErrCodeProtocol
+		return nil, http2.ErrCodeProtocol, fmt.Sprintf("request declared a Content-Length of %d but has no body", declLen)
 	}
 	var u *url.URL
 	var err error
@@ -141,10 +144,10 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, http2.ErrCode) {
 	default:
 		u, err = url.ParseRequestURI(path)
 		if err != nil {
-			return nil, http2.ErrCodeProtocol
+			return nil, http2.ErrCodeProtocol, ""
 		}
 	}
-	st := &stream{
+	st = &stream{
 		c:       c,
 		id:      f.StreamID,
 		sendWin: c.peerWindow,
@@ -190,7 +193,7 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (*stream, http2.ErrCode) {
 		r.Body = st.body
 	}
 	st.req = r.WithContext(ctx)
-	return st, http2.ErrCodeNo
+	return st, http2.ErrCodeNo, ""
 }
 
 func textprotoTrim(s string) string { return strings.Trim(s, " \t") }
