@@ -383,3 +383,33 @@ func TestReceiveWindow(t *testing.T) {
 		t.Fatal("a reset stream's body ended without an error")
 	}
 }
+
+// TestFailedBeforeSent: a connection that fails between getConn and the
+// request's HEADERS sent nothing of it: ErrNotProcessed, and a request
+// without a body goes again on a new connection.
+func TestFailedBeforeSent(t *testing.T) {
+	fs := startFake(t)
+	c := newClient(t)
+	cc, err := c.getConn(context.Background(), fs.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.fail(errors.New("test: connection failed"))
+	if _, err := cc.roundTrip(newRequest(t, context.Background(), http.MethodPost, fs.addr, "/", strings.NewReader("b"))); !errors.Is(err, ErrNotProcessed) { //nolint:bodyclose // fails
+		t.Fatalf("request on a connection that failed before it was sent: %v", err)
+	}
+	// The failed connection takes no new request: the next goes on a new one.
+	cc, err = c.getConn(context.Background(), fs.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc.fail(errors.New("test: connection failed"))
+	errc := make(chan error, 1)
+	go func() { errc <- rtErr(c, newRequest(t, context.Background(), http.MethodGet, fs.addr, "/", nil)) }()
+	fc := <-fs.conns
+	f := fc.readUntil(isHeaders)
+	fc.headers(f.Header().StreamID, true, ":status", "200")
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}

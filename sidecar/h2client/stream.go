@@ -141,7 +141,9 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 func (cc *conn) startLocked(st *stream, hasBody, trailers bool) error {
 	for {
 		if cc.err != nil {
-			return cc.err
+			// The connection failed after getConn reserved a stream on
+			// it: nothing of the request was sent.
+			return fmt.Errorf("%w: %w", ErrNotProcessed, cc.err)
 		}
 		if cc.goAway {
 			return fmt.Errorf("%w: connection going away (GOAWAY)", ErrNotProcessed)
