@@ -63,34 +63,42 @@ type entry struct {
 // are anonymous copies, and MADV_DONTNEED would replace them with the
 // file's unwritten bytes.
 func readOnlyMappings(smaps io.Reader, code uint64) ([]mapping, error) {
+	// The lines are cut into fields in place: Trim runs before the
+	// runtime's first collection, so whatever it allocates stays resident
+	// for a while (a slice of fields per line was ~70 KB of the heap).
 	var all []entry
 	s := bufio.NewScanner(smaps)
 	for s.Scan() {
-		f := bytes.Fields(s.Bytes())
-		if len(f) == 0 {
+		line := s.Bytes()
+		f0, rest := field(line)
+		if len(f0) == 0 {
 			continue
 		}
-		if key, ok := bytes.CutSuffix(f[0], []byte(":")); ok {
+		if key, ok := bytes.CutSuffix(f0, []byte(":")); ok {
 			// A field of the mapping above; only Anonymous matters.
-			if len(all) > 0 && string(key) == "Anonymous" && (len(f) < 2 || string(f[1]) != "0") {
+			if v, _ := field(rest); len(all) > 0 && string(key) == "Anonymous" && string(v) != "0" {
 				all[len(all)-1].written = true
 			}
 			continue
 		}
 		// start-end perms offset dev inode [path]
-		if len(f) < 5 {
-			return nil, fmt.Errorf("memtrim: bad smaps line %q", s.Bytes())
+		perms, rest := field(rest)
+		_, rest = field(rest) // offset
+		dev, rest := field(rest)
+		ino, _ := field(rest)
+		if len(ino) == 0 {
+			return nil, fmt.Errorf("memtrim: bad smaps line %q", line)
 		}
-		lo, hi, ok := bytes.Cut(f[0], []byte("-"))
+		lo, hi, ok := bytes.Cut(f0, []byte("-"))
 		if !ok {
-			return nil, fmt.Errorf("memtrim: bad smaps line %q", s.Bytes())
+			return nil, fmt.Errorf("memtrim: bad smaps line %q", line)
 		}
 		start, err1 := strconv.ParseUint(string(lo), 16, 64)
 		end, err2 := strconv.ParseUint(string(hi), 16, 64)
 		if err1 != nil || err2 != nil || end <= start {
-			return nil, fmt.Errorf("memtrim: bad smaps line %q", s.Bytes())
+			return nil, fmt.Errorf("memtrim: bad smaps line %q", line)
 		}
-		all = append(all, entry{mapping: mapping{start, end}, perms: string(f[1]), dev: string(f[3]), ino: string(f[4])})
+		all = append(all, entry{mapping: mapping{start, end}, perms: string(perms), dev: string(dev), ino: string(ino)})
 	}
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("memtrim: reading smaps: %w", err)
@@ -112,4 +120,15 @@ func readOnlyMappings(smaps io.Reader, code uint64) ([]mapping, error) {
 		}
 	}
 	return out, nil
+}
+
+// field returns the first space-separated field of b and what follows it,
+// without allocating.
+func field(b []byte) (f, rest []byte) {
+	b = bytes.TrimLeft(b, " \t")
+	i := bytes.IndexAny(b, " \t")
+	if i < 0 {
+		return b, nil
+	}
+	return b[:i], b[i:]
 }
