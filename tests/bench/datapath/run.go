@@ -260,6 +260,10 @@ func (st *runState) startAll(ctx context.Context) error {
 			if kb, err := statusKB(r.pid, "RssAnon"); err == nil {
 				st.idleRSS[r.role+anonSuffix] = kb
 			}
+			// The same reading in kB, with the executable's pages apart
+			// (the table rounds to 0.1 MiB, about the spread between runs).
+			file, _ := statusKB(r.pid, "RssFile")
+			st.logf("idle %s: VmRSS %d kB = RssAnon %d + RssFile %d (+ RssShmem)", r.role, st.idleRSS[r.role], st.idleRSS[r.role+anonSuffix], file)
 		}
 		st.paths = append(st.paths, p)
 	}
