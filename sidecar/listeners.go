@@ -34,9 +34,17 @@ type listenerManager struct {
 	// bound is true when a table was applied and every listener it names
 	// is bound.
 	bound atomic.Bool
-	// started is closed the first time bound becomes true.
-	started     chan struct{}
-	startedOnce sync.Once
+	// started is closed once bound first became true and the server of
+	// every listener bound by then has asked its listener for a
+	// connection (and the inbound's TLS-sniffing listener its socket):
+	// the servers' goroutines have started, and so grown their stacks,
+	// before what waits for started (the sidecar's trim of its start-up
+	// pages) runs.
+	started chan struct{}
+	// accepting are the first-Accept signals of the listeners bound
+	// before started was scheduled; startPending is true once it was.
+	accepting    []<-chan struct{}
+	startPending bool
 	// done is closed when run returned: every listener drained.
 	done chan struct{}
 
@@ -163,8 +171,9 @@ func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
 			ok = false
 			continue
 		}
+		ln = m.watchAccept(ln)
 		if spec.wrap != nil {
-			ln = spec.wrap(ln)
+			ln = m.watchAccept(spec.wrap(ln))
 		}
 		srv := spec.newServer()
 		m.wg.Go(func() {
@@ -188,10 +197,45 @@ func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
 		}
 	}
 	m.bound.Store(ok)
-	if ok {
-		m.startedOnce.Do(func() { close(m.started) })
+	if ok && !m.startPending {
+		m.startPending = true
+		waits := m.accepting
+		m.accepting = nil
+		m.wg.Go(func() {
+			for _, w := range waits {
+				select {
+				case <-w:
+				case <-ctx.Done():
+					return
+				}
+			}
+			close(m.started)
+		})
 	}
 	return ok
+}
+
+// watchAccept returns ln reporting its first Accept to started, until
+// started was scheduled (later listeners are not watched).
+func (m *listenerManager) watchAccept(ln net.Listener) net.Listener {
+	if m.startPending {
+		return ln
+	}
+	a := &firstAccept{Listener: ln, called: make(chan struct{})}
+	m.accepting = append(m.accepting, a.called)
+	return a
+}
+
+// firstAccept closes called when its Accept is first called.
+type firstAccept struct {
+	net.Listener
+	once   sync.Once
+	called chan struct{}
+}
+
+func (l *firstAccept) Accept() (net.Conn, error) {
+	l.once.Do(func() { close(l.called) })
+	return l.Listener.Accept()
 }
 
 // stop drains s in the background: it stops accepting at once and waits

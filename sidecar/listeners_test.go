@@ -1,9 +1,13 @@
 package sidecar
 
 import (
+	"context"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"testing"
+
+	"github.com/weftmesh/weft/api/mesh"
 
 	"github.com/weftmesh/weft/sidecar/router"
 )
@@ -17,18 +21,91 @@ func closed(ch <-chan struct{}) bool {
 	}
 }
 
+// gatedServer asks its listener for a connection only once released.
+type gatedServer struct {
+	release chan struct{}
+	ln      chan net.Listener
+}
+
+func (s *gatedServer) Serve(ln net.Listener) error {
+	s.ln <- ln
+	<-s.release
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
+}
+
+func (s *gatedServer) Shutdown(context.Context) error { return s.Close() }
+func (s *gatedServer) Close() error                   { return (<-s.ln).Close() }
+
 // TestListenerManagerStarted: started (what TrimAfterStart waits for)
-// closes when the first table is applied, not before, and only once.
+// closes once the first table is applied and the server of each listener
+// it bound, and the inbound's wrapping listener, asked for a connection;
+// not before, and only once.
 func TestListenerManagerStarted(t *testing.T) {
 	var tables atomic.Pointer[router.Table]
-	m := newListenerManager(slog.New(slog.DiscardHandler), 0, &tables, nil)
-	if !m.apply(t.Context(), nil) || closed(m.started) {
+	ctx, cancel := context.WithCancel(t.Context())
+	srv := &gatedServer{release: make(chan struct{}), ln: make(chan net.Listener, 1)}
+	// The wrapping listener (the inbound's sniffer) asks its socket from
+	// a goroutine of its own: started waits for both.
+	var inner atomic.Bool
+	wrapReleased := make(chan struct{})
+	m := newListenerManager(slog.New(slog.DiscardHandler), 0, &tables, map[string]serverSpec{
+		mesh.ListenerInbound: {
+			newServer: func() server { return srv },
+			wrap: func(ln net.Listener) net.Listener {
+				go func() {
+					<-wrapReleased
+					inner.Store(true)
+					if c, err := ln.Accept(); err == nil {
+						c.Close()
+					}
+				}()
+				return ln
+			},
+		},
+	})
+	var released, wrapDone bool
+	defer func() {
+		// Whatever failed, the server and the wrapper's goroutine end.
+		if !released {
+			close(srv.release)
+		}
+		if !wrapDone {
+			close(wrapReleased)
+		}
+		if s := m.running[mesh.ListenerInbound]; s != nil {
+			m.stop(mesh.ListenerInbound, s)
+		}
+		cancel()
+		m.wg.Wait()
+	}()
+	if !m.apply(ctx, nil) || closed(m.started) {
 		t.Fatal("started before any table was applied")
 	}
-	if !m.apply(t.Context(), &router.Table{}) || !closed(m.started) {
-		t.Fatal("not started after the first table was applied")
+	table := &router.Table{Inbound: &router.Listener{Address: "127.0.0.1:0"}}
+	if !m.apply(ctx, table) {
+		t.Fatal("first table not applied")
 	}
-	if !m.apply(t.Context(), &router.Table{}) { // a second table must not close it again
+	ln := <-srv.ln
+	srv.ln <- ln
+	if closed(m.started) {
+		t.Fatal("started before the server asked for a connection")
+	}
+	close(srv.release)
+	released = true
+	// The server is in Accept; the wrapping listener's goroutine is not.
+	if closed(m.started) && !inner.Load() {
+		t.Fatal("started before the wrapping listener asked its socket for a connection")
+	}
+	close(wrapReleased)
+	wrapDone = true
+	<-m.started               // blocks until started closes
+	if !m.apply(ctx, table) { // a second table must not close it again
 		t.Fatal("second table not applied")
 	}
 }

@@ -114,9 +114,9 @@ type Config struct {
 	DNSAddress string
 	ResolvConf string
 
-	// TrimAfterStart drops, once the first configuration is applied and
-	// its listeners are bound, the mappings of the executable's pages
-	// only starting up touched (package memtrim; the heap is left to the
+	// TrimAfterStart drops, once the first configuration is applied, its
+	// listeners are bound and their servers accept, the mappings of the
+	// executable's pages only starting up touched (package memtrim; the heap is left to the
 	// runtime). weft-sidecar sets it; a process that runs other
 	// things beside the sidecar (tests) need not.
 	TrimAfterStart bool
@@ -432,9 +432,15 @@ func Run(ctx context.Context, cfg Config) error {
 		g.Go(func() error {
 			select {
 			case <-gctx.Done():
+				return nil
 			case <-lm.started:
-				trimAfterStart(log)
 			}
+			trimAfterStart(gctx, log, memtrim.Trim)
+			// Parked until shutdown: a goroutine's exit reads the runtime's
+			// function tables (pclntab) and runs errgroup's and the
+			// scheduler's exit code, which would map those pages again
+			// right after they were dropped.
+			<-gctx.Done()
 			return nil
 		})
 	}
@@ -473,9 +479,13 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // trimAfterStart gives back the memory only starting up used
-// (memtrim.Trim) and logs what it did.
-func trimAfterStart(log *slog.Logger) {
-	r, err := memtrim.Trim()
+// (trim: memtrim.Trim) and logs what it did. It runs no code after the drop
+// that a sidecar would not run anyway: the debug line is formatted only
+// when the logger takes it (at the default level, slog's code, and the
+// arguments' allocation, are not touched again).
+func trimAfterStart(ctx context.Context, log *slog.Logger, trim func() (memtrim.Result, error)) {
+	debug := log.Enabled(ctx, slog.LevelDebug)
+	r, err := trim()
 	if err != nil {
 		log.Warn("start-up memory not given back", "error", err)
 		return
@@ -484,5 +494,7 @@ func trimAfterStart(log *slog.Logger) {
 		log.Warn("start-up memory not given back: no read-only mapping of the executable found")
 		return
 	}
-	log.Debug("start-up memory given back", "executable_mappings", r.Mappings, "executable_bytes", r.Unmapped)
+	if debug {
+		log.Debug("start-up memory given back", "executable_mappings", r.Mappings, "executable_bytes", r.Unmapped)
+	}
 }

@@ -16,6 +16,16 @@
 // PIE's relocated RELRO segment, a debugger's breakpoint), for the same
 // reason.
 //
+// What runs after the drop is mapped again, 64 KiB or a page-cache folio
+// around each fault, so the caller picks the moment and what follows:
+// weft-sidecar trims once its listeners' servers wait for connections
+// (their goroutines have started and grown their stacks, whose copy reads
+// pclntab), logs nothing after the drop at its default level, and keeps
+// the trimming goroutine parked until shutdown (a goroutine's exit reads
+// pclntab too). Trim itself allocates per mapping, not per smaps line:
+// it runs before the runtime's first collection, so what it allocates
+// stays resident.
+//
 // Trim does not return the heap (debug.FreeOSMemory): measured on an
 // idle sidecar, its forced GC cycle left more anonymous memory and more
 // executable pages resident (the stack scan reads pclntab), not less.
