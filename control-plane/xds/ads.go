@@ -403,7 +403,12 @@ func (st *adsStream) deltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 		if n == "*" {
 			if !t.wildcard {
 				t.wildcard, t.dirty = true, true
-				t.known = t.has()
+				if !first {
+					// What the proxy has of its explicit names; on a
+					// first request it is initial_resource_versions,
+					// whatever it names.
+					t.known = t.has()
+				}
 			}
 			continue
 		}

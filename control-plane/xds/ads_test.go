@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -444,6 +445,31 @@ func TestDeltaProtocol(t *testing.T) {
 			r = c3.recv(resource.ListenerType)
 			if got := resourceNames(r); !slices.Equal(got, []string{changed}) || !slices.Equal(r.GetRemovedResources(), []string{"gone"}) {
 				t.Fatalf("got %v removed %v, want [%s] removed [gone]", got, r.GetRemovedResources(), changed)
+			}
+		},
+	}, {
+		// Envoy names "*" on its first request when the type has explicit
+		// names as well as the wildcard (and may name it alone).
+		name: "reconnect with initial_resource_versions and * subscribed: only what differs, and what is gone",
+		run: func(t *testing.T, s *Server, cc *grpc.ClientConn, c *deltaClient) {
+			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.ClusterType})
+			r := c.recv(resource.ClusterType)
+			have := map[string]string{}
+			var changed string
+			for _, x := range r.GetResources() {
+				have[x.GetName()] = x.GetVersion()
+				changed = x.GetName()
+			}
+			c.ack(r)
+			stale := maps.Clone(have)
+			stale["gone"], stale[changed] = "x", "old"
+			for _, subscribe := range [][]string{{"*"}, {"*", changed}, {changed, "*"}} {
+				c2 := newDeltaClient(t, t.Context(), cc, "order-1.shop")
+				c2.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.ClusterType, ResourceNamesSubscribe: subscribe, InitialResourceVersions: stale})
+				r = c2.recv(resource.ClusterType)
+				if got := resourceNames(r); !slices.Equal(got, []string{changed}) || !slices.Equal(r.GetRemovedResources(), []string{"gone"}) {
+					t.Fatalf("subscribe %v: got %v removed %v, want [%s] removed [gone]", subscribe, got, r.GetRemovedResources(), changed)
+				}
 			}
 		},
 	}}
