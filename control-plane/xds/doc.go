@@ -68,7 +68,8 @@
 // function once (the daemon's returns the freed heap to the OS). A node id with no
 // workload in the registry gets an empty snapshot until one appears; before
 // the first registry state no node gets anything. When a node's last stream
-// closes its snapshot is dropped.
+// closes its snapshot is dropped (unless a new stream of the node joined
+// meanwhile).
 //
 // Goroutines: Run owns the debouncer and Push runs on it; the callbacks run
 // on the ADS streams' goroutines. One mutex serializes building snapshots;

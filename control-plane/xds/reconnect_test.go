@@ -4,8 +4,11 @@ import (
 	"context"
 	"testing"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/weftmesh/weft/api/meshconfig"
 )
 
 // TestReconnectWithOldServersVersion: a sidecar whose control plane was
@@ -54,5 +57,49 @@ func TestReconnectWithOldServersVersion(t *testing.T) {
 				return p.Versions[resource.ListenerType].Acked == "1"
 			})
 		})
+	}
+}
+
+// TestReconnectWhileDisconnecting: a node's last stream closes and a new
+// stream of the node joins before the server has dropped the node (status
+// calls disconnect outside its lock, and it waits for the snapshot mutex,
+// which a push may hold). The late disconnect must not drop the node that
+// is connected again: its stream would keep an empty subscription, never
+// updated, while /debug/proxies shows it connected.
+func TestReconnectWhileDisconnecting(t *testing.T) {
+	const node = "order-1.shop"
+	s := New(meshconfig.Default(), WithMaxConnecting(0))
+	s.Update(parse(t, meshYAML))
+	s.Push()
+	var late []string
+	s.status.disconnect = func(id string) { late = append(late, id) }
+	ctx := t.Context()
+	join := func(id int64) {
+		k := streamKey{id: id}
+		if err := s.status.open(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+		s.status.request(k, &core.Node{Id: node}, resource.ClusterType, "", "", false)
+	}
+	join(1)
+	s.status.closed(streamKey{id: 1}) // its disconnect is held back
+	join(2)
+	if len(late) != 1 {
+		t.Fatalf("disconnects %v, want the first stream's", late)
+	}
+	s.nodeDisconnected(late[0]) // comes after the new stream joined
+	if s.snaps.get(node) == nil {
+		t.Fatal("the reconnected node's snapshot was dropped")
+	}
+	s.Update(parse(t, meshYAML+payment2))
+	s.Push()
+	if v := s.snaps.get(node).versions[typeIndex(resource.EndpointType)]; v != "2" {
+		t.Fatalf("EDS version after a push %q, want 2: the push did not reach the reconnected node", v)
+	}
+	// Once its last stream is gone for good, the node is dropped.
+	s.status.closed(streamKey{id: 2})
+	s.nodeDisconnected(late[1])
+	if s.snaps.get(node) != nil {
+		t.Fatal("snapshot kept after the last stream closed")
 	}
 }

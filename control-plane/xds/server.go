@@ -326,10 +326,16 @@ func (s *Server) connectNode(id string) (want uint8) {
 	return want
 }
 
-// nodeDisconnected runs when a node's last stream closes.
+// nodeDisconnected runs when a node's last stream closes. A stream of the
+// node may have joined since (status calls it outside its lock, and it
+// waits here for a push): the node is connected again and keeps its
+// snapshot.
 func (s *Server) nodeDisconnected(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.status.isConnected(id) {
+		return
+	}
 	delete(s.nodes, id)
 	s.snaps.clear(id)
 	s.acks.forget(id)

@@ -133,6 +133,13 @@ func (s *status) delta(node string) bool {
 	return p != nil && p.deltaSeen
 }
 
+// isConnected reports whether some open stream has named node.
+func (s *status) isConnected(node string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proxies[node] != nil
+}
+
 // connected is the number of connected proxies.
 func (s *status) connected() int {
 	s.mu.Lock()
