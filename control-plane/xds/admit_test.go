@@ -35,12 +35,12 @@ func TestAdmissionHoldsSlotUntilFirstConfigAnswered(t *testing.T) {
 	if err := s.status.open(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	s.status.request(a, &core.Node{Id: "api-0.b"}, resource.ClusterType, "", "", false)
+	s.status.request(a, &core.Node{Id: "api-0.b"}, resource.ClusterType, "", "", "", false)
 	if free() {
 		t.Fatal("slot free right after api-0.b joined")
 	}
 	s.status.response(a, resource.ClusterType, "1", "1")
-	s.status.request(a, nil, resource.ListenerType, "", "", false)
+	s.status.request(a, nil, resource.ListenerType, "", "", "", false)
 	s.status.response(a, resource.ListenerType, "2", "1")
 
 	// The second node waits for the slot on its own stream.
@@ -51,7 +51,7 @@ func TestAdmissionHoldsSlotUntilFirstConfigAnswered(t *testing.T) {
 	joined := make(chan struct{})
 	go func() {
 		defer close(joined)
-		s.status.request(b, &core.Node{Id: "api-1.b"}, resource.ClusterType, "", "", false)
+		s.status.request(b, &core.Node{Id: "api-1.b"}, resource.ClusterType, "", "", "", false)
 	}()
 
 	steps := []struct {
@@ -64,7 +64,7 @@ func TestAdmissionHoldsSlotUntilFirstConfigAnswered(t *testing.T) {
 		{what: "a stale nonce", typeURL: resource.EndpointType, nonce: "9"},
 	}
 	for _, st := range steps {
-		s.status.request(a, nil, st.typeURL, st.nonce, "", false)
+		s.status.request(a, nil, st.typeURL, st.nonce, "", "", false)
 		select {
 		case <-joined:
 			t.Fatalf("api-1.b got the slot after api-0.b's %s", st.what)
@@ -79,7 +79,7 @@ func TestAdmissionHoldsSlotUntilFirstConfigAnswered(t *testing.T) {
 	}
 	// A NACK answers too: api-0.b is done, api-1.b gets the slot.
 	s.status.response(a, resource.EndpointType, "3", "1")
-	s.status.request(a, nil, resource.EndpointType, "3", "bad endpoint", true)
+	s.status.request(a, nil, resource.EndpointType, "3", "", "bad endpoint", true)
 	<-joined
 	if free() {
 		t.Fatal("slot free while api-1.b has not answered")
@@ -95,7 +95,7 @@ func TestAdmissionHoldsSlotUntilFirstConfigAnswered(t *testing.T) {
 	if err := s.status.open(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	s.status.request(c, &core.Node{Id: "ghost.nowhere"}, resource.ClusterType, "", "", false)
+	s.status.request(c, &core.Node{Id: "ghost.nowhere"}, resource.ClusterType, "", "", "", false)
 	if !free() {
 		t.Fatal("slot held by a node with an empty snapshot")
 	}
@@ -111,14 +111,14 @@ func TestAdmissionWaitEndsWithStream(t *testing.T) {
 	if err := s.status.open(t.Context(), a); err != nil {
 		t.Fatal(err)
 	}
-	s.status.request(a, &core.Node{Id: "api-0.b"}, resource.ClusterType, "", "", false)
+	s.status.request(a, &core.Node{Id: "api-0.b"}, resource.ClusterType, "", "", "", false)
 	ctx, cancel := context.WithCancel(t.Context())
 	b := streamKey{id: 2}
 	if err := s.status.open(ctx, b); err != nil {
 		t.Fatal(err)
 	}
 	cancel()
-	s.status.request(b, &core.Node{Id: "api-1.b"}, resource.ClusterType, "", "", false) // returns: ctx is done
+	s.status.request(b, &core.Node{Id: "api-1.b"}, resource.ClusterType, "", "", "", false) // returns: ctx is done
 	s.mu.Lock()
 	_, built := s.nodes["api-1.b"]
 	s.mu.Unlock()
@@ -145,7 +145,7 @@ func TestAdmissionWaitsForFirstState(t *testing.T) {
 	joined := make(chan struct{})
 	go func() {
 		defer close(joined)
-		s.status.request(a, &core.Node{Id: "api-0.b"}, resource.ClusterType, "", "", false)
+		s.status.request(a, &core.Node{Id: "api-0.b"}, resource.ClusterType, "", "", "", false)
 	}()
 	// Registered by status, then in nodeConnected: waiting for the state.
 	waitFor(t, "api-0.b registered", func() bool { return s.Connected() == 1 })

@@ -185,6 +185,33 @@ func TestSotWProtocol(t *testing.T) {
 			}
 		},
 	}, {
+		// Weft's sidecar holds a response naming clusters it has not got
+		// yet and meanwhile changes its subscription with that response's
+		// nonce and the version it still runs: answered, not an ACK.
+		name: "names changed with the in-flight nonce and the old version: answered, not an ACK",
+		run: func(t *testing.T, s *Server, c *adsClient, b *barrier) {
+			_, eds, _, _ := c.subscribe()
+			names := namesOf(t, eds)
+			s.Update(parse(t, meshYAML+payment2))
+			s.Push()
+			eds2 := c.recv(resource.EndpointType)
+			c.send(&discovery.DiscoveryRequest{TypeUrl: resource.EndpointType, VersionInfo: eds.GetVersionInfo(), ResponseNonce: eds2.GetNonce(), ResourceNames: names[:1]})
+			r := c.recv(resource.EndpointType)
+			if got := namesOf(t, r); r.GetVersionInfo() != "2" || !slices.Equal(got, names[:1]) {
+				t.Fatalf("EDS %q %v, want 2 with %v", r.GetVersionInfo(), got, names[:1])
+			}
+			b.pass()
+			p, _ := proxyStatus(s, "order-1.shop")
+			if ts := p.Versions[resource.EndpointType]; ts.Acked != "1" || ts.Sent != "2" {
+				t.Fatalf("EDS status %+v, want 1 ACKed, 2 sent", ts)
+			}
+			c.ack(r, names[:1]...)
+			waitFor(t, "ACK of 2", func() bool {
+				p, _ := proxyStatus(s, "order-1.shop")
+				return p.Versions[resource.EndpointType].Acked == "2"
+			})
+		},
+	}, {
 		name: "node on the first request only",
 		run: func(t *testing.T, s *Server, c *adsClient, b *barrier) {
 			c.node = nil // every request but the first (the barrier's) without a node

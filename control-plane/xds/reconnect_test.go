@@ -79,7 +79,7 @@ func TestReconnectWhileDisconnecting(t *testing.T) {
 		if err := s.status.open(ctx, k); err != nil {
 			t.Fatal(err)
 		}
-		s.status.request(k, &core.Node{Id: node}, resource.ClusterType, "", "", false)
+		s.status.request(k, &core.Node{Id: node}, resource.ClusterType, "", "", "", false)
 	}
 	join(1)
 	s.status.closed(streamKey{id: 1}) // its disconnect is held back

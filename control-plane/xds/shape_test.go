@@ -172,7 +172,7 @@ func TestShapeVersionMapsOnlyForDelta(t *testing.T) {
 	if err := s.status.open(context.Background(), k); err != nil {
 		t.Fatal(err)
 	}
-	s.status.request(k, &core.Node{Id: "api-1.b"}, resource.ClusterType, "", "", false)
+	s.status.request(k, &core.Node{Id: "api-1.b"}, resource.ClusterType, "", "", "", false)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if got := s.nodes["api-1.b"].shape; got != sh {

@@ -211,8 +211,13 @@ func (s *status) closed(k streamKey) {
 }
 
 // request records a request: the node of a new stream, and an ACK or NACK
-// of the response whose nonce it carries.
-func (s *status) request(k streamKey, node *core.Node, typeURL, nonce string, errorDetail string, nack bool) {
+// of the response whose nonce it carries. A SotW ACK carries that
+// response's version too (version_info); a SotW request with its nonce,
+// no error_detail and another version answers it without accepting it
+// (Weft's sidecar changes its subscription so while it holds a response
+// that names clusters it has not got yet). Delta requests carry no
+// version: an answer without error_detail is an ACK.
+func (s *status) request(k streamKey, node *core.Node, typeURL, nonce, version, errorDetail string, nack bool) {
 	s.mu.Lock()
 	st := s.streams[k]
 	if st == nil {
@@ -238,9 +243,10 @@ func (s *status) request(k streamKey, node *core.Node, typeURL, nonce string, er
 			last := st.sent[i]
 			answered = true
 			ts := s.typeStatus(st.node, typeURL)
-			if nack {
+			switch {
+			case nack:
 				ts.Nack, nacked = errorDetail, true
-			} else {
+			case k.delta || version == last.version:
 				ts.Acked, ts.Nack = last.version, ""
 				ackedVersion = last.version
 			}
@@ -351,7 +357,7 @@ func (s *status) OnStreamClosed(id int64, _ *core.Node) { s.closed(streamKey{id:
 // replaced with shared copies (intern.go).
 func (s *status) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
 	s.names.names(req.ResourceNames)
-	s.request(streamKey{id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
+	s.request(streamKey{id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(),
 		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 	return nil
 }
@@ -377,7 +383,7 @@ func (s *status) OnDeltaStreamClosed(id int64, _ *core.Node) {
 // replaced with shared copies (intern.go).
 func (s *status) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
 	s.names.names(req.ResourceNamesSubscribe)
-	s.request(streamKey{delta: true, id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(),
+	s.request(streamKey{delta: true, id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "",
 		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
 	return nil
 }
