@@ -448,7 +448,9 @@ func (t *typeStream) has() map[string]string {
 // deltaResponse builds type i's delta response from snap: the resources
 // in the subscription whose version the proxy does not have, and those it
 // has that are gone. It returns nil when there is nothing to send (but
-// always answers a wildcard subscription's first request), and records
+// always answers a type's first request on the stream and a new wildcard
+// subscription: a proxy that reconnects with everything up to date
+// answers that and so completes its first configuration), and records
 // what the proxy has.
 func (st *adsStream) deltaResponse(i int, snap *snapshot) (*discovery.DeltaDiscoveryResponse, error) {
 	t := &st.types[i]
@@ -501,7 +503,7 @@ func (st *adsStream) deltaResponse(i int, snap *snapshot) (*discovery.DeltaDisco
 			}
 		}
 	}
-	reply := len(res) > 0 || len(removed) > 0 || (t.dirty && t.wildcard)
+	reply := len(res) > 0 || len(removed) > 0 || t.dirty
 	t.known, t.fresh, t.sent, t.dirty = vm, nil, snap.versions[i], false
 	if !reply {
 		return nil, nil

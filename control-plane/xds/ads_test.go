@@ -475,6 +475,32 @@ func TestDeltaProtocol(t *testing.T) {
 			}
 		},
 	}, {
+		// Answered although there is nothing to send: the proxy's answer
+		// completes its first configuration (admission waits for it; the
+		// slot was held for admissionHold by every such proxy after a
+		// control-plane restart).
+		name: "reconnect with explicit names all up to date: an empty answer",
+		run: func(t *testing.T, s *Server, cc *grpc.ClientConn, c *deltaClient) {
+			c.barrier()
+			names := edsOf(t, s)
+			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: names})
+			r := c.recv(resource.EndpointType)
+			have := map[string]string{}
+			for _, x := range r.GetResources() {
+				have[x.GetName()] = x.GetVersion()
+			}
+			c.ack(r)
+			c2 := newDeltaClient(t, t.Context(), cc, "order-1.shop")
+			c2.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: names, InitialResourceVersions: have})
+			r = c2.recv(resource.EndpointType)
+			if len(r.GetResources()) != 0 || len(r.GetRemovedResources()) != 0 || r.GetSystemVersionInfo() != "1" {
+				t.Fatalf("up to date proxy got %v, removed %v at %q; want an empty answer at 1", resourceNames(r), r.GetRemovedResources(), r.GetSystemVersionInfo())
+			}
+			// Nothing more until something changes.
+			c2.ack(r)
+			c2.barrier()
+		},
+	}, {
 		// Envoy names "*" on its first request when the type has explicit
 		// names as well as the wildcard (and may name it alone).
 		name: "reconnect with initial_resource_versions and * subscribed: only what differs, and what is gone",
