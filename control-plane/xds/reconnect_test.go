@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"runtime"
 	"testing"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -102,4 +103,36 @@ func TestReconnectWhileDisconnecting(t *testing.T) {
 	if s.snaps.get(node) != nil {
 		t.Fatal("snapshot kept after the last stream closed")
 	}
+}
+
+// TestStreamGoroutinesEnd: every goroutine a stream starts (its handler's
+// receiver) ends when the proxy goes away, SotW and delta alike, and the
+// node is disconnected.
+func TestStreamGoroutinesEnd(t *testing.T) {
+	s, cc := startServer(t)
+	s.Update(parse(t, meshYAML))
+	s.Push()
+	open := func(ctx context.Context) {
+		c := newADSClient(t, ctx, cc, "order-1.shop")
+		c.send(&discovery.DiscoveryRequest{TypeUrl: resource.ClusterType})
+		c.recv(resource.ClusterType)
+		d := newDeltaClient(t, ctx, cc, "order-1.shop")
+		d.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.ClusterType})
+		d.recv(resource.ClusterType)
+	}
+	// A first pair warms the connection up (its transport goroutines stay).
+	ctx, cancel := context.WithCancel(t.Context())
+	open(ctx)
+	cancel()
+	waitFor(t, "proxy disconnected", func() bool { return s.Connected() == 0 })
+	base := runtime.NumGoroutine()
+	ctx, cancel = context.WithCancel(t.Context())
+	for range 10 {
+		open(ctx)
+	}
+	if n := runtime.NumGoroutine(); n < base+40 {
+		t.Fatalf("%d goroutines with 20 streams open, %d before: fewer than a handler, a receiver and the client's reader each", n, base)
+	}
+	cancel()
+	waitFor(t, "stream goroutines ended", func() bool { return runtime.NumGoroutine() <= base && s.Connected() == 0 })
 }
