@@ -618,7 +618,9 @@ func (c *conn) waitRoomLocked() error {
 // what was added meanwhile when its write returns). mu is released during
 // the write, which must complete within the write timeout (or writeBy).
 func (c *conn) flushLocked() {
+	wrote := false
 	for len(c.wbuf) > 0 && !c.flushing && c.werr == nil {
+		wrote = true
 		c.flushing = true
 		b := c.wbuf
 		c.wbuf, c.spare = c.spare[:0], nil
@@ -636,6 +638,13 @@ func (c *conn) flushLocked() {
 			c.failLocked(fmt.Errorf("h2server: write: %w", err))
 		}
 		c.cond.Broadcast()
+	}
+	if wrote && c.werr == nil {
+		// No write pending: no deadline left to expire while the
+		// connection is idle (crypto/tls writes from a Read too: the
+		// answer to a peer's KeyUpdate, which an expired deadline fails,
+		// and the connection with it at its next write).
+		c.setDeadlineLocked(c.writeBy)
 	}
 }
 

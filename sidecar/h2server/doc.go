@@ -59,8 +59,10 @@
 // deadline, WriteTimeout (default 30 s; HTTP2Config.WriteByteTimeout in
 // FromConfig): a peer that does not take a batch within it, because it
 // reads nothing or too slowly, loses the connection. The deadline is set
-// when a write starts, so it bounds a pending write, never a stream's
-// life: an idle gRPC stream or tunnel has no write pending.
+// when a write starts and cleared when nothing more is pending, so it
+// bounds a pending write, never a stream's life (an idle gRPC stream or
+// tunnel has no write pending), and none expires on an idle connection
+// (crypto/tls writes from a Read too, e.g. the answer to a KeyUpdate).
 //
 // The response writer buffers up to 16 KiB of body; the head goes with
 // the first DATA (or alone on Flush). A handler that returns with the

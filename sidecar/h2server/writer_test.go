@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +30,14 @@ type pipeClient struct {
 // its SETTINGS ACK.
 func servePipe(t *testing.T, s *Server) *pipeClient {
 	t.Helper()
-	cli, srv := net.Pipe()
+	return servePipeConn(t, s, func(c net.Conn) net.Conn { return c })
+}
+
+// servePipeConn is servePipe with the server's end of the pipe wrapped.
+func servePipeConn(t *testing.T, s *Server, wrap func(net.Conn) net.Conn) *pipeClient {
+	t.Helper()
+	cli, pipeSrv := net.Pipe()
+	srv := wrap(pipeSrv)
 	_ = cli.SetDeadline(time.Now().Add(waitFor))
 	pc := &pipeClient{c: cli, fr: http2.NewFramer(cli, cli), served: make(chan struct{})}
 	pc.enc = hpack.NewEncoder(&pc.hbuf)
@@ -302,5 +310,43 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// deadlineConn records the write deadlines set on a connection.
+type deadlineConn struct {
+	net.Conn
+	mu   sync.Mutex
+	last time.Time
+	sets int
+}
+
+func (d *deadlineConn) SetWriteDeadline(t time.Time) error {
+	d.mu.Lock()
+	d.last, d.sets = t, d.sets+1
+	d.mu.Unlock()
+	return d.Conn.SetWriteDeadline(t)
+}
+
+// TestNoWriteDeadlineWhileIdle: the write timeout's deadline is set for a
+// write and cleared once nothing more is pending, so none expires while
+// the connection is idle (crypto/tls writes from a Read too: the answer
+// to a peer's KeyUpdate failed with an expired deadline, and broke the
+// connection).
+func TestNoWriteDeadlineWhileIdle(t *testing.T) {
+	var dc *deadlineConn
+	s := &Server{WriteTimeout: time.Hour, Handler: http.HandlerFunc(okHandler)}
+	pc := servePipeConn(t, s, func(c net.Conn) net.Conn { dc = &deadlineConn{Conn: c}; return dc })
+	blk := pc.block(":method", "GET", ":scheme", "http", ":authority", "x", ":path", "/")
+	if err := pc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: blk, EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	readHead(t, pc)
+	readBody(t, pc, 2)
+	waitUntil(t, "the response's write to return", func() bool { return !s.anyConnWriting() })
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	if dc.sets == 0 || !dc.last.IsZero() {
+		t.Fatalf("write deadline %v after %d settings, want none while idle", dc.last, dc.sets)
 	}
 }
