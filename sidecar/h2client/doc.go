@@ -29,7 +29,9 @@
 // ends its stream on HEADERS. A body that can give all of itself at once
 // (ReadRest: sidecar/h2server's request body once the client ended it,
 // as a gRPC unary call's) is framed on the caller's goroutine too, so
-// HEADERS, DATA and END_STREAM leave in one write. Any other body (a
+// HEADERS, DATA and END_STREAM leave in one write, as far as the send
+// windows take it: what they do not take yet goes by a body writer, so
+// the caller never waits for the windows. Any other body (a
 // stream: gRPC client or bidirectional streaming, CONNECT tunnels,
 // uploads) is sent as it is read by a goroutine of the stream's own,
 // within the stream's and the connection's send windows, then its
@@ -42,8 +44,9 @@
 // Trailers fill Response.Trailer before the body's io.EOF.
 // Cancelling the request's context resets the stream (RST_STREAM
 // CANCEL): a caller waiting for the head gets the context's error, and
-// so does the body's next Read. Closing the body before its end resets
-// the stream too.
+// so does the body's next Read; a request body still being sent after
+// the response ended stops (its writer watches the context until it
+// returns). Closing the body before its end resets the stream too.
 //
 // # Writing
 //

@@ -42,18 +42,23 @@ type stream struct {
 	reset       bool
 	unprocessed bool // the peer did not process it (GOAWAY, REFUSED_STREAM)
 	writing     bool // the body writer runs
+	callerDone  bool // the caller is done with the stream (finish called)
 	bodyClosed  bool // the request body was closed, or is queued to be
 	delivered   bool
 	resp        *http.Response // the head, once delivered
 	err         error          // or why the stream failed before it
 
 	headCh chan struct{} // closed once resp or err is set
+	// rest is what the windows did not take yet of a body received
+	// whole: the body writer sends it instead of reading the body.
+	rest []byte
 	// wdone is closed when the body writer returned (it closed the
 	// request body); nil when none runs.
 	wdone chan struct{}
 	body  *responseBody
-	// stop unregisters the cancellation of the request's context; the
-	// caller's (RoundTrip, then the response body's reader).
+	// stop unregisters the cancellation of the request's context (under
+	// cc.mu), once the caller is done with the stream and the body writer
+	// returned: until both, cancelling the context resets the stream.
 	stop func() bool
 }
 
@@ -94,14 +99,22 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if whole {
-		err = cc.writeDataLocked(st, rest, !trailers)
-		if err == nil && trailers {
+		// What the send windows take now leaves with the HEADERS; the
+		// rest, if any, goes by a body writer, so that the caller waits
+		// for the windows as it waits for the head: the response, or
+		// the context's end.
+		rest, err = cc.writeDataLocked(st, rest, !trailers, false)
+		if err == nil && len(rest) == 0 && trailers {
 			err = cc.writeTrailersLocked(st, req.Trailer)
 		}
 		if err != nil && !st.reset {
 			cc.resetLocked(st, st.id, http2.ErrCodeCancel, err)
 		}
-	} else if hasBody {
+		if err == nil && len(rest) > 0 {
+			st.rest, whole = rest, false
+		}
+	}
+	if hasBody && !whole {
 		st.writing = true
 		st.wdone = make(chan struct{})
 	}
@@ -120,7 +133,10 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		close(st.wdone)
 	}
 	if ctx.Done() != nil {
-		st.stop = context.AfterFunc(ctx, func() { st.cancel(context.Cause(ctx)) })
+		stop := context.AfterFunc(ctx, func() { st.cancel(context.Cause(ctx)) })
+		cc.mu.Lock()
+		st.stop = stop
+		cc.mu.Unlock()
 	}
 	<-st.headCh
 	// deliver set resp or err before closing headCh.
@@ -292,26 +308,30 @@ func (cc *conn) writeBlockLocked(id uint32, end bool) error {
 }
 
 // writeDataLocked frames p as DATA within the stream's and the
-// connection's send windows, waiting for them to open.
-func (cc *conn) writeDataLocked(st *stream, p []byte, end bool) error {
+// connection's send windows, waiting for them to open; with wait false
+// it returns what they do not take now instead (rest).
+func (cc *conn) writeDataLocked(st *stream, p []byte, end, wait bool) (rest []byte, err error) {
 	for {
 		if err := cc.waitRoomLocked(); err != nil {
-			return err
+			return p, err
 		}
 		if st.reset {
-			return errStreamReset
+			return p, errStreamReset
 		}
 		if len(p) == 0 {
 			if end {
 				if err := cc.fr.WriteData(st.id, true, nil); err != nil {
-					return err
+					return p, err
 				}
 				cc.localDoneLocked(st)
 			}
-			return nil
+			return nil, nil
 		}
 		n := min(int64(len(p)), int64(cc.peerMaxFrame), st.sendWin, cc.sendWin)
 		if n <= 0 {
+			if !wait {
+				return p, nil
+			}
 			if len(cc.wbuf) > 0 && !cc.flushing {
 				cc.flushLocked()
 				continue
@@ -321,14 +341,14 @@ func (cc *conn) writeDataLocked(st *stream, p []byte, end bool) error {
 		}
 		last := end && n == int64(len(p))
 		if err := cc.fr.WriteData(st.id, last, p[:n]); err != nil {
-			return err
+			return p, err
 		}
 		st.sendWin -= n
 		cc.sendWin -= n
 		p = p[n:]
 		if last {
 			cc.localDoneLocked(st)
-			return nil
+			return nil, nil
 		}
 	}
 }
@@ -365,53 +385,68 @@ var bodyBufs = sync.Pool{New: func() any { b := make([]byte, minFrameSize); retu
 
 // writeBody sends the request body as it is read, on a goroutine of the
 // stream's own (the Client's wait group): DATA frames within the send
-// windows, then END_STREAM or the trailers. A body that fails resets the
-// stream. It closes the body when done; a reset closes it sooner, which
-// ends a pending Read.
+// windows, then END_STREAM or the trailers; or, for a body received
+// whole, what the windows did not take with the HEADERS (rest). A body
+// that fails resets the stream. It closes the body when done; a reset
+// closes it sooner, which ends a pending Read.
 func (st *stream) writeBody() {
 	cc := st.cc
 	req := st.req
-	bp, _ := bodyBufs.Get().(*[]byte)
-	buf := *bp
-	for {
-		n, rerr := req.Body.Read(buf)
-		eof := errors.Is(rerr, io.EOF)
-		if rerr != nil && !eof {
-			cc.mu.Lock()
-			cc.resetLocked(st, st.id, http2.ErrCodeCancel, fmt.Errorf("h2client: request body: %w", rerr))
-			cc.flushLocked()
-			cc.mu.Unlock()
-			break
+	if st.rest != nil {
+		st.sendData(st.rest, true)
+	} else {
+		bp, _ := bodyBufs.Get().(*[]byte)
+		for {
+			n, rerr := req.Body.Read(*bp)
+			eof := errors.Is(rerr, io.EOF)
+			if rerr != nil && !eof {
+				cc.mu.Lock()
+				cc.resetLocked(st, st.id, http2.ErrCodeCancel, fmt.Errorf("h2client: request body: %w", rerr))
+				cc.flushLocked()
+				cc.mu.Unlock()
+				break
+			}
+			if n == 0 && !eof {
+				continue
+			}
+			if !st.sendData((*bp)[:n], eof) || eof {
+				break
+			}
 		}
-		if n == 0 && !eof {
-			continue
-		}
-		trailers := eof && len(req.Trailer) > 0
-		cc.mu.Lock()
-		err := cc.writeDataLocked(st, buf[:n], eof && !trailers)
-		if err == nil && trailers {
-			err = cc.writeTrailersLocked(st, req.Trailer)
-		}
-		if err != nil && !st.reset {
-			cc.resetLocked(st, st.id, http2.ErrCodeCancel, err)
-		}
-		cc.flushLocked()
-		cc.mu.Unlock()
-		if err != nil || eof {
-			break
-		}
+		bodyBufs.Put(bp)
 	}
-	bodyBufs.Put(bp)
 	cc.mu.Lock()
 	st.writing = false
 	closeIt := !st.bodyClosed
 	st.bodyClosed = true
+	stop := st.stopLocked()
 	cc.mu.Unlock()
 	cc.closePending()
+	if stop != nil {
+		stop()
+	}
 	if closeIt {
 		_ = req.Body.Close()
 	}
 	close(st.wdone)
+}
+
+// sendData sends p, the body's last bytes when eof (then END_STREAM, or
+// the trailers); false when the stream was reset.
+func (st *stream) sendData(p []byte, eof bool) bool {
+	cc := st.cc
+	trailers := eof && len(st.req.Trailer) > 0
+	cc.mu.Lock()
+	_, err := cc.writeDataLocked(st, p, eof && !trailers, true)
+	if err == nil && trailers {
+		err = cc.writeTrailersLocked(st, st.req.Trailer)
+	}
+	if err != nil && !st.reset {
+		cc.resetLocked(st, st.id, http2.ErrCodeCancel, err)
+	}
+	cc.flushLocked()
+	cc.mu.Unlock()
+	return err == nil
 }
 
 // waitWriter returns once the body writer, if any, returned: the request
@@ -454,13 +489,31 @@ func (st *stream) cancel(cause error) {
 	cc.closePending()
 }
 
-// finish unregisters the context's cancellation once the caller is done
-// with the stream (the head failed, or the body ended or was closed).
+// finish: the caller is done with the stream (the head failed, or the
+// body ended or was closed). The context's cancellation is unregistered
+// unless the body writer still sends (a response may end before the
+// request body): then it still resets the stream, which stops the
+// writer, and the writer unregisters it when it returns.
 func (st *stream) finish() {
-	if st.stop != nil {
-		st.stop()
-		st.stop = nil
+	cc := st.cc
+	cc.mu.Lock()
+	st.callerDone = true
+	stop := st.stopLocked()
+	cc.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
+}
+
+// stopLocked takes the context's cancellation to unregister once the
+// caller is done and the body writer returned (cc.mu held).
+func (st *stream) stopLocked() func() bool {
+	if !st.callerDone || st.writing || st.stop == nil {
+		return nil
+	}
+	stop := st.stop
+	st.stop = nil
+	return stop
 }
 
 // deliver gives the caller waiting in roundTrip the response head or an

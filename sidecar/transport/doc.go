@@ -60,7 +60,8 @@
 // h1client) have none per connection: the request is written and the
 // response read on the caller's goroutine. h2client owns the goroutines
 // of the HTTP/2 connections (one read loop each, a keep-alive timer, and
-// a body writer per request whose body is a stream, while it sends);
+// a body writer per request whose body is a stream, or received whole
+// but beyond the peer's send windows, while it sends);
 // Close ends them (net/http's Transport owns its own, when selected).
 // RoundTrip runs on the caller's goroutine. A Mesh is safe for
 // concurrent use.

@@ -1,0 +1,99 @@
+package h2client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"testing"
+
+	"golang.org/x/net/http2"
+)
+
+// TestBodyBeyondTheWindow: a request body the peer's windows do not
+// take yet (it never sends WINDOW_UPDATE) does not hold the caller: the
+// response the peer sends before the body's end is delivered, and
+// cancelling the request's context resets the stream (CANCEL) and ends
+// the body's writer, both while the caller waits for the head and after
+// the response ended (END_STREAM on its HEADERS) while the body was
+// still being sent. A body received whole is never Read.
+func TestBodyBeyondTheWindow(t *testing.T) {
+	big := bytes.Repeat([]byte("w"), 100<<10) // > the initial windows, 65535
+	for _, tc := range []struct {
+		name    string
+		whole   bool // a body given at once (ReadRest), or a stream
+		respond bool // the peer answers before the body's end
+	}{
+		{"whole body, cancel waiting for the head", true, false},
+		{"whole body, response before its end", true, true},
+		{"streamed body, cancel waiting for the head", false, false},
+		{"streamed body, response before its end", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := startFake(t)
+			c := newClient(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req := newRequest(t, ctx, http.MethodPost, fs.addr, "/", nil)
+			wb := &wholeBody{data: big}
+			pr, pw := io.Pipe()
+			writeErr := make(chan error, 1)
+			if tc.whole {
+				req.Body = wb
+			} else {
+				req.Body = pr
+				go func() {
+					_, err := pw.Write(big)
+					for err == nil {
+						_, err = pw.Write(big)
+					}
+					writeErr <- err
+				}()
+			}
+			type result struct {
+				resp *http.Response
+				err  error
+			}
+			rc := make(chan result, 1)
+			go func() {
+				resp, err := c.RoundTrip(req) //nolint:bodyclose // NoBody, or none
+				rc <- result{resp, err}
+			}()
+			fc := <-fs.conns
+			id := fc.readUntil(isHeaders).Header().StreamID
+			// The windows are used up: 65535 bytes of DATA.
+			got := 0
+			fc.readUntil(func(f http2.Frame) bool {
+				if d, ok := f.(*http2.DataFrame); ok && d.StreamID == id {
+					got += len(d.Data())
+				}
+				return got == initialWindow
+			})
+			if tc.respond {
+				fc.headers(id, true, ":status", "200")
+				r := <-rc
+				if r.err != nil || r.resp.StatusCode != http.StatusOK {
+					t.Fatalf("response before the request body's end: %v", r.err)
+				}
+				cancel()
+			} else {
+				cancel()
+				if r := <-rc; !errors.Is(r.err, context.Canceled) {
+					t.Fatalf("cancelled while the body waits for the window: %v", r.err)
+				}
+			}
+			rst, ok := fc.readUntil(func(f http2.Frame) bool { _, ok := f.(*http2.RSTStreamFrame); return ok }).(*http2.RSTStreamFrame)
+			if !ok || rst.StreamID != id || rst.ErrCode != http2.ErrCodeCancel {
+				t.Fatalf("RST_STREAM %v, want CANCEL of stream %d", rst, id)
+			}
+			if tc.whole {
+				if n := wb.reads.Load(); n != 0 {
+					t.Fatalf("a body received whole was Read %d times", n)
+				}
+			} else if err := <-writeErr; !errors.Is(err, io.ErrClosedPipe) {
+				t.Fatalf("the request body was not closed: %v", err)
+			}
+		})
+	}
+}
