@@ -476,6 +476,12 @@ func (cc *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		}
 		return nil
 	}
+	if f.StreamEnded() && st.declLen > 0 {
+		// Malformed (RFC 9113 8.1.1): the content-length says bytes
+		// that will never come.
+		cc.resetLocked(st, id, http2.ErrCodeProtocol, fmt.Errorf("h2client: malformed response: content-length %d and END_STREAM on its HEADERS", st.declLen))
+		return nil
+	}
 	st.gotHead = true
 	if f.StreamEnded() {
 		st.body.end(nil, nil)

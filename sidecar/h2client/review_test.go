@@ -97,3 +97,52 @@ func TestBodyBeyondTheWindow(t *testing.T) {
 		})
 	}
 }
+
+// TestContentLengthHeadersOnly: a response whose HEADERS end the stream
+// while its content-length declares bytes is malformed (RFC 9113
+// 8.1.1): the request fails (the stream is reset, PROTOCOL_ERROR)
+// instead of a response that says 10 bytes and has none. A 204, a 304
+// and the response to HEAD carry their content-length without a body.
+func TestContentLengthHeadersOnly(t *testing.T) {
+	fs := startFake(t)
+	c := newClient(t)
+	var fc *fakeConn
+	for _, tc := range []struct {
+		method, status string
+		ok             bool
+	}{
+		{http.MethodGet, "200", false},
+		{http.MethodGet, "204", true},
+		{http.MethodGet, "304", true},
+		{http.MethodHead, "200", true},
+	} {
+		type result struct {
+			resp *http.Response
+			err  error
+		}
+		rc := make(chan result, 1)
+		go func() {
+			resp, err := c.RoundTrip(newRequest(t, context.Background(), tc.method, fs.addr, "/", nil)) //nolint:bodyclose // NoBody
+			rc <- result{resp, err}
+		}()
+		if fc == nil {
+			fc = <-fs.conns
+		}
+		id := fc.readUntil(isHeaders).Header().StreamID
+		fc.headers(id, true, ":status", tc.status, "content-length", "10")
+		r := <-rc
+		if tc.ok != (r.err == nil) {
+			t.Fatalf("%s %s with content-length 10 and no DATA: %v", tc.method, tc.status, r.err)
+		}
+		if r.err == nil {
+			if r.resp.ContentLength != 10 || r.resp.Body != http.NoBody {
+				t.Fatalf("%s %s: ContentLength %d, body %v", tc.method, tc.status, r.resp.ContentLength, r.resp.Body)
+			}
+			continue
+		}
+		rst, ok := fc.readUntil(func(f http2.Frame) bool { _, ok := f.(*http2.RSTStreamFrame); return ok }).(*http2.RSTStreamFrame)
+		if !ok || rst.StreamID != id || rst.ErrCode != http2.ErrCodeProtocol {
+			t.Fatalf("RST_STREAM %v, want PROTOCOL_ERROR of stream %d", rst, id)
+		}
+	}
+}
