@@ -61,6 +61,7 @@ type conn struct {
 
 	// Write side (under mu).
 	wbuf, spare  []byte
+	ctrlBytes    int // of control frames in wbuf
 	flushing     bool
 	werr         error
 	henc         *hpack.Encoder
@@ -559,16 +560,21 @@ func (cc *conn) resetLocked(st *stream, id uint32, code http2.ErrCode, err error
 }
 
 // controlLocked writes a control frame; they never wait for room, but a
-// peer that lets them pile up loses the connection.
+// peer that lets them pile up loses the connection. Only control frames
+// count: HEADERS and DATA wait for room, though one DATA frame may be as
+// large as the peer's SETTINGS_MAX_FRAME_SIZE.
 func (cc *conn) controlLocked(write func() error) error {
 	if cc.werr != nil {
 		return cc.werr
 	}
-	if len(cc.wbuf) > maxControlPending {
+	if cc.ctrlBytes > maxControlPending {
 		cc.failLocked(errFlood)
 		return errFlood
 	}
-	return write()
+	n := len(cc.wbuf)
+	err := write()
+	cc.ctrlBytes += len(cc.wbuf) - n
+	return err
 }
 
 // waitRoomLocked waits until wbuf has room for a HEADERS or DATA frame.
@@ -591,6 +597,7 @@ func (cc *conn) flushLocked() {
 		cc.flushing = true
 		b := cc.wbuf
 		cc.wbuf, cc.spare = cc.spare[:0], nil
+		cc.ctrlBytes = 0
 		cc.mu.Unlock()
 		_, err := cc.nc.Write(b)
 		cc.mu.Lock()

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"runtime"
 	"testing"
 
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 )
 
 // TestBodyBeyondTheWindow: a request body the peer's windows do not
@@ -143,6 +146,101 @@ func TestContentLengthHeadersOnly(t *testing.T) {
 		rst, ok := fc.readUntil(func(f http2.Frame) bool { _, ok := f.(*http2.RSTStreamFrame); return ok }).(*http2.RSTStreamFrame)
 		if !ok || rst.StreamID != id || rst.ErrCode != http2.ErrCodeProtocol {
 			t.Fatalf("RST_STREAM %v, want PROTOCOL_ERROR of stream %d", rst, id)
+		}
+	}
+}
+
+// TestLargeDataIsNotAFlood: the 1 MiB bound on queued control frames
+// counts control frames, not a large DATA frame queued behind a write in
+// progress (a body received whole, to a peer whose SETTINGS allow 16 MiB
+// frames and large windows, as net/http's HTTP/2 server's 1 MiB): a PING
+// then is answered, not taken for a flood that fails the connection. The
+// peer is a net.Pipe, which holds every write until the peer reads it.
+func TestLargeDataIsNotAFlood(t *testing.T) {
+	cn, sn := net.Pipe()
+	dials := 0
+	c := newClient(t, WithWindows(1<<20, 1<<20))
+	c.dial = func(context.Context, string) (net.Conn, error) {
+		if dials++; dials > 1 {
+			return nil, errors.New("one connection only")
+		}
+		return cn, nil
+	}
+	t.Cleanup(func() { _ = sn.Close() })
+	var out bytes.Buffer
+	fw := http2.NewFramer(&out, nil)
+	send := func() {
+		t.Helper()
+		if _, err := sn.Write(out.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+	}
+	fr := http2.NewFramer(nil, sn)
+	fr.SetMaxReadFrameSize(16<<20 - 1)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	var henc bytes.Buffer
+	enc := hpack.NewEncoder(&henc)
+	readUntil := func(match func(http2.Frame) bool) http2.Frame {
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatalf("reading the client: %v", err)
+			}
+			if match(f) {
+				return f
+			}
+		}
+	}
+	errc := make(chan error, 3)
+	rt := func(method, path string, body io.ReadCloser) {
+		req := newRequest(t, context.Background(), method, "peer:80", path, nil)
+		if body != nil {
+			req.Body = body
+		}
+		go func() { errc <- rtErr(c, req) }()
+	}
+	rt(http.MethodGet, "/1", nil)
+	if _, err := io.ReadFull(sn, make([]byte, len(http2.ClientPreface))); err != nil {
+		t.Fatal(err)
+	}
+	readUntil(isHeaders)
+	_ = fw.WriteSettings(http2.Setting{ID: http2.SettingMaxFrameSize, Val: 16<<20 - 1}, http2.Setting{ID: http2.SettingInitialWindowSize, Val: maxWindow})
+	_ = fw.WriteWindowUpdate(0, maxWindow-initialWindow)
+	send()
+	readUntil(func(f http2.Frame) bool { s, ok := f.(*http2.SettingsFrame); return ok && s.IsAck() })
+	cc := c.peers["peer:80"].conns[0]
+	waitFor := func(cond func() bool) {
+		for {
+			cc.mu.Lock()
+			ok := cond()
+			cc.mu.Unlock()
+			if ok {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	// A write in progress that the peer does not read yet, by the
+	// caller of /2 (the read loop's write of the ACK is over: it reads).
+	waitFor(func() bool { return !cc.flushing && len(cc.wbuf) == 0 })
+	rt(http.MethodGet, "/2", nil)
+	waitFor(func() bool { return cc.nextID == 5 && cc.flushing && len(cc.wbuf) == 0 })
+	// A 2 MiB body received whole: one DATA frame, queued behind it.
+	rt(http.MethodPost, "/3", &wholeBody{data: bytes.Repeat([]byte("d"), 2<<20)})
+	waitFor(func() bool { return len(cc.wbuf) > maxControlPending })
+	_ = fw.WritePing(false, [8]byte{1})
+	send()
+	readUntil(func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && p.IsAck() })
+	for _, id := range []uint32{1, 3, 5} {
+		henc.Reset()
+		_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "204"})
+		_ = fw.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: henc.Bytes(), EndStream: true, EndHeaders: true})
+	}
+	send()
+	for range 3 {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
 		}
 	}
 }
