@@ -34,5 +34,9 @@
 // server's Serve runs in a goroutine the manager waits for); and the admin
 // and health servers. When the context ends, readiness turns false, the
 // listeners stop accepting and drain in-flight requests for up to
-// Config.DrainTimeout, then admin and health stop and Run returns.
+// Config.DrainTimeout, then admin and health stop and Run returns. The
+// transport's HTTP/2 connections (sidecar/h2client: a read loop each, a
+// body writer per streamed request body) are closed, and their
+// goroutines waited for, as Run returns (transport.Mesh.Close);
+// Config.HTTP2Client "net/http" has net/http's transport carry them.
 package sidecar

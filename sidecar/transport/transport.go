@@ -219,10 +219,11 @@ func OwnConnection(req *http.Request, ep *lb.Endpoint) bool {
 // request, its URL, its header map) once it returned an error, or a
 // response whose body was then closed: req has no body and goes on an
 // HTTP/1.1 pool (h1client writes it and reads the answer on the caller's
-// goroutine; no body writer runs on). net/http's HTTP/2 transport may
-// still hold a request after that (its stream's goroutine), so requests
-// it carries are not released. The proxy recycles its hop requests, and
-// the server's request, by it.
+// goroutine; no body writer runs on). Requests on the HTTP/2 hops are
+// not released: net/http's transport may still hold one after that (its
+// stream's goroutine), and h2client's response points to its request
+// (Response.Request), as net/http's. The proxy recycles its hop
+// requests, and the server's request, by it.
 func (m *Mesh) ReleasesRequest(req *http.Request, ep *lb.Endpoint) bool {
 	if req.Body != nil && req.Body != http.NoBody {
 		return false
