@@ -5,7 +5,8 @@
 // applied (listeners bound) and 503 before and while draining; /config_dump
 // is the accepted configuration as JSON (each resource in protojson with
 // proto field names, like Envoy's), with its versions and the xDS status;
-// /status is the xDS status alone; /debug/pprof/ is net/http/pprof.
+// /status is the xDS status alone; /debug/pprof/ is net/http/pprof (weft-sidecar
+// runs with heap profiling off unless GODEBUG sets memprofilerate).
 // Health: /healthz/ready is the same readiness as /ready, for kubelet probes.
 //
 // Goroutines: none of its own; the sidecar serves the handlers with

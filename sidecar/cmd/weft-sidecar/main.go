@@ -24,6 +24,11 @@
 // may grow by the live heap less the headroom, tending to Go's default,
 // so memory never grows by a multiple; the soft memory limit still caps
 // the heap either way. GOGC and GOMEMLIMIT in the environment win.
+//
+// Heap profiling is off (runtime.MemProfileRate 0, memprofile.go) unless
+// GODEBUG sets memprofilerate: the profiler's hash table became resident
+// under load. GODEBUG=memprofilerate=524288 (Go's default) turns it on for
+// the admin port's /debug/pprof/heap.
 package main
 
 import (
@@ -36,6 +41,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -48,6 +54,9 @@ import (
 )
 
 func main() {
+	if !setsMemProfileRate(os.Getenv("GODEBUG")) {
+		runtime.MemProfileRate = heapProfileRate
+	}
 	if len(os.Args) > 1 && os.Args[1] == mesh.SidecarInitCommand {
 		// `weft-sidecar init`: write the capture rules and exit.
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -128,3 +128,22 @@ func currentGCPercent() int {
 	debug.SetGCPercent(v)
 	return v
 }
+
+func TestSetsMemProfileRate(t *testing.T) {
+	for _, tc := range []struct {
+		godebug string
+		want    bool
+	}{
+		{"", false},
+		{"gctrace=1", false},
+		{"memprofilerate=524288", true},
+		{"gctrace=1,memprofilerate=0", true},
+		{"gctrace=1, memprofilerate=4096", true},
+		{"xmemprofilerate=1", false},
+		{"memprofilerate", false},
+	} {
+		if got := setsMemProfileRate(tc.godebug); got != tc.want {
+			t.Errorf("setsMemProfileRate(%q) = %v, want %v", tc.godebug, got, tc.want)
+		}
+	}
+}

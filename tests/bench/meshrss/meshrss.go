@@ -60,7 +60,9 @@ type Config struct {
 	Idle time.Duration
 	// Profile saves the sidecar's heap profile (/debug/pprof/heap?gc=1 on
 	// its admin port) as heap.pb.gz in each case's directory, after its
-	// /proc status was read (the forced GC does not change the figures).
+	// /proc status was read (the forced GC does not change the figures;
+	// the sidecar runs with GODEBUG=memprofilerate=524288, Go's default,
+	// as weft-sidecar's own default is no heap profiling).
 	Profile bool
 	Log     *slog.Logger
 }
@@ -147,8 +149,15 @@ func runCase(ctx context.Context, cfg Config, services, reach int) (Result, erro
 		return res, fmt.Errorf("meshrss: control plane (%d services): %w (log in %s)", services, err, dir)
 	}
 
+	env := []string{"GOMAXPROCS=1"}
+	if cfg.Profile {
+		// weft-sidecar runs with heap profiling off unless GODEBUG sets
+		// memprofilerate; Go's default rate, for the profile (the
+		// profiler's own pages then count in the figures).
+		env = append(env, "GODEBUG=memprofilerate=524288")
+	}
 	t0 := time.Now()
-	sc, err := start(ctx, filepath.Join(dir, "sidecar.log"), []string{"GOMAXPROCS=1"}, filepath.Join(cfg.Bin, mesh.BinarySidecar),
+	sc, err := start(ctx, filepath.Join(dir, "sidecar.log"), env, filepath.Join(cfg.Bin, mesh.BinarySidecar),
 		"-ip", ip, "-namespace", w.Namespace, "-workload", w.Name, "-service-account", w.ServiceAccount,
 		"-xds-address", xds, "-ca-bundle", filepath.Join(caDir, ca.FileBundle), "-token-file", tokenFile,
 		"-trust-domain", mesh.DefaultTrustDomain, "-log-level", "warn")
