@@ -48,6 +48,10 @@
 //
 // # Goroutines
 //
-// Run ticks on the caller's goroutine until its context ends. Tick is the
-// decision and the release, for one sample; tests call it directly.
+// Run ticks on the caller's goroutine until its context ends, from the
+// first GC cycle on (a cleanup on a sentinel object tells it): a sidecar
+// that has only started up (its first cycle comes under load, or with the
+// runtime's two-minute forced one) runs none of this code, so the
+// executable pages memtrim dropped after start-up stay dropped. Tick is
+// the decision and the release, for one sample; tests call it directly.
 package heaprelease

@@ -171,3 +171,10 @@ func TestReleaseReturnsTheBurst(t *testing.T) {
 		}
 	}
 }
+
+// TestAfterGC: the channel Run waits on closes once a GC cycle has run.
+func TestAfterGC(t *testing.T) {
+	done := afterGC()
+	runtime.GC()
+	<-done // the test's deadline bounds the wait
+}
