@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/http2"
@@ -241,6 +242,70 @@ func TestLargeDataIsNotAFlood(t *testing.T) {
 	for range 3 {
 		if err := <-errc; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestFailedWaitingForRoom: a request that waits for room in the write
+// buffer (64 KiB queued behind a write the peer does not take) when the
+// connection fails was not sent: its error wraps ErrNotProcessed. The
+// request whose write was in progress may have reached the peer: its
+// error does not.
+func TestFailedWaitingForRoom(t *testing.T) {
+	cn, sn := net.Pipe()
+	dials := 0
+	c := newClient(t)
+	c.dial = func(context.Context, string) (net.Conn, error) {
+		if dials++; dials > 1 {
+			return nil, errors.New("one connection only")
+		}
+		return cn, nil
+	}
+	errc := make(chan error, 2)
+	go func() { errc <- rtErr(c, newRequest(t, context.Background(), http.MethodGet, "peer:80", "/1", nil)) }()
+	var cc *conn
+	for cc == nil {
+		c.mu.Lock()
+		if p := c.peers["peer:80"]; p != nil && len(p.conns) == 1 {
+			cc = p.conns[0]
+		}
+		c.mu.Unlock()
+		runtime.Gosched()
+	}
+	waitFor := func(cond func() bool) {
+		for {
+			cc.mu.Lock()
+			ok := cond()
+			cc.mu.Unlock()
+			if ok {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	// /1's caller writes, and the peer reads nothing.
+	waitFor(func() bool { return cc.nextID == 3 && cc.flushing && len(cc.wbuf) == 0 })
+	big := newRequest(t, context.Background(), http.MethodGet, "peer:80", "/2", nil)
+	big.Header.Set("X-Big", strings.Repeat("b", 2*maxPending)) // 6 bits each in Huffman
+	go func() { errc <- rtErr(c, big) }()
+	waitFor(func() bool { return len(cc.wbuf) >= maxPending })
+	if got, err := c.getConn(context.Background(), "peer:80"); err != nil || got != cc {
+		t.Fatalf("getConn: %v", err)
+	}
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := cc.roundTrip(newRequest(t, context.Background(), http.MethodPost, "peer:80", "/3", strings.NewReader("b"))) //nolint:bodyclose // fails
+		waiting <- err
+	}()
+	// Its reservation taken, it waits for room.
+	waitFor(func() bool { return cc.reserved == 0 })
+	_ = sn.Close()
+	if err := <-waiting; !errors.Is(err, ErrNotProcessed) {
+		t.Fatalf("a request that waited for room on a failed connection: %v", err)
+	}
+	for range 2 {
+		if err := <-errc; err == nil || errors.Is(err, ErrNotProcessed) {
+			t.Fatalf("a request written or queued when the connection failed: %v", err)
 		}
 	}
 }

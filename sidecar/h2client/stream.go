@@ -170,9 +170,9 @@ func (cc *conn) startLocked(st *stream, hasBody, trailers bool) error {
 		if len(cc.wbuf) < maxPending || cc.werr != nil {
 			break
 		}
-		if err := cc.waitRoomLocked(); err != nil {
-			return err
-		}
+		// An error of waitRoomLocked is the connection's failure
+		// (cc.err, above): the request was not sent.
+		_ = cc.waitRoomLocked()
 	}
 	end := !hasBody
 	if err := cc.encodeRequestLocked(st.req, hasBody, trailers); err != nil {
