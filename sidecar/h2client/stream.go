@@ -56,9 +56,10 @@ type stream struct {
 	// request body); nil when none runs.
 	wdone chan struct{}
 	body  *responseBody
-	// stop unregisters the cancellation of the request's context (under
-	// cc.mu), once the caller is done with the stream and the body writer
-	// returned: until both, cancelling the context resets the stream.
+	// stop unregisters the cancellation of the request's context, once
+	// the caller is done with the stream and the body writer, if any,
+	// returned (under cc.mu while it runs): until both, cancelling the
+	// context resets the stream.
 	stop func() bool
 }
 
@@ -124,6 +125,11 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 	if whole {
 		closeBody(req)
 	}
+	// Registered before the body writer starts: it reads st.stop when
+	// it returns.
+	if ctx.Done() != nil {
+		st.stop = context.AfterFunc(ctx, func() { st.cancel(context.Cause(ctx)) })
+	}
 	if st.writing && !cc.cl.goWithConn(st.writeBody) {
 		cc.mu.Lock()
 		st.writing = false
@@ -131,12 +137,6 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		cc.mu.Unlock()
 		closeBody(req)
 		close(st.wdone)
-	}
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { st.cancel(context.Cause(ctx)) })
-		cc.mu.Lock()
-		st.stop = stop
-		cc.mu.Unlock()
 	}
 	<-st.headCh
 	// deliver set resp or err before closing headCh.
@@ -495,6 +495,14 @@ func (st *stream) cancel(cause error) {
 // request body): then it still resets the stream, which stops the
 // writer, and the writer unregisters it when it returns.
 func (st *stream) finish() {
+	if st.wdone == nil {
+		// No body writer: st.stop is the caller's alone.
+		if st.stop != nil {
+			st.stop()
+			st.stop = nil
+		}
+		return
+	}
 	cc := st.cc
 	cc.mu.Lock()
 	st.callerDone = true
