@@ -577,9 +577,14 @@ func (cc *conn) controlLocked(write func() error) error {
 	return err
 }
 
-// waitRoomLocked waits until wbuf has room for a HEADERS or DATA frame.
-func (cc *conn) waitRoomLocked() error {
+// waitRoomLocked waits until wbuf has room for a HEADERS or DATA frame
+// of st (nil: a stream not opened yet); errStreamReset once st was
+// reset, which ends the wait at once.
+func (cc *conn) waitRoomLocked(st *stream) error {
 	for len(cc.wbuf) >= maxPending && cc.werr == nil {
+		if st != nil && st.reset {
+			return errStreamReset
+		}
 		if !cc.flushing {
 			cc.flushLocked()
 			continue

@@ -309,3 +309,55 @@ func TestFailedWaitingForRoom(t *testing.T) {
 		}
 	}
 }
+
+// TestCancelWaitingForRoom: a body writer that waits for room in the
+// write buffer (64 KiB queued behind a write the peer does not take)
+// stops when the request's context ends: RoundTrip returns the
+// context's error instead of waiting for the peer to read.
+func TestCancelWaitingForRoom(t *testing.T) {
+	cn, sn := net.Pipe()
+	t.Cleanup(func() { _ = sn.Close() })
+	c := newClient(t)
+	c.dial = func(context.Context, string) (net.Conn, error) { return cn, nil }
+	go func() { _ = rtErr(c, newRequest(t, context.Background(), http.MethodGet, "peer:80", "/1", nil)) }()
+	var cc *conn
+	for cc == nil {
+		c.mu.Lock()
+		if p := c.peers["peer:80"]; p != nil && len(p.conns) == 1 {
+			cc = p.conns[0]
+		}
+		c.mu.Unlock()
+		runtime.Gosched()
+	}
+	waitFor := func(cond func() bool) {
+		for {
+			cc.mu.Lock()
+			ok := cond()
+			cc.mu.Unlock()
+			if ok {
+				return
+			}
+			runtime.Gosched()
+		}
+	}
+	// /1's caller writes, and the peer reads nothing.
+	waitFor(func() bool { return cc.nextID == 3 && cc.flushing && len(cc.wbuf) == 0 })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() { errc <- rtErr(c, newRequest(t, ctx, http.MethodPost, "peer:80", "/3", pr)) }()
+	waitFor(func() bool { return cc.nextID == 5 })
+	big := newRequest(t, context.Background(), http.MethodGet, "peer:80", "/5", nil)
+	big.Header.Set("X-Big", strings.Repeat("b", 2*maxPending)) // 6 bits each in Huffman
+	go func() { _ = rtErr(c, big) }()
+	waitFor(func() bool { return len(cc.wbuf) >= maxPending })
+	// The body writer has these bytes: it waits for room to send them.
+	if _, err := pw.Write([]byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled while its body writer waits for room: %v", err)
+	}
+}

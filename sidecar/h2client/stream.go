@@ -172,7 +172,7 @@ func (cc *conn) startLocked(st *stream, hasBody, trailers bool) error {
 		}
 		// An error of waitRoomLocked is the connection's failure
 		// (cc.err, above): the request was not sent.
-		_ = cc.waitRoomLocked()
+		_ = cc.waitRoomLocked(nil)
 	}
 	end := !hasBody
 	if err := cc.encodeRequestLocked(st.req, hasBody, trailers); err != nil {
@@ -312,7 +312,7 @@ func (cc *conn) writeBlockLocked(id uint32, end bool) error {
 // it returns what they do not take now instead (rest).
 func (cc *conn) writeDataLocked(st *stream, p []byte, end, wait bool) (rest []byte, err error) {
 	for {
-		if err := cc.waitRoomLocked(); err != nil {
+		if err := cc.waitRoomLocked(st); err != nil {
 			return p, err
 		}
 		if st.reset {
@@ -355,7 +355,7 @@ func (cc *conn) writeDataLocked(st *stream, p []byte, end, wait bool) (rest []by
 
 // writeTrailersLocked ends st with its request's trailers.
 func (cc *conn) writeTrailersLocked(st *stream, tr http.Header) error {
-	if err := cc.waitRoomLocked(); err != nil {
+	if err := cc.waitRoomLocked(st); err != nil {
 		return err
 	}
 	if st.reset {
