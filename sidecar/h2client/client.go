@@ -20,6 +20,9 @@ const (
 	DefaultStreamWindow = 1 << 20
 	DefaultConnWindow   = 4 << 20
 	DefaultPingTimeout  = 15 * time.Second
+	// DefaultWriteTimeout bounds each write to a connection (as
+	// sidecar/h2server's DefaultWriteTimeout).
+	DefaultWriteTimeout = 30 * time.Second
 	// initialMaxStreams is the streams a connection takes before the
 	// peer's SETTINGS say how many it allows (net/http's).
 	initialMaxStreams = 100
@@ -80,6 +83,19 @@ func WithPing(send, timeout time.Duration) Option {
 	}
 }
 
+// WithWriteTimeout bounds each write to a connection: a write the peer
+// does not take within d (it reads nothing, or too slowly) fails the
+// connection and every stream on it. It bounds a pending write, not a
+// stream's life: a stream that sends nothing is not bounded. Default
+// DefaultWriteTimeout; negative: no bound.
+func WithWriteTimeout(d time.Duration) Option {
+	return func(c *Client) {
+		if d != 0 {
+			c.writeTimeout = d
+		}
+	}
+}
+
 // WithIdleTimeout closes a connection that carried no stream for d (0:
 // never, the default).
 func WithIdleTimeout(d time.Duration) Option { return func(c *Client) { c.idleTimeout = d } }
@@ -95,6 +111,7 @@ type Client struct {
 	sendPing       time.Duration
 	pingTimeout    time.Duration
 	idleTimeout    time.Duration
+	writeTimeout   time.Duration
 
 	mu     sync.Mutex
 	peers  map[string]*peer
@@ -125,6 +142,7 @@ func New(dial DialFunc, opts ...Option) *Client {
 		streamWindow:   DefaultStreamWindow,
 		connWindow:     DefaultConnWindow,
 		pingTimeout:    DefaultPingTimeout,
+		writeTimeout:   DefaultWriteTimeout,
 		peers:          map[string]*peer{},
 	}
 	for _, o := range opts {

@@ -60,16 +60,22 @@ type conn struct {
 	cond sync.Cond // L is &mu: send windows opened, room in wbuf, state changed
 
 	// Write side (under mu).
-	wbuf, spare  []byte
-	ctrlBytes    int // of control frames in wbuf
-	flushing     bool
-	werr         error
-	henc         *hpack.Encoder
-	hbuf         headerBuf
-	peerMaxFrame uint32
-	peerWindow   int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
-	peerMaxList  int64 // the peer's SETTINGS_MAX_HEADER_LIST_SIZE, -1: none
-	sendWin      int64 // connection send window
+	wbuf, spare []byte
+	ctrlBytes   int // of control frames in wbuf
+	flushing    bool
+	werr        error
+	// sentID: the streams below it had their HEADERS handed to a write
+	// (the others' never left: the peer did not process them).
+	sentID uint32
+	// deadline is the socket's write deadline; writeBy, when set, bounds
+	// the writes sooner (the timer's PING, a closing connection's GOAWAY).
+	deadline, writeBy time.Time
+	henc              *hpack.Encoder
+	hbuf              headerBuf
+	peerMaxFrame      uint32
+	peerWindow        int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peerMaxList       int64 // the peer's SETTINGS_MAX_HEADER_LIST_SIZE, -1: none
+	sendWin           int64 // connection send window
 
 	// Streams (under mu).
 	streams    map[uint32]*stream
@@ -218,7 +224,8 @@ func (cc *conn) connError(err error) {
 	cc.mu.Lock()
 	if cc.err == nil && cc.werr == nil {
 		_ = cc.fr.WriteGoAway(0, code, nil)
-		_ = cc.nc.SetWriteDeadline(time.Now().Add(goAwayTimeout))
+		cc.writeBy = time.Now().Add(goAwayTimeout)
+		cc.setDeadlineLocked(cc.writeBy)
 		cc.drainLocked()
 	}
 	cc.mu.Unlock()
@@ -226,7 +233,8 @@ func (cc *conn) connError(err error) {
 }
 
 // fail ends the connection with err: it is closed and every stream on it
-// fails.
+// fails, with an error wrapping ErrNotProcessed for those whose HEADERS
+// never left.
 func (cc *conn) fail(err error) {
 	cc.mu.Lock()
 	cc.failLocked(err)
@@ -246,8 +254,16 @@ func (cc *conn) failLocked(err error) {
 	if cc.timer != nil {
 		cc.timer.Stop()
 	}
-	for _, st := range cc.streams {
-		cc.abortLocked(st, err)
+	var unsent error
+	for id, st := range cc.streams {
+		if id < cc.sentID {
+			cc.abortLocked(st, err)
+			continue
+		}
+		if unsent == nil {
+			unsent = fmt.Errorf("%w: %w", ErrNotProcessed, err)
+		}
+		cc.abortLocked(st, unsent)
 	}
 	cc.cond.Broadcast()
 }
@@ -596,13 +612,18 @@ func (cc *conn) waitRoomLocked(st *stream) error {
 
 // flushLocked writes wbuf unless another goroutine is writing (it writes
 // what was added meanwhile when its write returns). mu is released during
-// the write.
+// the write, which must complete within the write timeout (or writeBy):
+// a peer that does not take it fails the connection.
 func (cc *conn) flushLocked() {
+	wrote := false
 	for len(cc.wbuf) > 0 && !cc.flushing && cc.werr == nil {
+		wrote = true
 		cc.flushing = true
 		b := cc.wbuf
 		cc.wbuf, cc.spare = cc.spare[:0], nil
 		cc.ctrlBytes = 0
+		cc.sentID = cc.nextID
+		cc.setDeadlineLocked(cc.writeDeadlineLocked())
 		cc.mu.Unlock()
 		_, err := cc.nc.Write(b)
 		cc.mu.Lock()
@@ -614,6 +635,33 @@ func (cc *conn) flushLocked() {
 			cc.failLocked(fmt.Errorf("h2client: write: %w", err))
 		}
 		cc.cond.Broadcast()
+	}
+	if wrote && cc.werr == nil {
+		// Nothing pending: no deadline left to expire while the
+		// connection is idle (crypto/tls writes from a Read too, the
+		// answer to a KeyUpdate, which an expired deadline would fail).
+		cc.setDeadlineLocked(cc.writeBy)
+	}
+}
+
+// writeDeadlineLocked is the deadline of a write starting now.
+func (cc *conn) writeDeadlineLocked() time.Time {
+	var dl time.Time
+	if d := cc.cl.writeTimeout; d > 0 {
+		dl = time.Now().Add(d)
+	}
+	if !cc.writeBy.IsZero() && (dl.IsZero() || cc.writeBy.Before(dl)) {
+		dl = cc.writeBy
+	}
+	return dl
+}
+
+// setDeadlineLocked sets the socket's write deadline (it applies to a
+// write in progress too).
+func (cc *conn) setDeadlineLocked(dl time.Time) {
+	if !dl.Equal(cc.deadline) {
+		cc.deadline = dl
+		_ = cc.nc.SetWriteDeadline(dl)
 	}
 }
 
@@ -739,9 +787,13 @@ func (cc *conn) flushWithinLocked(d time.Duration) {
 	if cc.flushing || len(cc.wbuf) == 0 || cc.werr != nil {
 		return
 	}
-	_ = cc.nc.SetWriteDeadline(time.Now().Add(d))
+	prev, by := cc.writeBy, time.Now().Add(d)
+	cc.writeBy = by
 	cc.flushLocked()
-	if cc.werr == nil {
-		_ = cc.nc.SetWriteDeadline(time.Time{})
+	if cc.writeBy.Equal(by) { // not shortened meanwhile (connError)
+		cc.writeBy = prev
+		if cc.werr == nil {
+			cc.setDeadlineLocked(prev)
+		}
 	}
 }

@@ -58,11 +58,22 @@
 // made together share writes. HEADERS and DATA wait while 64 KiB are
 // queued; control frames do not, and a peer that lets 1 MiB of them
 // queue loses the connection.
+// Each write to the socket has a deadline, WithWriteTimeout (default
+// 30 s, as sidecar/h2server's): a peer that does not take a write within
+// it (it reads nothing, or too slowly) fails the connection, so no
+// writer (a caller, a body's Read returning window, the read loop) waits
+// on it for longer, and a caller whose context ended meanwhile returns
+// then at the latest. The deadline is set when a write starts and
+// cleared when nothing more is pending: it bounds a pending write, never
+// a stream's life, and none expires on an idle connection (crypto/tls
+// writes from a Read too).
 //
 // # Errors and retries
 //
 // A connection error (a read or write failure, a protocol error of the
-// peer, which gets GOAWAY) fails every stream on it. GOAWAY stops new
+// peer, which gets GOAWAY) fails every stream on it; a stream whose
+// HEADERS had not been handed to a write yet fails with an error
+// wrapping ErrNotProcessed. GOAWAY stops new
 // streams on the connection (it closes once its streams are done); the
 // streams above its last stream id fail with an error wrapping
 // ErrNotProcessed, as does a stream refused with REFUSED_STREAM: the

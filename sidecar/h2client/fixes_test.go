@@ -1,0 +1,180 @@
+package h2client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// gatedConn is a client's end of a net.Pipe whose writes wait for gate
+// (nil: none) and whose write deadlines are recorded.
+type gatedConn struct {
+	net.Conn
+	gate chan struct{}
+
+	mu   sync.Mutex
+	last time.Time
+	sets int
+}
+
+func (g *gatedConn) Write(p []byte) (int, error) {
+	if g.gate != nil {
+		<-g.gate
+	}
+	return g.Conn.Write(p)
+}
+
+func (g *gatedConn) SetWriteDeadline(t time.Time) error {
+	g.mu.Lock()
+	g.last, g.sets = t, g.sets+1
+	g.mu.Unlock()
+	return g.Conn.SetWriteDeadline(t)
+}
+
+// pipeClient is a Client whose one connection is gc; the peer's end is
+// returned too.
+func pipeClient(t *testing.T, gc *gatedConn, opts ...Option) (*Client, net.Conn) {
+	t.Helper()
+	cn, sn := net.Pipe()
+	t.Cleanup(func() { _ = sn.Close() })
+	gc.Conn = cn
+	dials := 0
+	c := newClient(t, opts...)
+	c.dial = func(context.Context, string) (net.Conn, error) {
+		if dials++; dials > 1 {
+			return nil, errors.New("one connection only")
+		}
+		return gc, nil
+	}
+	return c, sn
+}
+
+// connOf waits for c's connection to peer:80.
+func connOf(c *Client) *conn {
+	for {
+		c.mu.Lock()
+		if p := c.peers["peer:80"]; p != nil && len(p.conns) == 1 {
+			cc := p.conns[0]
+			c.mu.Unlock()
+			return cc
+		}
+		c.mu.Unlock()
+		runtime.Gosched()
+	}
+}
+
+func waitLocked(cc *conn, cond func() bool) {
+	for {
+		cc.mu.Lock()
+		ok := cond()
+		cc.mu.Unlock()
+		if ok {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// peerFramer reads the client preface from sn and returns a Framer over
+// it.
+func peerFramer(t *testing.T, sn net.Conn) *fakeConn {
+	t.Helper()
+	buf := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(sn, buf); err != nil {
+		t.Error(err)
+	}
+	fc := &fakeConn{t: t, nc: sn, fr: http2.NewFramer(sn, sn)}
+	fc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	fc.henc = hpack.NewEncoder(&fc.hbuf)
+	return fc
+}
+
+// TestWriteTimeout: a write the peer does not take within the write
+// timeout fails the connection and its streams, whoever writes (the
+// caller, the read loop); a stream whose HEADERS never left fails with
+// ErrNotProcessed; the deadline is cleared once nothing is pending.
+func TestWriteTimeout(t *testing.T) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"caller's write", func(t *testing.T) {
+			// The peer reads nothing.
+			c, _ := pipeClient(t, &gatedConn{}, WithWriteTimeout(10*time.Millisecond))
+			err := rtErr(c, newRequest(t, context.Background(), http.MethodGet, "peer:80", "/", nil))
+			if !errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ErrNotProcessed) {
+				t.Fatalf("a request whose write the peer does not take: %v", err)
+			}
+		}},
+		{"read loop's write", func(t *testing.T) {
+			// The peer reads the request, sends a PING and reads no more:
+			// the read loop's write of the ACK stalls.
+			c, sn := pipeClient(t, &gatedConn{}, WithWriteTimeout(10*time.Millisecond))
+			go func() {
+				fc := peerFramer(t, sn)
+				fc.readUntil(isHeaders)
+				_ = fc.fr.WritePing(false, [8]byte{1})
+			}()
+			err := rtErr(c, newRequest(t, context.Background(), http.MethodGet, "peer:80", "/", nil))
+			if !errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ErrNotProcessed) {
+				t.Fatalf("a request waiting for its head while the read loop's write stalls: %v", err)
+			}
+		}},
+		{"queued request", func(t *testing.T) {
+			// /1's write is held (its deadline passes meanwhile) while
+			// /3's HEADERS are queued: /3 was never sent.
+			gc := &gatedConn{gate: make(chan struct{})}
+			c, _ := pipeClient(t, gc, WithWriteTimeout(10*time.Millisecond))
+			errc := make(chan error, 1)
+			go func() { errc <- rtErr(c, newRequest(t, context.Background(), http.MethodGet, "peer:80", "/1", nil)) }()
+			cc := connOf(c)
+			waitLocked(cc, func() bool { return cc.nextID == 3 && cc.flushing && len(cc.wbuf) == 0 })
+			queued := make(chan error, 1)
+			go func() {
+				queued <- rtErr(c, newRequest(t, context.Background(), http.MethodPost, "peer:80", "/3", strings.NewReader("b")))
+			}()
+			waitLocked(cc, func() bool { return cc.nextID == 5 })
+			close(gc.gate)
+			if err := <-errc; !errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ErrNotProcessed) {
+				t.Fatalf("the request being written: %v", err)
+			}
+			if err := <-queued; !errors.Is(err, ErrNotProcessed) {
+				t.Fatalf("a request queued behind the write that failed: %v", err)
+			}
+		}},
+		{"cleared when idle", func(t *testing.T) {
+			gc := &gatedConn{}
+			c, sn := pipeClient(t, gc, WithWriteTimeout(time.Hour))
+			go func() {
+				fc := peerFramer(t, sn)
+				f := fc.readUntil(isHeaders)
+				fc.headers(f.Header().StreamID, true, ":status", "200")
+				fc.readUntil(func(http2.Frame) bool { return false })
+			}()
+			if err := rtErr(c, newRequest(t, context.Background(), http.MethodGet, "peer:80", "/", nil)); err != nil {
+				t.Fatal(err)
+			}
+			cc := connOf(c)
+			waitLocked(cc, func() bool { return !cc.flushing && len(cc.wbuf) == 0 })
+			gc.mu.Lock()
+			defer gc.mu.Unlock()
+			if gc.sets == 0 || !gc.last.IsZero() {
+				t.Fatalf("write deadline %v after %d settings, want one per write, none while idle", gc.last, gc.sets)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, tt.run)
+	}
+}
