@@ -36,7 +36,10 @@
 // uploads) is sent as it is read by a goroutine of the stream's own,
 // within the stream's and the connection's send windows, then its
 // trailers (Request.Trailer) or END_STREAM; the body is closed once sent
-// or when the stream ends (which ends a pending Read). The caller then
+// or when the stream ends (which ends a pending Read). A body longer or
+// shorter than the request's ContentLength (when above 0; 0 is unknown)
+// fails the request, as x/net's: its stream is reset (CANCEL), and a
+// body received whole is not sent at all. The caller then
 // waits for the response head; the body's DATA waits in pooled chunks
 // until read, and the bytes read (or dropped by Close) go back to the
 // peer in WINDOW_UPDATEs once a quarter of a window is due (backpressure:

@@ -178,3 +178,53 @@ func TestWriteTimeout(t *testing.T) {
 		t.Run(tt.name, tt.run)
 	}
 }
+
+// rtReadErr is RoundTrip's error, or else the error of reading its
+// body to the end.
+func rtReadErr(c *Client, req *http.Request) error {
+	resp, err := c.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.ReadAll(resp.Body)
+	return err
+}
+
+// TestRequestBodyLength: a request body longer or shorter than its
+// ContentLength fails the request (the stream is reset, or for a body
+// received whole nothing is sent), streamed or whole; one that matches,
+// or whose length is unknown (0), is sent.
+func TestRequestBodyLength(t *testing.T) {
+	addr, _ := startH2Server(t, http.HandlerFunc(echo), 0)
+	c := newClient(t)
+	tests := []struct {
+		name  string
+		body  string
+		clen  int64
+		whole bool
+		want  error
+	}{
+		{"streamed longer", "abcdef", 3, false, errReqBodyTooLong},
+		{"streamed shorter", "ab", 5, false, errReqBodyTooShort},
+		{"streamed exact", "abc", 3, false, nil},
+		{"streamed unknown", "abc", 0, false, nil},
+		{"whole longer", "abcdef", 3, true, errReqBodyTooLong},
+		{"whole shorter", "ab", 5, true, errReqBodyTooShort},
+		{"whole exact", "abc", 3, true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.ReadCloser = io.NopCloser(strings.NewReader(tt.body))
+			if tt.whole {
+				body = &wholeBody{data: []byte(tt.body)}
+			}
+			req := newRequest(t, context.Background(), http.MethodPost, addr, "/", nil)
+			req.Body, req.ContentLength = body, tt.clen
+			err := rtReadErr(c, req)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("body of %d bytes, ContentLength %d: %v, want %v", len(tt.body), tt.clen, err, tt.want)
+			}
+		})
+	}
+}

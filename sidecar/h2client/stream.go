@@ -22,6 +22,8 @@ var (
 	errBodyClosed       = errors.New("h2client: response body closed")
 	errHeaderListSize   = errors.New("h2client: request header list larger than the peer's SETTINGS_MAX_HEADER_LIST_SIZE")
 	errStreamIDsExhaust = errors.New("h2client: connection ran out of stream ids")
+	errReqBodyTooLong   = errors.New("h2client: request body longer than its ContentLength")
+	errReqBodyTooShort  = errors.New("h2client: request body shorter than its ContentLength")
 )
 
 // stream is one request on a connection.
@@ -91,7 +93,13 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 
 	cc.mu.Lock()
 	cc.reserved--
-	err := cc.startLocked(st, hasBody, trailers)
+	var err error
+	if whole && req.ContentLength > 0 && int64(len(rest)) != req.ContentLength {
+		// Nothing is sent of a body that does not match its length.
+		err = bodyLenError(int64(len(rest)), req.ContentLength)
+	} else {
+		err = cc.startLocked(st, hasBody, trailers)
+	}
 	if err != nil {
 		cc.noteIdleLocked()
 		cc.mu.Unlock()
@@ -396,9 +404,16 @@ func (st *stream) writeBody() {
 		st.sendData(st.rest, true)
 	} else {
 		bp, _ := bodyBufs.Get().(*[]byte)
+		var sent int64
 		for {
 			n, rerr := req.Body.Read(*bp)
 			eof := errors.Is(rerr, io.EOF)
+			sent += int64(n)
+			// A body that does not match its ContentLength (0: unknown)
+			// is not sent under it (as x/net's).
+			if cl := req.ContentLength; cl > 0 && (rerr == nil || eof) && (sent > cl || eof && sent != cl) {
+				rerr, eof = bodyLenError(sent, cl), false
+			}
 			if rerr != nil && !eof {
 				cc.mu.Lock()
 				cc.resetLocked(st, st.id, http2.ErrCodeCancel, fmt.Errorf("h2client: request body: %w", rerr))
@@ -429,6 +444,15 @@ func (st *stream) writeBody() {
 		_ = req.Body.Close()
 	}
 	close(st.wdone)
+}
+
+// bodyLenError is the error of a request body of n bytes whose
+// ContentLength says cl.
+func bodyLenError(n, cl int64) error {
+	if n > cl {
+		return fmt.Errorf("%w (%d)", errReqBodyTooLong, cl)
+	}
+	return fmt.Errorf("%w (%d < %d)", errReqBodyTooShort, n, cl)
 }
 
 // sendData sends p, the body's last bytes when eof (then END_STREAM, or
