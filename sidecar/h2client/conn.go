@@ -491,6 +491,14 @@ func (cc *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		if f.StreamEnded() {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		}
+		// The 1xx heads count against the response header limit
+		// together (as x/net's), so a peer cannot send them forever.
+		for _, hf := range f.Fields {
+			st.infoBytes += int64(hf.Size())
+		}
+		if st.infoBytes > int64(cc.cl.maxHeaderBytes) {
+			cc.resetLocked(st, id, http2.ErrCodeProtocol, fmt.Errorf("h2client: 1xx responses' header lists larger than %d bytes", cc.cl.maxHeaderBytes))
+		}
 		return nil
 	}
 	if f.StreamEnded() && st.declLen > 0 {

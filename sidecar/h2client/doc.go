@@ -45,6 +45,9 @@
 // peer in WINDOW_UPDATEs once a quarter of a window is due (backpressure:
 // a caller that does not read stops the peer at the stream window).
 // Trailers fill Response.Trailer before the body's io.EOF.
+// A response's 1xx heads are dropped; together they count against the
+// response header limit (WithMaxHeaderBytes), beyond which the stream is
+// reset, so a peer cannot send them forever.
 // Cancelling the request's context resets the stream (RST_STREAM
 // CANCEL): a caller waiting for the head gets the context's error, and
 // so does the body's next Read; a request body still being sent after

@@ -228,3 +228,38 @@ func TestRequestBodyLength(t *testing.T) {
 		})
 	}
 }
+
+// TestInformationalBound: the 1xx heads of a response count against the
+// response header limit together: a peer that sends them on and on has
+// the stream reset; a few are dropped and the final head delivered.
+func TestInformationalBound(t *testing.T) {
+	tests := []struct {
+		name    string
+		n       int // 1xx heads before the 200
+		wantErr bool
+	}{
+		{"a few", 3, false},
+		{"unbounded", 1000, true}, // 42 bytes each: 42000 > 4096
+	}
+	fs := startFake(t)
+	c := newClient(t, WithMaxHeaderBytes(4096))
+	var fc *fakeConn
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errc := make(chan error, 1)
+			go func() { errc <- rtErr(c, newRequest(t, context.Background(), http.MethodGet, fs.addr, "/", nil)) }()
+			if fc == nil {
+				fc = <-fs.conns
+			}
+			id := fc.readUntil(isHeaders).Header().StreamID
+			for range tt.n {
+				fc.headers(id, false, ":status", "103")
+			}
+			fc.headers(id, true, ":status", "200")
+			err := <-errc
+			if tt.wantErr != (err != nil) || err != nil && !strings.Contains(err.Error(), "1xx") {
+				t.Fatalf("%d 1xx heads: %v", tt.n, err)
+			}
+		})
+	}
+}

@@ -38,9 +38,10 @@ type stream struct {
 	unacked     int64
 	declLen     int64 // the response's Content-Length, -1 if none
 	gotLen      int64
-	gotHead     bool // the final response HEADERS came
-	remoteDone  bool // END_STREAM received, or reset
-	localDone   bool // END_STREAM sent, or reset
+	infoBytes   int64 // of the 1xx heads' header lists, bounded as one head's
+	gotHead     bool  // the final response HEADERS came
+	remoteDone  bool  // END_STREAM received, or reset
+	localDone   bool  // END_STREAM sent, or reset
 	reset       bool
 	unprocessed bool // the peer did not process it (GOAWAY, REFUSED_STREAM)
 	writing     bool // the body writer runs
