@@ -24,8 +24,10 @@
 //
 // RoundTrip runs on the caller's goroutine: it reserves a stream on a
 // connection, encodes the head (checked first against the peer's
-// SETTINGS_MAX_HEADER_LIST_SIZE, so a refused head leaves the encoder's
-// table as the peer knows it) and writes it. A request without a body
+// SETTINGS_MAX_HEADER_LIST_SIZE, its trailer field included, so a
+// refused head leaves the encoder's table as the peer knows it; the
+// request's trailers are checked so too before they are sent) and
+// writes it. A request without a body
 // ends its stream on HEADERS. A body that can give all of itself at once
 // (ReadRest: sidecar/h2server's request body once the client ended it,
 // as a gRPC unary call's) is framed on the caller's goroutine too, so

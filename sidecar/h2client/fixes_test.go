@@ -263,3 +263,44 @@ func TestInformationalBound(t *testing.T) {
 		})
 	}
 }
+
+// TestHeaderListSizeTrailers: the peer's SETTINGS_MAX_HEADER_LIST_SIZE
+// bounds the request head's trailer field and the request trailers too:
+// over it, the request fails (errHeaderListSize) instead of being sent.
+func TestHeaderListSizeTrailers(t *testing.T) {
+	fs := startFake(t, http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: 1024})
+	c := newClient(t)
+	go func() {
+		// Answers each request once the client ended it.
+		fc := <-fs.conns
+		fc.readUntil(func(f http2.Frame) bool {
+			if f.Header().Flags.Has(http2.FlagHeadersEndStream) && (f.Header().Type == http2.FrameHeaders || f.Header().Type == http2.FrameData) {
+				fc.headers(f.Header().StreamID, true, ":status", "200")
+			}
+			return false
+		})
+	}()
+	// The peer's SETTINGS applies from the first response on.
+	if err := rtErr(c, newRequest(t, context.Background(), http.MethodGet, fs.addr, "/warm", nil)); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("a", 2000)
+	tests := []struct {
+		name    string
+		trailer http.Header
+		want    error
+	}{
+		{"small", http.Header{"X-T": {"v"}}, nil},
+		{"trailer field", http.Header{"X-" + big: nil}, errHeaderListSize}, // no value: an empty trailers block
+		{"trailers", http.Header{"X-T": {big}}, errHeaderListSize},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := newRequest(t, context.Background(), http.MethodPost, fs.addr, "/", io.NopCloser(strings.NewReader("body")))
+			req.Trailer = tt.trailer
+			if err := rtErr(c, req); tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("request trailers %d bytes: %v, want %v", len(tt.trailer), err, tt.want)
+			}
+		})
+	}
+}

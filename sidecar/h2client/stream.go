@@ -247,6 +247,13 @@ func (cc *conn) encodeRequestLocked(req *http.Request, hasBody, trailers bool) e
 			size += int64(len(lk)+len(v)) + 32
 		}
 	}
+	if trailers {
+		// The trailer field: the keys, comma-separated.
+		size += int64(len("trailer")+len(req.Trailer)-1) + 32
+		for k := range req.Trailer {
+			size += int64(len(k))
+		}
+	}
 	if cc.peerMaxList >= 0 && size > cc.peerMaxList {
 		return errHeaderListSize
 	}
@@ -369,6 +376,18 @@ func (cc *conn) writeTrailersLocked(st *stream, tr http.Header) error {
 	}
 	if st.reset {
 		return errStreamReset
+	}
+	if cc.peerMaxList >= 0 {
+		// Checked before the encoder's table changes, as the head.
+		var size int64
+		for k, vv := range tr {
+			for _, v := range vv {
+				size += int64(len(k)+len(v)) + 32
+			}
+		}
+		if size > cc.peerMaxList {
+			return errHeaderListSize
+		}
 	}
 	cc.hbuf.b = cc.hbuf.b[:0]
 	for k, vv := range tr {
