@@ -87,10 +87,6 @@ type conn struct {
 	goAway     bool   // GOAWAY received: no new stream
 	goAwayID   uint32
 	err        error // why the connection ended, once it did
-	// resetIDs are the last streams the client reset: frames the peer
-	// sent on them before it read the RST_STREAM are dropped.
-	resetIDs  [16]uint32
-	resetNext uint32
 	// closeLater are request bodies to close once mu is released (a
 	// body writer blocked in Read stops when its body is closed);
 	// pendingClose says there are.
@@ -300,7 +296,6 @@ func (cc *conn) process(f http2.Frame) error {
 		var err error
 		if f.ErrCode == http2.ErrCodeRefusedStream {
 			err = fmt.Errorf("%w: stream refused (REFUSED_STREAM)", ErrNotProcessed)
-			st.unprocessed = true
 		} else {
 			err = fmt.Errorf("h2client: stream reset by the peer: %w", http2.StreamError{StreamID: f.StreamID, Code: f.ErrCode})
 		}
@@ -392,7 +387,6 @@ func (cc *conn) processGoAway(f *http2.GoAwayFrame) error {
 	cc.goAway, cc.goAwayID = true, f.LastStreamID
 	for id, st := range cc.streams {
 		if id > f.LastStreamID {
-			st.unprocessed = true
 			cc.abortLocked(st, fmt.Errorf("%w: GOAWAY (%v, last stream %d)", ErrNotProcessed, f.ErrCode, f.LastStreamID))
 		}
 	}
@@ -578,8 +572,6 @@ func (cc *conn) resetLocked(st *stream, id uint32, code http2.ErrCode, err error
 		}
 		cc.abortLocked(st, err)
 	}
-	cc.resetIDs[cc.resetNext%uint32(len(cc.resetIDs))] = id
-	cc.resetNext++
 	_ = cc.controlLocked(func() error { return cc.fr.WriteRSTStream(id, code) })
 }
 

@@ -52,7 +52,8 @@
 // reset, so a peer cannot send them forever.
 // Cancelling the request's context resets the stream (RST_STREAM
 // CANCEL): a caller waiting for the head gets the context's error, and
-// so does the body's next Read; a request body still being sent after
+// so does the body's next Read unless the response was complete (a
+// complete body stays readable to its end, as x/net's); a request body still being sent after
 // the response ended stops (its writer watches the context until it
 // returns). Closing the body before its end resets the stream too.
 //

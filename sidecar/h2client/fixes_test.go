@@ -304,3 +304,62 @@ func TestHeaderListSizeTrailers(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelAfterResponse: cancelling the request's context after the
+// response came fails the body's reads while the response is not
+// complete; a complete body stays readable to its end (as x/net's).
+func TestCancelAfterResponse(t *testing.T) {
+	tests := []struct {
+		name     string
+		complete bool
+		want     error
+	}{
+		{"complete", true, nil},
+		{"not complete", false, context.Canceled},
+	}
+	fs := startFake(t)
+	c := newClient(t)
+	var fc *fakeConn
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			respc := make(chan *http.Response, 1)
+			go func() {
+				resp, err := c.RoundTrip(newRequest(t, ctx, http.MethodGet, fs.addr, "/", nil)) //nolint:bodyclose // closed below
+				if err != nil {
+					t.Error(err)
+				}
+				respc <- resp
+			}()
+			if fc == nil {
+				fc = <-fs.conns
+			}
+			id := fc.readUntil(isHeaders).Header().StreamID
+			fc.headers(id, false, ":status", "200")
+			_ = fc.fr.WriteData(id, tt.complete, []byte("body"))
+			resp := <-respc
+			if resp == nil {
+				t.FailNow()
+			}
+			defer resp.Body.Close()
+			if tt.complete {
+				// The end came: it is read when the body's bytes are.
+				cc := connTo(c, fs.addr)
+				waitLocked(cc, func() bool { return cc.streams[id] == nil })
+			}
+			cancel()
+			b, err := io.ReadAll(resp.Body)
+			if !errors.Is(err, tt.want) || tt.want == nil && string(b) != "body" {
+				t.Fatalf("body after cancel: %q, %v, want %v", b, err, tt.want)
+			}
+		})
+	}
+}
+
+// connTo is c's one connection to addr.
+func connTo(c *Client, addr string) *conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peers[addr].conns[0]
+}

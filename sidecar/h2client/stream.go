@@ -33,23 +33,22 @@ type stream struct {
 	req *http.Request
 
 	// Under cc.mu.
-	sendWin     int64
-	inflow      int64
-	unacked     int64
-	declLen     int64 // the response's Content-Length, -1 if none
-	gotLen      int64
-	infoBytes   int64 // of the 1xx heads' header lists, bounded as one head's
-	gotHead     bool  // the final response HEADERS came
-	remoteDone  bool  // END_STREAM received, or reset
-	localDone   bool  // END_STREAM sent, or reset
-	reset       bool
-	unprocessed bool // the peer did not process it (GOAWAY, REFUSED_STREAM)
-	writing     bool // the body writer runs
-	callerDone  bool // the caller is done with the stream (finish called)
-	bodyClosed  bool // the request body was closed, or is queued to be
-	delivered   bool
-	resp        *http.Response // the head, once delivered
-	err         error          // or why the stream failed before it
+	sendWin    int64
+	inflow     int64
+	unacked    int64
+	declLen    int64 // the response's Content-Length, -1 if none
+	gotLen     int64
+	infoBytes  int64 // of the 1xx heads' header lists, bounded as one head's
+	gotHead    bool  // the final response HEADERS came
+	remoteDone bool  // END_STREAM received, or reset
+	localDone  bool  // END_STREAM sent, or reset
+	reset      bool
+	writing    bool // the body writer runs
+	callerDone bool // the caller is done with the stream (finish called)
+	bodyClosed bool // the request body was closed, or is queued to be
+	delivered  bool
+	resp       *http.Response // the head, once delivered
+	err        error          // or why the stream failed before it
 
 	headCh chan struct{} // closed once resp or err is set
 	// rest is what the windows did not take yet of a body received
@@ -519,7 +518,9 @@ func (st *stream) cancel(cause error) {
 	cc.mu.Lock()
 	if !st.reset {
 		if st.remoteDone && st.localDone {
-			// Complete: what the caller did not read yet fails.
+			// Complete: nothing to reset, and the body, whose end came,
+			// stays readable to it (end does nothing after io.EOF), as
+			// x/net's.
 			st.reset = true
 			if n := st.body.end(nil, cause); n > 0 {
 				cc.creditLocked(nil, int64(n))
