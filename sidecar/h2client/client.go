@@ -116,8 +116,8 @@ type Client struct {
 	mu     sync.Mutex
 	peers  map[string]*peer
 	closed bool
-	// wg counts the goroutines of the connections: read loops and
-	// request body writers.
+	// wg counts the goroutines of the connections: read loops,
+	// keep-alive timers and request body writers.
 	wg sync.WaitGroup
 }
 
@@ -283,7 +283,8 @@ func (c *Client) dialConn(ctx context.Context, addr string) (*conn, error) {
 	return cc, nil
 }
 
-// startConn starts cc's read loop and timer (c.mu held).
+// startConn starts cc's read loop and keep-alive timer (c.mu held; c
+// not closed).
 func (c *Client) startConn(cc *conn) {
 	c.wg.Add(1)
 	go func() {
@@ -343,8 +344,9 @@ func (c *Client) CloseIdleConnections() {
 }
 
 // Close closes every connection (their streams fail) and waits for the
-// goroutines of the connections to end: each read loop, and each request
-// body writer (its body is closed, which ends a pending Read).
+// goroutines of the connections to end: each read loop, keep-alive
+// timer, and request body writer (its body is closed, which ends a
+// pending Read).
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true

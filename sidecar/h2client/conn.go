@@ -93,8 +93,10 @@ type conn struct {
 	closeLater   []io.Closer
 	pendingClose atomic.Bool
 
-	// Keep-alive and idle (under mu).
+	// Keep-alive and idle (under mu). timerDone, closed when the
+	// connection fails, ends keepAlive.
 	timer       *time.Timer
+	timerDone   chan struct{}
 	period      time.Duration
 	lastFrames  uint64
 	lastFrameAt time.Time
@@ -249,6 +251,7 @@ func (cc *conn) failLocked(err error) {
 	_ = cc.nc.Close()
 	if cc.timer != nil {
 		cc.timer.Stop()
+		close(cc.timerDone)
 	}
 	var unsent error
 	for id, st := range cc.streams {
@@ -738,13 +741,32 @@ func (cc *conn) startTimer() {
 		p = min(p, cl.pingTimeout)
 	}
 	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.err != nil {
+		return
+	}
 	cc.period = p
 	cc.lastFrameAt = time.Now()
-	cc.timer = time.AfterFunc(p, cc.tick)
-	cc.mu.Unlock()
+	cc.timer = time.NewTimer(p)
+	cc.timerDone = make(chan struct{})
+	cl.wg.Go(cc.keepAlive)
 }
 
-// tick runs on the timer's goroutine: PING after sendPing without a
+// keepAlive runs tick each period until the connection fails, on a
+// goroutine of the Client's wait group: Close waits for it, so no tick
+// runs once Close returned.
+func (cc *conn) keepAlive() {
+	for {
+		select {
+		case <-cc.timer.C:
+			cc.tick()
+		case <-cc.timerDone:
+			return
+		}
+	}
+}
+
+// tick runs on keepAlive's goroutine: PING after sendPing without a
 // frame read, fail when its ACK is late; close after idleTimeout without
 // a stream.
 func (cc *conn) tick() {

@@ -95,11 +95,12 @@
 //
 // # Goroutines
 //
-// Per connection: its read loop, a timer for keep-alive PINGs (WithPing:
-// a PING after that long without a frame read, the connection failed
-// when its ACK is late) and WithIdleTimeout, and a body writer per
-// request with a streamed body while it sends. Nothing else runs per
-// request: RoundTrip and the response body's reads are the caller's.
-// Close fails every connection and waits for the read loops and body
-// writers to return.
+// Per connection: its read loop, a goroutine with a timer for
+// keep-alive PINGs (WithPing: a PING after that long without a frame
+// read, the connection failed when its ACK is late) and WithIdleTimeout
+// (only with either), and a body writer per request with a streamed body
+// while it sends. Nothing else runs per request: RoundTrip and the
+// response body's reads are the caller's. Close fails every connection
+// and waits for the read loops, timer goroutines and body writers to
+// return: none runs once it returned.
 package h2client

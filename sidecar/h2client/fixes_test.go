@@ -21,16 +21,19 @@ import (
 // (nil: none) and whose write deadlines are recorded.
 type gatedConn struct {
 	net.Conn
-	gate chan struct{}
 
 	mu   sync.Mutex
+	gate chan struct{}
 	last time.Time
 	sets int
 }
 
 func (g *gatedConn) Write(p []byte) (int, error) {
-	if g.gate != nil {
-		<-g.gate
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		<-gate
 	}
 	return g.Conn.Write(p)
 }
@@ -362,4 +365,82 @@ func connTo(c *Client, addr string) *conn {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.peers[addr].conns[0]
+}
+
+// stacksWith says whether a goroutine's stack has each of frames.
+func stacksWith(frames ...string) bool {
+	buf := make([]byte, 1<<20)
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		all := true
+		for _, f := range frames {
+			all = all && strings.Contains(g, f)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCloseWaitsForKeepAlive: Close waits for a keep-alive tick in
+// progress (here held in its PING's write), for PINGs and for the idle
+// timeout: no tick runs once Close returned.
+func TestCloseWaitsForKeepAlive(t *testing.T) {
+	tests := []struct {
+		name string
+		opt  Option
+	}{
+		{"ping", WithPing(time.Millisecond, time.Hour)},
+		{"ping and idle timeout", func(c *Client) { WithPing(time.Millisecond, time.Hour)(c); WithIdleTimeout(time.Hour)(c) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gc := &gatedConn{}
+			c, sn := pipeClient(t, gc, tt.opt)
+			go func() {
+				fc := peerFramer(t, sn)
+				fc.readUntil(func(f http2.Frame) bool {
+					switch f := f.(type) {
+					case *http2.MetaHeadersFrame:
+						fc.headers(f.StreamID, true, ":status", "200")
+					case *http2.PingFrame:
+						if !f.IsAck() {
+							_ = fc.fr.WritePing(true, f.Data)
+						}
+					}
+					return false
+				})
+			}()
+			if err := rtErr(c, newRequest(t, context.Background(), http.MethodGet, "peer:80", "/", nil)); err != nil {
+				t.Fatal(err)
+			}
+			// The next write, a PING of the timer's, is held.
+			gate := make(chan struct{})
+			gc.mu.Lock()
+			gc.gate = gate
+			gc.mu.Unlock()
+			for !stacksWith("(*conn).tick(", "(*gatedConn).Write(") {
+				runtime.Gosched()
+			}
+			closed := make(chan bool, 1)
+			go func() {
+				_ = c.Close()
+				closed <- stacksWith("(*conn).tick(")
+			}()
+			// Close failed the connection and its read loop returned:
+			// Close now waits for the tick alone.
+			for stacksWith("(*conn).readLoop(") || !stacksWith("(*Client).Close(", "(*WaitGroup).Wait(") {
+				select {
+				case ticking := <-closed:
+					t.Fatalf("Close returned while a keep-alive tick runs (%v)", ticking)
+				default:
+				}
+				runtime.Gosched()
+			}
+			close(gate)
+			if <-closed {
+				t.Fatal("a keep-alive tick runs after Close returned")
+			}
+		})
+	}
 }
