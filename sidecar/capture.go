@@ -36,14 +36,14 @@ func captureSpecs(cfg Config, specs map[string]serverSpec) map[string]serverSpec
 			return srv
 		}
 		sniff := name == mesh.ListenerOutbound
-		s.wrap = func(ln net.Listener) net.Listener {
+		s.wrap = func(ln net.Listener, srv server) net.Listener {
 			var l net.Listener = capture.Listener{Listener: ln}
 			if sniff {
 				// Raw TCP becomes a synthetic CONNECT (capture.SniffListener).
 				l = capture.SniffListener{Listener: l}
 			}
 			if wrap != nil {
-				l = wrap(l)
+				l = wrap(l, srv)
 			}
 			return l
 		}

@@ -83,10 +83,11 @@ func httpConfig(srv server) *http.Server {
 }
 
 // serverSpec makes the server of one listener; wrap (may be nil) wraps its
-// socket (the inbound's TLS sniffing listener).
+// socket for that server (the inbound's TLS sniffing listener, which
+// serves the connections it classified with the server's ServeConn).
 type serverSpec struct {
 	newServer func() server
-	wrap      func(net.Listener) net.Listener
+	wrap      func(net.Listener, server) net.Listener
 	// bind (may be nil) maps the LDS address to the one bound (capture:
 	// the outbound binds every address, REDIRECT sends to 127.0.0.1).
 	bind func(string) string
@@ -172,10 +173,10 @@ func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
 			continue
 		}
 		ln = m.watchAccept(ln)
-		if spec.wrap != nil {
-			ln = m.watchAccept(spec.wrap(ln))
-		}
 		srv := spec.newServer()
+		if spec.wrap != nil {
+			ln = m.watchAccept(spec.wrap(ln, srv))
+		}
 		m.wg.Go(func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				m.log.Error("listener stopped", "listener", name, "address", addr, "error", err)

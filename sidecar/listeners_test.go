@@ -57,7 +57,7 @@ func TestListenerManagerStarted(t *testing.T) {
 	m := newListenerManager(slog.New(slog.DiscardHandler), 0, &tables, map[string]serverSpec{
 		mesh.ListenerInbound: {
 			newServer: func() server { return srv },
-			wrap: func(ln net.Listener) net.Listener {
+			wrap: func(ln net.Listener, _ server) net.Listener {
 				go func() {
 					<-wrapReleased
 					inner.Store(true)

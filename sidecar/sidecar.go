@@ -24,6 +24,7 @@ import (
 	authzfilter "github.com/weftmesh/weft/sidecar/filter/authz"
 	"github.com/weftmesh/weft/sidecar/filter/tracing"
 	"github.com/weftmesh/weft/sidecar/gateway"
+	"github.com/weftmesh/weft/sidecar/h1server"
 	"github.com/weftmesh/weft/sidecar/identity"
 	"github.com/weftmesh/weft/sidecar/inbound"
 	"github.com/weftmesh/weft/sidecar/internal/cpconn"
@@ -287,7 +288,15 @@ func Run(ctx context.Context, cfg Config) error {
 				}
 				return withHTTP2(cfg, inbound.NewServer(inbound.NewHandler(&tables, tr, log, inbound.WithAuthz(az), inbound.WithTelemetry(obs)), log))
 			},
-			wrap: func(ln net.Listener) net.Listener { return inbound.NewListener(ln, serverTLS, log) }, //nolint:contextcheck // the listener owns its accept loop until Close
+			wrap: func(ln net.Listener, srv server) net.Listener { //nolint:contextcheck // the listener owns its accept loop and the connections it serves until Close and the server's Shutdown
+				// h1server serves each connection on the goroutine that
+				// classified it; net/http's (the gateway's) from Accept.
+				var serve func(net.Conn) bool
+				if h1, ok := srv.(*h1server.Server); ok {
+					serve = h1.ServeConn
+				}
+				return inbound.NewListener(ln, serverTLS, log, serve)
+			},
 		},
 	}))
 
@@ -391,8 +400,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if mgr != nil {
 		certs = mgr
 	}
-	adminSrv := admin.NewServer(admin.NewHandler(ready, xc, certs, log), log)
-	healthSrv := admin.NewServer(appHealth(cfg, admin.NewHealthHandler(ready, metrics.Handler()), log), log)
+	// h1server serves the admin and health ports too: readiness polls
+	// then run the code the data path has mapped already, not net/http's
+	// server (whose pages an idle sidecar would map again after its trim).
+	adminSrv := h1server.New(admin.NewServer(admin.NewHandler(ready, xc, certs, log), log))
+	healthSrv := h1server.New(admin.NewServer(appHealth(cfg, admin.NewHealthHandler(ready, metrics.Handler()), log), log))
 
 	log.Info("sidecar starting", "ip", cfg.IP, "xds", cfg.XDSAddress, "admin", cfg.AdminAddress, "health", cfg.HealthAddress)
 	g, gctx := errgroup.WithContext(ctx)
@@ -452,10 +464,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	for _, s := range []struct {
 		name string
-		srv  *http.Server
+		srv  *h1server.Server
 		ln   net.Listener
 	}{{"admin", adminSrv, adminLn}, {"health", healthSrv, healthLn}} {
-		g.Go(func() error {
+		g.Go(func() error { //nolint:contextcheck // the server's connections end with its Shutdown below, not with gctx
 			if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("sidecar: %s server: %w", s.name, err)
 			}

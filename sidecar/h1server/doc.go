@@ -8,7 +8,9 @@
 // # Flow
 //
 // Serve accepts; each connection gets one goroutine (conn.serve) that
-// loops read-request -> handler -> finish-response. A TLS connection
+// loops read-request -> handler -> finish-response. ServeConn runs the
+// same loop on the caller's goroutine, for a listener that has one per
+// connection already (the inbound's TLS-sniffing listener). A TLS connection
 // (already handshaken by the inbound's Listener, or handshaken here)
 // whose ALPN is "h2", and a plaintext one that opens with the h2c
 // preface (read into the buffer, then replayed), are served by HTTP2

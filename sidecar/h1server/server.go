@@ -129,6 +129,28 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// ServeConn serves rw on the calling goroutine until the connection ends,
+// and closes it, as Serve does each connection it accepts: a listener that
+// has a goroutine per connection already (the inbound's TLS-sniffing one)
+// serves it there instead of handing it to Serve's loop, which would
+// start a second goroutine and grow a second stack. It reports false, and
+// closes rw at once, when the server was shut down or closed; Shutdown
+// waits for the connections it serves, Close closes them.
+func (s *Server) ServeConn(rw net.Conn) bool {
+	if s.shuttingDown() {
+		_ = rw.Close()
+		return false
+	}
+	s.startFallback(rw.LocalAddr())
+	c := &conn{s: s, rwc: rw, remoteAddr: rw.RemoteAddr().String()}
+	if !s.track(c) {
+		_ = rw.Close()
+		return false
+	}
+	c.serve()
+	return true
+}
+
 // Shutdown stops accepting, closes idle connections, and waits for the
 // active ones to finish their response (they close after it) and for the
 // HTTP/2 server's Shutdown, until ctx ends (its error).

@@ -854,3 +854,50 @@ func TestKeepAliveRequestsIndependent(t *testing.T) {
 		t.Errorf("kept request changed: url %q host %q X-Id %q ctx err %v", kept.URL, kept.Host, kept.Header.Get("X-Id"), kept.Context().Err())
 	}
 }
+
+// ServeConn serves the connection on the caller's goroutine: it returns
+// only once the connection ended, and refuses (closing it) once the
+// server was shut down.
+func TestServeConn(t *testing.T) {
+	s := New(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "hello")
+	})})
+	client, server := net.Pipe()
+	served := make(chan bool, 1)
+	go func() { served <- s.ServeConn(server) }()
+	if _, err := io.WriteString(client, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(client)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "hello" {
+		t.Fatalf("got %d %q", resp.StatusCode, body)
+	}
+	// The connection is kept alive: ServeConn is still serving it.
+	select {
+	case ok := <-served:
+		t.Fatalf("ServeConn returned (%v) while its connection was open", ok)
+	default:
+	}
+	client.Close()
+	if ok := <-served; !ok {
+		t.Fatal("ServeConn reported the connection refused")
+	}
+
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	client, server = net.Pipe()
+	defer client.Close()
+	if s.ServeConn(server) {
+		t.Fatal("ServeConn served a connection after Shutdown")
+	}
+	if _, err := client.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("refused connection: read %v, want it closed", err)
+	}
+}

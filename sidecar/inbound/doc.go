@@ -26,6 +26,8 @@
 // HTTP/2 over mTLS and h2c to net/http's server, or to h2server when the
 // sidecar sets h1server.Server.HTTP2, as it does by default) runs one
 // goroutine per HTTP/1.1 or HTTP/2 connection and one per HTTP/2 stream;
-// the handler runs on it. The sidecar binds, serves and drains the server as LDS says (the
+// the handler runs on it. The connection's goroutine is the one Listener
+// classified it on (the sidecar passes h1server.Server.ServeConn to
+// NewListener), not a second one started by the server's accept loop. The sidecar binds, serves and drains the server as LDS says (the
 // egress gateway serves with NewHTTPServer, net/http's alone).
 package inbound

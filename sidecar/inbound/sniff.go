@@ -28,12 +28,19 @@ const handshakeTimeout = 10 * time.Second
 // plaintext connection, handed on as it is; whether plaintext is allowed
 // is decided per request, once the target port is known (Handler).
 //
+// With a serve function (NewListener's serve), a classified connection is
+// served on the goroutine that classified it and Accept hands out none:
+// one goroutine and one stack per connection, not two (the server's own
+// accept loop would start a second one, and both grow their stacks).
+//
 // Goroutines: one accept loop (started by NewListener, ended by Close) and
-// one short-lived goroutine per connection until it is classified.
+// one goroutine per connection until it is classified, or, with serve,
+// until serve returns (the server's Shutdown and Close end it).
 type Listener struct {
 	inner net.Listener
 	tls   *tls.Config // nil: no identity, TLS is refused
 	log   *slog.Logger
+	serve func(net.Conn) bool
 
 	conns    chan net.Conn
 	done     chan struct{}
@@ -47,8 +54,12 @@ var _ net.Listener = (*Listener)(nil)
 
 // NewListener wraps ln. tlsConfig is identity.ServerTLSConfig (nil when the
 // sidecar runs without an identity: TLS connections are then refused).
-func NewListener(ln net.Listener, tlsConfig *tls.Config, log *slog.Logger) *Listener {
-	l := &Listener{inner: ln, tls: tlsConfig, log: log.With("listener", "inbound"), conns: make(chan net.Conn), done: make(chan struct{})}
+// serve, when not nil, serves each classified connection on the goroutine
+// that classified it (h1server.Server.ServeConn: it closes the connection,
+// and reports false when the server no longer serves); nil hands them to
+// Accept.
+func NewListener(ln net.Listener, tlsConfig *tls.Config, log *slog.Logger, serve func(net.Conn) bool) *Listener {
+	l := &Listener{inner: ln, tls: tlsConfig, log: log.With("listener", "inbound"), serve: serve, conns: make(chan net.Conn), done: make(chan struct{})}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l
@@ -81,7 +92,8 @@ func (l *Listener) acceptLoop() {
 	}
 }
 
-// classify peeks at the first byte of c and hands it to Accept.
+// classify peeks at the first byte of c and serves it or hands it to
+// Accept.
 func (l *Listener) classify(c net.Conn) {
 	_ = c.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	br := bufio.NewReaderSize(c, 1)
@@ -110,6 +122,15 @@ func (l *Listener) classify(c net.Conn) {
 		out = tc
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	if l.serve != nil {
+		select {
+		case <-l.done:
+			c.Close()
+		default:
+			l.serve(out)
+		}
+		return
+	}
 	select {
 	case l.conns <- out:
 	case <-l.done:
