@@ -88,7 +88,7 @@ generate:
 	$(call section,generate: controller-gen object + crd (api/); trimmed xDS types (api/xdsproto))
 	cd api && $(GO) run $(CONTROLLER_GEN) object paths=./v1alpha1/... crd:crdVersions=v1 output:crd:dir=./crds
 	cd api && $(GO) run ./hack/xdsproto -out .
-	@echo "generated api/v1alpha1/zz_generated.deepcopy.go, api/crds/ and api/xdsproto/**/*.pb.go"
+	@echo "generated api/v1alpha1/zz_generated.deepcopy.go, api/crds/, api/xdsproto/**/*.pb.go and api/xdsproto/zz_generated.rules.go"
 
 # Fails if regenerating changes any generated file (deepcopy, CRD YAML,
 # the trimmed xDS types):

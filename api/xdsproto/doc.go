@@ -16,6 +16,8 @@
 // Envoy name of the message it decodes into (EnvoyName), unmarshals it and
 // runs Validate, which enforces the PGV rules go-control-plane's generated
 // ValidateAll enforced on the kept fields (the rules travel in the trimmed
-// descriptors). Types resolves Envoy type URLs to the trimmed types, for
+// descriptors; Validate reads them from zz_generated.rules.go, the same
+// rules serialized by the generator, so that protobuf-go does not decode
+// and keep a FieldOptions per field). Types resolves Envoy type URLs to the trimmed types, for
 // protojson of a message holding Anys.
 package xdsproto

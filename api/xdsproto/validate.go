@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/envoyproxy/protoc-gen-validate/validate"
@@ -167,7 +169,48 @@ func external(md protoreflect.MessageDescriptor) bool {
 	return len(pkg) >= 7 && (pkg[:7] == "google.")
 }
 
+// fieldRule is an entry of fieldRuleTable (zz_generated.rules.go): a
+// field's full name and its serialized validate.FieldRules.
+type fieldRule struct{ field, rules string }
+
+// decodedRules holds fieldRuleTable's rules decoded, each the first time
+// Validate reaches its field (the table itself is static data).
+var decodedRules [len(fieldRuleTable)]atomic.Pointer[validate.FieldRules]
+
+// fieldRules returns fd's PGV rules from fieldRuleTable, nil if it has
+// none. Reading them from fd.Options() would make protobuf-go decode and
+// keep a FieldOptions with an extension map for every field visited.
 func fieldRules(fd protoreflect.FieldDescriptor) *validate.FieldRules {
+	name := string(fd.FullName())
+	i, ok := slices.BinarySearchFunc(fieldRuleTable[:], name, func(e fieldRule, n string) int {
+		return strings.Compare(e.field, n)
+	})
+	if !ok {
+		return nil
+	}
+	if r := decodedRules[i].Load(); r != nil {
+		return r
+	}
+	r := new(validate.FieldRules)
+	if err := proto.Unmarshal([]byte(fieldRuleTable[i].rules), r); err != nil {
+		panic(fmt.Sprintf("xdsproto: generated rules of %s: %v", name, err))
+	}
+	if !decodedRules[i].CompareAndSwap(nil, r) {
+		return decodedRules[i].Load()
+	}
+	return r
+}
+
+// oneofRequired reports whether od has (validate.required), from
+// requiredOneofs.
+func oneofRequired(od protoreflect.OneofDescriptor) bool {
+	_, ok := slices.BinarySearch(requiredOneofs[:], string(od.FullName()))
+	return ok
+}
+
+// descriptorRules reads fd's PGV rules from its options (what the
+// generator wrote fieldRuleTable from; CheckRules and the tests use it).
+func descriptorRules(fd protoreflect.FieldDescriptor) *validate.FieldRules {
 	o := fd.Options()
 	if o == nil || !proto.HasExtension(o, validate.E_Rules) {
 		return nil
@@ -175,7 +218,8 @@ func fieldRules(fd protoreflect.FieldDescriptor) *validate.FieldRules {
 	return proto.GetExtension(o, validate.E_Rules).(*validate.FieldRules)
 }
 
-func oneofRequired(od protoreflect.OneofDescriptor) bool {
+// descriptorRequired reads a oneof's (validate.required) from its options.
+func descriptorRequired(od protoreflect.OneofDescriptor) bool {
 	o := od.Options()
 	return o != nil && proto.GetExtension(o, validate.E_Required).(bool)
 }
@@ -620,7 +664,7 @@ func CheckRules(fd protoreflect.FileDescriptor) error {
 	check = func(md protoreflect.MessageDescriptor) error {
 		for i := range md.Fields().Len() {
 			f := md.Fields().Get(i)
-			if r := fieldRules(f); r != nil {
+			if r := descriptorRules(f); r != nil {
 				if err := checkRuleMessage(r.ProtoReflect(), string(f.FullName())); err != nil {
 					return err
 				}

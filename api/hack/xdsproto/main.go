@@ -148,7 +148,7 @@ func run(out string, verbose bool) error {
 			return err
 		}
 	}
-	return nil
+	return writeRules(root, files)
 }
 
 // removeGenerated deletes the .pb.go files under root.
