@@ -17,7 +17,8 @@
 // runs Validate, which enforces the PGV rules go-control-plane's generated
 // ValidateAll enforced on the kept fields (the rules travel in the trimmed
 // descriptors; Validate reads them from zz_generated.rules.go, the same
-// rules serialized by the generator, so that protobuf-go does not decode
-// and keep a FieldOptions per field). Types resolves Envoy type URLs to the trimmed types, for
-// protojson of a message holding Anys.
+// rules written by the generator as static Go literals, so that
+// protobuf-go does not decode and keep a FieldOptions per field). Types
+// resolves Envoy type URLs to the trimmed types, for protojson of a message
+// holding Anys.
 package xdsproto

@@ -27,8 +27,8 @@ import (
 const heapModeEnv = "XDSPROTO_HEAP_MODE"
 
 // TestValidateResidentHeap: validating a representative configuration (a
-// mesh cluster, a route, a listener, RBAC and TLS) leaves less live heap
-// behind with the generated rules table than reading the rules from
+// mesh cluster, a route, a listener, RBAC and TLS) leaves far less live
+// heap behind with the generated rules table than reading the rules from
 // the descriptors' options, which protobuf-go decodes into a FieldOptions
 // (with an extension map) per field and keeps. Each way runs in a fresh
 // process, so that neither finds the other's caches.
@@ -56,12 +56,11 @@ func TestValidateResidentHeap(t *testing.T) {
 		grown[mode] = n
 	}
 	t.Logf("live heap left by validating the configuration: table %d bytes, descriptor options %d bytes", grown["table"], grown["descriptor"])
-	// Measured 277 and 450 KB: what the table way leaves is mostly
-	// validate's own types made ready to decode the rules (MessageInfos,
-	// validate.proto's descriptors), and the trimmed oneofs' lazy init.
-	const saved = 100 << 10
-	if grown["descriptor"]-grown["table"] < saved {
-		t.Errorf("the rules table leaves %d bytes, the descriptor options %d: want at least %d fewer", grown["table"], grown["descriptor"], saved)
+	// Measured 64 and 433 KB: what the table way leaves is the trimmed
+	// messages' own lazy state (their oneofs' field lists), which the
+	// descriptor way leaves too.
+	if grown["table"]*4 > grown["descriptor"] {
+		t.Errorf("the rules table leaves %d bytes, the descriptor options %d: want under a quarter", grown["table"], grown["descriptor"])
 	}
 }
 

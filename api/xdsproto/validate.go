@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/envoyproxy/protoc-gen-validate/validate"
@@ -22,8 +21,11 @@ import (
 // rules apply to zero values too; message rules other than required only
 // to set fields; a rule on a oneof member only when it is the one set;
 // wrapper types are checked by their value). It returns the first
-// violation, naming the field by its path. A rule kind it does not
-// implement is an error, never skipped (CheckRules finds them ahead).
+// violation, naming the field by its path. The rules come from
+// fieldRuleTable, generated from the descriptors with the types; a rule
+// kind it does not implement is never skipped unnoticed: CheckRules finds
+// it on the descriptors ahead (TestCheckRules), TestRulesTableCurrent keeps
+// the table equal to them, and a rules type it does not handle is an error.
 func Validate(m proto.Message) error {
 	c := &checker{path: make([]byte, 0, 128)}
 	return c.message(m.ProtoReflect())
@@ -170,35 +172,26 @@ func external(md protoreflect.MessageDescriptor) bool {
 }
 
 // fieldRule is an entry of fieldRuleTable (zz_generated.rules.go): a
-// field's full name and its serialized validate.FieldRules.
-type fieldRule struct{ field, rules string }
-
-// decodedRules holds fieldRuleTable's rules decoded, each the first time
-// Validate reaches its field (the table itself is static data).
-var decodedRules [len(fieldRuleTable)]atomic.Pointer[validate.FieldRules]
+// field's full name and its PGV rules, written by the generator as Go
+// composite literals (static data: no decoding, and no use of the
+// validate package's reflection, which would make protobuf-go build its
+// MessageInfos and validate.proto's descriptors).
+type fieldRule struct {
+	field string
+	rules *validate.FieldRules
+}
 
 // fieldRules returns fd's PGV rules from fieldRuleTable, nil if it has
 // none. Reading them from fd.Options() would make protobuf-go decode and
 // keep a FieldOptions with an extension map for every field visited.
 func fieldRules(fd protoreflect.FieldDescriptor) *validate.FieldRules {
-	name := string(fd.FullName())
-	i, ok := slices.BinarySearchFunc(fieldRuleTable[:], name, func(e fieldRule, n string) int {
+	i, ok := slices.BinarySearchFunc(fieldRuleTable[:], string(fd.FullName()), func(e fieldRule, n string) int {
 		return strings.Compare(e.field, n)
 	})
 	if !ok {
 		return nil
 	}
-	if r := decodedRules[i].Load(); r != nil {
-		return r
-	}
-	r := new(validate.FieldRules)
-	if err := proto.Unmarshal([]byte(fieldRuleTable[i].rules), r); err != nil {
-		panic(fmt.Sprintf("xdsproto: generated rules of %s: %v", name, err))
-	}
-	if !decodedRules[i].CompareAndSwap(nil, r) {
-		return decodedRules[i].Load()
-	}
-	return r
+	return fieldRuleTable[i].rules
 }
 
 // oneofRequired reports whether od has (validate.required), from
@@ -231,22 +224,16 @@ func unsupported(path string, rule protoreflect.FieldDescriptor) error {
 	return fmt.Errorf("%s: %s: %w", path, rule.FullName(), errUnsupported)
 }
 
+// The rules below are applied with the validate types' Go fields, in
+// their field-number order. Only the rules implemented() names are read:
+// CheckRules (TestCheckRules) finds any other on the descriptors, and
+// TestRulesTableCurrent keeps the table equal to them.
+
 // messageRules applies the rules of a singular message field: required,
 // and the type rules of durations, Anys and wrappers.
 func messageRules(r *validate.FieldRules, md protoreflect.MessageDescriptor, set bool, v protoreflect.Value, c *checker) error {
-	if err := eachRule(r.GetMessage(), c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
-		switch rule.Name() {
-		case "required":
-			if rv.Bool() && !set {
-				return fmt.Errorf("%s: value is required", c.at())
-			}
-		case "skip":
-		default:
-			return unsupported(c.at(), rule)
-		}
-		return nil
-	}); err != nil {
-		return err
+	if r.GetMessage().GetRequired() && !set {
+		return fmt.Errorf("%s: value is required", c.at())
 	}
 	switch t := r.GetType().(type) {
 	case nil:
@@ -254,16 +241,10 @@ func messageRules(r *validate.FieldRules, md protoreflect.MessageDescriptor, set
 	case *validate.FieldRules_Duration:
 		return durationRules(t.Duration, set, v, c)
 	case *validate.FieldRules_Any:
-		return eachRule(t.Any, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
-			switch rule.Name() {
-			case "required":
-				if rv.Bool() && !set {
-					return fmt.Errorf("%s: value is required", c.at())
-				}
-				return nil
-			}
-			return unsupported(c.at(), rule)
-		})
+		if t.Any.GetRequired() && !set {
+			return fmt.Errorf("%s: value is required", c.at())
+		}
+		return nil
 	default:
 		// A wrapper (google.protobuf.UInt32Value, ...): its value, when set.
 		if md.Fields().Len() != 1 || md.Fields().Get(0).Name() != "value" || !external(md) {
@@ -277,27 +258,28 @@ func messageRules(r *validate.FieldRules, md protoreflect.MessageDescriptor, set
 }
 
 func durationRules(r *validate.DurationRules, set bool, v protoreflect.Value, c *checker) error {
-	var d *durationpb.Duration
-	if set {
-		d = &durationpb.Duration{
-			Seconds: v.Message().Get(v.Message().Descriptor().Fields().ByName("seconds")).Int(),
-			Nanos:   int32(v.Message().Get(v.Message().Descriptor().Fields().ByName("nanos")).Int()),
-		}
+	if r.GetRequired() && !set {
+		return fmt.Errorf("%s: value is required", c.at())
 	}
-	return eachRule(r, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
-		if rule.Name() == "required" {
-			if rv.Bool() && !set {
-				return fmt.Errorf("%s: value is required", c.at())
-			}
-			return nil
+	if !set {
+		return nil
+	}
+	d := &durationpb.Duration{
+		Seconds: v.Message().Get(v.Message().Descriptor().Fields().ByName("seconds")).Int(),
+		Nanos:   int32(v.Message().Get(v.Message().Descriptor().Fields().ByName("nanos")).Int()),
+	}
+	for _, b := range [...]struct {
+		name  string
+		bound *durationpb.Duration
+	}{{"const", r.Const}, {"lt", r.Lt}, {"lte", r.Lte}, {"gt", r.Gt}, {"gte", r.Gte}} {
+		if b.bound == nil {
+			continue
 		}
-		if !set {
-			return nil
-		}
-		bound := rv.Message().Interface().(*durationpb.Duration)
-		cmp := compareDuration(d, bound)
+		cmp := compareDuration(d, b.bound)
 		var ok bool
-		switch rule.Name() {
+		switch b.name {
+		case "const":
+			ok = cmp == 0
 		case "lt":
 			ok = cmp < 0
 		case "lte":
@@ -306,16 +288,12 @@ func durationRules(r *validate.DurationRules, set bool, v protoreflect.Value, c 
 			ok = cmp > 0
 		case "gte":
 			ok = cmp >= 0
-		case "const":
-			ok = cmp == 0
-		default:
-			return unsupported(c.at(), rule)
 		}
 		if !ok {
-			return fmt.Errorf("%s: duration %s must be %s %s", c.at(), d.AsDuration(), rule.Name(), bound.AsDuration())
+			return fmt.Errorf("%s: duration %s must be %s %s", c.at(), d.AsDuration(), b.name, b.bound.AsDuration())
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func compareDuration(a, b *durationpb.Duration) int {
@@ -342,36 +320,28 @@ func listRules(r *validate.FieldRules, fd protoreflect.FieldDescriptor, l protor
 	if rr == nil {
 		return fmt.Errorf("%s: %T rules on a repeated field: %w", c.at(), r.GetType(), errUnsupported)
 	}
-	return eachRule(rr, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
-		switch rule.Name() {
-		case "min_items":
-			if uint64(l.Len()) < rv.Uint() {
-				return fmt.Errorf("%s: want at least %d items, got %d", c.at(), rv.Uint(), l.Len())
+	if rr.MinItems != nil && uint64(l.Len()) < *rr.MinItems {
+		return fmt.Errorf("%s: want at least %d items, got %d", c.at(), *rr.MinItems, l.Len())
+	}
+	if rr.MaxItems != nil && uint64(l.Len()) > *rr.MaxItems {
+		return fmt.Errorf("%s: want at most %d items, got %d", c.at(), *rr.MaxItems, l.Len())
+	}
+	if items := rr.GetItems(); items != nil {
+		for i := range l.Len() {
+			n := c.index(i)
+			var err error
+			if fd.Message() != nil {
+				err = messageRules(items, fd.Message(), true, l.Get(i), c)
+			} else {
+				err = scalarRules(items, fd, l.Get(i), c)
 			}
-		case "max_items":
-			if uint64(l.Len()) > rv.Uint() {
-				return fmt.Errorf("%s: want at most %d items, got %d", c.at(), rv.Uint(), l.Len())
+			if err != nil {
+				return err
 			}
-		case "items":
-			items := rr.GetItems()
-			for i := range l.Len() {
-				n := c.index(i)
-				var err error
-				if fd.Message() != nil {
-					err = messageRules(items, fd.Message(), true, l.Get(i), c)
-				} else {
-					err = scalarRules(items, fd, l.Get(i), c)
-				}
-				if err != nil {
-					return err
-				}
-				c.leave(n)
-			}
-		default:
-			return unsupported(c.at(), rule)
+			c.leave(n)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 func mapRules(r *validate.FieldRules, fd protoreflect.FieldDescriptor, mp protoreflect.Map, c *checker) error {
@@ -382,27 +352,23 @@ func mapRules(r *validate.FieldRules, fd protoreflect.FieldDescriptor, mp protor
 	if mr == nil {
 		return fmt.Errorf("%s: %T rules on a map field: %w", c.at(), r.GetType(), errUnsupported)
 	}
-	return eachRule(mr, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
-		switch rule.Name() {
-		case "keys":
-			var err error
-			mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
-				n := c.key(k.String())
-				err = scalarRules(mr.GetKeys(), fd.MapKey(), k.Value(), c)
-				if err == nil {
-					c.leave(n)
-				}
-				return err == nil
-			})
-			return err
-		case "min_pairs":
-			if uint64(mp.Len()) < rv.Uint() {
-				return fmt.Errorf("%s: want at least %d pairs, got %d", c.at(), rv.Uint(), mp.Len())
-			}
-			return nil
+	if mr.MinPairs != nil && uint64(mp.Len()) < *mr.MinPairs {
+		return fmt.Errorf("%s: want at least %d pairs, got %d", c.at(), *mr.MinPairs, mp.Len())
+	}
+	keys := mr.GetKeys()
+	if keys == nil {
+		return nil
+	}
+	var err error
+	mp.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+		n := c.key(k.String())
+		err = scalarRules(keys, fd.MapKey(), k.Value(), c)
+		if err == nil {
+			c.leave(n)
 		}
-		return unsupported(c.at(), rule)
+		return err == nil
 	})
+	return err
 }
 
 // HTTP header patterns of PGV's well_known_regex (strict and not).
@@ -419,207 +385,148 @@ func scalarRules(r *validate.FieldRules, fd protoreflect.FieldDescriptor, v prot
 	case *validate.FieldRules_String_:
 		return stringRules(t.String_, v.String(), c)
 	case *validate.FieldRules_Bool:
-		return eachRule(t.Bool, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
-			if rule.Name() != "const" {
-				return unsupported(c.at(), rule)
-			}
-			if v.Bool() != rv.Bool() {
-				return fmt.Errorf("%s: must be %v", c.at(), rv.Bool())
-			}
-			return nil
-		})
+		if t.Bool.Const != nil && v.Bool() != *t.Bool.Const {
+			return fmt.Errorf("%s: must be %v", c.at(), *t.Bool.Const)
+		}
+		return nil
 	case *validate.FieldRules_Enum:
-		return eachRule(t.Enum, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
-			n := v.Enum()
-			switch rule.Name() {
-			case "defined_only":
-				if rv.Bool() && fd.Enum().Values().ByNumber(n) == nil {
-					return fmt.Errorf("%s: %d is not a defined %s", c.at(), n, EnvoyName(fd.Enum()))
-				}
-			case "not_in":
-				if slices.Contains(t.Enum.GetNotIn(), int32(n)) {
-					return fmt.Errorf("%s: must not be %d", c.at(), n)
-				}
-			case "in":
-				if !slices.Contains(t.Enum.GetIn(), int32(n)) {
-					return fmt.Errorf("%s: must be one of %v", c.at(), t.Enum.GetIn())
-				}
-			case "const":
-				if int64(n) != rv.Int() {
-					return fmt.Errorf("%s: must be %v", c.at(), rv)
-				}
-			default:
-				return unsupported(c.at(), rule)
-			}
-			return nil
-		})
+		return enumRules(t.Enum, fd, v.Enum(), c)
 	case *validate.FieldRules_Uint32:
-		return numberRules(t.Uint32, v, c)
+		x := t.Uint32
+		return numberRules(uint32(v.Uint()), x.Const, x.Lt, x.Lte, x.Gt, x.Gte, x.In, x.NotIn, c)
 	case *validate.FieldRules_Uint64:
-		return numberRules(t.Uint64, v, c)
+		x := t.Uint64
+		return numberRules(v.Uint(), x.Const, x.Lt, x.Lte, x.Gt, x.Gte, x.In, x.NotIn, c)
 	case *validate.FieldRules_Int32:
-		return numberRules(t.Int32, v, c)
+		x := t.Int32
+		return numberRules(int32(v.Int()), x.Const, x.Lt, x.Lte, x.Gt, x.Gte, x.In, x.NotIn, c)
 	case *validate.FieldRules_Int64:
-		return numberRules(t.Int64, v, c)
+		x := t.Int64
+		return numberRules(v.Int(), x.Const, x.Lt, x.Lte, x.Gt, x.Gte, x.In, x.NotIn, c)
 	case *validate.FieldRules_Double:
-		return numberRules(t.Double, v, c)
+		x := t.Double
+		return numberRules(v.Float(), x.Const, x.Lt, x.Lte, x.Gt, x.Gte, x.In, x.NotIn, c)
 	case *validate.FieldRules_Float:
-		return numberRules(t.Float, v, c)
+		x := t.Float
+		return numberRules(float32(v.Float()), x.Const, x.Lt, x.Lte, x.Gt, x.Gte, x.In, x.NotIn, c)
 	}
 	return fmt.Errorf("%s: %T rules: %w", c.at(), r.GetType(), errUnsupported)
 }
 
-// numberRules applies lt, lte, gt, gte, const, in and not_in of a numeric
-// rules message to v (the rule values have v's kind).
-func numberRules(rules proto.Message, v protoreflect.Value, c *checker) error {
-	rm := rules.ProtoReflect()
-	var lo, hi protoreflect.FieldDescriptor
-	fields := rm.Descriptor().Fields()
-	for i := range fields.Len() {
-		f := fields.Get(i)
-		if !rm.Has(f) {
-			continue
-		}
-		switch f.Name() {
-		case "gt", "gte":
-			lo = f
-		case "lt", "lte":
-			hi = f
-		}
+func enumRules(r *validate.EnumRules, fd protoreflect.FieldDescriptor, n protoreflect.EnumNumber, c *checker) error {
+	if r.Const != nil && int32(n) != *r.Const {
+		return fmt.Errorf("%s: must be %v", c.at(), *r.Const)
 	}
-	if lo != nil && hi != nil && compare(rm.Get(hi), rm.Get(lo), hi.Kind()) < 0 {
+	if r.GetDefinedOnly() && fd.Enum().Values().ByNumber(n) == nil {
+		return fmt.Errorf("%s: %d is not a defined %s", c.at(), n, EnvoyName(fd.Enum()))
+	}
+	if len(r.In) > 0 && !slices.Contains(r.In, int32(n)) {
+		return fmt.Errorf("%s: must be one of %v", c.at(), r.In)
+	}
+	if slices.Contains(r.NotIn, int32(n)) {
+		return fmt.Errorf("%s: must not be %d", c.at(), n)
+	}
+	return nil
+}
+
+// number is what a numeric PGV rules message bounds.
+type number interface {
+	~int32 | ~int64 | ~uint32 | ~uint64 | ~float32 | ~float64
+}
+
+// numberRules applies const, lt, lte, gt, gte, in and not_in of a numeric
+// rules message to v.
+func numberRules[T number](v T, konst, lt, lte, gt, gte *T, in, notIn []T, c *checker) error {
+	lo, hi := gte, lte
+	if lo == nil {
+		lo = gt
+	}
+	if hi == nil {
+		hi = lt
+	}
+	if lo != nil && hi != nil && *hi < *lo {
 		// PGV reads lt < gt as "outside the range".
 		return fmt.Errorf("%s: exclusive range rule: %w", c.at(), errUnsupported)
 	}
-	return eachRule(rules, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
+	for _, b := range [...]struct {
+		name  string
+		bound *T
+	}{{"const", konst}, {"lt", lt}, {"lte", lte}, {"gt", gt}, {"gte", gte}} {
+		if b.bound == nil {
+			continue
+		}
 		var ok bool
-		switch rule.Name() {
-		case "lt":
-			ok = compare(v, rv, rule.Kind()) < 0
-		case "lte":
-			ok = compare(v, rv, rule.Kind()) <= 0
-		case "gt":
-			ok = compare(v, rv, rule.Kind()) > 0
-		case "gte":
-			ok = compare(v, rv, rule.Kind()) >= 0
+		switch w := *b.bound; b.name {
 		case "const":
-			ok = compare(v, rv, rule.Kind()) == 0
-		case "in", "not_in":
-			found := false
-			l := rv.List()
-			for i := range l.Len() {
-				found = found || compare(v, l.Get(i), rule.Kind()) == 0
-			}
-			ok = found == (rule.Name() == "in")
-		default:
-			return unsupported(c.at(), rule)
+			ok = v == w
+		case "lt":
+			ok = v < w
+		case "lte":
+			ok = v <= w
+		case "gt":
+			ok = v > w
+		case "gte":
+			ok = v >= w
 		}
 		if !ok {
-			return fmt.Errorf("%s: %v must be %s %v", c.at(), v, rule.Name(), rv)
+			return fmt.Errorf("%s: %v must be %s %v", c.at(), v, b.name, *b.bound)
 		}
-		return nil
-	})
-}
-
-// compare orders two numeric values of kind k (a rule field's kind: the
-// rule values have the checked value's kind). It does not box them.
-func compare(a, b protoreflect.Value, k protoreflect.Kind) int {
-	switch k {
-	case protoreflect.Uint32Kind, protoreflect.Uint64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
-		au, bu := a.Uint(), b.Uint()
-		return cmp3(au < bu, au > bu)
-	case protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind,
-		protoreflect.Sfixed32Kind, protoreflect.Sfixed64Kind:
-		ai, bi := a.Int(), b.Int()
-		return cmp3(ai < bi, ai > bi)
-	case protoreflect.FloatKind, protoreflect.DoubleKind:
-		af, bf := a.Float(), b.Float()
-		return cmp3(af < bf, af > bf)
-	default:
-		panic(fmt.Sprintf("xdsproto: compare %s", k))
 	}
-}
-
-func cmp3(less, more bool) int {
-	switch {
-	case less:
-		return -1
-	case more:
-		return 1
+	if len(in) > 0 && !slices.Contains(in, v) {
+		return fmt.Errorf("%s: %v must be in %v", c.at(), v, in)
 	}
-	return 0
+	if slices.Contains(notIn, v) {
+		return fmt.Errorf("%s: %v must be not_in %v", c.at(), v, notIn)
+	}
+	return nil
 }
 
 func stringRules(r *validate.StringRules, s string, c *checker) error {
-	return eachRule(r, c, func(rule protoreflect.FieldDescriptor, rv protoreflect.Value) error {
-		var ok bool
-		switch rule.Name() {
-		case "min_len":
-			ok = uint64(utf8.RuneCountInString(s)) >= rv.Uint()
-		case "max_len":
-			ok = uint64(utf8.RuneCountInString(s)) <= rv.Uint()
-		case "min_bytes":
-			ok = uint64(len(s)) >= rv.Uint()
-		case "max_bytes":
-			ok = uint64(len(s)) <= rv.Uint()
-		case "pattern":
-			re, err := regexp.Compile(rv.String())
-			if err != nil {
-				return fmt.Errorf("%s: pattern rule %q: %w", c.at(), rv.String(), err)
-			}
-			ok = re.MatchString(s)
-		case "in":
-			ok = slices.Contains(r.GetIn(), s)
-		case "not_in":
-			ok = !slices.Contains(r.GetNotIn(), s)
-		case "strict":
-			return nil // read with well_known_regex
-		case "well_known_regex":
-			strict := r.Strict == nil || r.GetStrict()
-			var re *regexp.Regexp
-			switch {
-			case !strict:
-				re = headerLoose
-			case r.GetWellKnownRegex() == validate.KnownRegex_HTTP_HEADER_NAME:
-				re = headerNameStrict
-			case r.GetWellKnownRegex() == validate.KnownRegex_HTTP_HEADER_VALUE:
-				re = headerValueStrict
-			default:
-				return unsupported(c.at(), rule)
-			}
-			ok = re.MatchString(s)
+	fail := func(rule string, v any) error {
+		return fmt.Errorf("%s: %q does not satisfy %s %v", c.at(), s, rule, v)
+	}
+	if r.MinLen != nil && uint64(utf8.RuneCountInString(s)) < *r.MinLen {
+		return fail("min_len", *r.MinLen)
+	}
+	if r.MaxLen != nil && uint64(utf8.RuneCountInString(s)) > *r.MaxLen {
+		return fail("max_len", *r.MaxLen)
+	}
+	if r.MinBytes != nil && uint64(len(s)) < *r.MinBytes {
+		return fail("min_bytes", *r.MinBytes)
+	}
+	if r.MaxBytes != nil && uint64(len(s)) > *r.MaxBytes {
+		return fail("max_bytes", *r.MaxBytes)
+	}
+	if r.Pattern != nil {
+		re, err := regexp.Compile(*r.Pattern)
+		if err != nil {
+			return fmt.Errorf("%s: pattern rule %q: %w", c.at(), *r.Pattern, err)
+		}
+		if !re.MatchString(s) {
+			return fail("pattern", *r.Pattern)
+		}
+	}
+	if len(r.In) > 0 && !slices.Contains(r.In, s) {
+		return fail("in", r.In)
+	}
+	if slices.Contains(r.NotIn, s) {
+		return fail("not_in", r.NotIn)
+	}
+	if w, ok := r.GetWellKnown().(*validate.StringRules_WellKnownRegex); ok {
+		strict := r.Strict == nil || r.GetStrict()
+		var re *regexp.Regexp
+		switch {
+		case !strict:
+			re = headerLoose
+		case w.WellKnownRegex == validate.KnownRegex_HTTP_HEADER_NAME:
+			re = headerNameStrict
+		case w.WellKnownRegex == validate.KnownRegex_HTTP_HEADER_VALUE:
+			re = headerValueStrict
 		default:
-			return unsupported(c.at(), rule)
+			return fmt.Errorf("%s: well_known_regex %d: %w", c.at(), w.WellKnownRegex, errUnsupported)
 		}
-		if !ok {
-			return fmt.Errorf("%s: %q does not satisfy %s %v", c.at(), s, rule.Name(), rv)
-		}
-		return nil
-	})
-}
-
-// eachRule calls f for each rule set in rules (a PGV rules message), in
-// field order. It walks the descriptor rather than Range so that f (and
-// what its closure holds) stays on the caller's stack.
-func eachRule(rules proto.Message, c *checker, f func(rule protoreflect.FieldDescriptor, v protoreflect.Value) error) error {
-	if rules == nil {
-		return nil
-	}
-	rm := rules.ProtoReflect()
-	if !rm.IsValid() {
-		return nil
-	}
-	fields := rm.Descriptor().Fields()
-	for i := range fields.Len() {
-		fd := fields.Get(i)
-		if !rm.Has(fd) {
-			continue
-		}
-		if !implemented(fd.FullName()) {
-			return unsupported(c.at(), fd)
-		}
-		if err := f(fd, rm.Get(fd)); err != nil {
-			return err
+		if !re.MatchString(s) {
+			return fail("well_known_regex", w.WellKnownRegex)
 		}
 	}
 	return nil
