@@ -5,14 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
+
+	"github.com/weftmesh/weft/sidecar/internal/h2conn"
 )
 
 // Defaults of the Client's options.
@@ -252,33 +252,34 @@ func (c *Client) dialConn(ctx context.Context, addr string) (*conn, error) {
 		return nil, err
 	}
 	cc := &conn{
-		cl:           c,
-		addr:         addr,
-		nc:           nc,
-		br:           bufio.NewReaderSize(nc, readBufSize),
-		streams:      map[uint32]*stream{},
-		nextID:       1,
-		maxStreams:   initialMaxStreams,
-		peerMaxFrame: minFrameSize,
-		peerWindow:   initialWindow,
-		sendWin:      initialWindow,
-		inflow:       int64(c.connWindow),
-		peerMaxList:  -1,
+		cl:          c,
+		addr:        addr,
+		nc:          nc,
+		br:          bufio.NewReaderSize(nc, readBufSize),
+		streams:     map[uint32]*stream{},
+		nextID:      1,
+		maxStreams:  initialMaxStreams,
+		peerMaxList: -1,
 	}
 	cc.cond.L = &cc.mu
-	cc.fr = http2.NewFramer(frameSink{cc}, cc.br)
-	cc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	cc.fr.MaxHeaderListSize = c.maxHeaderBytes
-	cc.fr.SetMaxReadFrameSize(minFrameSize)
-	cc.henc = hpack.NewEncoder(&cc.hbuf)
-	cc.wbuf = append(cc.wbuf, http2.ClientPreface...)
-	_ = cc.fr.WriteSettings(
+	cc.Init(nc, cc.br, &cc.mu, &cc.cond, cc, h2conn.Config{
+		Name:              "h2client",
+		WriteTimeout:      c.writeTimeout,
+		MaxControlBytes:   maxControlPending,
+		MaxHeaderListSize: c.maxHeaderBytes,
+		StreamWindow:      c.streamWindow,
+		ConnWindow:        c.connWindow,
+		ErrStreamReset:    errStreamReset,
+	})
+	cc.Inflow = int64(c.connWindow)
+	cc.QueueLocked(http2.ClientPreface)
+	_ = cc.Fr.WriteSettings(
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(c.streamWindow)}, //nolint:gosec // positive
 		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: c.maxHeaderBytes},
 	)
 	if w := int64(c.connWindow); w > initialWindow {
-		_ = cc.fr.WriteWindowUpdate(0, uint32(w-initialWindow)) //nolint:gosec // bounded by int32
+		_ = cc.Fr.WriteWindowUpdate(0, uint32(w-initialWindow)) //nolint:gosec // bounded by int32
 	}
 	return cc, nil
 }
@@ -364,5 +365,3 @@ func (c *Client) Close() error {
 
 // readBufSize is the connection's read buffer.
 const readBufSize = 16 << 10
-
-var _ io.Writer = frameSink{}

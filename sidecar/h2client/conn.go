@@ -11,25 +11,24 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
+
+	"github.com/weftmesh/weft/sidecar/internal/h2conn"
 )
 
 const (
 	// maxPending is how many bytes of HEADERS and DATA may wait for the
 	// writer before a writer waits for room.
-	maxPending = 64 << 10
+	maxPending = h2conn.MaxPending
 	// maxControlPending fails a connection whose peer lets that many
 	// bytes of control frames queue without reading them.
 	maxControlPending = 1 << 20
-	// maxKeepBuf: a write buffer that grew beyond it is not kept.
-	maxKeepBuf = 128 << 10
 	// initialWindow is HTTP/2's initial flow-control window.
-	initialWindow = 65535
+	initialWindow = h2conn.InitialWindow
 	// maxWindow is the largest flow-control window.
-	maxWindow = 1<<31 - 1
+	maxWindow = h2conn.MaxWindow
 	// minFrameSize is the frame size the client reads (the default; it
 	// advertises no other) and the peer's until its SETTINGS.
-	minFrameSize = 16 << 10
+	minFrameSize = h2conn.MinFrameSize
 	// maxStreamID is the last client stream id.
 	maxStreamID = 1<<31 - 1
 	// goAwayTimeout bounds the write of the GOAWAY of a connection the
@@ -38,52 +37,36 @@ const (
 )
 
 var (
-	errFlood       = errors.New("h2client: peer does not read control frames")
 	errPingTimeout = errors.New("h2client: PING timed out")
 	errIdle        = errors.New("h2client: idle connection closed")
 )
 
 // conn is one HTTP/2 connection. Its read loop runs on a goroutine of its
 // own; requests are written by their callers (HEADERS) and their body
-// writers (DATA, trailers). Frames are written into wbuf under mu by
-// whoever makes them, and to the socket by one writer at a time
-// (flushLocked): what was queued while it wrote goes in its next write.
+// writers (DATA, trailers). Frames are written into the core's buffer
+// under mu by whoever makes them, and to the socket by one writer at a
+// time (FlushLocked): what was queued while it wrote goes in its next
+// write.
 type conn struct {
-	cl     *Client
-	addr   string
-	nc     net.Conn
-	br     *bufio.Reader
-	fr     *http2.Framer
-	frames atomic.Uint64 // frames read, for the keep-alive PING
+	h2conn.Core // under mu, its windows and writer
+	cl          *Client
+	addr        string
+	nc          net.Conn
+	br          *bufio.Reader
 
 	mu   sync.Mutex
-	cond sync.Cond // L is &mu: send windows opened, room in wbuf, state changed
+	cond sync.Cond // L is &mu: send windows opened, room to write, state changed
 
-	// Write side (under mu).
-	wbuf, spare []byte
-	ctrlBytes   int // of control frames in wbuf
-	flushing    bool
-	werr        error
 	// sentID: the streams below it had their HEADERS handed to a write
 	// (the others' never left: the peer did not process them).
-	sentID uint32
-	// deadline is the socket's write deadline; writeBy, when set, bounds
-	// the writes sooner (the timer's PING, a closing connection's GOAWAY).
-	deadline, writeBy time.Time
-	henc              *hpack.Encoder
-	hbuf              headerBuf
-	peerMaxFrame      uint32
-	peerWindow        int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
-	peerMaxList       int64 // the peer's SETTINGS_MAX_HEADER_LIST_SIZE, -1: none
-	sendWin           int64 // connection send window
+	sentID      uint32
+	peerMaxList int64 // the peer's SETTINGS_MAX_HEADER_LIST_SIZE, -1: none
 
 	// Streams (under mu).
 	streams    map[uint32]*stream
 	nextID     uint32
 	reserved   int    // streams getConn promised to callers
 	maxStreams uint32 // the peer's SETTINGS_MAX_CONCURRENT_STREAMS, capped
-	inflow     int64  // connection receive window left, as the peer sees it
-	unacked    int64  // connection bytes consumed and not yet returned
 	goAway     bool   // GOAWAY received: no new stream
 	goAwayID   uint32
 	err        error // why the connection ended, once it did
@@ -93,33 +76,14 @@ type conn struct {
 	closeLater   []io.Closer
 	pendingClose atomic.Bool
 
-	// Keep-alive and idle (under mu). timerDone, closed when the
-	// connection fails, ends keepAlive.
-	timer       *time.Timer
-	timerDone   chan struct{}
-	period      time.Duration
-	lastFrames  uint64
-	lastFrameAt time.Time
-	pingOut     bool
-	pingAt      time.Time
-	idleSince   time.Time
+	// Keep-alive (under mu). timerDone, closed when the connection
+	// fails, ends keepAlive.
+	timer     *time.Timer
+	timerDone chan struct{}
+	period    time.Duration
 }
 
-// headerBuf collects the hpack encoder's output.
-type headerBuf struct{ b []byte }
-
-func (h *headerBuf) Write(p []byte) (int, error) {
-	h.b = append(h.b, p...)
-	return len(p), nil
-}
-
-// frameSink is the Framer's writer: frames go into wbuf (under mu).
-type frameSink struct{ c *conn }
-
-func (w frameSink) Write(p []byte) (int, error) {
-	w.c.wbuf = append(w.c.wbuf, p...)
-	return len(p), nil
-}
+var _ h2conn.Side = (*conn)(nil)
 
 // reserve takes a stream of cc for a caller of getConn; false when cc
 // takes no new stream or has none free.
@@ -133,7 +97,7 @@ func (cc *conn) reserve() bool {
 		return false
 	}
 	cc.reserved++
-	cc.idleSince = time.Time{}
+	cc.IdleSince = time.Time{}
 	return true
 }
 
@@ -160,9 +124,8 @@ func (cc *conn) readLoop() {
 	var err error
 	for {
 		var f http2.Frame
-		f, err = cc.fr.ReadFrame()
+		f, err = cc.ReadFrame()
 		if err == nil {
-			cc.frames.Add(1)
 			err = cc.process(f)
 		}
 		if err != nil {
@@ -177,11 +140,12 @@ func (cc *conn) readLoop() {
 		cc.closePending()
 		if cc.br.Buffered() == 0 {
 			cc.mu.Lock()
-			cc.flushLocked()
+			cc.FlushLocked()
 			cc.mu.Unlock()
 		}
 	}
 	cc.connError(err)
+	cc.WaitFlushers()
 }
 
 // closeLaterLocked has c closed once mu is released.
@@ -220,11 +184,10 @@ func (cc *conn) connError(err error) {
 		return
 	}
 	cc.mu.Lock()
-	if cc.err == nil && cc.werr == nil {
-		_ = cc.fr.WriteGoAway(0, code, nil)
-		cc.writeBy = time.Now().Add(goAwayTimeout)
-		cc.setDeadlineLocked(cc.writeBy)
-		cc.drainLocked()
+	if cc.err == nil && cc.ErrLocked() == nil {
+		_ = cc.Fr.WriteGoAway(0, code, nil)
+		cc.SetWriteByLocked(time.Now().Add(goAwayTimeout))
+		cc.DrainLocked()
 	}
 	cc.mu.Unlock()
 	cc.fail(fmt.Errorf("h2client: peer protocol error: %w", err))
@@ -245,9 +208,7 @@ func (cc *conn) failLocked(err error) {
 		return
 	}
 	cc.err = err
-	if cc.werr == nil {
-		cc.werr = err
-	}
+	cc.StopLocked(err)
 	_ = cc.nc.Close()
 	if cc.timer != nil {
 		cc.timer.Stop()
@@ -276,16 +237,6 @@ func (cc *conn) process(f http2.Frame) error {
 		return cc.processHeaders(f)
 	case *http2.SettingsFrame:
 		return cc.processSettings(f)
-	case *http2.WindowUpdateFrame:
-		return cc.processWindowUpdate(f)
-	case *http2.PingFrame:
-		cc.mu.Lock()
-		defer cc.mu.Unlock()
-		if f.IsAck() {
-			cc.pingOut = false
-			return nil
-		}
-		return cc.controlLocked(func() error { return cc.fr.WritePing(true, f.Data) })
 	case *http2.RSTStreamFrame:
 		cc.mu.Lock()
 		defer cc.mu.Unlock()
@@ -310,33 +261,17 @@ func (cc *conn) process(f http2.Frame) error {
 		// SETTINGS_ENABLE_PUSH is 0.
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
-	return nil // PRIORITY, unknown frame types: ignored
+	return cc.Process(f) // WINDOW_UPDATE, PING; PRIORITY and unknown types ignored
 }
 
 func (cc *conn) processSettings(f *http2.SettingsFrame) error {
-	if f.IsAck() {
-		return nil
-	}
-	if err := f.ForeachSetting(func(s http2.Setting) error { return s.Valid() }); err != nil {
-		return err
-	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	err := f.ForeachSetting(func(s http2.Setting) error {
+	if err := cc.SettingsLocked(f); err != nil || f.IsAck() {
+		return err
+	}
+	return f.ForeachSetting(func(s http2.Setting) error {
 		switch s.ID {
-		case http2.SettingHeaderTableSize:
-			cc.henc.SetMaxDynamicTableSizeLimit(s.Val)
-		case http2.SettingInitialWindowSize:
-			delta := int64(s.Val) - cc.peerWindow
-			cc.peerWindow = int64(s.Val)
-			for _, st := range cc.streams {
-				st.sendWin += delta
-				if st.sendWin > maxWindow {
-					return http2.ConnectionError(http2.ErrCodeFlowControl)
-				}
-			}
-		case http2.SettingMaxFrameSize:
-			cc.peerMaxFrame = s.Val
 		case http2.SettingMaxConcurrentStreams:
 			cc.maxStreams = min(s.Val, maxStreamsCap)
 		case http2.SettingMaxHeaderListSize:
@@ -344,38 +279,39 @@ func (cc *conn) processSettings(f *http2.SettingsFrame) error {
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	cc.cond.Broadcast()
-	return cc.controlLocked(cc.fr.WriteSettingsAck)
 }
 
-func (cc *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
-	cc.mu.Lock()
-	defer cc.mu.Unlock()
-	inc := int64(f.Increment)
-	if f.StreamID == 0 {
-		cc.sendWin += inc
-		if cc.sendWin > maxWindow {
-			return http2.ConnectionError(http2.ErrCodeFlowControl)
+// StreamLocked is open stream id (h2conn.Side).
+func (cc *conn) StreamLocked(id uint32) (*h2conn.Stream, bool) {
+	if st := cc.streams[id]; st != nil {
+		return &st.Stream, true
+	}
+	return nil, id < cc.nextID
+}
+
+// EachStreamLocked calls f for each open stream (h2conn.Side).
+func (cc *conn) EachStreamLocked(f func(*h2conn.Stream) error) error {
+	for _, st := range cc.streams {
+		if err := f(&st.Stream); err != nil {
+			return err
 		}
-		cc.cond.Broadcast()
-		return nil
 	}
-	st := cc.streams[f.StreamID]
-	if st == nil {
-		if f.StreamID >= cc.nextID {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
-		}
-		return nil
-	}
-	st.sendWin += inc
-	if st.sendWin > maxWindow {
-		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
-	}
-	cc.cond.Broadcast()
 	return nil
+}
+
+// FailLocked ends the connection after a write error (h2conn.Side).
+func (cc *conn) FailLocked(err error) { cc.failLocked(err) }
+
+// WriteStartLocked: the streams opened so far had their HEADERS handed
+// to a write (h2conn.Side).
+func (cc *conn) WriteStartLocked() { cc.sentID = cc.nextID }
+
+// ClosedLocked forgets s, which ended both ways (h2conn.Side).
+func (cc *conn) ClosedLocked(s *h2conn.Stream) {
+	if st := cc.streams[s.ID]; st != nil && &st.Stream == s {
+		delete(cc.streams, s.ID)
+		cc.noteIdleLocked()
+	}
 }
 
 // processGoAway: no new stream goes on cc; the streams above the last
@@ -401,20 +337,18 @@ func (cc *conn) processGoAway(f *http2.GoAwayFrame) error {
 
 func (cc *conn) processData(f *http2.DataFrame) error {
 	id := f.StreamID
-	n := int64(f.Length)
 	data := f.Data()
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if n > cc.inflow {
-		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	if err := cc.TakeDataLocked(f); err != nil {
+		return err
 	}
-	cc.inflow -= n
 	st := cc.streams[id]
-	if st == nil || st.remoteDone || !st.gotHead {
+	if st == nil || st.RemoteDone || !st.gotHead {
 		if st == nil && id >= cc.nextID {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
-		cc.creditLocked(nil, n)
+		cc.CreditLocked(nil, int64(f.Length))
 		if st == nil {
 			return nil // a stream the client reset, or done
 		}
@@ -423,27 +357,16 @@ func (cc *conn) processData(f *http2.DataFrame) error {
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 	}
-	if n > st.inflow {
-		cc.creditLocked(nil, n)
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
-	}
-	st.inflow -= n
-	if pad := n - int64(len(data)); pad > 0 {
-		cc.creditLocked(st, pad)
-	}
-	st.gotLen += int64(len(data))
-	end := f.StreamEnded()
-	if st.declLen >= 0 && (st.gotLen > st.declLen || end && st.gotLen != st.declLen) {
-		cc.creditLocked(nil, int64(len(data)))
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	if err := cc.StreamDataLocked(&st.Stream, f); err != nil {
+		return err
 	}
 	if len(data) > 0 && !st.body.push(data) {
 		// The caller closed the body: the bytes go back at once.
-		cc.creditLocked(st, int64(len(data)))
+		cc.CreditLocked(&st.Stream, int64(len(data)))
 	}
-	if end {
+	if f.StreamEnded() {
 		st.body.end(nil, nil)
-		cc.remoteDoneLocked(st)
+		cc.RemoteDoneLocked(&st.Stream)
 	}
 	return nil
 }
@@ -459,7 +382,7 @@ func (cc *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		}
 		return nil // a stream the client reset, or done
 	}
-	if st.remoteDone {
+	if st.RemoteDone {
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 	}
 	if f.Truncated {
@@ -472,11 +395,11 @@ func (cc *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		if !f.StreamEnded() || len(f.PseudoFields()) > 0 {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		}
-		if st.declLen >= 0 && st.gotLen != st.declLen {
+		if st.DeclLen >= 0 && st.GotLen != st.DeclLen {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		}
 		st.body.end(trailerOf(f), nil)
-		cc.remoteDoneLocked(st)
+		cc.RemoteDoneLocked(&st.Stream)
 		return nil
 	}
 	resp, informational, err := st.responseOf(f) //nolint:bodyclose // the caller's, delivered below
@@ -498,45 +421,26 @@ func (cc *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		}
 		return nil
 	}
-	if f.StreamEnded() && st.declLen > 0 {
+	if f.StreamEnded() && st.DeclLen > 0 {
 		// Malformed (RFC 9113 8.1.1): the content-length says bytes
 		// that will never come.
-		cc.resetLocked(st, id, http2.ErrCodeProtocol, fmt.Errorf("h2client: malformed response: content-length %d and END_STREAM on its HEADERS", st.declLen))
+		cc.resetLocked(st, id, http2.ErrCodeProtocol, fmt.Errorf("h2client: malformed response: content-length %d and END_STREAM on its HEADERS", st.DeclLen))
 		return nil
 	}
 	st.gotHead = true
 	if f.StreamEnded() {
 		st.body.end(nil, nil)
-		cc.remoteDoneLocked(st)
+		cc.RemoteDoneLocked(&st.Stream)
 	}
 	st.deliver(resp, nil)
 	return nil
-}
-
-// remoteDoneLocked: the peer ended st (END_STREAM).
-func (cc *conn) remoteDoneLocked(st *stream) {
-	st.remoteDone = true
-	cc.forgetLocked(st)
-}
-
-func (cc *conn) localDoneLocked(st *stream) {
-	st.localDone = true
-	cc.forgetLocked(st)
-}
-
-// forgetLocked removes st once both sides ended it.
-func (cc *conn) forgetLocked(st *stream) {
-	if st.remoteDone && st.localDone && cc.streams[st.id] == st {
-		delete(cc.streams, st.id)
-		cc.noteIdleLocked()
-	}
 }
 
 func (cc *conn) noteIdleLocked() {
 	if len(cc.streams) != 0 || cc.reserved != 0 {
 		return
 	}
-	cc.idleSince = time.Now()
+	cc.IdleSince = time.Now()
 	if cc.goAway {
 		cc.failLocked(errors.New("h2client: connection ended by GOAWAY"))
 	}
@@ -547,20 +451,20 @@ func (cc *conn) noteIdleLocked() {
 // does its body unless the response was complete; its request body
 // writer stops.
 func (cc *conn) abortLocked(st *stream, err error) {
-	if st.reset {
+	if st.Reset {
 		return
 	}
-	st.reset = true
-	complete := st.remoteDone
-	st.remoteDone, st.localDone = true, true
-	if cc.streams[st.id] == st {
-		delete(cc.streams, st.id)
+	st.Reset = true
+	complete := st.RemoteDone
+	st.RemoteDone, st.LocalDone = true, true
+	if cc.streams[st.ID] == st {
+		delete(cc.streams, st.ID)
 		cc.noteIdleLocked()
 	}
 	st.deliver(nil, err)
 	if !complete {
 		if n := st.body.end(nil, err); n > 0 {
-			cc.creditLocked(nil, int64(n))
+			cc.CreditLocked(nil, int64(n))
 		}
 	}
 	st.stopBodyWriter()
@@ -570,175 +474,21 @@ func (cc *conn) abortLocked(st *stream, err error) {
 // resetLocked sends RST_STREAM for id (st may be nil) and aborts st.
 func (cc *conn) resetLocked(st *stream, id uint32, code http2.ErrCode, err error) {
 	if st != nil {
-		if st.reset {
+		if st.Reset {
 			return
 		}
 		cc.abortLocked(st, err)
 	}
-	_ = cc.controlLocked(func() error { return cc.fr.WriteRSTStream(id, code) })
-}
-
-// controlLocked writes a control frame; they never wait for room, but a
-// peer that lets them pile up loses the connection. Only control frames
-// count: HEADERS and DATA wait for room, though one DATA frame may be as
-// large as the peer's SETTINGS_MAX_FRAME_SIZE.
-func (cc *conn) controlLocked(write func() error) error {
-	if cc.werr != nil {
-		return cc.werr
-	}
-	if cc.ctrlBytes > maxControlPending {
-		cc.failLocked(errFlood)
-		return errFlood
-	}
-	n := len(cc.wbuf)
-	err := write()
-	cc.ctrlBytes += len(cc.wbuf) - n
-	return err
-}
-
-// waitRoomLocked waits until wbuf has room for a HEADERS or DATA frame
-// of st (nil: a stream not opened yet); errStreamReset once st was
-// reset, which ends the wait at once.
-func (cc *conn) waitRoomLocked(st *stream) error {
-	for len(cc.wbuf) >= maxPending && cc.werr == nil {
-		if st != nil && st.reset {
-			return errStreamReset
-		}
-		if !cc.flushing {
-			cc.flushLocked()
-			continue
-		}
-		cc.cond.Wait()
-	}
-	return cc.werr
-}
-
-// flushLocked writes wbuf unless another goroutine is writing (it writes
-// what was added meanwhile when its write returns). mu is released during
-// the write, which must complete within the write timeout (or writeBy):
-// a peer that does not take it fails the connection.
-func (cc *conn) flushLocked() {
-	wrote := false
-	for len(cc.wbuf) > 0 && !cc.flushing && cc.werr == nil {
-		wrote = true
-		cc.flushing = true
-		b := cc.wbuf
-		cc.wbuf, cc.spare = cc.spare[:0], nil
-		cc.ctrlBytes = 0
-		cc.sentID = cc.nextID
-		cc.setDeadlineLocked(cc.writeDeadlineLocked())
-		cc.mu.Unlock()
-		_, err := cc.nc.Write(b)
-		cc.mu.Lock()
-		cc.flushing = false
-		if cap(b) <= maxKeepBuf {
-			cc.spare = b[:0]
-		}
-		if err != nil {
-			cc.failLocked(fmt.Errorf("h2client: write: %w", err))
-		}
-		cc.cond.Broadcast()
-	}
-	if wrote && cc.werr == nil {
-		// Nothing pending: no deadline left to expire while the
-		// connection is idle (crypto/tls writes from a Read too, the
-		// answer to a KeyUpdate, which an expired deadline would fail).
-		cc.setDeadlineLocked(cc.writeBy)
-	}
-}
-
-// writeDeadlineLocked is the deadline of a write starting now.
-func (cc *conn) writeDeadlineLocked() time.Time {
-	var dl time.Time
-	if d := cc.cl.writeTimeout; d > 0 {
-		dl = time.Now().Add(d)
-	}
-	if !cc.writeBy.IsZero() && (dl.IsZero() || cc.writeBy.Before(dl)) {
-		dl = cc.writeBy
-	}
-	return dl
-}
-
-// setDeadlineLocked sets the socket's write deadline (it applies to a
-// write in progress too).
-func (cc *conn) setDeadlineLocked(dl time.Time) {
-	if !dl.Equal(cc.deadline) {
-		cc.deadline = dl
-		_ = cc.nc.SetWriteDeadline(dl)
-	}
-}
-
-// drainLocked returns once everything queued was written (or writing
-// failed), whoever writes it.
-func (cc *conn) drainLocked() {
-	for {
-		cc.flushLocked()
-		// A write that failed (here or in the flusher waited for) ends
-		// it: nothing more will be written.
-		if cc.werr != nil || !cc.flushing && len(cc.wbuf) == 0 {
-			return
-		}
-		cc.cond.Wait()
-	}
-}
-
-// creditLocked returns n bytes (consumed by a caller, or dropped) to the
-// peer's connection window and, while the peer may still send on it,
-// st's; WINDOW_UPDATE goes when a quarter of a window is due.
-func (cc *conn) creditLocked(st *stream, n int64) {
-	if n <= 0 {
-		return
-	}
-	cc.unacked += n
-	if w := int64(cc.cl.connWindow); cc.unacked >= w/4 {
-		inc := cc.unacked
-		if cc.controlLocked(func() error { return cc.fr.WriteWindowUpdate(0, uint32(inc)) }) == nil { //nolint:gosec // bounded by the window
-			cc.inflow += inc
-			cc.unacked = 0
-		}
-	}
-	if st == nil || st.remoteDone {
-		return
-	}
-	st.unacked += n
-	if w := int64(cc.cl.streamWindow); st.unacked >= w/4 {
-		inc := st.unacked
-		if cc.controlLocked(func() error { return cc.fr.WriteWindowUpdate(st.id, uint32(inc)) }) == nil { //nolint:gosec // bounded by the window
-			st.inflow += inc
-			st.unacked = 0
-		}
-	}
-}
-
-// credit returns n bytes the caller read (or dropped) from st's body.
-func (cc *conn) credit(st *stream, n int) {
-	if n <= 0 {
-		return
-	}
-	cc.mu.Lock()
-	before := len(cc.wbuf)
-	cc.creditLocked(st, int64(n))
-	if len(cc.wbuf) != before {
-		cc.flushLocked()
-	}
-	cc.mu.Unlock()
+	_ = cc.ControlLocked(func() error { return cc.Fr.WriteRSTStream(id, code) })
 }
 
 // startTimer starts the keep-alive and idle checks (cl.mu held; cc not
 // shared yet).
 func (cc *conn) startTimer() {
 	cl := cc.cl
-	var p time.Duration
-	for _, d := range []time.Duration{cl.sendPing, cl.idleTimeout} {
-		if d > 0 && (p == 0 || d < p) {
-			p = d
-		}
-	}
+	p := h2conn.KeepAlivePeriod(cl.sendPing, cl.pingTimeout, cl.idleTimeout)
 	if p == 0 {
 		return
-	}
-	if cl.sendPing > 0 {
-		p = min(p, cl.pingTimeout)
 	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
@@ -746,7 +496,7 @@ func (cc *conn) startTimer() {
 		return
 	}
 	cc.period = p
-	cc.lastFrameAt = time.Now()
+	cc.StartKeepAliveLocked(time.Now())
 	cc.timer = time.NewTimer(p)
 	cc.timerDone = make(chan struct{})
 	cl.wg.Go(cc.keepAlive)
@@ -778,44 +528,16 @@ func (cc *conn) tick() {
 		return
 	}
 	now := time.Now()
-	if n := cc.frames.Load(); n != cc.lastFrames {
-		cc.lastFrames, cc.lastFrameAt = n, now
+	if cc.PingTickLocked(now, cl.sendPing, cl.pingTimeout) {
+		cc.failLocked(errPingTimeout)
+		return
 	}
-	if cl.sendPing > 0 {
-		switch {
-		case cc.pingOut && now.Sub(cc.pingAt) >= cl.pingTimeout:
-			cc.failLocked(errPingTimeout)
-			return
-		case !cc.pingOut && now.Sub(cc.lastFrameAt) >= cl.sendPing:
-			cc.pingOut, cc.pingAt = true, now
-			_ = cc.controlLocked(func() error { return cc.fr.WritePing(false, [8]byte{'w', 'e', 'f', 't'}) })
-			cc.flushWithinLocked(cl.pingTimeout)
-		}
-	}
-	if d := cl.idleTimeout; d > 0 && !cc.idleSince.IsZero() && len(cc.streams) == 0 && cc.reserved == 0 && now.Sub(cc.idleSince) >= d {
+	if len(cc.streams) == 0 && cc.reserved == 0 && cc.IdleForLocked(now, cl.idleTimeout) {
 		cc.goAway = true
 		cc.failLocked(errIdle)
 		return
 	}
 	if cc.err == nil {
 		cc.timer.Reset(cc.period)
-	}
-}
-
-// flushWithinLocked writes wbuf from the timer within d: a peer that does
-// not take it in time fails the connection instead of holding the timer
-// in the write.
-func (cc *conn) flushWithinLocked(d time.Duration) {
-	if cc.flushing || len(cc.wbuf) == 0 || cc.werr != nil {
-		return
-	}
-	prev, by := cc.writeBy, time.Now().Add(d)
-	cc.writeBy = by
-	cc.flushLocked()
-	if cc.writeBy.Equal(by) { // not shortened meanwhile (connError)
-		cc.writeBy = prev
-		if cc.werr == nil {
-			cc.setDeadlineLocked(prev)
-		}
 	}
 }

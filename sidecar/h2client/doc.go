@@ -6,8 +6,11 @@
 // goroutine per request plus hand-offs of every request and frame
 // between it, the connection's writer and its read loop. It is the
 // client side of sidecar/h2server's design: the frame codec
-// (http2.Framer, hpack) is golang.org/x/net's; the pool, the connection
-// loop, flow control and write batching are here.
+// (http2.Framer, hpack) is golang.org/x/net's; the connection core both
+// share (write batching and deadlines, flow control, SETTINGS,
+// WINDOW_UPDATE and PING, the keep-alive's bookkeeping, received bodies'
+// pooled chunks) is sidecar/internal/h2conn's; the pool, the read loop,
+// streams, requests and responses are here.
 //
 // # Connections
 //

@@ -142,7 +142,7 @@ func TestWriteTimeout(t *testing.T) {
 			errc := make(chan error, 1)
 			go func() { errc <- rtErr(c, newRequest(t, context.Background(), http.MethodGet, "peer:80", "/1", nil)) }()
 			cc := connOf(c)
-			waitLocked(cc, func() bool { return cc.nextID == 3 && cc.flushing && len(cc.wbuf) == 0 })
+			waitLocked(cc, func() bool { return cc.nextID == 3 && cc.Flushing() && cc.Buffered() == 0 })
 			queued := make(chan error, 1)
 			go func() {
 				queued <- rtErr(c, newRequest(t, context.Background(), http.MethodPost, "peer:80", "/3", strings.NewReader("b")))
@@ -169,7 +169,7 @@ func TestWriteTimeout(t *testing.T) {
 				t.Fatal(err)
 			}
 			cc := connOf(c)
-			waitLocked(cc, func() bool { return !cc.flushing && len(cc.wbuf) == 0 })
+			waitLocked(cc, func() bool { return !cc.Flushing() && cc.Buffered() == 0 })
 			gc.mu.Lock()
 			defer gc.mu.Unlock()
 			if gc.sets == 0 || !gc.last.IsZero() {

@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -158,16 +156,7 @@ func TestContentLengthHeadersOnly(t *testing.T) {
 // then is answered, not taken for a flood that fails the connection. The
 // peer is a net.Pipe, which holds every write until the peer reads it.
 func TestLargeDataIsNotAFlood(t *testing.T) {
-	cn, sn := net.Pipe()
-	dials := 0
-	c := newClient(t, WithWindows(1<<20, 1<<20))
-	c.dial = func(context.Context, string) (net.Conn, error) {
-		if dials++; dials > 1 {
-			return nil, errors.New("one connection only")
-		}
-		return cn, nil
-	}
-	t.Cleanup(func() { _ = sn.Close() })
+	c, sn := pipeClient(t, &gatedConn{}, WithWindows(1<<20, 1<<20))
 	var out bytes.Buffer
 	fw := http2.NewFramer(&out, nil)
 	send := func() {
@@ -210,26 +199,15 @@ func TestLargeDataIsNotAFlood(t *testing.T) {
 	_ = fw.WriteWindowUpdate(0, maxWindow-initialWindow)
 	send()
 	readUntil(func(f http2.Frame) bool { s, ok := f.(*http2.SettingsFrame); return ok && s.IsAck() })
-	cc := c.peers["peer:80"].conns[0]
-	waitFor := func(cond func() bool) {
-		for {
-			cc.mu.Lock()
-			ok := cond()
-			cc.mu.Unlock()
-			if ok {
-				return
-			}
-			runtime.Gosched()
-		}
-	}
+	cc := connOf(c)
 	// A write in progress that the peer does not read yet, by the
 	// caller of /2 (the read loop's write of the ACK is over: it reads).
-	waitFor(func() bool { return !cc.flushing && len(cc.wbuf) == 0 })
+	waitLocked(cc, func() bool { return !cc.Flushing() && cc.Buffered() == 0 })
 	rt(http.MethodGet, "/2", nil)
-	waitFor(func() bool { return cc.nextID == 5 && cc.flushing && len(cc.wbuf) == 0 })
+	waitLocked(cc, func() bool { return cc.nextID == 5 && cc.Flushing() && cc.Buffered() == 0 })
 	// A 2 MiB body received whole: one DATA frame, queued behind it.
 	rt(http.MethodPost, "/3", &wholeBody{data: bytes.Repeat([]byte("d"), 2<<20)})
-	waitFor(func() bool { return len(cc.wbuf) > maxControlPending })
+	waitLocked(cc, func() bool { return cc.Buffered() > maxControlPending })
 	_ = fw.WritePing(false, [8]byte{1})
 	send()
 	readUntil(func(f http2.Frame) bool { p, ok := f.(*http2.PingFrame); return ok && p.IsAck() })
@@ -252,43 +230,16 @@ func TestLargeDataIsNotAFlood(t *testing.T) {
 // request whose write was in progress may have reached the peer: its
 // error does not.
 func TestFailedWaitingForRoom(t *testing.T) {
-	cn, sn := net.Pipe()
-	dials := 0
-	c := newClient(t)
-	c.dial = func(context.Context, string) (net.Conn, error) {
-		if dials++; dials > 1 {
-			return nil, errors.New("one connection only")
-		}
-		return cn, nil
-	}
+	c, sn := pipeClient(t, &gatedConn{})
 	errc := make(chan error, 2)
 	go func() { errc <- rtErr(c, newRequest(t, context.Background(), http.MethodGet, "peer:80", "/1", nil)) }()
-	var cc *conn
-	for cc == nil {
-		c.mu.Lock()
-		if p := c.peers["peer:80"]; p != nil && len(p.conns) == 1 {
-			cc = p.conns[0]
-		}
-		c.mu.Unlock()
-		runtime.Gosched()
-	}
-	waitFor := func(cond func() bool) {
-		for {
-			cc.mu.Lock()
-			ok := cond()
-			cc.mu.Unlock()
-			if ok {
-				return
-			}
-			runtime.Gosched()
-		}
-	}
+	cc := connOf(c)
 	// /1's caller writes, and the peer reads nothing.
-	waitFor(func() bool { return cc.nextID == 3 && cc.flushing && len(cc.wbuf) == 0 })
+	waitLocked(cc, func() bool { return cc.nextID == 3 && cc.Flushing() && cc.Buffered() == 0 })
 	big := newRequest(t, context.Background(), http.MethodGet, "peer:80", "/2", nil)
 	big.Header.Set("X-Big", strings.Repeat("b", 2*maxPending)) // 6 bits each in Huffman
 	go func() { errc <- rtErr(c, big) }()
-	waitFor(func() bool { return len(cc.wbuf) >= maxPending })
+	waitLocked(cc, func() bool { return cc.Buffered() >= maxPending })
 	if got, err := c.getConn(context.Background(), "peer:80"); err != nil || got != cc {
 		t.Fatalf("getConn: %v", err)
 	}
@@ -298,7 +249,7 @@ func TestFailedWaitingForRoom(t *testing.T) {
 		waiting <- err
 	}()
 	// Its reservation taken, it waits for room.
-	waitFor(func() bool { return cc.reserved == 0 })
+	waitLocked(cc, func() bool { return cc.reserved == 0 })
 	_ = sn.Close()
 	if err := <-waiting; !errors.Is(err, ErrNotProcessed) {
 		t.Fatalf("a request that waited for room on a failed connection: %v", err)
@@ -317,43 +268,21 @@ func TestFailedWaitingForRoom(t *testing.T) {
 // stops when the request's context ends: RoundTrip returns the
 // context's error instead of waiting for the peer to read.
 func TestCancelWaitingForRoom(t *testing.T) {
-	cn, sn := net.Pipe()
-	t.Cleanup(func() { _ = sn.Close() })
-	c := newClient(t)
-	c.dial = func(context.Context, string) (net.Conn, error) { return cn, nil }
+	c, _ := pipeClient(t, &gatedConn{})
 	go func() { _ = rtErr(c, newRequest(t, context.Background(), http.MethodGet, "peer:80", "/1", nil)) }()
-	var cc *conn
-	for cc == nil {
-		c.mu.Lock()
-		if p := c.peers["peer:80"]; p != nil && len(p.conns) == 1 {
-			cc = p.conns[0]
-		}
-		c.mu.Unlock()
-		runtime.Gosched()
-	}
-	waitFor := func(cond func() bool) {
-		for {
-			cc.mu.Lock()
-			ok := cond()
-			cc.mu.Unlock()
-			if ok {
-				return
-			}
-			runtime.Gosched()
-		}
-	}
+	cc := connOf(c)
 	// /1's caller writes, and the peer reads nothing.
-	waitFor(func() bool { return cc.nextID == 3 && cc.flushing && len(cc.wbuf) == 0 })
+	waitLocked(cc, func() bool { return cc.nextID == 3 && cc.Flushing() && cc.Buffered() == 0 })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
 	errc := make(chan error, 1)
 	go func() { errc <- rtErr(c, newRequest(t, ctx, http.MethodPost, "peer:80", "/3", pr)) }()
-	waitFor(func() bool { return cc.nextID == 5 })
+	waitLocked(cc, func() bool { return cc.nextID == 5 })
 	big := newRequest(t, context.Background(), http.MethodGet, "peer:80", "/5", nil)
 	big.Header.Set("X-Big", strings.Repeat("b", 2*maxPending)) // 6 bits each in Huffman
 	go func() { _ = rtErr(c, big) }()
-	waitFor(func() bool { return len(cc.wbuf) >= maxPending })
+	waitLocked(cc, func() bool { return cc.Buffered() >= maxPending })
 	// The body writer has these bytes: it waits for room to send them.
 	if _, err := pw.Write([]byte("data")); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/weftmesh/weft/sidecar/internal/h2conn"
 	"github.com/weftmesh/weft/sidecar/internal/h2key"
 )
 
@@ -28,24 +29,18 @@ var (
 
 // stream is one request on a connection.
 type stream struct {
+	// Under cc.mu: the id, windows, the response's Content-Length (-1 if
+	// none), both ends' END_STREAM, reset.
+	h2conn.Stream
 	cc  *conn
-	id  uint32
 	req *http.Request
 
 	// Under cc.mu.
-	sendWin    int64
-	inflow     int64
-	unacked    int64
-	declLen    int64 // the response's Content-Length, -1 if none
-	gotLen     int64
 	infoBytes  int64 // of the 1xx heads' header lists, bounded as one head's
 	gotHead    bool  // the final response HEADERS came
-	remoteDone bool  // END_STREAM received, or reset
-	localDone  bool  // END_STREAM sent, or reset
-	reset      bool
-	writing    bool // the body writer runs
-	callerDone bool // the caller is done with the stream (finish called)
-	bodyClosed bool // the request body was closed, or is queued to be
+	writing    bool  // the body writer runs
+	callerDone bool  // the caller is done with the stream (finish called)
+	bodyClosed bool  // the request body was closed, or is queued to be
 	delivered  bool
 	resp       *http.Response // the head, once delivered
 	err        error          // or why the stream failed before it
@@ -86,7 +81,8 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 			rest, whole = rr.ReadRest()
 		}
 	}
-	st := &stream{cc: cc, req: req, declLen: -1, headCh: make(chan struct{})}
+	st := &stream{cc: cc, req: req, headCh: make(chan struct{})}
+	st.DeclLen = -1
 	st.body = &responseBody{st: st}
 	st.body.cond.L = &st.body.mu
 	trailers := len(req.Trailer) > 0
@@ -112,12 +108,12 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		// rest, if any, goes by a body writer, so that the caller waits
 		// for the windows as it waits for the head: the response, or
 		// the context's end.
-		rest, err = cc.writeDataLocked(st, rest, !trailers, false)
+		rest, err = cc.WriteDataLocked(&st.Stream, rest, !trailers, false)
 		if err == nil && len(rest) == 0 && trailers {
 			err = cc.writeTrailersLocked(st, req.Trailer)
 		}
-		if err != nil && !st.reset {
-			cc.resetLocked(st, st.id, http2.ErrCodeCancel, err)
+		if err != nil && !st.Reset {
+			cc.resetLocked(st, st.ID, http2.ErrCodeCancel, err)
 		}
 		if err == nil && len(rest) > 0 {
 			st.rest, whole = rest, false
@@ -127,7 +123,7 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		st.writing = true
 		st.wdone = make(chan struct{})
 	}
-	cc.flushLocked()
+	cc.FlushLocked()
 	cc.mu.Unlock()
 	cc.closePending()
 	if whole {
@@ -141,7 +137,7 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 	if st.writing && !cc.cl.goWithConn(st.writeBody) {
 		cc.mu.Lock()
 		st.writing = false
-		cc.resetLocked(st, st.id, http2.ErrCodeCancel, ErrClosed)
+		cc.resetLocked(st, st.ID, http2.ErrCodeCancel, ErrClosed)
 		cc.mu.Unlock()
 		closeBody(req)
 		close(st.wdone)
@@ -160,7 +156,7 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// startLocked opens st: an id, and its HEADERS in wbuf (END_STREAM when
+// startLocked opens st: an id, and its HEADERS queued (END_STREAM when
 // there is nothing to send after them).
 func (cc *conn) startLocked(st *stream, hasBody, trailers bool) error {
 	for {
@@ -175,27 +171,27 @@ func (cc *conn) startLocked(st *stream, hasBody, trailers bool) error {
 		if cc.nextID > maxStreamID {
 			return fmt.Errorf("%w: %w", ErrNotProcessed, errStreamIDsExhaust)
 		}
-		if len(cc.wbuf) < maxPending || cc.werr != nil {
+		if cc.Buffered() < maxPending || cc.ErrLocked() != nil {
 			break
 		}
 		// An error of waitRoomLocked is the connection's failure
 		// (cc.err, above): the request was not sent.
-		_ = cc.waitRoomLocked(nil)
+		_ = cc.WaitRoomLocked(nil)
 	}
 	end := !hasBody
 	if err := cc.encodeRequestLocked(st.req, hasBody, trailers); err != nil {
 		return err
 	}
-	st.id = cc.nextID
+	st.ID = cc.nextID
 	cc.nextID += 2
-	st.sendWin = cc.peerWindow
-	st.inflow = int64(cc.cl.streamWindow)
-	cc.streams[st.id] = st
-	if err := cc.writeBlockLocked(st.id, end); err != nil {
+	st.SendWin = cc.PeerWindow
+	st.Inflow = int64(cc.cl.streamWindow)
+	cc.streams[st.ID] = st
+	if err := cc.WriteBlockLocked(st.ID, end); err != nil {
 		return err
 	}
 	if end {
-		st.localDone = true
+		st.LocalDone = true
 	}
 	return nil
 }
@@ -256,8 +252,8 @@ func (cc *conn) encodeRequestLocked(req *http.Request, hasBody, trailers bool) e
 	if cc.peerMaxList >= 0 && size > cc.peerMaxList {
 		return errHeaderListSize
 	}
-	cc.hbuf.b = cc.hbuf.b[:0]
-	e := cc.henc
+	cc.Hbuf.B = cc.Hbuf.B[:0]
+	e := cc.Henc
 	_ = e.WriteField(hpack.HeaderField{Name: ":method", Value: method})
 	if !connect {
 		_ = e.WriteField(hpack.HeaderField{Name: ":scheme", Value: req.URL.Scheme})
@@ -300,80 +296,12 @@ func skipField(k string) bool {
 	return false
 }
 
-// writeBlockLocked frames the encoded block in hbuf as HEADERS and
-// CONTINUATION frames.
-func (cc *conn) writeBlockLocked(id uint32, end bool) error {
-	block := cc.hbuf.b
-	first := true
-	for first || len(block) > 0 {
-		n := min(len(block), int(cc.peerMaxFrame))
-		frag, rest := block[:n], block[n:]
-		var err error
-		if first {
-			err = cc.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: end, EndHeaders: len(rest) == 0})
-		} else {
-			err = cc.fr.WriteContinuation(id, len(rest) == 0, frag)
-		}
-		if err != nil {
-			return err
-		}
-		block, first = rest, false
-	}
-	return nil
-}
-
-// writeDataLocked frames p as DATA within the stream's and the
-// connection's send windows, waiting for them to open; with wait false
-// it returns what they do not take now instead (rest).
-func (cc *conn) writeDataLocked(st *stream, p []byte, end, wait bool) (rest []byte, err error) {
-	for {
-		if err := cc.waitRoomLocked(st); err != nil {
-			return p, err
-		}
-		if st.reset {
-			return p, errStreamReset
-		}
-		if len(p) == 0 {
-			if end {
-				if err := cc.fr.WriteData(st.id, true, nil); err != nil {
-					return p, err
-				}
-				cc.localDoneLocked(st)
-			}
-			return nil, nil
-		}
-		n := min(int64(len(p)), int64(cc.peerMaxFrame), st.sendWin, cc.sendWin)
-		if n <= 0 {
-			if !wait {
-				return p, nil
-			}
-			if len(cc.wbuf) > 0 && !cc.flushing {
-				cc.flushLocked()
-				continue
-			}
-			cc.cond.Wait()
-			continue
-		}
-		last := end && n == int64(len(p))
-		if err := cc.fr.WriteData(st.id, last, p[:n]); err != nil {
-			return p, err
-		}
-		st.sendWin -= n
-		cc.sendWin -= n
-		p = p[n:]
-		if last {
-			cc.localDoneLocked(st)
-			return nil, nil
-		}
-	}
-}
-
 // writeTrailersLocked ends st with its request's trailers.
 func (cc *conn) writeTrailersLocked(st *stream, tr http.Header) error {
-	if err := cc.waitRoomLocked(st); err != nil {
+	if err := cc.WaitRoomLocked(&st.Stream); err != nil {
 		return err
 	}
-	if st.reset {
+	if st.Reset {
 		return errStreamReset
 	}
 	if cc.peerMaxList >= 0 {
@@ -388,7 +316,7 @@ func (cc *conn) writeTrailersLocked(st *stream, tr http.Header) error {
 			return errHeaderListSize
 		}
 	}
-	cc.hbuf.b = cc.hbuf.b[:0]
+	cc.Hbuf.B = cc.Hbuf.B[:0]
 	for k, vv := range tr {
 		lk := h2key.Lower(k)
 		if !httpguts.ValidHeaderFieldName(lk) {
@@ -396,14 +324,14 @@ func (cc *conn) writeTrailersLocked(st *stream, tr http.Header) error {
 		}
 		for _, v := range vv {
 			if httpguts.ValidHeaderFieldValue(v) {
-				_ = cc.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
+				_ = cc.Henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
 			}
 		}
 	}
-	if err := cc.writeBlockLocked(st.id, true); err != nil {
+	if err := cc.WriteBlockLocked(st.ID, true); err != nil {
 		return err
 	}
-	cc.localDoneLocked(st)
+	cc.LocalDoneLocked(&st.Stream)
 	return nil
 }
 
@@ -435,8 +363,8 @@ func (st *stream) writeBody() {
 			}
 			if rerr != nil && !eof {
 				cc.mu.Lock()
-				cc.resetLocked(st, st.id, http2.ErrCodeCancel, fmt.Errorf("h2client: request body: %w", rerr))
-				cc.flushLocked()
+				cc.resetLocked(st, st.ID, http2.ErrCodeCancel, fmt.Errorf("h2client: request body: %w", rerr))
+				cc.FlushLocked()
 				cc.mu.Unlock()
 				break
 			}
@@ -480,14 +408,14 @@ func (st *stream) sendData(p []byte, eof bool) bool {
 	cc := st.cc
 	trailers := eof && len(st.req.Trailer) > 0
 	cc.mu.Lock()
-	_, err := cc.writeDataLocked(st, p, eof && !trailers, true)
+	_, err := cc.WriteDataLocked(&st.Stream, p, eof && !trailers, true)
 	if err == nil && trailers {
 		err = cc.writeTrailersLocked(st, st.req.Trailer)
 	}
-	if err != nil && !st.reset {
-		cc.resetLocked(st, st.id, http2.ErrCodeCancel, err)
+	if err != nil && !st.Reset {
+		cc.resetLocked(st, st.ID, http2.ErrCodeCancel, err)
 	}
-	cc.flushLocked()
+	cc.FlushLocked()
 	cc.mu.Unlock()
 	return err == nil
 }
@@ -516,19 +444,19 @@ func (st *stream) stopBodyWriter() {
 func (st *stream) cancel(cause error) {
 	cc := st.cc
 	cc.mu.Lock()
-	if !st.reset {
-		if st.remoteDone && st.localDone {
+	if !st.Reset {
+		if st.RemoteDone && st.LocalDone {
 			// Complete: nothing to reset, and the body, whose end came,
 			// stays readable to it (end does nothing after io.EOF), as
 			// x/net's.
-			st.reset = true
+			st.Reset = true
 			if n := st.body.end(nil, cause); n > 0 {
-				cc.creditLocked(nil, int64(n))
+				cc.CreditLocked(nil, int64(n))
 			}
 		} else {
-			cc.resetLocked(st, st.id, http2.ErrCodeCancel, cause)
+			cc.resetLocked(st, st.ID, http2.ErrCodeCancel, cause)
 		}
-		cc.flushLocked()
+		cc.FlushLocked()
 	}
 	cc.mu.Unlock()
 	cc.closePending()
@@ -643,7 +571,7 @@ func (st *stream) responseOf(f *http2.MetaHeadersFrame) (resp *http.Response, in
 	}
 	noBody := st.req.Method == http.MethodHead || code == http.StatusNoContent || code == http.StatusNotModified
 	if !noBody {
-		st.declLen = declLen
+		st.DeclLen = declLen
 	}
 	if f.StreamEnded() {
 		resp.Body = http.NoBody

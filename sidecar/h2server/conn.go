@@ -5,39 +5,32 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/weftmesh/weft/sidecar/internal/h2conn"
 )
 
 const (
-	// prefaceTail is the client preface.
+	// preface is the client preface.
 	preface = http2.ClientPreface
-	// maxPending is how many bytes of HEADERS and DATA may wait for the
-	// writer before a handler waits for room.
-	maxPending = 64 << 10
 	// maxQueuedControlFrames closes a connection whose peer makes it
 	// queue more control frames (PING and SETTINGS ACKs, RST_STREAM,
 	// WINDOW_UPDATE) than that without reading them: ping, settings and
 	// reset floods (CVE-2019-9512, CVE-2019-9515, CVE-2019-9514), as
 	// net/http's maxQueuedControlFrames.
 	maxQueuedControlFrames = 10000
-	// maxKeepBuf: a write buffer that grew beyond it is not kept.
-	maxKeepBuf = 128 << 10
 	// initialWindow is HTTP/2's initial flow-control window.
-	initialWindow = 65535
-	// maxWindow is the largest flow-control window.
-	maxWindow = 1<<31 - 1
+	initialWindow = h2conn.InitialWindow
 	// maxFrameSize is the frame size the server reads (the default; it
 	// does not advertise another).
-	maxFrameSize = 16 << 10
+	maxFrameSize = h2conn.MinFrameSize
 	// goAwayTimeout is how long a peer has to take the GOAWAY of a
 	// connection that ends (idle, or a connection error) before it is
 	// closed regardless (net/http's goAwayTimeout).
@@ -47,113 +40,72 @@ const (
 var (
 	errStreamReset = errors.New("h2server: stream reset")
 	errConnClosed  = errors.New("h2server: connection closed")
-	errFlood       = errors.New("h2server: peer does not read control frames")
 )
 
 // conn is one HTTP/2 connection. Its serve goroutine is the read loop;
-// handlers run on goroutines of their own. Frames are written into wbuf
-// under mu by whoever produces them and written to the socket by one
-// flusher at a time (flushLocked): everything queued while it wrote goes
-// in its next write.
+// handlers run on goroutines of their own. Frames are written into the
+// core's buffer under mu by whoever produces them and written to the
+// socket by one flusher at a time (FlushLocked): everything queued while
+// it wrote goes in its next write.
 type conn struct {
-	s          *Server
-	nc         net.Conn
-	br         *bufio.Reader
-	ownBR      bool
-	fr         *http2.Framer
-	ctx        context.Context
-	cancel     context.CancelFunc
-	remoteAddr string
-	tls        *tls.ConnectionState
-	frames     atomic.Uint64 // frames read, for the keep-alive PING
+	h2conn.Core // under mu: its windows and writer
+	s           *Server
+	nc          net.Conn
+	br          *bufio.Reader
+	ownBR       bool
+	ctx         context.Context
+	cancel      context.CancelFunc
+	remoteAddr  string
+	tls         *tls.ConnectionState
 
 	mu   sync.Mutex
-	cond sync.Cond // L is &mu: windows opened, room in wbuf, state changed
-
-	// Write side (under mu).
-	wbuf, spare  []byte
-	flushing     bool
-	flushDue     bool           // a flushSoonLocked goroutine is due
-	flushers     sync.WaitGroup // flushSoonLocked's goroutines
-	flushSoon    func()         // c.flushSoonRun
-	werr         error
-	ctrlQueued   int       // control frames in wbuf
-	writeBy      time.Time // a write's deadline when the connection ends (zero: none)
-	deadline     time.Time // the socket's write deadline, as last set
-	henc         *hpack.Encoder
-	hbuf         headerBuf
-	peerMaxFrame uint32
-	peerWindow   int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
-	sendWin      int64 // connection send window
+	cond sync.Cond // L is &mu: windows opened, room to write, state changed
 
 	// Streams (under mu).
 	streams    map[uint32]*stream
 	maxID      uint32
 	running    int
 	queue      []*stream
-	inflow     int64 // connection receive window left, as the peer sees it
-	unacked    int64 // connection bytes consumed and not yet returned
-	started    bool  // the server preface was written
-	goAwayTx   bool  // shutting down: no new stream
-	goAwaySent bool  // GOAWAY written
-	goAwayRx   bool  // GOAWAY received
+	started    bool // the server preface was written
+	goAwayTx   bool // shutting down: no new stream
+	goAwaySent bool // GOAWAY written
+	goAwayRx   bool // GOAWAY received
 	closed     bool
 	// resetIDs are the last streams the server reset.
 	resetIDs  [16]uint32
 	resetNext uint32
 
-	// Keep-alive and idle (under mu).
-	timer      *time.Timer
-	period     time.Duration
-	lastFrames uint64
-	// lastFrameAt is when the timer saw the frame count change last.
-	lastFrameAt time.Time
-	pingOut     bool
-	pingAt      time.Time
-	idleSince   time.Time
+	// Keep-alive (under mu).
+	timer  *time.Timer
+	period time.Duration
 }
 
-// headerBuf collects the hpack encoder's output.
-type headerBuf struct{ b []byte }
-
-func (h *headerBuf) Write(p []byte) (int, error) {
-	h.b = append(h.b, p...)
-	return len(p), nil
-}
-
-// frameSink is the Framer's writer: frames go into wbuf (under mu).
-type frameSink struct{ c *conn }
-
-func (w frameSink) Write(p []byte) (int, error) {
-	w.c.wbuf = append(w.c.wbuf, p...)
-	return len(p), nil
-}
+var _ h2conn.Side = (*conn)(nil)
 
 func (s *Server) newConn(ctx context.Context, nc net.Conn, br *bufio.Reader) *conn {
 	c := &conn{
-		s:            s,
-		nc:           nc,
-		br:           br,
-		remoteAddr:   nc.RemoteAddr().String(),
-		tls:          tlsState(nc),
-		streams:      map[uint32]*stream{},
-		peerMaxFrame: maxFrameSize,
-		peerWindow:   initialWindow,
-		sendWin:      initialWindow,
-		inflow:       initialWindow,
+		s:          s,
+		nc:         nc,
+		br:         br,
+		remoteAddr: nc.RemoteAddr().String(),
+		tls:        tlsState(nc),
+		streams:    map[uint32]*stream{},
 	}
 	c.cond.L = &c.mu
-	c.flushSoon = c.flushSoonRun
 	if c.br == nil {
 		c.br = s.getReader(nc)
 		c.ownBR = true
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
-	c.fr = http2.NewFramer(frameSink{c}, c.br)
-	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	c.fr.MaxHeaderListSize = s.maxHeaderBytes()
-	c.fr.SetMaxReadFrameSize(maxFrameSize)
-	c.henc = hpack.NewEncoder(&c.hbuf)
+	c.Init(nc, c.br, &c.mu, &c.cond, c, h2conn.Config{
+		Name:              "h2server",
+		WriteTimeout:      s.writeTimeout(),
+		MaxControlFrames:  maxQueuedControlFrames,
+		MaxHeaderListSize: s.maxHeaderBytes(),
+		StreamWindow:      s.streamWindow(),
+		ConnWindow:        s.connWindow(),
+		ErrStreamReset:    errStreamReset,
+	})
 	return c
 }
 
@@ -164,9 +116,8 @@ func (c *conn) serve() {
 		return
 	}
 	for {
-		f, err := c.fr.ReadFrame()
+		f, err := c.ReadFrame()
 		if err == nil {
-			c.frames.Add(1)
 			err = c.process(f)
 		}
 		if err != nil {
@@ -185,7 +136,7 @@ func (c *conn) serve() {
 			// for the peer to read (a peer that reads nothing while it
 			// sends PINGs is dropped once the queue is full, not obeyed).
 			c.mu.Lock()
-			c.flushSoonLocked()
+			c.FlushSoonLocked()
 			c.mu.Unlock()
 		}
 	}
@@ -209,9 +160,9 @@ func (c *conn) connError(err error) {
 	c.mu.Lock()
 	if c.started && !c.closed {
 		c.goAwayTx, c.goAwaySent = true, true
-		_ = c.controlLocked(func() error { return c.fr.WriteGoAway(c.maxID, code, nil) })
-		c.setWriteByLocked(time.Now().Add(goAwayTimeout))
-		c.drainLocked()
+		_ = c.ControlLocked(func() error { return c.Fr.WriteGoAway(c.maxID, code, nil) })
+		c.SetWriteByLocked(time.Now().Add(goAwayTimeout))
+		c.DrainLocked()
 	}
 	c.mu.Unlock()
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
@@ -234,19 +185,19 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	c.mu.Lock()
-	_ = c.fr.WriteSettings(
+	_ = c.Fr.WriteSettings(
 		http2.Setting{ID: http2.SettingMaxConcurrentStreams, Val: s.maxStreams()},
 		http2.Setting{ID: http2.SettingInitialWindowSize, Val: uint32(s.streamWindow())}, //nolint:gosec // positive
 		http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: s.maxHeaderBytes()},
 	)
 	if w := int64(s.connWindow()); w > initialWindow {
-		_ = c.fr.WriteWindowUpdate(0, uint32(w-initialWindow)) //nolint:gosec // bounded by int32
-		c.inflow = w
+		_ = c.Fr.WriteWindowUpdate(0, uint32(w-initialWindow)) //nolint:gosec // bounded by int32
+		c.Inflow = w
 	}
 	c.started = true
-	c.flushSoonLocked()
+	c.FlushSoonLocked()
 	c.mu.Unlock()
-	f, err := c.fr.ReadFrame()
+	f, err := c.Fr.ReadFrame()
 	if err != nil {
 		c.connError(err)
 		return false
@@ -261,7 +212,7 @@ func (c *conn) handshake() bool {
 		return false
 	}
 	c.mu.Lock()
-	c.flushSoonLocked() // its ACK
+	c.FlushSoonLocked() // its ACK
 	c.mu.Unlock()
 	_ = c.nc.SetReadDeadline(time.Time{})
 	c.startTimer()
@@ -287,21 +238,6 @@ func (c *conn) process(f http2.Frame) error {
 		return c.processData(f)
 	case *http2.MetaHeadersFrame:
 		return c.processHeaders(f)
-	case *http2.SettingsFrame:
-		return c.processSettings(f)
-	case *http2.WindowUpdateFrame:
-		return c.processWindowUpdate(f)
-	case *http2.PingFrame:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if f.IsAck() {
-			c.pingOut = false
-			return nil
-		}
-		if f.StreamID != 0 {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
-		}
-		return c.controlLocked(func() error { return c.fr.WritePing(true, f.Data) })
 	case *http2.RSTStreamFrame:
 		c.mu.Lock()
 		defer c.mu.Unlock()
@@ -335,112 +271,70 @@ func (c *conn) process(f http2.Frame) error {
 		// rejects any other.
 		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
-	return nil // unknown frame types are ignored
+	return c.Process(f) // SETTINGS, WINDOW_UPDATE, PING; unknown types ignored
 }
 
-func (c *conn) processSettings(f *http2.SettingsFrame) error {
-	if f.IsAck() {
-		return nil
+// StreamLocked is open stream id (h2conn.Side).
+func (c *conn) StreamLocked(id uint32) (*h2conn.Stream, bool) {
+	if st := c.streams[id]; st != nil {
+		return &st.Stream, true
 	}
-	if err := f.ForeachSetting(func(s http2.Setting) error { return s.Valid() }); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	err := f.ForeachSetting(func(s http2.Setting) error {
-		switch s.ID {
-		case http2.SettingHeaderTableSize:
-			c.henc.SetMaxDynamicTableSizeLimit(s.Val)
-		case http2.SettingInitialWindowSize:
-			delta := int64(s.Val) - c.peerWindow
-			c.peerWindow = int64(s.Val)
-			for _, st := range c.streams {
-				st.sendWin += delta
-				if st.sendWin > maxWindow {
-					return http2.ConnectionError(http2.ErrCodeFlowControl)
-				}
-			}
-		case http2.SettingMaxFrameSize:
-			c.peerMaxFrame = s.Val
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	c.cond.Broadcast()
-	return c.controlLocked(c.fr.WriteSettingsAck)
+	return nil, id <= c.maxID
 }
 
-func (c *conn) processWindowUpdate(f *http2.WindowUpdateFrame) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	inc := int64(f.Increment)
-	if f.StreamID == 0 {
-		c.sendWin += inc
-		if c.sendWin > maxWindow {
-			return http2.ConnectionError(http2.ErrCodeFlowControl)
+// EachStreamLocked calls f for each open stream (h2conn.Side).
+func (c *conn) EachStreamLocked(f func(*h2conn.Stream) error) error {
+	for _, st := range c.streams {
+		if err := f(&st.Stream); err != nil {
+			return err
 		}
-		c.cond.Broadcast()
-		return nil
 	}
-	st := c.streams[f.StreamID]
-	if st == nil {
-		if f.StreamID > c.maxID {
-			return http2.ConnectionError(http2.ErrCodeProtocol)
-		}
-		return nil
-	}
-	st.sendWin += inc
-	if st.sendWin > maxWindow {
-		return http2.StreamError{StreamID: f.StreamID, Code: http2.ErrCodeFlowControl}
-	}
-	c.cond.Broadcast()
 	return nil
+}
+
+// FailLocked ends the connection after a write error (h2conn.Side).
+func (c *conn) FailLocked(err error) { c.failLocked(err) }
+
+// WriteStartLocked (h2conn.Side): nothing to note.
+func (c *conn) WriteStartLocked() {}
+
+// ClosedLocked forgets s, which ended both ways (h2conn.Side).
+func (c *conn) ClosedLocked(s *h2conn.Stream) {
+	if st := c.streams[s.ID]; st != nil && &st.Stream == s {
+		delete(c.streams, s.ID)
+		c.noteIdleLocked()
+	}
 }
 
 func (c *conn) processData(f *http2.DataFrame) error {
 	id := f.StreamID
-	n := int64(f.Length)
 	data := f.Data()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n > c.inflow {
-		return http2.ConnectionError(http2.ErrCodeFlowControl)
+	if err := c.TakeDataLocked(f); err != nil {
+		return err
 	}
-	c.inflow -= n
 	st := c.streams[id]
-	if st == nil || st.remoteDone {
+	if st == nil || st.RemoteDone {
 		if st == nil && id > c.maxID {
 			return http2.ConnectionError(http2.ErrCodeProtocol)
 		}
-		c.creditLocked(nil, n)
+		c.CreditLocked(nil, int64(f.Length))
 		if st == nil && c.wasReset(id) {
 			return nil // sent before the peer read our RST_STREAM
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 	}
-	if n > st.inflow {
-		c.creditLocked(nil, n)
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeFlowControl}
-	}
-	st.inflow -= n
-	if pad := n - int64(len(data)); pad > 0 {
-		c.creditLocked(st, pad)
-	}
-	st.gotLen += int64(len(data))
-	end := f.StreamEnded()
-	if st.declLen >= 0 && (st.gotLen > st.declLen || end && st.gotLen != st.declLen) {
-		c.creditLocked(nil, int64(len(data)))
-		return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
+	if err := c.StreamDataLocked(&st.Stream, f); err != nil {
+		return err
 	}
 	if len(data) > 0 && !st.body.push(data) {
 		// The handler closed the body: the bytes go back at once.
-		c.creditLocked(st, int64(len(data)))
+		c.CreditLocked(&st.Stream, int64(len(data)))
 	}
-	if end {
+	if f.StreamEnded() {
 		st.body.end(nil)
-		c.remoteDoneLocked(st)
+		c.RemoteDoneLocked(&st.Stream)
 	}
 	return nil
 }
@@ -460,14 +354,14 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 			}
 			return http2.ConnectionError(http2.ErrCodeStreamClosed)
 		}
-		if st.remoteDone {
+		if st.RemoteDone {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 		}
 		// Trailers.
 		if !f.StreamEnded() || f.Truncated || len(f.PseudoFields()) > 0 {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		}
-		if st.declLen >= 0 && st.gotLen != st.declLen {
+		if st.DeclLen >= 0 && st.GotLen != st.DeclLen {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		}
 		tr, ok := trailerOf(f)
@@ -475,7 +369,7 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 			return http2.StreamError{StreamID: id, Code: http2.ErrCodeProtocol}
 		}
 		st.body.end(tr)
-		c.remoteDoneLocked(st)
+		c.RemoteDoneLocked(&st.Stream)
 		return nil
 	}
 	c.maxID = id
@@ -500,9 +394,9 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 		return http2.StreamError{StreamID: id, Code: code}
 	}
 	c.streams[id] = st
-	c.idleSince = time.Time{}
+	c.IdleSince = time.Time{}
 	if f.StreamEnded() {
-		st.remoteDone = true
+		st.RemoteDone = true
 	}
 	if c.running < int(c.s.maxStreams()) {
 		c.running++
@@ -517,26 +411,12 @@ func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
 	return nil
 }
 
-// remoteDoneLocked: the peer ended st (END_STREAM).
-func (c *conn) remoteDoneLocked(st *stream) {
-	st.remoteDone = true
-	c.forgetLocked(st)
-}
-
-// forgetLocked removes st once both sides ended it.
-func (c *conn) forgetLocked(st *stream) {
-	if st.remoteDone && st.localDone && c.streams[st.id] == st {
-		delete(c.streams, st.id)
-		c.noteIdleLocked()
-	}
-}
-
 func (c *conn) noteIdleLocked() {
 	if len(c.streams) == 0 && c.running == 0 {
-		c.idleSince = time.Now()
+		c.IdleSince = time.Now()
 		if c.goAwayTx || c.goAwayRx {
 			// Drained: end the connection (the read loop's read fails).
-			c.drainLocked()
+			c.DrainLocked()
 			_ = c.nc.Close()
 		}
 	}
@@ -546,18 +426,18 @@ func (c *conn) noteIdleLocked() {
 // is cancelled, its body fails (what was not read is dropped), its writes
 // fail.
 func (c *conn) abortLocked(st *stream) {
-	st.reset = true
-	st.remoteDone = true
-	st.localDone = true
-	if c.streams[st.id] == st {
-		delete(c.streams, st.id)
+	st.Reset = true
+	st.RemoteDone = true
+	st.LocalDone = true
+	if c.streams[st.ID] == st {
+		delete(c.streams, st.ID)
 		c.noteIdleLocked()
 	}
 	st.cancel()
 	// What the handler did not read goes back to the connection window
 	// now: a queued stream's handler never runs to close its body.
 	if n := st.body.abort(errStreamReset); n > 0 {
-		c.creditLocked(st, int64(n))
+		c.CreditLocked(&st.Stream, int64(n))
 	}
 	c.cond.Broadcast()
 }
@@ -565,14 +445,14 @@ func (c *conn) abortLocked(st *stream) {
 // resetLocked sends RST_STREAM for id (st may be nil) and aborts st.
 func (c *conn) resetLocked(st *stream, id uint32, code http2.ErrCode) {
 	if st != nil {
-		if st.reset {
+		if st.Reset {
 			return
 		}
 		c.abortLocked(st)
 	}
 	c.resetIDs[c.resetNext%uint32(len(c.resetIDs))] = id
 	c.resetNext++
-	_ = c.controlLocked(func() error { return c.fr.WriteRSTStream(id, code) })
+	_ = c.ControlLocked(func() error { return c.Fr.WriteRSTStream(id, code) })
 }
 
 // wasReset reports whether the server recently reset stream id: frames
@@ -587,185 +467,11 @@ func (c *conn) wasReset(id uint32) bool {
 	return false
 }
 
-// controlLocked queues a control frame; they never wait for room, but a
-// peer that lets more than maxQueuedControlFrames pile up loses the
-// connection (closed: a GOAWAY would queue behind what it does not read).
-func (c *conn) controlLocked(write func() error) error {
-	if c.werr != nil {
-		return c.werr
-	}
-	if c.ctrlQueued >= maxQueuedControlFrames {
-		c.failLocked(errFlood)
-		return errFlood
-	}
-	c.ctrlQueued++
-	return write()
-}
-
-// waitRoomLocked waits until wbuf has room for a HEADERS or DATA frame.
-func (c *conn) waitRoomLocked() error {
-	for len(c.wbuf) >= maxPending && c.werr == nil {
-		if !c.flushing {
-			c.flushLocked()
-			continue
-		}
-		c.cond.Wait()
-	}
-	return c.werr
-}
-
-// flushLocked writes wbuf unless another goroutine is writing (it writes
-// what was added meanwhile when its write returns). mu is released during
-// the write, which must complete within the write timeout (or writeBy).
-func (c *conn) flushLocked() {
-	wrote := false
-	for len(c.wbuf) > 0 && !c.flushing && c.werr == nil {
-		wrote = true
-		c.flushing = true
-		b := c.wbuf
-		c.wbuf, c.spare = c.spare[:0], nil
-		c.ctrlQueued = 0
-		// Set under mu: setWriteByLocked may shorten it meanwhile.
-		c.setDeadlineLocked(c.writeDeadlineLocked())
-		c.mu.Unlock()
-		_, err := c.nc.Write(b)
-		c.mu.Lock()
-		c.flushing = false
-		if cap(b) <= maxKeepBuf {
-			c.spare = b[:0]
-		}
-		if err != nil {
-			c.failLocked(fmt.Errorf("h2server: write: %w", err))
-		}
-		c.cond.Broadcast()
-	}
-	if wrote && c.werr == nil {
-		// No write pending: no deadline left to expire while the
-		// connection is idle (crypto/tls writes from a Read too: the
-		// answer to a peer's KeyUpdate, which an expired deadline fails,
-		// and the connection with it at its next write).
-		c.setDeadlineLocked(c.writeBy)
-	}
-}
-
-// writeDeadlineLocked is the deadline of a write starting now: the write
-// timeout (a pending write, not a stream's life: an idle stream has no
-// write pending), or writeBy when the connection ends sooner.
-func (c *conn) writeDeadlineLocked() time.Time {
-	var dl time.Time
-	if d := c.s.writeTimeout(); d > 0 {
-		dl = time.Now().Add(d)
-	}
-	if !c.writeBy.IsZero() && (dl.IsZero() || c.writeBy.Before(dl)) {
-		dl = c.writeBy
-	}
-	return dl
-}
-
-// setDeadlineLocked sets the socket's write deadline (it applies to a
-// write in progress too).
-func (c *conn) setDeadlineLocked(dl time.Time) {
-	if !dl.Equal(c.deadline) {
-		c.deadline = dl
-		_ = c.nc.SetWriteDeadline(dl)
-	}
-}
-
-// setWriteByLocked bounds the connection's writes, the one in progress
-// included, by t (zero: the write timeout alone again).
-func (c *conn) setWriteByLocked(t time.Time) {
-	c.writeBy = t
-	if t.IsZero() {
-		return // the next write sets its own deadline
-	}
-	c.setDeadlineLocked(t)
-}
-
-// flushSoonLocked has a goroutine of its own write wbuf, unless a write
-// is in progress or due (that one takes what is queued): the caller goes
-// on, and what it queues before the goroutine runs (on a single P: until
-// the caller blocks) shares the write.
-func (c *conn) flushSoonLocked() {
-	if c.flushing || c.flushDue || len(c.wbuf) == 0 || c.werr != nil {
-		return
-	}
-	c.flushDue = true
-	c.flushers.Add(1)
-	go c.flushSoon() // a func value without arguments: no allocation
-}
-
-// flushSoonRun is flushSoonLocked's goroutine (c.flushSoon, the method
-// value made once in newConn).
-func (c *conn) flushSoonRun() {
-	defer c.flushers.Done()
-	c.mu.Lock()
-	c.flushDue = false
-	c.flushLocked()
-	c.mu.Unlock()
-}
-
-// drainLocked returns once everything queued was written (or writing
-// failed), whoever writes it: before the connection is closed.
-func (c *conn) drainLocked() {
-	for {
-		c.flushLocked()
-		// A write of its own that failed leaves what was queued meanwhile:
-		// nobody else writes it, nor wakes this one.
-		if c.werr != nil || !c.flushing && len(c.wbuf) == 0 {
-			return
-		}
-		c.cond.Wait()
-	}
-}
-
 // failLocked ends the connection after a write error.
 func (c *conn) failLocked(err error) {
-	if c.werr == nil {
-		c.werr = err
-	}
+	c.StopLocked(err)
 	_ = c.nc.Close()
 	c.cond.Broadcast()
-}
-
-// creditLocked returns n bytes (consumed by a handler, or discarded) to
-// the peer's connection window and, while the peer may still send on it,
-// st's; WINDOW_UPDATE goes when a quarter of a window is due.
-func (c *conn) creditLocked(st *stream, n int64) {
-	if n <= 0 {
-		return
-	}
-	c.unacked += n
-	// A quarter of the window: the peer is never blocked on what was
-	// consumed, since inflow + buffered + unacked is the window.
-	if w := int64(c.s.connWindow()); c.unacked >= w/4 {
-		inc := c.unacked
-		if c.controlLocked(func() error { return c.fr.WriteWindowUpdate(0, uint32(inc)) }) == nil { //nolint:gosec // bounded by the window
-			c.inflow += inc
-			c.unacked = 0
-		}
-	}
-	if st == nil || st.remoteDone {
-		return
-	}
-	st.unacked += n
-	if w := int64(c.s.streamWindow()); st.unacked >= w/4 {
-		inc := st.unacked
-		if c.controlLocked(func() error { return c.fr.WriteWindowUpdate(st.id, uint32(inc)) }) == nil { //nolint:gosec // bounded by the window
-			st.inflow += inc
-			st.unacked = 0
-		}
-	}
-}
-
-// credit returns n bytes a handler read (or dropped) from st's body.
-func (c *conn) credit(st *stream, n int) {
-	c.mu.Lock()
-	before := len(c.wbuf)
-	c.creditLocked(st, int64(n))
-	if len(c.wbuf) != before {
-		c.flushLocked()
-	}
-	c.mu.Unlock()
 }
 
 // goAway sends GOAWAY with the last stream id seen; graceful lets the
@@ -782,9 +488,9 @@ func (c *conn) goAway(code http2.ErrCode, graceful bool) {
 	c.goAwayTx = true
 	if !c.goAwaySent || !graceful {
 		c.goAwaySent = true
-		_ = c.controlLocked(func() error { return c.fr.WriteGoAway(c.maxID, code, nil) })
+		_ = c.ControlLocked(func() error { return c.Fr.WriteGoAway(c.maxID, code, nil) })
 	}
-	c.drainLocked()
+	c.DrainLocked()
 	idle := len(c.streams) == 0 && c.running == 0
 	if idle || !graceful {
 		_ = c.nc.Close()
@@ -802,9 +508,7 @@ func (c *conn) close() {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	if c.werr == nil {
-		c.werr = errConnClosed
-	}
+	c.StopLocked(errConnClosed)
 	for _, st := range c.streams {
 		c.abortLocked(st)
 	}
@@ -817,7 +521,7 @@ func (c *conn) close() {
 	}
 	c.queue = nil
 	c.mu.Unlock()
-	c.flushers.Wait()
+	c.WaitFlushers()
 	if c.ownBR {
 		c.s.putReader(c.br)
 	}
@@ -826,22 +530,14 @@ func (c *conn) close() {
 // startTimer starts the keep-alive and idle checks.
 func (c *conn) startTimer() {
 	s := c.s
-	var p time.Duration
-	for _, d := range []time.Duration{s.SendPingTimeout, s.IdleTimeout} {
-		if d > 0 && (p == 0 || d < p) {
-			p = d
-		}
-	}
+	p := h2conn.KeepAlivePeriod(s.SendPingTimeout, s.pingTimeout(), s.IdleTimeout)
 	if p == 0 {
 		return
 	}
-	if s.SendPingTimeout > 0 {
-		p = min(p, s.pingTimeout())
-	}
 	c.mu.Lock()
 	c.period = p
-	c.idleSince = time.Now()
-	c.lastFrameAt = c.idleSince
+	c.IdleSince = time.Now()
+	c.StartKeepAliveLocked(c.IdleSince)
 	c.timer = time.AfterFunc(p, c.tick)
 	c.mu.Unlock()
 }
@@ -856,48 +552,22 @@ func (c *conn) tick() {
 		return
 	}
 	now := time.Now()
-	if n := c.frames.Load(); n != c.lastFrames {
-		c.lastFrames, c.lastFrameAt = n, now
+	if c.PingTickLocked(now, s.SendPingTimeout, s.pingTimeout()) {
+		c.failLocked(errors.New("h2server: PING timed out"))
+		return
 	}
-	if s.SendPingTimeout > 0 {
-		switch {
-		case c.pingOut && now.Sub(c.pingAt) >= s.pingTimeout():
-			c.failLocked(errors.New("h2server: PING timed out"))
-			return
-		case !c.pingOut && now.Sub(c.lastFrameAt) >= s.SendPingTimeout:
-			c.pingOut, c.pingAt = true, now
-			_ = c.controlLocked(func() error { return c.fr.WritePing(false, [8]byte{'w', 'e', 'f', 't'}) })
-			c.flushWithinLocked(s.pingTimeout())
-		}
-	}
-	if d := s.IdleTimeout; d > 0 && !c.idleSince.IsZero() && len(c.streams) == 0 && c.running == 0 && now.Sub(c.idleSince) >= d {
+	if len(c.streams) == 0 && c.running == 0 && c.IdleForLocked(now, s.IdleTimeout) {
 		c.goAwayTx, c.goAwaySent = true, true
-		_ = c.controlLocked(func() error { return c.fr.WriteGoAway(c.maxID, http2.ErrCodeNo, nil) })
+		_ = c.ControlLocked(func() error { return c.Fr.WriteGoAway(c.maxID, http2.ErrCodeNo, nil) })
 		// The deadline applies to a write in progress too: whoever
 		// writes, the timer does not wait beyond it.
-		c.setWriteByLocked(now.Add(goAwayTimeout))
-		c.drainLocked()
+		c.SetWriteByLocked(now.Add(goAwayTimeout))
+		c.DrainLocked()
 		_ = c.nc.Close()
 		return
 	}
 	if !c.closed {
 		c.timer.Reset(c.period)
-	}
-}
-
-// flushWithinLocked writes wbuf from the timer within d: a peer that does
-// not take it in time (dead, or reading nothing) fails the connection
-// instead of holding the timer in the write, and with it the PING
-// timeout. A write in progress elsewhere takes wbuf with it; the PING
-// timeout ends that one.
-func (c *conn) flushWithinLocked(d time.Duration) {
-	if c.flushing || len(c.wbuf) == 0 || c.werr != nil {
-		return
-	}
-	c.setWriteByLocked(time.Now().Add(d))
-	c.flushLocked()
-	if c.werr == nil {
-		c.setWriteByLocked(time.Time{})
 	}
 }
 
@@ -911,7 +581,7 @@ func (c *conn) runHandlers(st *stream) {
 			next := c.queue[0]
 			c.queue[0] = nil
 			c.queue = c.queue[1:]
-			if !next.reset {
+			if !next.Reset {
 				st = next
 			}
 		}
@@ -927,14 +597,14 @@ func (c *conn) runHandlers(st *stream) {
 // refuseLargeLocked answers a request whose header list was too large
 // with 431 and ends its stream.
 func (c *conn) refuseLargeLocked(id uint32, ended bool) error {
-	return c.controlLocked(func() error {
-		c.hbuf.b = c.hbuf.b[:0]
-		_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: "431"})
-		if err := c.writeBlockLocked(id, true); err != nil {
+	return c.ControlLocked(func() error {
+		c.Hbuf.B = c.Hbuf.B[:0]
+		_ = c.Henc.WriteField(hpack.HeaderField{Name: ":status", Value: "431"})
+		if err := c.WriteBlockLocked(id, true); err != nil {
 			return err
 		}
 		if !ended {
-			return c.fr.WriteRSTStream(id, http2.ErrCodeNo)
+			return c.Fr.WriteRSTStream(id, http2.ErrCodeNo)
 		}
 		return nil
 	})
@@ -949,21 +619,21 @@ func (c *conn) refuseLargeLocked(id uint32, ended bool) error {
 func (c *conn) badRequestLocked(id uint32, why string) error {
 	body := why + "\n"
 	n := int64(len(body))
-	withBody := n <= c.sendWin && n <= c.peerWindow && n <= int64(c.peerMaxFrame)
-	err := c.controlLocked(func() error {
-		c.hbuf.b = c.hbuf.b[:0]
-		_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: "400"})
-		_ = c.henc.WriteField(hpack.HeaderField{Name: "content-type", Value: "text/plain; charset=utf-8"})
-		_ = c.henc.WriteField(hpack.HeaderField{Name: "x-content-type-options", Value: "nosniff"})
+	withBody := n <= c.SendWin && n <= c.PeerWindow && n <= int64(c.PeerMaxFrame)
+	err := c.ControlLocked(func() error {
+		c.Hbuf.B = c.Hbuf.B[:0]
+		_ = c.Henc.WriteField(hpack.HeaderField{Name: ":status", Value: "400"})
+		_ = c.Henc.WriteField(hpack.HeaderField{Name: "content-type", Value: "text/plain; charset=utf-8"})
+		_ = c.Henc.WriteField(hpack.HeaderField{Name: "x-content-type-options", Value: "nosniff"})
 		if !withBody {
-			return c.writeBlockLocked(id, true)
+			return c.WriteBlockLocked(id, true)
 		}
-		_ = c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))})
-		if err := c.writeBlockLocked(id, false); err != nil {
+		_ = c.Henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))})
+		if err := c.WriteBlockLocked(id, false); err != nil {
 			return err
 		}
-		c.sendWin -= n
-		return c.fr.WriteData(id, true, []byte(body))
+		c.SendWin -= n
+		return c.Fr.WriteData(id, true, []byte(body))
 	})
 	if err != nil {
 		return err

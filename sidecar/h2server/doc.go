@@ -6,7 +6,11 @@
 // plus hand-offs of every frame between the read loop, the serve loop and
 // the handler, and a write and flush per frame on a goroutine of its own.
 // The frame codec (http2.Framer, hpack) is golang.org/x/net's; the
-// connection loop, flow control and write batching are here.
+// connection core it shares with sidecar/h2client (write batching and
+// deadlines, flow control, SETTINGS, WINDOW_UPDATE and PING, the
+// keep-alive's bookkeeping, request bodies' pooled chunks) is
+// sidecar/internal/h2conn's; the connection loop, streams, handlers and
+// responses are here.
 //
 // # Flow
 //
@@ -36,12 +40,12 @@
 // # Writing
 //
 // Every frame is written under the connection's mutex into one buffer
-// (wbuf) by whoever makes it: the read loop (ACKs, WINDOW_UPDATE,
+// (h2conn.Core's) by whoever makes it: the read loop (ACKs, WINDOW_UPDATE,
 // RST_STREAM), handlers (HEADERS, DATA, trailers). One goroutine at a
-// time writes the buffer to the socket (flushLocked), without the mutex;
+// time writes the buffer to the socket (FlushLocked), without the mutex;
 // what was added while it wrote goes in its next write. The read loop
 // never writes to the socket: when it has nothing more buffered to read
-// it hands what it queued to a writer goroutine (flushSoonLocked), or to
+// it hands what it queued to a writer goroutine (FlushSoonLocked), or to
 // the write in progress, and reads on, so a peer that sends PINGs,
 // SETTINGS or frames that reset streams and reads nothing cannot hold it
 // in a write. A handler flushes when it returns, and when its buffered

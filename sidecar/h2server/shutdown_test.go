@@ -65,7 +65,7 @@ func (s *Server) anyConnWriting() bool {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.mu.Lock()
-		w := c.flushing
+		w := c.Flushing()
 		c.mu.Unlock()
 		if w {
 			return true

@@ -15,6 +15,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/weftmesh/weft/sidecar/internal/h2conn"
 )
 
 // writeBufSize is how many response body bytes a stream holds before it
@@ -26,22 +28,16 @@ var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, writeBufSize); 
 // stream is one request: its http.Request, its body, and the
 // http.ResponseWriter its handler writes to.
 type stream struct {
+	// Under c.mu: the id, windows, the request's Content-Length (-1 if
+	// none), both ends' END_STREAM, reset.
+	h2conn.Stream
 	c      *conn
-	id     uint32
 	req    *http.Request
 	cancel context.CancelFunc
 	body   *requestBody // nil: none (END_STREAM on HEADERS)
 
 	// Under c.mu.
-	sendWin    int64
-	inflow     int64
-	unacked    int64
-	declLen    int64 // Content-Length of the request, -1 if none
-	gotLen     int64
-	remoteDone bool // END_STREAM received, or reset
-	localDone  bool // END_STREAM sent, or reset
-	reset      bool
-	sentHead   bool // the final HEADERS went out
+	sentHead bool // the final HEADERS went out
 
 	// The handler's.
 	rh          http.Header
@@ -148,11 +144,13 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (st *stream, code http2.ErrC
 		}
 	}
 	st = &stream{
-		c:       c,
-		id:      f.StreamID,
-		sendWin: c.peerWindow,
-		inflow:  int64(c.s.streamWindow()),
-		declLen: declLen,
+		Stream: h2conn.Stream{
+			ID:      f.StreamID,
+			SendWin: c.PeerWindow,
+			Inflow:  int64(c.s.streamWindow()),
+			DeclLen: declLen,
+		},
+		c: c,
 	}
 	var trailer http.Header
 	if vv := header["Trailer"]; len(vv) > 0 {
@@ -218,8 +216,8 @@ func (st *stream) serve() {
 	defer st.cancel()
 	if !st.runHandler() {
 		c.mu.Lock()
-		c.resetLocked(st, st.id, http2.ErrCodeInternal)
-		c.flushLocked()
+		c.resetLocked(st, st.ID, http2.ErrCodeInternal)
+		c.FlushLocked()
 		c.mu.Unlock()
 	} else {
 		st.finish()
@@ -234,10 +232,10 @@ func (st *stream) serve() {
 		_ = st.body.Close()
 	}
 	c.mu.Lock()
-	if !st.remoteDone {
+	if !st.RemoteDone {
 		// The response is complete; the client need not send the rest.
-		c.resetLocked(st, st.id, http2.ErrCodeNo)
-		c.flushLocked()
+		c.resetLocked(st, st.ID, http2.ErrCodeNo)
+		c.FlushLocked()
 	}
 	c.mu.Unlock()
 }
@@ -379,14 +377,14 @@ func (st *stream) send(p []byte, end, flush bool) error {
 		}
 	}
 	if st.wb != nil && len(*st.wb) > 0 {
-		err := c.writeDataLocked(st, *st.wb, end && len(p) == 0)
+		_, err := c.WriteDataLocked(&st.Stream, *st.wb, end && len(p) == 0, true)
 		*st.wb = (*st.wb)[:0]
 		if err != nil {
 			return err
 		}
 	}
 	if len(p) > 0 {
-		if err := c.writeDataLocked(st, p, end); err != nil {
+		if _, err := c.WriteDataLocked(&st.Stream, p, end, true); err != nil {
 			return err
 		}
 	}
@@ -394,12 +392,12 @@ func (st *stream) send(p []byte, end, flush bool) error {
 		// Flush: the frames go out once this goroutine blocks or
 		// returns, so that what the handler writes until then (the
 		// trailers of a gRPC response after its message) joins them.
-		c.flushSoonLocked()
-		return c.werr
+		c.FlushSoonLocked()
+		return c.ErrLocked()
 	}
 	// Framed body goes out now (as net/http's does once its buffer is
 	// full); frames of other streams queued meanwhile go with it.
-	c.flushLocked()
+	c.FlushLocked()
 	return nil
 }
 
@@ -436,7 +434,7 @@ func (st *stream) finish() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st.reset {
+	if st.Reset {
 		return
 	}
 	if !st.sentHead {
@@ -448,17 +446,17 @@ func (st *stream) finish() {
 			return
 		}
 	}
-	if !st.localDone && (len(body) > 0 || len(trailers) == 0) {
-		if c.writeDataLocked(st, body, len(trailers) == 0) != nil {
+	if !st.LocalDone && (len(body) > 0 || len(trailers) == 0) {
+		if _, err := c.WriteDataLocked(&st.Stream, body, len(trailers) == 0, true); err != nil {
 			return
 		}
 	}
-	if !st.localDone && len(trailers) > 0 {
+	if !st.LocalDone && len(trailers) > 0 {
 		if c.writeTrailersLocked(st, trailers) != nil {
 			return
 		}
 	}
-	c.flushLocked()
+	c.FlushLocked()
 }
 
 // collectTrailers are the declared trailers set and those set with
@@ -486,14 +484,14 @@ func (st *stream) writeInformational(code int, h http.Header) {
 	c := st.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st.sentHead || st.reset || c.waitRoomLocked() != nil {
+	if st.sentHead || st.Reset || c.WaitRoomLocked(nil) != nil {
 		return
 	}
-	c.hbuf.b = c.hbuf.b[:0]
-	_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(code)})
+	c.Hbuf.B = c.Hbuf.B[:0]
+	_ = c.Henc.WriteField(hpack.HeaderField{Name: ":status", Value: strconv.Itoa(code)})
 	c.encodeHeader(h)
-	if c.writeBlockLocked(st.id, false) == nil {
-		c.flushLocked()
+	if c.WriteBlockLocked(st.ID, false) == nil {
+		c.FlushLocked()
 	}
 }
 
@@ -503,51 +501,51 @@ func bodyAllowed(status int) bool {
 
 // writeHeadLocked writes the response's HEADERS (and CONTINUATION).
 func (c *conn) writeHeadLocked(st *stream, end bool, clen int64) error {
-	if err := c.waitRoomLocked(); err != nil {
+	if err := c.WaitRoomLocked(nil); err != nil {
 		return err
 	}
-	if st.reset {
+	if st.Reset {
 		return errStreamReset
 	}
 	if st.sentHead {
 		return nil
 	}
-	c.hbuf.b = c.hbuf.b[:0]
-	_ = c.henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(st.status)})
+	c.Hbuf.B = c.Hbuf.B[:0]
+	_ = c.Henc.WriteField(hpack.HeaderField{Name: ":status", Value: statusText(st.status)})
 	c.encodeHeader(st.rh)
 	if clen >= 0 {
-		_ = c.henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(clen, 10)})
+		_ = c.Henc.WriteField(hpack.HeaderField{Name: "content-length", Value: strconv.FormatInt(clen, 10)})
 	}
 	if st.rh["Date"] == nil {
-		_ = c.henc.WriteField(hpack.HeaderField{Name: "date", Value: c.s.dates.get()})
+		_ = c.Henc.WriteField(hpack.HeaderField{Name: "date", Value: c.s.dates.get()})
 	}
 	st.sentHead = true
-	if err := c.writeBlockLocked(st.id, end); err != nil {
+	if err := c.WriteBlockLocked(st.ID, end); err != nil {
 		return err
 	}
 	if end {
-		c.localDoneLocked(st)
+		c.LocalDoneLocked(&st.Stream)
 	}
 	return nil
 }
 
 func (c *conn) writeTrailersLocked(st *stream, trailers []hpack.HeaderField) error {
-	if err := c.waitRoomLocked(); err != nil {
+	if err := c.WaitRoomLocked(nil); err != nil {
 		return err
 	}
-	if st.reset {
+	if st.Reset {
 		return errStreamReset
 	}
-	c.hbuf.b = c.hbuf.b[:0]
+	c.Hbuf.B = c.Hbuf.B[:0]
 	for _, hf := range trailers {
 		if httpguts.ValidHeaderFieldValue(hf.Value) {
-			_ = c.henc.WriteField(hf)
+			_ = c.Henc.WriteField(hf)
 		}
 	}
-	if err := c.writeBlockLocked(st.id, true); err != nil {
+	if err := c.WriteBlockLocked(st.ID, true); err != nil {
 		return err
 	}
-	c.localDoneLocked(st)
+	c.LocalDoneLocked(&st.Stream)
 	return nil
 }
 
@@ -567,79 +565,10 @@ func (c *conn) encodeHeader(h http.Header) {
 		}
 		for _, v := range vv {
 			if httpguts.ValidHeaderFieldValue(v) {
-				_ = c.henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
+				_ = c.Henc.WriteField(hpack.HeaderField{Name: lk, Value: v})
 			}
 		}
 	}
-}
-
-// writeBlockLocked frames the encoded block in hbuf as HEADERS and
-// CONTINUATION frames.
-func (c *conn) writeBlockLocked(id uint32, end bool) error {
-	block := c.hbuf.b
-	first := true
-	for first || len(block) > 0 {
-		n := min(len(block), int(c.peerMaxFrame))
-		frag, rest := block[:n], block[n:]
-		var err error
-		if first {
-			err = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: frag, EndStream: end, EndHeaders: len(rest) == 0})
-		} else {
-			err = c.fr.WriteContinuation(id, len(rest) == 0, frag)
-		}
-		if err != nil {
-			return err
-		}
-		block, first = rest, false
-	}
-	return nil
-}
-
-// writeDataLocked frames p as DATA within the stream's and the
-// connection's send windows, waiting for them to open.
-func (c *conn) writeDataLocked(st *stream, p []byte, end bool) error {
-	for {
-		if err := c.waitRoomLocked(); err != nil {
-			return err
-		}
-		if st.reset {
-			return errStreamReset
-		}
-		if len(p) == 0 {
-			if end {
-				if err := c.fr.WriteData(st.id, true, nil); err != nil {
-					return err
-				}
-				c.localDoneLocked(st)
-			}
-			return nil
-		}
-		n := min(int64(len(p)), int64(c.peerMaxFrame), st.sendWin, c.sendWin)
-		if n <= 0 {
-			if len(c.wbuf) > 0 && !c.flushing {
-				c.flushLocked()
-				continue
-			}
-			c.cond.Wait()
-			continue
-		}
-		last := end && n == int64(len(p))
-		if err := c.fr.WriteData(st.id, last, p[:n]); err != nil {
-			return err
-		}
-		st.sendWin -= n
-		c.sendWin -= n
-		p = p[n:]
-		if last {
-			c.localDoneLocked(st)
-			return nil
-		}
-	}
-}
-
-func (c *conn) localDoneLocked(st *stream) {
-	st.localDone = true
-	c.forgetLocked(st)
 }
 
 // requestBody is a request's body: DATA the read loop received, waiting
@@ -648,51 +577,12 @@ type requestBody struct {
 	st      *stream
 	trailer http.Header
 
-	mu   sync.Mutex
-	cond sync.Cond
-	// chunks hold the bytes received and not read yet: chunks[0][off:],
-	// then the others. A chunk goes back to its pool once read, so a
-	// stream holds its unread bytes (which the connection window bounds)
-	// in at most one chunk more; a buffer kept per stream grew to what the
-	// peer once sent ahead of the handler and stayed that size, up to a
-	// stream window per stream.
-	chunks []*[]byte
-	off    int
-	err    error // io.EOF after END_STREAM, or why the stream ended
-	closed bool  // the handler closed it: DATA is dropped
-	expect bool  // Expect: 100-continue, not answered yet
-}
-
-// bodyChunkSizes are the sizes of the buffers request bodies wait in, as
-// net/http's: a new chunk is the smallest that holds the DATA payload
-// that needs it (16 KiB, a payload's most as the server reads them, at
-// most), so a small body takes a small chunk.
-var bodyChunkSizes = [...]int{1 << 10, 2 << 10, 4 << 10, 8 << 10, maxFrameSize}
-
-// bodyChunks pool the chunks of each size of bodyChunkSizes.
-var bodyChunks [len(bodyChunkSizes)]sync.Pool
-
-// getBodyChunk is an empty chunk for n bytes (at most its largest size).
-func getBodyChunk(n int) *[]byte {
-	i := 0
-	for i < len(bodyChunkSizes)-1 && bodyChunkSizes[i] < n {
-		i++
-	}
-	if b, ok := bodyChunks[i].Get().(*[]byte); ok {
-		return b
-	}
-	b := make([]byte, 0, bodyChunkSizes[i])
-	return &b
-}
-
-func putBodyChunk(b *[]byte) {
-	*b = (*b)[:0]
-	for i, size := range bodyChunkSizes {
-		if cap(*b) == size {
-			bodyChunks[i].Put(b)
-			return
-		}
-	}
+	mu     sync.Mutex
+	cond   sync.Cond
+	chunks h2conn.Chunks // the bytes received and not read yet
+	err    error         // io.EOF after END_STREAM, or why the stream ended
+	closed bool          // the handler closed it: DATA is dropped
+	expect bool          // Expect: 100-continue, not answered yet
 }
 
 // push appends data; false when the handler closed the body.
@@ -705,27 +595,9 @@ func (b *requestBody) push(data []byte) bool {
 	if b.closed || b.err != nil {
 		return false
 	}
-	for len(data) > 0 {
-		var last *[]byte
-		if n := len(b.chunks); n > 0 && len(*b.chunks[n-1]) < cap(*b.chunks[n-1]) {
-			last = b.chunks[n-1]
-		} else {
-			last = getBodyChunk(len(data))
-			b.chunks = append(b.chunks, last)
-		}
-		n := copy((*last)[len(*last):cap(*last)], data)
-		*last = (*last)[:len(*last)+n]
-		data = data[n:]
-	}
+	b.chunks.Push(data)
 	b.cond.Signal()
 	return true
-}
-
-// dropFirstLocked gives the first chunk back to the pool.
-func (b *requestBody) dropFirstLocked() {
-	putBodyChunk(b.chunks[0])
-	b.chunks[0] = nil
-	b.chunks, b.off = b.chunks[1:], 0
 }
 
 // end ends the body: trailers (a header, possibly nil) with io.EOF, or an
@@ -763,30 +635,21 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		b.st.continue100()
 	}
 	b.mu.Lock()
-	for len(b.chunks) == 0 && b.err == nil && !b.closed {
+	for b.chunks.Empty() && b.err == nil && !b.closed {
 		b.cond.Wait()
 	}
 	if b.closed {
 		b.mu.Unlock()
 		return 0, http.ErrBodyReadAfterClose
 	}
-	if len(b.chunks) == 0 {
+	if b.chunks.Empty() {
 		err := b.err
 		b.mu.Unlock()
 		return 0, err
 	}
-	n := 0
-	for n < len(p) && len(b.chunks) > 0 {
-		ch := *b.chunks[0]
-		k := copy(p[n:], ch[b.off:])
-		n += k
-		b.off += k
-		if b.off == len(ch) {
-			b.dropFirstLocked()
-		}
-	}
+	n := b.chunks.Read(p)
 	b.mu.Unlock()
-	b.st.c.credit(b.st, n)
+	b.st.c.Credit(&b.st.Stream, n)
 	return n, nil
 }
 
@@ -803,18 +666,9 @@ func (b *requestBody) ReadRest() (rest []byte, whole bool) {
 		b.mu.Unlock()
 		return nil, false
 	}
-	n := -b.off
-	for _, ch := range b.chunks {
-		n += len(*ch)
-	}
-	rest = make([]byte, 0, n)
-	for len(b.chunks) > 0 {
-		rest = append(rest, (*b.chunks[0])[b.off:]...)
-		b.dropFirstLocked()
-	}
-	b.chunks = nil
+	rest = b.chunks.Rest()
 	b.mu.Unlock()
-	b.st.c.credit(b.st, n)
+	b.st.c.Credit(&b.st.Stream, len(rest))
 	return rest, true
 }
 
@@ -827,15 +681,7 @@ func (b *requestBody) abort(err error) int {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := 0
-	if len(b.chunks) > 0 {
-		n = -b.off
-		for len(b.chunks) > 0 {
-			n += len(*b.chunks[0])
-			b.dropFirstLocked()
-		}
-		b.chunks = nil
-	}
+	n := b.chunks.Drop()
 	if b.err == nil || n > 0 {
 		b.err = err
 	}
@@ -851,15 +697,10 @@ func (b *requestBody) Close() error {
 		return nil
 	}
 	b.closed = true
-	n := -b.off
-	for len(b.chunks) > 0 {
-		n += len(*b.chunks[0])
-		b.dropFirstLocked()
-	}
-	b.chunks = nil
+	n := b.chunks.Drop()
 	b.cond.Broadcast()
 	b.mu.Unlock()
-	b.st.c.credit(b.st, n)
+	b.st.c.Credit(&b.st.Stream, n)
 	return nil
 }
 
@@ -867,7 +708,7 @@ func (b *requestBody) Close() error {
 func (st *stream) continue100() {
 	c := st.c
 	c.mu.Lock()
-	sent := st.sentHead || st.remoteDone
+	sent := st.sentHead || st.RemoteDone
 	c.mu.Unlock()
 	if !sent {
 		st.writeInformational(http.StatusContinue, nil)
@@ -898,9 +739,5 @@ func statusText(code int) string {
 func (b *requestBody) held() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := 0
-	for _, ch := range b.chunks {
-		n += cap(*ch)
-	}
-	return n
+	return b.chunks.Held()
 }

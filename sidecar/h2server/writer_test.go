@@ -265,7 +265,7 @@ func (s *Server) anyConnQueued() bool {
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		c.mu.Lock()
-		n := len(c.wbuf)
+		n := c.Buffered()
 		c.mu.Unlock()
 		if n > 0 {
 			return true
