@@ -20,15 +20,19 @@ type Config struct {
 	Wrk         string // wrk binary
 	Command     string // the command line to print with the results
 
-	Paths    []string // of "A", "B", "W"
-	Sizes    []string // workloads: "1k", "64k" (HTTP/1.1), "h2-1k" (HTTP/2), "grpc" (gRPC unary)
-	QPS      []int    // constant rates for the latency runs
-	Rounds   int
-	LatDur   time.Duration
-	SatDur   time.Duration
-	Warmup   time.Duration
-	LatConns int
-	SatConns int
+	Paths  []string // of "A", "B", "W"
+	Sizes  []string // workloads: "1k", "64k" (HTTP/1.1), "h2-1k" (HTTP/2), "grpc" (gRPC unary)
+	QPS    []int    // constant rates for the latency runs
+	Rounds int
+	LatDur time.Duration
+	// HeadLatDur is the duration of the constant-rate runs of the summary's
+	// row (the first workload at the first rate: issue 11's latency target),
+	// longer than LatDur so that its verdict is resolved; 0: LatDur.
+	HeadLatDur time.Duration
+	SatDur     time.Duration
+	Warmup     time.Duration
+	LatConns   int
+	SatConns   int
 
 	// LoadCPU runs the load generator, ServerCPU the upstream, every proxy
 	// and the control plane; -1 for either leaves it unpinned.
@@ -63,9 +67,17 @@ func DefaultConfig() Config {
 	}
 }
 
+// latDur is the duration of the constant-rate runs of size at qps.
+func (c Config) latDur(size string, qps int) time.Duration {
+	if c.HeadLatDur > 0 && size == c.Sizes[0] && qps == c.QPS[0] {
+		return c.HeadLatDur
+	}
+	return c.LatDur
+}
+
 // Validate checks the knobs.
 func (c Config) Validate() error {
-	if c.Rounds < 1 || c.LatDur < time.Second || c.SatDur < time.Second || c.LatConns < 1 || c.SatConns < 1 {
+	if c.Rounds < 1 || c.LatDur < time.Second || (c.HeadLatDur != 0 && c.HeadLatDur < time.Second) || c.SatDur < time.Second || c.LatConns < 1 || c.SatConns < 1 {
 		return fmt.Errorf("datapath: rounds, durations (>= 1s) and connections must be positive")
 	}
 	for _, p := range c.Paths {

@@ -11,11 +11,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftmesh/weft/tests/bench/quantile"
 )
 
 func TestParseFortio(t *testing.T) {
 	const js = `{"ActualQPS": 999.2, "NumThreads": 16, "RetCodes": {"200": 19990, "503": 10},
 	  "DurationHistogram": {"Count": 20000, "Avg": 0.000124,
+	    "Data": [{"Start": 0.0000805, "End": 0.00009, "Count": 19000}, {"Start": 0.0005, "End": 0.0006, "Count": 1000}],
 	    "Percentiles": [{"Percentile": 50, "Value": 0.000130}, {"Percentile": 90, "Value": 0.000221},
 	                    {"Percentile": 99, "Value": 0.000350}, {"Percentile": 99.9, "Value": 0.00225}]}}`
 	r, err := parseFortio([]byte(js))
@@ -25,8 +28,36 @@ func TestParseFortio(t *testing.T) {
 	if r.Errors() != 10 || r.Requests() != 20016 || math.Abs(r.Pct["99.9"]-2250) > 1e-6 || math.Abs(r.Pct["50"]-130) > 1e-6 {
 		t.Fatalf("parsed %+v", r)
 	}
-	if _, err := parseFortio([]byte(`{"DurationHistogram": {"Count": 5, "Percentiles": []}}`)); err == nil {
-		t.Fatal("missing percentiles: want an error")
+	if len(r.Hist) != 2 || math.Abs(r.Hist[1].Start-500) > 1e-6 || math.Abs(r.Hist[1].End-600) > 1e-6 || r.Hist[1].Count != 1000 {
+		t.Fatalf("histogram %+v", r.Hist)
+	}
+	for name, js := range map[string]string{
+		"missing percentiles":          `{"DurationHistogram": {"Count": 5, "Percentiles": []}}`,
+		"histogram short of the count": strings.Replace(js, `"Count": 1000}`, `"Count": 999}`, 1),
+	} {
+		if _, err := parseFortio([]byte(js)); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+}
+
+func TestParseAccessLog(t *testing.T) {
+	// As fortio 1.65 writes it: latency in seconds with %f, start in Unix ns.
+	const log = `{"latency":0.000179,"timestamp":1764000000000000000,"thread":3,"iter":0,"ok":true,"details":"200"}
+{"latency":0.012345,"timestamp":1764000000001000000,"thread":4,"iter":0,"ok":false,"details":"503"}
+`
+	got, err := parseAccessLog([]byte(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []timedLatency{{Start: 1764000000000000000, Micro: 179}, {Start: 1764000000001000000, Micro: 12345}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("parseAccessLog = %+v, want %+v", got, want)
+	}
+	for name, bad := range map[string]string{"not json": "latency 0.1\n", "no latency": `{"timestamp":1}`} {
+		if _, err := parseAccessLog([]byte(bad)); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
 	}
 }
 
@@ -107,12 +138,17 @@ func TestSpliceInto(t *testing.T) {
 }
 
 // synthetic builds a report over two rounds in which B adds 100 µs and W
-// adds 50 µs at every percentile, B saturates at 20k and W at 15k.
-func synthetic() *report {
+// adds wAdd at every percentile, B saturates at 20k and W at 15k. Each
+// latency run has 1000 requests, 8 s long (8 blocks of 125): in round r
+// path id's k-th smallest latency is add[id] + k + 1000·(r−1) µs, so the
+// pooled latencies are add + 1..2000 (p50 add + 1000, p90 1800, p99 1980,
+// p99.9 1998), spread over the blocks by a permutation of start times.
+// fortio's own per-run percentiles are 100·r + add.
+func synthetic(wAdd float64) *report {
 	cfg := DefaultConfig()
 	cfg.Rounds, cfg.Sizes, cfg.QPS, cfg.Command = 2, []string{"1k"}, []int{1000}, "make bench"
 	r := &report{cfg: cfg, idleRSS: map[string]int64{"client proxy": 10 * 1024, "server proxy": 11 * 1024, "client proxy" + anonSuffix: 3 * 1024}}
-	add := map[string]float64{"A": 0, "B": 100, "W": 50}
+	add := map[string]float64{"A": 0, "B": 100, "W": wAdd}
 	sat := map[string]float64{"A": 90000, "B": 20000, "W": 15000}
 	for _, id := range []string{"A", "B", "W"} {
 		p := &benchPath{id: id, desc: pathDescriptions[id], hop: "test"}
@@ -122,9 +158,14 @@ func synthetic() *report {
 		r.paths = append(r.paths, p)
 		for round := 1; round <= 2; round++ {
 			base := float64(100 * round)
-			lat := latencyResult{QPS: 1000, Count: 10000, OK: 10000, Conns: 16, Pct: map[string]float64{}}
+			lat := latencyResult{QPS: 1000, Count: 1000, OK: 1000, Conns: 16, Pct: map[string]float64{}}
 			for _, pct := range percentiles {
 				lat.Pct[pct] = base + add[id]
+			}
+			lat.Hist = quantile.Histogram{{Start: add[id] + float64(1000*(round-1)), End: add[id] + float64(1000*round), Count: 1000}}
+			for k := 1; k <= 1000; k++ {
+				slot := int64(k*7919%1000) * int64(8*time.Millisecond)
+				lat.Timed = append(lat.Timed, timedLatency{Start: 1e18 + slot, Micro: add[id] + float64(k+1000*(round-1))})
 			}
 			cpu := map[string]float64{"client proxy": 1.0, "server proxy": 0.5}
 			rss := map[string]int64{"client proxy": 12 * 1024, "server proxy": 30 * 1024}
@@ -137,11 +178,15 @@ func synthetic() *report {
 }
 
 func TestReportMarkdown(t *testing.T) {
-	md := synthetic().markdown()
+	md := synthetic(50).markdown()
 	for _, want := range []string{
-		// Round 1: A 100, B 200, W 150; round 2: A 200, B 300, W 250.
-		"| p50 latency, µs | 150 | 250 | 200 | 0.80 | 1.33 |  |  |",
+		// Pooled: A 1..2000, B 101..2100, W 51..2050.
+		"| p50 latency, µs | 1000 | 1100 | 1050 | 0.95 | 1.05 |  |  |",
+		"| p99 latency, µs | 1980 | 2080 | 2030 | 0.98 | 1.03 |  |  |",
 		"| added p99 latency, µs | – | 100 | 50 | 0.50 | – | < 500 µs and ≤ nginx | yes |",
+		// fortio's per-run p99: round 1 A 100, B 200, W 150; round 2 A 200, B 300, W 250.
+		"| added p99 per round (fortio's p99 of each run), median over rounds, µs | – | 100 | 50 | 0.50 | – |  |  |",
+		"| A | 1000.0 | 2000 | 1000 | 1800 | 1980 | 1998 | – | – | – | – | – | – |",
 		"| requests/s at saturation | 90000 | 20000 | 15000 | 0.75 | 0.17 | ≥ 0.60 × nginx | yes |",
 		// 30 MiB peak RSS on the server side misses the 20 MB target.
 		"| peak RSS at 1000 requests/s, server proxy, MiB | – | 30.0 | 30.0 | 1.00 | – | ≤ 20 MB | **no** |",
@@ -150,11 +195,65 @@ func TestReportMarkdown(t *testing.T) {
 		"Not yet like for like",
 		"| B | 1k | 20000 | 20000..20000 | 0.22 | – | 0 |",
 		// Per workload: added p50, added p99, saturation, CPU client, CPU server (W / B).
-		"| HTTP/1.1, 1k bodies | 50 / 100 (0.50) | 50 / 100 (0.50) | 15000 / 20000 (0.75) | 10.0 / 10.0 (1.00) | 5.0 / 5.0 (1.00) |",
+		"| HTTP/1.1, 1k bodies | 50 / 100 (0.50) | 50 / 100 (0.50), yes | 15000 / 20000 (0.75) | 10.0 / 10.0 (1.00) | 5.0 / 5.0 (1.00) |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+func TestReportVerdict(t *testing.T) {
+	// Pooled p99 of add + 1..2000 in 2·9 blocks: D = 16/9 (the rounds'
+	// blocks differ); 95 % ranks 1980 ∓ 1.96·√(D·19.8) = 1968..1992, so
+	// SE = 24/(2·1.96) = 6.1226 for every path, and an added or W − B
+	// interval at 97.5 % is d ∓ 2.2414·√2·6.1226 = d ∓ 19.41.
+	noLogs := func(r *report) {
+		for i := range r.samples {
+			r.samples[i].lat.Timed = nil
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		wAdd  float64
+		strip func(*report)
+		want  []string
+	}{
+		{"W well below B", 50, nil, []string{
+			"| added p99 latency, µs | – | 100 | 50 | 0.50 | – | < 500 µs and ≤ nginx | yes |",
+			"| added p99, 97.5 % interval, µs | | 81..119 | 31..69 | | | | |",
+			"(interval; it resolves a difference of 19 % of B's added p99) | | | -50 (-69..-31) | | | ≤ 0 | yes |",
+		}},
+		{"W above B", 150, nil, []string{
+			"| added p99 latency, µs | – | 100 | 150 | 1.50 | – | < 500 µs and ≤ nginx | **no** |",
+			"| +50 (31..69) | | | ≤ 0 | **no** |",
+		}},
+		{"W within B's interval", 101, nil, []string{
+			"| added p99 latency, µs | – | 100 | 101 | 1.01 | – | < 500 µs and ≤ nginx | not resolved |",
+			"| +1 (-18..20) | | | ≤ 0 | not resolved |",
+		}},
+		{"W over 500 µs", 600, nil, []string{"| added p99 latency, µs | – | 100 | 600 | 6.00 | – | < 500 µs and ≤ nginx | **no** |"}},
+		// Without access logs the merged histograms give the same pooled
+		// percentiles (one even bucket per run) and no interval.
+		{"histograms only", 50, noLogs, []string{
+			"| added p99 latency, µs | – | 100 | 50 | 0.50 | – | < 500 µs and ≤ nginx | not resolved |",
+			"| added p99, 97.5 % interval, µs | | −∞..∞ | −∞..∞ | | | | |",
+			"it resolves a difference of – % of B's added p99) | | | -50 (−∞..∞) | | | ≤ 0 | not resolved |",
+			"| A | 1000.0 | 2000 | 1000 | 1800 | 1980 | 1998 | – | – | – | – | – | – | – | 0 |",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := synthetic(tc.wAdd)
+			if tc.strip != nil {
+				tc.strip(r)
+			}
+			md := r.markdown()
+			for _, want := range tc.want {
+				if !strings.Contains(md, want) {
+					t.Errorf("markdown lacks %q:\n%s", want, md)
+				}
+			}
+		})
 	}
 }
 
@@ -223,7 +322,7 @@ func TestPKIAndNginxConfig(t *testing.T) {
 }
 
 func TestReportLikeForLikeNote(t *testing.T) {
-	r := synthetic()
+	r := synthetic(50)
 	for _, p := range r.paths {
 		p.hopTLS = p.id != "A"
 	}

@@ -1,16 +1,20 @@
 package datapath
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/weftmesh/weft/tests/bench/quantile"
 )
 
 // latencyResult is one constant-rate fortio run.
@@ -21,6 +25,14 @@ type latencyResult struct {
 	OK       int64              // 200 responses
 	Pct      map[string]float64 // percentile ("50", "99.9") -> latency in µs
 	AvgMicro float64
+	Hist     quantile.Histogram // fortio's histogram, µs
+	Timed    []timedLatency     // every request, from fortio's access log (nil: no log)
+}
+
+// timedLatency is one request: when it started (Unix ns) and its latency (µs).
+type timedLatency struct {
+	Start int64
+	Micro float64
 }
 
 // Requests is every request the server side saw during the run.
@@ -35,8 +47,13 @@ type fortioJSON struct {
 	NumThreads        int              `json:"NumThreads"`
 	RetCodes          map[string]int64 `json:"RetCodes"`
 	DurationHistogram struct {
-		Count       int64   `json:"Count"`
-		Avg         float64 `json:"Avg"`
+		Count int64   `json:"Count"`
+		Avg   float64 `json:"Avg"`
+		Data  []struct {
+			Start float64 `json:"Start"` // seconds
+			End   float64 `json:"End"`
+			Count int64   `json:"Count"`
+		} `json:"Data"`
 		Percentiles []struct {
 			Percentile float64 `json:"Percentile"`
 			Value      float64 `json:"Value"` // seconds
@@ -63,6 +80,9 @@ func parseFortio(b []byte) (latencyResult, error) {
 	for _, p := range j.DurationHistogram.Percentiles {
 		r.Pct[strconv.FormatFloat(p.Percentile, 'g', -1, 64)] = p.Value * 1e6
 	}
+	for _, b := range j.DurationHistogram.Data {
+		r.Hist = append(r.Hist, quantile.Bucket{Start: b.Start * 1e6, End: b.End * 1e6, Count: b.Count})
+	}
 	for _, p := range percentiles {
 		if _, ok := r.Pct[p]; !ok {
 			return r, fmt.Errorf("fortio json: no p%s", p)
@@ -71,7 +91,34 @@ func parseFortio(b []byte) (latencyResult, error) {
 	if r.Count == 0 {
 		return r, errors.New("fortio json: no requests")
 	}
+	if n := r.Hist.Count(); n != r.Count {
+		return r, fmt.Errorf("fortio json: histogram holds %d requests, want %d", n, r.Count)
+	}
 	return r, nil
+}
+
+// parseAccessLog reads fortio's JSON access log: one line per request,
+// {"latency":0.000179,"timestamp":<start, Unix ns>,...}, latency in seconds
+// with 1 µs resolution (%f).
+func parseAccessLog(b []byte) ([]timedLatency, error) {
+	var out []timedLatency
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var e struct {
+			Latency   *float64 `json:"latency"`
+			Timestamp int64    `json:"timestamp"`
+		}
+		if err := json.Unmarshal(line, &e); err != nil {
+			return nil, fmt.Errorf("fortio access log line %d: %w", i+1, err)
+		}
+		if e.Latency == nil {
+			return nil, fmt.Errorf("fortio access log line %d: no latency", i+1)
+		}
+		out = append(out, timedLatency{Start: e.Timestamp, Micro: math.Round(*e.Latency * 1e6)})
+	}
+	return out, nil
 }
 
 // saturationResult is one wrk run.
@@ -157,12 +204,17 @@ func (g loadGen) pin(argv []string) []string {
 }
 
 // fortioArgs is a constant-rate run: uniform spacing, histogram resolution
-// 10 µs (-r), HTTP/1.1 keep-alive with fortio's fast client.
-func (g loadGen) fortioArgs(t target, qps, conns int, dur time.Duration, jsonFile string) []string {
+// 10 µs (-r; fortio's buckets widen with the value: 50 µs from 200 µs,
+// 100 µs from 500 µs), HTTP/1.1 keep-alive with fortio's fast client; with
+// accessLog every request's latency (1 µs) goes there too.
+func (g loadGen) fortioArgs(t target, qps, conns int, dur time.Duration, jsonFile, accessLog string) []string {
 	argv := []string{
 		g.fortio, "load", "-quiet", "-qps", strconv.Itoa(qps), "-c", strconv.Itoa(conns),
 		"-t", dur.String(), "-r", "0.00001", "-p", strings.Join(percentiles, ","),
 		"-json", jsonFile,
+	}
+	if accessLog != "" {
+		argv = append(argv, "-access-log-file", accessLog, "-access-log-format", "json")
 	}
 	if qps > 0 {
 		argv = append(argv, "-uniform")
@@ -188,16 +240,36 @@ func (g loadGen) wrkArgs(t target, conns int, dur time.Duration) []string {
 	return g.pin(append(argv, t.URL))
 }
 
-// runFortio runs one constant-rate load and parses its JSON report.
-func (g loadGen) runFortio(ctx context.Context, t target, qps, conns int, dur time.Duration, jsonFile, logFile string) (latencyResult, error) {
-	if err := runBounded(ctx, dur+30*time.Second, logFile, g.fortioArgs(t, qps, conns, dur, jsonFile)); err != nil {
+// runFortio runs one constant-rate load and parses its JSON report and,
+// when accessLog is not empty, its access log (fortio appends: it is
+// removed first).
+func (g loadGen) runFortio(ctx context.Context, t target, qps, conns int, dur time.Duration, jsonFile, accessLog, logFile string) (latencyResult, error) {
+	if accessLog != "" {
+		if err := os.Remove(accessLog); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return latencyResult{}, fmt.Errorf("fortio: %w", err)
+		}
+	}
+	if err := runBounded(ctx, dur+30*time.Second, logFile, g.fortioArgs(t, qps, conns, dur, jsonFile, accessLog)); err != nil {
 		return latencyResult{}, err
 	}
 	b, err := os.ReadFile(jsonFile)
 	if err != nil {
 		return latencyResult{}, fmt.Errorf("fortio: %w", err)
 	}
-	return parseFortio(b)
+	r, err := parseFortio(b)
+	if err != nil || accessLog == "" {
+		return r, err
+	}
+	if b, err = os.ReadFile(accessLog); err != nil {
+		return r, fmt.Errorf("fortio: %w", err)
+	}
+	if r.Timed, err = parseAccessLog(b); err != nil {
+		return r, err
+	}
+	if int64(len(r.Timed)) != r.Count {
+		return r, fmt.Errorf("fortio: access log holds %d requests, the histogram %d", len(r.Timed), r.Count)
+	}
+	return r, nil
 }
 
 // runWrk runs one saturation load and parses wrk's report.
@@ -218,7 +290,7 @@ func (g loadGen) runSaturation(ctx context.Context, t target, conns int, dur tim
 	if t.Proto == protoHTTP1 {
 		return g.runWrk(ctx, t, conns, dur, logFile)
 	}
-	l, err := g.runFortio(ctx, t, 0, conns, dur, jsonFile, logFile)
+	l, err := g.runFortio(ctx, t, 0, conns, dur, jsonFile, "", logFile)
 	if err != nil {
 		return saturationResult{}, err
 	}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/weftmesh/weft/tests/bench/quantile"
 )
 
 // anonSuffix marks a role's RssAnon in idleRSS (the role alone is VmRSS).
@@ -31,6 +33,7 @@ type report struct {
 	load     [2]string // load averages at start and end
 	goBench  string
 	rendered string
+	pools    map[string]*pooledLat // size/qps/path -> pooled latency
 }
 
 func buildReport(st *runState) *report {
@@ -83,7 +86,174 @@ func (r *report) pick(size string, qps int, path string) []sample {
 	return out
 }
 
-// added is, per round, path's percentile minus direct's in the same round.
+// Latency statistics (package quantile): every latency percentile pools the
+// requests of all rounds of a path; the verdict on added p99 rests on two
+// intervals (W's added p99; W − B), each at verdictLevel so that both hold
+// together with probability confidence; the design effect is measured over
+// blocks of blockLen.
+const (
+	confidence = 0.95
+	blockLen   = time.Second
+)
+
+var verdictLevel = quantile.Level(confidence, 2)
+
+// pooledLat is one path's latency at one workload and rate, pooled over rounds.
+type pooledLat struct {
+	n     int64
+	exact bool // from every request's latency; false: merged fortio histograms, no intervals
+	pct   map[string]float64
+	est   map[string]quantile.Estimate // standard error infinite without access logs
+	deff  map[string]float64
+}
+
+var unbounded = quantile.Interval{Lo: math.Inf(-1), Hi: math.Inf(1)}
+
+// pooled pools the latency runs of (size, qps, path) over rounds: from
+// fortio's access logs (every request, 1 µs) when every run has one, else
+// from the merged histograms.
+func (r *report) pooled(size string, qps int, path string) *pooledLat {
+	key := fmt.Sprintf("%s/%d/%s", size, qps, path)
+	if p, ok := r.pools[key]; ok {
+		return p
+	}
+	ss := r.pick(size, qps, path)
+	p := &pooledLat{exact: len(ss) > 0, pct: map[string]float64{}, est: map[string]quantile.Estimate{}, deff: map[string]float64{}}
+	var hists []quantile.Histogram
+	var obs []quantile.Obs
+	for _, s := range ss {
+		p.n += s.lat.Count
+		hists = append(hists, s.lat.Hist)
+		if s.lat.Timed == nil {
+			p.exact = false
+			continue
+		}
+		t0 := s.lat.Timed[0].Start
+		for _, t := range s.lat.Timed {
+			t0 = min(t0, t.Start)
+		}
+		for _, t := range s.lat.Timed {
+			obs = append(obs, quantile.Obs{Value: t.Micro, Block: s.round*1_000_000 + int((t.Start-t0)/int64(blockLen))})
+		}
+	}
+	smp, h := quantile.NewSample(obs), quantile.Merge(hists...)
+	for _, pct := range percentiles {
+		f, _ := strconv.ParseFloat(pct, 64)
+		f /= 100
+		if p.exact {
+			p.est[pct] = smp.Estimate(f)
+			p.deff[pct] = smp.DesignEffect(f)
+		} else {
+			p.est[pct] = quantile.Estimate{Value: h.Quantile(f), SE: math.Inf(1)}
+			p.deff[pct] = math.NaN()
+		}
+		p.pct[pct] = p.est[pct].Value
+	}
+	if r.pools == nil {
+		r.pools = map[string]*pooledLat{}
+	}
+	r.pools[key] = p
+	return p
+}
+
+// crossCheck is, per workload, rate and path, the pooled p99 from the access
+// logs beside the one from the merged fortio histograms (which spread each
+// bucket's requests evenly): they should agree to within a bucket's width.
+func (r *report) crossCheck() []string {
+	var out []string
+	for _, size := range r.cfg.Sizes {
+		for _, q := range r.cfg.QPS {
+			for _, p := range r.paths {
+				pl := r.pooled(size, q, p.id)
+				var hists []quantile.Histogram
+				for _, s := range r.pick(size, q, p.id) {
+					hists = append(hists, s.lat.Hist)
+				}
+				h := quantile.Merge(hists...)
+				out = append(out, fmt.Sprintf("pooled p99 %s %d/s %s: %.0f µs (SE %.1f µs, D %.2f) from %d requests' latencies, %.1f µs from the merged fortio histograms (%d requests)",
+					size, q, p.id, pl.pct["99"], pl.est["99"].SE, pl.deff["99"], pl.n, h.Quantile(0.99), h.Count()))
+			}
+		}
+	}
+	return out
+}
+
+// addedPooled is path's pooled percentile minus direct's.
+func (r *report) addedPooled(size string, qps int, path, pct string) float64 {
+	return r.pooled(size, qps, path).pct[pct] - r.pooled(size, qps, "A").pct[pct]
+}
+
+// addedCI is the interval of path's added percentile at verdictLevel.
+func (r *report) addedCI(size string, qps int, path, pct string) quantile.Interval {
+	return quantile.Diff(r.pooled(size, qps, path).est[pct], r.pooled(size, qps, "A").est[pct], verdictLevel)
+}
+
+// wMinusB is the interval of W's added p99 minus B's at verdictLevel.
+// Direct's p99 cancels out: it is W's p99 minus B's.
+func (r *report) wMinusB(size string, qps int) quantile.Interval {
+	return quantile.Diff(r.pooled(size, qps, "W").est["99"], r.pooled(size, qps, "B").est["99"], verdictLevel)
+}
+
+// notAboveZero decides "W − B ≤ 0" from its interval.
+func notAboveZero(diff quantile.Interval) quantile.Verdict {
+	return quantile.AtMost(diff, quantile.Interval{})
+}
+
+// p99Verdict decides issue 11's latency target at (size, qps): W's added
+// p99 under 500 µs and (with B) no worse than B's; diff is the interval of
+// W − B (unbounded without B).
+func (r *report) p99Verdict(size string, qps int) (v quantile.Verdict, diff quantile.Interval) {
+	v = quantile.Below(r.addedCI(size, qps, "W", "99"), 500)
+	if !r.hasPath("B") {
+		return v, unbounded
+	}
+	diff = r.wMinusB(size, qps)
+	return quantile.All(v, notAboveZero(diff)), diff
+}
+
+// fIv formats an interval of µs.
+func fIv(iv quantile.Interval) string {
+	end := func(v float64) string {
+		switch {
+		case math.IsInf(v, -1):
+			return "−∞"
+		case math.IsInf(v, 1):
+			return "∞"
+		}
+		return f0(v)
+	}
+	return end(iv.Lo) + ".." + end(iv.Hi)
+}
+
+// share is part as a percentage of whole, when both are finite and whole positive.
+func share(part, whole float64) string {
+	if math.IsInf(part, 0) || math.IsNaN(part) || !(whole > 0) {
+		return "–"
+	}
+	return f0(100 * part / whole)
+}
+
+// signed formats a difference in µs with its sign.
+func signed(v float64) string {
+	if math.IsNaN(v) {
+		return "–"
+	}
+	return fmt.Sprintf("%+.0f", v)
+}
+
+// fVerdict is a verdict as the tables show it.
+func fVerdict(v quantile.Verdict) string {
+	switch v {
+	case quantile.Met:
+		return "yes"
+	case quantile.NotMet:
+		return "**no**"
+	}
+	return "not resolved"
+}
+
+// added is, per round, path's percentile (fortio's, of that run) minus
+// direct's in the same round.
 func (r *report) added(size string, qps int, path, pct string) []float64 {
 	base := map[int]float64{}
 	for _, s := range r.pick(size, qps, "A") {
@@ -202,12 +372,7 @@ func (r *report) markdown() string {
 		P("- **Machine load** (load average 1/5/15 min): %s at the start, %s at the end. "+
 			"Anything well above 1 means other work shared the two CPUs: absolute figures are inflated and noisy, ratios less so.", r.load[0], r.load[1])
 	}
-	P("- **Method:** %d round(s); in each round every path runs each load in turn (interleaved), so drift hits all paths alike. "+
-		"Latency: fortio, constant %s requests/s, uniform spacing, %d keep-alive connections (HTTP/1.1; h2c for the HTTP/2 and gRPC workloads, fortio -h2 / -grpc), %s per run, 10 µs histogram resolution. "+
-		"Saturation: wrk -t1 -c%d for HTTP/1.1, fortio -qps 0 with as many connections for HTTP/2 and gRPC (wrk speaks neither), %s per run. Figures are medians over rounds; *added* is the path's percentile minus direct's in the same round, median over rounds. "+
-		"CPU: utime+stime from /proc/<pid>/stat (10 ms ticks) over the run, divided by requests served; nginx counts master + worker. "+
-		"Peak RSS: VmHWM, reset (clear_refs 5) before each run.",
-		r.cfg.Rounds, joinInts(qpss), r.cfg.LatConns, r.cfg.LatDur, r.cfg.SatConns, r.cfg.SatDur)
+	r.method(P)
 	P("")
 	if busyLoad(r.load[0]) || busyLoad(r.load[1]) {
 		P("> **Warning: this run shared the machine with other work** (load average above 1.5): treat it as a smoke test of the harness, not as a measurement; rerun `make bench` on an idle machine.")
@@ -236,39 +401,7 @@ func (r *report) markdown() string {
 	// Latency per size and rate.
 	for _, size := range sizes {
 		for _, q := range qpss {
-			P("### Latency at %d requests/s, %s (µs)", q, workloadLabel(size))
-			P("")
-			P("| path | achieved req/s | p50 | p90 | p99 | p99.9 | added p50 | added p90 | added p99 | added p99.9 | added p99, min..max over rounds | errors |")
-			P("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
-			for _, p := range r.paths {
-				ss := r.pick(size, q, p.id)
-				var qps []float64
-				var errs int64
-				abs := map[string][]float64{}
-				for _, s := range ss {
-					qps = append(qps, s.lat.QPS)
-					errs += s.lat.Errors()
-					for _, pct := range percentiles {
-						abs[pct] = append(abs[pct], s.lat.Pct[pct])
-					}
-				}
-				row := fmt.Sprintf("| %s | %s |", p.id, f1(median(qps)))
-				for _, pct := range percentiles {
-					row += " " + f0(median(abs[pct])) + " |"
-				}
-				if p.id == "A" {
-					row += " – | – | – | – | – |"
-				} else {
-					for _, pct := range percentiles {
-						row += " " + f0(median(r.added(size, q, p.id, pct))) + " |"
-					}
-					lo, hi := minMax(r.added(size, q, p.id, "99"))
-					row += fmt.Sprintf(" %s..%s |", f0(lo), f0(hi))
-				}
-				row += fmt.Sprintf(" %d |", errs)
-				P("%s", row)
-			}
-			P("")
+			r.latencyTable(P, size, q)
 		}
 	}
 
@@ -349,13 +482,7 @@ func (r *report) markdown() string {
 // against the nginx pair (issue 11's targets) for the first size and rate.
 func (r *report) headline(P func(string, ...any), size string, qps int) {
 	hasB := r.hasPath("B")
-	absPct := func(path, pct string) float64 {
-		var v []float64
-		for _, s := range r.pick(size, qps, path) {
-			v = append(v, s.lat.Pct[pct])
-		}
-		return median(v)
-	}
+	absPct := func(path, pct string) float64 { return r.pooled(size, qps, path).pct[pct] }
 	val := func(path string, f func(string) float64) float64 {
 		if path == "B" && !hasB {
 			return math.NaN()
@@ -381,13 +508,29 @@ func (r *report) headline(P func(string, ...any), size string, qps int) {
 		row("p"+pct+" latency, µs", func(p string) float64 { return absPct(p, pct) }, f0, true, "", nil)
 	}
 	for _, pct := range percentiles {
-		target := ""
-		var met func(b, w float64) bool
-		if pct == "99" {
-			target = "< 500 µs and ≤ nginx"
-			met = func(b, w float64) bool { return w < 500 && (!hasB || w <= b) }
+		added := func(p string) float64 { return r.addedPooled(size, qps, p, pct) }
+		if pct != "99" {
+			row("added p"+pct+" latency, µs", added, f0, false, "", nil)
+			continue
 		}
-		row("added p"+pct+" latency, µs", func(p string) float64 { return median(r.added(size, qps, p, pct)) }, f0, false, target, met)
+		b, w := val("B", added), added("W")
+		verdict, diff := r.p99Verdict(size, qps)
+		target := "< 500 µs"
+		if hasB {
+			target += " and ≤ nginx"
+		}
+		P("| added p99 latency, µs | – | %s | %s | %s | – | %s | %s |", f0(b), f0(w), ratio(w, b), target, fVerdict(verdict))
+		ivB := "–"
+		if hasB {
+			ivB = fIv(r.addedCI(size, qps, "B", "99"))
+		}
+		P("| added p99, %.1f %% interval, µs | | %s | %s | | | | |", 100*verdictLevel, ivB, fIv(r.addedCI(size, qps, "W", "99")))
+		if hasB {
+			P("| added p99, W − B, µs (interval; it resolves a difference of %s %% of B's added p99) | | | %s (%s) | | | ≤ 0 | %s |",
+				share(diff.HalfWidth(), b), signed(w-b), fIv(diff), fVerdict(notAboveZero(diff)))
+		}
+		perRound := func(p string) float64 { return median(r.added(size, qps, p, "99")) }
+		row("added p99 per round (fortio's p99 of each run), median over rounds, µs", perRound, f0, false, "", nil)
 	}
 	row("requests/s at saturation", func(p string) float64 { return median(r.satRPS(size, p)) }, f0, true,
 		"≥ 0.60 × nginx", func(b, w float64) bool { return hasB && w >= 0.6*b })
@@ -437,7 +580,7 @@ func (r *report) headline(P func(string, ...any), size string, qps int) {
 func (r *report) perWorkload(P func(string, ...any)) {
 	P("### Weft pair / nginx pair, every workload")
 	P("")
-	P("Added latency is over direct (A) in the same round; W / B below 1 means the Weft pair is better.")
+	P("Added latency is the pooled percentile over direct's (A); W / B below 1 means the Weft pair is better; after the added p99, whether W's is at most B's (yes / **no** / not resolved, the summary's rule).")
 	P("")
 	head := "| workload |"
 	sep := "|---|"
@@ -454,7 +597,11 @@ func (r *report) perWorkload(P func(string, ...any)) {
 		row := "| " + workloadLabel(size) + " |"
 		for _, q := range r.cfg.QPS {
 			for _, pct := range []string{"50", "99"} {
-				row += " " + pair(median(r.added(size, q, "W", pct)), median(r.added(size, q, "B", pct))) + " |"
+				cell := pair(r.addedPooled(size, q, "W", pct), r.addedPooled(size, q, "B", pct))
+				if pct == "99" {
+					cell += ", " + fVerdict(notAboveZero(r.wMinusB(size, q)))
+				}
+				row += " " + cell + " |"
 			}
 		}
 		row += " " + pair(median(r.satRPS(size, "W")), median(r.satRPS(size, "B"))) + " |"
@@ -462,6 +609,71 @@ func (r *report) perWorkload(P func(string, ...any)) {
 			w, b := median(r.cpuPer1k(size, 0, "W", role)), median(r.cpuPer1k(size, 0, "B", role))
 			row += fmt.Sprintf(" %s / %s (%s) |", f1(w), f1(b), ratio(w, b))
 		}
+		P("%s", row)
+	}
+	P("")
+}
+
+// method is the Method line: how the figures were measured and how the
+// verdict on added p99 is decided.
+func (r *report) method(P func(string, ...any)) {
+	sizes, qpss := r.cfg.Sizes, r.cfg.QPS
+	head := fmt.Sprintf("%s at %d requests/s", sizes[0], qpss[0])
+	durs := fmt.Sprintf("%s per run", r.cfg.LatDur)
+	if d := r.cfg.latDur(sizes[0], qpss[0]); d != r.cfg.LatDur {
+		durs = fmt.Sprintf("%s per run (%s for %s, the summary's row)", r.cfg.LatDur, d, head)
+	}
+	P("- **Method:** %d round(s); in each round every path runs each load in turn (interleaved), so drift hits all paths alike. "+
+		"Latency: fortio, constant %s requests/s, uniform spacing, %d keep-alive connections (HTTP/1.1; h2c for the HTTP/2 and gRPC workloads, fortio -h2 / -grpc), %s, "+
+		"every request's latency from fortio's access log (1 µs). "+
+		"Saturation: wrk -t1 -c%d for HTTP/1.1, fortio -qps 0 with as many connections for HTTP/2 and gRPC (wrk speaks neither), %s per run. "+
+		"**Latency percentiles pool the requests of all rounds** (order statistic x(⌈pN⌉) of the pooled N); *added* is the path's pooled percentile minus direct's. "+
+		"Uncertainty: each pooled percentile's standard error is read off its distribution-free 95 %% interval (order statistics at ranks Np ∓ 1.96·√(D·Np(1−p)); D ≥ 1 is the design effect of %s blocks of requests, how much more the share below the quantile varies between blocks than binomially: slow requests come in bursts) as its length over 2·1.96; "+
+		"a difference of two percentiles gets the interval d ∓ z·√(SE₁² + SE₂²). "+
+		"**Verdict on added p99** (issue 11: under 500 µs and no worse than nginx's): *yes* when the interval of W's added p99 lies below 500 µs and that of W − B (direct cancels: W's p99 minus B's) at or below 0, "+
+		"**no** when either lies wholly on the wrong side, *not resolved* otherwise (the difference is smaller than this run can tell); both intervals at %.1f %%, so the verdict holds with at least %.0f %% confidence (Bonferroni). "+
+		"The per-round columns (fortio's percentile of each run, median and min..max over rounds) are for comparison only. "+
+		"Other figures are medians over rounds. "+
+		"CPU: utime+stime from /proc/<pid>/stat (10 ms ticks) over the run, divided by requests served; nginx counts master + worker. "+
+		"Peak RSS: VmHWM, reset (clear_refs 5) before each run. This run took %s.",
+		r.cfg.Rounds, joinInts(qpss), r.cfg.LatConns, durs, r.cfg.SatConns, r.cfg.SatDur,
+		blockLen, 100*verdictLevel, 100*confidence, r.elapsed.Round(time.Second))
+}
+
+// latencyTable is the latency of every path at one workload and rate.
+func (r *report) latencyTable(P func(string, ...any), size string, q int) {
+	P("### Latency at %d requests/s, %s (µs)", q, workloadLabel(size))
+	P("")
+	P("Pooled over rounds; the interval is at %.1f %%; D is the design effect at p99 (1: no burstiness beyond binomial).", 100*verdictLevel)
+	P("")
+	P("| path | achieved req/s | requests | p50 | p90 | p99 | p99.9 | added p50 | added p90 | added p99 | added p99, interval | added p99.9 | added p99 per round: median (min..max) | D | errors |")
+	P("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|")
+	for _, p := range r.paths {
+		pl := r.pooled(size, q, p.id)
+		var qps []float64
+		var errs int64
+		for _, s := range r.pick(size, q, p.id) {
+			qps = append(qps, s.lat.QPS)
+			errs += s.lat.Errors()
+		}
+		row := fmt.Sprintf("| %s | %s | %d |", p.id, f1(median(qps)), pl.n)
+		for _, pct := range percentiles {
+			row += " " + f0(pl.pct[pct]) + " |"
+		}
+		if p.id == "A" {
+			row += " – | – | – | – | – | – |"
+		} else {
+			for _, pct := range percentiles {
+				row += " " + f0(r.addedPooled(size, q, p.id, pct)) + " |"
+				if pct == "99" {
+					row += " " + fIv(r.addedCI(size, q, p.id, pct)) + " |"
+				}
+			}
+			per := r.added(size, q, p.id, "99")
+			lo, hi := minMax(per)
+			row += fmt.Sprintf(" %s (%s..%s) |", f0(median(per)), f0(lo), f0(hi))
+		}
+		row += fmt.Sprintf(" %s | %d |", f1(pl.deff["99"]), errs)
 		P("%s", row)
 	}
 	P("")

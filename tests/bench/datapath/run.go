@@ -123,6 +123,9 @@ func Run(ctx context.Context, cfg Config, out io.Writer) (err error) {
 	}
 	st.loadEnd = loadAverage()
 	rep := buildReport(st)
+	for _, l := range rep.crossCheck() {
+		st.logf("%s", l)
+	}
 	md := rep.markdown()
 	fmt.Fprintln(out)
 	fmt.Fprint(out, md)
@@ -394,7 +397,7 @@ func (st *runState) warmup(ctx context.Context) error {
 	for _, p := range st.paths {
 		for _, size := range st.cfg.Sizes {
 			raw := filepath.Join(st.cfg.RunDir, "raw", "warmup."+p.id+"."+size)
-			if _, err := st.gen().runFortio(ctx, p.target(size), 2000, st.cfg.LatConns, st.cfg.Warmup, raw+".json", raw+".log"); err != nil {
+			if _, err := st.gen().runFortio(ctx, p.target(size), 2000, st.cfg.LatConns, st.cfg.Warmup, raw+".json", "", raw+".log"); err != nil {
 				return fmt.Errorf("datapath: warm-up of path %s: %w", p.id, err)
 			}
 		}
@@ -443,7 +446,7 @@ func (st *runState) measure(ctx context.Context, round int, size string, qps int
 	}
 	s := sample{round: round, size: size, path: p.id, qps: qps, cpu: map[string]float64{}, rss: map[string]int64{}, busy: map[string]float64{}}
 	if qps > 0 {
-		s.lat, err = st.gen().runFortio(ctx, p.target(size), qps, st.cfg.LatConns, st.cfg.LatDur, raw+".json", raw+".log")
+		s.lat, err = st.gen().runFortio(ctx, p.target(size), qps, st.cfg.LatConns, st.cfg.latDur(size, qps), raw+".json", raw+".access.jsonl", raw+".log")
 	} else {
 		s.sat, err = st.gen().runSaturation(ctx, p.target(size), st.cfg.SatConns, st.cfg.SatDur, raw+".json", raw+".log")
 	}
