@@ -252,6 +252,10 @@ func (m *listenerManager) stop(name string, s *served) {
 	})
 }
 
+// DefaultHTTP2WriteTimeout bounds each socket write to an HTTP/2
+// connection (h2server's and h2client's own default).
+const DefaultHTTP2WriteTimeout = h2server.DefaultWriteTimeout
+
 // Values of Config.HTTP2Server.
 const (
 	HTTP2ServerWeft    = "weft"
@@ -264,11 +268,15 @@ const (
 	HTTP2ClientNetHTTP = transport.HTTP2ClientNetHTTP
 )
 
-// withHTTP2 has srv serve HTTP/2 with sidecar/h2server unless cfg asks
-// for net/http's server.
+// withHTTP2 has srv serve HTTP/2 with sidecar/h2server, whose writes
+// cfg.HTTP2WriteTimeout bounds, unless cfg asks for net/http's server.
 func withHTTP2(cfg Config, srv *h1server.Server) *h1server.Server {
 	if cfg.HTTP2Server != HTTP2ServerNetHTTP {
-		srv.HTTP2 = h2server.FromConfig(srv.Config)
+		h2 := h2server.FromConfig(srv.Config)
+		if cfg.HTTP2WriteTimeout != 0 {
+			h2.WriteTimeout = cfg.HTTP2WriteTimeout
+		}
+		srv.HTTP2 = h2
 	}
 	return srv
 }

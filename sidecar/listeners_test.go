@@ -4,11 +4,15 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/weftmesh/weft/api/mesh"
 
+	"github.com/weftmesh/weft/sidecar/h1server"
+	"github.com/weftmesh/weft/sidecar/h2server"
 	"github.com/weftmesh/weft/sidecar/router"
 )
 
@@ -107,5 +111,17 @@ func TestListenerManagerStarted(t *testing.T) {
 	<-m.started               // blocks until started closes
 	if !m.apply(ctx, table) { // a second table must not close it again
 		t.Fatal("second table not applied")
+	}
+}
+
+// TestHTTP2WriteTimeout: Config.HTTP2WriteTimeout (--http2-write-timeout)
+// becomes the write timeout of the h2server serving a listener's HTTP/2.
+func TestHTTP2WriteTimeout(t *testing.T) {
+	for _, d := range []time.Duration{5 * time.Second, -1} {
+		srv := withHTTP2(Config{HTTP2WriteTimeout: d}, &h1server.Server{Config: &http.Server{}})
+		h2, ok := srv.HTTP2.(*h2server.Server)
+		if !ok || h2.WriteTimeout != d {
+			t.Errorf("HTTP2WriteTimeout %v: the listener's HTTP/2 server is %#v", d, srv.HTTP2)
+		}
 	}
 }

@@ -103,6 +103,14 @@ type Config struct {
 	// HTTP2ClientWeft (default; sidecar/h2client) or
 	// HTTP2ClientNetHTTP (net/http's transport, the fallback).
 	HTTP2Client string
+	// HTTP2WriteTimeout bounds each socket write to an HTTP/2 connection
+	// that h2server serves or h2client carries (their WriteTimeout,
+	// WithWriteTimeout): a peer that does not take a write within it
+	// (it reads nothing, or too slowly) fails the connection. It bounds a
+	// pending write, not a stream's life. Default
+	// DefaultHTTP2WriteTimeout; negative: no bound. net/http's HTTP/2
+	// server and transport (the fallbacks) keep their own settings.
+	HTTP2WriteTimeout time.Duration
 	// MTLSOptions are extra options of the mTLS tunnel (benchmarks turn
 	// its HTTP/1.1 pool off to compare).
 	MTLSOptions []transport.MTLSOption
@@ -142,6 +150,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.HTTP2WriteTimeout == 0 {
+		c.HTTP2WriteTimeout = DefaultHTTP2WriteTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -265,11 +276,11 @@ func Run(ctx context.Context, cfg Config) error {
 					ids = append(ids, id)
 				}
 				return identity.ClientTLSConfigALPN(mgr, mgr, ids, alpn, log), nil
-			}, append([]transport.MTLSOption{transport.WithMTLSHTTP2Client(cfg.HTTP2Client)}, cfg.MTLSOptions...)...)))
+			}, append([]transport.MTLSOption{transport.WithMTLSHTTP2Client(cfg.HTTP2Client), transport.WithMTLSHTTP2WriteTimeout(cfg.HTTP2WriteTimeout)}, cfg.MTLSOptions...)...)))
 	}
 
 	var tables atomic.Pointer[router.Table]
-	tr := transport.New(append(trOpts, transport.WithSourceAddr(srcAddr(cfg)), transport.WithHTTP2Client(cfg.HTTP2Client))...)
+	tr := transport.New(append(trOpts, transport.WithSourceAddr(srcAddr(cfg)), transport.WithHTTP2Client(cfg.HTTP2Client), transport.WithHTTP2WriteTimeout(cfg.HTTP2WriteTimeout))...)
 	defer tr.Close()
 	// One authorization filter for both listeners; its denial counter is
 	// served with the sidecar's metrics.

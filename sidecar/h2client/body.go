@@ -135,7 +135,7 @@ func (b *responseBody) Close() error {
 		cc.resetLocked(st, st.ID, http2.ErrCodeCancel, errBodyClosed)
 	}
 	cc.CreditLocked(&st.Stream, int64(n))
-	cc.FlushLocked()
+	cc.FlushForLocked(&st.Stream)
 	cc.mu.Unlock()
 	cc.closePending()
 	if !done {

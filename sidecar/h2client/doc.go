@@ -74,8 +74,12 @@
 // 30 s, as sidecar/h2server's): a peer that does not take a write within
 // it (it reads nothing, or too slowly) fails the connection, so no
 // writer (a caller, a body's Read returning window, the read loop) waits
-// on it for longer, and a caller whose context ended meanwhile returns
-// then at the latest. The deadline is set when a write starts and
+// on it for longer. A request whose context ends while its own write
+// (its caller's, its body writer's, its body's Read or Close) is stalled
+// does not wait for that: the write's deadline moves to 10 ms after its
+// start (a write that completes by then goes on), and the connection,
+// whose frame may be cut, fails as on a write timeout (the other streams
+// fail; those whose HEADERS never left with ErrNotProcessed). The deadline is set when a write starts and
 // cleared when nothing more is pending: it bounds a pending write, never
 // a stream's life, and none expires on an idle connection (crypto/tls
 // writes from a Read too).

@@ -444,3 +444,58 @@ func TestCloseWaitsForKeepAlive(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelStalledWrite: a request whose own write stalls (the peer
+// reads nothing) returns when its context is cancelled, not when the
+// write timeout (an hour here) expires, whether the caller writes (its
+// HEADERS) or its body writer does (DATA, which the caller waits for
+// once its stream was reset): the write is ended, which fails the
+// connection as a write timeout does, so a request queued behind it was
+// not processed.
+func TestCancelStalledWrite(t *testing.T) {
+	tests := []struct {
+		name string
+		// stall starts the request with ctx and returns once its write
+		// is in progress and stalled.
+		stall func(t *testing.T, c *Client, sn net.Conn, ctx context.Context, errc chan<- error)
+	}{
+		{"caller's write", func(t *testing.T, c *Client, _ net.Conn, ctx context.Context, errc chan<- error) {
+			go func() { errc <- rtErr(c, newRequest(t, ctx, http.MethodGet, "peer:80", "/1", nil)) }()
+			cc := connOf(c)
+			waitLocked(cc, func() bool { return cc.nextID == 3 && cc.Flushing() && cc.Buffered() == 0 })
+		}},
+		{"body writer's write", func(t *testing.T, c *Client, sn net.Conn, ctx context.Context, errc chan<- error) {
+			pr, pw := io.Pipe()
+			go func() { errc <- rtErr(c, newRequest(t, ctx, http.MethodPost, "peer:80", "/1", pr)) }()
+			fc := peerFramer(t, sn)
+			fc.readUntil(isHeaders) // and no more
+			if _, err := pw.Write([]byte("data")); err != nil {
+				t.Fatal(err)
+			}
+			cc := connOf(c)
+			waitLocked(cc, func() bool { return cc.Flushing() && cc.Buffered() == 0 })
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, sn := pipeClient(t, &gatedConn{}, WithWriteTimeout(time.Hour))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			errc := make(chan error, 1)
+			tt.stall(t, c, sn, ctx, errc)
+			cc := connOf(c)
+			queued := make(chan error, 1)
+			go func() {
+				queued <- rtErr(c, newRequest(t, context.Background(), http.MethodPost, "peer:80", "/3", strings.NewReader("b")))
+			}()
+			waitLocked(cc, func() bool { return cc.nextID == 5 })
+			cancel()
+			if err := <-errc; !errors.Is(err, context.Canceled) {
+				t.Fatalf("a request cancelled while its write stalls: %v", err)
+			}
+			if err := <-queued; !errors.Is(err, ErrNotProcessed) {
+				t.Fatalf("a request queued behind the write ended: %v", err)
+			}
+		})
+	}
+}

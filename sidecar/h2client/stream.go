@@ -123,16 +123,18 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 		st.writing = true
 		st.wdone = make(chan struct{})
 	}
-	cc.FlushLocked()
+	// Registered before the write, which a cancel ends when it stalls,
+	// and before the body writer starts: it reads st.stop when it
+	// returns. (A context already done runs cancel on a goroutine of its
+	// own, which waits for mu.)
+	if ctx.Done() != nil {
+		st.stop = context.AfterFunc(ctx, func() { st.cancel(context.Cause(ctx)) })
+	}
+	cc.FlushForLocked(&st.Stream)
 	cc.mu.Unlock()
 	cc.closePending()
 	if whole {
 		closeBody(req)
-	}
-	// Registered before the body writer starts: it reads st.stop when
-	// it returns.
-	if ctx.Done() != nil {
-		st.stop = context.AfterFunc(ctx, func() { st.cancel(context.Cause(ctx)) })
 	}
 	if st.writing && !cc.cl.goWithConn(st.writeBody) {
 		cc.mu.Lock()
@@ -415,7 +417,7 @@ func (st *stream) sendData(p []byte, eof bool) bool {
 	if err != nil && !st.Reset {
 		cc.resetLocked(st, st.ID, http2.ErrCodeCancel, err)
 	}
-	cc.FlushLocked()
+	cc.FlushForLocked(&st.Stream)
 	cc.mu.Unlock()
 	return err == nil
 }
@@ -440,7 +442,10 @@ func (st *stream) stopBodyWriter() {
 	}
 }
 
-// cancel resets the stream when the request's context ends.
+// cancel resets the stream when the request's context ends, and ends a
+// write of the stream's caller or body writer that stalled (the peer
+// does not read): that fails the connection, as a write timeout does,
+// but the caller does not wait for the write timeout.
 func (st *stream) cancel(cause error) {
 	cc := st.cc
 	cc.mu.Lock()
@@ -458,6 +463,7 @@ func (st *stream) cancel(cause error) {
 		}
 		cc.FlushLocked()
 	}
+	cc.BreakWriteLocked(&st.Stream)
 	cc.mu.Unlock()
 	cc.closePending()
 }

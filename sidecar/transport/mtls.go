@@ -66,6 +66,8 @@ type MTLS struct {
 	// netHTTP2: net/http's transport carries the HTTP/2 pool, not
 	// h2client.
 	netHTTP2 bool
+	// h2WriteTimeout is h2client's write timeout (0: its default).
+	h2WriteTimeout time.Duration
 }
 
 // MTLSOption configures an MTLS tunnel.
@@ -80,6 +82,13 @@ func WithHTTP1Pool(on bool) MTLSOption { return func(m *MTLS) { m.http1 = on } }
 // default) or HTTP2ClientNetHTTP.
 func WithMTLSHTTP2Client(name string) MTLSOption {
 	return func(m *MTLS) { m.netHTTP2 = name == HTTP2ClientNetHTTP }
+}
+
+// WithMTLSHTTP2WriteTimeout bounds each socket write of the HTTP/2 pool's
+// connections (and the h2c tunnel's) when h2client carries them
+// (h2client.WithWriteTimeout: 0, its default; negative, none).
+func WithMTLSHTTP2WriteTimeout(d time.Duration) MTLSOption {
+	return func(m *MTLS) { m.h2WriteTimeout = d }
 }
 
 var _ Tunnel = (*MTLS)(nil)
@@ -100,7 +109,7 @@ func NewMTLS(d *Dialer, config TLSConfigFunc, opts ...MTLSOption) *MTLS {
 	for _, o := range opts {
 		o(m)
 	}
-	m.h2c = newH2C(d, m.netHTTP2)
+	m.h2c = newH2C(d, m.netHTTP2, m.h2WriteTimeout)
 	return m
 }
 
@@ -146,7 +155,7 @@ func (m *MTLS) RoundTrip(req *http.Request, ep *lb.Endpoint) (*http.Response, er
 			p.err = err
 			return
 		}
-		p.h2 = newTLSTunnel(m.dialer, cfg2, m.netHTTP2)
+		p.h2 = newTLSTunnel(m.dialer, cfg2, m.netHTTP2, m.h2WriteTimeout)
 		p.h1 = newTLSPool(m.dialer, cfg1, m.maxIdlePerHost)
 	})
 	if p.err != nil {
@@ -184,13 +193,13 @@ func (m *MTLS) CloseIdleConnections() {
 
 // newTLSTunnel is an H2C whose transport speaks HTTP/2 over TLS: the dial
 // and the handshake are one step, so a refused handshake is a DialError.
-func newTLSTunnel(d *Dialer, cfg *tls.Config, netHTTP bool) *H2C {
+func newTLSTunnel(d *Dialer, cfg *tls.Config, netHTTP bool, writeTimeout time.Duration) *H2C {
 	if !netHTTP {
 		return &H2C{dialer: d, own: newTunnelClient(func(ctx context.Context, addr string) (net.Conn, error) {
 			return dialTLS(ctx, d, cfg, "tcp", addr)
-		})}
+		}, writeTimeout)}
 	}
-	h := newH2C(d, true)
+	h := newH2C(d, true, 0)
 	h.t.Protocols = new(http.Protocols)
 	h.t.Protocols.SetHTTP2(true)
 	h.t.DialContext = nil

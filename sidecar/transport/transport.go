@@ -82,6 +82,7 @@ type Option func(*options)
 
 type options struct {
 	netHTTP2        bool
+	h2WriteTimeout  time.Duration
 	connectTimeout  time.Duration
 	tunnel          Tunnel
 	maxIdlePerHost  int
@@ -100,6 +101,14 @@ func WithSourceAddr(ip netip.Addr) Option { return func(o *options) { o.source =
 // option (WithMTLSHTTP2Client).
 func WithHTTP2Client(name string) Option {
 	return func(o *options) { o.netHTTP2 = name == HTTP2ClientNetHTTP }
+}
+
+// WithHTTP2WriteTimeout bounds each socket write of the h2c tunnel's and
+// direct gRPC's HTTP/2 connections when h2client carries them
+// (h2client.WithWriteTimeout: 0, its default; negative, none). The mTLS
+// tunnel has its own option (WithMTLSHTTP2WriteTimeout).
+func WithHTTP2WriteTimeout(d time.Duration) Option {
+	return func(o *options) { o.h2WriteTimeout = d }
 }
 
 // WithConnectTimeout sets the dial timeout used when an endpoint has none
@@ -141,7 +150,7 @@ func New(opts ...Option) *Mesh {
 	d := NewDialer(o.connectTimeout)
 	d.Source = o.source
 	if o.tunnel == nil {
-		o.tunnel = newH2C(d, o.netHTTP2)
+		o.tunnel = newH2C(d, o.netHTTP2, o.h2WriteTimeout)
 	}
 	direct := h1client.New(d.dialTCP,
 		h1client.WithMaxIdlePerHost(o.maxIdlePerHost),
@@ -161,7 +170,8 @@ func New(opts ...Option) *Mesh {
 	} else {
 		directH2 = h2client.New(d.dialTCP,
 			h2client.WithIdleTimeout(o.idleConnTimeout),
-			h2client.WithMaxHeaderBytes(maxResponseHeaderBytes))
+			h2client.WithMaxHeaderBytes(maxResponseHeaderBytes),
+			h2client.WithWriteTimeout(o.h2WriteTimeout))
 	}
 	return &Mesh{tunnel: o.tunnel, direct: direct, directH2: directH2, connectTimeout: commonTimeout(d, o.tunnel)}
 }
@@ -329,15 +339,16 @@ const (
 
 // NewH2C returns an h2c tunnel that dials with d (nil: a Dialer with
 // mesh.DefaultConnectTimeout), through h2client.
-func NewH2C(d *Dialer) *H2C { return newH2C(d, false) }
+func NewH2C(d *Dialer) *H2C { return newH2C(d, false, 0) }
 
-// newH2C is NewH2C through net/http's transport when netHTTP.
-func newH2C(d *Dialer, netHTTP bool) *H2C {
+// newH2C is NewH2C through net/http's transport when netHTTP;
+// writeTimeout is h2client's otherwise (h2client.WithWriteTimeout).
+func newH2C(d *Dialer, netHTTP bool, writeTimeout time.Duration) *H2C {
 	if d == nil {
 		d = NewDialer(mesh.DefaultConnectTimeout)
 	}
 	if !netHTTP {
-		return &H2C{dialer: d, own: newTunnelClient(d.dialTCP)}
+		return &H2C{dialer: d, own: newTunnelClient(d.dialTCP, writeTimeout)}
 	}
 	h := &H2C{dialer: d}
 	h.t = &http.Transport{
@@ -362,11 +373,12 @@ func newH2C(d *Dialer, netHTTP bool) *H2C {
 }
 
 // newTunnelClient is the h2client of a tunnel that dials with dial.
-func newTunnelClient(dial h2client.DialFunc) *h2client.Client {
+func newTunnelClient(dial h2client.DialFunc, writeTimeout time.Duration) *h2client.Client {
 	return h2client.New(dial,
 		h2client.WithPing(tunnelSendPing, tunnelPingTimeout),
 		h2client.WithIdleTimeout(tunnelIdleTimeout),
-		h2client.WithMaxHeaderBytes(maxResponseHeaderBytes))
+		h2client.WithMaxHeaderBytes(maxResponseHeaderBytes),
+		h2client.WithWriteTimeout(writeTimeout))
 }
 
 // RoundTrip implements Tunnel.

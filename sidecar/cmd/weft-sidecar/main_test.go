@@ -8,6 +8,9 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/weftmesh/weft/sidecar"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -33,6 +36,12 @@ func TestParseFlags(t *testing.T) {
 	}
 	if cfg, err := parseFlags([]string{"--release-heap=false"}, io.Discard); err != nil || cfg.ReleaseHeap {
 		t.Errorf("--release-heap=false: ReleaseHeap %v, %v", cfg.ReleaseHeap, err)
+	}
+	if cfg.HTTP2WriteTimeout != sidecar.DefaultHTTP2WriteTimeout {
+		t.Errorf("HTTP2WriteTimeout %v by default, want %v", cfg.HTTP2WriteTimeout, sidecar.DefaultHTTP2WriteTimeout)
+	}
+	if cfg, err := parseFlags([]string{"--http2-write-timeout=5s"}, io.Discard); err != nil || cfg.HTTP2WriteTimeout != 5*time.Second {
+		t.Errorf("--http2-write-timeout=5s: HTTP2WriteTimeout %v, %v", cfg.HTTP2WriteTimeout, err)
 	}
 	for _, bad := range [][]string{{"--log-level=loud"}, {"extra"}, {"--nope"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {

@@ -39,10 +39,11 @@
 // closing connection's GOAWAY), FlushWithinLocked a write of its own (a
 // keep-alive PING). A flush may name the stream it writes for
 // (FlushForLocked): BreakWriteLocked, when the stream's request is
-// cancelled, ends that stream's write in progress at once by a deadline
-// in the past; the connection, whose frame may be cut, then fails, and
-// a flush of that stream's that finds the rest queued hands it to a
-// FlushSoonLocked goroutine.
+// cancelled, ends that stream's write in progress if it stalled, by a
+// deadline 10 ms after the write's start (in the past for a write
+// stalled longer); the connection, whose frame may be cut, then fails.
+// A write that completed by then goes on, and that stream's flush hands
+// what is still queued to a FlushSoonLocked goroutine.
 //
 // # Flow control
 //
