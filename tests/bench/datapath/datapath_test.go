@@ -331,6 +331,28 @@ func TestReportLikeForLikeNote(t *testing.T) {
 	}
 }
 
+func TestLatDur(t *testing.T) {
+	def := DefaultConfig()
+	plain := DefaultConfig()
+	plain.HeadLatDur = 0
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		size string
+		qps  int
+		want time.Duration
+	}{
+		{"summary's row", def, "1k", 1000, 60 * time.Second},
+		{"same size, other rate", def, "1k", 5000, 8 * time.Second},
+		{"other size, same rate", def, "64k", 1000, 8 * time.Second},
+		{"no head duration", plain, "1k", 1000, 8 * time.Second},
+	} {
+		if got := tc.cfg.latDur(tc.size, tc.qps); got != tc.want {
+			t.Errorf("%s: latDur = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestBusyLoad(t *testing.T) {
 	for in, want := range map[string]bool{"0.20 / 0.30 / 0.10": false, "1.50 / 2 / 2": false, "8.87 / 10.34 / 7.44": true, "": false} {
 		if got := busyLoad(in); got != want {
