@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/weftmesh/weft/sidecar/internal/h2head"
 )
 
 const (
@@ -118,7 +120,10 @@ type Core struct {
 
 	// Fr frames what is written into the write buffer and reads frames
 	// from the connection's reader.
-	Fr   *http2.Framer
+	Fr *http2.Framer
+	// hr reads Fr's frames, each header block merged into a frame it
+	// reuses.
+	hr   *h2head.Reader
 	Henc *hpack.Encoder
 	Hbuf HeaderBuf
 	// frames counts the frames read (ReadFrame), for the keep-alive PING.
@@ -173,15 +178,17 @@ func (c *Core) Init(nc net.Conn, r io.Reader, mu *sync.Mutex, cond *sync.Cond, s
 	c.SendWin = InitialWindow
 	c.Inflow = InitialWindow
 	c.Fr = http2.NewFramer(frameSink{c}, r)
-	c.Fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.Fr.MaxHeaderListSize = cfg.MaxHeaderListSize
+	c.hr = h2head.NewReader(c.Fr, hpack.NewDecoder(4096, nil))
 	c.Fr.SetMaxReadFrameSize(MinFrameSize)
 	c.Henc = hpack.NewEncoder(&c.Hbuf)
 }
 
-// ReadFrame reads the next frame (the read loop's).
+// ReadFrame reads the next frame (the read loop's): a HEADERS frame as a
+// *http2.MetaHeadersFrame with its CONTINUATION merged (h2head), valid,
+// as every frame it returns, until the next ReadFrame.
 func (c *Core) ReadFrame() (http2.Frame, error) {
-	f, err := c.Fr.ReadFrame()
+	f, err := c.hr.ReadFrame()
 	if err == nil {
 		c.frames.Add(1)
 	}
