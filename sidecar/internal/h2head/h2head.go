@@ -31,8 +31,11 @@ type Reader struct {
 
 // NewReader reads fr's frames, decoding header blocks with dec (the
 // connection's HPACK decoder). fr.ReadMetaHeaders must be nil, and its
-// MaxHeaderListSize bounds each block as it bounds the Framer's.
+// MaxHeaderListSize bounds each block as it bounds the Framer's. fr
+// reuses its DATA frames too (SetReuseFrames): one frame per connection,
+// not one per DATA frame read.
 func NewReader(fr *http2.Framer, dec *hpack.Decoder) *Reader {
+	fr.SetReuseFrames()
 	r := &Reader{fr: fr, dec: dec}
 	dec.SetEmitFunc(r.emit)
 	return r

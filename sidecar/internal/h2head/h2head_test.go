@@ -206,3 +206,25 @@ func TestReaderReusesItsFrame(t *testing.T) {
 		t.Errorf("a header block allocates %v times, want at most 1 (the Framer's HeadersFrame)", n)
 	}
 }
+
+// TestReaderReusesDataFrames: reading a DATA frame allocates nothing.
+func TestReaderReusesDataFrames(t *testing.T) {
+	var wire bytes.Buffer
+	if err := http2.NewFramer(&wire, nil).WriteData(1, false, []byte("a gRPC message")); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(http2.NewFramer(nil, &replay{b: wire.Bytes()}), hpack.NewDecoder(4096, nil))
+	read := func() {
+		f, err := r.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if df, ok := f.(*http2.DataFrame); !ok || string(df.Data()) != "a gRPC message" {
+			t.Fatalf("read %v", f)
+		}
+	}
+	read()
+	if n := testing.AllocsPerRun(100, read); n > 0 {
+		t.Errorf("a DATA frame allocates %v times, want 0", n)
+	}
+}
