@@ -1,7 +1,8 @@
 // Package h2conn is the connection core that sidecar/h2client (the
 // sidecar's HTTP/2 client) and sidecar/h2server (its HTTP/2 server)
 // share: the frame codec's setup (golang.org/x/net's http2.Framer and
-// hpack), the batched writer with its write deadline and control-frame
+// hpack; header blocks merged by sidecar/internal/h2head into a frame
+// the connection reuses, DATA frames reused), the batched writer with its write deadline and control-frame
 // flood limit, flow control both ways, SETTINGS, WINDOW_UPDATE and PING
 // handling, the keep-alive PING's and idle timeout's bookkeeping, and
 // the pooled chunks a received body waits in until it is read. Each
