@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"sync"
 
 	"golang.org/x/net/http2"
 
@@ -23,75 +22,49 @@ type responseBody struct {
 	trailer *http.Header
 	tr      http.Header
 
-	mu     sync.Mutex
-	cond   sync.Cond
-	chunks h2conn.Chunks // the bytes received and not read yet
-	err    error         // io.EOF after END_STREAM, or why the stream ended
-	closed bool          // the caller closed it: DATA is dropped
-	done   bool          // the caller saw its end (finish called)
-}
-
-// push appends data; false when the caller closed the body.
-func (b *responseBody) push(data []byte) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed || b.err != nil {
-		return false
-	}
-	b.chunks.Push(data)
-	b.cond.Signal()
-	return true
+	h2conn.Body      // the bytes received and not read yet, the end, Close
+	done        bool // the caller saw its end (finish called; under Mu)
 }
 
 // end ends the body: at its end (err nil; trailers, possibly nil, go
 // into the response's Trailer), or failed with err, which drops what was
 // not read (it returns how many bytes, for the connection window).
 func (b *responseBody) end(trailer http.Header, err error) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.err != nil {
+	b.Mu.Lock()
+	defer b.Mu.Unlock()
+	if b.Err != nil {
 		return 0
 	}
-	n := 0
-	if err != nil {
-		b.err = err
-		n = b.chunks.Drop()
-	} else {
+	if err == nil {
 		b.tr = trailer
-		b.err = io.EOF
+		b.EndLocked(io.EOF)
+		return 0
 	}
-	b.cond.Broadcast()
+	n := b.Drop()
+	b.EndLocked(err)
 	return n
 }
 
 func (b *responseBody) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	for b.chunks.Empty() && b.err == nil && !b.closed {
-		b.cond.Wait()
-	}
-	if b.closed {
-		b.mu.Unlock()
-		return 0, http.ErrBodyReadAfterClose
-	}
-	if b.chunks.Empty() {
-		err := b.err
+	b.Mu.Lock()
+	n, err := b.ReadLocked(p)
+	if err != nil {
+		// Closed (done since), or at its end.
 		first := !b.done
 		b.done = true
-		b.mu.Unlock()
+		b.Mu.Unlock()
 		if first {
 			b.st.finish()
 			b.setTrailers(err)
 		}
 		return 0, err
 	}
-	n := b.chunks.Read(p)
 	// The end comes with the last bytes when it is already here.
-	var err error
-	if b.chunks.Empty() && errors.Is(b.err, io.EOF) && !b.done {
+	if b.Empty() && errors.Is(b.Err, io.EOF) && !b.done {
 		err = io.EOF
 		b.done = true
 	}
-	b.mu.Unlock()
+	b.Mu.Unlock()
 	b.st.cc.Credit(&b.st.Stream, n)
 	if err != nil {
 		b.st.finish()
@@ -117,17 +90,14 @@ func (b *responseBody) setTrailers(err error) {
 // Close drops what was not read; a stream the peer has not ended is
 // reset (CANCEL), so it sends no more.
 func (b *responseBody) Close() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
-	}
-	b.closed = true
-	n := b.chunks.Drop()
+	b.Mu.Lock()
+	n, ok := b.CloseLocked()
 	done := b.done
 	b.done = true
-	b.cond.Broadcast()
-	b.mu.Unlock()
+	b.Mu.Unlock()
+	if !ok {
+		return nil
+	}
 	st := b.st
 	cc := st.cc
 	cc.mu.Lock()

@@ -256,7 +256,7 @@ func (c *Client) dialConn(ctx context.Context, addr string) (*conn, error) {
 		addr:        addr,
 		nc:          nc,
 		br:          bufio.NewReaderSize(nc, readBufSize),
-		streams:     map[uint32]*stream{},
+		streams:     h2conn.Streams[*stream]{},
 		nextID:      1,
 		maxStreams:  initialMaxStreams,
 		peerMaxList: -1,

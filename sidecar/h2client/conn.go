@@ -63,7 +63,7 @@ type conn struct {
 	peerMaxList int64 // the peer's SETTINGS_MAX_HEADER_LIST_SIZE, -1: none
 
 	// Streams (under mu).
-	streams    map[uint32]*stream
+	streams    h2conn.Streams[*stream]
 	nextID     uint32
 	reserved   int    // streams getConn promised to callers
 	maxStreams uint32 // the peer's SETTINGS_MAX_CONCURRENT_STREAMS, capped
@@ -121,31 +121,27 @@ func (cc *conn) closeIfIdle() {
 
 // readLoop reads frames until the connection fails.
 func (cc *conn) readLoop() {
-	var err error
-	for {
-		var f http2.Frame
-		f, err = cc.ReadFrame()
-		if err == nil {
-			err = cc.process(f)
-		}
-		if err != nil {
-			var se http2.StreamError
-			if !errors.As(err, &se) {
-				break
-			}
-			cc.mu.Lock()
-			cc.resetLocked(cc.streams[se.StreamID], se.StreamID, se.Code, fmt.Errorf("h2client: %w", se))
-			cc.mu.Unlock()
-		}
-		cc.closePending()
-		if cc.br.Buffered() == 0 {
-			cc.mu.Lock()
-			cc.FlushLocked()
-			cc.mu.Unlock()
-		}
-	}
-	cc.connError(err)
+	cc.connError(cc.ReadFrames(cc.br, cc))
 	cc.WaitFlushers()
+}
+
+// HandleFrame handles a frame read (h2conn.FrameHandler).
+func (cc *conn) HandleFrame(f http2.Frame) error { return cc.process(f) }
+
+// StreamErrorLocked resets the stream of se (h2conn.FrameHandler).
+func (cc *conn) StreamErrorLocked(se http2.StreamError) {
+	cc.resetLocked(cc.streams[se.StreamID], se.StreamID, se.Code, fmt.Errorf("h2client: %w", se))
+}
+
+// FrameDone closes the bodies queued to close and, once nothing more is
+// buffered to read, writes what was queued (h2conn.FrameHandler).
+func (cc *conn) FrameDone(drained bool) {
+	cc.closePending()
+	if drained {
+		cc.mu.Lock()
+		cc.FlushLocked()
+		cc.mu.Unlock()
+	}
 }
 
 // closeLaterLocked has c closed once mu is released.
@@ -283,20 +279,12 @@ func (cc *conn) processSettings(f *http2.SettingsFrame) error {
 
 // StreamLocked is open stream id (h2conn.Side).
 func (cc *conn) StreamLocked(id uint32) (*h2conn.Stream, bool) {
-	if st := cc.streams[id]; st != nil {
-		return &st.Stream, true
-	}
-	return nil, id < cc.nextID
+	return cc.streams.Lookup(id), id < cc.nextID
 }
 
 // EachStreamLocked calls f for each open stream (h2conn.Side).
 func (cc *conn) EachStreamLocked(f func(*h2conn.Stream) error) error {
-	for _, st := range cc.streams {
-		if err := f(&st.Stream); err != nil {
-			return err
-		}
-	}
-	return nil
+	return cc.streams.Each(f)
 }
 
 // FailLocked ends the connection after a write error (h2conn.Side).
@@ -308,8 +296,7 @@ func (cc *conn) WriteStartLocked() { cc.sentID = cc.nextID }
 
 // ClosedLocked forgets s, which ended both ways (h2conn.Side).
 func (cc *conn) ClosedLocked(s *h2conn.Stream) {
-	if st := cc.streams[s.ID]; st != nil && &st.Stream == s {
-		delete(cc.streams, s.ID)
+	if cc.streams.Forget(s) {
 		cc.noteIdleLocked()
 	}
 }
@@ -337,7 +324,6 @@ func (cc *conn) processGoAway(f *http2.GoAwayFrame) error {
 
 func (cc *conn) processData(f *http2.DataFrame) error {
 	id := f.StreamID
-	data := f.Data()
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if err := cc.TakeDataLocked(f); err != nil {
@@ -357,18 +343,7 @@ func (cc *conn) processData(f *http2.DataFrame) error {
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 	}
-	if err := cc.StreamDataLocked(&st.Stream, f); err != nil {
-		return err
-	}
-	if len(data) > 0 && !st.body.push(data) {
-		// The caller closed the body: the bytes go back at once.
-		cc.CreditLocked(&st.Stream, int64(len(data)))
-	}
-	if f.StreamEnded() {
-		st.body.end(nil, nil)
-		cc.RemoteDoneLocked(&st.Stream)
-	}
-	return nil
+	return cc.DataLocked(&st.Stream, &st.body.Body, f)
 }
 
 func (cc *conn) processHeaders(f *http2.MetaHeadersFrame) error {
@@ -457,8 +432,7 @@ func (cc *conn) abortLocked(st *stream, err error) {
 	st.Reset = true
 	complete := st.RemoteDone
 	st.RemoteDone, st.LocalDone = true, true
-	if cc.streams[st.ID] == st {
-		delete(cc.streams, st.ID)
+	if cc.streams.Forget(&st.Stream) {
 		cc.noteIdleLocked()
 	}
 	st.deliver(nil, err)

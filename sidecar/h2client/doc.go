@@ -8,9 +8,10 @@
 // client side of sidecar/h2server's design: the frame codec
 // (http2.Framer, hpack) is golang.org/x/net's; the connection core both
 // share (write batching and deadlines, flow control, SETTINGS,
-// WINDOW_UPDATE and PING, the keep-alive's bookkeeping, received bodies'
-// pooled chunks) is sidecar/internal/h2conn's; the pool, the read loop,
-// streams, requests and responses are here.
+// WINDOW_UPDATE and PING, the keep-alive's bookkeeping, the read loop,
+// received bodies' pooled chunks) is sidecar/internal/h2conn's; the
+// pool, what the frames read mean to a client, streams, requests and
+// responses are here.
 //
 // # Connections
 //

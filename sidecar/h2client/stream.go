@@ -84,7 +84,7 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 	st := &stream{cc: cc, req: req, headCh: make(chan struct{})}
 	st.DeclLen = -1
 	st.body = &responseBody{st: st}
-	st.body.cond.L = &st.body.mu
+	st.body.Init()
 	trailers := len(req.Trailer) > 0
 
 	cc.mu.Lock()

@@ -62,7 +62,7 @@ type conn struct {
 	cond sync.Cond // L is &mu: windows opened, room to write, state changed
 
 	// Streams (under mu).
-	streams    map[uint32]*stream
+	streams    h2conn.Streams[*stream]
 	maxID      uint32
 	running    int
 	queue      []*stream
@@ -89,7 +89,7 @@ func (s *Server) newConn(ctx context.Context, nc net.Conn, br *bufio.Reader) *co
 		br:         br,
 		remoteAddr: nc.RemoteAddr().String(),
 		tls:        tlsState(nc),
-		streams:    map[uint32]*stream{},
+		streams:    h2conn.Streams[*stream]{},
 	}
 	c.cond.L = &c.mu
 	if c.br == nil {
@@ -115,30 +115,26 @@ func (c *conn) serve() {
 	if !c.handshake() {
 		return
 	}
-	for {
-		f, err := c.ReadFrame()
-		if err == nil {
-			err = c.process(f)
-		}
-		if err != nil {
-			var se http2.StreamError
-			if errors.As(err, &se) {
-				c.mu.Lock()
-				c.resetLocked(c.streams[se.StreamID], se.StreamID, se.Code)
-				c.mu.Unlock()
-			} else {
-				c.connError(err)
-				return
-			}
-		}
-		if c.br.Buffered() == 0 {
-			// The writer writes what was queued: the read loop never waits
-			// for the peer to read (a peer that reads nothing while it
-			// sends PINGs is dropped once the queue is full, not obeyed).
-			c.mu.Lock()
-			c.FlushSoonLocked()
-			c.mu.Unlock()
-		}
+	c.connError(c.ReadFrames(c.br, c))
+}
+
+// HandleFrame handles a frame read (h2conn.FrameHandler).
+func (c *conn) HandleFrame(f http2.Frame) error { return c.process(f) }
+
+// StreamErrorLocked resets the stream of se (h2conn.FrameHandler).
+func (c *conn) StreamErrorLocked(se http2.StreamError) {
+	c.resetLocked(c.streams[se.StreamID], se.StreamID, se.Code)
+}
+
+// FrameDone hands what was queued to a writer once nothing more is
+// buffered to read (h2conn.FrameHandler): the read loop never waits for
+// the peer to read (a peer that reads nothing while it sends PINGs is
+// dropped once the queue is full, not obeyed).
+func (c *conn) FrameDone(drained bool) {
+	if drained {
+		c.mu.Lock()
+		c.FlushSoonLocked()
+		c.mu.Unlock()
 	}
 }
 
@@ -276,20 +272,12 @@ func (c *conn) process(f http2.Frame) error {
 
 // StreamLocked is open stream id (h2conn.Side).
 func (c *conn) StreamLocked(id uint32) (*h2conn.Stream, bool) {
-	if st := c.streams[id]; st != nil {
-		return &st.Stream, true
-	}
-	return nil, id <= c.maxID
+	return c.streams.Lookup(id), id <= c.maxID
 }
 
 // EachStreamLocked calls f for each open stream (h2conn.Side).
 func (c *conn) EachStreamLocked(f func(*h2conn.Stream) error) error {
-	for _, st := range c.streams {
-		if err := f(&st.Stream); err != nil {
-			return err
-		}
-	}
-	return nil
+	return c.streams.Each(f)
 }
 
 // FailLocked ends the connection after a write error (h2conn.Side).
@@ -300,15 +288,13 @@ func (c *conn) WriteStartLocked() {}
 
 // ClosedLocked forgets s, which ended both ways (h2conn.Side).
 func (c *conn) ClosedLocked(s *h2conn.Stream) {
-	if st := c.streams[s.ID]; st != nil && &st.Stream == s {
-		delete(c.streams, s.ID)
+	if c.streams.Forget(s) {
 		c.noteIdleLocked()
 	}
 }
 
 func (c *conn) processData(f *http2.DataFrame) error {
 	id := f.StreamID
-	data := f.Data()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.TakeDataLocked(f); err != nil {
@@ -325,18 +311,7 @@ func (c *conn) processData(f *http2.DataFrame) error {
 		}
 		return http2.StreamError{StreamID: id, Code: http2.ErrCodeStreamClosed}
 	}
-	if err := c.StreamDataLocked(&st.Stream, f); err != nil {
-		return err
-	}
-	if len(data) > 0 && !st.body.push(data) {
-		// The handler closed the body: the bytes go back at once.
-		c.CreditLocked(&st.Stream, int64(len(data)))
-	}
-	if f.StreamEnded() {
-		st.body.end(nil)
-		c.RemoteDoneLocked(&st.Stream)
-	}
-	return nil
+	return c.DataLocked(&st.Stream, &st.body.Body, f)
 }
 
 func (c *conn) processHeaders(f *http2.MetaHeadersFrame) error {
@@ -429,8 +404,7 @@ func (c *conn) abortLocked(st *stream) {
 	st.Reset = true
 	st.RemoteDone = true
 	st.LocalDone = true
-	if c.streams[st.ID] == st {
-		delete(c.streams, st.ID)
+	if c.streams.Forget(&st.Stream) {
 		c.noteIdleLocked()
 	}
 	st.cancel()

@@ -8,9 +8,9 @@
 // The frame codec (http2.Framer, hpack) is golang.org/x/net's; the
 // connection core it shares with sidecar/h2client (write batching and
 // deadlines, flow control, SETTINGS, WINDOW_UPDATE and PING, the
-// keep-alive's bookkeeping, request bodies' pooled chunks) is
-// sidecar/internal/h2conn's; the connection loop, streams, handlers and
-// responses are here.
+// keep-alive's bookkeeping, the read loop, request bodies' pooled
+// chunks) is sidecar/internal/h2conn's; the handshake, what the frames
+// read mean to a server, streams, handlers and responses are here.
 //
 // # Flow
 //

@@ -4,7 +4,6 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"slices"
 	"testing"
 	"time"
 
@@ -244,38 +243,6 @@ func TestWindowUpdateErrors(t *testing.T) {
 			rc := dialRaw(t, serve(t, &Server{Handler: blocked}))
 			rc.fr.AllowIllegalWrites = true
 			tc.run(rc)
-		})
-	}
-}
-
-// TestRequestBodyChunks: a small body takes a small chunk, and many small
-// DATA payloads share chunks: what a body holds stays within its unread
-// bytes and one chunk.
-func TestRequestBodyChunks(t *testing.T) {
-	tests := []struct {
-		name     string
-		payloads []int
-		max      int
-	}{
-		{"100 bytes", []int{100}, 1 << 10},
-		{"3,000 payloads of 1 byte", slices.Repeat([]int{1}, 3000), 3000 + 1<<10},
-		{"a 16 KiB payload", []int{16 << 10}, 16 << 10},
-		{"payloads of 1,025 bytes", slices.Repeat([]int{1025}, 40), 40*1025 + 2<<10},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			b := &requestBody{}
-			b.cond.L = &b.mu
-			total := 0
-			for _, n := range tc.payloads {
-				if !b.push(make([]byte, n)) {
-					t.Fatal("push refused")
-				}
-				total += n
-			}
-			if held := b.held(); held > tc.max || held < total {
-				t.Fatalf("%d bytes held for %d unread, want %d to %d", held, total, total, tc.max)
-			}
 		})
 	}
 }

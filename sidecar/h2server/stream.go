@@ -186,7 +186,7 @@ func (c *conn) newStream(f *http2.MetaHeadersFrame) (st *stream, code http2.ErrC
 		r.ContentLength = 0
 	} else {
 		st.body = &requestBody{st: st, trailer: trailer}
-		st.body.cond.L = &st.body.mu
+		st.body.Init()
 		st.body.expect = header.Get("Expect") == "100-continue"
 		r.Body = st.body
 	}
@@ -577,27 +577,8 @@ type requestBody struct {
 	st      *stream
 	trailer http.Header
 
-	mu     sync.Mutex
-	cond   sync.Cond
-	chunks h2conn.Chunks // the bytes received and not read yet
-	err    error         // io.EOF after END_STREAM, or why the stream ended
-	closed bool          // the handler closed it: DATA is dropped
-	expect bool          // Expect: 100-continue, not answered yet
-}
-
-// push appends data; false when the handler closed the body.
-func (b *requestBody) push(data []byte) bool {
-	if b == nil {
-		return false
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed || b.err != nil {
-		return false
-	}
-	b.chunks.Push(data)
-	b.cond.Signal()
-	return true
+	h2conn.Body      // the bytes received and not read yet, the end, Close
+	expect      bool // Expect: 100-continue, not answered yet
 }
 
 // end ends the body: trailers (a header, possibly nil) with io.EOF, or an
@@ -606,14 +587,15 @@ func (b *requestBody) end(trailer any) {
 	if b == nil {
 		return
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.err != nil {
+	b.Mu.Lock()
+	defer b.Mu.Unlock()
+	if b.Err != nil {
 		return
 	}
+	err := io.EOF
 	switch t := trailer.(type) {
 	case error:
-		b.err = t
+		err = t
 	case http.Header:
 		// As net/http's: into Request.Trailer, which the request
 		// declared (the Trailer header); others are dropped.
@@ -622,11 +604,8 @@ func (b *requestBody) end(trailer any) {
 				b.trailer[k] = vv
 			}
 		}
-		b.err = io.EOF
-	default:
-		b.err = io.EOF
 	}
-	b.cond.Broadcast()
+	b.EndLocked(err)
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
@@ -634,21 +613,12 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		b.expect = false
 		b.st.continue100()
 	}
-	b.mu.Lock()
-	for b.chunks.Empty() && b.err == nil && !b.closed {
-		b.cond.Wait()
-	}
-	if b.closed {
-		b.mu.Unlock()
-		return 0, http.ErrBodyReadAfterClose
-	}
-	if b.chunks.Empty() {
-		err := b.err
-		b.mu.Unlock()
+	b.Mu.Lock()
+	n, err := b.ReadLocked(p)
+	b.Mu.Unlock()
+	if err != nil {
 		return 0, err
 	}
-	n := b.chunks.Read(p)
-	b.mu.Unlock()
 	b.st.c.Credit(&b.st.Stream, n)
 	return n, nil
 }
@@ -661,13 +631,13 @@ func (b *requestBody) Read(p []byte) (int, error) {
 // call's message this way instead of starting the goroutine that reads a
 // streamed body.
 func (b *requestBody) ReadRest() (rest []byte, whole bool) {
-	b.mu.Lock()
-	if b.closed || !errors.Is(b.err, io.EOF) {
-		b.mu.Unlock()
+	b.Mu.Lock()
+	if b.Closed || !errors.Is(b.Err, io.EOF) {
+		b.Mu.Unlock()
 		return nil, false
 	}
-	rest = b.chunks.Rest()
-	b.mu.Unlock()
+	rest = b.Rest()
+	b.Mu.Unlock()
 	b.st.c.Credit(&b.st.Stream, len(rest))
 	return rest, true
 }
@@ -679,28 +649,24 @@ func (b *requestBody) abort(err error) int {
 	if b == nil {
 		return 0
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := b.chunks.Drop()
-	if b.err == nil || n > 0 {
-		b.err = err
+	b.Mu.Lock()
+	defer b.Mu.Unlock()
+	n := b.Drop()
+	if n > 0 {
+		b.Err = nil // received whole but not all read: it fails
 	}
-	b.cond.Broadcast()
+	b.EndLocked(err)
 	return n
 }
 
 // Close drops what was not read; the bytes go back to the windows.
 func (b *requestBody) Close() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
+	b.Mu.Lock()
+	n, ok := b.CloseLocked()
+	b.Mu.Unlock()
+	if ok {
+		b.st.c.Credit(&b.st.Stream, n)
 	}
-	b.closed = true
-	n := b.chunks.Drop()
-	b.cond.Broadcast()
-	b.mu.Unlock()
-	b.st.c.Credit(&b.st.Stream, n)
 	return nil
 }
 
@@ -737,7 +703,7 @@ func statusText(code int) string {
 
 // held is how many bytes of buffers b holds.
 func (b *requestBody) held() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.chunks.Held()
+	b.Mu.Lock()
+	defer b.Mu.Unlock()
+	return b.Held()
 }

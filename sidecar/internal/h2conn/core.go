@@ -1,6 +1,7 @@
 package h2conn
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -509,4 +510,74 @@ func (c *Core) LocalDoneLocked(st *Stream) {
 	if st.RemoteDone {
 		c.side.ClosedLocked(st)
 	}
+}
+
+// FrameHandler is what ReadFrames hands the frames it reads to: the
+// side's connection.
+type FrameHandler interface {
+	// HandleFrame handles a frame read (the side's frames, the others
+	// through Process); a StreamError fails the stream only.
+	HandleFrame(f http2.Frame) error
+	// StreamErrorLocked resets the stream of a stream error.
+	StreamErrorLocked(se http2.StreamError)
+	// FrameDone follows each frame; drained says nothing more is
+	// buffered to read (the side hands what it queued to a write).
+	FrameDone(drained bool)
+}
+
+// ReadFrames is the read loop: it reads frames from br (the reader
+// Init was given) and hands them to h until one fails the connection,
+// whose error it returns.
+func (c *Core) ReadFrames(br *bufio.Reader, h FrameHandler) error {
+	for {
+		f, err := c.ReadFrame()
+		if err == nil {
+			err = h.HandleFrame(f)
+		}
+		if err != nil {
+			var se http2.StreamError
+			if !errors.As(err, &se) {
+				return err
+			}
+			c.mu.Lock()
+			h.StreamErrorLocked(se)
+			c.mu.Unlock()
+		}
+		h.FrameDone(br.Buffered() == 0)
+	}
+}
+
+// Base is s itself: a side's stream, which embeds Stream, has it too
+// (Streams' constraint).
+func (s *Stream) Base() *Stream { return s }
+
+// Streams are a side's open streams by id; P is its stream type, which
+// embeds Stream.
+type Streams[P interface{ Base() *Stream }] map[uint32]P
+
+// Lookup is open stream id's Stream, nil if none.
+func (m Streams[P]) Lookup(id uint32) *Stream {
+	if p, ok := m[id]; ok {
+		return p.Base()
+	}
+	return nil
+}
+
+// Each calls f for every open stream until f fails.
+func (m Streams[P]) Each(f func(*Stream) error) error {
+	for _, p := range m {
+		if err := f(p.Base()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Forget removes st if it is open; false if it was not.
+func (m Streams[P]) Forget(st *Stream) bool {
+	if p, ok := m[st.ID]; ok && p.Base() == st {
+		delete(m, st.ID)
+		return true
+	}
+	return false
 }

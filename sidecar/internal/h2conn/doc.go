@@ -4,12 +4,15 @@
 // hpack; header blocks merged by sidecar/internal/h2head into a frame
 // the connection reuses, DATA frames reused), the batched writer with its write deadline and control-frame
 // flood limit, flow control both ways, SETTINGS, WINDOW_UPDATE and PING
-// handling, the keep-alive PING's and idle timeout's bookkeeping, and
-// the pooled chunks a received body waits in until it is read. Each
-// side keeps its own logic in its package: the client its streams'
-// allocation, request writing and response reading; the server the
-// handshake, handler dispatch and response writing; and each its read
-// loop, which hands the frames the core knows to it.
+// handling, the keep-alive PING's and idle timeout's bookkeeping, the
+// read loop (ReadFrames, which hands each frame to the side), the open
+// streams by id (Streams) and a received body as its reader sees it
+// (Body: pooled chunks, its end, its reader's Close). Each side keeps
+// its own logic in its package: the client its streams' allocation,
+// request writing and response reading; the server the handshake,
+// handler dispatch and response writing; and each what it makes of the
+// frames it reads (HEADERS, RST_STREAM, GOAWAY, DATA's stream checks),
+// handing the others to Process.
 //
 // # Locking
 //
@@ -55,7 +58,8 @@
 // to open or returning what they do not take), takes received DATA from
 // the receive windows (TakeDataLocked, StreamDataLocked: a FLOW_CONTROL
 // error beyond them) and gives the bytes consumed back in WINDOW_UPDATEs
-// once a quarter of a window is due (CreditLocked, Credit).
+// once a quarter of a window is due (CreditLocked, Credit); DataLocked
+// takes a DATA frame of an open stream into its Body.
 //
 // # Goroutines
 //

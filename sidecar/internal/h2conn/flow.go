@@ -1,6 +1,7 @@
 package h2conn
 
 import (
+	"io"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -112,6 +113,27 @@ func (c *Core) StreamDataLocked(st *Stream, f *http2.DataFrame) error {
 	if st.DeclLen >= 0 && (st.GotLen > st.DeclLen || f.StreamEnded() && st.GotLen != st.DeclLen) {
 		c.CreditLocked(nil, data)
 		return http2.StreamError{StreamID: st.ID, Code: http2.ErrCodeProtocol}
+	}
+	return nil
+}
+
+// DataLocked takes a DATA frame of open stream st, whose received body
+// is b: from st's window and against its content-length
+// (StreamDataLocked), its payload into b (given back to the windows at
+// once when the reader closed b) and, with END_STREAM, b's end (io.EOF)
+// and st's remote side's (RemoteDoneLocked).
+func (c *Core) DataLocked(st *Stream, b *Body, f *http2.DataFrame) error {
+	if err := c.StreamDataLocked(st, f); err != nil {
+		return err
+	}
+	if data := f.Data(); len(data) > 0 && !b.Add(data) {
+		c.CreditLocked(st, int64(len(data)))
+	}
+	if f.StreamEnded() {
+		b.Mu.Lock()
+		b.EndLocked(io.EOF)
+		b.Mu.Unlock()
+		c.RemoteDoneLocked(st)
 	}
 	return nil
 }
