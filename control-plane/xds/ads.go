@@ -147,8 +147,13 @@ func (a ads) StreamAggregatedResources(gs grpc.BidiStreamingServer[discovery.Dis
 			if err != nil || resp == nil {
 				return err
 			}
+			if err := gs.Send(resp); err != nil {
+				return err
+			}
+			// Recorded once it left: a response that never went out is
+			// neither "sent" in the status nor counted.
 			s.cb.OnStreamResponse(st.ctx, st.id, nil, resp)
-			return gs.Send(resp)
+			return nil
 		})
 }
 
@@ -167,8 +172,11 @@ func (a ads) DeltaAggregatedResources(gs grpc.BidiStreamingServer[discovery.Delt
 			if err != nil || resp == nil {
 				return err
 			}
+			if err := gs.Send(resp); err != nil {
+				return err
+			}
 			s.cb.OnStreamDeltaResponse(st.id, nil, resp)
-			return gs.Send(resp)
+			return nil
 		})
 }
 
@@ -222,7 +230,8 @@ func serveStream[Req any](st *adsStream, recv func() (*Req, error), handle func(
 }
 
 // flush sends, in typeURLs' order, a response for every type that has
-// something to send from the node's current snapshot.
+// something to send from the node's current snapshot and does not wait
+// for a type it depends on (held).
 func (st *adsStream) flush(respond func(int, *snapshot) error) error {
 	if st.node == "" {
 		return nil
@@ -232,7 +241,7 @@ func (st *adsStream) flush(respond func(int, *snapshot) error) error {
 		return nil
 	}
 	for i := range typeURLs {
-		if !st.pending(i, snap) {
+		if !st.pending(i, snap) || st.held(i, snap) {
 			continue
 		}
 		if err := respond(i, snap); err != nil {
@@ -246,6 +255,33 @@ func (st *adsStream) flush(respond func(int, *snapshot) error) error {
 func (st *adsStream) pending(i int, snap *snapshot) bool {
 	t := &st.types[i]
 	return t.subscribed && !t.awaiting && (t.dirty || len(t.fresh) > 0 || t.sent != snap.versions[i])
+}
+
+// dependsOn lists, by type index, the types whose snapshot version a type
+// waits for (the xDS make-before-break order: CDS first, EDS after the
+// CDS that names its clusters, LDS after CDS and EDS, RDS after LDS).
+// Secrets wait for nothing.
+var dependsOn = [numTypes][]int{
+	endpointTypeIndex: {clusterTypeIndex},
+	listenerTypeIndex: {clusterTypeIndex, endpointTypeIndex},
+	routeTypeIndex:    {clusterTypeIndex, endpointTypeIndex, listenerTypeIndex},
+}
+
+// held reports whether type i must wait: a type it depends on is
+// subscribed on the stream and the snapshot's version of it has not been
+// sent yet (its response waits for the proxy's answer to the one in
+// flight). A type the proxy never subscribed to holds nothing back
+// (grpc-go's xDS client subscribes LDS first, CDS only once its routes
+// name clusters), and a type whose version was sent holds nothing back
+// whether or not the proxy ACKed it: one stream's responses arrive in
+// order, so what is sent before arrives before.
+func (st *adsStream) held(i int, snap *snapshot) bool {
+	for _, j := range dependsOn[i] {
+		if t := &st.types[j]; t.subscribed && t.sent != snap.versions[j] {
+			return true
+		}
+	}
+	return false
 }
 
 // answered handles a request's response_nonce for type i: an answer to
@@ -385,6 +421,7 @@ func (st *adsStream) deltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 	if i < 0 {
 		return nil
 	}
+	sub, unsub := req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe()
 	t := &st.types[i]
 	if nonce := req.GetResponseNonce(); nonce != "" && st.answered(i, nonce) {
 		if d := req.GetErrorDetail(); d != nil && t.nonce != 0 {
@@ -397,9 +434,19 @@ func (st *adsStream) deltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 		// snapshot by the first response, then replaced by its map.
 		t.subscribed, t.dirty = true, true
 		t.known = req.GetInitialResourceVersions()
-		t.wildcard = len(req.GetResourceNamesSubscribe()) == 0
+		t.wildcard = len(sub) == 0
 	}
-	for _, n := range req.GetResourceNamesSubscribe() {
+	// Sorted first, so that a long list costs no insertion into t.names
+	// per name (the request is not kept: sub is reused in place).
+	slices.Sort(sub)
+	sub = slices.Compact(sub)
+	if !first {
+		// Sent whatever the proxy is thought to have: the spec asks for
+		// names subscribed again too (the proxy may have dropped them).
+		t.addFresh(slices.DeleteFunc(slices.Clone(sub), func(n string) bool { return n == "*" }))
+	}
+	add := sub[:0] // the names new to the subscription
+	for _, n := range sub {
 		if n == "*" {
 			if !t.wildcard {
 				t.wildcard, t.dirty = true, true
@@ -412,24 +459,59 @@ func (st *adsStream) deltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 			}
 			continue
 		}
-		if j, found := slices.BinarySearch(t.names, n); !found {
-			t.names = slices.Insert(t.names, j, n)
-			if !first {
-				t.fresh = append(t.fresh, n)
-			}
+		if _, found := slices.BinarySearch(t.names, n); !found {
+			add = append(add, n)
 		}
 	}
-	for _, n := range req.GetResourceNamesUnsubscribe() {
-		if n == "*" {
+	if len(add) <= 8 {
+		for _, n := range add {
+			j, _ := slices.BinarySearch(t.names, n)
+			t.names = slices.Insert(t.names, j, n)
+		}
+	} else {
+		t.names = append(t.names, add...)
+		slices.Sort(t.names)
+	}
+	if len(unsub) > 0 {
+		slices.Sort(unsub)
+		if _, all := slices.BinarySearch(unsub, "*"); all {
 			t.wildcard = false
-			continue
 		}
-		if j, found := slices.BinarySearch(t.names, n); found {
-			t.names = slices.Delete(t.names, j, j+1)
-		}
-		t.fresh = slices.DeleteFunc(t.fresh, func(f string) bool { return f == n })
+		gone := func(n string) bool { _, found := slices.BinarySearch(unsub, n); return found }
+		t.fresh = slices.DeleteFunc(t.fresh, gone)
+		var covered []string
+		t.names = slices.DeleteFunc(t.names, func(n string) bool {
+			if !gone(n) {
+				return false
+			}
+			if t.wildcard {
+				// The proxy cannot tell whether "*" covers the name: say
+				// so, with the resource or in removed_resources.
+				covered = append(covered, n)
+			}
+			return true
+		})
+		t.addFresh(covered)
 	}
 	return nil
+}
+
+// addFresh adds names to fresh, which stays sorted (deltaResponse looks
+// names up in it).
+func (t *typeStream) addFresh(names []string) {
+	if len(names) == 0 {
+		return
+	}
+	t.fresh = append(t.fresh, names...)
+	slices.Sort(t.fresh)
+	t.fresh = slices.Compact(t.fresh)
+}
+
+// isFresh reports whether name was subscribed since the last response
+// (fresh is sorted).
+func (t *typeStream) isFresh(name string) bool {
+	_, found := slices.BinarySearch(t.fresh, name)
+	return found
 }
 
 // has is what the proxy holds of an explicit subscription (the known
@@ -437,11 +519,10 @@ func (st *adsStream) deltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 func (t *typeStream) has() map[string]string {
 	m := make(map[string]string, len(t.names))
 	for _, n := range t.names {
-		if v, ok := t.known[n]; ok && !slices.Contains(t.fresh, n) {
+		if v, ok := t.known[n]; ok && !t.isFresh(n) {
 			m[n] = v
 		}
 	}
-	t.fresh = nil
 	return m
 }
 
@@ -467,17 +548,10 @@ func (st *adsStream) deltaResponse(i int, snap *snapshot) (*discovery.DeltaDisco
 	items := snap.items[i]
 	var res []*discovery.Resource
 	var removed []string
-	consider := func(name string, fresh bool) error {
-		v, ok := vm[name]
-		if !ok {
-			if _, had := t.known[name]; had && !fresh {
-				removed = append(removed, name)
-			}
-			return nil
-		}
-		if !fresh && t.known[name] == v {
-			return nil
-		}
+	// first: no response of the type yet on the stream; every subscribed
+	// name the snapshot does not have is news to the proxy.
+	first := t.nonce == 0
+	send := func(name, v string) error {
 		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(items[name].Resource)
 		if err != nil {
 			return fmt.Errorf("xds: marshal %s %q: %w", typeURL, name, err)
@@ -485,10 +559,21 @@ func (st *adsStream) deltaResponse(i int, snap *snapshot) (*discovery.DeltaDisco
 		res = append(res, &discovery.Resource{Name: name, Version: v, Resource: &anypb.Any{TypeUrl: typeURL, Value: b}})
 		return nil
 	}
+	// absent handles a subscribed name the snapshot does not have: it is
+	// in removed_resources when the proxy has it (known), or when the
+	// proxy has not been told yet that it does not exist (a first
+	// response, or a name subscribed since the last one: fresh).
+	absent := func(name string, fresh bool) {
+		if _, had := t.known[name]; had || fresh || first {
+			removed = append(removed, name)
+		}
+	}
 	if t.wildcard {
-		for name := range vm {
-			if err := consider(name, false); err != nil {
-				return nil, err
+		for name, v := range vm {
+			if t.known[name] != v || t.isFresh(name) {
+				if err := send(name, v); err != nil {
+					return nil, err
+				}
 			}
 		}
 		for name := range t.known {
@@ -496,10 +581,31 @@ func (st *adsStream) deltaResponse(i int, snap *snapshot) (*discovery.DeltaDisco
 				removed = append(removed, name)
 			}
 		}
+		// Explicit names besides "*" that do not exist, and names
+		// unsubscribed from under "*" that it does not cover (fresh).
+		for _, name := range t.fresh {
+			if _, ok := vm[name]; !ok {
+				absent(name, true)
+			}
+		}
+		if first {
+			for _, name := range t.names {
+				if _, ok := vm[name]; !ok {
+					absent(name, false)
+				}
+			}
+		}
 	} else {
 		for _, name := range t.names {
-			if err := consider(name, slices.Contains(t.fresh, name)); err != nil {
-				return nil, err
+			fresh := t.isFresh(name)
+			v, ok := vm[name]
+			switch {
+			case !ok:
+				absent(name, fresh)
+			case fresh || t.known[name] != v:
+				if err := send(name, v); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
@@ -509,6 +615,7 @@ func (st *adsStream) deltaResponse(i int, snap *snapshot) (*discovery.DeltaDisco
 		return nil, nil
 	}
 	slices.Sort(removed)
+	removed = slices.Compact(removed) // the wildcard's and an explicit name's
 	st.nonce++
 	t.nonce, t.awaiting = st.nonce, true
 	return &discovery.DeltaDiscoveryResponse{

@@ -26,6 +26,12 @@ type fuzzClient struct {
 	inFlight                       bool
 	version                        string // of the last response
 	sotw                           []string
+	// caught is the snapshot version the server last answered the type
+	// from (delta: with or without a response).
+	caught string
+	// absent: delta names the server said (removed_resources) the
+	// client does not have, since they were last subscribed or sent.
+	absent map[string]bool
 }
 
 // FuzzADSRequests drives one stream (SotW or delta, by the first byte)
@@ -37,7 +43,11 @@ type fuzzClient struct {
 // client, and checks that nothing outside the subscription is sent, that
 // responses carry the snapshot's version and, once the client has
 // answered every response (with no NACK), that it holds exactly the
-// snapshot's resources of its subscription (delta: at their versions).
+// snapshot's resources of its subscription (delta: at their versions, and
+// every subscribed name the snapshot does not have was said to be
+// removed). Types go out in the xDS order: a type is not answered while a
+// type it depends on is subscribed and not answered from the snapshot's
+// version.
 func FuzzADSRequests(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 4, 0, 5, 0, 4, 0})
 	f.Add([]byte{0, 0, 1, 0, 6, 4, 0, 5, 0, 1, 6, 4, 1})
@@ -75,11 +85,17 @@ func FuzzADSRequests(f *testing.F) {
 		}
 		var cl [numTypes]fuzzClient
 		for i := range cl {
-			cl[i].names, cl[i].has = map[string]bool{}, map[string]string{}
+			cl[i].names, cl[i].has, cl[i].absent = map[string]bool{}, map[string]string{}, map[string]bool{}
 		}
 		nacked := false
 		respond := func(i int, snap *snapshot) error {
 			c := &cl[i]
+			for _, j := range dependsOn[i] {
+				if cl[j].subscribed && cl[j].caught != snap.versions[j] {
+					t.Fatalf("%s answered from version %s while %s is at %q, the snapshot's %q", typeURLs[i], snap.versions[i], typeURLs[j], cl[j].caught, snap.versions[j])
+				}
+			}
+			c.caught = snap.versions[i]
 			if delta {
 				resp, err := st.deltaResponse(i, snap)
 				if err != nil || resp == nil {
@@ -93,9 +109,14 @@ func FuzzADSRequests(f *testing.F) {
 						t.Fatalf("delta %s sent %q, not in the snapshot", typeURLs[i], r.GetName())
 					}
 					c.has[r.GetName()] = r.GetVersion()
+					delete(c.absent, r.GetName())
 				}
 				for _, n := range resp.GetRemovedResources() {
+					if _, ok := snap.items[i][n]; ok {
+						t.Fatalf("delta %s removed %q, which the snapshot has", typeURLs[i], n)
+					}
 					delete(c.has, n)
+					c.absent[n] = true
 				}
 				c.version, c.last, c.inFlight = resp.GetSystemVersionInfo(), resp.GetNonce(), true
 			} else {
@@ -148,6 +169,7 @@ func FuzzADSRequests(f *testing.F) {
 						c.wildcard = true
 					} else {
 						c.names[x] = true
+						delete(c.absent, x) // to be said again
 					}
 				}
 				for _, x := range unsub {
@@ -155,6 +177,7 @@ func FuzzADSRequests(f *testing.F) {
 						c.wildcard = false
 					} else {
 						delete(c.names, x)
+						delete(c.absent, x)
 					}
 				}
 				if !c.wildcard {
@@ -272,6 +295,11 @@ func FuzzADSRequests(f *testing.F) {
 				}
 				if !maps.Equal(got, want) {
 					t.Fatalf("delta %s: the client holds %v, the snapshot has %v", typeURLs[i], got, want)
+				}
+				for n := range c.names {
+					if _, ok := snap.items[i][n]; !ok && !c.absent[n] {
+						t.Fatalf("delta %s: subscribed %q does not exist and was not said to be removed", typeURLs[i], n)
+					}
 				}
 				continue
 			}

@@ -39,6 +39,59 @@ func (b *barrier) pass() {
 	b.last = b.c.recv(resource.SecretType)
 }
 
+// collect passes the barrier and returns the responses that came before
+// its answer, in order.
+func (b *barrier) collect() []*discovery.DiscoveryResponse {
+	b.c.t.Helper()
+	b.n++
+	req := &discovery.DiscoveryRequest{TypeUrl: resource.SecretType, ResourceNames: []string{"barrier-" + strings.Repeat("x", b.n)}}
+	if b.last != nil {
+		req.VersionInfo, req.ResponseNonce = b.last.GetVersionInfo(), b.last.GetNonce()
+	}
+	b.c.send(req)
+	var out []*discovery.DiscoveryResponse
+	for {
+		select {
+		case r, ok := <-b.c.resps:
+			if !ok {
+				b.c.t.Fatal("stream closed")
+			}
+			if r.GetTypeUrl() == resource.SecretType {
+				b.last = r
+				return out
+			}
+			out = append(out, r)
+		case <-time.After(5 * time.Second):
+			b.c.t.Fatal("no barrier response within 5s")
+		}
+	}
+}
+
+// shortTypes names the types of responses in order (C, E, L, R, S).
+func shortTypes[R interface{ GetTypeUrl() string }](rs []R) string {
+	var out strings.Builder
+	for _, r := range rs {
+		out.WriteByte("CELRS"[typeIndex(r.GetTypeUrl())])
+	}
+	return out.String()
+}
+
+// stockService is a new service order-1 reaches: its cluster, assignment
+// and route (a virtual host) are new.
+const stockService = `---
+apiVersion: v1
+kind: Service
+metadata: {name: stock, namespace: shop}
+spec:
+  selector: {app: stock}
+  ports: [{port: 8080}]
+---
+apiVersion: weft.dev/v1alpha1
+kind: WorkloadEntry
+metadata: {name: stock-1, namespace: shop, labels: {app: stock}}
+spec: {address: 127.0.0.5, serviceAccount: stock}
+`
+
 // clusterNames and edsNames read a CDS response.
 func clusterNames(t *testing.T, r *discovery.DiscoveryResponse) (all, eds []string) {
 	t.Helper()
@@ -212,6 +265,64 @@ func TestSotWProtocol(t *testing.T) {
 			})
 		},
 	}, {
+		// The xDS make-before-break order: while CDS 1 waits for its ACK,
+		// the EDS, LDS and RDS of push 2 (which name its new cluster)
+		// wait for CDS 2.
+		name: "ordering: types that depend on an unanswered CDS wait for its next version",
+		run: func(t *testing.T, s *Server, c *adsClient, b *barrier) {
+			c.send(&discovery.DiscoveryRequest{TypeUrl: resource.ClusterType})
+			cds := c.recv(resource.ClusterType) // not ACKed
+			_, names := clusterNames(t, cds)
+			c.send(&discovery.DiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNames: names})
+			c.ack(c.recv(resource.EndpointType), names...)
+			c.send(&discovery.DiscoveryRequest{TypeUrl: resource.ListenerType})
+			c.ack(c.recv(resource.ListenerType))
+			c.send(&discovery.DiscoveryRequest{TypeUrl: resource.RouteType, ResourceNames: []string{"outbound"}})
+			c.ack(c.recv(resource.RouteType), "outbound")
+			b.pass()
+			s.Update(parse(t, meshYAML+stockService))
+			s.Push()
+			if got := b.collect(); len(got) != 0 {
+				t.Fatalf("sent %s while CDS 1 is unanswered, want nothing before CDS 2", shortTypes(got))
+			}
+			c.ack(cds)
+			cds2 := c.recv(resource.ClusterType)
+			got := append([]*discovery.DiscoveryResponse{cds2}, b.collect()...)
+			if order := shortTypes(got); order != "CER" {
+				t.Fatalf("after the CDS ACK: %s, want CDS, EDS, RDS of push 2", order)
+			}
+			for _, r := range got {
+				if r.GetVersionInfo() != "2" {
+					t.Fatalf("%s version %q, want 2", r.GetTypeUrl(), r.GetVersionInfo())
+				}
+			}
+		},
+	}, {
+		// grpc-go's xDS client subscribes LDS, then RDS, then CDS, then
+		// EDS: a type nobody subscribed to holds nothing back.
+		name: "ordering: an unsubscribed type holds nothing back",
+		run: func(t *testing.T, s *Server, c *adsClient, b *barrier) {
+			c.send(&discovery.DiscoveryRequest{TypeUrl: resource.ListenerType})
+			lds := c.recv(resource.ListenerType)
+			c.send(&discovery.DiscoveryRequest{TypeUrl: resource.RouteType, ResourceNames: []string{"outbound"}})
+			rds := c.recv(resource.RouteType)
+			c.ack(lds)
+			c.ack(rds, "outbound")
+			b.pass()
+			s.Update(parse(t, meshYAML+stockService))
+			s.Push()
+			if order := shortTypes(b.collect()); order != "R" {
+				t.Fatalf("push 2 sent %s, want RDS (no CDS or EDS subscribed)", order)
+			}
+			c.send(&discovery.DiscoveryRequest{TypeUrl: resource.ClusterType})
+			cds := c.recv(resource.ClusterType)
+			_, names := clusterNames(t, cds)
+			c.send(&discovery.DiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNames: names})
+			if eds := c.recv(resource.EndpointType); len(eds.GetResources()) != len(names) {
+				t.Fatalf("EDS has %d assignments, want %d", len(eds.GetResources()), len(names))
+			}
+		},
+	}, {
 		name: "node on the first request only",
 		run: func(t *testing.T, s *Server, c *adsClient, b *barrier) {
 			c.node = nil // every request but the first (the barrier's) without a node
@@ -321,6 +432,32 @@ func (c *deltaClient) barrier() {
 	c.last = c.recv(resource.SecretType)
 }
 
+// collect passes the barrier and returns the responses that came before
+// its answer, in order.
+func (c *deltaClient) collect() []*discovery.DeltaDiscoveryResponse {
+	c.t.Helper()
+	if c.last != nil {
+		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.SecretType, ResponseNonce: c.last.GetNonce(), ResourceNamesUnsubscribe: []string{"*"}})
+	}
+	c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.SecretType, ResourceNamesSubscribe: []string{"*"}})
+	var out []*discovery.DeltaDiscoveryResponse
+	for {
+		select {
+		case r, ok := <-c.resps:
+			if !ok {
+				c.t.Fatal("stream closed")
+			}
+			if r.GetTypeUrl() == resource.SecretType {
+				c.last = r
+				return out
+			}
+			out = append(out, r)
+		case <-time.After(5 * time.Second):
+			c.t.Fatal("no barrier response within 5s")
+		}
+	}
+}
+
 func resourceNames(r *discovery.DeltaDiscoveryResponse) []string {
 	var out []string
 	for _, x := range r.GetResources() {
@@ -428,6 +565,13 @@ func TestDeltaProtocol(t *testing.T) {
 			if got := resourceNames(r); !slices.Equal(got, names[1:]) {
 				t.Fatalf("EDS after subscribing %v: %v, want only it", names[1:], got)
 			}
+			// Subscribed again although the proxy has it: sent again (the
+			// spec: the proxy may have dropped it).
+			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResponseNonce: r.GetNonce(), ResourceNamesSubscribe: names[:1]})
+			r = c.recv(resource.EndpointType)
+			if got := resourceNames(r); !slices.Equal(got, names[:1]) {
+				t.Fatalf("EDS after subscribing %v again: %v, want it again", names[:1], got)
+			}
 			// Unsubscribe payment's: its change is not sent.
 			pay := names[0]
 			if !strings.Contains(pay, "payment") {
@@ -499,6 +643,89 @@ func TestDeltaProtocol(t *testing.T) {
 			// Nothing more until something changes.
 			c2.ack(r)
 			c2.barrier()
+		},
+	}, {
+		name: "ordering: types that depend on an unanswered CDS wait for its next version",
+		run: func(t *testing.T, s *Server, _ *grpc.ClientConn, c *deltaClient) {
+			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.ClusterType})
+			cds := c.recv(resource.ClusterType) // not ACKed
+			for _, typeURL := range []string{resource.EndpointType, resource.ListenerType, resource.RouteType} {
+				c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: typeURL})
+				c.ack(c.recv(typeURL))
+			}
+			c.barrier()
+			s.Update(parse(t, meshYAML+stockService))
+			s.Push()
+			if got := c.collect(); len(got) != 0 {
+				t.Fatalf("sent %s while CDS 1 is unanswered, want nothing before CDS 2", shortTypes(got))
+			}
+			c.ack(cds)
+			cds2 := c.recv(resource.ClusterType)
+			got := append([]*discovery.DeltaDiscoveryResponse{cds2}, c.collect()...)
+			if order := shortTypes(got); order != "CER" {
+				t.Fatalf("after the CDS ACK: %s, want CDS, EDS, RDS of push 2", order)
+			}
+			for _, r := range got {
+				if r.GetSystemVersionInfo() != "2" {
+					t.Fatalf("%s version %q, want 2", r.GetTypeUrl(), r.GetSystemVersionInfo())
+				}
+			}
+		},
+	}, {
+		// A name the snapshot does not have is in removed_resources when
+		// it is subscribed (on the first request or later) and when it
+		// goes away; once said, not again.
+		name: "explicit names that do not exist: removed_resources",
+		run: func(t *testing.T, s *Server, _ *grpc.ClientConn, c *deltaClient) {
+			c.barrier()
+			names := edsOf(t, s)
+			pay := names[0]
+			if !strings.Contains(pay, "payment") {
+				pay = names[1]
+			}
+			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: []string{pay, "nope-1"}})
+			r := c.recv(resource.EndpointType)
+			if got := resourceNames(r); !slices.Equal(got, []string{pay}) || !slices.Equal(r.GetRemovedResources(), []string{"nope-1"}) {
+				t.Fatalf("first EDS %v removed %v, want [%s] removed [nope-1]", got, r.GetRemovedResources(), pay)
+			}
+			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResponseNonce: r.GetNonce(), ResourceNamesSubscribe: []string{"nope-2"}})
+			r = c.recv(resource.EndpointType)
+			if len(r.GetResources()) != 0 || !slices.Equal(r.GetRemovedResources(), []string{"nope-2"}) {
+				t.Fatalf("after subscribing nope-2: %v removed %v, want removed [nope-2] alone", resourceNames(r), r.GetRemovedResources())
+			}
+			c.ack(r)
+			// The payment Service goes: its assignment is removed, and
+			// the names said not to exist are not said again.
+			s.Update(parse(t, strings.Replace(meshYAML, paymentService, "", 1)))
+			s.Push()
+			r = c.recv(resource.EndpointType)
+			if len(r.GetResources()) != 0 || !slices.Equal(r.GetRemovedResources(), []string{pay}) {
+				t.Fatalf("after payment went: %v removed %v, want removed [%s]", resourceNames(r), r.GetRemovedResources(), pay)
+			}
+		},
+	}, {
+		name: "wildcard and explicit names: one that does not exist, and one unsubscribed",
+		run: func(t *testing.T, s *Server, _ *grpc.ClientConn, c *deltaClient) {
+			c.barrier()
+			names := edsOf(t, s)
+			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: []string{"*", names[0], "nope"}})
+			r := c.recv(resource.EndpointType)
+			if got := resourceNames(r); !slices.Equal(got, names) || !slices.Equal(r.GetRemovedResources(), []string{"nope"}) {
+				t.Fatalf("first EDS %v removed %v, want %v removed [nope]", got, r.GetRemovedResources(), names)
+			}
+			// Unsubscribing an explicit name that "*" covers: the proxy
+			// cannot tell whether to keep it; it is sent again.
+			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResponseNonce: r.GetNonce(), ResourceNamesUnsubscribe: []string{names[0]}})
+			r = c.recv(resource.EndpointType)
+			if got := resourceNames(r); !slices.Equal(got, names[:1]) || len(r.GetRemovedResources()) != 0 {
+				t.Fatalf("after unsubscribing %s: %v removed %v, want it sent", names[0], got, r.GetRemovedResources())
+			}
+			// And one it does not cover: removed.
+			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResponseNonce: r.GetNonce(), ResourceNamesUnsubscribe: []string{"nope"}})
+			r = c.recv(resource.EndpointType)
+			if len(r.GetResources()) != 0 || !slices.Equal(r.GetRemovedResources(), []string{"nope"}) {
+				t.Fatalf("after unsubscribing nope: %v removed %v, want removed [nope]", resourceNames(r), r.GetRemovedResources())
+			}
 		},
 	}, {
 		// Envoy names "*" on its first request when the type has explicit

@@ -102,8 +102,11 @@
 // the stream). The handler handles a request (callbacks first: guard,
 // status), then sends, in typeURLs' order (clusters before endpoints
 // before listeners before routes, SotW and delta alike), a response for
-// every subscribed type that has something to send and no response in
-// flight; the same when wake signals a new snapshot of its node. A push
+// every subscribed type that has something to send, no response in
+// flight and no type it depends on (dependsOn: the xDS make-before-break
+// order) subscribed and not yet sent at the snapshot's version; the same
+// when wake signals a new snapshot of its node. A response is recorded
+// (status, observer) once its Send returned. A push
 // never blocks on a stream: it stores the node's snapshot in snapshots and
 // signals wake (a one-slot channel); a slow proxy holds up only its own
 // handler, in Send, and gets the latest snapshot once it has answered. A

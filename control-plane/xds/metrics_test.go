@@ -2,7 +2,6 @@ package xds
 
 import (
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/weftmesh/weft/api/meshconfig"
 )
@@ -65,22 +63,7 @@ func (r *recorder) snapshot() (sent, nacks map[string]int, pushes []int) {
 
 func startObservedServer(t *testing.T, obs Observer) (*Server, *grpc.ClientConn) {
 	t.Helper()
-	s := New(meshconfig.Default(), WithObserver(obs))
-	g := grpc.NewServer()
-	s.Register(g)
-	var lc net.ListenConfig
-	lis, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(func() { s.cancelStreams(); g.Stop() })
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	return s, cc
+	return startServerWith(t, WithObserver(obs))
 }
 
 func TestMetricsMove(t *testing.T) {

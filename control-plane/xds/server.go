@@ -29,6 +29,15 @@ import (
 // TypeURLs are the resource types Weft serves, in push order.
 var typeURLs = [...]string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType, resource.SecretType}
 
+// Each type's index in typeURLs.
+const (
+	clusterTypeIndex = iota
+	endpointTypeIndex
+	listenerTypeIndex
+	routeTypeIndex
+	secretTypeIndex
+)
+
 // ErrUnknownProxy is returned by ConfigDump for a node that has no snapshot.
 var ErrUnknownProxy = errors.New("xds: no such proxy")
 
@@ -402,7 +411,7 @@ func (s *Server) syncNode(id string, n *nodeState) bool {
 		}
 	}
 	byType, sums := n.config, n.configSums
-	si := typeIndex(resource.SecretType)
+	si := secretTypeIndex
 	byType[si] = sec
 	var err error
 	if sums[si], err = s.shapes.hashes.sum(sec); err != nil {

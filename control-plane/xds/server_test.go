@@ -67,7 +67,13 @@ func parse(t testing.TB, data string) model.State {
 // calls Push (Run is not started, so no timing is involved).
 func startServer(t *testing.T) (*Server, *grpc.ClientConn) {
 	t.Helper()
-	s := New(meshconfig.Default())
+	return startServerWith(t)
+}
+
+// startServerWith is startServer with options.
+func startServerWith(t *testing.T, opts ...Option) (*Server, *grpc.ClientConn) {
+	t.Helper()
+	s := New(meshconfig.Default(), opts...)
 	g := grpc.NewServer()
 	s.Register(g)
 	var lc net.ListenConfig
