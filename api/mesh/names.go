@@ -78,6 +78,11 @@ const (
 	// rollout or reconnect storm does not hold every proxy's first
 	// configuration in memory together.
 	DefaultMaxConnecting = 64
+	// DefaultMaxSubscriptions is how many resource names one ADS stream
+	// may subscribe to per type: far more than a proxy of the largest
+	// mesh names (one per service port it reaches), few enough that what
+	// a stream keeps of its subscription stays bounded.
+	DefaultMaxSubscriptions = 100_000
 	// DefaultConnectTimeout bounds a sidecar's dial to an upstream.
 	DefaultConnectTimeout = 1 * time.Second
 	// DefaultCertLifetime is the lifetime of a workload certificate.

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	grpcstatus "google.golang.org/grpc/status"
@@ -301,15 +304,85 @@ func (st *adsStream) answered(i int, nonce string) bool {
 	return true
 }
 
-func (st *adsStream) named(node *core.Node) {
-	if st.node == "" && node.GetId() != "" {
-		st.node = node.GetId()
+// Bounds on what a request may carry besides the subscription count
+// (WithMaxSubscriptions).
+const (
+	// maxNameLen bounds a node id and a resource name: Weft's are a
+	// Kubernetes name and namespace, or a cluster name with an FQDN (at
+	// most 253 bytes) and a port. A longer one is refused, so that what
+	// a stream keeps of its subscription is bounded by the name count.
+	maxNameLen = 1024
+	// maxDetailLen bounds the error_detail message of a NACK that is
+	// logged and kept for /debug/proxies (Weft's sidecar sends at most
+	// 4096 bytes).
+	maxDetailLen = 4096
+)
+
+// named takes the stream's node from the first request that names one;
+// an id longer than maxNameLen ends the stream (InvalidArgument).
+func (st *adsStream) named(node *core.Node) error {
+	id := node.GetId()
+	if len(id) > maxNameLen {
+		st.s.log.Warn("xds: refused request: node id too long", "bytes", len(id), "limit", maxNameLen, "delta", st.delta)
+		return grpcstatus.Errorf(codes.InvalidArgument, "xds: node id of %d bytes, longer than the limit of %d", len(id), maxNameLen)
 	}
+	if st.node == "" && id != "" {
+		st.node = id
+	}
+	return nil
 }
 
-func (st *adsStream) nacked(typeURL, version string, detail string) {
+// sameNode refuses (InvalidArgument) a request naming another node than
+// the stream's: a stream serves one node, its first request's.
+func (st *adsStream) sameNode(node *core.Node) error {
+	if id := node.GetId(); id != "" && id != st.node {
+		st.s.log.Warn("xds: refused request naming another node than its stream's", "proxy", st.node, "requested_node", id, "delta", st.delta)
+		return grpcstatus.Errorf(codes.InvalidArgument, "xds: the stream serves node %q, a request names node %q", st.node, id)
+	}
+	return nil
+}
+
+// tooMany refuses (ResourceExhausted) n resource names of typeURL on the
+// stream when n is over the server's limit.
+func (st *adsStream) tooMany(typeURL string, n int) error {
+	if limit := st.s.maxSubscriptions; limit > 0 && n > limit {
+		st.s.log.Warn("xds: refused request: too many resource names", "proxy", st.node, "type", typeURL,
+			"names", n, "limit", limit, "delta", st.delta)
+		return grpcstatus.Errorf(codes.ResourceExhausted, "xds: %d resource names of %s on one stream, more than the limit of %d", n, typeURL, limit)
+	}
+	return nil
+}
+
+// longName refuses (InvalidArgument) a resource name longer than
+// maxNameLen.
+func (st *adsStream) longName(typeURL string, names []string) error {
+	for _, n := range names {
+		if len(n) > maxNameLen {
+			st.s.log.Warn("xds: refused request: resource name too long", "proxy", st.node, "type", typeURL,
+				"bytes", len(n), "limit", maxNameLen, "delta", st.delta)
+			return grpcstatus.Errorf(codes.InvalidArgument, "xds: a resource name of %s is %d bytes long, longer than the limit of %d", typeURL, len(n), maxNameLen)
+		}
+	}
+	return nil
+}
+
+// detailMessage is a NACK's error_detail message, cut to maxDetailLen (a
+// copy: the request is not kept).
+func detailMessage(d *rpcstatus.Status) string {
+	m := d.GetMessage()
+	if len(m) <= maxDetailLen {
+		return m
+	}
+	m = m[:maxDetailLen]
+	for len(m) > 0 && !utf8.ValidString(m) {
+		m = m[:len(m)-1] // a rune cut in two
+	}
+	return strings.Clone(m) + "..."
+}
+
+func (st *adsStream) nacked(typeURL, version string, detail *rpcstatus.Status) {
 	st.s.log.Warn("proxy rejected config; it keeps its last good one", "proxy", st.node, "type", typeURL,
-		"version", version, "delta", st.delta, "error_detail", detail)
+		"version", version, "delta", st.delta, "error_detail", detailMessage(detail))
 }
 
 // sotwRequest handles a SotW request: a request whose nonce is stale is
@@ -321,20 +394,31 @@ func (st *adsStream) sotwRequest(req *discovery.DiscoveryRequest) error {
 	if typeURL == "" {
 		return grpcstatus.Error(codes.InvalidArgument, "xds: type URL is required for ADS")
 	}
-	st.named(req.GetNode())
+	if err := st.named(req.GetNode()); err != nil {
+		return err
+	}
 	if err := st.s.cb.OnStreamRequest(st.id, req); err != nil {
+		return err
+	}
+	if err := st.sameNode(req.GetNode()); err != nil {
 		return err
 	}
 	i := typeIndex(typeURL)
 	if i < 0 {
 		return nil // a type Weft does not serve: nothing to answer
 	}
+	if err := st.tooMany(typeURL, len(req.GetResourceNames())); err != nil {
+		return err
+	}
+	if err := st.longName(typeURL, req.GetResourceNames()); err != nil {
+		return err
+	}
 	t := &st.types[i]
 	if !st.answered(i, req.GetResponseNonce()) {
 		return nil
 	}
 	if d := req.GetErrorDetail(); d != nil && t.nonce != 0 {
-		st.nacked(typeURL, t.sent, d.GetMessage())
+		st.nacked(typeURL, t.sent, d)
 	}
 	wildcard := false
 	var names []string
@@ -413,8 +497,13 @@ func (st *adsStream) deltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 	if typeURL == "" {
 		return grpcstatus.Error(codes.InvalidArgument, "xds: type URL is required for ADS")
 	}
-	st.named(req.GetNode())
+	if err := st.named(req.GetNode()); err != nil {
+		return err
+	}
 	if err := st.s.cb.OnStreamDeltaRequest(st.id, req); err != nil {
+		return err
+	}
+	if err := st.sameNode(req.GetNode()); err != nil {
 		return err
 	}
 	i := typeIndex(typeURL)
@@ -422,16 +511,22 @@ func (st *adsStream) deltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 		return nil
 	}
 	sub, unsub := req.GetResourceNamesSubscribe(), req.GetResourceNamesUnsubscribe()
+	if err := st.longName(typeURL, sub); err != nil {
+		return err
+	}
 	t := &st.types[i]
 	if nonce := req.GetResponseNonce(); nonce != "" && st.answered(i, nonce) {
 		if d := req.GetErrorDetail(); d != nil && t.nonce != 0 {
-			st.nacked(typeURL, t.sent, d.GetMessage())
+			st.nacked(typeURL, t.sent, d)
 		}
 	}
 	first := !t.subscribed
 	if first {
 		// What the proxy has from an earlier stream: compared with the
 		// snapshot by the first response, then replaced by its map.
+		if err := st.tooMany(typeURL, len(req.GetInitialResourceVersions())); err != nil {
+			return err
+		}
 		t.subscribed, t.dirty = true, true
 		t.known = req.GetInitialResourceVersions()
 		t.wildcard = len(sub) == 0
@@ -462,6 +557,9 @@ func (st *adsStream) deltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 		if _, found := slices.BinarySearch(t.names, n); !found {
 			add = append(add, n)
 		}
+	}
+	if err := st.tooMany(typeURL, len(t.names)+len(add)); err != nil {
+		return err
 	}
 	if len(add) <= 8 {
 		for _, n := range add {

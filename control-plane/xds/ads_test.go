@@ -365,7 +365,9 @@ type deltaClient struct {
 	t      *testing.T
 	stream grpc.BidiStreamingClient[discovery.DeltaDiscoveryRequest, discovery.DeltaDiscoveryResponse]
 	resps  chan *discovery.DeltaDiscoveryResponse
-	node   *core.Node // sent with the first request
+	// err is the stream's end, set before resps is closed.
+	err  error
+	node *core.Node // sent with the first request
 	// barrier state: the Secret type's last response.
 	last *discovery.DeltaDiscoveryResponse
 }
@@ -382,6 +384,7 @@ func newDeltaClient(t *testing.T, ctx context.Context, cc *grpc.ClientConn, node
 		for {
 			r, err := stream.Recv()
 			if err != nil {
+				c.err = err
 				return
 			}
 			c.resps <- r

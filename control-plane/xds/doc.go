@@ -106,7 +106,8 @@
 // flight and no type it depends on (dependsOn: the xDS make-before-break
 // order) subscribed and not yet sent at the snapshot's version; the same
 // when wake signals a new snapshot of its node. A response is recorded
-// (status, observer) once its Send returned. A push
+// (status, observer) once its Send returned. Requests are bounded
+// (WithMaxSubscriptions names per type, maxNameLen, maxDetailLen). A push
 // never blocks on a stream: it stores the node's snapshot in snapshots and
 // signals wake (a one-slot channel); a slow proxy holds up only its own
 // handler, in Send, and gets the latest snapshot once it has answered. A

@@ -56,6 +56,9 @@ type Server struct {
 	// maxConnecting bounds the nodes receiving their first
 	// configuration at once (admit.go); 0: no bound.
 	maxConnecting int
+	// maxSubscriptions bounds the resource names one stream subscribes
+	// per type (WithMaxSubscriptions); 0: no bound.
+	maxSubscriptions int
 	// returnMemory runs on Run's goroutine after a connect burst
 	// (bursts); nil: never.
 	returnMemory func()
@@ -140,6 +143,14 @@ func WithAuthenticator(a Authenticator) Option { return func(s *Server) { s.auth
 // answered its first responses (see admission).
 func WithMaxConnecting(n int) Option { return func(s *Server) { s.maxConnecting = max(n, 0) } }
 
+// WithMaxSubscriptions bounds the resource names one ADS stream may
+// subscribe to per type (default mesh.DefaultMaxSubscriptions; n <= 0: no
+// bound): a SotW request naming more, or delta requests that would take a
+// type's subscription (or a first request's initial_resource_versions)
+// past it, end their stream with ResourceExhausted, naming the type and
+// the limit. Other streams are not affected.
+func WithMaxSubscriptions(n int) Option { return func(s *Server) { s.maxSubscriptions = max(n, 0) } }
+
 // WithReturnMemory makes the server call f (the daemon passes
 // debug.FreeOSMemory) on Run's goroutine when a connect burst ends: at
 // least the admission bound of nodes got their first configuration and
@@ -164,9 +175,10 @@ func New(mc meshconfig.Config, opts ...Option) *Server {
 		certs: map[string]issuedCert{},
 		obs:   nopObserver{},
 
-		pushed:        make(chan struct{}),
-		maxConnecting: mesh.DefaultMaxConnecting,
-		bursts:        make(chan int, 1),
+		pushed:           make(chan struct{}),
+		maxConnecting:    mesh.DefaultMaxConnecting,
+		maxSubscriptions: mesh.DefaultMaxSubscriptions,
+		bursts:           make(chan int, 1),
 	}
 	for _, o := range opts {
 		o(s)

@@ -97,6 +97,10 @@ type adsClient struct {
 	node   *core.Node
 	stream discovery.AggregatedDiscoveryService_StreamAggregatedResourcesClient
 	resps  chan *discovery.DiscoveryResponse
+	// err is the stream's end, set before resps is closed.
+	err error
+	// lastCDS is a test's record of a CDS response.
+	lastCDS *discovery.DiscoveryResponse
 }
 
 func newADSClient(t *testing.T, ctx context.Context, cc *grpc.ClientConn, nodeID string) *adsClient {
@@ -110,6 +114,7 @@ func newADSClient(t *testing.T, ctx context.Context, cc *grpc.ClientConn, nodeID
 		for {
 			r, err := stream.Recv()
 			if err != nil {
+				c.err = err
 				close(c.resps)
 				return
 			}

@@ -358,7 +358,7 @@ func (s *status) OnStreamClosed(id int64, _ *core.Node) { s.closed(streamKey{id:
 func (s *status) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
 	s.names.names(req.ResourceNames)
 	s.request(streamKey{id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(),
-		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+		detailMessage(req.GetErrorDetail()), req.GetErrorDetail() != nil)
 	return nil
 }
 
@@ -384,7 +384,7 @@ func (s *status) OnDeltaStreamClosed(id int64, _ *core.Node) {
 func (s *status) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
 	s.names.names(req.ResourceNamesSubscribe)
 	s.request(streamKey{delta: true, id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "",
-		req.GetErrorDetail().GetMessage(), req.GetErrorDetail() != nil)
+		detailMessage(req.GetErrorDetail()), req.GetErrorDetail() != nil)
 	return nil
 }
 

@@ -33,6 +33,9 @@ type Config struct {
 	// MaxConnecting bounds the proxies sent their first configuration at
 	// once (0: no bound).
 	MaxConnecting int
+	// MaxSubscriptions bounds the resource names one ADS stream
+	// subscribes to per type (0: no bound).
+	MaxSubscriptions int
 	// LogLevel: debug, info, warn or error.
 	LogLevel slog.Level
 	// ShutdownTimeout bounds the graceful stop of each server.
@@ -78,6 +81,7 @@ func parseFlags(args []string, out io.Writer) (Config, error) {
 	fs.StringVar(&cfg.DebugAddress, "debug-address", net.JoinHostPort(cp, strconv.Itoa(mesh.PortDebug)), "debug HTTP listen address")
 	fs.DurationVar(&cfg.Debounce, "debounce", mesh.DefaultDebounce, "quiet time after a registry change before a push")
 	fs.IntVar(&cfg.MaxConnecting, "max-connecting", mesh.DefaultMaxConnecting, "proxies sent their first configuration at once; more wait their turn (0: no bound)")
+	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", mesh.DefaultMaxSubscriptions, "resource names one ADS stream may subscribe to per type; a request past it ends its stream (ResourceExhausted) (0: no bound)")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 5*time.Second, "graceful stop bound for each server")
 	fs.StringVar(&cfg.Mesh.TrustDomain, "trust-domain", cfg.Mesh.TrustDomain, "SPIFFE trust domain of the mesh")
@@ -134,6 +138,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxConnecting < 0 {
 		errs = append(errs, errors.New("--max-connecting must not be negative"))
+	}
+	if c.MaxSubscriptions < 0 {
+		errs = append(errs, errors.New("--max-subscriptions must not be negative"))
 	}
 	if c.FilePollInterval <= 0 {
 		errs = append(errs, errors.New("--file-poll-interval must be positive"))

@@ -25,7 +25,7 @@ import (
 )
 
 func TestParseFlags(t *testing.T) {
-	cfg, err := parseFlags([]string{"--file=m.yaml", "--debounce=50ms", "--trust-domain=example.org", "--log-level=debug", "--ca-dir=ca", "--join-tokens=t.json", "--mtls-mode=permissive", "--max-connecting=8"}, io.Discard)
+	cfg, err := parseFlags([]string{"--file=m.yaml", "--debounce=50ms", "--trust-domain=example.org", "--log-level=debug", "--ca-dir=ca", "--join-tokens=t.json", "--mtls-mode=permissive", "--max-connecting=8", "--max-subscriptions=500"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestParseFlags(t *testing.T) {
 		cfg.Mesh.ClusterDomain != "cluster.local" || cfg.XDSAddress != "127.0.0.1:15012" ||
 		cfg.DebugAddress != "127.0.0.1:15014" || cfg.LogLevel != slog.LevelDebug ||
 		cfg.CA.Dir != "ca" || cfg.CA.JoinTokens != "t.json" || cfg.Mesh.MTLSMode != meshconfig.MTLSPermissive || cfg.InsecureXDS ||
-		cfg.MaxConnecting != 8 {
+		cfg.MaxConnecting != 8 || cfg.MaxSubscriptions != 500 {
 		t.Fatalf("cfg = %+v", cfg)
 	}
 	for _, bad := range [][]string{
@@ -44,6 +44,7 @@ func TestParseFlags(t *testing.T) {
 		{"--file=m", "--trust-domain="},                   // invalid mesh config
 		{"--file=m", "--log-level=chatty"},                // bad level
 		{"--file=m", "--max-connecting=-1"},               // negative bound
+		{"--file=m", "--max-subscriptions=-1"},            // negative bound
 		{"--file=m", "extra"},
 		{"--file=m", "--join-tokens=t"},                                     // no CA
 		{"--file=m", "--ca-dir=ca"},                                         // no authenticator

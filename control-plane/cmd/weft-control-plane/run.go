@@ -77,7 +77,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, listening listeningF
 	}
 	xopts := []xds.Option{
 		xds.WithLogger(log.With("component", "xds")), xds.WithDebounce(cfg.Debounce), xds.WithObserver(xdsMetrics),
-		xds.WithMaxConnecting(cfg.MaxConnecting), xds.WithReturnMemory(returnMemory),
+		xds.WithMaxConnecting(cfg.MaxConnecting), xds.WithMaxSubscriptions(cfg.MaxSubscriptions), xds.WithReturnMemory(returnMemory),
 	}
 	if sec.auth != nil && !cfg.InsecureXDS {
 		xopts = append(xopts, xds.WithAuthenticator(nodeAuth{sec.auth}))
