@@ -18,9 +18,12 @@ type responseBody struct {
 	// trailer is the response's Trailer field, filled with the
 	// trailers (tr) by the Read that returns io.EOF, on the caller's
 	// goroutine (as net/http's): the caller may look at the field while
-	// it reads.
+	// it reads. tr holds the trailers' canonical names and values in
+	// pairs, not a map: they go into the map the head declared (a gRPC
+	// response's), one map per response, not two.
 	trailer *http.Header
-	tr      http.Header
+	tr      []string
+	gotTr   bool // a trailers HEADERS frame came (tr may be empty)
 
 	h2conn.Body      // the bytes received and not read yet, the end, Close
 	done        bool // the caller saw its end (finish called; under Mu)
@@ -29,14 +32,14 @@ type responseBody struct {
 // end ends the body: at its end (err nil; trailers, possibly nil, go
 // into the response's Trailer), or failed with err, which drops what was
 // not read (it returns how many bytes, for the connection window).
-func (b *responseBody) end(trailer http.Header, err error) int {
+func (b *responseBody) end(trailer []string, err error) int {
 	b.Mu.Lock()
 	defer b.Mu.Unlock()
 	if b.Err != nil {
 		return 0
 	}
 	if err == nil {
-		b.tr = trailer
+		b.tr, b.gotTr = trailer, trailer != nil
 		b.EndLocked(io.EOF)
 		return 0
 	}
@@ -76,15 +79,36 @@ func (b *responseBody) Read(p []byte) (int, error) {
 // setTrailers fills the response's Trailer at the body's io.EOF (its
 // reader's goroutine; tr is no longer written once err is set).
 func (b *responseBody) setTrailers(err error) {
-	if !errors.Is(err, io.EOF) || b.tr == nil || b.trailer == nil {
+	if !errors.Is(err, io.EOF) || !b.gotTr || b.trailer == nil {
 		return
 	}
-	if *b.trailer == nil {
-		*b.trailer = make(http.Header, len(b.tr))
+	h := *b.trailer
+	if h == nil {
+		h = make(http.Header, len(b.tr)/2)
+		*b.trailer = h
 	}
-	for k, vv := range b.tr {
-		(*b.trailer)[k] = vv
+	// A name's values replace what the head declared (nil); each value
+	// is a slice of one backing array.
+	vals := make([]string, len(b.tr)/2)
+	for i := 0; i < len(b.tr); i += 2 {
+		k, v := b.tr[i], b.tr[i+1]
+		vals[i/2] = v
+		if seenName(b.tr[:i], k) {
+			h[k] = append(h[k], v)
+		} else {
+			h[k] = vals[i/2 : i/2+1 : i/2+1]
+		}
 	}
+}
+
+// seenName reports whether pairs (name, value, ...) has name as a name.
+func seenName(pairs []string, name string) bool {
+	for i := 0; i < len(pairs); i += 2 {
+		if pairs[i] == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Close drops what was not read; a stream the peer has not ended is

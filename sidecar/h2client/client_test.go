@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -674,6 +675,51 @@ func TestWholeBody(t *testing.T) {
 				}
 				if g := resp.Trailer.Get("X-Req-Trailer"); g != trailer {
 					t.Fatalf("request trailer arrived as %q, want %q", g, trailer)
+				}
+			}
+		})
+	}
+}
+
+// TestResponseTrailers: the trailers fill the Trailer map the head
+// declared, at the body's io.EOF: a name sent twice keeps both values, a
+// declared name not sent stays nil, an undeclared one is added; and a
+// response that declared none gets a map of what came.
+func TestResponseTrailers(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/declared" {
+			w.Header().Set("Trailer", "X-Twice, X-Unsent, X-Once")
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "body")
+		w.Header().Add(http.TrailerPrefix+"X-Twice", "1")
+		w.Header().Add(http.TrailerPrefix+"X-Twice", "2")
+		w.Header().Set(http.TrailerPrefix+"X-Once", "3")
+		w.Header().Set(http.TrailerPrefix+"X-Undeclared", "4")
+	})
+	for _, sk := range servers {
+		t.Run(sk.name, func(t *testing.T) {
+			addr, _ := sk.start(t, h, 0)
+			c := newClient(t)
+			for _, path := range []string{"/declared", "/undeclared"} {
+				resp, err := c.RoundTrip(newRequest(t, t.Context(), http.MethodGet, addr, path, nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				declared := resp.Trailer
+				if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "body" {
+					t.Fatalf("%s: body %q, %v", path, b, err)
+				}
+				_ = resp.Body.Close()
+				want := http.Header{"X-Twice": {"1", "2"}, "X-Once": {"3"}, "X-Undeclared": {"4"}}
+				if path == "/declared" {
+					want["X-Unsent"] = nil
+					if reflect.ValueOf(declared).UnsafePointer() != reflect.ValueOf(resp.Trailer).UnsafePointer() {
+						t.Errorf("%s: the declared Trailer map was replaced at EOF", path)
+					}
+				}
+				if !reflect.DeepEqual(resp.Trailer, want) {
+					t.Errorf("%s: trailers %v, want %v", path, resp.Trailer, want)
 				}
 			}
 		})

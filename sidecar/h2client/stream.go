@@ -601,12 +601,13 @@ func statusLine(code int) string {
 	return strconv.Itoa(code) + " " + http.StatusText(code)
 }
 
-// trailerOf is the header of a trailers HEADERS frame.
-func trailerOf(f *http2.MetaHeadersFrame) http.Header {
-	h := make(http.Header, len(f.Fields))
-	for _, hf := range f.RegularFields() {
-		k := h2key.Canonical(hf.Name)
-		h[k] = append(h[k], hf.Value)
+// trailerOf is the trailers of a trailers HEADERS frame: canonical
+// names and values in pairs (responseBody.tr), never nil.
+func trailerOf(f *http2.MetaHeadersFrame) []string {
+	regular := f.RegularFields()
+	tr := make([]string, 0, 2*len(regular))
+	for _, hf := range regular {
+		tr = append(tr, h2key.Canonical(hf.Name), hf.Value)
 	}
-	return h
+	return tr
 }

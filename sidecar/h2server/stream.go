@@ -407,7 +407,15 @@ func (st *stream) prepareHead() {
 	if st.trailers != nil || st.rh == nil {
 		return
 	}
-	for _, v := range st.rh["Trailer"] {
+	declared := st.rh["Trailer"]
+	n := 0
+	for _, v := range declared {
+		n += strings.Count(v, ",") + 1
+	}
+	if n > 0 {
+		st.trailers = make([]string, 0, n) // one allocation, not one per doubling
+	}
+	for _, v := range declared {
 		for k := range strings.SplitSeq(v, ",") {
 			if k = http.CanonicalHeaderKey(textprotoTrim(k)); k != "" {
 				st.trailers = append(st.trailers, k)
