@@ -294,17 +294,24 @@ func (f *Forwarder) SendTry(req *http.Request, ep *lb.Endpoint) (*http.Response,
 func (f *Forwarder) WriteResponse(w http.ResponseWriter, r *http.Request, resp *http.Response, ep *lb.Endpoint, cluster string) {
 	defer resp.Body.Close()
 
+	declared := resp.Header["Trailer"]
 	RemoveHopHeaders(resp.Header)
 	dst := w.Header()
 	for k, vv := range resp.Header {
 		dst[k] = vv
 	}
 	if len(resp.Trailer) > 0 {
-		names := make([]string, 0, len(resp.Trailer))
-		for k := range resp.Trailer {
-			names = append(names, k)
+		if declaresAll(declared, resp.Trailer) {
+			// The upstream's own Trailer header (a gRPC response's)
+			// names them: passed on as it is, nothing to build.
+			dst["Trailer"] = declared
+		} else {
+			names := make([]string, 0, len(resp.Trailer))
+			for k := range resp.Trailer {
+				names = append(names, k)
+			}
+			dst["Trailer"] = []string{strings.Join(names, ", ")}
 		}
-		dst["Trailer"] = []string{strings.Join(names, ", ")}
 	}
 	w.WriteHeader(resp.StatusCode)
 
@@ -319,6 +326,33 @@ func (f *Forwarder) WriteResponse(w http.ResponseWriter, r *http.Request, resp *
 	for k, vv := range resp.Trailer {
 		dst[http.TrailerPrefix+k] = vv
 	}
+}
+
+// declaresAll reports whether the Trailer header values declared name
+// every key of trailer (case-insensitively, as header names compare).
+func declaresAll(declared []string, trailer http.Header) bool {
+	if len(declared) == 0 {
+		return false
+	}
+	for k := range trailer {
+		if !declares(declared, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// declares reports whether the comma-separated names of declared
+// include name.
+func declares(declared []string, name string) bool {
+	for _, v := range declared {
+		for n := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(n), name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // copyBody copies the response body, flushing after each read when the

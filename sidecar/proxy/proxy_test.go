@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -173,4 +174,92 @@ func (errReader) Read([]byte) (int, error) { return 0, errors.New("reset") }
 func asErr(r any) error {
 	err, _ := r.(error)
 	return err
+}
+
+// TestWriteResponseTrailer: the response announces its trailers: with
+// the upstream's own Trailer header when it names them all (gRPC's), with
+// their names otherwise; the trailers follow the body.
+func TestWriteResponseTrailer(t *testing.T) {
+	tests := []struct {
+		name     string
+		declared []string // the upstream's Trailer header
+		trailer  http.Header
+		want     string // the Trailer header sent, names in any order
+		asIs     bool   // exactly the upstream's
+	}{
+		{
+			name: "declared", declared: []string{"grpc-status, grpc-message"},
+			trailer: http.Header{"Grpc-Status": {"0"}, "Grpc-Message": {""}}, want: "grpc-status, grpc-message", asIs: true,
+		},
+		{
+			name: "declared over two values", declared: []string{"Grpc-Status", "Grpc-Message"},
+			trailer: http.Header{"Grpc-Status": {"0"}, "Grpc-Message": {""}}, want: "Grpc-Status Grpc-Message", asIs: true,
+		},
+		{
+			name: "one not declared", declared: []string{"grpc-status"},
+			trailer: http.Header{"Grpc-Status": {"0"}, "X-Extra": {"1"}}, want: "Grpc-Status, X-Extra",
+		},
+		{name: "none declared", trailer: http.Header{"Grpc-Status": {"0"}}, want: "Grpc-Status"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{"Content-Type": {"application/grpc"}}
+			if tc.declared != nil {
+				h["Trailer"] = tc.declared
+			}
+			// The trailers arrive with the body's end; until then the
+			// keys are declared with nil values, as a client's response.
+			trailer := http.Header{}
+			for k := range tc.trailer {
+				trailer[k] = nil
+			}
+			resp := &http.Response{
+				StatusCode: http.StatusOK, Header: h, Trailer: trailer, ContentLength: -1,
+				Body: &trailerBody{Reader: strings.NewReader("msg"), trailer: trailer, values: tc.trailer},
+			}
+			w := httptest.NewRecorder()
+			f := proxy.NewForwarder(&fake{}, slog.New(slog.DiscardHandler))
+			f.WriteResponse(w, httptest.NewRequest(http.MethodPost, "/", nil), resp, &lb.Endpoint{}, "c")
+			res := w.Result()
+			got := strings.Join(res.Header.Values("Trailer"), " ")
+			if tc.asIs && got != tc.want || !sameNames(got, tc.want) {
+				t.Errorf("Trailer header %q, want %q", got, tc.want)
+			}
+			for k, vv := range tc.trailer {
+				if g := res.Trailer.Values(k); fmt.Sprint(g) != fmt.Sprint(vv) {
+					t.Errorf("trailer %s = %q, want %q", k, g, vv)
+				}
+			}
+		})
+	}
+}
+
+// trailerBody fills trailer with values at its io.EOF, as a client's
+// response body does.
+type trailerBody struct {
+	*strings.Reader
+	trailer, values http.Header
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if errors.Is(err, io.EOF) {
+		for k, vv := range b.values {
+			b.trailer[k] = vv
+		}
+	}
+	return n, err
+}
+
+func (b *trailerBody) Close() error { return nil }
+
+// sameNames: a and b list the same header names (separated by commas or
+// spaces, in any order, case-insensitively).
+func sameNames(a, b string) bool {
+	split := func(s string) []string {
+		f := strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return r == ',' || r == ' ' })
+		slices.Sort(f)
+		return f
+	}
+	return slices.Equal(split(a), split(b))
 }
