@@ -40,6 +40,14 @@ import (
 // DefaultDrainTimeout bounds how long shutdown waits for in-flight requests.
 const DefaultDrainTimeout = 5 * time.Second
 
+// DefaultTrimInterval is how often weft-sidecar drops its executable's
+// mappings again after start (Config.TrimInterval): longer than the GC
+// cycles' spacing under load (a few seconds at 1000 requests/s), so a
+// period's working set is the request path's and a cycle's, and rare
+// enough that mapping them again (a few hundred minor faults) costs
+// nothing measurable.
+const DefaultTrimInterval = 5 * time.Second
+
 // Config is what one sidecar needs to run.
 type Config struct {
 	// Workload, Namespace and ServiceAccount identify the sidecar; the
@@ -129,6 +137,14 @@ type Config struct {
 	// runtime). weft-sidecar sets it; a process that runs other
 	// things beside the sidecar (tests) need not.
 	TrimAfterStart bool
+	// TrimInterval, with TrimAfterStart, drops those mappings again every
+	// TrimInterval (0: only once, after start): the executable's pages
+	// that stay resident are then what the sidecar ran since the last
+	// drop, not everything it ever ran (a burst's, a probe's, a
+	// handshake's code), and its RSS under steady load is its working
+	// set (package memtrim). What it runs next is mapped again by minor
+	// faults, from the page cache.
+	TrimInterval time.Duration
 
 	// ReleaseHeap returns to the OS the heap a burst of load left behind
 	// once the load has dropped (package heaprelease: two GC cycles and a
@@ -458,7 +474,10 @@ func Run(ctx context.Context, cfg Config) error {
 				return nil
 			case <-lm.started:
 			}
-			trimAfterStart(gctx, log, memtrim.Trim)
+			var tr memtrim.Trimmer
+			if trimAfterStart(gctx, log, tr.Trim) && cfg.TrimInterval > 0 {
+				trimEvery(gctx, log, cfg.TrimInterval, tr.Trim)
+			}
 			// Parked until shutdown: a goroutine's exit reads the runtime's
 			// function tables (pclntab) and runs errgroup's and the
 			// scheduler's exit code, which would map those pages again
@@ -506,18 +525,44 @@ func Run(ctx context.Context, cfg Config) error {
 // that a sidecar would not run anyway: the debug line is formatted only
 // when the logger takes it (at the default level, slog's code, and the
 // arguments' allocation, are not touched again).
-func trimAfterStart(ctx context.Context, log *slog.Logger, trim func() (memtrim.Result, error)) {
+// It reports whether the drop worked (trimming again is then worth it).
+func trimAfterStart(ctx context.Context, log *slog.Logger, trim func() (memtrim.Result, error)) bool {
 	debug := log.Enabled(ctx, slog.LevelDebug)
 	r, err := trim()
 	if err != nil {
 		log.Warn("start-up memory not given back", "error", err)
-		return
+		return false
 	}
 	if r.Mappings == 0 && runtime.GOOS == "linux" {
 		log.Warn("start-up memory not given back: no read-only mapping of the executable found")
-		return
+		return false
 	}
 	if debug {
 		log.Debug("start-up memory given back", "executable_mappings", r.Mappings, "executable_bytes", r.Unmapped)
+	}
+	return r.Mappings > 0
+}
+
+// trimEvery drops the executable's mappings again (trim: a
+// memtrim.Trimmer's)
+// every interval until ctx ends, so that what stays mapped is what the
+// sidecar ran lately. Under steady load that is the request path's code
+// and what each GC cycle reads (the collector's code, the function tables
+// its stack scans read); without it, also every page any earlier work
+// mapped, from the first request's handshakes to a burst's. It logs
+// nothing but a failure, after which it stops trimming.
+func trimEvery(ctx context.Context, log *slog.Logger, interval time.Duration, trim func() (memtrim.Result, error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := trim(); err != nil {
+				log.Warn("executable pages no longer dropped", "error", err)
+				return
+			}
+		}
 	}
 }

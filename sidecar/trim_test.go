@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/weftmesh/weft/sidecar/internal/memtrim"
 )
@@ -67,4 +69,53 @@ func TestTrimAfterStartRunsNoLoggerAfterTheDrop(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTrimEvery: the drop is repeated until the context ends, and a
+// failed drop is reported once and ends the repeats.
+func TestTrimEvery(t *testing.T) {
+	t.Run("until the context ends", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		dropped := true
+		var calls []string
+		log := slog.New(afterDrop{level: slog.LevelDebug, dropped: &dropped, calls: &calls})
+		n := 0
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			trimEvery(ctx, log, time.Millisecond, func() (memtrim.Result, error) {
+				if n++; n == 3 {
+					cancel()
+				}
+				return memtrim.Result{Mappings: 2}, nil
+			})
+		}()
+		<-done
+		if n != 3 {
+			t.Errorf("%d drops, want 3 (the third ends the context)", n)
+		}
+		if len(calls) != 0 {
+			t.Errorf("logger calls: %q, want none", calls)
+		}
+	})
+	t.Run("failed drop", func(t *testing.T) {
+		dropped := true
+		var calls []string
+		log := slog.New(afterDrop{level: slog.LevelInfo, dropped: &dropped, calls: &calls})
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		n := 0
+		trimEvery(ctx, log, time.Millisecond, func() (memtrim.Result, error) {
+			if n++; n == 2 {
+				cancel() // a second drop is already wrong; end there
+			}
+			return memtrim.Result{}, errors.New("smaps: permission denied")
+		})
+		if n != 1 {
+			t.Errorf("%d drops, want 1 (the failure ends them)", n)
+		}
+		if want := []string{"Enabled(WARN)", "Handle(executable pages no longer dropped)"}; !slices.Equal(calls, want) {
+			t.Errorf("logger calls: %q, want %q", calls, want)
+		}
+	})
 }

@@ -125,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (sidecar.Config, error) {
 	fs.StringVar(&cfg.DNSAddress, "dns-address", sidecar.DefaultDNSAddress, "DNS proxy address (UDP and TCP), with --dns-proxy")
 	fs.StringVar(&cfg.ResolvConf, "resolv-conf", dnsproxy.DefaultResolvConf, "resolv.conf whose nameservers the DNS proxy forwards to")
 	fs.BoolVar(&cfg.TrimAfterStart, "trim-after-start", true, "once the first configuration is applied, drop the executable pages only starting up used (idle RSS; package sidecar/internal/memtrim)")
+	fs.DurationVar(&cfg.TrimInterval, "trim-interval", sidecar.DefaultTrimInterval, "with --trim-after-start, drop the executable pages again this often (0: only once), so that those the sidecar keeps mapped are what it ran lately (RSS under load; package sidecar/internal/memtrim)")
 	fs.BoolVar(&cfg.ReleaseHeap, "release-heap", true, "once the load drops after a burst, return the heap it left behind to the OS (RSS after load; package sidecar/internal/heaprelease)")
 	fs.StringVar(&cfg.HTTP2Server, "http2-server", sidecar.HTTP2ServerWeft, "what serves the listeners' HTTP/2: "+sidecar.HTTP2ServerWeft+" (package sidecar/h2server) or "+sidecar.HTTP2ServerNetHTTP+" (net/http's HTTP/2 server)")
 	fs.StringVar(&cfg.HTTP2Client, "http2-client", sidecar.HTTP2ClientWeft, "what carries the sidecar's HTTP/2 hops (the tunnel, h2c to a gRPC app): "+sidecar.HTTP2ClientWeft+" (package sidecar/h2client) or "+sidecar.HTTP2ClientNetHTTP+" (net/http's HTTP/2 transport)")

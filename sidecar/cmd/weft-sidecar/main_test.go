@@ -31,6 +31,12 @@ func TestParseFlags(t *testing.T) {
 	if cfg, err := parseFlags([]string{"--trim-after-start=false"}, io.Discard); err != nil || cfg.TrimAfterStart {
 		t.Errorf("--trim-after-start=false: TrimAfterStart %v, %v", cfg.TrimAfterStart, err)
 	}
+	if cfg.TrimInterval != sidecar.DefaultTrimInterval || sidecar.DefaultTrimInterval <= 0 {
+		t.Errorf("TrimInterval %v, want the default %v (above 0: the executable's pages are dropped again under load)", cfg.TrimInterval, sidecar.DefaultTrimInterval)
+	}
+	if cfg, err := parseFlags([]string{"--trim-interval=0"}, io.Discard); err != nil || cfg.TrimInterval != 0 {
+		t.Errorf("--trim-interval=0: TrimInterval %v, %v", cfg.TrimInterval, err)
+	}
 	if !cfg.ReleaseHeap {
 		t.Error("the heap is not released after a load drop by default")
 	}

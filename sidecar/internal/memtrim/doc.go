@@ -1,5 +1,6 @@
-// Package memtrim gives back, once, the executable pages a process mapped
-// only to start.
+// Package memtrim gives back the executable pages a process mapped only to
+// start, and, called again and again (a Trimmer), those it mapped for work
+// it no longer does.
 //
 // A Go process keeps every page of its executable that it ever touched
 // mapped, and the kernel maps the cached pages around each one it faults
@@ -25,6 +26,19 @@
 // pclntab too). Trim itself allocates per mapping, not per smaps line:
 // it runs before the runtime's first collection, so what it allocates
 // stays resident.
+//
+// The same holds under load: what stays mapped is everything the process
+// ran since the last drop, so a sidecar dropping only once keeps the
+// first requests' handshakes, the probes' and a burst's code, and every
+// 64 KiB window a GC cycle's stack scans read (10.3 MiB at 1000
+// requests/s, where the request path and a GC cycle need ~8.3). A Trimmer
+// drops them again at each call, reading smaps through its own buffer
+// (allocating only the open file, so a process idle for minutes without
+// a GC cycle does not grow its heap doing it); a mapping that has come to
+// hold a written page since is left alone. A drop costs the caller ~0.2
+// ms (smaps, madvise) and the process the minor faults that map its
+// running code back, ~1 µs per 64 KiB window (BENCHMARKS.md, "Executable
+// pages under load").
 //
 // Trim does not return the heap (debug.FreeOSMemory): measured on an
 // idle sidecar, its forced GC cycle left more anonymous memory and more

@@ -2,5 +2,7 @@
 
 package memtrim
 
-// dropExecutable does nothing outside Linux.
-func dropExecutable() (Result, error) { return Result{}, nil }
+// trimmer does nothing outside Linux.
+type trimmer struct{}
+
+func (*trimmer) drop() (Result, error) { return Result{}, nil }
