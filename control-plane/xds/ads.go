@@ -558,9 +558,6 @@ func (st *adsStream) deltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 			add = append(add, n)
 		}
 	}
-	if err := st.tooMany(typeURL, len(t.names)+len(add)); err != nil {
-		return err
-	}
 	if len(add) <= 8 {
 		for _, n := range add {
 			j, _ := slices.BinarySearch(t.names, n)
@@ -591,7 +588,28 @@ func (st *adsStream) deltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 		})
 		t.addFresh(covered)
 	}
+	// Counted once the request applied (a name replacing another in one
+	// request is no name more), with the names unsubscribed from under
+	// "*" that wait in fresh for the type's next response: a proxy that
+	// does not answer that response must not make the stream keep names
+	// past the limit either. Only counted when it may be over.
+	if limit := st.s.maxSubscriptions; limit > 0 && len(t.names)+len(t.fresh) > limit {
+		return st.tooMany(typeURL, t.kept())
+	}
 	return nil
+}
+
+// kept is how many resource names the stream keeps for the type: its
+// subscribed names and, in fresh, the names unsubscribed from under "*"
+// (fresh holds no other name that is not subscribed).
+func (t *typeStream) kept() int {
+	n := len(t.names)
+	for _, f := range t.fresh {
+		if _, found := slices.BinarySearch(t.names, f); !found {
+			n++
+		}
+	}
+	return n
 }
 
 // addFresh adds names to fresh, which stays sorted (deltaResponse looks

@@ -3,6 +3,7 @@ package xds
 import (
 	"bytes"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,7 +114,34 @@ func TestSubscriptionLimit(t *testing.T) {
 		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.ListenerType, InitialResourceVersions: have})
 		wantEnd(t, drained(c.resps), &c.err, codes.ResourceExhausted, resource.ListenerType, "limit of 4")
 	})
-	if got := logs.String(); strings.Count(got, "too many resource names") != 3 || !strings.Contains(got, "limit=4") {
+	t.Run("delta subscribe and unsubscribe in one request at the limit", func(t *testing.T) {
+		c := newDeltaClient(t, ctx, cc, "order-1.shop")
+		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: numbered("eds-", limit)})
+		r := c.recv(resource.EndpointType)
+		// One name replaces another: still limit names, served.
+		c.send(&discovery.DeltaDiscoveryRequest{
+			TypeUrl: resource.EndpointType, ResponseNonce: r.GetNonce(),
+			ResourceNamesSubscribe: []string{"eds-new"}, ResourceNamesUnsubscribe: []string{"eds-0"},
+		})
+		if r = c.recv(resource.EndpointType); !slices.Equal(r.GetRemovedResources(), []string{"eds-new"}) {
+			t.Fatalf("removed %v, want [eds-new]", r.GetRemovedResources())
+		}
+	})
+	t.Run("delta names unsubscribed under * while a response waits", func(t *testing.T) {
+		// Names unsubscribed from under "*" are kept until the type's next
+		// response (to answer them): they count, or a proxy that never
+		// answers could make the stream keep names without bound.
+		c := newDeltaClient(t, ctx, cc, "order-1.shop")
+		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType})
+		c.recv(resource.EndpointType) // never answered
+		for round := range 3 {
+			names := numbered("n"+strconv.Itoa(round)+"-", limit-1)
+			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: names})
+			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesUnsubscribe: names})
+		}
+		wantEnd(t, drained(c.resps), &c.err, codes.ResourceExhausted, resource.EndpointType, "limit of 4")
+	})
+	if got := logs.String(); strings.Count(got, "too many resource names") != 4 || !strings.Contains(got, "limit=4") {
 		t.Fatalf("log:\n%s\nwant a line per refused request naming the limit", got)
 	}
 	// The other stream is served still.

@@ -146,9 +146,11 @@ func WithMaxConnecting(n int) Option { return func(s *Server) { s.maxConnecting 
 // WithMaxSubscriptions bounds the resource names one ADS stream may
 // subscribe to per type (default mesh.DefaultMaxSubscriptions; n <= 0: no
 // bound): a SotW request naming more, or delta requests that would take a
-// type's subscription (or a first request's initial_resource_versions)
-// past it, end their stream with ResourceExhausted, naming the type and
-// the limit. Other streams are not affected.
+// type's subscription (once a request's subscribe and unsubscribe lists
+// applied; names unsubscribed from under "*" count until the type's next
+// response) or a first request's initial_resource_versions past it, end
+// their stream with ResourceExhausted, naming the type and the limit.
+// Other streams are not affected.
 func WithMaxSubscriptions(n int) Option { return func(s *Server) { s.maxSubscriptions = max(n, 0) } }
 
 // WithReturnMemory makes the server call f (the daemon passes
