@@ -38,7 +38,11 @@
 // hold a written page since is left alone. A drop costs the caller ~0.2
 // ms (smaps, madvise) and the process the minor faults that map its
 // running code back, ~1 µs per 64 KiB window (BENCHMARKS.md, "Executable
-// pages under load").
+// pages under load"). What a drop does not change: the pages stay in the
+// page cache, charged as before to the cgroup that first read them; but a
+// page the process touches less often than it drops is unmapped most of
+// the time, so under memory pressure the kernel may evict it, and the next
+// touch reads it from disk (a major fault) instead of finding it mapped.
 //
 // Trim does not return the heap (debug.FreeOSMemory): measured on an
 // idle sidecar, its forced GC cycle left more anonymous memory and more
