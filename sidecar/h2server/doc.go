@@ -50,7 +50,9 @@
 // SETTINGS or frames that reset streams and reads nothing cannot hold it
 // in a write. A handler flushes when it returns, and when its buffered
 // body exceeds a frame. Flush (the proxy
-// flushes after each chunk of a streamed response) starts a goroutine
+// flushes after each chunk of a streamed response but the one that
+// ended it: a gRPC unary response whose trailers came with its message
+// is not flushed, it leaves as the handler returns) starts a goroutine
 // that writes, unless a write is in progress or due: on a single P it
 // runs when the handler blocks (the next upstream read), so the trailers
 // a handler writes right after a gRPC message join it. So a response

@@ -17,7 +17,10 @@
 // response (the upstream's header map is not used once its body is
 // closed: the transport recycles it); the body is copied through a pooled
 // 32 KiB buffer and flushed after every read when its length is unknown
-// (streaming, server-sent events); trailers follow the body. An upstream
+// (streaming, server-sent events), but the read that ended it (the
+// handler's return sends those bytes with the end: a gRPC unary
+// response whose trailers came with its message leaves in one write);
+// trailers follow the body. An upstream
 // that fails mid-body aborts the client's response rather than end it
 // cleanly.
 //

@@ -356,8 +356,9 @@ func declares(declared []string, name string) bool {
 }
 
 // copyBody copies the response body, flushing after each read when the
-// length is unknown. It reports upstream read errors only; a client that
-// stops reading ends the copy quietly.
+// length is unknown, but the read that ended the body. It reports
+// upstream read errors only; a client that stops reading ends the copy
+// quietly.
 func copyBody(w http.ResponseWriter, resp *http.Response, method string) error {
 	if method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		return nil
@@ -373,7 +374,11 @@ func copyBody(w http.ResponseWriter, resp *http.Response, method string) error {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return nil
 			}
-			if stream {
+			// Not after the last bytes (they came with io.EOF): the
+			// handler returns at once and the end goes with them, one
+			// write, no writer started for a flush (a gRPC unary
+			// response whose trailers are already here).
+			if stream && rerr == nil {
 				flusher.Flush()
 			}
 		}

@@ -263,3 +263,65 @@ func sameNames(a, b string) bool {
 	}
 	return slices.Equal(split(a), split(b))
 }
+
+// flushCounter counts Flush calls.
+type flushCounter struct {
+	*httptest.ResponseRecorder
+	flushes int
+}
+
+func (w *flushCounter) Flush() { w.flushes++ }
+
+// chunks reads its parts one per Read; the last comes with io.EOF when
+// eofWithLast, else alone after it.
+type chunks struct {
+	parts       []string
+	eofWithLast bool
+}
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(c.parts) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.parts[0])
+	c.parts = c.parts[1:]
+	if len(c.parts) == 0 && c.eofWithLast {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (c *chunks) Close() error { return nil }
+
+// TestWriteResponseFlushes: a body of unknown length is flushed after
+// each read but the one that ended it: its bytes go with the end.
+func TestWriteResponseFlushes(t *testing.T) {
+	tests := []struct {
+		name        string
+		parts       []string
+		eofWithLast bool
+		want        int
+	}{
+		{name: "whole body with its end", parts: []string{"message"}, eofWithLast: true, want: 0},
+		{name: "end after the body", parts: []string{"message"}, want: 1},
+		{name: "two reads, the end with the second", parts: []string{"one", "two"}, eofWithLast: true, want: 1},
+		{name: "two reads, the end after", parts: []string{"one", "two"}, want: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := &http.Response{
+				StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/grpc"}}, ContentLength: -1,
+				Body: &chunks{parts: tc.parts, eofWithLast: tc.eofWithLast},
+			}
+			w := &flushCounter{ResponseRecorder: httptest.NewRecorder()}
+			f := proxy.NewForwarder(&fake{}, slog.New(slog.DiscardHandler))
+			f.WriteResponse(w, httptest.NewRequest(http.MethodPost, "/", nil), resp, &lb.Endpoint{}, "c")
+			if w.flushes != tc.want {
+				t.Errorf("%d flushes, want %d", w.flushes, tc.want)
+			}
+			if got, want := w.Body.String(), strings.Join(tc.parts, ""); got != want {
+				t.Errorf("body %q, want %q", got, want)
+			}
+		})
+	}
+}
