@@ -212,7 +212,7 @@ func (m *Mesh) sidecarArgs(w Workload) []string {
 		"--admin-address=" + w.AdminAddress(),
 		"--health-address=" + w.HealthAddress(),
 		"--log-level=" + m.cfg.logLevel,
-	}, append(m.securitySidecarArgs(w), w.SidecarArgs...)...)
+	}, slices.Concat(m.securitySidecarArgs(w), w.SidecarArgs, m.cfg.sidecarArgs)...)
 }
 
 func (m *Mesh) controlPlaneArgs() []string {

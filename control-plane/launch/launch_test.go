@@ -214,3 +214,22 @@ func TestSidecarEnv(t *testing.T) {
 		t.Fatalf("without WithEnv: the launcher's env plus the sidecar's, got %d entries ending %q", len(got), got[max(len(got)-2, 0):])
 	}
 }
+
+func TestSidecarArgs(t *testing.T) {
+	cfg := defaultConfig()
+	m := &Mesh{cfg: cfg, binDir: "bin", sec: &security{}}
+	w := Workload{Name: "a", Namespace: "ns", SidecarArgs: []string{"--mode=egress-gateway"}}
+	base := m.sidecarArgs(w)
+	if base[len(base)-1] != "--mode=egress-gateway" {
+		t.Fatalf("the workload's own flags are not last without WithSidecarArgs: %q", base)
+	}
+	WithSidecarArgs("--trim-interval=0")(&m.cfg)
+	got := m.sidecarArgs(w)
+	want := append(slices.Clone(base), "--trim-interval=0")
+	if !slices.Equal(got, want) {
+		t.Fatalf("sidecar args %q, want %q (WithSidecarArgs after the workload's own, so they win)", got, want)
+	}
+	if cp := m.controlPlaneArgs(); slices.Contains(cp, "--trim-interval=0") {
+		t.Fatalf("the control plane got a sidecar flag: %q", cp)
+	}
+}

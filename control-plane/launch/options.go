@@ -27,6 +27,7 @@ type config struct {
 	stopTimeout    time.Duration
 	env            []string
 	sidecarEnv     []string
+	sidecarArgs    []string
 	secure         secureMode
 	certLifetime   time.Duration
 	mtlsMode       meshconfig.MTLSMode
@@ -107,6 +108,13 @@ func WithEnv(env []string) Option { return func(c *config) { c.env = env } }
 // GODEBUG on the proxies without changing the control plane or the apps.
 func WithSidecarEnv(kv ...string) Option {
 	return func(c *config) { c.sidecarEnv = append(c.sidecarEnv, kv...) }
+}
+
+// WithSidecarArgs adds flags to every sidecar's command line, after the
+// workload's own (benchmarks compare a sidecar flag's settings, e.g.
+// --trim-interval=0, on the same mesh).
+func WithSidecarArgs(args ...string) Option {
+	return func(c *config) { c.sidecarArgs = append(c.sidecarArgs, args...) }
 }
 
 // WithCertLifetime sets the lifetime of the certificates the control

@@ -42,6 +42,10 @@ type Config struct {
 	// SidecarEnv is added to the Weft sidecars' environment only
 	// (KEY=value; GOGC, GOMEMLIMIT or GODEBUG=gctrace=1 experiments).
 	SidecarEnv []string
+
+	// SidecarArgs are added to both Weft sidecars' command lines
+	// (e.g. --trim-interval=0 to measure without the periodic drop).
+	SidecarArgs []string
 }
 
 // DefaultConfig is `make bench`: about fifteen minutes of measurement

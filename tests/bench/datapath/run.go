@@ -230,7 +230,7 @@ func (st *runState) startAll(ctx context.Context) error {
 
 	if st.has("W") {
 		st.logf("starting Weft control plane and two sidecars (CPU %d)", cpu)
-		w, err := startWeft(ctx, st.cfg.BinDir, filepath.Join(st.cfg.RunDir, "weft"), cpu, st.cfg.SidecarEnv)
+		w, err := startWeft(ctx, st.cfg.BinDir, filepath.Join(st.cfg.RunDir, "weft"), cpu, st.cfg.SidecarEnv, st.cfg.SidecarArgs)
 		if w != nil {
 			st.weft = w
 		}

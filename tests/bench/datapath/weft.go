@@ -98,8 +98,8 @@ func writeMeshFile(dir string) (string, error) {
 
 // startWeft runs the control plane and both sidecars with the same launcher
 // as `weftctl up`, every process with GOMAXPROCS=1 (the sidecars with
-// sidecarEnv too), then pins them (all threads) to cpu.
-func startWeft(ctx context.Context, binDir, runDir string, cpu int, sidecarEnv []string) (*weftPair, error) {
+// sidecarEnv and sidecarArgs too), then pins them (all threads) to cpu.
+func startWeft(ctx context.Context, binDir, runDir string, cpu int, sidecarEnv, sidecarArgs []string) (*weftPair, error) {
 	meshFile, err := writeMeshFile(runDir)
 	if err != nil {
 		return nil, err
@@ -111,6 +111,7 @@ func startWeft(ctx context.Context, binDir, runDir string, cpu int, sidecarEnv [
 		launch.WithLogLevel("warn"),
 		launch.WithEnv(env),
 		launch.WithSidecarEnv(sidecarEnv...),
+		launch.WithSidecarArgs(sidecarArgs...),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("weft: %w", err)

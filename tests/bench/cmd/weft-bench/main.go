@@ -20,7 +20,7 @@ import (
 
 func main() {
 	cfg := datapath.DefaultConfig()
-	var tools, paths, sizes, qps, sidecarEnv string
+	var tools, paths, sizes, qps, sidecarEnv, sidecarArgs string
 	flag.StringVar(&cfg.BinDir, "bin", cfg.BinDir, "directory with bench-upstream, weft-control-plane and weft-sidecar")
 	flag.StringVar(&tools, "tools", ".cache/tools/bin", "directory with fortio (falls back to $PATH)")
 	flag.StringVar(&cfg.RunDir, "run", cfg.RunDir, "scratch directory: certificates, configs, logs, raw results")
@@ -39,12 +39,14 @@ func main() {
 	flag.IntVar(&cfg.LoadCPU, "load-cpu", cfg.LoadCPU, "CPU for the load generator (-1: no pinning at all)")
 	flag.IntVar(&cfg.ServerCPU, "server-cpu", cfg.ServerCPU, "CPU for the upstream, the proxies and the control plane")
 	flag.StringVar(&sidecarEnv, "sidecar-env", "", "KEY=value entries, space separated, added to the Weft sidecars' environment only (e.g. 'GOGC=off GODEBUG=gctrace=1')")
+	flag.StringVar(&sidecarArgs, "sidecar-args", "", "flags, space separated, added to both Weft sidecars' command lines (e.g. '--trim-interval=0')")
 	flag.StringVar(&cfg.Command, "command", "", "the command to print with the results (default: this one)")
 	flag.Parse()
 
 	cfg.Paths = split(paths)
 	cfg.Sizes = split(sizes)
 	cfg.SidecarEnv = strings.Fields(sidecarEnv)
+	cfg.SidecarArgs = strings.Fields(sidecarArgs)
 	cfg.QPS = nil
 	for _, q := range split(qps) {
 		n, err := strconv.Atoi(q)
