@@ -366,6 +366,20 @@ func (st *adsStream) longName(typeURL string, names []string) error {
 	return nil
 }
 
+// longVersions refuses (InvalidArgument) initial_resource_versions with
+// a name or a version longer than maxNameLen: the stream keeps the map
+// until the type's first response.
+func (st *adsStream) longVersions(typeURL string, known map[string]string) error {
+	for n, v := range known {
+		if len(n) > maxNameLen || len(v) > maxNameLen {
+			st.s.log.Warn("xds: refused request: initial resource version too long", "proxy", st.node, "type", typeURL,
+				"bytes", max(len(n), len(v)), "limit", maxNameLen, "delta", st.delta)
+			return grpcstatus.Errorf(codes.InvalidArgument, "xds: an initial_resource_versions entry of %s has %d bytes, longer than the limit of %d", typeURL, max(len(n), len(v)), maxNameLen)
+		}
+	}
+	return nil
+}
+
 // detailMessage is a NACK's error_detail message, cut to maxDetailLen (a
 // copy: the request is not kept).
 func detailMessage(d *rpcstatus.Status) string {
@@ -525,6 +539,9 @@ func (st *adsStream) deltaRequest(req *discovery.DeltaDiscoveryRequest) error {
 		// What the proxy has from an earlier stream: compared with the
 		// snapshot by the first response, then replaced by its map.
 		if err := st.tooMany(typeURL, len(req.GetInitialResourceVersions())); err != nil {
+			return err
+		}
+		if err := st.longVersions(typeURL, req.GetInitialResourceVersions()); err != nil {
 			return err
 		}
 		t.subscribed, t.dirty = true, true

@@ -233,3 +233,19 @@ func TestADSAdversarialRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestDeltaInitialVersionsBounded: a first delta request's
+// initial_resource_versions, kept until the type's first response, name
+// resources and versions no longer than maxNameLen, as a subscription
+// does; a longer one ends the stream (InvalidArgument).
+func TestDeltaInitialVersionsBounded(t *testing.T) {
+	huge := strings.Repeat("9", 1<<20)
+	for _, have := range []map[string]string{{huge: "v"}, {"c-0": huge}} {
+		s, cc := startServer(t)
+		s.Update(parse(t, meshYAML))
+		s.Push()
+		c := newDeltaClient(t, t.Context(), cc, "order-1.shop")
+		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.ClusterType, InitialResourceVersions: have})
+		wantEnd(t, drained(c.resps), &c.err, codes.InvalidArgument, resource.ClusterType, "1024")
+	}
+}
