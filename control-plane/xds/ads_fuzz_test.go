@@ -115,6 +115,9 @@ func FuzzADSRequests(f *testing.F) {
 					if _, ok := snap.items[i][n]; ok {
 						t.Fatalf("delta %s removed %q, which the snapshot has", typeURLs[i], n)
 					}
+					if c.absent[n] {
+						t.Fatalf("delta %s removed %q again, neither subscribed, unsubscribed nor sent since", typeURLs[i], n)
+					}
 					delete(c.has, n)
 					c.absent[n] = true
 				}
