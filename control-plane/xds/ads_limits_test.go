@@ -134,11 +134,12 @@ func TestSubscriptionLimit(t *testing.T) {
 		c := newDeltaClient(t, ctx, cc, "order-1.shop")
 		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType})
 		c.recv(resource.EndpointType) // never answered
-		for round := range 3 {
-			names := numbered("n"+strconv.Itoa(round)+"-", limit-1)
-			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: names})
-			c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesUnsubscribe: names})
-		}
+		first := numbered("a-", limit-1)
+		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: first})
+		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesUnsubscribe: first})
+		// limit-1 names kept to be answered, limit-1 subscribed: over. (No
+		// request after this one: the stream may be gone.)
+		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: numbered("b-", limit-1)})
 		wantEnd(t, drained(c.resps), &c.err, codes.ResourceExhausted, resource.EndpointType, "limit of 4")
 	})
 	if got := logs.String(); strings.Count(got, "too many resource names") != 4 || !strings.Contains(got, "limit=4") {
