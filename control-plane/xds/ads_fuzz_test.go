@@ -38,7 +38,8 @@ type fuzzClient struct {
 // with requests made from the input, two bytes each: subscribe or
 // unsubscribe a real, unknown or wildcard name of any type, ACK or NACK
 // the last response, answer with a stale or malformed nonce, push another
-// registry state. It handles them as the stream's goroutine does (the
+// registry state; a delta type's first request may carry a name in
+// initial_resource_versions (the client holds it from an earlier stream). It handles them as the stream's goroutine does (the
 // request, then a flush), applies every response to a model of the
 // client, and checks that nothing outside the subscription is sent, that
 // responses carry the snapshot's version and, once the client has
@@ -54,6 +55,8 @@ func FuzzADSRequests(f *testing.F) {
 	f.Add([]byte{1, 2, 1, 0, 1, 4, 1, 1, 1, 5, 0, 3, 1, 6, 1})
 	f.Add([]byte{0, 2, 2, 4, 2, 0, 7, 5, 2, 4, 2, 3, 2})
 	f.Add([]byte{1, 0, 11, 4, 11, 1, 11, 5, 1, 0, 11})
+	f.Add([]byte{1, 4, 0, 0x32, 6, 4, 1, 0x14, 12, 4, 12, 5, 0, 4, 1})
+	f.Add([]byte{1, 4, 0, 0x12, 11, 4, 11, 0x34, 7, 5, 1, 4, 7})
 	const node = "order-1.shop"
 	meshes := []string{meshYAML, meshYAML + payment2, strings.Replace(meshYAML, paymentService, "", 1)}
 	// Every resource name of every mesh, and one that never exists.
@@ -148,6 +151,9 @@ func FuzzADSRequests(f *testing.F) {
 			return nil
 		}
 		named := false
+		// initial, when set, is what the next delta request of a type
+		// not yet subscribed says the client has from an earlier stream.
+		var initial map[string]string
 		request := func(i int, nonce string, nack bool, sub, unsub []string) {
 			c := &cl[i]
 			var detail *rpcstatus.Status
@@ -165,6 +171,14 @@ func FuzzADSRequests(f *testing.F) {
 			first := !c.subscribed
 			c.subscribed = true
 			var err error
+			var have map[string]string
+			if delta && first {
+				have, c.has = initial, maps.Clone(initial)
+				if c.has == nil {
+					c.has = map[string]string{}
+				}
+			}
+			initial = nil
 			if delta {
 				c.wildcard = c.wildcard || (first && len(sub) == 0)
 				for _, x := range sub {
@@ -189,7 +203,7 @@ func FuzzADSRequests(f *testing.F) {
 				}
 				err = st.deltaRequest(&discovery.DeltaDiscoveryRequest{
 					Node: n, TypeUrl: typeURLs[i], ResponseNonce: nonce, ErrorDetail: detail,
-					ResourceNamesSubscribe: sub, ResourceNamesUnsubscribe: unsub,
+					ResourceNamesSubscribe: sub, ResourceNamesUnsubscribe: unsub, InitialResourceVersions: have,
 				})
 			} else {
 				// A SotW request carries the whole subscription; a stale
@@ -227,6 +241,22 @@ func FuzzADSRequests(f *testing.F) {
 			i := int(op[1]) % numTypes
 			name := vocab[int(op[1])/numTypes%len(vocab)]
 			c := &cl[i]
+			if op[0]&0x10 != 0 {
+				// The next first request of a type carries the name as
+				// held from an earlier stream: at the snapshot's version
+				// (when it has it) or at another.
+				v := "stale"
+				if snap := s.snaps.get(node); snap != nil && op[0]&0x20 != 0 {
+					vm, err := versionsOf(snap.items[i])
+					if err != nil {
+						t.Fatal(err)
+					}
+					if cur, ok := vm[name]; ok {
+						v = cur
+					}
+				}
+				initial = map[string]string{name: v}
+			}
 			switch op[0] % 8 {
 			case 0:
 				request(i, c.last, false, []string{name}, nil)
