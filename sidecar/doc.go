@@ -28,7 +28,9 @@
 // # Goroutines
 //
 // Run owns one errgroup: the xDS client's Run; the listener manager, which
-// alone binds, rebinds and drains the outbound and inbound servers
+// alone binds, rebinds and drains the outbound and inbound servers (their
+// accepted connections are sidecar/internal/rawtcp's, whose reads and
+// writes do not wake the runtime's sysmon thread)
 // (h1server.Server for HTTP/1.x, handing HTTP/2 to h2server.Server, or
 // net/http's server with Config.HTTP2Server "net/http"; each
 // server's Serve runs in a goroutine the manager waits for); and the admin

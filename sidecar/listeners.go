@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftmesh/weft/sidecar/h1server"
 	"github.com/weftmesh/weft/sidecar/h2server"
+	"github.com/weftmesh/weft/sidecar/internal/rawtcp"
 	"github.com/weftmesh/weft/sidecar/router"
 	"github.com/weftmesh/weft/sidecar/transport"
 )
@@ -172,7 +173,8 @@ func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
 			ok = false
 			continue
 		}
-		ln = m.watchAccept(ln)
+		// Raw socket reads and writes (rawtcp): no sysmon wake per request.
+		ln = m.watchAccept(rawtcp.Listener{Listener: ln})
 		srv := spec.newServer()
 		if spec.wrap != nil {
 			ln = m.watchAccept(spec.wrap(ln, srv))

@@ -54,7 +54,9 @@
 //
 // Addresses are IP literals from xDS; nothing on this path resolves names.
 // A failure to connect is returned as a *DialError so callers can answer 502
-// and know the request never reached the upstream.
+// and know the request never reached the upstream. A dialed TCP connection
+// is a *rawtcp.Conn (sidecar/internal/rawtcp): its reads and writes are raw
+// system calls, so a request does not wake the runtime's sysmon thread.
 //
 // Goroutines: the HTTP/1.1 pools (direct, and the mTLS tunnel's, both
 // h1client) have none per connection: the request is written and the

@@ -16,6 +16,7 @@ import (
 
 	"github.com/weftmesh/weft/sidecar/h1client"
 	"github.com/weftmesh/weft/sidecar/h2client"
+	"github.com/weftmesh/weft/sidecar/internal/rawtcp"
 	"github.com/weftmesh/weft/sidecar/lb"
 )
 
@@ -501,5 +502,6 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		}
 		return nil, &DialError{Addr: addr, Err: err}
 	}
-	return c, nil
+	// Raw socket reads and writes (rawtcp): no sysmon wake per request.
+	return rawtcp.Wrap(c), nil
 }
