@@ -32,7 +32,9 @@
 // quarter of a window is due. Once END_STREAM came, ReadRest gives all
 // the body's bytes at once (retry.Tee takes a gRPC unary call's message
 // so, without its pump goroutine). Trailers end the body and fill
-// Request.Trailer. RST_STREAM cancels the request's context and fails its
+// Request.Trailer at the Read that returns io.EOF (or ReadRest), on the
+// reader's goroutine, as net/http's: the handler may look at the names
+// declared while the trailers arrive. RST_STREAM cancels the request's context and fails its
 // body (what the handler did not read goes back to the connection window
 // at once, a queued stream's too) and writes. PING is answered; SETTINGS
 // is applied (initial window, frame size, header table) and acknowledged.

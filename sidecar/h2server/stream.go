@@ -582,8 +582,14 @@ func (c *conn) encodeHeader(h http.Header) {
 // requestBody is a request's body: DATA the read loop received, waiting
 // for the handler.
 type requestBody struct {
-	st      *stream
-	trailer http.Header
+	st *stream
+	// trailer is the request's Trailer map (nil: none declared); tr, the
+	// trailers received (under Mu), which the reader's Read that returns
+	// io.EOF (or ReadRest) puts into it, on the reader's goroutine, as
+	// net/http's: a handler may look at the declared names while the
+	// read loop receives the trailers (the proxy's upstream request
+	// shares the map).
+	trailer, tr http.Header
 
 	h2conn.Body      // the bytes received and not read yet, the end, Close
 	expect      bool // Expect: 100-continue, not answered yet
@@ -605,15 +611,23 @@ func (b *requestBody) end(trailer any) {
 	case error:
 		err = t
 	case http.Header:
-		// As net/http's: into Request.Trailer, which the request
-		// declared (the Trailer header); others are dropped.
+		// Into Request.Trailer by the reader (setTrailersLocked).
 		if b.trailer != nil {
-			for k, vv := range t {
-				b.trailer[k] = vv
-			}
+			b.tr = t
 		}
 	}
 	b.EndLocked(err)
+}
+
+// setTrailersLocked puts the trailers received into the request's
+// Trailer, which the request declared (the Trailer header; none
+// declared, none kept), as x/net's. On the reader's goroutine, at the
+// body's io.EOF (Mu held).
+func (b *requestBody) setTrailersLocked() {
+	for k, vv := range b.tr {
+		b.trailer[k] = vv
+	}
+	b.tr = nil
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
@@ -623,6 +637,9 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	}
 	b.Mu.Lock()
 	n, err := b.ReadLocked(p)
+	if errors.Is(err, io.EOF) {
+		b.setTrailersLocked()
+	}
 	b.Mu.Unlock()
 	if err != nil {
 		return 0, err
@@ -645,6 +662,7 @@ func (b *requestBody) ReadRest() (rest []byte, whole bool) {
 		return nil, false
 	}
 	rest = b.Rest()
+	b.setTrailersLocked()
 	b.Mu.Unlock()
 	b.st.c.Credit(&b.st.Stream, len(rest))
 	return rest, true
