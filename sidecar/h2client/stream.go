@@ -366,7 +366,7 @@ func (st *stream) writeBody() {
 			if rerr != nil && !eof {
 				cc.mu.Lock()
 				cc.resetLocked(st, st.ID, http2.ErrCodeCancel, fmt.Errorf("h2client: request body: %w", rerr))
-				cc.FlushLocked()
+				cc.FlushForLocked(&st.Stream)
 				cc.mu.Unlock()
 				break
 			}

@@ -265,14 +265,19 @@ func (c *Core) FlushLocked() { c.FlushForLocked(nil) }
 
 // FlushForLocked is FlushLocked for st's caller (or body writer):
 // BreakWriteLocked(st) ends its write at once. A flush for st after
-// such a break hands what is queued to a FlushSoonLocked goroutine.
+// such a break, or once st was reset, hands what is queued to a
+// FlushSoonLocked goroutine.
 func (c *Core) FlushForLocked(st *Stream) {
 	wrote := false
 	for len(c.buf) > 0 && !c.flushing && c.err == nil {
-		if st != nil && c.brokeFor == st {
-			// Its write was broken but had gone through: st's caller
-			// does not write more for the others.
-			c.brokeFor = nil
+		if st != nil && (c.brokeFor == st || st.Reset) {
+			// Its write was broken but had gone through, or st was
+			// reset (its request cancelled): st's caller or body
+			// writer does not write (and wait for a peer that may not
+			// read) for the others.
+			if c.brokeFor == st {
+				c.brokeFor = nil
+			}
 			c.FlushSoonLocked()
 			break
 		}
@@ -298,7 +303,10 @@ func (c *Core) FlushForLocked(st *Stream) {
 		}
 		c.cond.Broadcast()
 	}
-	if c.brokeFor == st {
+	if wrote && c.brokeFor == st {
+		// Only the writer forgets the break: a flush for st that found
+		// st's broken write in progress (the caller's, while its body
+		// writer writes) leaves it to that writer's loop above.
 		c.brokeFor = nil
 	}
 	if wrote && c.err == nil {

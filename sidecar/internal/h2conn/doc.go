@@ -47,7 +47,9 @@
 // deadline 10 ms after the write's start (in the past for a write
 // stalled longer); the connection, whose frame may be cut, then fails.
 // A write that completed by then goes on, and that stream's flush hands
-// what is still queued to a FlushSoonLocked goroutine.
+// what is still queued to a FlushSoonLocked goroutine, as does any
+// flush for a stream that was reset: a cancelled request's caller and
+// body writer never wait for a write of the others' frames.
 //
 // # Flow control
 //
