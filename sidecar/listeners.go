@@ -30,6 +30,9 @@ type listenerManager struct {
 	drain   time.Duration
 	tables  *atomic.Pointer[router.Table]
 	servers map[string]serverSpec
+	// netSocketIO: accepted connections stay the net package's, not
+	// *rawtcp.Conn (Config.NetSocketIO). Set before run.
+	netSocketIO bool
 
 	wake chan struct{}
 	// bound is true when a table was applied and every listener it names
@@ -173,8 +176,11 @@ func (m *listenerManager) apply(ctx context.Context, t *router.Table) bool {
 			ok = false
 			continue
 		}
-		// Raw socket reads and writes (rawtcp): no sysmon wake per request.
-		ln = m.watchAccept(rawtcp.Listener{Listener: ln})
+		if !m.netSocketIO {
+			// Raw socket reads and writes (rawtcp): no sysmon wake per request.
+			ln = rawtcp.Listener{Listener: ln}
+		}
+		ln = m.watchAccept(ln)
 		srv := spec.newServer()
 		if spec.wrap != nil {
 			ln = m.watchAccept(spec.wrap(ln, srv))

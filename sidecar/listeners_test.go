@@ -13,6 +13,7 @@ import (
 
 	"github.com/weftmesh/weft/sidecar/h1server"
 	"github.com/weftmesh/weft/sidecar/h2server"
+	"github.com/weftmesh/weft/sidecar/internal/rawtcp"
 	"github.com/weftmesh/weft/sidecar/router"
 )
 
@@ -123,5 +124,57 @@ func TestHTTP2WriteTimeout(t *testing.T) {
 		if !ok || h2.WriteTimeout != d {
 			t.Errorf("HTTP2WriteTimeout %v: the listener's HTTP/2 server is %#v", d, srv.HTTP2)
 		}
+	}
+}
+
+// connServer hands what its listener accepts to conns.
+type connServer struct {
+	conns chan net.Conn
+	ln    chan net.Listener
+}
+
+func (s *connServer) Serve(ln net.Listener) error {
+	s.ln <- ln
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		s.conns <- c
+	}
+}
+func (s *connServer) Shutdown(context.Context) error { return s.Close() }
+func (s *connServer) Close() error                   { ln := <-s.ln; s.ln <- ln; return ln.Close() }
+
+// TestListenerSocketIO: the data-path listeners accept *rawtcp.Conn
+// (raw reads and writes), or the net package's connections with
+// Config.NetSocketIO (--raw-socket-io=false).
+func TestListenerSocketIO(t *testing.T) {
+	for _, netIO := range []bool{false, true} {
+		var tables atomic.Pointer[router.Table]
+		srv := &connServer{conns: make(chan net.Conn, 1), ln: make(chan net.Listener, 1)}
+		m := newListenerManager(slog.New(slog.DiscardHandler), 0, &tables, map[string]serverSpec{
+			mesh.ListenerInbound: {newServer: func() server { return srv }},
+		})
+		m.netSocketIO = netIO
+		if !m.apply(t.Context(), &router.Table{Inbound: &router.Listener{Address: "127.0.0.1:0"}}) {
+			t.Fatal("table not applied")
+		}
+		ln := <-srv.ln
+		srv.ln <- ln
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := <-srv.conns
+		_, raw := got.(*rawtcp.Conn)
+		_, plain := got.(*net.TCPConn)
+		if raw == netIO || plain != netIO {
+			t.Errorf("netSocketIO %v: accepted a %T", netIO, got)
+		}
+		_ = got.Close()
+		_ = c.Close()
+		_ = srv.Close()
+		m.wg.Wait()
 	}
 }

@@ -106,6 +106,12 @@ type Config struct {
 	// HTTP2ServerWeft (default; sidecar/h2server) or HTTP2ServerNetHTTP
 	// (net/http's HTTP/2 server, the fallback).
 	HTTP2Server string
+	// NetSocketIO keeps the net package's reads and writes on the
+	// data-path connections (listeners' and transport's) instead of
+	// sidecar/internal/rawtcp's raw system calls (the default, false),
+	// which do not wake the runtime's sysmon thread per request: the
+	// fallback.
+	NetSocketIO bool
 	// HTTP2Client is what carries the HTTP/2 hops (the tunnel's
 	// multiplexed connection, h2c to a gRPC app):
 	// HTTP2ClientWeft (default; sidecar/h2client) or
@@ -281,6 +287,7 @@ func Run(ctx context.Context, cfg Config) error {
 		serverTLS = identity.ServerTLSConfig(mgr, mgr, sec.td, log)
 		mtlsDialer := transport.NewDialer(mesh.DefaultConnectTimeout)
 		mtlsDialer.Source = srcAddr(cfg)
+		mtlsDialer.NetSocketIO = cfg.NetSocketIO
 		trOpts = append(trOpts, transport.WithTunnel(transport.NewMTLS(mtlsDialer,
 			func(peerIDs []string, alpn string) (*tls.Config, error) {
 				ids := make([]spiffeid.ID, 0, len(peerIDs))
@@ -296,7 +303,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	var tables atomic.Pointer[router.Table]
-	tr := transport.New(append(trOpts, transport.WithSourceAddr(srcAddr(cfg)), transport.WithHTTP2Client(cfg.HTTP2Client), transport.WithHTTP2WriteTimeout(cfg.HTTP2WriteTimeout))...)
+	tr := transport.New(append(trOpts, transport.WithSourceAddr(srcAddr(cfg)), transport.WithNetSocketIO(cfg.NetSocketIO), transport.WithHTTP2Client(cfg.HTTP2Client), transport.WithHTTP2WriteTimeout(cfg.HTTP2WriteTimeout))...)
 	defer tr.Close()
 	// One authorization filter for both listeners; its denial counter is
 	// served with the sidecar's metrics.
@@ -326,6 +333,7 @@ func Run(ctx context.Context, cfg Config) error {
 			},
 		},
 	}))
+	lm.netSocketIO = cfg.NetSocketIO
 
 	// The validator compiles each candidate; the update handler installs
 	// the table compiled for the snapshot it publishes. Both run on the

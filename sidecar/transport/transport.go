@@ -89,7 +89,14 @@ type options struct {
 	maxIdlePerHost  int
 	idleConnTimeout time.Duration
 	source          netip.Addr
+	netSocketIO     bool
 }
+
+// WithNetSocketIO(true) keeps the net package's reads and writes on the
+// connections the transport dials, instead of sidecar/internal/rawtcp's
+// raw system calls (the default): the fallback of the sidecar's
+// --raw-socket-io=false.
+func WithNetSocketIO(on bool) Option { return func(o *options) { o.netSocketIO = on } }
 
 // WithSourceAddr makes dials to loopback destinations leave from ip when
 // ip is itself a loopback address (local mode: each workload has its own
@@ -150,6 +157,7 @@ func New(opts ...Option) *Mesh {
 	}
 	d := NewDialer(o.connectTimeout)
 	d.Source = o.source
+	d.NetSocketIO = o.netSocketIO
 	if o.tunnel == nil {
 		o.tunnel = newH2C(d, o.netHTTP2, o.h2WriteTimeout)
 	}
@@ -463,6 +471,9 @@ type Dialer struct {
 	// Source, when a loopback address, is the local address of dials to
 	// loopback destinations (see WithSourceAddr).
 	Source netip.Addr
+	// NetSocketIO leaves dialed connections as the net package made them,
+	// instead of *rawtcp.Conn (see WithNetSocketIO).
+	NetSocketIO bool
 }
 
 // NewDialer returns a Dialer whose timeout, when the endpoint in the context
@@ -501,6 +512,9 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 			err = op.Err
 		}
 		return nil, &DialError{Addr: addr, Err: err}
+	}
+	if d.NetSocketIO {
+		return c, nil
 	}
 	// Raw socket reads and writes (rawtcp): no sysmon wake per request.
 	return rawtcp.Wrap(c), nil

@@ -128,12 +128,14 @@ func parseFlags(args []string, stderr io.Writer) (sidecar.Config, error) {
 	fs.DurationVar(&cfg.TrimInterval, "trim-interval", sidecar.DefaultTrimInterval, "with --trim-after-start, drop the executable pages again this often (0: only once), so that those the sidecar keeps mapped are what it ran lately (RSS under load; package sidecar/internal/memtrim)")
 	fs.BoolVar(&cfg.ReleaseHeap, "release-heap", true, "once the load drops after a burst, return the heap it left behind to the OS (RSS after load; package sidecar/internal/heaprelease)")
 	fs.StringVar(&cfg.HTTP2Server, "http2-server", sidecar.HTTP2ServerWeft, "what serves the listeners' HTTP/2: "+sidecar.HTTP2ServerWeft+" (package sidecar/h2server) or "+sidecar.HTTP2ServerNetHTTP+" (net/http's HTTP/2 server)")
+	rawIO := fs.Bool("raw-socket-io", true, "read and write the data-path sockets with raw system calls, which do not wake the Go runtime's sysmon thread per request (package sidecar/internal/rawtcp); false: the net package's")
 	fs.StringVar(&cfg.HTTP2Client, "http2-client", sidecar.HTTP2ClientWeft, "what carries the sidecar's HTTP/2 hops (the tunnel, h2c to a gRPC app): "+sidecar.HTTP2ClientWeft+" (package sidecar/h2client) or "+sidecar.HTTP2ClientNetHTTP+" (net/http's HTTP/2 transport)")
 	fs.DurationVar(&cfg.HTTP2WriteTimeout, "http2-write-timeout", sidecar.DefaultHTTP2WriteTimeout, "bound of each socket write to an HTTP/2 connection (package sidecar/h2server's and sidecar/h2client's): a peer that does not take a write within it fails the connection; negative: no bound")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
+	cfg.NetSocketIO = !*rawIO
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}

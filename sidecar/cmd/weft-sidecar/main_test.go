@@ -43,6 +43,12 @@ func TestParseFlags(t *testing.T) {
 	if cfg, err := parseFlags([]string{"--release-heap=false"}, io.Discard); err != nil || cfg.ReleaseHeap {
 		t.Errorf("--release-heap=false: ReleaseHeap %v, %v", cfg.ReleaseHeap, err)
 	}
+	if cfg.NetSocketIO {
+		t.Error("the data-path sockets use the net package's reads and writes by default, not rawtcp's")
+	}
+	if cfg, err := parseFlags([]string{"--raw-socket-io=false"}, io.Discard); err != nil || !cfg.NetSocketIO {
+		t.Errorf("--raw-socket-io=false: NetSocketIO %v, %v", cfg.NetSocketIO, err)
+	}
 	if cfg.HTTP2WriteTimeout != sidecar.DefaultHTTP2WriteTimeout {
 		t.Errorf("HTTP2WriteTimeout %v by default, want %v", cfg.HTTP2WriteTimeout, sidecar.DefaultHTTP2WriteTimeout)
 	}

@@ -37,6 +37,7 @@
 // about the ordering I/O implies; the logic around them is the same.
 //
 // Wrap and Listener are what the sidecar uses: the data-path listeners'
-// accepted connections and the transport's dialed ones are wrapped. A
-// connection that is not a *net.TCPConn is returned as it is.
+// accepted connections and the transport's dialed ones are wrapped, unless
+// weft-sidecar runs with --raw-socket-io=false (sidecar.Config.NetSocketIO).
+// A connection that is not a *net.TCPConn is returned as it is.
 package rawtcp
