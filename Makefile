@@ -172,6 +172,9 @@ unit: $(H2SPEC)
 	@# The allocation guards (testing.AllocsPerRun) skip under -race, where
 	@# sync.Pool drops items at random: run them once more without it.
 	$(GO) test -count=1 -timeout 5m -run '$(ALLOC_TESTS)' ./sidecar/...
+	@# rawtcp's raw read(2)/write(2) path is built only without -race (race
+	@# builds go through syscall.Read/Write): run all its tests on it too.
+	$(GO) test -count=1 -timeout 2m ./sidecar/internal/rawtcp/
 
 e2e: build
 	$(call section,e2e: tests/e2e/... against the binaries in ./bin)
