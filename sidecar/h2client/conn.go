@@ -69,7 +69,6 @@ type conn struct {
 	maxStreams uint32 // the peer's SETTINGS_MAX_CONCURRENT_STREAMS, capped
 	goAway     bool   // GOAWAY received: no new stream
 	goAwayID   uint32
-	err        error // why the connection ended, once it did
 	// closeLater are request bodies to close once mu is released (a
 	// body writer blocked in Read stops when its body is closed);
 	// pendingClose says there are.
@@ -90,7 +89,7 @@ var _ h2conn.Side = (*conn)(nil)
 func (cc *conn) reserve() bool {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if cc.err != nil || cc.goAway || cc.nextID+2*uint32(cc.reserved) > maxStreamID { //nolint:gosec // bounded by maxStreams
+	if cc.ErrLocked() != nil || cc.goAway || cc.nextID+2*uint32(cc.reserved) > maxStreamID { //nolint:gosec // bounded by maxStreams
 		return false
 	}
 	if uint32(len(cc.streams)+cc.reserved) >= cc.maxStreams { //nolint:gosec // bounded by maxStreams
@@ -180,7 +179,7 @@ func (cc *conn) connError(err error) {
 		return
 	}
 	cc.mu.Lock()
-	if cc.err == nil && cc.ErrLocked() == nil {
+	if cc.ErrLocked() == nil {
 		_ = cc.Fr.WriteGoAway(0, code, nil)
 		cc.SetWriteByLocked(time.Now().Add(goAwayTimeout))
 		cc.DrainLocked()
@@ -200,10 +199,9 @@ func (cc *conn) fail(err error) {
 }
 
 func (cc *conn) failLocked(err error) {
-	if cc.err != nil {
+	if cc.ErrLocked() != nil {
 		return
 	}
-	cc.err = err
 	cc.StopLocked(err)
 	_ = cc.nc.Close()
 	if cc.timer != nil {
@@ -466,7 +464,7 @@ func (cc *conn) startTimer() {
 	}
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if cc.err != nil {
+	if cc.ErrLocked() != nil {
 		return
 	}
 	cc.period = p
@@ -498,7 +496,7 @@ func (cc *conn) tick() {
 	cc.mu.Lock()
 	defer cc.closePending()
 	defer cc.mu.Unlock()
-	if cc.err != nil {
+	if cc.ErrLocked() != nil {
 		return
 	}
 	now := time.Now()
@@ -511,7 +509,7 @@ func (cc *conn) tick() {
 		cc.failLocked(errIdle)
 		return
 	}
-	if cc.err == nil {
+	if cc.ErrLocked() == nil {
 		cc.timer.Reset(cc.period)
 	}
 }

@@ -162,10 +162,10 @@ func (cc *conn) roundTrip(req *http.Request) (*http.Response, error) {
 // there is nothing to send after them).
 func (cc *conn) startLocked(st *stream, hasBody, trailers bool) error {
 	for {
-		if cc.err != nil {
+		if cc.ErrLocked() != nil {
 			// The connection failed after getConn reserved a stream on
 			// it: nothing of the request was sent.
-			return fmt.Errorf("%w: %w", ErrNotProcessed, cc.err)
+			return fmt.Errorf("%w: %w", ErrNotProcessed, cc.ErrLocked())
 		}
 		if cc.goAway {
 			return fmt.Errorf("%w: connection going away (GOAWAY)", ErrNotProcessed)
@@ -177,7 +177,7 @@ func (cc *conn) startLocked(st *stream, hasBody, trailers bool) error {
 			break
 		}
 		// An error of waitRoomLocked is the connection's failure
-		// (cc.err, above): the request was not sent.
+		// (cc.ErrLocked(), above): the request was not sent.
 		_ = cc.WaitRoomLocked(nil)
 	}
 	end := !hasBody
