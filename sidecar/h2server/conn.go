@@ -262,12 +262,11 @@ func (c *conn) process(f http2.Frame) error {
 		return nil
 	case *http2.PushPromiseFrame:
 		return http2.ConnectionError(http2.ErrCodeProtocol)
-	case *http2.ContinuationFrame:
-		// The Framer merges CONTINUATION into MetaHeadersFrame and
-		// rejects any other.
-		return http2.ConnectionError(http2.ErrCodeProtocol)
 	}
-	return c.Process(f) // SETTINGS, WINDOW_UPDATE, PING; unknown types ignored
+	// SETTINGS, WINDOW_UPDATE, PING; unknown types ignored. CONTINUATION
+	// never comes here: h2head merges it into its HEADERS and the Framer
+	// rejects any other (PROTOCOL_ERROR).
+	return c.Process(f)
 }
 
 // StreamLocked is open stream id (h2conn.Side).

@@ -76,9 +76,7 @@ func (c *Core) PingLocked(f *http2.PingFrame) error {
 		c.pingOut = false
 		return nil
 	}
-	if f.StreamID != 0 {
-		return http2.ConnectionError(http2.ErrCodeProtocol)
-	}
+	// The Framer rejects a PING on a stream (PROTOCOL_ERROR).
 	return c.ControlLocked(func() error { return c.Fr.WritePing(true, f.Data) })
 }
 
