@@ -30,12 +30,7 @@ type barrier struct {
 
 func (b *barrier) pass() {
 	b.c.t.Helper()
-	b.n++
-	req := &discovery.DiscoveryRequest{TypeUrl: resource.SecretType, ResourceNames: []string{"barrier-" + strings.Repeat("x", b.n)}}
-	if b.last != nil {
-		req.VersionInfo, req.ResponseNonce = b.last.GetVersionInfo(), b.last.GetNonce()
-	}
-	b.c.send(req)
+	b.send()
 	b.last = b.c.recv(resource.SecretType)
 }
 
@@ -43,26 +38,39 @@ func (b *barrier) pass() {
 // its answer, in order.
 func (b *barrier) collect() []*discovery.DiscoveryResponse {
 	b.c.t.Helper()
+	b.send()
+	var out []*discovery.DiscoveryResponse
+	out, b.last = untilSecret(b.c.t, b.c.resps)
+	return out
+}
+
+// send sends the barrier's request: the Secret subscription of a new name.
+func (b *barrier) send() {
+	b.c.t.Helper()
 	b.n++
 	req := &discovery.DiscoveryRequest{TypeUrl: resource.SecretType, ResourceNames: []string{"barrier-" + strings.Repeat("x", b.n)}}
 	if b.last != nil {
 		req.VersionInfo, req.ResponseNonce = b.last.GetVersionInfo(), b.last.GetNonce()
 	}
 	b.c.send(req)
-	var out []*discovery.DiscoveryResponse
+}
+
+// untilSecret reads resps up to a Secret response (a barrier's answer)
+// and returns the responses before it, in order, and it.
+func untilSecret[R interface{ GetTypeUrl() string }](t *testing.T, resps <-chan R) (before []R, secret R) {
+	t.Helper()
 	for {
 		select {
-		case r, ok := <-b.c.resps:
+		case r, ok := <-resps:
 			if !ok {
-				b.c.t.Fatal("stream closed")
+				t.Fatal("stream closed")
 			}
 			if r.GetTypeUrl() == resource.SecretType {
-				b.last = r
-				return out
+				return before, r
 			}
-			out = append(out, r)
+			before = append(before, r)
 		case <-time.After(5 * time.Second):
-			b.c.t.Fatal("no barrier response within 5s")
+			t.Fatal("no barrier response within 5s")
 		}
 	}
 }
@@ -428,10 +436,7 @@ func (c *deltaClient) ack(r *discovery.DeltaDiscoveryResponse) {
 // answered even when it has nothing to send).
 func (c *deltaClient) barrier() {
 	c.t.Helper()
-	if c.last != nil {
-		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.SecretType, ResponseNonce: c.last.GetNonce(), ResourceNamesUnsubscribe: []string{"*"}})
-	}
-	c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.SecretType, ResourceNamesSubscribe: []string{"*"}})
+	c.sendBarrier()
 	c.last = c.recv(resource.SecretType)
 }
 
@@ -439,26 +444,19 @@ func (c *deltaClient) barrier() {
 // its answer, in order.
 func (c *deltaClient) collect() []*discovery.DeltaDiscoveryResponse {
 	c.t.Helper()
+	c.sendBarrier()
+	var out []*discovery.DeltaDiscoveryResponse
+	out, c.last = untilSecret(c.t, c.resps)
+	return out
+}
+
+// sendBarrier sends the barrier's requests.
+func (c *deltaClient) sendBarrier() {
+	c.t.Helper()
 	if c.last != nil {
 		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.SecretType, ResponseNonce: c.last.GetNonce(), ResourceNamesUnsubscribe: []string{"*"}})
 	}
 	c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.SecretType, ResourceNamesSubscribe: []string{"*"}})
-	var out []*discovery.DeltaDiscoveryResponse
-	for {
-		select {
-		case r, ok := <-c.resps:
-			if !ok {
-				c.t.Fatal("stream closed")
-			}
-			if r.GetTypeUrl() == resource.SecretType {
-				c.last = r
-				return out
-			}
-			out = append(out, r)
-		case <-time.After(5 * time.Second):
-			c.t.Fatal("no barrier response within 5s")
-		}
-	}
 }
 
 func resourceNames(r *discovery.DeltaDiscoveryResponse) []string {
