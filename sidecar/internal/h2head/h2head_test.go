@@ -23,7 +23,7 @@ type block struct {
 
 // writeBlocks encodes blocks on stream 1 (a DATA frame between them) with
 // one HPACK encoder, as a peer's connection does.
-func writeBlocks(t *testing.T, blocks []block) []byte {
+func writeBlocks(t testing.TB, blocks []block) []byte {
 	t.Helper()
 	var out, hb bytes.Buffer
 	fr := http2.NewFramer(&out, nil)
