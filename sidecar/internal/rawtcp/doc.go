@@ -23,8 +23,14 @@
 // deadlines, Close and netpoller waits are unchanged; only the read(2) and
 // write(2) themselves skip entersyscall/exitsyscall. The runtime polls the
 // network (epoll_pwait) with raw calls too. Everything else about the
-// connection (addresses, deadlines, CloseWrite, SetLinger, ReadFrom/WriteTo
-// splicing, SyscallConn for SO_ORIGINAL_DST) is the embedded *net.TCPConn's.
+// connection (addresses, deadlines, CloseWrite, SetLinger, SyscallConn for
+// SO_ORIGINAL_DST) is the embedded *net.TCPConn's. So are ReadFrom and
+// WriteTo (io.Copy's fast paths): they go through the net package's own
+// calls, which wake sysmon, and the net package splices only between its
+// own connection types, so a copy whose other side is a *Conn is a
+// user-space copy. The data path writes through Write and reads through
+// Read (h1client, h1server, h2client, h2server, proxy); a copy loop added
+// there should do the same.
 //
 // Errors read like the net package's: a failed read or write is a
 // *net.OpError (Op "read"/"write") around an *os.SyscallError; the end of
