@@ -26,8 +26,15 @@ import (
 	"github.com/weftmesh/weft/control-plane/translate"
 )
 
-// TypeURLs are the resource types Weft serves, in push order.
-var typeURLs = [...]string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType, resource.SecretType}
+// TypeURLs are the resource types Weft serves, in push order, at their
+// indexes below.
+var typeURLs = [...]string{
+	clusterTypeIndex:  resource.ClusterType,
+	endpointTypeIndex: resource.EndpointType,
+	listenerTypeIndex: resource.ListenerType,
+	routeTypeIndex:    resource.RouteType,
+	secretTypeIndex:   resource.SecretType,
+}
 
 // Each type's index in typeURLs.
 const (
