@@ -167,14 +167,8 @@ func (cc *conn) closePending() {
 // connError ends the connection after the read loop's error: a
 // protocol error of the peer gets GOAWAY first.
 func (cc *conn) connError(err error) {
-	var code http2.ErrCode
-	var ce http2.ConnectionError
-	switch {
-	case errors.As(err, &ce):
-		code = http2.ErrCode(ce)
-	case errors.Is(err, http2.ErrFrameTooLarge):
-		code = http2.ErrCodeFrameSize
-	default:
+	code, ok := h2conn.GoAwayCode(err)
+	if !ok {
 		cc.fail(fmt.Errorf("h2client: connection lost: %w", err))
 		return
 	}

@@ -143,14 +143,8 @@ func (c *conn) FrameDone(drained bool) {
 // dropped for up to a second, so that the close does not reset the
 // connection before the peer read the GOAWAY.
 func (c *conn) connError(err error) {
-	code := http2.ErrCodeProtocol
-	var ce http2.ConnectionError
-	switch {
-	case errors.As(err, &ce):
-		code = http2.ErrCode(ce)
-	case errors.Is(err, http2.ErrFrameTooLarge):
-		code = http2.ErrCodeFrameSize
-	default:
+	code, ok := h2conn.GoAwayCode(err)
+	if !ok {
 		return // the connection failed or the peer closed it
 	}
 	c.mu.Lock()

@@ -57,3 +57,19 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// TestFrameTooLargeGoAway: a frame longer than the frame size the server
+// reads (it advertises no other than 16 KiB) ends the connection with
+// GOAWAY FRAME_SIZE_ERROR (RFC 9113 4.2), not PROTOCOL_ERROR.
+func TestFrameTooLargeGoAway(t *testing.T) {
+	s := &Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}
+	rc := dialRaw(t, serve(t, s))
+	// An unknown frame type: only its length is at fault.
+	if err := rc.fr.WriteRawFrame(0xfa, 0, 0, make([]byte, 16<<10+1)); err != nil {
+		t.Fatal(err)
+	}
+	g := rc.readUntil("GOAWAY", func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok }).(*http2.GoAwayFrame)
+	if g.ErrCode != http2.ErrCodeFrameSize {
+		t.Fatalf("GOAWAY %v, want FRAME_SIZE_ERROR", g.ErrCode)
+	}
+}

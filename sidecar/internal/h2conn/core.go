@@ -533,6 +533,20 @@ type FrameHandler interface {
 	FrameDone(drained bool)
 }
 
+// GoAwayCode is the GOAWAY error code for the read loop's error err: a
+// ConnectionError's, FRAME_SIZE_ERROR for a frame too large; false for
+// any other (the connection failed or the peer closed it).
+func GoAwayCode(err error) (http2.ErrCode, bool) {
+	var ce http2.ConnectionError
+	switch {
+	case errors.As(err, &ce):
+		return http2.ErrCode(ce), true
+	case errors.Is(err, http2.ErrFrameTooLarge):
+		return http2.ErrCodeFrameSize, true
+	}
+	return 0, false
+}
+
 // ReadFrames is the read loop: it reads frames from br (the reader
 // Init was given) and hands them to h until one fails the connection,
 // whose error it returns.
